@@ -1,0 +1,72 @@
+"""`ccscore-export`: build data, train, and export models to the single ONNX graph the runtime loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@app.command("build-data")
+def build_data(
+    split: str = typer.Option("train", help="train or val: the two draw from disjoint art sources."),
+    images: int = typer.Option(6000, help="Number of source images to draw and degrade."),
+    out: Path = typer.Option(..., help="Output .npz of tiles, labels, qualities and kinds."),
+    seed: int = typer.Option(0),
+    tiles_per_image: int = typer.Option(4),
+) -> None:
+    """Builds a tile set from procedural and registry art, degraded by JPEG/WebP encoders."""
+    from .data.build import build_tiles
+
+    build_tiles(out, split=split, n_images=images, seed=seed, tiles_per_image=tiles_per_image)
+
+
+@app.command()
+def train(
+    train_data: Path = typer.Option(..., "--train", exists=True, dir_okay=False),
+    val_data: Path = typer.Option(..., "--val", exists=True, dir_okay=False),
+    out: Path = typer.Option(Path("runs/default"), help="Run folder: log.csv, loss.png, last.pt, best.pt."),
+    epochs: int = typer.Option(80),
+    seed: int = typer.Option(0),
+    resume: bool = typer.Option(True, help="Continue from OUT/last.pt when present."),
+    training_data: str = typer.Option("", help="One-line training-data summary stored in the model."),
+) -> None:
+    """Trains the detector head (the encoder is fixed) with a seeded, resumable recipe."""
+    from .train import Recipe, train as run_training
+
+    best = run_training(train_data, val_data, out, Recipe(epochs=epochs, seed=seed),
+                        training_data=training_data, resume=resume)
+    typer.echo(f"best checkpoint: {best}")
+
+
+@app.command("export")
+def export(
+    checkpoint: Path = typer.Argument(..., exists=True, dir_okay=False),
+    output: Path = typer.Option(..., "--output", "-o"),
+    validation_data: Optional[Path] = typer.Option(None, exists=True, dir_okay=False,
+                                                   help="A tile .npz whose tiles join the validation."),
+    max_tiles: int = typer.Option(8, help="Tiles per image the runtime takes by default."),
+    version: Optional[str] = typer.Option(None),
+) -> None:
+    """Exports a checkpoint to one ONNX graph and validates it against torch (fails past tolerance)."""
+    import numpy as np
+
+    from .detector_export import export_detector
+    from .onnx_export import ExportValidationError
+
+    real = np.load(validation_data)["tiles"] if validation_data else None
+    try:
+        diffs = export_detector(checkpoint, output, real_tiles=real, max_tiles=max_tiles, version=version)
+    except ExportValidationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    for name, diff in diffs.items():
+        typer.echo(f"validated {name}: max |onnx - torch| = {diff:.2e}")
+    typer.echo(f"wrote {output}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,313 @@
+"""Degradations of a whole clean image, each returning what a user's file would decode to.
+
+Codecs run on the whole image (before tiling), so the block grid sits at the image origin as in real
+files; grid-shifting crops and light resizes happen after compression, as when someone crops or resizes a
+downloaded JPEG and saves it as PNG. Every function returns `Degraded(rgb, label, quality, kind)`:
+label 0 = clean, 1 = jpeg, 2 = webp (the *last* lossy codec applied); quality = that codec's setting
+(NaN for clean); kind = a ':'-joined description ("jpeg:mozjpeg:double:shift") that evaluation can split.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from typing import NamedTuple
+
+import cv2
+import imagecodecs
+import numpy as np
+from PIL import Image, ImageFilter
+
+from .procedural import add_film_grain, add_screentone
+
+try:  # bundles several libjpeg builds, mozjpeg among them (its own quant tables and trellis quantisation)
+    import jpeglib
+except ImportError:  # optional: the pipeline still runs with libjpeg-turbo encoders only
+    jpeglib = None
+
+CLEAN, JPEG, WEBP = 0, 1, 2
+LABEL_NAMES = {CLEAN: "clean", JPEG: "jpeg", WEBP: "webp"}
+
+
+class Degraded(NamedTuple):
+    rgb: np.ndarray  # uint8 [H, W, 3], as decoded
+    label: int
+    quality: float  # codec quality setting, NaN for clean
+    kind: str
+
+
+def _decode(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+# ---------------------------------------------------------------- JPEG encoders
+
+# Pillow's subsampling codes; cv2's named factors for the same layouts.
+SUBSAMPLINGS = {"444": 0, "422": 1, "420": 2}
+_CV2_SAMPLING = {
+    "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+    "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+    "420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+}
+_JPEGLIB_SAMPLING = {"444": ((1, 1), (1, 1), (1, 1)), "422": ((2, 1), (1, 1), (1, 1)), "420": ((2, 2), (1, 1), (1, 1))}
+
+
+def encode_jpeg_pillow(
+    rgb: np.ndarray, quality: int, subsampling: int | str = 2, progressive: bool = False, optimize: bool = False
+) -> np.ndarray:
+    """libjpeg-turbo through Pillow; subsampling 0/1/2 or '444'/'422'/'420'."""
+    sub = SUBSAMPLINGS.get(subsampling, subsampling) if isinstance(subsampling, str) else subsampling
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=int(quality), subsampling=sub, progressive=progressive, optimize=optimize)
+    return _decode(buf.getvalue())
+
+
+def encode_jpeg_cv2(rgb: np.ndarray, quality: int, subsampling: str = "420", progressive: bool = False, optimize: bool = False) -> np.ndarray:
+    """OpenCV's bundled libjpeg(-turbo) build; decoded by Pillow like a user's viewer would."""
+    params = [
+        cv2.IMWRITE_JPEG_QUALITY, int(quality),
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR, _CV2_SAMPLING[subsampling],
+        cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive),
+        cv2.IMWRITE_JPEG_OPTIMIZE, int(optimize),
+    ]  # fmt: skip
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), params)
+    if not ok:
+        raise RuntimeError("cv2.imencode failed")
+    return _decode(data.tobytes())
+
+
+def encode_jpeg_imagecodecs(rgb: np.ndarray, quality: int, subsampling: str = "420", optimize: bool = False) -> np.ndarray:
+    return _decode(imagecodecs.jpeg8_encode(rgb, level=int(quality), subsampling=subsampling, optimize=optimize))
+
+
+def encode_jpeg_jpeglib(
+    rgb: np.ndarray, quality: int, version: str = "mozjpeg403", subsampling: str = "420", base_table: int | None = None,
+    progressive: bool = True,
+) -> np.ndarray:
+    """A jpeglib-bundled libjpeg build: 'mozjpeg403' (base_table 0-8 picks mozjpeg's quant table set),
+    '6b' / '9f' (original IJG libjpeg). jpeglib only writes files, hence the temp file."""
+    if jpeglib is None:
+        raise RuntimeError("jpeglib is not installed")
+    tmpdir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    fd, path = tempfile.mkstemp(suffix=".jpg", dir=tmpdir)
+    os.close(fd)
+    try:
+        with jpeglib.version(version):
+            im = jpeglib.from_spatial(np.ascontiguousarray(rgb))
+            im.samp_factor = _JPEGLIB_SAMPLING[subsampling]
+            kwargs = {"qt": int(quality)}
+            if base_table is not None and version.startswith("mozjpeg"):
+                kwargs["base_quant_tbl_idx"] = int(base_table)
+            flags = ["+PROGRESSIVE_MODE"] if progressive else ["-PROGRESSIVE_MODE"]
+            im.write_spatial(path, flags=flags if not version.startswith("mozjpeg") else [], **kwargs)
+        with open(path, "rb") as f:
+            return _decode(f.read())
+    finally:
+        os.unlink(path)
+
+
+def jpeg_encoders() -> list[str]:
+    return ["pillow", "cv2", "imagecodecs"] + (["mozjpeg", "libjpeg9"] if jpeglib is not None else [])
+
+
+def random_jpeg(rng: np.random.Generator, rgb: np.ndarray, quality: int, encoder: str | None = None) -> tuple[np.ndarray, str]:
+    """JPEG-compress with a random encoder / subsampling / progressive / optimise choice; returns (rgb, encoder)."""
+    encoders = jpeg_encoders()
+    # Pillow is what most tools use; mozjpeg (web optimisers, squoosh) is the second most valuable.
+    weights = {"pillow": 0.4, "cv2": 0.15, "imagecodecs": 0.1, "mozjpeg": 0.25, "libjpeg9": 0.1}
+    if encoder is None:
+        p = np.array([weights[e] for e in encoders])
+        encoder = str(rng.choice(encoders, p=p / p.sum()))
+    sub = str(rng.choice(["444", "422", "420"], p=[0.3, 0.15, 0.55]))
+    progressive, optimize = bool(rng.random() < 0.3), bool(rng.random() < 0.5)
+    if encoder == "pillow":
+        out = encode_jpeg_pillow(rgb, quality, sub, progressive, optimize)
+    elif encoder == "cv2":
+        out = encode_jpeg_cv2(rgb, quality, sub, progressive, optimize)
+    elif encoder == "imagecodecs":
+        out = encode_jpeg_imagecodecs(rgb, quality, sub, optimize)
+    elif encoder == "mozjpeg":
+        # Table set 3 (ImageMagick's) is mozjpeg's default; the others appear in tuned pipelines.
+        table = 3 if rng.random() < 0.6 else int(rng.integers(0, 9))
+        out = encode_jpeg_jpeglib(rgb, quality, "mozjpeg403", sub, base_table=table)
+    elif encoder == "libjpeg9":
+        out = encode_jpeg_jpeglib(rgb, quality, "9f", sub, progressive=progressive)
+    else:
+        raise ValueError(f"unknown JPEG encoder {encoder!r}")
+    return out, encoder
+
+
+# ---------------------------------------------------------------- WebP encoders
+
+
+def encode_webp_pillow(rgb: np.ndarray, quality: int, method: int = 4) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "WEBP", quality=int(quality), method=int(method))
+    return _decode(buf.getvalue())
+
+
+def encode_webp_imagecodecs(rgb: np.ndarray, quality: int, method: int = 4) -> np.ndarray:
+    return _decode(imagecodecs.webp_encode(np.ascontiguousarray(rgb), level=int(quality), method=int(method), lossless=False))
+
+
+def encode_webp_cv2(rgb: np.ndarray, quality: int) -> np.ndarray:
+    ok, data = cv2.imencode(".webp", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_WEBP_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("cv2.imencode webp failed")
+    return _decode(data.tobytes())
+
+
+def random_webp(rng: np.random.Generator, rgb: np.ndarray, quality: int) -> tuple[np.ndarray, str]:
+    """WebP-compress with a random libwebp build and method 0-6; returns (rgb, encoder)."""
+    encoder = str(rng.choice(["pillow", "imagecodecs", "cv2"], p=[0.6, 0.25, 0.15]))
+    method = int(rng.integers(0, 7))
+    if encoder == "pillow":
+        return encode_webp_pillow(rgb, quality, method), encoder
+    if encoder == "imagecodecs":
+        return encode_webp_imagecodecs(rgb, quality, method), encoder
+    return encode_webp_cv2(rgb, quality), encoder
+
+
+# ---------------------------------------------------------------- geometry after compression
+
+
+def shift_grid(rgb: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Crops dy rows / dx columns off the top / left, moving the block grid off the origin."""
+    return np.ascontiguousarray(rgb[dy:, dx:])
+
+
+def resize(rgb: np.ndarray, scale: float, resample: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    size = (max(16, round(w * scale)), max(16, round(h * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, resample))
+
+
+def _random_shift(rng: np.random.Generator) -> tuple[int, int]:
+    while True:
+        dy, dx = (int(v) for v in rng.integers(0, 8, size=2))
+        if dy or dx:
+            return dy, dx
+
+
+# ---------------------------------------------------------------- clean-type negatives (stored lossless)
+
+
+def clean_resampled(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
+    scale = float(rng.choice([rng.uniform(0.5, 0.95), rng.uniform(1.05, 2.0)]))
+    h, w = rgb.shape[:2]
+    scale = min(scale, 1400 / max(h, w))  # keep upscales affordable
+    filt = [Image.Resampling.BICUBIC, Image.Resampling.LANCZOS, Image.Resampling.BILINEAR][int(rng.integers(0, 3))]
+    return resize(rgb, scale, filt)
+
+
+def clean_palette(rng: np.random.Generator, rgb: np.ndarray, dither: bool) -> np.ndarray:
+    """Palette PNG (GIF-like): 16-256 colours, Floyd-Steinberg or no dithering."""
+    colours = int(rng.choice([16, 32, 64, 128, 256]))
+    method = [Image.Quantize.MEDIANCUT, Image.Quantize.MAXCOVERAGE, Image.Quantize.FASTOCTREE][int(rng.integers(0, 3))]
+    d = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
+    return np.asarray(Image.fromarray(rgb).quantize(colours, method=method, dither=d).convert("RGB"))
+
+
+def clean_grain(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
+    img = rgb.astype(np.float32)
+    add_film_grain(rng, img)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def clean_blur(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 2.0))))
+
+
+def clean_screentone(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
+    img = rgb.astype(np.float32)
+    add_screentone(rng, img)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def clean_sharpen(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
+    f = ImageFilter.UnsharpMask(radius=rng.uniform(0.5, 2.5), percent=int(rng.integers(50, 200)), threshold=int(rng.integers(0, 4)))
+    return np.asarray(Image.fromarray(rgb).filter(f))
+
+
+HARD_NEGATIVES = {
+    "resampled": clean_resampled,
+    "palette": lambda rng, rgb: clean_palette(rng, rgb, dither=False),
+    "palette_dither": lambda rng, rgb: clean_palette(rng, rgb, dither=True),
+    "grain": clean_grain,
+    "blur": clean_blur,
+    "screentone": clean_screentone,
+    "sharpen": clean_sharpen,
+}
+
+
+def degrade_clean(rng: np.random.Generator, rgb: np.ndarray, variant: str = "plain") -> Degraded:
+    """Label-0 sample: the image itself or one of HARD_NEGATIVES (all lossless)."""
+    out = rgb if variant == "plain" else HARD_NEGATIVES[variant](rng, rgb)
+    return Degraded(np.ascontiguousarray(out), CLEAN, float("nan"), "clean" if variant == "plain" else f"clean:{variant}")
+
+
+# ---------------------------------------------------------------- lossy samples
+
+
+def _quality(rng: np.random.Generator, low: int, high: int, hard_low: int) -> int:
+    """Uniform over [low, high], with half the draws from the hard high-quality band [hard_low, high]."""
+    return int(rng.integers(hard_low if rng.random() < 0.5 else low, high + 1))
+
+
+def sample_jpeg_quality(rng: np.random.Generator) -> int:
+    return _quality(rng, 20, 98, 80)
+
+
+def sample_webp_quality(rng: np.random.Generator) -> int:
+    return _quality(rng, 20, 95, 75)
+
+
+def degrade_lossy(
+    rng: np.random.Generator, rgb: np.ndarray, codec: str, quality: int | None = None, double: bool = False,
+    shift: tuple[int, int] | None = None, scale: float | None = None,
+) -> Degraded:
+    """Compress with `codec` ('jpeg' / 'webp'), optionally after a first lossy pass (`double`), then
+    optionally crop `shift` = (dy, dx) off the top-left and resize by `scale`."""
+    parts = []
+    if double:
+        first = str(rng.choice(["jpeg", "webp"], p=[0.7, 0.3]))
+        if first == "jpeg":
+            rgb, enc = random_jpeg(rng, rgb, sample_jpeg_quality(rng))
+        else:
+            rgb, enc = random_webp(rng, rgb, sample_webp_quality(rng))
+    if codec == "jpeg":
+        quality = sample_jpeg_quality(rng) if quality is None else quality
+        rgb, enc = random_jpeg(rng, rgb, quality)
+        label = JPEG
+    elif codec == "webp":
+        quality = sample_webp_quality(rng) if quality is None else quality
+        rgb, enc = random_webp(rng, rgb, quality)
+        label = WEBP
+    else:
+        raise ValueError(f"unknown codec {codec!r}")
+    parts += [codec, enc]
+    if double:
+        parts.append(f"double_{first}")
+    if shift is not None:
+        rgb = shift_grid(rgb, *shift)
+        parts.append("shift")
+    if scale is not None:
+        rgb = resize(rgb, scale)
+        parts.append("resize")
+    return Degraded(np.ascontiguousarray(rgb), label, float(quality), ":".join(parts))
+
+
+def random_degradation(rng: np.random.Generator, rgb: np.ndarray) -> Degraded:
+    """The training mix: ~40% clean (half plain, half hard negatives), ~35% JPEG, ~25% WebP.
+    Of the lossy: ~15% double-compressed, ~50% grid-shifted, ~5% lightly resized (a hard case)."""
+    u = rng.random()
+    if u < 0.40:
+        if rng.random() < 0.5:
+            return degrade_clean(rng, rgb)
+        return degrade_clean(rng, rgb, str(rng.choice(list(HARD_NEGATIVES))))
+    codec = "jpeg" if u < 0.75 else "webp"
+    shift = _random_shift(rng) if rng.random() < 0.5 else None
+    scale = float(rng.uniform(0.9, 1.1)) if rng.random() < 0.05 else None
+    return degrade_lossy(rng, rgb, codec, double=bool(rng.random() < 0.15), shift=shift, scale=scale)

@@ -1,0 +1,78 @@
+"""Checkpoints of the artifact detector and their export to the shipped single ONNX graph."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import __version__
+from .model import ArtifactDetector, DetectorConfig
+from .onnx_export import PIXELS, PROBS, QUALITY, export_graph, producer_commit, validate_graph, write_metadata
+
+DEFAULT_MAX_TILES = 8
+
+
+def save_checkpoint(path: Path, model: ArtifactDetector, extra: dict | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"config": model.config.to_dict(), "state_dict": model.state_dict(), **(extra or {})}, tmp)
+    tmp.replace(path)  # a crash mid-write never leaves a truncated checkpoint behind
+
+
+def load_checkpoint(path: Path) -> tuple[ArtifactDetector, dict]:
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    model = ArtifactDetector(DetectorConfig.from_dict(blob["config"]))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval(), blob
+
+
+def validation_batches(tile_size: int, seed: int = 0, real_tiles: np.ndarray | None = None) -> list[np.ndarray]:
+    """Random-noise tiles, smooth synthetic tiles and their JPEG versions, plus any real tiles given."""
+    rng = np.random.default_rng(seed)
+    batches = [rng.integers(0, 256, (4, tile_size, tile_size, 3), dtype=np.uint8)]
+    yy, xx = np.mgrid[0:tile_size, 0:tile_size].astype(np.float32)
+    smooth = []
+    for k in range(4):
+        base = 127 + 100 * np.sin(xx / (5 + 7 * k)) * np.cos(yy / (9 + 3 * k))
+        rgb = np.stack([base, base[::-1], base.T], axis=-1).clip(0, 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", quality=40 + 15 * k)
+        smooth += [rgb, np.asarray(Image.open(buf).convert("RGB"))]
+    batches.append(np.stack(smooth))
+    if real_tiles is not None and len(real_tiles):
+        pick = rng.choice(len(real_tiles), size=min(64, len(real_tiles)), replace=False)
+        batches.append(np.ascontiguousarray(real_tiles[np.sort(pick)]))
+    return batches
+
+
+def export_detector(checkpoint: Path, output: Path, real_tiles: np.ndarray | None = None,
+                    max_tiles: int = DEFAULT_MAX_TILES, name: str = "ccscore-detector",
+                    version: str | None = None) -> dict[str, float]:
+    """Exports, validates against torch (raises past tolerance) and stamps the contract metadata."""
+    model, blob = load_checkpoint(checkpoint)
+    config = model.config
+    example = torch.zeros(2, config.tile_size, config.tile_size, 3, dtype=torch.uint8)
+    export_graph(model, example, output, inputs=[PIXELS], outputs=[PROBS, QUALITY])
+    diffs = validate_graph(model, output, validation_batches(config.tile_size, real_tiles=real_tiles),
+                           outputs=[PROBS, QUALITY])
+    write_metadata(output, {
+        "name": name,
+        "version": version or blob.get("model_version", "0.1.0"),
+        "labels": list(config.labels),
+        "outputs": ["probs", "quality"],
+        "tile_size": config.tile_size,
+        "tiling": "content",
+        "tiling_params": {"max_tiles": max_tiles},
+        "aggregation": "mean",
+        "threshold": 0.5,
+        "producer": "ccscore-export",
+        "producer_version": __version__,
+        "commit": producer_commit(),
+        "training_data": blob.get("training_data", "unspecified"),
+        "validation_max_abs_diff": diffs,
+    })
+    return diffs

@@ -1,0 +1,21 @@
+"""Errors a user can act on; each message is one line."""
+
+
+class CCScoreError(Exception):
+    """Base of every error ccscore raises on purpose."""
+
+
+class OnnxRuntimeMissing(CCScoreError, ImportError):
+    def __init__(self) -> None:
+        super().__init__(
+            "onnxruntime is not installed: pip install 'ccscore[cpu]' (CPU) or 'ccscore[gpu]' (CUDA); "
+            "install only one of the two, they overwrite each other"
+        )
+
+
+class ModelError(CCScoreError):
+    """A model file is missing, unreadable, or does not follow the ccscore model contract."""
+
+
+class ImageError(CCScoreError):
+    """An input cannot be decoded as an image."""

@@ -1,0 +1,48 @@
+"""What scoring returns: per image, and per tile with its box."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .tiling import Box
+
+
+@dataclass
+class TileScore:
+    box: Box  # left, top, right, bottom in image pixels
+    scores: dict[str, float]
+    quality: Optional[float] = None
+
+    def to_dict(self) -> dict:
+        d = {"box": list(self.box), "scores": self.scores}
+        if self.quality is not None:
+            d["quality"] = self.quality
+        return d
+
+
+@dataclass
+class ScoreResult:
+    label: str
+    scores: dict[str, float]  # label -> probability, aggregated over tiles; sums to 1
+    quality: Optional[float] = None  # estimated encoder quality (0-100) of the detected codec
+    tiles: list[TileScore] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)  # width, height
+    path: Optional[str] = None
+
+    @property
+    def flagged(self) -> bool:
+        return self.label != "clean"
+
+    def to_dict(self, with_tiles: bool = False) -> dict:
+        d: dict = {}
+        if self.path is not None:
+            d["path"] = self.path
+        d["label"] = self.label
+        d["scores"] = self.scores
+        if self.quality is not None:
+            d["quality"] = self.quality
+        d["width"], d["height"] = self.size
+        if with_tiles:
+            d["tiles"] = [t.to_dict() for t in self.tiles]
+        return d

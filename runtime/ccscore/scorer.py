@@ -1,0 +1,159 @@
+"""`Scorer`: load a model once, then score images, PIL images or arrays."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from .errors import ModelError
+from .images import ImageInput, load_rgb
+from .model_info import ModelInfo, default_model_path
+from .providers import Device, Session, create_session
+from .results import ScoreResult, TileScore
+from .tiling import Tiles, make_tiles
+
+AGGREGATIONS = ("mean", "median", "max", "min")
+CLEAN = "clean"
+
+
+def aggregate(probs: np.ndarray, method: str) -> np.ndarray:
+    """Tile probabilities [N, C] -> one distribution [C] (renormalised: median/max/min need not sum to 1)."""
+    if method not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {method!r}: use one of {', '.join(AGGREGATIONS)}")
+    combined = getattr(np, method)(probs, axis=0).astype(np.float64)
+    total = combined.sum()
+    return combined / total if total > 0 else np.full_like(combined, 1.0 / len(combined))
+
+
+def decide(scores: dict[str, float], threshold: float) -> str:
+    """`clean` unless P(clean) < 1 - threshold, then the likeliest other label."""
+    if CLEAN not in scores:
+        return max(scores, key=scores.get)
+    if scores[CLEAN] >= 1.0 - threshold:
+        return CLEAN
+    return max((k for k in scores if k != CLEAN), key=scores.get)
+
+
+class Scorer:
+    """Scores images with one ONNX model; the session is created once and reused for every call.
+
+    model: path to a ccscore ONNX model, or None for the bundled default.
+    device: "auto" (CUDA when onnxruntime-gpu has it, else CPU), "cpu", "cuda", or a list of providers.
+    aggregate / threshold / max_tiles: override the model's defaults from its metadata.
+    """
+
+    def __init__(self, model: Optional[os.PathLike | str] = None, device: Device = "auto",
+                 aggregate: Optional[str] = None, threshold: Optional[float] = None,
+                 max_tiles: Optional[int] = None, batch_size: int = 64, max_pixels: Optional[int] = None,
+                 intra_op_threads: Optional[int] = None):
+        path = Path(model) if model is not None else default_model_path()
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        self._session: Session = create_session(str(path), device, intra_op_threads)
+        props = self._session.session.get_modelmeta().custom_metadata_map
+        self.info = ModelInfo.from_metadata(path, props)
+        output_names = [o.name for o in self._session.session.get_outputs()]
+        if "probs" not in output_names:
+            raise ModelError(f"{path} has no 'probs' output (has {', '.join(output_names)})")
+        self._outputs = [n for n in ("probs", "quality") if n in output_names]
+        self._input = self._session.session.get_inputs()[0].name
+        self.aggregation = aggregate or self.info.aggregation
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.aggregation!r}: use one of {', '.join(AGGREGATIONS)}")
+        self.threshold = self.info.threshold if threshold is None else float(threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be within [0, 1], got {self.threshold}")
+        self.tiling_params = dict(self.info.tiling_params)
+        if max_tiles is not None:
+            if "max_tiles" not in self.tiling_params:
+                raise ValueError(f"tiling strategy {self.info.tiling!r} takes no max_tiles")
+            self.tiling_params["max_tiles"] = int(max_tiles)
+        self.batch_size = batch_size
+        self.max_pixels = max_pixels
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.info.labels
+
+    @property
+    def providers(self) -> list[str]:
+        return self._session.active
+
+    @property
+    def fallback_note(self) -> Optional[str]:
+        """Set when an accelerator was asked for and onnxruntime dropped it."""
+        return self._session.fallback_note
+
+    def tile(self, image: ImageInput) -> tuple[Tiles, tuple[int, int]]:
+        rgb = load_rgb(image, self.max_pixels)
+        tiles = make_tiles(rgb, self.info.tiling, self.info.tile_size, self.tiling_params)
+        return tiles, (rgb.shape[1], rgb.shape[0])
+
+    def run(self, pixels: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Raw model outputs for uint8 tiles [N, T, T, 3]: probs [N, C] and quality [N] (or None)."""
+        probs, quality = [], []
+        for i in range(0, len(pixels), self.batch_size):
+            out = self._session.session.run(self._outputs, {self._input: pixels[i : i + self.batch_size]})
+            probs.append(out[0])
+            if len(out) > 1:
+                quality.append(out[1].reshape(-1))
+        return np.concatenate(probs), (np.concatenate(quality) if quality else None)
+
+    def result(self, tiles: Tiles, size: tuple[int, int], probs: np.ndarray, quality: Optional[np.ndarray],
+               path: Optional[str] = None) -> ScoreResult:
+        """Aggregates one image's tile outputs into its result."""
+        labels = self.labels
+        dist = aggregate(probs, self.aggregation)
+        scores = {label: float(p) for label, p in zip(labels, dist)}
+        label = decide(scores, self.threshold)
+        image_quality = None
+        if quality is not None and label != CLEAN:
+            # Tiles weigh in by how sure they are of the damage: clean tiles have no quality to report.
+            weight = 1.0 - probs[:, labels.index(CLEAN)] if CLEAN in labels else np.ones(len(probs))
+            image_quality = float(np.average(quality, weights=weight + 1e-6))
+        tile_scores = [
+            TileScore(box, {l: float(p) for l, p in zip(labels, row)}, None if quality is None else float(quality[k]))
+            for k, (box, row) in enumerate(zip(tiles.boxes, probs))
+        ]
+        return ScoreResult(label, scores, image_quality, tile_scores, size, path)
+
+    def score(self, image: ImageInput) -> ScoreResult:
+        """Scores one image: a path, a PIL image, or an RGB uint8 array."""
+        tiles, size = self.tile(image)
+        probs, quality = self.run(tiles.pixels)
+        path = str(image) if isinstance(image, (str, os.PathLike)) else None
+        return self.result(tiles, size, probs, quality, path)
+
+    def score_tiled(self, items: Iterable[tuple[Optional[str], Tiles, tuple[int, int]]]) -> Iterator[ScoreResult]:
+        """Scores already-tiled images, batching tiles of many images into one session run, in input order."""
+        pending: list[tuple[Optional[str], Tiles, tuple[int, int]]] = []
+        count = 0
+
+        def flush() -> Iterator[ScoreResult]:
+            probs, quality = self.run(np.concatenate([t.pixels for _, t, _ in pending]))
+            start = 0
+            for path, tiles, size in pending:
+                end = start + len(tiles.boxes)
+                yield self.result(tiles, size, probs[start:end], None if quality is None else quality[start:end], path)
+                start = end
+
+        for item in items:
+            pending.append(item)
+            count += len(item[1].boxes)
+            if count >= self.batch_size:
+                yield from flush()
+                pending, count = [], 0
+        if pending:
+            yield from flush()
+
+    def score_many(self, images: Sequence[ImageInput]) -> Iterator[ScoreResult]:
+        """Scores several images with shared session runs; decoding errors raise `ImageError`."""
+        def tiled():
+            for image in images:
+                tiles, size = self.tile(image)
+                yield (str(image) if isinstance(image, (str, os.PathLike)) else None), tiles, size
+
+        return self.score_tiled(tiled())

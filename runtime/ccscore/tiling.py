@@ -1,0 +1,106 @@
+"""Tiling strategies: how an image becomes the fixed-size tiles a model sees.
+
+A model names its strategy and parameters in its ONNX metadata; the runtime looks the strategy up here.
+Every strategy returns a `Tiles` batch: uint8 RGB `[N, T, T, 3]` plus each tile's box in image pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom in image pixels (right/bottom exclusive)
+
+
+@dataclass
+class Tiles:
+    pixels: np.ndarray  # uint8 [N, T, T, 3]
+    boxes: list[Box]
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma as float32, the colour space JPEG and WebP quantise in."""
+    rgb = rgb.astype(np.float32)
+    return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+
+
+def _pad_to(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Pads an image smaller than a tile by mirroring, so the model still sees real texture."""
+    h, w = rgb.shape[:2]
+    pad_h, pad_w = max(0, size - h), max(0, size - w)
+    if not pad_h and not pad_w:
+        return rgb
+    # np.pad's symmetric mode cannot pad by more than the image size at once; repeat until large enough.
+    while rgb.shape[0] < size or rgb.shape[1] < size:
+        ph = min(size - rgb.shape[0], rgb.shape[0]) if rgb.shape[0] < size else 0
+        pw = min(size - rgb.shape[1], rgb.shape[1]) if rgb.shape[1] < size else 0
+        rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
+    return rgb
+
+
+def tile_texture_scores(rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores each cell of a non-overlapping `size` grid by how much compression evidence it can hold.
+
+    Flat cells quantise to zero at every grid phase and carry no evidence; so do cells of pure noise.
+    The score is the share of luma neighbour differences in a moderate band (texture that a codec must
+    quantise but not noise), computed on a 2x-subsampled luma to stay cheap next to decoding.
+    Returns (scores [rows, cols], row origins, col origins).
+    """
+    h, w = rgb.shape[:2]
+    rows = max(1, h // size)
+    cols = max(1, w // size)
+    # Spread leftover pixels evenly so border cells are not always skipped.
+    ys = np.linspace(0, max(0, h - size), rows).round().astype(int)
+    xs = np.linspace(0, max(0, w - size), cols).round().astype(int)
+    y = luma(rgb[::2, ::2])
+    dx = np.abs(np.diff(y, axis=1, append=y[:, -1:]))
+    dy = np.abs(np.diff(y, axis=0, append=y[-1:, :]))
+    grad = dx + dy
+    useful = ((grad > 1.0) & (grad < 48.0)).astype(np.float32)
+    half = max(1, size // 2)
+    scores = np.empty((rows, cols), np.float32)
+    for i, y0 in enumerate(ys):
+        for j, x0 in enumerate(xs):
+            cell = useful[y0 // 2 : y0 // 2 + half, x0 // 2 : x0 // 2 + half]
+            scores[i, j] = cell.mean() if cell.size else 0.0
+    return scores, ys, xs
+
+
+def content_tiles(rgb: np.ndarray, tile_size: int, max_tiles: int = 16) -> Tiles:
+    """Native-resolution tiles chosen by content: the `max_tiles` grid cells with the most useful texture.
+
+    No resizing ever happens: resampling erases the block-grid traces the model looks for.
+    """
+    rgb = np.ascontiguousarray(rgb[..., :3])
+    if rgb.shape[0] < tile_size or rgb.shape[1] < tile_size:
+        padded = _pad_to(rgb, tile_size)
+        h, w = rgb.shape[:2]
+        return Tiles(padded[None, :tile_size, :tile_size], [(0, 0, min(w, tile_size), min(h, tile_size))])
+    scores, ys, xs = tile_texture_scores(rgb, tile_size)
+    order = np.argsort(-scores.ravel(), kind="stable")[:max_tiles]
+    boxes: list[Box] = []
+    pixels = np.empty((len(order), tile_size, tile_size, 3), np.uint8)
+    for n, flat in enumerate(order):
+        i, j = divmod(int(flat), scores.shape[1])
+        y0, x0 = int(ys[i]), int(xs[j])
+        pixels[n] = rgb[y0 : y0 + tile_size, x0 : x0 + tile_size]
+        boxes.append((x0, y0, x0 + tile_size, y0 + tile_size))
+    return Tiles(pixels, boxes)
+
+
+TilingStrategy = Callable[..., Tiles]
+
+# Strategy name (as written in model metadata) -> function(rgb, tile_size, **params).
+STRATEGIES: dict[str, TilingStrategy] = {
+    "content": content_tiles,
+}
+
+
+def make_tiles(rgb: np.ndarray, strategy: str, tile_size: int, params: dict | None = None) -> Tiles:
+    try:
+        fn = STRATEGIES[strategy]
+    except KeyError:
+        raise ValueError(f"unknown tiling strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}") from None
+    return fn(rgb, tile_size, **(params or {}))
