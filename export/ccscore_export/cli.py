@@ -68,5 +68,31 @@ def export(
     typer.echo(f"wrote {output}")
 
 
+@app.command("city96")
+def city96(
+    clip: Path = typer.Option(..., "--clip", exists=True, file_okay=False,
+                              help="Local Hugging Face CLIP folder (openai/clip-vit-large-patch14-336)."),
+    head: Path = typer.Option(..., "--head", exists=True, dir_okay=False, help="CityClassifiers head .safetensors."),
+    config: Optional[Path] = typer.Option(None, "--config", exists=True, dir_okay=False,
+                                          help="The head's .config.json (default: beside the head)."),
+    output: Path = typer.Option(..., "--output", "-o"),
+    fp16: bool = typer.Option(False, "--fp16", help="CLIP tower in fp16 (uint8 input, fp32 probs)."),
+    name: Optional[str] = typer.Option(None, help="Model name (default: from the config)."),
+    version: Optional[str] = typer.Option(None, help="Model version (default: the config's rev)."),
+) -> None:
+    """Imports a CityClassifiers checkpoint: CLIP vision + head as one ONNX graph, validated against torch."""
+    from .city96 import export_city96
+    from .onnx_export import ExportValidationError
+
+    try:
+        diffs = export_city96(clip, head, output, config=config, fp16=fp16, name=name, version=version)
+    except (ExportValidationError, ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    for key, diff in diffs.items():
+        typer.echo(f"validated {key}: max |onnx - torch| = {diff:.2e}")
+    typer.echo(f"wrote {output}")
+
+
 def main() -> None:
     app()

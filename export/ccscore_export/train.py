@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from .detector_export import load_checkpoint, save_checkpoint
+from .metrics import auroc
 from .model import ArtifactDetector, ArtifactEncoder, DetectorConfig
 
 
@@ -91,25 +92,6 @@ def evaluate(model: ArtifactDetector, split: dict[str, np.ndarray], recipe: Reci
         "auroc": auroc(1 - probs[:, 0], lossy),
         "quality_mae": float(np.abs(q_pred[lossy] - split["quality"][lossy]).mean()) if lossy.any() else float("nan"),
     }
-
-
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve via the rank statistic (ties get average ranks)."""
-    positive = positive.astype(bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if not n_pos or not n_neg:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), np.float64)
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def plot_curve(log_path: Path, png_path: Path) -> None:
@@ -186,7 +168,7 @@ def train(train_path: Path, val_path: Path, out_dir: Path, recipe: Recipe | None
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         metrics = evaluate(model, val_split, recipe)
         row = {"epoch": epoch, "train_loss": total / len(perm), **{f"val_{k}": v for k, v in metrics.items()},
                "seconds": time.time() - t0}

@@ -11,7 +11,7 @@ import numpy as np
 from .errors import ModelError
 from .images import ImageInput, load_rgb
 from .model_info import ModelInfo, default_model_path
-from .providers import Device, Session, create_session
+from .providers import Device, Session, create_session, import_onnxruntime
 from .results import ScoreResult, TileScore
 from .tiling import Tiles, make_tiles
 
@@ -49,6 +49,7 @@ class Scorer:
                  aggregate: Optional[str] = None, threshold: Optional[float] = None,
                  max_tiles: Optional[int] = None, batch_size: int = 64, max_pixels: Optional[int] = None,
                  intra_op_threads: Optional[int] = None):
+        import_onnxruntime()  # the most basic missing piece is reported first
         path = Path(model) if model is not None else default_model_path()
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")

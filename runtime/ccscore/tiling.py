@@ -90,11 +90,73 @@ def content_tiles(rgb: np.ndarray, tile_size: int, max_tiles: int = 16) -> Tiles
     return Tiles(pixels, boxes)
 
 
+# PIL resampling filters by name (the numbers Pillow and Hugging Face preprocessor configs use).
+PIL_RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
+
+
+def _short_side_to(width: int, height: int, size: int) -> tuple[int, int]:
+    """(width, height) with the short side at `size`, the long one truncated (torchvision and transformers alike)."""
+    if width <= height:
+        return size, int(size * height / width)
+    return int(size * width / height), size
+
+
+def city96_fivecrop_tiles(rgb: np.ndarray, tile_size: int, shortest_edge: int | None = None,
+                          crop: int | None = None, long_side_limit: int = 1536, resize_to: int = 1536,
+                          presize_resample: str = "bilinear", resample: str = "bicubic") -> Tiles:
+    """The CityClassifiers reference tiling, reproduced pixel for pixel with Pillow.
+
+    When the short side exceeds `crop` (twice the CLIP size, 672): if the long side exceeds `long_side_limit`,
+    the short side is first resized to `resize_to` (torchvision `resize(img, 1536)` on a PIL image: bilinear,
+    upscaling too); then the four corner and the centre `crop` squares are cut (torchvision `five_crop`).
+    Otherwise the whole image is one view. Each view is then prepared as the slow CLIPImageProcessor does:
+    short side resized to `shortest_edge` with `resample` (bicubic), centre crop of `tile_size`.
+    Boxes are each tile's area in original image pixels (approximate after resizing).
+    """
+    from PIL import Image
+
+    shortest_edge = int(shortest_edge or tile_size)
+    if shortest_edge < tile_size:
+        raise ValueError(f"shortest_edge {shortest_edge} is below the tile size {tile_size}")
+    crop = int(crop or 2 * shortest_edge)
+    rgb = np.ascontiguousarray(rgb[..., :3])
+    height, width = rgb.shape[:2]
+    image = Image.fromarray(rgb)
+    sx = sy = 1.0
+    if min(width, height) > crop:
+        if max(width, height) > long_side_limit:
+            size = _short_side_to(width, height, resize_to)
+            if size != image.size:
+                image = image.resize(size, PIL_RESAMPLE[presize_resample])
+            sx, sy = width / size[0], height / size[1]
+        w, h = image.size
+        # torchvision five_crop order: top-left, top-right, bottom-left, bottom-right, centre (round half even).
+        origins = [(0, 0), (w - crop, 0), (0, h - crop), (w - crop, h - crop),
+                   (int(round((w - crop) / 2.0)), int(round((h - crop) / 2.0)))]
+        views = [(x, y, image.crop((x, y, x + crop, y + crop))) for x, y in origins]
+    else:
+        views = [(0, 0, image)]
+    pixels = np.empty((len(views), tile_size, tile_size, 3), np.uint8)
+    boxes: list[Box] = []
+    for n, (x0, y0, view) in enumerate(views):
+        vw, vh = view.size
+        rw, rh = _short_side_to(vw, vh, shortest_edge)
+        resized = view.resize((rw, rh), PIL_RESAMPLE[resample]) if (rw, rh) != (vw, vh) else view
+        top, left = (rh - tile_size) // 2, (rw - tile_size) // 2  # transformers' center_crop
+        pixels[n] = np.asarray(resized)[top : top + tile_size, left : left + tile_size]
+        fx, fy = vw / rw, vh / rh
+        boxes.append((int(round((x0 + left * fx) * sx)), int(round((y0 + top * fy) * sy)),
+                      min(width, int(round((x0 + (left + tile_size) * fx) * sx))),
+                      min(height, int(round((y0 + (top + tile_size) * fy) * sy)))))
+    return Tiles(pixels, boxes)
+
+
 TilingStrategy = Callable[..., Tiles]
 
 # Strategy name (as written in model metadata) -> function(rgb, tile_size, **params).
 STRATEGIES: dict[str, TilingStrategy] = {
     "content": content_tiles,
+    "city96_fivecrop": city96_fivecrop_tiles,
 }
 
 

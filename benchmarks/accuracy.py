@@ -1,0 +1,187 @@
+"""Accuracy of a ccscore model on an evaluation set: tables by codec x quality band, by kind, confusion matrix,
+AUROC, false positives, quality error, and the detector issue's bar line by line.
+
+An evaluation set is a folder with `manifest.csv` (path, label, quality, kind, source), as written by
+`ccscore-export build-data --eval-from CLEAN_DIR --out EVAL_DIR` from any folder of clean lossless art.
+Real lossy files from the wild (re-saved as PNG; every one should be flagged) come with --real-lossy.
+
+    python benchmarks/accuracy.py --eval-set data/eval-val [--real-lossy DIR] [--model M.onnx] [--json out.json]
+    python benchmarks/accuracy.py --clean-dir DIR --eval-set data/eval-heldout   # builds the set first
+
+Scores with the torch-free runtime and its defaults, exactly as users get them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ccscore import ImageError, Scorer
+from ccscore_export.metrics import auroc
+
+LABELS = ("clean", "jpeg", "webp")
+BANDS = ((0, 80, "<=80"), (81, 90, "81-90"), (91, 95, "91-95"), (96, 100, "96-100"))
+PALETTE_KINDS = ("palette", "palette_dither")
+
+
+def band_of(quality: float) -> str:
+    for lo, hi, name in BANDS:
+        if lo <= quality <= hi:
+            return name
+    return "?"
+
+
+def score_folder(scorer: Scorer, root: Path, rows: list[dict]) -> list[dict]:
+    out = []
+    for row in rows:
+        try:
+            result = scorer.score(root / row["path"])
+        except ImageError as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+            continue
+        out.append({**row, "pred": result.label, "p_clean": result.scores.get("clean", float("nan")),
+                    "pred_quality": result.quality})
+    return out
+
+
+def pct(num: int, den: int) -> str:
+    return f"{100 * num / den:5.1f}%" if den else "   - "
+
+
+def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)))
+
+
+def evaluate(records: list[dict], real: list[dict]) -> dict:
+    label = np.array([LABELS[int(r["label"])] if r["label"].isdigit() else r["label"] for r in records])
+    kind = np.array([r["kind"] for r in records])
+    quality = np.array([float(r["quality"]) if r["quality"] not in ("", None) else math.nan for r in records])
+    pred = np.array([r["pred"] for r in records])
+    p_lossy = 1 - np.array([r["p_clean"] for r in records])
+    pred_q = np.array([r["pred_quality"] if r["pred_quality"] is not None else math.nan for r in records])
+    flagged = pred != "clean"
+    lossy = label != "clean"
+    summary: dict = {"n": len(records)}
+
+    band_rows = []
+    for codec in ("jpeg", "webp"):
+        for lo, hi, name in BANDS:
+            m = (label == codec) & (quality >= lo) & (quality <= hi)
+            if not m.any():
+                continue
+            caught = flagged & m
+            right = caught & (pred == codec)
+            err = np.abs(pred_q[m & ~np.isnan(pred_q)] - quality[m & ~np.isnan(pred_q)])
+            band_rows.append([codec, name, str(int(m.sum())), pct(int(caught.sum()), int(m.sum())),
+                              pct(int(right.sum()), int(caught.sum())), f"{err.mean():.1f}" if len(err) else "-"])
+            summary[f"caught_{codec}_{name}"] = float(caught.sum() / m.sum())
+    print_table("Caught by codec x quality band (caught = flagged; codec right = of the caught)",
+                ["codec", "quality", "n", "caught", "codec right", "quality MAE"], band_rows)
+
+    kind_rows = []
+    for k in sorted(set(kind), key=lambda k: (label[kind == k][0] != "clean", k)):
+        m = kind == k
+        kind_rows.append([k, label[m][0], str(int(m.sum())), pct(int((flagged & m).sum()), int(m.sum())),
+                          pct(int((flagged & m & (pred == label)).sum()), int((flagged & m).sum()))])
+        summary[f"flagged_{k}"] = float((flagged & m).sum() / m.sum())
+    print_table("By kind (flagged share; for clean kinds this is the false-positive rate)",
+                ["kind", "label", "n", "flagged", "codec right"], kind_rows)
+
+    conf_rows = [[t] + [str(int(((label == t) & (pred == p)).sum())) for p in LABELS] for t in LABELS]
+    print_table("Confusion matrix (rows: truth, columns: predicted)", ["truth"] + list(LABELS), conf_rows)
+
+    plain_clean = kind == "clean"
+    target = lossy & (quality <= 90)
+    summary["auroc_clean_vs_lossy_q90"] = auroc(p_lossy[plain_clean | target], target[plain_clean | target])
+    summary["auroc_all_negatives_vs_all_lossy"] = auroc(p_lossy, lossy)
+    summary["fpr_clean"] = float(flagged[plain_clean].mean()) if plain_clean.any() else math.nan
+    palette = np.isin(kind, PALETTE_KINDS)
+    summary["fpr_palette"] = float(flagged[palette].mean()) if palette.any() else math.nan
+    summary["codec_right_of_detected"] = float((pred[flagged & lossy] == label[flagged & lossy]).mean()) if (flagged & lossy).any() else math.nan
+    shifted = np.isin(kind, ("grid_shift", "webp_grid_shift", "double", "double_jpeg_webp"))
+    summary["caught_shifted_or_double"] = float(flagged[shifted].mean()) if shifted.any() else math.nan
+    mae_mask = (label == "jpeg") & (quality >= 30) & (quality <= 95) & ~np.isnan(pred_q)
+    summary["jpeg_quality_mae_30_95"] = float(np.abs(pred_q[mae_mask] - quality[mae_mask]).mean()) if mae_mask.any() else math.nan
+    if real:
+        summary["real_lossy_flagged"] = f"{sum(r['pred'] != 'clean' for r in real)}/{len(real)}"
+    print_table("Summary", ["metric", "value"], [[k, f"{v:.4f}" if isinstance(v, float) else str(v)]
+                                                  for k, v in summary.items() if not k.startswith(("caught_", "flagged_"))])
+    return summary
+
+
+def check_bar(s: dict) -> list[tuple[str, bool]]:
+    """The detector issue's bar, line by line (NaN means not measured here, which fails)."""
+    def ge(key, value):
+        return s.get(key, math.nan) >= value
+
+    lines = [
+        ("AUROC clean vs lossy q<=90 >= 0.99", ge("auroc_clean_vs_lossy_q90", 0.99)),
+        ("clean flagged <= 5%", s.get("fpr_clean", math.nan) <= 0.05),
+        ("palette-quantised clean flagged <= 10%", s.get("fpr_palette", math.nan) <= 0.10),
+        ("JPEG q<=80 caught >= 98%", ge("caught_jpeg_<=80", 0.98)),
+        ("JPEG q81-90 caught >= 95%", ge("caught_jpeg_81-90", 0.95)),
+        ("JPEG q91-95 caught >= 70%", ge("caught_jpeg_91-95", 0.70)),
+        ("WebP q<=80 caught >= 95%", ge("caught_webp_<=80", 0.95)),
+        ("WebP q81-90 caught >= 90%", ge("caught_webp_81-90", 0.90)),
+        ("codec right for >= 95% of detected", ge("codec_right_of_detected", 0.95)),
+        ("grid-shifted and double caught >= 90%", ge("caught_shifted_or_double", 0.90)),
+        ("JPEG quality MAE <= 5 (q30-95)", s.get("jpeg_quality_mae_30_95", math.nan) <= 5),
+    ]
+    if "real_lossy_flagged" in s:
+        got, total = map(int, s["real_lossy_flagged"].split("/"))
+        lines.append((f"real lossy files flagged >= 13 of 14 (scaled: {got}/{total})", got >= math.ceil(total * 13 / 14)))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--eval-set", type=Path, required=True, help="folder with manifest.csv (built if --clean-dir)")
+    parser.add_argument("--clean-dir", type=Path, help="build --eval-set from this folder of clean art first")
+    parser.add_argument("--real-lossy", type=Path, help="folder of real lossy files re-saved as PNG")
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--threshold", type=float, default=None)
+    parser.add_argument("--aggregate", default=None)
+    parser.add_argument("--json", type=Path, help="write the summary here")
+    args = parser.parse_args(argv)
+
+    if args.clean_dir is not None:
+        from ccscore_export.data.build import build_eval_set  # needs the [train] extra
+
+        build_eval_set(args.clean_dir, args.eval_set)
+    manifest = args.eval_set / "manifest.csv"
+    if not manifest.is_file():
+        parser.error(f"{manifest} not found: build it with --clean-dir")
+    rows = list(csv.DictReader(open(manifest, newline="")))
+    scorer = Scorer(args.model, threshold=args.threshold, aggregate=args.aggregate)
+    print(f"model {scorer.info.name} {scorer.info.version} ({scorer.info.path}); threshold {scorer.threshold}, "
+          f"aggregation {scorer.aggregation}, providers {scorer.providers}")
+    start = time.time()
+    records = score_folder(scorer, args.eval_set, rows)
+    real = []
+    if args.real_lossy:
+        files = sorted(p for p in args.real_lossy.rglob("*") if p.is_file())
+        real = score_folder(scorer, args.real_lossy, [{"path": str(p.relative_to(args.real_lossy)), "label": "jpeg",
+                                                       "quality": "", "kind": "real"} for p in files])
+    print(f"scored {len(records) + len(real)} images in {time.time() - start:.1f} s")
+    summary = evaluate(records, real)
+    bar = check_bar(summary)
+    print_table("Detector bar", ["requirement", "met"], [[name, "yes" if ok else "NO"] for name, ok in bar])
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "bar": dict(bar)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""Streaming folder runs: decode and tile in worker processes, score in batches, keep input order.
+
+    inputs --> [bounded window of decode tasks in worker processes] --> tiles, in input order
+           --> batches of ~batch_size tiles --> one session run each --> records, one write per batch
+
+- Workers import only Pillow, numpy and ccscore's decoding/tiling code, never onnxruntime: the one
+  session lives in the main process. Workers send back tiles (<= max_tiles x T x T x 3 bytes per image),
+  not decoded images.
+- At most `window` tasks are in flight, so memory stays flat whatever the number of inputs; the
+  window is larger than a batch, so workers keep decoding while the session runs.
+- A worker that dies (a decoder crash, the OOM killer) costs a retry of the tasks in flight; a task
+  that kills a worker twice becomes an error record.
+- Processes are started with `forkserver` on Linux (onnxruntime's thread pools make plain fork unsafe
+  once a session exists) and `spawn` elsewhere.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from .inputs import InputItem
+
+# ---------------------------------------------------------------- decoding (runs in the workers)
+
+
+@dataclass
+class TileSpec:
+    strategy: str
+    tile_size: int
+    params: dict
+    max_pixels: Optional[int]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def decode_one(path: str, spec: TileSpec):
+    """path -> (pixels [N,T,T,3] uint8, boxes, (width, height)) or an error string; never raises."""
+    from .errors import ImageError
+    from .images import load_rgb
+    from .tiling import make_tiles
+
+    try:
+        rgb = load_rgb(path, spec.max_pixels)
+        tiles = make_tiles(rgb, spec.strategy, spec.tile_size, spec.params)
+        size = (int(rgb.shape[1]), int(rgb.shape[0]))
+        del rgb
+        return np.ascontiguousarray(tiles.pixels), [tuple(int(v) for v in b) for b in tiles.boxes], size
+    except ImageError as exc:
+        return _one_line(exc)
+    except MemoryError:
+        return f"{path}: out of memory while decoding"
+    except Exception as exc:  # a bug or an exotic decoder failure: still one record, one line
+        return f"{path}: cannot process image ({type(exc).__name__}: {_one_line(exc)})"
+
+
+def decode_chunk(paths: Sequence[str], spec: TileSpec) -> list:
+    return [decode_one(p, spec) for p in paths]
+
+
+def _worker_init(max_pixels: Optional[int]) -> None:
+    from PIL import Image
+
+    # Our own --max-pixels check decides; keep Pillow's open-time bomb check from refusing first.
+    if max_pixels is not None and Image.MAX_IMAGE_PIXELS is not None:
+        Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS, max_pixels)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def mp_context():
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform.startswith("linux") and "forkserver" in methods:
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("spawn")
+
+
+# ---------------------------------------------------------------- ordered, bounded decoding
+
+
+@dataclass
+class Decoded:
+    item: InputItem
+    pixels: Optional[np.ndarray] = None
+    boxes: Optional[list] = None
+    size: Optional[tuple[int, int]] = None
+    error: Optional[str] = None
+
+
+def _as_decoded(item: InputItem, out) -> Decoded:
+    if isinstance(out, str):
+        return Decoded(item, error=out)
+    pixels, boxes, size = out
+    return Decoded(item, pixels, boxes, size)
+
+
+def _chunks(items: Iterable[InputItem], size: int) -> Iterator[list[InputItem]]:
+    chunk: list[InputItem] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, chunksize: int = 2,
+                  window: Optional[int] = None) -> Iterator[Decoded]:
+    """Decoded images in input order. workers=0 decodes in this process."""
+    if workers <= 0:
+        _worker_init(spec.max_pixels)
+        for item in items:
+            yield _as_decoded(item, decode_one(item.path, spec))
+        return
+
+    window = window or max(4, workers * 4)
+    ctx = mp_context()
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                   initargs=(spec.max_pixels,))
+
+    pool = new_pool()
+    pending: deque = deque()  # (chunk, future, attempts)
+    chunks = _chunks(items, chunksize)
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and len(pending) < window:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    exhausted = True
+                    break
+                pending.append([chunk, pool.submit(decode_chunk, [i.path for i in chunk], spec), 1])
+            if not pending:
+                return
+            chunk, future, attempts = pending[0]
+            try:
+                outs = future.result()
+            except BrokenProcessPool:
+                # A worker died: every task in flight failed with it. Retry them in a fresh pool, one
+                # image per task so that the culprit alone fails the second time.
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = new_pool()
+                retried: deque = deque()
+                for chunk_, _f, attempts_ in pending:
+                    for item in chunk_:
+                        retried.append([[item], None, attempts_ + 1])
+                pending = retried
+                for entry in pending:
+                    if entry[2] > 2:
+                        entry[1] = None
+                    else:
+                        entry[1] = pool.submit(decode_chunk, [entry[0][0].path], spec)
+                while pending and pending[0][1] is None:
+                    dead = pending.popleft()[0][0]
+                    yield Decoded(dead, error=f"{dead.path}: the decoder crashed on this file")
+                continue
+            pending.popleft()
+            for item, out in zip(chunk, outs):
+                yield _as_decoded(item, out)
+            # Tasks that crashed a worker twice sit in the queue without a future: report them in order.
+            while pending and pending[0][1] is None:
+                dead = pending.popleft()[0][0]
+                yield Decoded(dead, error=f"{dead.path}: the decoder crashed on this file")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ---------------------------------------------------------------- batching and scoring
+
+
+def batches(decoded: Iterable[Decoded], batch_tiles: int) -> Iterator[list[Decoded]]:
+    """Groups decoded images (errors included, in order) into batches of about `batch_tiles` tiles."""
+    batch: list[Decoded] = []
+    tiles = 0
+    for d in decoded:
+        batch.append(d)
+        if d.pixels is not None:
+            tiles += len(d.pixels)
+        if tiles >= batch_tiles:
+            yield batch
+            batch, tiles = [], 0
+    if batch:
+        yield batch
+
+
+def score_batch(scorer, batch: list[Decoded]) -> list[tuple[Decoded, dict]]:
+    """One session run for the whole batch; returns (decoded, record) in order."""
+    from .tiling import Tiles
+
+    good = [d for d in batch if d.pixels is not None]
+    results = {}
+    if good:
+        probs, quality = scorer.run(np.concatenate([d.pixels for d in good]))
+        start = 0
+        for d in good:
+            end = start + len(d.pixels)
+            tiles = Tiles(d.pixels, d.boxes)
+            result = scorer.result(tiles, d.size, probs[start:end],
+                                   None if quality is None else quality[start:end], d.item.path)
+            results[id(d)] = result.to_dict()
+            start = end
+    out = []
+    for d in batch:
+        if d.pixels is None:
+            out.append((d, {"path": d.item.path, "error": d.error or "unknown error"}))
+        else:
+            out.append((d, results[id(d)]))
+        d.pixels = None  # the batch's tiles can go now
+    return out
+
+
+# ---------------------------------------------------------------- progress
+
+
+class Progress:
+    """A one-line progress bar on a terminal: done, rate, ETA once the total is known. Silent otherwise."""
+
+    def __init__(self, stream=None, enabled: Optional[bool] = None, min_interval: float = 0.2):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.done = 0
+        self.failed = 0
+        self.total: Optional[int] = None
+        self.min_interval = min_interval
+        self._width = 0
+
+    def update(self, done: int, failed: int, force: bool = False) -> None:
+        self.done, self.failed = done, failed
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self.last < self.min_interval:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-6)
+        rate = done / elapsed
+        parts = []
+        if self.total:
+            frac = min(1.0, done / self.total)
+            filled = int(frac * 24)
+            parts.append(f"[{'#' * filled}{'.' * (24 - filled)}] {done}/{self.total}")
+        else:
+            parts.append(f"{done} images")
+        parts.append(f"{rate:.1f} img/s")
+        if failed:
+            parts.append(f"{failed} failed")
+        if self.total and rate > 0 and done < self.total:
+            parts.append(f"ETA {format_seconds((self.total - done) / rate)}")
+        line = "  ".join(parts)
+        pad = max(0, self._width - len(line))
+        self._width = len(line)
+        self.stream.write("\r" + line + " " * pad)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+
+
+def format_seconds(s: float) -> str:
+    s = int(round(s))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: int,
+                 on_batch: Callable[[list[tuple[Decoded, dict]]], None], chunksize: int = 2) -> None:
+    """Decodes, scores and hands each batch's (decoded, record) pairs to `on_batch`, in input order."""
+    spec = TileSpec(scorer.info.tiling, scorer.info.tile_size, dict(scorer.tiling_params), scorer.max_pixels)
+    # Enough images in flight to fill the next batch while the session runs the current one.
+    per_image = max(1, int(spec.params.get("max_tiles", 8)))
+    images_per_batch = max(1, -(-batch_tiles // per_image))
+    window = max(workers * 4, -(-2 * images_per_batch // chunksize), 4)
+    stream = decode_stream(items, spec, workers, chunksize=chunksize, window=window)
+    try:
+        for batch in batches(stream, batch_tiles):
+            on_batch(score_batch(scorer, batch))
+    finally:
+        stream.close()

@@ -1,0 +1,130 @@
+"""Data pipeline: procedural art, lossless check, degradations, tile building. Offline and fast."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+for extra in (ROOT / "export", ROOT / "runtime"):  # until the packages are installed
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+from ccscore_export.data import degrade  # noqa: E402
+from ccscore_export.data.build import build_eval_set, build_tiles  # noqa: E402
+from ccscore_export.data.lossless_check import auroc, grid_score  # noqa: E402
+from ccscore_export.data.procedural import draw_illustration  # noqa: E402
+from ccscore_export.data.sources import SOURCES, is_forbidden  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def images() -> list[np.ndarray]:
+    rng = np.random.default_rng(123)
+    return [draw_illustration(rng, 256 + 32 * i, 320 - 16 * i) for i in range(4)]
+
+
+def test_procedural_shape_dtype_and_seed_dependence():
+    a = draw_illustration(np.random.default_rng(1), 300, 260)
+    b = draw_illustration(np.random.default_rng(1), 300, 260)
+    c = draw_illustration(np.random.default_rng(2), 300, 260)
+    assert a.shape == (300, 260, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.std() > 5  # not a blank canvas
+
+
+def test_lossless_check_separates_jpeg_from_clean(images):
+    clean = [grid_score(x) for x in images]
+    jpeg = [grid_score(degrade.encode_jpeg_pillow(x, 90, "420")) for x in images]
+    webp = [grid_score(degrade.encode_webp_pillow(x, 90)) for x in images]
+    assert auroc([c.score8 for c in clean], [j.score8 for j in jpeg]) == 1.0
+    assert auroc([c.score4 for c in clean], [w.score4 for w in webp]) == 1.0
+    assert all(c.is_lossless for c in clean)
+    assert not any(j.is_lossless for j in jpeg)
+    assert all(j.phase8 == (0, 0) for j in jpeg)  # the codec grid sits at the image origin
+
+
+def test_grid_shift_moves_the_detected_phase(images):
+    shifted = degrade.shift_grid(degrade.encode_jpeg_pillow(images[0], 80, "444"), 3, 5)
+    # The crop keeps its origin, so the grid now starts at (8 - 3, 8 - 5).
+    assert grid_score(shifted, max_crop=10_000).phase8 == (5, 3)
+
+
+@pytest.mark.parametrize("encoder", degrade.jpeg_encoders())
+def test_jpeg_encoders_decode_lossy(images, encoder):
+    out, name = degrade.random_jpeg(np.random.default_rng(0), images[1], 75, encoder)
+    assert name == encoder and out.shape == images[1].shape and out.dtype == np.uint8
+    assert not np.array_equal(out, images[1])
+
+
+@pytest.mark.parametrize("encode", [degrade.encode_webp_pillow, degrade.encode_webp_imagecodecs, degrade.encode_webp_cv2])
+def test_webp_encoders_decode_lossy(images, encode):
+    out = encode(images[1], 75)
+    assert out.shape == images[1].shape and out.dtype == np.uint8
+    assert not np.array_equal(out, images[1])  # a lossless default would silently poison the labels
+
+
+def test_each_degradation_label_and_decode(images):
+    rng = np.random.default_rng(5)
+    x = images[2]
+    for variant in ["plain", *degrade.HARD_NEGATIVES]:
+        d = degrade.degrade_clean(rng, x, variant)
+        assert d.label == degrade.CLEAN and np.isnan(d.quality) and d.rgb.dtype == np.uint8 and d.rgb.ndim == 3
+    for codec, label in (("jpeg", degrade.JPEG), ("webp", degrade.WEBP)):
+        d = degrade.degrade_lossy(rng, x, codec, quality=70, double=True, shift=(1, 2), scale=1.05)
+        assert d.label == label and d.quality == 70.0
+        assert d.kind.startswith(codec) and "double" in d.kind and "shift" in d.kind and "resize" in d.kind
+        assert d.rgb.dtype == np.uint8 and d.rgb.shape[2] == 3
+
+
+def test_random_degradation_mix():
+    rng = np.random.default_rng(0)
+    x = draw_illustration(rng, 160, 160)
+    labels = [degrade.random_degradation(rng, x).label for _ in range(120)]
+    counts = np.bincount(labels, minlength=3) / len(labels)
+    assert 0.25 < counts[0] < 0.55 and 0.2 < counts[1] < 0.5 and 0.1 < counts[2] < 0.4
+
+
+def test_build_tiles_valid_and_deterministic(tmp_path):
+    kwargs = dict(split="train", n_images=6, seed=7, tiles_per_image=2, cache_dir=tmp_path / "no_cache", log=lambda *_: None)
+    build_tiles(tmp_path / "a.npz", workers=2, **kwargs)
+    build_tiles(tmp_path / "b.npz", workers=1, **kwargs)  # same data whatever the worker count
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    n = len(a["label"])
+    assert 6 <= n <= 12
+    assert a["tiles"].shape == (n, 128, 128, 3) and a["tiles"].dtype == np.uint8
+    assert a["label"].dtype == np.int64 and a["quality"].dtype == np.float32
+    assert a["kind"].shape == (n,) and a["image_id"].shape == (n,)
+    assert set(a["label"].tolist()) <= {0, 1, 2}
+    assert np.all(np.isnan(a["quality"][a["label"] == 0]))
+    assert np.all(a["quality"][a["label"] > 0] >= 20)
+    for key in ("tiles", "label", "kind", "image_id"):
+        assert np.array_equal(a[key], b[key]), key
+    assert np.array_equal(a["quality"], b["quality"], equal_nan=True)
+
+
+def test_build_eval_set(tmp_path):
+    from PIL import Image
+
+    clean_dir = tmp_path / "clean_in"
+    clean_dir.mkdir()
+    Image.fromarray(draw_illustration(np.random.default_rng(3), 200, 240)).save(clean_dir / "one.png")
+    manifest = build_eval_set(clean_dir, tmp_path / "eval", seed=0, log=lambda *_: None)
+    rows = list(csv.DictReader(open(manifest)))
+    kinds = {r["kind"] for r in rows}
+    assert {"clean", "palette", "jpeg_q90", "webp_q90", "grid_shift", "double"} <= kinds
+    for r in rows:
+        assert (tmp_path / "eval" / r["path"]).exists()
+        assert int(r["label"]) == (0 if r["quality"] == "" else int(r["label"]))
+
+
+def test_sources_never_include_reserved_material():
+    assert is_forbidden("games/RenPy/foo.png") and is_forbidden("Live2D_model.png") and is_forbidden("ren'py")
+    assert not any(is_forbidden(s.name) or any(is_forbidden(g) for g in s.globs) for s in SOURCES)
+    train = {s.name for s in SOURCES if s.split == "train"}
+    val = {s.name for s in SOURCES if s.split == "val"}
+    assert train and val and not train & val

@@ -1,0 +1,153 @@
+"""The torch-free runtime: library API, CLI contract and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import BUNDLED_MODEL, draw_art, run_cli, run_python
+
+
+def test_import_needs_neither_torch_nor_onnxruntime():
+    proc = run_python("import ccscore, sys; print('torch' in sys.modules, 'onnxruntime' in sys.modules)",
+                      blocked=("torch", "onnxruntime"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False"]
+
+
+def test_library_scores_in_a_process_where_torch_cannot_be_imported(tiny_model, image_files):
+    code = (
+        "import json, sys\n"
+        "from ccscore import Scorer\n"
+        "s = Scorer(sys.argv[1], device='cpu')\n"
+        "r = s.score(sys.argv[2])\n"
+        "print(json.dumps(r.to_dict(with_tiles=True)))\n"
+    )
+    proc = run_python(code, str(tiny_model), str(image_files["clean"]), blocked=("torch",))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert set(result["scores"]) == {"clean", "jpeg", "webp"}
+    assert abs(sum(result["scores"].values()) - 1) < 1e-6
+    assert 1 <= len(result["tiles"]) <= 8
+
+
+def test_missing_onnxruntime_prints_install_hint_and_exits_2(image_files):
+    proc = run_cli(str(image_files["clean"]), blocked=("torch", "onnxruntime"))
+    assert proc.returncode == 2
+    assert "pip install 'ccscore[cpu]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_scorer_accepts_path_pil_and_array_alike(tiny_model, image_files):
+    from ccscore import Scorer
+
+    scorer = Scorer(tiny_model, device="cpu")
+    by_path = scorer.score(image_files["jpeg"])
+    pil = Image.open(image_files["jpeg"])
+    by_pil = scorer.score(pil)
+    by_array = scorer.score(np.asarray(pil.convert("RGB")))
+    for other in (by_pil, by_array):
+        assert other.scores == pytest.approx(by_path.scores, abs=1e-6)
+    assert by_path.path == str(image_files["jpeg"]) and by_pil.path is None
+    # Tiles are taken at native resolution: every box lies inside the image and has the tile size.
+    width, height = by_path.size
+    for tile in by_path.tiles:
+        left, top, right, bottom = tile.box
+        assert 0 <= left < right <= width and 0 <= top < bottom <= height
+        assert right - left == scorer.info.tile_size == bottom - top
+
+
+def test_aggregations_differ_and_threshold_decides(tiny_model, image_files):
+    from ccscore import Scorer
+    from ccscore.scorer import aggregate, decide
+
+    probs = np.array([[0.9, 0.05, 0.05], [0.2, 0.7, 0.1], [0.6, 0.1, 0.3]])
+    assert aggregate(probs, "mean") == pytest.approx(probs.mean(0))
+    assert aggregate(probs, "max") == pytest.approx(np.array([0.9, 0.7, 0.3]) / 1.9)
+    assert aggregate(probs, "min").sum() == pytest.approx(1.0)
+    scores = {"clean": 0.4, "jpeg": 0.35, "webp": 0.25}
+    assert decide(scores, 0.5) == "jpeg"  # P(clean) 0.4 < 1 - 0.5
+    assert decide(scores, 0.55) == "jpeg"  # 0.4 < 0.45
+    assert decide(scores, 0.7) == "clean"  # 0.4 >= 0.3: not below 1 - T
+    scorer = Scorer(tiny_model, device="cpu", aggregate="max", threshold=0.9)
+    assert scorer.aggregation == "max" and scorer.threshold == 0.9
+    with pytest.raises(ValueError):
+        Scorer(tiny_model, device="cpu", aggregate="mode")
+
+
+def test_small_images_are_padded_into_one_tile(tiny_model, image_files):
+    from ccscore import Scorer
+
+    result = Scorer(tiny_model, device="cpu").score(image_files["small"])
+    assert len(result.tiles) == 1 and result.size == (40, 30)
+    assert result.tiles[0].box == (0, 0, 40, 30)
+
+
+def test_cli_jsonl_contract(tiny_model, image_files, tmp_path):
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("not an image")
+    missing = tmp_path / "missing.png"
+    proc = run_cli("--model", str(tiny_model), "--jsonl", str(image_files["clean"]), str(not_an_image),
+                   str(missing), str(image_files["webp"]))
+    assert proc.returncode == 1, proc.stderr  # some files failed
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["path"] for r in records] == [str(image_files["clean"]), str(not_an_image), str(missing),
+                                            str(image_files["webp"])]
+    for r in (records[0], records[3]):
+        assert r["label"] in {"clean", "jpeg", "webp"}
+        assert set(r["scores"]) == {"clean", "jpeg", "webp"}
+        assert abs(sum(r["scores"].values()) - 1) < 1e-6
+    for r in records[1:3]:
+        assert set(r) == {"path", "error"} and "\n" not in r["error"]
+    assert "no such file" in records[2]["error"]
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_readable_output_and_all_good_exit_0(tiny_model, image_files):
+    proc = run_cli("--model", str(tiny_model), str(image_files["clean"]), "--aggregate", "median")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(str(image_files["clean"]) + ": ")
+    assert "clean" in proc.stdout and "jpeg" in proc.stdout
+
+
+@pytest.mark.parametrize("content", [None, b"", b"\x08\x01garbage that is not onnx" * 10])
+def test_missing_or_corrupt_model_is_one_line_usage_error(tmp_path, image_files, content):
+    model = tmp_path / "model.onnx"
+    if content is not None:
+        model.write_bytes(content)
+    proc = run_cli("--model", str(model), str(image_files["clean"]))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "model" in proc.stderr
+
+
+def test_cuda_request_that_falls_back_is_reported(tiny_model, image_files):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("CUDA is available here; there is no fallback to observe")
+    proc = run_cli("--model", str(tiny_model), "--device", "cuda", str(image_files["clean"]))
+    assert proc.returncode == 0
+    assert "CUDAExecutionProvider requested but not usable" in proc.stderr
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.exists(), reason="bundled model not built")
+def test_bundled_model_separates_clean_from_compressed(tmp_path):
+    from conftest import compress
+
+    from ccscore import Scorer
+
+    scorer = Scorer()  # the default model, found without a path
+    assert scorer.info.path.name == BUNDLED_MODEL.name
+    assert scorer.info.has_quality
+    labels = []
+    for seed in range(3):
+        clean = draw_art(100 + seed, (640, 512))
+        labels.append((scorer.score(clean).label, scorer.score(compress(clean, "JPEG", 50)).label,
+                       scorer.score(compress(clean, "WEBP", 50)).label))
+    assert [l[0] for l in labels].count("clean") >= 2
+    assert [l[1] for l in labels].count("jpeg") >= 2
+    assert [l[2] for l in labels].count("webp") >= 2
