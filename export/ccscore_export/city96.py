@@ -159,8 +159,16 @@ def load_clip_vision(clip_dir: Path, dtype: torch.dtype = torch.float32) -> nn.M
         vision_config.projection_dim = full.projection_dim
     else:
         vision_config = CLIPVisionConfig.from_pretrained(str(clip_dir), local_files_only=True)
-    model = CLIPVisionModelWithProjection.from_pretrained(str(clip_dir), config=vision_config, dtype=dtype,
-                                                          attn_implementation="eager", local_files_only=True)
+    from transformers.utils import logging as hf_logging
+
+    # A full CLIPModel folder also holds the text tower: its weights are expected to go unused, unreported.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = CLIPVisionModelWithProjection.from_pretrained(str(clip_dir), config=vision_config, dtype=dtype,
+                                                              attn_implementation="eager", local_files_only=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     return model.eval()
 
 
