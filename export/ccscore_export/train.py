@@ -44,10 +44,26 @@ def _file_digest(path: Path) -> str:
 
 
 def encode_tiles(encoder: ArtifactEncoder, tiles: np.ndarray, batch: int = 128, desc: str = "features") -> np.ndarray:
-    out = []
-    with torch.no_grad():
-        for i in tqdm(range(0, len(tiles), batch), desc=desc, unit="batch", leave=False):
-            out.append(encoder(torch.from_numpy(np.ascontiguousarray(tiles[i : i + batch]))).numpy())
+    """Encoder features of every tile, computed by onnxruntime: ~10x faster than eager torch on CPU here."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from .onnx_export import PIXELS, IOSpec, export_graph
+
+    features = IOSpec("features", ("batch", "features"))
+    example = torch.from_numpy(np.ascontiguousarray(tiles[:2]))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "encoder.onnx"
+        export_graph(encoder, example, path, inputs=[PIXELS], outputs=[features])
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        with torch.no_grad():  # the two must agree, or training would fit features the graph never computes
+            expected = encoder(example).numpy()
+        got = session.run(None, {PIXELS.name: example.numpy()})[0]
+        if np.abs(expected - got).max() > 1e-3:
+            raise RuntimeError(f"onnxruntime encoder disagrees with torch: {np.abs(expected - got).max():.3g}")
+        out = [session.run(None, {PIXELS.name: np.ascontiguousarray(tiles[i : i + batch])})[0]
+               for i in tqdm(range(0, len(tiles), batch), desc=desc, unit="batch", leave=False)]
     return np.concatenate(out).astype(np.float32)
 
 

@@ -35,7 +35,7 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _walk(root: str, seen_dirs: set, seen_files: set) -> Iterator[InputItem]:
+def _walk(root: str, seen_dirs: set, seen_files: set, exclude: frozenset = frozenset()) -> Iterator[InputItem]:
     """Depth-first, sorted, streaming walk; never enters a directory twice, never yields a real file twice."""
     stack = [root]
     while stack:
@@ -57,7 +57,8 @@ def _walk(root: str, seen_dirs: set, seen_files: set) -> Iterator[InputItem]:
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=True):
-                    subdirs.append(entry.path)
+                    if not exclude or os.path.realpath(entry.path) not in exclude:
+                        subdirs.append(entry.path)
                     continue
                 if not is_image_name(entry.name) or not entry.is_file(follow_symlinks=True):
                     continue
@@ -88,14 +89,19 @@ def read_list(source: str, stdin: Optional[TextIO] = None) -> Iterator[str]:
                 yield entry
 
 
-def iter_inputs(paths: Iterable[str], from_list: Optional[str] = None) -> Iterator[InputItem]:
-    """Every image to score, lazily, in a deterministic order: command-line paths first, then list entries."""
+def iter_inputs(paths: Iterable[str], from_list: Optional[str] = None,
+                exclude_dirs: Iterable[str] = ()) -> Iterator[InputItem]:
+    """Every image to score, lazily, in a deterministic order: command-line paths first, then list entries.
+
+    exclude_dirs: folders never walked into (an action's destination inside an input folder).
+    """
+    exclude = frozenset(os.path.realpath(d) for d in exclude_dirs)
     seen_dirs: set = set()
     seen_files: set = set()
 
     def expand(path: str) -> Iterator[InputItem]:
         if os.path.isdir(path):
-            yield from _walk(path, seen_dirs, seen_files)
+            yield from _walk(path, seen_dirs, seen_files, exclude)
         else:
             yield InputItem(path)  # always tried; a missing file becomes an error record
 

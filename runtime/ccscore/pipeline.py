@@ -70,8 +70,28 @@ def decode_chunk(paths: Sequence[str], spec: TileSpec) -> list:
     return [decode_one(p, spec) for p in paths]
 
 
-def _worker_init(max_pixels: Optional[int]) -> None:
+def _watch_parent(pid: int, interval: float = 0.5) -> None:
+    """Exits this worker once the main process is gone (killed with SIGKILL, it cannot tell us)."""
+    while True:
+        time.sleep(interval)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except OSError:
+            pass  # exists, but not ours to signal
+
+
+def _worker_init(max_pixels: Optional[int], parent_pid: Optional[int] = None) -> None:
     from PIL import Image
+
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle, not a traceback here
+    if parent_pid is not None:
+        import threading
+
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
     # Our own --max-pixels check decides; keep Pillow's open-time bomb check from refusing first.
     if max_pixels is not None and Image.MAX_IMAGE_PIXELS is not None:
@@ -130,7 +150,7 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, chun
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(spec.max_pixels,))
+                                   initargs=(spec.max_pixels, os.getpid()))
 
     pool = new_pool()
     pending: deque = deque()  # (chunk, future, attempts)
@@ -197,7 +217,7 @@ def batches(decoded: Iterable[Decoded], batch_tiles: int) -> Iterator[list[Decod
         yield batch
 
 
-def score_batch(scorer, batch: list[Decoded]) -> list[tuple[Decoded, dict]]:
+def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False) -> list[tuple[Decoded, dict]]:
     """One session run for the whole batch; returns (decoded, record) in order."""
     from .tiling import Tiles
 
@@ -211,7 +231,7 @@ def score_batch(scorer, batch: list[Decoded]) -> list[tuple[Decoded, dict]]:
             tiles = Tiles(d.pixels, d.boxes)
             result = scorer.result(tiles, d.size, probs[start:end],
                                    None if quality is None else quality[start:end], d.item.path)
-            results[id(d)] = result.to_dict()
+            results[id(d)] = result.to_dict(with_tiles=with_tiles)
             start = end
     out = []
     for d in batch:
@@ -236,7 +256,8 @@ class Progress:
         self.last = 0.0
         self.done = 0
         self.failed = 0
-        self.total: Optional[int] = None
+        self.total: Optional[int] = None  # every input, set by a counting thread when it finishes
+        self.skipped = 0  # inputs a resumed run found already done
         self.min_interval = min_interval
         self._width = 0
 
@@ -251,17 +272,18 @@ class Progress:
         elapsed = max(now - self.start, 1e-6)
         rate = done / elapsed
         parts = []
+        finished = done + self.skipped
         if self.total:
-            frac = min(1.0, done / self.total)
+            frac = min(1.0, finished / self.total)
             filled = int(frac * 24)
-            parts.append(f"[{'#' * filled}{'.' * (24 - filled)}] {done}/{self.total}")
+            parts.append(f"[{'#' * filled}{'.' * (24 - filled)}] {finished}/{self.total}")
         else:
-            parts.append(f"{done} images")
+            parts.append(f"{finished} images")
         parts.append(f"{rate:.1f} img/s")
         if failed:
             parts.append(f"{failed} failed")
-        if self.total and rate > 0 and done < self.total:
-            parts.append(f"ETA {format_seconds((self.total - done) / rate)}")
+        if self.total and rate > 0 and finished < self.total:
+            parts.append(f"ETA {format_seconds((self.total - finished) / rate)}")
         line = "  ".join(parts)
         pad = max(0, self._width - len(line))
         self._width = len(line)
@@ -284,7 +306,8 @@ def format_seconds(s: float) -> str:
 
 
 def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: int,
-                 on_batch: Callable[[list[tuple[Decoded, dict]]], None], chunksize: int = 2) -> None:
+                 on_batch: Callable[[list[tuple[Decoded, dict]]], None], chunksize: int = 2,
+                 with_tiles: bool = False) -> None:
     """Decodes, scores and hands each batch's (decoded, record) pairs to `on_batch`, in input order."""
     spec = TileSpec(scorer.info.tiling, scorer.info.tile_size, dict(scorer.tiling_params), scorer.max_pixels)
     # Enough images in flight to fill the next batch while the session runs the current one.
@@ -294,6 +317,6 @@ def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: 
     stream = decode_stream(items, spec, workers, chunksize=chunksize, window=window)
     try:
         for batch in batches(stream, batch_tiles):
-            on_batch(score_batch(scorer, batch))
+            on_batch(score_batch(scorer, batch, with_tiles))
     finally:
         stream.close()

@@ -1,0 +1,454 @@
+"""Folder runs end to end: a messy dataset, a run killed with SIGKILL and resumed, actions, bad input.
+
+The model here is a stub built with `onnx.helper` (same input/output/metadata contract as the real
+detector, a small convolution so a session run costs a few milliseconds): these tests exercise the
+pipeline, not the classifier, and must stay fast. Its label depends on the tiles' mean red level, so
+a dataset of random colours gets a mix of clean and flagged images.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, features
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "runtime"), os.environ.get("PYTHONPATH", "")]),
+       "CCSCORE_THREADS": "1"}
+CLI = [sys.executable, "-c", "import sys; from ccscore.cli import main; main(sys.argv[1:])"]
+N_GOOD = 300
+BAD = ("empty.png", "notes-as.jpg", "truncated.png", "truncated.jpg", "random-bytes.webp", "bomb-30000x30000.png")
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def stub_model(tmp_path_factory) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.05, (8, 3, 5, 5)).astype(np.float32), "conv_w"),
+        numpy_helper.from_array(np.zeros((8, 3), np.float32) + 1e-3, "feat_w"),
+        numpy_helper.from_array(np.array([[1 / 8, 0, 0], [0, 1 / 16, 0], [0, 0, 0]], np.float32), "color_w"),
+        numpy_helper.from_array(np.array([-16, -8, 0], np.float32), "color_b"),
+        numpy_helper.from_array(np.array([[0.0], [0.0], [100 / 255]], np.float32), "q_w"),
+        numpy_helper.from_array(np.array([0.0], np.float32), "q_b"),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["pixels"], ["x"], to=TensorProto.FLOAT),
+        helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "conv_w"], ["conv"], pads=[2, 2, 2, 2]),
+        helper.make_node("Relu", ["conv"], ["relu"]),
+        helper.make_node("GlobalAveragePool", ["relu"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["feat"]),
+        helper.make_node("GlobalAveragePool", ["nchw"], ["cgap"]),
+        helper.make_node("Flatten", ["cgap"], ["color"]),
+        helper.make_node("Gemm", ["color", "color_w", "color_b"], ["color_logits"]),
+        helper.make_node("MatMul", ["feat", "feat_w"], ["feat_logits"]),
+        helper.make_node("Add", ["color_logits", "feat_logits"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+        helper.make_node("Gemm", ["color", "q_w", "q_b"], ["quality"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "stub",
+        [helper.make_tensor_value_info("pixels", TensorProto.UINT8, ["batch", 128, 128, 3])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 3]),
+         helper.make_tensor_value_info("quality", TensorProto.FLOAT, ["batch", 1])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = {"name": "stub", "version": "0", "labels": json.dumps(["clean", "jpeg", "webp"]), "tile_size": "128",
+            "tiling": "content", "tiling_params": json.dumps({"max_tiles": 8}), "aggregation": "mean",
+            "threshold": "0.5", "outputs": json.dumps(["probs", "quality"])}
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(model)
+    path = tmp_path_factory.mktemp("stub") / "stub.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def _picture(rng, w: int, h: int) -> np.ndarray:
+    """Smooth random-colour gradient plus texture: decodes like a photo, varies in mean red level."""
+    base = rng.integers(20, 236, 3).astype(np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    grad = np.stack([xx / max(w, 1) * 30, yy / max(h, 1) * 30, (xx + yy) / max(w + h, 1) * 30], -1)
+    noise = rng.normal(0, 12, (h, w, 3))
+    return np.clip(base + grad + noise, 0, 255).astype(np.uint8)
+
+
+def _bomb_png(width: int = 30000, height: int = 30000) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1024))
+            + chunk(b"IEND", b""))
+
+
+def _save_kind(kind: str, rgb: np.ndarray, path: Path) -> Path:
+    im = Image.fromarray(rgb)
+    if kind == "png":
+        im.save(path.with_suffix(".png"))
+    elif kind == "jpg":
+        im.save(path.with_suffix(".jpg"), quality=85)
+    elif kind == "JPEG-upper":
+        im.save(path.with_suffix(".JPEG"), "JPEG", quality=70)
+    elif kind == "webp":
+        im.save(path.with_suffix(".webp"), quality=80)
+    elif kind == "bmp":
+        im.save(path.with_suffix(".bmp"))
+    elif kind == "gif":
+        im.convert("P", palette=Image.WEB, dither=Image.Dither.NONE).save(path.with_suffix(".gif"))
+    elif kind == "gif-animated":
+        frames = [Image.fromarray(a).convert("P", palette=Image.WEB, dither=Image.Dither.NONE) for a in (rgb, 255 - rgb)]
+        frames[0].save(path.with_suffix(".gif"), save_all=True, append_images=frames[1:], duration=100, loop=0)
+    elif kind == "tif-16bit":
+        gray16 = (rgb.mean(axis=2) * 257).astype(np.uint16)
+        Image.fromarray(gray16).save(path.with_suffix(".tif"))
+    elif kind == "tiff-lzw":
+        im.save(path.with_suffix(".tiff"), compression="tiff_lzw")
+    elif kind == "jpg-cmyk":
+        im.convert("CMYK").save(path.with_suffix(".jpg"), quality=90)
+    elif kind == "tif-cmyk":
+        im.convert("CMYK").save(path.with_suffix(".tif"))
+    elif kind == "png-palette-transparent":
+        p = im.convert("P", palette=Image.WEB, dither=Image.Dither.NONE)
+        p.info["transparency"] = 0
+        p.save(path.with_suffix(".png"), transparency=0)
+    elif kind == "png-LA":
+        im.convert("LA").save(path.with_suffix(".png"))
+    elif kind == "png-RGBA":
+        rgba = im.convert("RGBA")
+        rgba.putalpha(Image.fromarray(rgb[..., 0]))
+        rgba.save(path.with_suffix(".png"))
+    elif kind == "png-L":
+        im.convert("L").save(path.with_suffix(".png"))
+    elif kind == "png-1bit":
+        im.convert("1").save(path.with_suffix(".png"))
+    elif kind == "jpg-exif-rotated":
+        exif = Image.Exif()
+        exif[0x0112] = 6  # rotate 90 CW on display
+        im.save(path.with_suffix(".jpg"), exif=exif, quality=85)
+    elif kind == "avif":
+        im.save(path.with_suffix(".avif"), quality=70, speed=10)
+    else:
+        raise ValueError(kind)
+    return next(p for p in path.parent.iterdir() if p.stem == path.name)
+
+
+KINDS = ["png", "jpg", "JPEG-upper", "webp", "bmp", "gif", "gif-animated", "tif-16bit", "tiff-lzw", "jpg-cmyk",
+         "tif-cmyk", "png-palette-transparent", "png-LA", "png-RGBA", "png-L", "png-1bit", "jpg-exif-rotated",
+         "small"]
+if features.check("avif"):
+    KINDS.append("avif")
+FOLDERS = ["", "a", "a/b", "a/b/c", "ünïcødé", "ünïcødé/日本語 フォルダ", "z/deep/er/still"]
+
+
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory) -> dict:
+    """300 good images of every mode and container in nested folders, 6 hostile files, loops, decoys."""
+    root = tmp_path_factory.mktemp("messy") / "data set"
+    rng = np.random.default_rng(7)
+    good, exif = [], []
+    for i in range(N_GOOD):
+        kind = KINDS[i % len(KINDS)]
+        folder = root / FOLDERS[i % len(FOLDERS)]
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{'bild-ä ' if i % 4 == 0 else 'img_'}{i:03d}"
+        if kind == "small":
+            path = _save_kind("png", _picture(rng, 40, 30), folder / name)
+        else:
+            w, h = int(rng.integers(130, 300)), int(rng.integers(130, 260))
+            path = _save_kind(kind, _picture(rng, w, h), folder / name)
+            if kind == "jpg-exif-rotated":
+                exif.append((path, (h, w)))
+        good.append(path)
+    bad = []
+    bad_dir = root / "a" / "broken"
+    bad_dir.mkdir(parents=True)
+    (bad_dir / "empty.png").write_bytes(b"")
+    (bad_dir / "notes-as.jpg").write_text("these are notes, not a JPEG\n")
+    png = io.BytesIO()
+    Image.fromarray(_picture(rng, 300, 200)).save(png, "PNG")
+    (bad_dir / "truncated.png").write_bytes(png.getvalue()[: len(png.getvalue()) // 2])
+    jpg = io.BytesIO()
+    Image.fromarray(_picture(rng, 300, 200)).save(jpg, "JPEG", quality=90)
+    (bad_dir / "truncated.jpg").write_bytes(jpg.getvalue()[: len(jpg.getvalue()) // 3])
+    (bad_dir / "random-bytes.webp").write_bytes(rng.integers(0, 256, 5000).astype(np.uint8).tobytes())
+    (bad_dir / "bomb-30000x30000.png").write_bytes(_bomb_png())
+    bad = [bad_dir / n for n in BAD]
+    # Decoys that must not add records: non-images, a symlink loop, a self-loop, an alias of a real file.
+    (root / "README.txt").write_text("not an image")
+    (root / "a" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    os.symlink("..", root / "a" / "b" / "loop-up")
+    os.symlink("self-loop", root / "a" / "self-loop")
+    os.symlink(good[0], root / "a" / "alias-of-first.png")
+    return {"root": root, "good": good, "bad": bad, "exif": exif}
+
+
+def run(*args: str, timeout: int = 120, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, env=ENV, timeout=timeout, **kwargs)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            p = Path(dirpath) / f
+            if p.is_symlink():
+                out[str(p)] = "link:" + os.readlink(p)
+            else:
+                out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def check_one_record_per_file(records: list[dict], messy: dict) -> None:
+    paths = [r["path"] for r in records]
+    assert len(paths) == len(set(paths)), [p for p, n in Counter(paths).items() if n > 1][:5]
+    real = Counter(os.path.realpath(p) for p in paths)
+    expected = {os.path.realpath(p) for p in messy["good"] + messy["bad"]}
+    assert set(real) == expected
+    assert all(n == 1 for n in real.values())
+    by_real = {os.path.realpath(r["path"]): r for r in records}
+    for p in messy["good"]:
+        r = by_real[os.path.realpath(p)]
+        assert "error" not in r, r
+        assert r["label"] in {"clean", "jpeg", "webp"} and set(r["scores"]) == {"clean", "jpeg", "webp"}
+        assert abs(sum(r["scores"].values()) - 1) < 1e-6 and r["width"] > 0 and r["height"] > 0
+    for p in messy["bad"]:
+        r = by_real[os.path.realpath(p)]
+        assert set(r) == {"path", "error"}, r
+        assert r["error"] and "\n" not in r["error"] and "Traceback" not in r["error"]
+    for p, (w, h) in messy["exif"]:
+        r = by_real[os.path.realpath(p)]
+        assert (r["width"], r["height"]) == (w, h)  # EXIF orientation applied
+
+
+# ---------------------------------------------------------------- the bar
+
+
+def test_killed_run_resumes_to_exactly_one_record_per_file(stub_model, messy, tmp_path):
+    import psutil
+
+    out = tmp_path / "records.jsonl"
+    args = [str(messy["root"]), "--model", str(stub_model), "--output", str(out), "--batch-size", "16",
+            "--workers", "2"]
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    deadline = time.monotonic() + 60
+    lines = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines = out.read_bytes().count(b"\n") if out.exists() else 0
+        if lines >= 40:
+            break
+        time.sleep(0.005)
+    children = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    # The pool's processes notice that their parent is gone and exit on their own: no orphans left behind.
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    for child in alive:
+        child.kill()
+    assert not alive, [c.cmdline() for c in alive]
+    proc.communicate(timeout=30)
+    first = out.read_bytes()
+    assert 40 <= first.count(b"\n") < N_GOOD + len(BAD), "the run was not killed midway"
+    # A crash in the middle of a write leaves a partial record: simulate one on top of whatever the kill left.
+    with open(out, "ab") as f:
+        f.write(b'{"path": "' + str(messy["root"]).encode() + b'/half-written.png", "label": "cl')
+
+    refused = run(*args)
+    assert refused.returncode == 2 and b"--resume" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and out.read_bytes().startswith(first)
+
+    peak = 0
+    resumed = subprocess.Popen([*CLI, *args, "--resume"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    ps = psutil.Process(resumed.pid)
+    while resumed.poll() is None:
+        try:
+            procs = [ps, *ps.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    stdout, stderr = resumed.communicate(timeout=60)
+    assert resumed.returncode == 1, stderr.decode()  # the 6 bad files
+    assert b"Traceback" not in stderr
+    assert b"incomplete last record" in stderr
+    records = read_jsonl(out)
+    check_one_record_per_file(records, messy)
+    assert peak <= 800 * 2**20, f"peak RSS {peak / 2**20:.0f} MB"
+    assert f"{len(BAD)} failed".encode() in stderr
+
+
+def test_copy_flagged_keeps_relative_paths_and_sources(stub_model, messy, tmp_path):
+    before = tree_digest(messy["root"])
+    dest = tmp_path / "flagged"
+    out = tmp_path / "records.csv"
+    proc = run(str(messy["root"]), "--model", str(stub_model), "--output", str(out), "--copy-to", str(dest),
+               "--select", "flagged", "--workers", "1")
+    assert proc.returncode == 1, proc.stderr.decode()
+    assert b"Traceback" not in proc.stderr
+    with open(out, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == N_GOOD + len(BAD)
+    flagged = {os.path.relpath(r["path"], messy["root"]) for r in rows if r["label"] not in ("", "clean")}
+    clean = [r for r in rows if r["label"] == "clean"]
+    assert flagged and clean, "the stub model should give a mix"
+    copied = {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
+    assert copied == flagged
+    for rel in flagged:
+        assert (dest / rel).read_bytes() == (messy["root"] / rel).read_bytes()
+    assert tree_digest(messy["root"]) == before
+
+    # Same again with --resume after deleting the last records: nothing is copied twice.
+    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    out.write_text("".join(lines[:-50]), encoding="utf-8")
+    again = run(str(messy["root"]), "--model", str(stub_model), "--output", str(out), "--copy-to", str(dest),
+                "--select", "flagged", "--resume", "--workers", "0")
+    assert again.returncode == 0, again.stderr.decode()  # the bad files sit early in the walk, already done
+    assert b" 0 copied" in again.stderr and b"already in" in again.stderr
+    assert {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()} == flagged
+    with open(out, newline="", encoding="utf-8") as f:
+        assert sorted(r["path"] for r in csv.DictReader(f)) == sorted(r["path"] for r in rows)
+
+
+# ---------------------------------------------------------------- smaller contracts
+
+
+def _small_set(tmp_path: Path) -> tuple[Path, list[Path]]:
+    rng = np.random.default_rng(3)
+    root = tmp_path / "in"
+    files = []
+    for i, sub in enumerate(["", "x", "x/y", "z"]):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        p = root / sub / f"same-name.png"
+        Image.fromarray(_picture(rng, 150, 140)).save(p)
+        files.append(p)
+    return root, files
+
+
+def test_output_order_is_input_order_and_jsonl_goes_to_stdout(stub_model, tmp_path):
+    root, files = _small_set(tmp_path)
+    listing = tmp_path / "list.txt"
+    entries = [str(files[2]), str(files[0]), str(files[2]), str(tmp_path / "missing.png"), str(files[1])]
+    listing.write_text("\n".join(entries) + "\n\n")
+    for workers in ("0", "2"):
+        proc = run("--from-list", str(listing), "--model", str(stub_model), "--jsonl", "--workers", workers,
+                   "--batch-size", "8")
+        assert proc.returncode == 1
+        records = [json.loads(l) for l in proc.stdout.decode().splitlines()]
+        assert [r["path"] for r in records] == entries  # list entries: one record each, duplicates included
+        assert "no such file" in records[3]["error"]
+    stdin = run("--from-list", "-", "--model", str(stub_model), "--jsonl", input="\n".join(entries[:2]).encode())
+    assert stdin.returncode == 0 and len(stdin.stdout.splitlines()) == 2
+
+
+def test_actions_never_overwrite_and_dry_run_does_nothing(stub_model, tmp_path):
+    root, files = _small_set(tmp_path)
+    dest = tmp_path / "out"
+    named = [str(f) for f in files]  # named files: relative path = file name, so all four collide
+    dry = run(*named, "--model", str(stub_model), "--copy-to", str(dest), "--select", "flagged", "--threshold",
+              "0", "--dry-run")
+    assert dry.returncode == 0 and not dest.exists()
+    plan = [l for l in dry.stdout.decode().splitlines() if l.startswith("would copy")]
+    assert [l.rsplit("/", 1)[1] for l in plan] == ["same-name.png", "same-name-1.png", "same-name-2.png",
+                                                   "same-name-3.png"]
+    dest.mkdir()
+    (dest / "same-name.png").write_bytes(b"user's own file")
+    link = run(*named, "--model", str(stub_model), "--symlink-to", str(dest), "--threshold", "0")
+    assert link.returncode == 0, link.stderr.decode()
+    assert (dest / "same-name.png").read_bytes() == b"user's own file"
+    links = sorted(p.name for p in dest.iterdir() if p.is_symlink())
+    assert links == ["same-name-1.png", "same-name-2.png", "same-name-3.png", "same-name-4.png"]
+    assert sorted(os.readlink(dest / n) for n in links) == sorted(str(f.resolve()) for f in files)
+
+    moved = tmp_path / "moved"
+    mv = run(str(root), "--model", str(stub_model), "--move-to", str(moved), "--threshold", "0")
+    assert mv.returncode == 0
+    assert sorted(str(p.relative_to(moved)) for p in moved.rglob("*.png")) == sorted(
+        str(f.relative_to(root)) for f in files)
+    assert not list(root.rglob("*.png"))
+
+
+def test_usage_errors_exit_2_with_one_line(stub_model, tmp_path):
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((50, 50, 3), np.uint8)).save(img)
+    for args in (["--resume", str(img)], [], [str(img), "--select", "bogus"],
+                 [str(img), "--copy-to", str(tmp_path / "c"), "--move-to", str(tmp_path / "m")],
+                 [str(img), "--dry-run"], ["--from-list", str(tmp_path / "nope.txt")]):
+        proc = run(*args, "--model", str(stub_model))
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert b"Traceback" not in proc.stderr
+    assert b"Exit status" in run("--help").stdout
+
+
+def test_csv_and_jsonl_resume_cut_only_a_partial_tail(tmp_path):
+    sys.path.insert(0, str(REPO / "runtime"))
+    from ccscore.outputs import OutputError, open_output
+
+    labels = ["clean", "jpeg"]
+    path = tmp_path / "r.csv"
+    writer, done, cut = open_output(str(path), labels, resume=False)
+    writer.write_batch([{"path": "a\nb,c.png", "label": "clean", "scores": {"clean": 0.9, "jpeg": 0.1},
+                         "width": 1, "height": 2}, {"path": "bad.png", "error": "x: broken"}])
+    writer.close()
+    good = path.read_bytes()
+    path.write_bytes(good + b'"half\nwritten,cl')
+    writer, done, cut = open_output(str(path), labels, resume=True)
+    writer.close()
+    assert done == Counter({"a\nb,c.png": 1, "bad.png": 1}) and cut == len(b'"half\nwritten,cl')
+    assert path.read_bytes() == good
+    with pytest.raises(OutputError):
+        open_output(str(path), labels, resume=False)
+
+    jl = tmp_path / "r.jsonl"
+    jl.write_bytes(b'{"path": "x.png", "error": "e"}\n{"path": "y.p')
+    writer, done, cut = open_output(str(jl), labels, resume=True)
+    writer.close()
+    assert done == Counter({"x.png": 1}) and jl.read_bytes() == b'{"path": "x.png", "error": "e"}\n'
+    jl.write_bytes(b'garbage\n{"path": "x.png", "error": "e"}\n')
+    with pytest.raises(OutputError):
+        open_output(str(jl), labels, resume=True)
+
+
+def test_decoding_workers_never_import_onnxruntime():
+    code = ("import sys; from ccscore.pipeline import mp_context, _worker_init, decode_chunk, TileSpec\n"
+            "from concurrent.futures import ProcessPoolExecutor\n"
+            "with ProcessPoolExecutor(1, mp_context=mp_context(), initializer=_worker_init, initargs=(None,)) as ex:\n"
+            "    print(ex.submit(decode_chunk, ['/no/such.png'], TileSpec('content', 128, {}, None)).result())\n"
+            "    print(ex.submit(eval, '[m for m in __import__(\"sys\").modules if m.startswith(\"onnxruntime\")]')"
+            ".result())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines() == ["['/no/such.png: no such file']", "[]"]
+
+
+def test_destination_inside_the_input_folder_is_not_walked(stub_model, tmp_path):
+    root, files = _small_set(tmp_path)
+    dest = root / "x" / "copies"
+    proc = run(str(root), "--model", str(stub_model), "--copy-to", str(dest), "--threshold", "0", "--jsonl")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(proc.stdout.splitlines()) == len(files)
+    assert len([p for p in dest.rglob("*.png")]) == len(files)
