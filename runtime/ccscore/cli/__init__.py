@@ -9,7 +9,7 @@ import importlib
 import sys
 
 # Subcommand name -> module in this package. Anything else on the command line is an image to score.
-COMMANDS = {"score": "score"}
+COMMANDS = {"score": "score", "bench": "bench"}
 
 
 def main(argv: list[str] | None = None) -> None:
