@@ -19,9 +19,13 @@ HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 def _flatten_alpha(im: Image.Image) -> Image.Image:
     # Colours under transparent pixels are arbitrary; over a flat white they carry no false evidence.
-    rgba = im.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(background, rgba).convert("RGB")
+    rgba = im if im.mode == "RGBA" else im.convert("RGBA")
+    alpha = rgba.getchannel("A")
+    if alpha.getextrema()[0] == 255:  # fully opaque (common in exported art): nothing to flatten
+        return rgba.convert("RGB")
+    background = Image.new("RGB", rgba.size, (255, 255, 255))
+    background.paste(rgba, mask=alpha)  # one pass, no intermediate RGBA composite
+    return background
 
 
 def pil_to_rgb(im: Image.Image) -> np.ndarray:
