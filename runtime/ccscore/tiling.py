@@ -44,8 +44,8 @@ def tile_texture_scores(rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
     """Scores each cell of a non-overlapping `size` grid by how much compression evidence it can hold.
 
     Flat cells quantise to zero at every grid phase and carry no evidence; so do cells of pure noise.
-    The score is the share of luma neighbour differences in a moderate band (texture that a codec must
-    quantise but not noise), computed on a 2x-subsampled luma to stay cheap next to decoding.
+    The score is the share of neighbour differences in a moderate band (texture that a codec must
+    quantise but not noise), computed on a 2x-subsampled green channel to stay cheap next to decoding.
     Returns (scores [rows, cols], row origins, col origins).
     """
     h, w = rgb.shape[:2]
@@ -54,11 +54,12 @@ def tile_texture_scores(rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
     # Spread leftover pixels evenly so border cells are not always skipped.
     ys = np.linspace(0, max(0, h - size), rows).round().astype(int)
     xs = np.linspace(0, max(0, w - size), cols).round().astype(int)
-    y = luma(rgb[::2, ::2])
+    # Green stands in for luma here (it carries 59% of it) at a fraction of the cost: this only ranks cells.
+    y = rgb[::2, ::2, 1].astype(np.int16)
     dx = np.abs(np.diff(y, axis=1, append=y[:, -1:]))
     dy = np.abs(np.diff(y, axis=0, append=y[-1:, :]))
     grad = dx + dy
-    useful = ((grad > 1.0) & (grad < 48.0)).astype(np.float32)
+    useful = ((grad > 1) & (grad < 48)).astype(np.float32)
     half = max(1, size // 2)
     scores = np.empty((rows, cols), np.float32)
     for i, y0 in enumerate(ys):
