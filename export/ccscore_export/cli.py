@@ -10,18 +10,13 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
-@app.command("build-data")
-def build_data(
-    split: str = typer.Option("train", help="train or val: the two draw from disjoint art sources."),
-    images: int = typer.Option(6000, help="Number of source images to draw and degrade."),
-    out: Path = typer.Option(..., help="Output .npz of tiles, labels, qualities and kinds."),
-    seed: int = typer.Option(0),
-    tiles_per_image: int = typer.Option(4),
-) -> None:
-    """Builds a tile set from procedural and registry art, degraded by JPEG/WebP encoders."""
-    from .data.build import build_tiles
+@app.command("build-data", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def build_data(ctx: typer.Context) -> None:
+    """Builds tile sets (--split train|val) or evaluation folders (--eval-from, --export-clean); --help for all."""
+    from .data.build import main as build_main
 
-    build_tiles(out, split=split, n_images=images, seed=seed, tiles_per_image=tiles_per_image)
+    raise typer.Exit(build_main(ctx.args))
 
 
 @app.command()

@@ -100,8 +100,12 @@ def encode_jpeg_jpeglib(
             kwargs = {"qt": int(quality)}
             if base_table is not None and version.startswith("mozjpeg"):
                 kwargs["base_quant_tbl_idx"] = int(base_table)
-            flags = ["+PROGRESSIVE_MODE"] if progressive else ["-PROGRESSIVE_MODE"]
-            im.write_spatial(path, flags=flags if not version.startswith("mozjpeg") else [], **kwargs)
+            # mozjpeg keeps its own defaults (progressive, tuned scans, trellis), as its cjpeg users get.
+            if version.startswith("mozjpeg"):
+                flags = []
+            else:
+                flags = ["+PROGRESSIVE_MODE"] if progressive else ["-PROGRESSIVE_MODE"]
+            im.write_spatial(path, flags=flags, **kwargs)
         with open(path, "rb") as f:
             return _decode(f.read())
     finally:
@@ -274,9 +278,12 @@ def degrade_lossy(
     if double:
         first = str(rng.choice(["jpeg", "webp"], p=[0.7, 0.3]))
         if first == "jpeg":
-            rgb, enc = random_jpeg(rng, rgb, sample_jpeg_quality(rng))
+            rgb, _ = random_jpeg(rng, rgb, sample_jpeg_quality(rng))
         else:
-            rgb, enc = random_webp(rng, rgb, sample_webp_quality(rng))
+            rgb, _ = random_webp(rng, rgb, sample_webp_quality(rng))
+        if rng.random() < 0.3:  # cropped between the two saves: the first grid no longer matches the second
+            rgb = shift_grid(rgb, *_random_shift(rng))
+            first += "_misaligned"
     if codec == "jpeg":
         quality = sample_jpeg_quality(rng) if quality is None else quality
         rgb, enc = random_jpeg(rng, rgb, quality)

@@ -1,0 +1,281 @@
+"""Builds the training / validation tile sets and the per-kind evaluation folders.
+
+Every image is an independent work item seeded by (seed, split, image index), so the output is the same
+whatever the number of worker processes. Clean pictures come from the procedural painter and from the
+verified real sources of the requested split (`sources.prepare_sources` must have run for those; without
+a manifest the build is procedural only and says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+import zlib
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from . import degrade
+from .procedural import draw_illustration
+from .sources import DEFAULT_CACHE, REPO_ROOT, kept_files, load_clean
+
+try:
+    from ccscore.tiling import content_tiles, luma
+except ImportError:  # package not installed yet: use the runtime checkout next to this one
+    sys.path.insert(0, str(REPO_ROOT / "runtime"))
+    from ccscore.tiling import content_tiles, luma
+
+SPLITS = ("train", "val")
+MAX_SIDE = 1024  # larger real images are cropped (not resized: that would be a different image) to this
+# Tiles flatter than this (luma std) hold no codec evidence, and a lossy label on one is pure label noise.
+MIN_TILE_STD = 1.0
+
+
+def _split_code(split: str) -> int:
+    return zlib.crc32(split.encode())  # stable across processes, unlike hash()
+
+
+def _image_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, _split_code(split), index])
+
+
+def _random_background(rng: np.random.Generator) -> tuple[int, int, int]:
+    if rng.random() < 0.5:
+        return (255, 255, 255)
+    return tuple(int(v) for v in rng.integers(0, 256, 3))
+
+
+def _crop_to(rng: np.random.Generator, rgb: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    y0 = int(rng.integers(0, h - max_side + 1)) if h > max_side else 0
+    x0 = int(rng.integers(0, w - max_side + 1)) if w > max_side else 0
+    return rgb[y0 : y0 + max_side, x0 : x0 + max_side]
+
+
+def _procedural_size(rng: np.random.Generator) -> tuple[int, int]:
+    # Mostly mid sizes (cheap, enough tiles); the extremes still occur.
+    h, w = (int(v) for v in np.clip(rng.normal(560, 180, 2), 256, 1024))
+    return h, w
+
+
+def clean_image(rng: np.random.Generator, real: list[tuple[str, Path]], procedural_share: float) -> tuple[np.ndarray, str]:
+    """(clean RGB, source name) for one work item."""
+    if not real or rng.random() < procedural_share:
+        return draw_illustration(rng, *_procedural_size(rng)), "procedural"
+    source, path = real[int(rng.integers(len(real)))]
+    return _crop_to(rng, load_clean(path, _random_background(rng)), MAX_SIDE), source
+
+
+# The real-file list is set once per worker process instead of being pickled into every task.
+_REAL: list[tuple[str, Path]] = []
+
+
+def _set_real(real: list[tuple[str, Path]]) -> None:
+    global _REAL
+    _REAL = real
+
+
+def _make_item(args: tuple) -> dict:
+    seed, split, index, procedural_share, tile_size, tiles_per_image = args
+    rng = _image_rng(seed, split, index)
+    rgb, source = clean_image(rng, _REAL, procedural_share)
+    out = degrade.random_degradation(rng, rgb)
+    tiles = content_tiles(out.rgb, tile_size, max_tiles=tiles_per_image).pixels
+    tiles = tiles[luma(tiles).std(axis=(1, 2)) >= MIN_TILE_STD]
+    return {"tiles": tiles, "label": out.label, "quality": out.quality, "kind": out.kind, "source": source}
+
+
+def build_tiles(
+    out_path: str | Path,
+    split: str,
+    n_images: int,
+    seed: int = 0,
+    tile_size: int = 128,
+    tiles_per_image: int = 4,
+    procedural_share: float = 0.5,
+    cache_dir: str | Path = DEFAULT_CACHE,
+    workers: int = 2,
+    log=print,
+) -> dict:
+    """Draws `n_images` clean images, degrades each once, tiles it and writes one .npz.
+
+    Up to `tiles_per_image` content tiles per image; flat tiles (luma std < MIN_TILE_STD) are dropped, so
+    small sprites and flat pictures give fewer.
+
+    Arrays: tiles uint8 [N, T, T, 3], label int64 [N], quality float32 [N] (NaN = clean), kind str [N],
+    source str [N], image_id int64 [N] (the work-item index; tiles of one image share it).
+    Returns a summary dict (counts, seconds).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}")
+    start = time.time()
+    real = kept_files(split, Path(cache_dir))
+    if not real:
+        log(f"no verified real sources for split {split!r} (run prepare-sources); procedural images only")
+    tasks = [(seed, split, i, procedural_share, tile_size, tiles_per_image) for i in range(n_images)]
+    if workers > 1:
+        with Pool(workers, initializer=_set_real, initargs=(real,)) as pool:
+            items = list(pool.imap(_make_item, tasks, chunksize=8))
+    else:
+        _set_real(real)
+        items = [_make_item(t) for t in tasks]
+    counts = [len(it["tiles"]) for it in items]
+    data = {
+        "tiles": np.concatenate([it["tiles"] for it in items]) if items else np.zeros((0, tile_size, tile_size, 3), np.uint8),
+        "label": np.repeat([it["label"] for it in items], counts).astype(np.int64),
+        "quality": np.repeat([it["quality"] for it in items], counts).astype(np.float32),
+        "kind": np.repeat(np.array([it["kind"] for it in items], dtype=str), counts),
+        "source": np.repeat(np.array([it["source"] for it in items], dtype=str), counts),
+        "image_id": np.repeat(np.arange(len(items)), counts).astype(np.int64),
+    }
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out_path, **data)
+    labels = np.array([it["label"] for it in items])
+    summary = {
+        "images": len(items),
+        "tiles": int(len(data["label"])),
+        "images_per_label": {degrade.LABEL_NAMES[k]: int((labels == k).sum()) for k in degrade.LABEL_NAMES},
+        "real_images": int(sum(it["source"] != "procedural" for it in items)),
+        "seconds": round(time.time() - start, 1),
+    }
+    log(f"wrote {out_path}: {summary}")
+    return summary
+
+
+# ---------------------------------------------------------------- evaluation folders
+
+# (folder, label, quality, how): deterministic variants of every held-out clean image.
+# Qualities are the band centres users meet most (viewer exports 85-95, web 70-80, thumbnails ~50).
+EVAL_VARIANTS: tuple[tuple[str, int, float, Callable[[np.random.Generator, np.ndarray], np.ndarray]], ...] = (
+    ("clean", degrade.CLEAN, float("nan"), lambda rng, x: x),
+    ("palette", degrade.CLEAN, float("nan"), lambda rng, x: degrade.clean_palette(rng, x, dither=False)),
+    ("palette_dither", degrade.CLEAN, float("nan"), lambda rng, x: degrade.clean_palette(rng, x, dither=True)),
+    ("resampled", degrade.CLEAN, float("nan"), lambda rng, x: degrade.resize(x, 0.75, Image.Resampling.LANCZOS)),
+    ("jpeg_q50", degrade.JPEG, 50.0, lambda rng, x: degrade.encode_jpeg_pillow(x, 50, "420")),
+    ("jpeg_q70", degrade.JPEG, 70.0, lambda rng, x: degrade.encode_jpeg_pillow(x, 70, "420")),
+    ("jpeg_q85", degrade.JPEG, 85.0, lambda rng, x: degrade.encode_jpeg_pillow(x, 85, "420")),
+    ("jpeg_q90", degrade.JPEG, 90.0, lambda rng, x: degrade.encode_jpeg_pillow(x, 90, "420")),
+    ("jpeg_q95", degrade.JPEG, 95.0, lambda rng, x: degrade.encode_jpeg_pillow(x, 95, "444")),
+    ("jpeg_q98", degrade.JPEG, 98.0, lambda rng, x: degrade.encode_jpeg_pillow(x, 98, "444")),
+    ("jpeg_other_q85", degrade.JPEG, 85.0, lambda rng, x: degrade.random_jpeg(rng, x, 85, "cv2")[0]),
+    ("webp_q50", degrade.WEBP, 50.0, lambda rng, x: degrade.encode_webp_pillow(x, 50)),
+    ("webp_q75", degrade.WEBP, 75.0, lambda rng, x: degrade.encode_webp_pillow(x, 75)),
+    ("webp_q90", degrade.WEBP, 90.0, lambda rng, x: degrade.encode_webp_pillow(x, 90)),
+    ("webp_q95", degrade.WEBP, 95.0, lambda rng, x: degrade.encode_webp_pillow(x, 95, method=6)),
+    ("grid_shift", degrade.JPEG, 85.0, lambda rng, x: degrade.shift_grid(degrade.encode_jpeg_pillow(x, 85, "420"), 3, 5)),
+    ("webp_grid_shift", degrade.WEBP, 80.0, lambda rng, x: degrade.shift_grid(degrade.encode_webp_pillow(x, 80), 2, 1)),
+    ("double", degrade.JPEG, 90.0,
+     lambda rng, x: degrade.encode_jpeg_pillow(degrade.shift_grid(degrade.encode_jpeg_pillow(x, 75, "420"), 4, 4), 90, "420")),
+    ("double_jpeg_webp", degrade.WEBP, 85.0, lambda rng, x: degrade.encode_webp_pillow(degrade.encode_jpeg_pillow(x, 85, "420"), 85)),
+    ("resize", degrade.JPEG, 85.0, lambda rng, x: degrade.resize(degrade.encode_jpeg_pillow(x, 85, "420"), 0.95)),
+)  # fmt: skip
+
+# Optional hard case when mozjpeg is available.
+if degrade.jpeglib is not None:
+    EVAL_VARIANTS += (("jpeg_mozjpeg_q80", degrade.JPEG, 80.0, lambda rng, x: degrade.encode_jpeg_jpeglib(x, 80)),)
+
+
+def build_eval_set(clean_dir: str | Path, out_dir: str | Path, seed: int = 0, log=print) -> Path:
+    """Writes every EVAL_VARIANTS version of each clean image in `clean_dir` as PNG under
+    `out_dir/<kind>/`, plus `out_dir/manifest.csv` (path relative to out_dir, label, quality, kind, source).
+
+    Images are flattened over white, cropped to at most MAX_SIDE and processed in sorted order with a per-image
+    seed, so the same folder and seed always give byte-identical outputs.
+    """
+    clean_dir, out_dir = Path(clean_dir), Path(out_dir)
+    files = sorted(p for p in clean_dir.rglob("*") if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff"))
+    rows = []
+    for index, path in enumerate(files):
+        rel = path.relative_to(clean_dir)
+        stem = str(rel.with_suffix("")).replace("/", "__")
+        rgb = load_clean(path)
+        rgb = rgb[:MAX_SIDE, :MAX_SIDE]  # top-left crop keeps the image origin, hence any grid, in place
+        for kind, label, quality, make in EVAL_VARIANTS:
+            rng = np.random.default_rng([seed, index, zlib.crc32(kind.encode())])
+            out = make(rng, rgb)
+            target = out_dir / kind / f"{stem}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(out).save(target, compress_level=1)
+            rows.append({"path": str(target.relative_to(out_dir)), "label": label, "quality": "" if np.isnan(quality) else int(quality),
+                         "kind": kind, "source": str(rel)})  # fmt: skip
+    manifest = out_dir / "manifest.csv"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(manifest, "w", newline="") as f:
+        writer = csv.DictWriter(f, ["path", "label", "quality", "kind", "source"])
+        writer.writeheader()
+        writer.writerows(rows)
+    log(f"wrote {len(rows)} files for {len(files)} clean images to {out_dir}")
+    return manifest
+
+
+def export_clean_images(split: str, out_dir: str | Path, count: int, seed: int = 0, min_side: int = 256,
+                        cache_dir: Path = DEFAULT_CACHE) -> list[Path]:
+    """Copies `count` verified-clean real images of `split` (spread over its sources, flattened over white,
+    flat images left out: they can hold no codec evidence) into `out_dir`: the input of `build_eval_set`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_source: dict[str, list[Path]] = {}
+    for source, path in kept_files(split, cache_dir):
+        by_source.setdefault(source, []).append(path)
+    rng = np.random.default_rng(seed)
+    written: list[Path] = []
+    queues = {s: [paths[i] for i in rng.permutation(len(paths))] for s, paths in sorted(by_source.items())}
+    while len(written) < count and any(queues.values()):
+        for source, queue in queues.items():  # round robin, so no single source dominates
+            while queue and len(written) < count:
+                path = queue.pop()
+                rgb = load_clean(path)
+                if min(rgb.shape[:2]) < min_side or luma(rgb).std() < 8 * MIN_TILE_STD:
+                    continue
+                target = out_dir / f"{source}__{path.parent.name}__{path.stem}.png"
+                Image.fromarray(rgb).save(target)
+                written.append(target)
+                break
+    return written
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`build-data`: tiles for training (--split) or, with --eval-from, the per-kind evaluation folders."""
+    parser = argparse.ArgumentParser(prog="ccscore-export build-data", description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=SPLITS, default="train")
+    parser.add_argument("--images", type=int, default=6000)
+    parser.add_argument("--out", type=Path, required=True, help=".npz for tiles; a folder with --eval-from")
+    parser.add_argument("--seed", type=int, default=None, help="default: 0 for train, 1 for val")
+    parser.add_argument("--tile-size", type=int, default=128)
+    parser.add_argument("--tiles-per-image", type=int, default=4)
+    parser.add_argument("--procedural-share", type=float, default=0.5)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--prepare-sources", action="store_true", help="fetch and verify the real sources first")
+    parser.add_argument("--eval-from", type=Path, default=None, help="folder of clean PNGs -> evaluation set")
+    parser.add_argument("--export-clean", type=int, default=0, metavar="N",
+                        help="copy N verified-clean real images of --split to the folder --out (for --eval-from)")
+    args = parser.parse_args(argv)
+    if args.export_clean:
+        written = export_clean_images(args.split, args.out, args.export_clean, seed=args.seed or 0, cache_dir=args.cache)
+        print(f"wrote {len(written)} clean {args.split} images to {args.out}")
+        return 0
+    if args.eval_from is not None:
+        build_eval_set(args.eval_from, args.out, seed=args.seed or 0)
+        return 0
+    if args.prepare_sources:
+        from .sources import prepare_sources
+
+        prepare_sources(args.cache, workers=args.workers)
+    seed = args.seed if args.seed is not None else SPLITS.index(args.split)
+    build_tiles(args.out, args.split, args.images, seed, args.tile_size, args.tiles_per_image,
+                args.procedural_share, args.cache, args.workers)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
