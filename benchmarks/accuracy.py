@@ -29,6 +29,8 @@ from ccscore_export.metrics import auroc
 LABELS = ("clean", "jpeg", "webp")
 BANDS = ((0, 80, "<=80"), (81, 90, "81-90"), (91, 95, "91-95"), (96, 100, "96-100"))
 PALETTE_KINDS = ("palette", "palette_dither")
+# Resized-after-compression images are reported by kind only: the quality bands measure the codec alone.
+BAND_EXCLUDED_KINDS = ("resize",)
 
 
 def band_of(quality: float) -> str:
@@ -78,7 +80,7 @@ def evaluate(records: list[dict], real: list[dict]) -> dict:
     band_rows = []
     for codec in ("jpeg", "webp"):
         for lo, hi, name in BANDS:
-            m = (label == codec) & (quality >= lo) & (quality <= hi)
+            m = (label == codec) & (quality >= lo) & (quality <= hi) & ~np.isin(kind, BAND_EXCLUDED_KINDS)
             if not m.any():
                 continue
             caught = flagged & m
@@ -87,7 +89,8 @@ def evaluate(records: list[dict], real: list[dict]) -> dict:
             band_rows.append([codec, name, str(int(m.sum())), pct(int(caught.sum()), int(m.sum())),
                               pct(int(right.sum()), int(caught.sum())), f"{err.mean():.1f}" if len(err) else "-"])
             summary[f"caught_{codec}_{name}"] = float(caught.sum() / m.sum())
-    print_table("Caught by codec x quality band (caught = flagged; codec right = of the caught)",
+    print_table("Caught by codec x quality band (caught = flagged; codec right = of the caught; "
+                f"kinds {', '.join(BAND_EXCLUDED_KINDS)} only by kind)",
                 ["codec", "quality", "n", "caught", "codec right", "quality MAE"], band_rows)
 
     kind_rows = []
@@ -171,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     records = score_folder(scorer, args.eval_set, rows)
     real = []
     if args.real_lossy:
-        files = sorted(p for p in args.real_lossy.rglob("*") if p.is_file())
+        files = sorted(p for p in args.real_lossy.rglob("*.png") if p.is_file())
         real = score_folder(scorer, args.real_lossy, [{"path": str(p.relative_to(args.real_lossy)), "label": "jpeg",
                                                        "quality": "", "kind": "real"} for p in files])
     print(f"scored {len(records) + len(real)} images in {time.time() - start:.1f} s")

@@ -14,6 +14,7 @@ from .model import ArtifactDetector, DetectorConfig
 from .onnx_export import PIXELS, PROBS, QUALITY, export_graph, producer_commit, validate_graph, write_metadata
 
 DEFAULT_MAX_TILES = 8
+MIN_TEXTURE = 0.005  # see ccscore.tiling.content_tiles
 
 
 def save_checkpoint(path: Path, model: ArtifactDetector, extra: dict | None = None) -> None:
@@ -66,7 +67,7 @@ def export_detector(checkpoint: Path, output: Path, real_tiles: np.ndarray | Non
         "outputs": ["probs", "quality"],
         "tile_size": config.tile_size,
         "tiling": "content",
-        "tiling_params": {"max_tiles": max_tiles},
+        "tiling_params": {"max_tiles": max_tiles, "min_texture": MIN_TEXTURE},
         "aggregation": "mean",
         "threshold": 0.5,
         "producer": "ccscore-export",

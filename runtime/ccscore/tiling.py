@@ -69,9 +69,11 @@ def tile_texture_scores(rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
     return scores, ys, xs
 
 
-def content_tiles(rgb: np.ndarray, tile_size: int, max_tiles: int = 16) -> Tiles:
+def content_tiles(rgb: np.ndarray, tile_size: int, max_tiles: int = 16, min_texture: float = 0.005) -> Tiles:
     """Native-resolution tiles chosen by content: the `max_tiles` grid cells with the most useful texture.
 
+    Cells scoring below `min_texture` are left out (at least one cell is always kept): a flat cell holds no
+    codec evidence, and averaging its uninformed vote would dilute the cells that do.
     No resizing ever happens: resampling erases the block-grid traces the model looks for.
     """
     rgb = np.ascontiguousarray(rgb[..., :3])
@@ -81,6 +83,7 @@ def content_tiles(rgb: np.ndarray, tile_size: int, max_tiles: int = 16) -> Tiles
         return Tiles(padded[None, :tile_size, :tile_size], [(0, 0, min(w, tile_size), min(h, tile_size))])
     scores, ys, xs = tile_texture_scores(rgb, tile_size)
     order = np.argsort(-scores.ravel(), kind="stable")[:max_tiles]
+    order = order[: max(1, int((scores.ravel()[order] >= min_texture).sum()))]
     boxes: list[Box] = []
     pixels = np.empty((len(order), tile_size, tile_size, 3), np.uint8)
     for n, flat in enumerate(order):

@@ -157,6 +157,7 @@ EVAL_VARIANTS: tuple[tuple[str, int, float, Callable[[np.random.Generator, np.nd
     ("palette", degrade.CLEAN, float("nan"), lambda rng, x: degrade.clean_palette(rng, x, dither=False)),
     ("palette_dither", degrade.CLEAN, float("nan"), lambda rng, x: degrade.clean_palette(rng, x, dither=True)),
     ("resampled", degrade.CLEAN, float("nan"), lambda rng, x: degrade.resize(x, 0.75, Image.Resampling.LANCZOS)),
+    ("pixel_art", degrade.CLEAN, float("nan"), degrade.clean_pixel_art),
     ("jpeg_q50", degrade.JPEG, 50.0, lambda rng, x: degrade.encode_jpeg_pillow(x, 50, "420")),
     ("jpeg_q70", degrade.JPEG, 70.0, lambda rng, x: degrade.encode_jpeg_pillow(x, 70, "420")),
     ("jpeg_q85", degrade.JPEG, 85.0, lambda rng, x: degrade.encode_jpeg_pillow(x, 85, "420")),

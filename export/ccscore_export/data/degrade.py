@@ -235,6 +235,18 @@ def clean_sharpen(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).filter(f))
 
 
+def clean_pixel_art(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
+    """Pixel art: a box-downscaled, few-colour image blown up k x k by nearest neighbour. Its k-pixel
+    periodic blocks mimic a codec grid (k = 4 or 8 especially), so the model must see it as clean."""
+    k = int(rng.choice([2, 3, 4, 4, 5, 6, 8, 8]))
+    h, w = rgb.shape[:2]
+    small = Image.fromarray(rgb).resize((-(-w // k), -(-h // k)), Image.Resampling.BOX)  # ceil: covers the image
+    if rng.random() < 0.7:
+        small = small.quantize(int(rng.choice([8, 16, 32, 64])), dither=Image.Dither.NONE).convert("RGB")
+    big = np.asarray(small.resize((small.width * k, small.height * k), Image.Resampling.NEAREST))
+    return np.ascontiguousarray(big[:h, :w])
+
+
 HARD_NEGATIVES = {
     "resampled": clean_resampled,
     "palette": lambda rng, rgb: clean_palette(rng, rgb, dither=False),
@@ -243,6 +255,7 @@ HARD_NEGATIVES = {
     "blur": clean_blur,
     "screentone": clean_screentone,
     "sharpen": clean_sharpen,
+    "pixel_art": clean_pixel_art,
 }
 
 
