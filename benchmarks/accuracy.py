@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--aggregate", default=None)
+    parser.add_argument("--max-tiles", type=int, default=None, help="tiles per image (default: the model's)")
     parser.add_argument("--json", type=Path, help="write the summary here")
     args = parser.parse_args(argv)
 
@@ -167,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     if not manifest.is_file():
         parser.error(f"{manifest} not found: build it with --clean-dir")
     rows = list(csv.DictReader(open(manifest, newline="")))
-    scorer = Scorer(args.model, threshold=args.threshold, aggregate=args.aggregate)
+    scorer = Scorer(args.model, threshold=args.threshold, aggregate=args.aggregate, max_tiles=args.max_tiles)
     print(f"model {scorer.info.name} {scorer.info.version} ({scorer.info.path}); threshold {scorer.threshold}, "
-          f"aggregation {scorer.aggregation}, providers {scorer.providers}")
+          f"aggregation {scorer.aggregation}, tiling {scorer.tiling_params}, providers {scorer.providers}")
     start = time.time()
     records = score_folder(scorer, args.eval_set, rows)
     real = []
