@@ -249,11 +249,22 @@ def check_one_record_per_file(records: list[dict], messy: dict) -> None:
 # ---------------------------------------------------------------- the bar
 
 
-def test_killed_run_resumes_to_exactly_one_record_per_file(stub_model, messy, tmp_path):
+@pytest.fixture(params=["stub", "bundled"])
+def any_model(request, stub_model) -> Path:
+    """The stub (fast, deterministic) and the shipped model (the real memory and time profile)."""
+    if request.param == "stub":
+        return stub_model
+    bundled = Path(__file__).resolve().parents[1] / "models" / "ccscore-detector.onnx"
+    if not bundled.exists():
+        pytest.skip("bundled model not built")
+    return bundled
+
+
+def test_killed_run_resumes_to_exactly_one_record_per_file(any_model, messy, tmp_path):
     import psutil
 
     out = tmp_path / "records.jsonl"
-    args = [str(messy["root"]), "--model", str(stub_model), "--output", str(out), "--batch-size", "16",
+    args = [str(messy["root"]), "--model", str(any_model), "--output", str(out), "--batch-size", "16",
             "--workers", "2"]
     proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     deadline = time.monotonic() + 60
