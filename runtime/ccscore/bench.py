@@ -6,7 +6,7 @@ and its peak memory; beside them the floor, Pillow decoding the same files on al
 run; and the cost of the reference architecture (CLIP ViT-L/14-336 on five crops), timed with random weights
 when torch and transformers are importable, counted analytically otherwise.
 
-Nothing here imports torch at module level; the runtime never needs it.
+Nothing here imports torch: the timing itself lives in `ccscore_export.reference` (the [train] side).
 """
 
 from __future__ import annotations
@@ -210,26 +210,13 @@ def time_reference(images: int = 1, threads: Optional[int] = None) -> dict:
     result: dict = {"architecture": "CLIP ViT-L/14-336 vision tower, 5 crops per image",
                     "gflops_per_image": reference_flops() / 1e9}
     try:
-        import torch
-        from transformers import CLIPVisionConfig, CLIPVisionModel
+        from ccscore_export.reference import time_vision_tower  # the torch side: needs the [train] extra
     except ImportError as exc:
         result["timed"] = False
         result["note"] = f"not timed ({exc.name or exc} missing): FLOP count only"
         return result
-    if threads:
-        torch.set_num_threads(threads)
-    config = CLIPVisionConfig(**{k: v for k, v in REFERENCE.items() if k != "crops"})
-    torch.manual_seed(0)
-    model = CLIPVisionModel(config).eval()
-    crops = torch.rand(REFERENCE["crops"], 3, REFERENCE["image_size"], REFERENCE["image_size"])
-    times = []
-    with torch.inference_mode():
-        for _ in range(max(1, images)):
-            t0 = time.perf_counter()
-            model(pixel_values=crops)
-            times.append(time.perf_counter() - t0)
-    result.update(timed=True, images=len(times), seconds_per_image=min(times), torch_threads=torch.get_num_threads(),
-                  note="random weights (cost only), float32, torch.inference_mode")
+    config = {k: v for k, v in REFERENCE.items() if k != "crops"}
+    result.update(time_vision_tower(config, REFERENCE["crops"], images, threads))
     return result
 
 
