@@ -463,3 +463,33 @@ def test_destination_inside_the_input_folder_is_not_walked(stub_model, tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()
     assert len(proc.stdout.splitlines()) == len(files)
     assert len([p for p in dest.rglob("*.png")]) == len(files)
+
+
+def test_a_crashing_file_fails_alone(monkeypatch):
+    """A file that kills its decoder gets one error record; the files in flight beside it still score."""
+    import multiprocessing
+
+    import ccscore.pipeline as pipeline
+    from ccscore.inputs import InputItem
+
+    def decode_or_die(path, spec):
+        if "crash" in path:
+            os._exit(1)
+        return f"decoded {path}"  # a string stands for an error record: enough to check order and blame
+
+    monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(pipeline, "decode_one", decode_or_die)
+    names = ["a", "b", "crash", "c", "d", "e", "f", "g"]
+    spec = pipeline.TileSpec("content", 128, {}, None)
+    out = list(pipeline.decode_stream([InputItem(n) for n in names], spec, workers=2, chunksize=1, window=8))
+    assert [d.item.path for d in out] == names
+    assert [d.error for d in out] == [f"decoded {n}" if n != "crash" else "crash: the decoder crashed on this file"
+                                      for n in names]
+
+
+def test_error_only_inputs_are_flushed_batch_by_batch():
+    from ccscore.inputs import InputItem
+    from ccscore.pipeline import Decoded, batches
+
+    sizes = [len(b) for b in batches((Decoded(InputItem(str(i)), error="bad") for i in range(100)), 8)]
+    assert max(sizes) <= 8 and sum(sizes) == 100

@@ -151,3 +151,16 @@ def test_bundled_model_separates_clean_from_compressed(tmp_path):
     assert [l[0] for l in labels].count("clean") >= 2
     assert [l[1] for l in labels].count("jpeg") >= 2
     assert [l[2] for l in labels].count("webp") >= 2
+
+
+def test_max_pixels_decides_over_pillows_own_limit(tiny_model, image_files, monkeypatch):
+    from PIL import Image
+
+    from ccscore import ImageError, Scorer
+
+    width, height = Image.open(image_files["clean"]).size
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow alone would refuse at 2000 pixels
+    assert Scorer(tiny_model, device="cpu", max_pixels=width * height).score(image_files["clean"]).label
+    assert Image.MAX_IMAGE_PIXELS == 1000  # restored: the caller's setting is not changed behind its back
+    with pytest.raises(ImageError, match="exceeds the limit"):
+        Scorer(tiny_model, device="cpu", max_pixels=width * height - 1).score(image_files["clean"])

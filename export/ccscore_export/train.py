@@ -82,13 +82,14 @@ def load_split(path: Path, encoder: ArtifactEncoder, cache_dir: Path) -> dict[st
 
 
 def _losses(model: ArtifactDetector, feats: torch.Tensor, labels: torch.Tensor, quality: torch.Tensor,
-            recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
+            recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Total loss, class logits and predicted quality of a batch of encoder features."""
     logits, q_pred = model.head(feats)
     ce = F.cross_entropy(logits, labels)
     lossy = labels > 0
     q_loss = (F.l1_loss(q_pred[lossy, 0] / 100.0, quality[lossy] / 100.0) if lossy.any()
               else torch.zeros((), dtype=ce.dtype))
-    return ce + recipe.quality_weight * q_loss, logits
+    return ce + recipe.quality_weight * q_loss, logits, q_pred
 
 
 def evaluate(model: ArtifactDetector, split: dict[str, np.ndarray], recipe: Recipe) -> dict[str, float]:
@@ -97,9 +98,9 @@ def evaluate(model: ArtifactDetector, split: dict[str, np.ndarray], recipe: Reci
         feats = torch.from_numpy(split["features"])
         labels = torch.from_numpy(split["label"].astype(np.int64))
         quality = torch.from_numpy(np.nan_to_num(split["quality"].astype(np.float32)))
-        loss, logits = _losses(model, feats, labels, quality, recipe)
+        loss, logits, q_pred = _losses(model, feats, labels, quality, recipe)
         probs = torch.softmax(logits, 1).numpy()
-        q_pred = model.head(feats)[1][:, 0].numpy()
+        q_pred = q_pred[:, 0].numpy()
     lab = labels.numpy()
     lossy = lab > 0
     return {
@@ -116,7 +117,8 @@ def plot_curve(log_path: Path, png_path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader(open(log_path)))
+    with open(log_path, newline="") as f:
+        rows = list(csv.DictReader(f))
     epochs = [int(r["epoch"]) for r in rows]
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     ax[0].plot(epochs, [float(r["train_loss"]) for r in rows], label="train")
@@ -179,7 +181,7 @@ def train(train_path: Path, val_path: Path, out_dir: Path, recipe: Recipe | None
         total = 0.0
         for i in range(0, len(perm), recipe.batch_size):
             idx = perm[i : i + recipe.batch_size]
-            loss, _ = _losses(model, feats[idx], labels[idx], quality[idx], recipe)
+            loss, _, _ = _losses(model, feats[idx], labels[idx], quality[idx], recipe)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

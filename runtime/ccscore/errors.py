@@ -19,3 +19,9 @@ class ModelError(CCScoreError):
 
 class ImageError(CCScoreError):
     """An input cannot be decoded as an image."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none): errors stay one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

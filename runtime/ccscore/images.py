@@ -10,7 +10,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import ImageError
+from .errors import ImageError, one_line
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own decompression-bomb limit
@@ -62,10 +62,14 @@ def open_image(path: Union[str, os.PathLike], max_pixels: int | None = None) -> 
     p = Path(path)
     if p.is_dir():
         raise ImageError(f"{p} is a directory")
+    pillow_limit = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
-            # Our own limit below decides; Pillow's warning would only be noise on stderr.
+            # Our own limit below decides; Pillow's warning would only be noise on stderr, and its open-time
+            # bomb check (at twice its limit) must not refuse what a larger --max-pixels allows.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if pillow_limit is not None and limit > pillow_limit:
+                Image.MAX_IMAGE_PIXELS = limit
             im = Image.open(p)
             width, height = im.size
             if width * height > limit:
@@ -81,8 +85,9 @@ def open_image(path: Union[str, os.PathLike], max_pixels: int | None = None) -> 
     except Image.DecompressionBombError:
         raise ImageError(f"{p}: image exceeds the decompression-bomb limit (--max-pixels)") from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImageError(f"{p}: cannot decode image ({message})") from None
+        raise ImageError(f"{p}: cannot decode image ({one_line(exc)})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
     return im
 
 
@@ -95,4 +100,4 @@ def load_rgb(source: ImageInput, max_pixels: int | None = None) -> np.ndarray:
     try:
         return pil_to_rgb(im)
     except Exception as exc:
-        raise ImageError(f"{source}: cannot convert image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise ImageError(f"{source}: cannot convert image ({one_line(exc)})") from None

@@ -41,14 +41,9 @@ class TileSpec:
     max_pixels: Optional[int]
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def decode_one(path: str, spec: TileSpec):
     """path -> (pixels [N,T,T,3] uint8, boxes, (width, height)) or an error string; never raises."""
-    from .errors import ImageError
+    from .errors import ImageError, one_line
     from .images import load_rgb
     from .tiling import make_tiles
 
@@ -59,11 +54,11 @@ def decode_one(path: str, spec: TileSpec):
         del rgb
         return np.ascontiguousarray(tiles.pixels), [tuple(int(v) for v in b) for b in tiles.boxes], size
     except ImageError as exc:
-        return _one_line(exc)
+        return one_line(exc)
     except MemoryError:
         return f"{path}: out of memory while decoding"
     except Exception as exc:  # a bug or an exotic decoder failure: still one record, one line
-        return f"{path}: cannot process image ({type(exc).__name__}: {_one_line(exc)})"
+        return f"{path}: cannot process image ({type(exc).__name__}: {one_line(exc)})"
 
 
 def decode_chunk(paths: Sequence[str], spec: TileSpec) -> list:
@@ -82,9 +77,7 @@ def _watch_parent(pid: int, interval: float = 0.5) -> None:
             pass  # exists, but not ours to signal
 
 
-def _worker_init(max_pixels: Optional[int], parent_pid: Optional[int] = None) -> None:
-    from PIL import Image
-
+def _worker_init(parent_pid: Optional[int] = None) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle, not a traceback here
@@ -92,10 +85,6 @@ def _worker_init(max_pixels: Optional[int], parent_pid: Optional[int] = None) ->
         import threading
 
         threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-
-    # Our own --max-pixels check decides; keep Pillow's open-time bomb check from refusing first.
-    if max_pixels is not None and Image.MAX_IMAGE_PIXELS is not None:
-        Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS, max_pixels)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
@@ -140,7 +129,6 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, chun
                   window: Optional[int] = None) -> Iterator[Decoded]:
     """Decoded images in input order. workers=0 decodes in this process."""
     if workers <= 0:
-        _worker_init(spec.max_pixels)
         for item in items:
             yield _as_decoded(item, decode_one(item.path, spec))
         return
@@ -150,10 +138,10 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, chun
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(spec.max_pixels, os.getpid()))
+                                   initargs=(os.getpid(),))
 
     pool = new_pool()
-    pending: deque = deque()  # (chunk, future, attempts)
+    pending: deque = deque()  # (chunk, future)
     chunks = _chunks(items, chunksize)
     exhausted = False
     try:
@@ -163,40 +151,50 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, chun
                 if chunk is None:
                     exhausted = True
                     break
-                pending.append([chunk, pool.submit(decode_chunk, [i.path for i in chunk], spec), 1])
+                pending.append((chunk, pool.submit(decode_chunk, [i.path for i in chunk], spec)))
             if not pending:
                 return
-            chunk, future, attempts = pending[0]
+            chunk, future = pending[0]
             try:
                 outs = future.result()
             except BrokenProcessPool:
-                # A worker died: every task in flight failed with it. Retry them in a fresh pool, one
-                # image per task so that the culprit alone fails the second time.
+                # A worker died and took every task in flight with it. Keep what had finished; decode the
+                # rest again one image at a time, alone, so that a second crash names the culprit exactly.
                 pool.shutdown(wait=False, cancel_futures=True)
+                yield from _recover(pending, spec, ctx)
+                pending.clear()
                 pool = new_pool()
-                retried: deque = deque()
-                for chunk_, _f, attempts_ in pending:
-                    for item in chunk_:
-                        retried.append([[item], None, attempts_ + 1])
-                pending = retried
-                for entry in pending:
-                    if entry[2] > 2:
-                        entry[1] = None
-                    else:
-                        entry[1] = pool.submit(decode_chunk, [entry[0][0].path], spec)
-                while pending and pending[0][1] is None:
-                    dead = pending.popleft()[0][0]
-                    yield Decoded(dead, error=f"{dead.path}: the decoder crashed on this file")
                 continue
             pending.popleft()
             for item, out in zip(chunk, outs):
                 yield _as_decoded(item, out)
-            # Tasks that crashed a worker twice sit in the queue without a future: report them in order.
-            while pending and pending[0][1] is None:
-                dead = pending.popleft()[0][0]
-                yield Decoded(dead, error=f"{dead.path}: the decoder crashed on this file")
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _recover(pending: deque, spec: TileSpec, ctx) -> Iterator[Decoded]:
+    """In input order: results of tasks that finished before a crash, then the others retried one by one."""
+    solo = None
+    try:
+        for chunk, future in pending:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                for item, out in zip(chunk, future.result()):
+                    yield _as_decoded(item, out)
+                continue
+            for item in chunk:
+                solo = solo or ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_init,
+                                                   initargs=(os.getpid(),))
+                try:
+                    (out,) = solo.submit(decode_chunk, [item.path], spec).result()
+                except BrokenProcessPool:
+                    solo.shutdown(wait=False, cancel_futures=True)
+                    solo = None
+                    yield Decoded(item, error=f"{item.path}: the decoder crashed on this file")
+                    continue
+                yield _as_decoded(item, out)
+    finally:
+        if solo is not None:
+            solo.shutdown(wait=True)
 
 
 # ---------------------------------------------------------------- batching and scoring
@@ -210,7 +208,7 @@ def batches(decoded: Iterable[Decoded], batch_tiles: int) -> Iterator[list[Decod
         batch.append(d)
         if d.pixels is not None:
             tiles += len(d.pixels)
-        if tiles >= batch_tiles:
+        if tiles >= batch_tiles or len(batch) >= batch_tiles:  # error-only runs must flush too
             yield batch
             batch, tiles = [], 0
     if batch:
@@ -222,23 +220,11 @@ def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False) -> list[
     from .tiling import Tiles
 
     good = [d for d in batch if d.pixels is not None]
-    results = {}
-    if good:
-        probs, quality = scorer.run(np.concatenate([d.pixels for d in good]))
-        start = 0
-        for d in good:
-            end = start + len(d.pixels)
-            tiles = Tiles(d.pixels, d.boxes)
-            result = scorer.result(tiles, d.size, probs[start:end],
-                                   None if quality is None else quality[start:end], d.item.path)
-            results[id(d)] = result.to_dict(with_tiles=with_tiles)
-            start = end
+    scored = scorer.score_together([(d.item.path, Tiles(d.pixels, d.boxes), d.size) for d in good])
+    records = {id(d): r.to_dict(with_tiles=with_tiles) for d, r in zip(good, scored)}
     out = []
     for d in batch:
-        if d.pixels is None:
-            out.append((d, {"path": d.item.path, "error": d.error or "unknown error"}))
-        else:
-            out.append((d, results[id(d)]))
+        out.append((d, records[id(d)] if d.pixels is not None else {"path": d.item.path, "error": d.error or "unknown error"}))
         d.pixels = None  # the batch's tiles can go now
     return out
 

@@ -40,8 +40,7 @@ class ScoreResult:
             d["path"] = self.path
         d["label"] = self.label
         d["scores"] = self.scores
-        if self.quality is not None:
-            d["quality"] = self.quality
+        d["quality"] = self.quality  # null for clean images and for models without a quality output
         d["width"], d["height"] = self.size
         if with_tiles:
             d["tiles"] = [t.to_dict() for t in self.tiles]

@@ -128,27 +128,30 @@ class Scorer:
         path = str(image) if isinstance(image, (str, os.PathLike)) else None
         return self.result(tiles, size, probs, quality, path)
 
+    def score_together(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]]) -> list[ScoreResult]:
+        """Scores already-tiled images with one pass over all their tiles; results in input order."""
+        if not items:
+            return []
+        probs, quality = self.run(np.concatenate([tiles.pixels for _, tiles, _ in items]))
+        results, start = [], 0
+        for path, tiles, size in items:
+            end = start + len(tiles.boxes)
+            results.append(self.result(tiles, size, probs[start:end],
+                                       None if quality is None else quality[start:end], path))
+            start = end
+        return results
+
     def score_tiled(self, items: Iterable[tuple[Optional[str], Tiles, tuple[int, int]]]) -> Iterator[ScoreResult]:
-        """Scores already-tiled images, batching tiles of many images into one session run, in input order."""
+        """Scores already-tiled images, batching tiles of many images into shared runs, in input order."""
         pending: list[tuple[Optional[str], Tiles, tuple[int, int]]] = []
         count = 0
-
-        def flush() -> Iterator[ScoreResult]:
-            probs, quality = self.run(np.concatenate([t.pixels for _, t, _ in pending]))
-            start = 0
-            for path, tiles, size in pending:
-                end = start + len(tiles.boxes)
-                yield self.result(tiles, size, probs[start:end], None if quality is None else quality[start:end], path)
-                start = end
-
         for item in items:
             pending.append(item)
             count += len(item[1].boxes)
             if count >= self.batch_size:
-                yield from flush()
+                yield from self.score_together(pending)
                 pending, count = [], 0
-        if pending:
-            yield from flush()
+        yield from self.score_together(pending)
 
     def score_many(self, images: Sequence[ImageInput]) -> Iterator[ScoreResult]:
         """Scores several images with shared session runs; decoding errors raise `ImageError`."""

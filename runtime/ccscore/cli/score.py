@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import CCScoreError
+from ..errors import CCScoreError, one_line
 from ..providers import DEVICES
 from ..scorer import AGGREGATIONS
 
@@ -70,8 +70,9 @@ def score(
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
                                           help="Decoding processes (default: number of cores; 0: decode in-process)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
-                                             help="Tiles per model run, across images (default: 8 on CPU, "
-                                                  "where larger runs are slower and use more memory; 64 on GPU)."),
+                                             help="Tiles scored, and records written, together, across images "
+                                                  "(default: 8 on CPU, 64 on GPU; on CPU the session itself runs "
+                                                  "one tile at a time, which keeps it in cache)."),
     select: Optional[str] = typer.Option(None, "--select", metavar="flagged|clean",
                                          help="Images that actions take and stdout shows (default: actions take "
                                               "flagged ones, stdout shows all; errors always show)."),
@@ -128,8 +129,8 @@ def score(
     if scorer.fallback_note:
         typer.echo(f"ccscore: warning: {scorer.fallback_note}", err=True)
     if batch_size is None:
-        # Measured on 2 CPU cores with the detector: 8 tiles a run took 6.8 ms/tile and 0.4 GB, 64 tiles a
-        # run 41 ms/tile and 2.5 GB (activations outgrow the caches). Accelerators want full batches.
+        # On CPU a batch only sets how often records are flushed (the session runs tile by tile, see
+        # providers.ChunkedSession); accelerators want full batches.
         batch_size = CPU_BATCH if scorer.providers[:1] == ["CPUExecutionProvider"] else GPU_BATCH
         scorer.batch_size = batch_size
 
@@ -216,22 +217,33 @@ def score(
                     print(readable(r), flush=True)
         progress.update(counts["scored"] + counts["failed"], counts["failed"])
 
+    def silence_stdout() -> None:
+        # Nothing more can reach stdout; keep the interpreter's final flush from printing a traceback.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+
     interrupted = 0
+    write_error = None
     try:
         run_pipeline(scorer, pending_items(), workers, batch_size, on_batch, with_tiles=tiles)
     except KeyboardInterrupt:
         interrupted = EXIT_INTERRUPTED
     except BrokenPipeError:
         # stdout closed early (e.g. piped into `head`): stop, records written to --output so far stand.
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except OSError:
-            pass
+        silence_stdout()
         interrupted = EXIT_BROKEN_PIPE
+    except OSError as exc:  # disk full, a vanished mount...: what was written stands, the run cannot go on
+        silence_stdout()
+        write_error = f"cannot write records: {exc.strerror or one_line(exc)}"
     finally:
         progress.close()
         if writer is not None:
-            writer.close()
+            try:
+                writer.close()
+            except OSError as exc:
+                write_error = write_error or f"cannot write records: {exc.strerror or one_line(exc)}"
 
     elapsed = time.monotonic() - start
     n = counts["scored"] + counts["failed"]
@@ -248,6 +260,8 @@ def score(
     summary = ", ".join(parts) + f" in {elapsed:.1f}s ({n / max(elapsed, 1e-9):.1f} images/s)"
     stopped = {EXIT_INTERRUPTED: "interrupted: ", EXIT_BROKEN_PIPE: "stdout closed: "}.get(interrupted, "")
     typer.echo(f"ccscore: {stopped}{summary}", err=True)
+    if write_error:
+        fail(write_error, EXIT_SOME_FAILED)
     if interrupted:
         raise typer.Exit(interrupted)
     raise typer.Exit(EXIT_SOME_FAILED if counts["failed"] or counts["action_failed"] else EXIT_OK)
