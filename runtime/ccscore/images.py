@@ -77,7 +77,7 @@ def open_image(path: Union[str, os.PathLike], max_pixels: int | None = None) -> 
                                  f"the limit of {limit / 1e6:.0f} (--max-pixels)")
             im.seek(0)  # animated images: the first frame
             im.load()
-            im = ImageOps.exif_transpose(im) or im
+            ImageOps.exif_transpose(im, in_place=True)  # a copy per image otherwise, even without EXIF
     except ImageError:
         raise
     except FileNotFoundError:
