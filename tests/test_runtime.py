@@ -68,6 +68,10 @@ def test_aggregations_differ_and_threshold_decides(tiny_model, image_files):
     assert aggregate(probs, "mean") == pytest.approx(probs.mean(0))
     assert aggregate(probs, "max") == pytest.approx(np.array([0.9, 0.7, 0.3]) / 1.9)
     assert aggregate(probs, "min").sum() == pytest.approx(1.0)
+    # worst_half: the mean of the ceil(N/2) tiles with the lowest P(clean), here rows 1 and 2.
+    assert aggregate(probs, "worst_half", clean_index=0) == pytest.approx(probs[[1, 2]].mean(0))
+    with pytest.raises(ValueError):
+        aggregate(probs, "worst_half")
     scores = {"clean": 0.4, "jpeg": 0.35, "webp": 0.25}
     assert decide(scores, 0.5) == "jpeg"  # P(clean) 0.4 < 1 - 0.5
     assert decide(scores, 0.55) == "jpeg"  # 0.4 < 0.45

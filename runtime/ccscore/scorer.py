@@ -15,15 +15,24 @@ from .providers import Device, Session, create_session, import_onnxruntime
 from .results import ScoreResult, TileScore
 from .tiling import Tiles, make_tiles
 
-AGGREGATIONS = ("mean", "median", "max", "min")
+# The reference's four, plus worst_half: the mean over the half of the tiles that look most damaged. Damage
+# is often local (one textured region shows the grid), so half the tiles voting "no evidence" should not
+# outvote it.
+AGGREGATIONS = ("mean", "median", "max", "min", "worst_half")
 CLEAN = "clean"
 
 
-def aggregate(probs: np.ndarray, method: str) -> np.ndarray:
+def aggregate(probs: np.ndarray, method: str, clean_index: Optional[int] = None) -> np.ndarray:
     """Tile probabilities [N, C] -> one distribution [C] (renormalised: median/max/min need not sum to 1)."""
     if method not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {method!r}: use one of {', '.join(AGGREGATIONS)}")
-    combined = getattr(np, method)(probs, axis=0).astype(np.float64)
+    if method == "worst_half":
+        if clean_index is None:
+            raise ValueError("aggregation worst_half needs a model with a 'clean' label")
+        worst = np.argsort(probs[:, clean_index], kind="stable")[: (len(probs) + 1) // 2]
+        combined = probs[worst].mean(axis=0).astype(np.float64)
+    else:
+        combined = getattr(np, method)(probs, axis=0).astype(np.float64)
     total = combined.sum()
     return combined / total if total > 0 else np.full_like(combined, 1.0 / len(combined))
 
@@ -64,6 +73,8 @@ class Scorer:
         self.aggregation = aggregate or self.info.aggregation
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {self.aggregation!r}: use one of {', '.join(AGGREGATIONS)}")
+        if self.aggregation == "worst_half" and CLEAN not in self.info.labels:
+            raise ValueError(f"aggregation worst_half needs a model with a '{CLEAN}' label")
         self.threshold = self.info.threshold if threshold is None else float(threshold)
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be within [0, 1], got {self.threshold}")
@@ -107,7 +118,7 @@ class Scorer:
                path: Optional[str] = None) -> ScoreResult:
         """Aggregates one image's tile outputs into its result."""
         labels = self.labels
-        dist = aggregate(probs, self.aggregation)
+        dist = aggregate(probs, self.aggregation, labels.index(CLEAN) if CLEAN in labels else None)
         scores = {label: float(p) for label, p in zip(labels, dist)}
         label = decide(scores, self.threshold)
         image_quality = None
