@@ -16,6 +16,7 @@ from typing import Optional
 
 KINDS = ("copy", "symlink", "move")
 VERBS = {"copy": "copy", "symlink": "link", "move": "move"}
+PAST_TENSE = {"copy": "copied", "symlink": "linked", "move": "moved"}
 
 
 class ActionError(Exception):

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import sys
 from dataclasses import dataclass
@@ -75,15 +77,12 @@ def _walk(root: str, seen_dirs: set, seen_files: set, exclude: frozenset = froze
 
 def read_list(source: str, stdin: Optional[TextIO] = None) -> Iterator[str]:
     """Entries of a list file (`-` = stdin), one path a line; blank lines skipped; read lazily."""
-    if source == "-":
-        stream = stdin if stdin is not None else sys.stdin
+    with contextlib.ExitStack() as stack:
+        if source == "-":
+            stream = stdin if stdin is not None else sys.stdin
+        else:
+            stream = stack.enter_context(open(source, encoding="utf-8", errors="surrogateescape"))
         for line in stream:
-            entry = line.rstrip("\r\n")
-            if entry.strip():
-                yield entry
-        return
-    with open(source, encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
             entry = line.rstrip("\r\n")
             if entry.strip():
                 yield entry

@@ -189,7 +189,7 @@ def create_session(model_path: str, device: Device = "auto", intra_op_threads: i
     usable = [p for p in requested if p in available] or [CPU]
     if TENSORRT in usable and not tensorrt_loadable():
         usable.remove(TENSORRT)
-    providers = [(p, provider_options(p)) if provider_options(p) else p for p in usable]
+    providers = [(p, options_) if (options_ := provider_options(p)) else p for p in usable]
     try:
         session = ort.InferenceSession(model_path, options, providers=providers)
     except Exception as exc:  # onnxruntime raises several unrelated types for unreadable models

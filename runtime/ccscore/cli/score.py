@@ -93,7 +93,7 @@ def score(
 
     Exit status: 0 all scored, 1 some files failed, 2 usage error (bad option, unusable model or --output), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
     """
-    from ..actions import ActionError, Mover
+    from ..actions import PAST_TENSE, ActionError, Mover
     from ..errors import OnnxRuntimeMissing
     from ..inputs import iter_inputs
     from ..outputs import JsonlWriter, OutputError, open_output
@@ -251,7 +251,7 @@ def score(
     if skipped:
         parts.append(f"{skipped} already in {output}")
     if mover is not None:
-        verb = {"copy": "copied", "symlink": "linked", "move": "moved"}[mover.kind]
+        verb = PAST_TENSE[mover.kind]
         parts.append(f"{counts['acted']} {'to be ' + verb if dry_run else verb}")
         if counts["already"]:
             parts.append(f"{counts['already']} already in {mover.dest}")
