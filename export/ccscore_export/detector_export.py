@@ -9,12 +9,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ccscore.tiling import MIN_TEXTURE
+
 from . import __version__
 from .model import ArtifactDetector, DetectorConfig
 from .onnx_export import PIXELS, PROBS, QUALITY, export_graph, producer_commit, validate_graph, write_metadata
 
 DEFAULT_MAX_TILES = 8
-MIN_TEXTURE = 0.005  # see ccscore.tiling.content_tiles
 
 
 def save_checkpoint(path: Path, model: ArtifactDetector, extra: dict | None = None) -> None:

@@ -69,7 +69,11 @@ def tile_texture_scores(rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
     return scores, ys, xs
 
 
-def content_tiles(rgb: np.ndarray, tile_size: int, max_tiles: int = 16, min_texture: float = 0.005) -> Tiles:
+# Texture score below which a cell counts as flat (see content_tiles); models record it in their metadata.
+MIN_TEXTURE = 0.005
+
+
+def content_tiles(rgb: np.ndarray, tile_size: int, max_tiles: int = 16, min_texture: float = MIN_TEXTURE) -> Tiles:
     """Native-resolution tiles chosen by content: the `max_tiles` grid cells with the most useful texture.
 
     Cells scoring below `min_texture` are left out (at least one cell is always kept): a flat cell holds no
