@@ -211,7 +211,7 @@ def section_stages(model: str, paths) -> dict:
     from PIL import Image
 
     from ccscore import Scorer
-    from ccscore.images import open_image, pil_to_rgb
+    from ccscore.images import DecodedImage, open_image
     from ccscore.tiling import make_tiles
 
     s = Scorer(model, device="cpu", intra_op_threads=1)
@@ -224,16 +224,16 @@ def section_stages(model: str, paths) -> dict:
         t1 = time.perf_counter()
         im = open_image(p)
         t2 = time.perf_counter()
-        rgb = pil_to_rgb(im)
+        decoded = DecodedImage.from_pil(im)
         t3 = time.perf_counter()
-        tl = make_tiles(rgb, s.info.tiling, s.info.tile_size, s.tiling_params)
+        tl = make_tiles(decoded, s.info.tiling, s.info.tile_size, s.tiling_params)
         t4 = time.perf_counter()
         s.run(tl.pixels)
         t5 = time.perf_counter()
         t["decode (Pillow load)"] += t1 - t0
         t["open_image (decode + EXIF)"] += t2 - t1
-        t["pil_to_rgb (convert, alpha flatten)"] += t3 - t2
-        t["tiling"] += t4 - t3
+        t["mode conversion (rare modes only)"] += t3 - t2
+        t["tiling (incl. alpha flattening)"] += t4 - t3
         t["model (1 thread)"] += t5 - t4
         tiles += len(tl.boxes)
     n = len(paths)

@@ -90,6 +90,34 @@ def test_small_images_are_padded_into_one_tile(tiny_model, image_files):
     assert result.tiles[0].box == (0, 0, 40, 30)
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "RGB", "LA", "P", "P+transparency", "L", "CMYK", "I;16"])
+def test_tiles_read_in_parts_equal_tiles_of_the_whole_flattened_image(mode):
+    """Tiling reads a decoded image in parts (half-resolution green, per-tile alpha flattening); the tiles must
+    be bit-identical to those cut from the whole image converted and flattened first."""
+    from ccscore.images import DecodedImage
+    from ccscore.tiling import content_tiles
+
+    rng = np.random.default_rng(3)
+    art = np.asarray(draw_art(5, (517, 389)))
+    alpha = rng.choice(np.array([0, 1, 90, 254, 255], np.uint8), size=art.shape[:2])
+    im = Image.fromarray(np.dstack([art, alpha]), "RGBA")
+    if mode == "P+transparency":
+        im = im.convert("RGB").quantize(64)
+        im.info["transparency"] = int(np.asarray(im)[0, 0])
+    elif mode == "P":
+        im = im.convert("RGBA").quantize(64, method=Image.Quantize.FASTOCTREE)
+    elif mode != "RGBA":
+        im = im.convert(mode if mode != "I;16" else "L")
+        im = im.convert("I;16") if mode == "I;16" else im
+    decoded = DecodedImage.from_pil(im)
+    whole = DecodedImage.from_array(decoded.rgb().copy())
+    in_parts, from_whole = content_tiles(decoded, 128, max_tiles=6), content_tiles(whole, 128, max_tiles=6)
+    assert in_parts.boxes == from_whole.boxes and len(in_parts.boxes) >= 4
+    assert np.array_equal(in_parts.pixels, from_whole.pixels)
+    if mode in ("RGBA", "LA"):  # transparent pixels were composited over white
+        assert (decoded.rgb()[alpha == 0] == 255).all()
+
+
 def test_cli_jsonl_contract(tiny_model, image_files, tmp_path):
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("not an image")

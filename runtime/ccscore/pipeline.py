@@ -44,14 +44,14 @@ class TileSpec:
 def decode_one(path: str, spec: TileSpec):
     """path -> (pixels [N,T,T,3] uint8, boxes, (width, height)) or an error string; never raises."""
     from .errors import ImageError, one_line
-    from .images import load_rgb
+    from .images import load_image
     from .tiling import make_tiles
 
     try:
-        rgb = load_rgb(path, spec.max_pixels)
-        tiles = make_tiles(rgb, spec.strategy, spec.tile_size, spec.params)
-        size = (int(rgb.shape[1]), int(rgb.shape[0]))
-        del rgb
+        decoded = load_image(path, spec.max_pixels)
+        tiles = make_tiles(decoded, spec.strategy, spec.tile_size, spec.params)
+        size = decoded.size
+        del decoded
         return np.ascontiguousarray(tiles.pixels), [tuple(int(v) for v in b) for b in tiles.boxes], size
     except ImageError as exc:
         return one_line(exc)

@@ -9,7 +9,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from .errors import ModelError
-from .images import ImageInput, load_rgb
+from .images import ImageInput, load_image
 from .model_info import ModelInfo, default_model_path
 from .providers import Device, Session, create_session, import_onnxruntime
 from .results import ScoreResult, TileScore
@@ -100,9 +100,8 @@ class Scorer:
         return self._session.fallback_note
 
     def tile(self, image: ImageInput) -> tuple[Tiles, tuple[int, int]]:
-        rgb = load_rgb(image, self.max_pixels)
-        tiles = make_tiles(rgb, self.info.tiling, self.info.tile_size, self.tiling_params)
-        return tiles, (rgb.shape[1], rgb.shape[0])
+        decoded = load_image(image, self.max_pixels)
+        return make_tiles(decoded, self.info.tiling, self.info.tile_size, self.tiling_params), decoded.size
 
     def run(self, pixels: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
         """Raw model outputs for uint8 tiles [N, T, T, 3]: probs [N, C] and quality [N] (or None)."""

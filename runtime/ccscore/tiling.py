@@ -1,7 +1,7 @@
 """Tiling strategies: how an image becomes the fixed-size tiles a model sees.
 
 A model names its strategy and parameters in its ONNX metadata; the runtime looks the strategy up here.
-Every strategy returns a `Tiles` batch: uint8 RGB `[N, T, T, 3]` plus each tile's box in image pixels.
+Every strategy reads a `DecodedImage` (an RGB array is wrapped as one) and returns a `Tiles` batch: uint8 RGB `[N, T, T, 3]` plus each tile's box in image pixels.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Callable
 
 import numpy as np
 
+from .images import DecodedImage
+
 Box = tuple[int, int, int, int]  # left, top, right, bottom in image pixels (right/bottom exclusive)
 
 
@@ -18,6 +20,11 @@ Box = tuple[int, int, int, int]  # left, top, right, bottom in image pixels (rig
 class Tiles:
     pixels: np.ndarray  # uint8 [N, T, T, 3]
     boxes: list[Box]
+
+
+def as_decoded(image: DecodedImage | np.ndarray) -> DecodedImage:
+    """Strategies read a `DecodedImage`; a plain RGB array is wrapped as one."""
+    return image if isinstance(image, DecodedImage) else DecodedImage.from_array(image)
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -40,7 +47,19 @@ def _pad_to(rgb: np.ndarray, size: int) -> np.ndarray:
     return rgb
 
 
-def tile_texture_scores(rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _window_sums(values: np.ndarray, starts: np.ndarray, length: int, axis: int) -> np.ndarray:
+    """int32 sums of `values` over the windows [start, start + length) along `axis`; windows are disjoint, sorted."""
+    n = values.shape[axis]
+    # reduceat sums from each index to the next: interleave starts and ends and keep every other sum. An end
+    # at n is left out: the last index already sums to the end.
+    bounds = np.stack([starts, np.minimum(starts + length, n)], axis=1).ravel()
+    if bounds[-1] == n:
+        bounds = bounds[:-1]
+    sums = np.add.reduceat(values, bounds, axis=axis, dtype=np.int32)
+    return sums.take(np.arange(0, 2 * len(starts), 2), axis=axis)
+
+
+def tile_texture_scores(image: DecodedImage, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores each cell of a non-overlapping `size` grid by how much compression evidence it can hold.
 
     Flat cells quantise to zero at every grid phase and carry no evidence; so do cells of pure noise.
@@ -48,24 +67,23 @@ def tile_texture_scores(rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
     quantise but not noise), computed on a 2x-subsampled green channel to stay cheap next to decoding.
     Returns (scores [rows, cols], row origins, col origins).
     """
-    h, w = rgb.shape[:2]
+    w, h = image.size
     rows = max(1, h // size)
     cols = max(1, w // size)
     # Spread leftover pixels evenly so border cells are not always skipped.
     ys = np.linspace(0, max(0, h - size), rows).round().astype(int)
     xs = np.linspace(0, max(0, w - size), cols).round().astype(int)
     # Green stands in for luma here (it carries 59% of it) at a fraction of the cost: this only ranks cells.
-    y = rgb[::2, ::2, 1].astype(np.int16)
-    dx = np.abs(np.diff(y, axis=1, append=y[:, -1:]))
-    dy = np.abs(np.diff(y, axis=0, append=y[-1:, :]))
-    grad = dx + dy
-    useful = ((grad > 1) & (grad < 48)).astype(np.float32)
+    y = image.half_green().astype(np.int16)
+    grad = np.zeros_like(y)  # |right - here| + |below - here|, zero past the last row and column
+    np.abs(y[:, 1:] - y[:, :-1], out=grad[:, :-1])
+    grad[:-1] += np.abs(y[1:] - y[:-1])
+    useful = ((grad > 1) & (grad < 48)).view(np.uint8)
     half = max(1, size // 2)
-    scores = np.empty((rows, cols), np.float32)
-    for i, y0 in enumerate(ys):
-        for j, x0 in enumerate(xs):
-            cell = useful[y0 // 2 : y0 // 2 + half, x0 // 2 : x0 // 2 + half]
-            scores[i, j] = cell.mean() if cell.size else 0.0
+    sums = _window_sums(_window_sums(useful, ys // 2, half, axis=0), xs // 2, half, axis=1)
+    heights = np.minimum(ys // 2 + half, useful.shape[0]) - ys // 2
+    widths = np.minimum(xs // 2 + half, useful.shape[1]) - xs // 2
+    scores = (sums / np.outer(heights, widths)).astype(np.float32)
     return scores, ys, xs
 
 
@@ -73,19 +91,21 @@ def tile_texture_scores(rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
 MIN_TEXTURE = 0.005
 
 
-def content_tiles(rgb: np.ndarray, tile_size: int, max_tiles: int = 16, min_texture: float = MIN_TEXTURE) -> Tiles:
+def content_tiles(image: DecodedImage | np.ndarray, tile_size: int, max_tiles: int = 16,
+                  min_texture: float = MIN_TEXTURE) -> Tiles:
     """Native-resolution tiles chosen by content: the `max_tiles` grid cells with the most useful texture.
 
     Cells scoring below `min_texture` are left out (at least one cell is always kept): a flat cell holds no
     codec evidence, and averaging its uninformed vote would dilute the cells that do.
     No resizing ever happens: resampling erases the block-grid traces the model looks for.
     """
-    rgb = np.ascontiguousarray(rgb[..., :3])
-    if rgb.shape[0] < tile_size or rgb.shape[1] < tile_size:
-        padded = _pad_to(rgb, tile_size)
-        h, w = rgb.shape[:2]
-        return Tiles(padded[None, :tile_size, :tile_size], [(0, 0, min(w, tile_size), min(h, tile_size))])
-    scores, ys, xs = tile_texture_scores(rgb, tile_size)
+    image = as_decoded(image)
+    w, h = image.size
+    if h < tile_size or w < tile_size:
+        padded = _pad_to(image.rgb(), tile_size)
+        return Tiles(np.ascontiguousarray(padded[None, :tile_size, :tile_size]),
+                     [(0, 0, min(w, tile_size), min(h, tile_size))])
+    scores, ys, xs = tile_texture_scores(image, tile_size)
     order = np.argsort(-scores.ravel(), kind="stable")[:max_tiles]
     order = order[: max(1, int((scores.ravel()[order] >= min_texture).sum()))]
     boxes: list[Box] = []
@@ -93,8 +113,9 @@ def content_tiles(rgb: np.ndarray, tile_size: int, max_tiles: int = 16, min_text
     for n, flat in enumerate(order):
         i, j = divmod(int(flat), scores.shape[1])
         y0, x0 = int(ys[i]), int(xs[j])
-        pixels[n] = rgb[y0 : y0 + tile_size, x0 : x0 + tile_size]
-        boxes.append((x0, y0, x0 + tile_size, y0 + tile_size))
+        box = (x0, y0, x0 + tile_size, y0 + tile_size)
+        pixels[n] = image.crop(*box)
+        boxes.append(box)
     return Tiles(pixels, boxes)
 
 
@@ -109,7 +130,7 @@ def _short_side_to(width: int, height: int, size: int) -> tuple[int, int]:
     return int(size * width / height), size
 
 
-def city96_fivecrop_tiles(rgb: np.ndarray, tile_size: int, shortest_edge: int | None = None,
+def city96_fivecrop_tiles(image: DecodedImage | np.ndarray, tile_size: int, shortest_edge: int | None = None,
                           crop: int | None = None, long_side_limit: int = 1536, resize_to: int = 1536,
                           presize_resample: str = "bilinear", resample: str = "bicubic") -> Tiles:
     """The CityClassifiers reference tiling, reproduced pixel for pixel with Pillow.
@@ -127,7 +148,7 @@ def city96_fivecrop_tiles(rgb: np.ndarray, tile_size: int, shortest_edge: int | 
     if shortest_edge < tile_size:
         raise ValueError(f"shortest_edge {shortest_edge} is below the tile size {tile_size}")
     crop = int(crop or 2 * shortest_edge)
-    rgb = np.ascontiguousarray(rgb[..., :3])
+    rgb = np.ascontiguousarray(as_decoded(image).rgb())
     height, width = rgb.shape[:2]
     image = Image.fromarray(rgb)
     sx = sy = 1.0
@@ -161,16 +182,16 @@ def city96_fivecrop_tiles(rgb: np.ndarray, tile_size: int, shortest_edge: int | 
 
 TilingStrategy = Callable[..., Tiles]
 
-# Strategy name (as written in model metadata) -> function(rgb, tile_size, **params).
+# Strategy name (as written in model metadata) -> function(image, tile_size, **params).
 STRATEGIES: dict[str, TilingStrategy] = {
     "content": content_tiles,
     "city96_fivecrop": city96_fivecrop_tiles,
 }
 
 
-def make_tiles(rgb: np.ndarray, strategy: str, tile_size: int, params: dict | None = None) -> Tiles:
+def make_tiles(image: DecodedImage | np.ndarray, strategy: str, tile_size: int, params: dict | None = None) -> Tiles:
     try:
         fn = STRATEGIES[strategy]
     except KeyError:
         raise ValueError(f"unknown tiling strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}") from None
-    return fn(rgb, tile_size, **(params or {}))
+    return fn(as_decoded(image), tile_size, **(params or {}))
