@@ -91,8 +91,31 @@ def _worker_init(parent_pid: Optional[int] = None) -> None:
 def mp_context():
     methods = multiprocessing.get_all_start_methods()
     if sys.platform.startswith("linux") and "forkserver" in methods:
-        return multiprocessing.get_context("forkserver")
+        ctx = multiprocessing.get_context("forkserver")
+        # Workers fork from a server that has imported the decoding code once, instead of each importing it.
+        ctx.set_forkserver_preload(["ccscore.images", "ccscore.tiling"])
+        return ctx
     return multiprocessing.get_context("spawn")
+
+
+def _new_pool(workers: int, ctx) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(os.getpid(),))
+
+
+def _ready() -> None:
+    from . import images, tiling  # noqa: F401  (imported now, not on the first image)
+
+
+def start_workers(workers: int) -> Optional[ProcessPoolExecutor]:
+    """Starts `workers` decode processes now, so that their start-up overlaps what the caller does next
+    (creating the session: ~0.3 s). Hand the pool to `run_pipeline`, which shuts it down. None for 0."""
+    if workers <= 0:
+        return None
+    pool = _new_pool(workers, mp_context())
+    for _ in range(workers):
+        pool.submit(_ready)
+    return pool
 
 
 # ---------------------------------------------------------------- ordered, bounded decoding
@@ -126,8 +149,9 @@ def _chunks(items: Iterable[InputItem], size: int) -> Iterator[list[InputItem]]:
 
 
 def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, chunksize: int = 2,
-                  window: Optional[int] = None) -> Iterator[Decoded]:
-    """Decoded images in input order. workers=0 decodes in this process."""
+                  window: Optional[int] = None, pool: Optional[ProcessPoolExecutor] = None) -> Iterator[Decoded]:
+    """Decoded images in input order. workers=0 decodes in this process. `pool`: workers already started
+    (see `start_workers`); shut down here like the pools made here."""
     if workers <= 0:
         for item in items:
             yield _as_decoded(item, decode_one(item.path, spec))
@@ -135,12 +159,7 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, chun
 
     window = window or max(4, workers * 4)
     ctx = mp_context()
-
-    def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(os.getpid(),))
-
-    pool = new_pool()
+    pool = pool or _new_pool(workers, ctx)
     pending: deque = deque()  # (chunk, future)
     chunks = _chunks(items, chunksize)
     exhausted = False
@@ -163,7 +182,7 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, chun
                 pool.shutdown(wait=False, cancel_futures=True)
                 yield from _recover(pending, spec, ctx)
                 pending.clear()
-                pool = new_pool()
+                pool = _new_pool(workers, ctx)
                 continue
             pending.popleft()
             for item, out in zip(chunk, outs):
@@ -182,8 +201,7 @@ def _recover(pending: deque, spec: TileSpec, ctx) -> Iterator[Decoded]:
                     yield _as_decoded(item, out)
                 continue
             for item in chunk:
-                solo = solo or ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_init,
-                                                   initargs=(os.getpid(),))
+                solo = solo or _new_pool(1, ctx)
                 try:
                     (out,) = solo.submit(decode_chunk, [item.path], spec).result()
                 except BrokenProcessPool:
@@ -293,14 +311,14 @@ def format_seconds(s: float) -> str:
 
 def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: int,
                  on_batch: Callable[[list[tuple[Decoded, dict]]], None], chunksize: int = 2,
-                 with_tiles: bool = False) -> None:
+                 with_tiles: bool = False, pool: Optional[ProcessPoolExecutor] = None) -> None:
     """Decodes, scores and hands each batch's (decoded, record) pairs to `on_batch`, in input order."""
     spec = TileSpec(scorer.info.tiling, scorer.info.tile_size, dict(scorer.tiling_params), scorer.max_pixels)
     # Enough images in flight to fill the next batch while the session runs the current one.
     per_image = max(1, int(spec.params.get("max_tiles", 8)))
     images_per_batch = max(1, -(-batch_tiles // per_image))
     window = max(workers * 4, -(-2 * images_per_batch // chunksize), 4)
-    stream = decode_stream(items, spec, workers, chunksize=chunksize, window=window)
+    stream = decode_stream(items, spec, workers, chunksize=chunksize, window=window, pool=pool)
     try:
         for batch in batches(stream, batch_tiles):
             on_batch(score_batch(scorer, batch, with_tiles))

@@ -97,7 +97,7 @@ def score(
     from ..errors import OnnxRuntimeMissing
     from ..inputs import iter_inputs
     from ..outputs import JsonlWriter, OutputError, open_output
-    from ..pipeline import Progress, run_pipeline
+    from ..pipeline import Progress, run_pipeline, start_workers
     from ..scorer import Scorer
 
     paths = [os.fspath(p) for p in (images or [])]
@@ -119,13 +119,21 @@ def score(
     if targets and os.path.exists(targets[0][1]) and not os.path.isdir(targets[0][1]):
         fail(f"--{targets[0][0]}-to {targets[0][1]} exists and is not a directory")
 
+    if workers is None:
+        only_few_files = from_list is None and len(paths) <= 2 and not any(os.path.isdir(p) for p in paths)
+        workers = 0 if only_few_files else (os.cpu_count() or 1)
+    pool = start_workers(workers)  # they start up while the session is created
+
+    def abort(message: str) -> None:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        fail(message)
+
     try:
         scorer = Scorer(model, device=device, aggregate=aggregate, threshold=threshold, max_tiles=max_tiles,
                         max_pixels=max_pixels, batch_size=batch_size or CPU_BATCH)
-    except OnnxRuntimeMissing as exc:
-        fail(str(exc))
-    except (CCScoreError, ValueError) as exc:
-        fail(str(exc))
+    except (OnnxRuntimeMissing, CCScoreError, ValueError) as exc:
+        abort(str(exc))
     if scorer.fallback_note:
         typer.echo(f"ccscore: warning: {scorer.fallback_note}", err=True)
     if batch_size is None:
@@ -140,17 +148,13 @@ def score(
         try:
             writer, done, cut = open_output(os.fspath(output), scorer.labels, resume)
         except OutputError as exc:
-            fail(str(exc))
+            abort(str(exc))
         if cut:
             typer.echo(f"ccscore: note: cut {cut} bytes of an incomplete last record off {output}", err=True)
     stdout_writer = JsonlWriter(sys.stdout.buffer) if jsonl else None
     show_readable = not jsonl and output is None
     mover = Mover(targets[0][0], os.fspath(targets[0][1]), dry_run) if targets else None
     plan_stream = sys.stderr if jsonl else sys.stdout
-
-    if workers is None:
-        only_few_files = from_list is None and len(paths) <= 2 and not any(os.path.isdir(p) for p in paths)
-        workers = 0 if only_few_files else (os.cpu_count() or 1)
 
     for stream in (sys.stdout, sys.stderr):
         try:  # file names that are not valid UTF-8 print as they are instead of crashing the run
@@ -227,7 +231,7 @@ def score(
     interrupted = 0
     write_error = None
     try:
-        run_pipeline(scorer, pending_items(), workers, batch_size, on_batch, with_tiles=tiles)
+        run_pipeline(scorer, pending_items(), workers, batch_size, on_batch, with_tiles=tiles, pool=pool)
     except KeyboardInterrupt:
         interrupted = EXIT_INTERRUPTED
     except BrokenPipeError:
