@@ -49,7 +49,7 @@ def score_folder(scorer: Scorer, root: Path, rows: list[dict]) -> list[dict]:
             print(f"skipped: {exc}", file=sys.stderr)
             continue
         out.append({**row, "pred": result.label, "p_clean": result.scores.get("clean", float("nan")),
-                    "pred_quality": result.quality})
+                    "pred_quality": result.quality, "tiles_scored": len(result.tiles)})
     return out
 
 
@@ -119,6 +119,7 @@ def evaluate(records: list[dict], real: list[dict]) -> dict:
     summary["jpeg_quality_mae_30_95"] = float(np.abs(pred_q[mae_mask] - quality[mae_mask]).mean()) if mae_mask.any() else math.nan
     if real:
         summary["real_lossy_flagged"] = f"{sum(r['pred'] != 'clean' for r in real)}/{len(real)}"
+    summary["tiles_scored_per_image"] = float(np.mean([r["tiles_scored"] for r in records]))
     print_table("Summary", ["metric", "value"], [[k, f"{v:.4f}" if isinstance(v, float) else str(v)]
                                                   for k, v in summary.items() if not k.startswith(("caught_", "flagged_"))])
     return summary
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--aggregate", default=None)
     parser.add_argument("--max-tiles", type=int, default=None, help="tiles per image (default: the model's)")
+    parser.add_argument("--all-tiles", action="store_true", help="no early stop: score every chosen tile")
     parser.add_argument("--json", type=Path, help="write the summary here")
     args = parser.parse_args(argv)
 
@@ -168,9 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     if not manifest.is_file():
         parser.error(f"{manifest} not found: build it with --clean-dir")
     rows = list(csv.DictReader(open(manifest, newline="")))
-    scorer = Scorer(args.model, threshold=args.threshold, aggregate=args.aggregate, max_tiles=args.max_tiles)
+    scorer = Scorer(args.model, threshold=args.threshold, aggregate=args.aggregate, max_tiles=args.max_tiles,
+                    all_tiles=args.all_tiles)
     print(f"model {scorer.info.name} {scorer.info.version} ({scorer.info.path}); threshold {scorer.threshold}, "
-          f"aggregation {scorer.aggregation}, tiling {scorer.tiling_params}, providers {scorer.providers}")
+          f"aggregation {scorer.aggregation}, tiling {scorer.tiling_params}, early stop {scorer.early_stop}, "
+          f"providers {scorer.providers}")
     start = time.time()
     records = score_folder(scorer, args.eval_set, rows)
     real = []

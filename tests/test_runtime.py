@@ -185,6 +185,37 @@ def test_bundled_model_separates_clean_from_compressed(tmp_path):
     assert [l[2] for l in labels].count("webp") >= 2
 
 
+def test_early_stop_scores_fewer_tiles_only_where_the_first_are_decisive():
+    from conftest import compress
+
+    from ccscore import Scorer
+
+    early, full = Scorer(device="cpu"), Scorer(device="cpu", all_tiles=True)
+    stop = early.early_stop
+    assert stop is not None and full.early_stop is None  # the bundled model asks for it; --all-tiles turns it off
+    images = []
+    for seed in range(4):
+        clean = draw_art(200 + seed, (900, 700))
+        images += [clean, compress(clean, "JPEG", 60), compress(clean, "WEBP", 95)]
+    tiled = [(None, *early.tile(im)) for im in images]
+    together = early.score_together(tiled)  # one batch for all: must equal scoring each image alone
+    stopped = 0
+    for (_, tiles, _), im, result in zip(tiled, images, together):
+        alone, every = early.score(im), full.score(im)
+        assert alone.scores == pytest.approx(result.scores, abs=1e-6) and len(alone.tiles) == len(result.tiles)
+        assert len(every.tiles) == len(tiles.boxes) > stop.first_tiles
+        if len(result.tiles) == stop.first_tiles:  # stopped: its first tiles were decisive
+            stopped += 1
+            assert stop.decided(result.scores["clean"])
+            assert [t.box for t in result.tiles] == [t.box for t in every.tiles[: stop.first_tiles]]
+        else:  # undecided after the first tiles: every tile counts, as without early stop
+            assert len(result.tiles) == len(tiles.boxes)
+            assert result.scores == pytest.approx(every.scores, abs=1e-6)
+    assert stopped >= len(images) // 2
+    # A threshold too close to 0 or 1 for a safe stop scores every tile.
+    assert Scorer(device="cpu", threshold=1.0 - stop.margin / 2).early_stop is None
+
+
 def test_max_pixels_decides_over_pillows_own_limit(tiny_model, image_files, monkeypatch):
     from PIL import Image
 

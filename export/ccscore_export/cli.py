@@ -44,17 +44,27 @@ def export(
     validation_data: Optional[Path] = typer.Option(None, exists=True, dir_okay=False,
                                                    help="A tile .npz whose tiles join the validation."),
     max_tiles: int = typer.Option(8, help="Tiles per image the runtime takes by default."),
+    first_tiles: Optional[int] = typer.Option(None, help="Early stop: tiles scored first (default 2; 0: the "
+                                              "runtime scores every tile)."),
+    stop_margin: Optional[float] = typer.Option(None, help="Early stop: no more tiles once P(clean) is this close "
+                                                "to 0 or 1 (default 0.05)."),
     version: Optional[str] = typer.Option(None),
 ) -> None:
     """Exports a checkpoint to one ONNX graph and validates it against torch (fails past tolerance)."""
     import numpy as np
 
-    from .detector_export import export_detector
+    from .detector_export import DEFAULT_EARLY_STOP, export_detector
     from .onnx_export import ExportValidationError
 
     real = np.load(validation_data)["tiles"] if validation_data else None
     try:
-        diffs = export_detector(checkpoint, output, real_tiles=real, max_tiles=max_tiles, version=version)
+        early_stop = None  # the default, DEFAULT_EARLY_STOP
+        if first_tiles is not None or stop_margin is not None:
+            early_stop = dict(DEFAULT_EARLY_STOP)
+            early_stop.update({k: v for k, v in (("first_tiles", first_tiles), ("margin", stop_margin)) if v is not None})
+            early_stop = early_stop if early_stop["first_tiles"] > 0 else {}
+        diffs = export_detector(checkpoint, output, real_tiles=real, max_tiles=max_tiles, version=version,
+                                early_stop=early_stop)
     except ExportValidationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)

@@ -16,6 +16,10 @@ from .model import ArtifactDetector, DetectorConfig
 from .onnx_export import PIXELS, PROBS, QUALITY, export_graph, producer_commit, validate_graph, write_metadata
 
 DEFAULT_MAX_TILES = 8
+# The runtime scores the 2 most textured tiles first and stops when their mean P(clean) is within 0.05 of 0 or 1
+# (ccscore.scorer.EarlyStop). Chosen on the validation evaluation, where it cut tiles scored per image from
+# 6.6 to 2.4 and changed no accuracy figure for the worse (models/ccscore-detector.md).
+DEFAULT_EARLY_STOP = {"first_tiles": 2, "margin": 0.05}
 
 
 def save_checkpoint(path: Path, model: ArtifactDetector, extra: dict | None = None) -> None:
@@ -53,8 +57,11 @@ def validation_batches(tile_size: int, seed: int = 0, real_tiles: np.ndarray | N
 
 def export_detector(checkpoint: Path, output: Path, real_tiles: np.ndarray | None = None,
                     max_tiles: int = DEFAULT_MAX_TILES, name: str = "ccscore-detector",
-                    version: str | None = None) -> dict[str, float]:
-    """Exports, validates against torch (raises past tolerance) and stamps the contract metadata."""
+                    version: str | None = None, early_stop: dict | None = None) -> dict[str, float]:
+    """Exports, validates against torch (raises past tolerance) and stamps the contract metadata.
+
+    early_stop: {"first_tiles", "margin"} for the runtime (None: DEFAULT_EARLY_STOP; {}: score every tile).
+    """
     model, blob = load_checkpoint(checkpoint)
     config = model.config
     example = torch.zeros(2, config.tile_size, config.tile_size, 3, dtype=torch.uint8)
@@ -71,6 +78,7 @@ def export_detector(checkpoint: Path, output: Path, real_tiles: np.ndarray | Non
         "tiling_params": {"max_tiles": max_tiles, "min_texture": MIN_TEXTURE},
         "aggregation": "mean",
         "threshold": 0.5,
+        "early_stop": DEFAULT_EARLY_STOP if early_stop is None else early_stop,
         "producer": "ccscore-export",
         "producer_version": __version__,
         "commit": producer_commit(),

@@ -132,22 +132,25 @@ def provider_available(name: str) -> tuple[bool, str]:
 
 def time_model(model: str, provider: str, paths: Sequence[Path], batch_size: int, repeats: int = 3,
                threads: Optional[int] = None, max_tiles: Optional[int] = None) -> dict:
-    """Tiles the images once, then times the session alone on their tiles, best of `repeats`."""
+    """Tiles the images once, then times scoring their tiles (session runs, early stop included), best of
+    `repeats`. Tiles counted are those scored, which early stopping makes fewer than those cut."""
     from .scorer import Scorer
 
     scorer = Scorer(model, device=provider, batch_size=batch_size, intra_op_threads=threads, max_tiles=max_tiles)
     if scorer.fallback_note:
         return {"available": False, "note": scorer.fallback_note}
-    pixels = np.concatenate([scorer.tile(p)[0].pixels for p in paths])
-    scorer.run(pixels[:batch_size])  # warm-up: allocations, kernel selection, engine builds
-    best = float("inf")
+    items = [(None, *scorer.tile(p)) for p in paths]
+    list(scorer.score_tiled(items[: max(1, batch_size // 8)]))  # warm-up: allocations, kernels, engine builds
+    best, scored = float("inf"), 0
     for _ in range(max(1, repeats)):
         t0 = time.perf_counter()
-        scorer.run(pixels)
+        results = list(scorer.score_tiled(items))
         best = min(best, time.perf_counter() - t0)
-    return {"available": True, "active": scorer.providers, "tiles": int(len(pixels)),
-            "tiles_per_s": len(pixels) / best, "model_ms_per_image": 1000 * best / len(paths),
-            "model_ms_per_tile": 1000 * best / len(pixels), "batch_size": batch_size}
+        scored = sum(len(r.tiles) for r in results)
+    return {"available": True, "active": scorer.providers, "tiles": scored,
+            "tiles_per_image": scored / len(paths), "early_stop": scorer.early_stop is not None,
+            "tiles_per_s": scored / best, "model_ms_per_image": 1000 * best / len(paths),
+            "model_ms_per_tile": 1000 * best / scored, "batch_size": batch_size}
 
 
 def _cli_env() -> dict:
@@ -346,12 +349,12 @@ def format_report(report: dict) -> str:
         f"decode floor (Pillow, {floor['workers']} processes): {floor['seconds']:.2f} s, {floor['images_per_s']:.1f} images/s, "
         f"{floor['megapixels_per_s']:.0f} MP/s; 1 process: {report['decode_floor_1_process']['ms_per_image']:.1f} ms/image",
         "",
-        f"{'provider':<10} {'tiles/s':>8} {'model ms/img':>12} {'e2e img/s':>10} {'e2e s':>7} {'floor s':>8} "
-        f"{'e2e/floor':>9} {'peak MB':>8}  note",
+        f"{'provider':<10} {'tiles/s':>8} {'tiles/img':>9} {'model ms/img':>12} {'e2e img/s':>10} {'e2e s':>7} "
+        f"{'floor s':>8} {'e2e/floor':>9} {'peak MB':>8}  note",
     ]
     for row in report["providers"]:
         if not row.get("available"):
-            lines.append(f"{row['provider']:<10} {'-':>8} {'-':>12} {'-':>10} {'-':>7} {'-':>8} {'-':>9} {'-':>8}  "
+            lines.append(f"{row['provider']:<10} {'-':>8} {'-':>9} {'-':>12} {'-':>10} {'-':>7} {'-':>8} {'-':>9} {'-':>8}  "
                          f"{row.get('note', 'not available')}")
             continue
         e2e = row.get("end_to_end") or {}
@@ -362,7 +365,8 @@ def format_report(report: dict) -> str:
         note = ", ".join(row.get("active", []))
         if e2e.get("error"):
             note += f"; end to end failed: {e2e['error']}"
-        lines.append(f"{row['provider']:<10} {row['tiles_per_s']:>8.0f} {row['model_ms_per_image']:>12.1f} "
+        lines.append(f"{row['provider']:<10} {row['tiles_per_s']:>8.0f} {row['tiles_per_image']:>9.1f} "
+                     f"{row['model_ms_per_image']:>12.1f} "
                      f"{num(e2e.get('images_per_s'), '10.2f')} {num(e2e.get('seconds'), '7.2f')} "
                      f"{num(row.get('decode_floor_seconds'), '8.2f')} {num(row.get('end_to_end_vs_decode_floor'), '9.2f')} "
                      f"{num(e2e.get('peak_rss_mb'), '8.0f')}  {note}")

@@ -24,6 +24,8 @@ class ModelInfo:
     aggregation: str = "mean"
     threshold: float = 0.5
     outputs: tuple[str, ...] = ("probs",)
+    # {"first_tiles": k, "margin": m}: see scorer.EarlyStop. Absent: every chosen tile is scored.
+    early_stop: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
 
     @property
@@ -55,6 +57,7 @@ class ModelInfo:
             aggregation=props.get("aggregation", "mean"),
             threshold=float(parsed("threshold", 0.5)),
             outputs=tuple(parsed("outputs", ["probs"])),
+            early_stop=parsed("early_stop", {}) or {},
             metadata=dict(props),
         )
 

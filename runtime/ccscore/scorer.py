@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
@@ -46,18 +47,39 @@ def decide(scores: dict[str, float], threshold: float) -> str:
     return max((k for k in scores if k != CLEAN), key=scores.get)
 
 
+@dataclass(frozen=True)
+class EarlyStop:
+    """Scores an image's `first_tiles` (its most textured), and stops there when their aggregate P(clean) is
+    within `margin` of 0 or of 1: more tiles would not change a decision that far from the threshold.
+
+    Most images are that clear: on the validation set this scores 2.4 tiles per image instead of 6.6, and
+    every accuracy figure stays or improves (see the model card). Decisions near the threshold still get
+    every tile. A threshold outside [margin, 1 - margin] turns it off: the stop would then not be safe.
+    """
+
+    first_tiles: int
+    margin: float
+
+    def applies(self, threshold: float) -> bool:
+        return self.first_tiles > 0 and self.margin <= 1.0 - threshold <= 1.0 - self.margin
+
+    def decided(self, p_clean: float) -> bool:
+        return p_clean <= self.margin or p_clean >= 1.0 - self.margin
+
+
 class Scorer:
     """Scores images with one ONNX model; the session is created once and reused for every call.
 
     model: path to a ccscore ONNX model, or None for the bundled default.
     device: "auto" (CUDA when onnxruntime-gpu has it, else CPU), "cpu", "cuda", or a list of providers.
     aggregate / threshold / max_tiles: override the model's defaults from its metadata.
+    all_tiles: score every chosen tile, never stopping early (see `EarlyStop`; the model's metadata sets it).
     """
 
     def __init__(self, model: Optional[os.PathLike | str] = None, device: Device = "auto",
                  aggregate: Optional[str] = None, threshold: Optional[float] = None,
                  max_tiles: Optional[int] = None, batch_size: int = 64, max_pixels: Optional[int] = None,
-                 intra_op_threads: Optional[int] = None):
+                 intra_op_threads: Optional[int] = None, all_tiles: bool = False):
         import_onnxruntime()  # the most basic missing piece is reported first
         path = Path(model) if model is not None else default_model_path()
         if not path.is_file():
@@ -85,6 +107,11 @@ class Scorer:
             self.tiling_params["max_tiles"] = int(max_tiles)
         self.batch_size = batch_size
         self.max_pixels = max_pixels
+        stop = self.info.early_stop
+        self.early_stop: Optional[EarlyStop] = None
+        if stop and not all_tiles and CLEAN in self.labels:
+            candidate = EarlyStop(int(stop["first_tiles"]), float(stop["margin"]))
+            self.early_stop = candidate if candidate.applies(self.threshold) else None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -134,21 +161,44 @@ class Scorer:
     def score(self, image: ImageInput) -> ScoreResult:
         """Scores one image: a path, a PIL image, or an RGB uint8 array."""
         tiles, size = self.tile(image)
-        probs, quality = self.run(tiles.pixels)
         path = str(image) if isinstance(image, (str, os.PathLike)) else None
-        return self.result(tiles, size, probs, quality, path)
+        return self.score_together([(path, tiles, size)])[0]
 
     def score_together(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]]) -> list[ScoreResult]:
-        """Scores already-tiled images with one pass over all their tiles; results in input order."""
+        """Scores already-tiled images with shared session runs; results in input order.
+
+        With early stopping, one run takes the first tiles of every image and a second one the other tiles
+        of the images still undecided, so a result never depends on which images share a batch.
+        """
         if not items:
             return []
-        probs, quality = self.run(np.concatenate([tiles.pixels for _, tiles, _ in items]))
-        results, start = [], 0
-        for path, tiles, size in items:
-            end = start + len(tiles.boxes)
-            results.append(self.result(tiles, size, probs[start:end],
-                                       None if quality is None else quality[start:end], path))
+        stop = self.early_stop
+        heads = [tiles.pixels[: stop.first_tiles] if stop else tiles.pixels for _, tiles, _ in items]
+        probs, quality = self.run(np.concatenate(heads))
+        per_image, start = [], 0
+        for head in heads:
+            end = start + len(head)
+            per_image.append((probs[start:end], None if quality is None else quality[start:end]))
             start = end
+        if stop is not None:
+            clean = self.labels.index(CLEAN)
+            undecided = [k for k, (p, _) in enumerate(per_image)
+                         if len(items[k][1].boxes) > len(p)
+                         and not stop.decided(aggregate(p, self.aggregation, clean)[clean])]
+            if undecided:
+                rest = [items[k][1].pixels[stop.first_tiles :] for k in undecided]
+                more_probs, more_quality = self.run(np.concatenate(rest))
+                start = 0
+                for k in undecided:
+                    p, q = per_image[k]
+                    end = start + len(items[k][1].boxes) - len(p)
+                    per_image[k] = (np.concatenate([p, more_probs[start:end]]),
+                                    None if q is None else np.concatenate([q, more_quality[start:end]]))
+                    start = end
+        results = []
+        for (path, tiles, size), (p, q) in zip(items, per_image):
+            scored = Tiles(tiles.pixels[: len(p)], tiles.boxes[: len(p)])  # the tiles the result stands on
+            results.append(self.result(scored, size, p, q, path))
         return results
 
     def score_tiled(self, items: Iterable[tuple[Optional[str], Tiles, tuple[int, int]]]) -> Iterator[ScoreResult]:

@@ -65,6 +65,8 @@ def score(
     aggregate: Optional[str] = typer.Option(None, "--aggregate", help=f"One of {', '.join(AGGREGATIONS)} (default: the model's)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag when P(clean) < 1 - T (default: the model's, 0.5)."),
     max_tiles: Optional[int] = typer.Option(None, "--max-tiles", help="Tiles per image (default: the model's)."),
+    all_tiles: bool = typer.Option(False, "--all-tiles", help="Score every chosen tile. By default an image stops "
+                                   "after its first tiles when they are decisive (the model's early_stop)."),
     tiles: bool = typer.Option(False, "--tiles", help="Include per-tile scores and boxes (JSONL)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Refuse larger images (default: Pillow's limit)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
@@ -131,7 +133,7 @@ def score(
 
     try:
         scorer = Scorer(model, device=device, aggregate=aggregate, threshold=threshold, max_tiles=max_tiles,
-                        max_pixels=max_pixels, batch_size=batch_size or CPU_BATCH)
+                        max_pixels=max_pixels, batch_size=batch_size or CPU_BATCH, all_tiles=all_tiles)
     except (OnnxRuntimeMissing, CCScoreError, ValueError) as exc:
         abort(str(exc))
     if scorer.fallback_note:
