@@ -28,11 +28,23 @@ def train(
     seed: int = typer.Option(0),
     resume: bool = typer.Option(True, help="Continue from OUT/last.pt when present."),
     training_data: str = typer.Option("", help="One-line training-data summary stored in the model."),
+    frequencies: Optional[list[str]] = typer.Option(
+        None, help="DCT frequencies the encoder keeps per direction, once per block size (8, then 4): "
+                   "comma-separated, or 'all'. E.g. --frequencies 0,1,3,5,7 --frequencies all."),
 ) -> None:
     """Trains the detector head (the encoder is fixed) with a seeded, resumable recipe."""
+    from .model import DetectorConfig, EncoderConfig
     from .train import Recipe, train as run_training
 
-    best = run_training(train_data, val_data, out, Recipe(epochs=epochs, seed=seed),
+    config = None
+    if frequencies:
+        try:
+            kept = tuple(() if f.strip() == "all" else tuple(int(v) for v in f.split(",")) for f in frequencies)
+            config = DetectorConfig(encoder=EncoderConfig(frequencies=kept))
+        except ValueError as exc:
+            typer.echo(f"error: --frequencies: {exc}", err=True)
+            raise typer.Exit(2)
+    best = run_training(train_data, val_data, out, Recipe(epochs=epochs, seed=seed), config=config,
                         training_data=training_data, resume=resume)
     typer.echo(f"best checkpoint: {best}")
 

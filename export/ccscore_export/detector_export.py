@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ccscore.tiling import MIN_TEXTURE
+from ccscore.tiling import MIN_TEXTURE, TEXTURE_STEP
 
 from . import __version__
 from .model import ArtifactDetector, DetectorConfig
@@ -75,7 +75,7 @@ def export_detector(checkpoint: Path, output: Path, real_tiles: np.ndarray | Non
         "outputs": ["probs", "quality"],
         "tile_size": config.tile_size,
         "tiling": "content",
-        "tiling_params": {"max_tiles": max_tiles, "min_texture": MIN_TEXTURE},
+        "tiling_params": {"max_tiles": max_tiles, "min_texture": MIN_TEXTURE, "texture_step": TEXTURE_STEP},
         "aggregation": "mean",
         "threshold": 0.5,
         "early_stop": DEFAULT_EARLY_STOP if early_stop is None else early_stop,

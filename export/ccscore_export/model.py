@@ -42,6 +42,23 @@ class EncoderConfig:
     thresholds: tuple[float, ...] = (1.0, 3.0)
     # Sharpness of the soft argmax over phases (phase scores are shares in [0, 1]).
     phase_sharpness: float = 200.0
+    # 1-D DCT frequencies kept per direction, one tuple per block size (empty: all of them, the shipped
+    # encoder). The block's coefficients are then every (u, v) with u and v in the tuple, DC excluded. The
+    # transform stays separable (the row pass emits only these horizontal frequencies, the column pass only
+    # these vertical ones), so the cost drops with the square of the tuple's length.
+    frequencies: tuple[tuple[int, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.frequencies = tuple(tuple(int(f) for f in fs) for fs in self.frequencies)
+        if self.frequencies and len(self.frequencies) != len(self.block_sizes):
+            raise ValueError("frequencies: one tuple per block size (an empty tuple keeps all)")
+        for n, fs in zip(self.block_sizes, self.frequencies):
+            if list(fs) != sorted(set(fs)) or any(not 0 <= f < n for f in fs) or fs == (0,):
+                raise ValueError(f"frequencies {fs} for block {n}: distinct, ascending, in [0, {n}), not DC only")
+
+    def block_frequencies(self, index: int) -> tuple[int, ...]:
+        fs = self.frequencies[index] if self.frequencies else ()
+        return fs or tuple(range(self.block_sizes[index]))
 
 
 class PhaseStatistics(nn.Module):
@@ -53,20 +70,24 @@ class PhaseStatistics(nn.Module):
     ReduceMean is ~4x slower).
     """
 
-    def __init__(self, block: int, thresholds: tuple[float, ...], phase_sharpness: float):
+    def __init__(self, block: int, thresholds: tuple[float, ...], phase_sharpness: float,
+                 frequencies: tuple[int, ...] | None = None):
         super().__init__()
         self.block = block
         self.thresholds = tuple(float(t) for t in thresholds)
         self.phase_sharpness = phase_sharpness
-        basis = dct_matrix(block)
+        self.frequencies = tuple(frequencies) if frequencies else tuple(range(block))
+        basis = dct_matrix(block)[list(self.frequencies)]  # [k, n]
+        k = len(self.frequencies)
         # Rows first (horizontal frequency v), then per v the columns (vertical frequency u):
-        # output channel v * n + u holds coefficient (u, v).
+        # output channel j * k + i holds coefficient (u, v) = (frequencies[i], frequencies[j]).
         self.register_buffer("row_kernel", basis[:, None, None, :].clone(), persistent=False)
-        self.register_buffer("col_kernel", basis.repeat(block, 1)[:, None, :, None].clone(), persistent=False)
+        self.register_buffer("col_kernel", basis.repeat(k, 1)[:, None, :, None].clone(), persistent=False)
+        self.has_dc = self.frequencies[0] == 0
 
     @property
     def n_coefficients(self) -> int:
-        return self.block * self.block - 1
+        return len(self.frequencies) ** 2 - int(self.has_dc)
 
     @property
     def feature_size(self) -> int:
@@ -81,8 +102,11 @@ class PhaseStatistics(nn.Module):
         h = ((y.shape[-2] - n + 1) // n) * n
         w = ((y.shape[-1] - n + 1) // n) * n
         y = y[:, :, : h + n - 1, : w + n - 1]
-        coeffs = F.conv2d(F.conv2d(y, self.row_kernel), self.col_kernel, groups=n)  # [B, n*n, h, w]
-        magnitude = coeffs[:, 1:].abs()  # drop DC: brightness says nothing about quantisation
+        k = len(self.frequencies)
+        coeffs = F.conv2d(F.conv2d(y, self.row_kernel), self.col_kernel, groups=k)  # [B, k*k, h, w]
+        if self.has_dc:
+            coeffs = coeffs[:, 1:]  # drop DC: brightness says nothing about quantisation
+        magnitude = coeffs.abs()
         b, c = magnitude.shape[0], magnitude.shape[1]
         samples = float((h // n) * (w // n))
         shares = []
@@ -110,7 +134,8 @@ class ArtifactEncoder(nn.Module):
         self.config = config
         self.register_buffer("luma_weights", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
         self.stats = nn.ModuleList(
-            PhaseStatistics(b, config.thresholds, config.phase_sharpness) for b in config.block_sizes
+            PhaseStatistics(b, config.thresholds, config.phase_sharpness, config.block_frequencies(i))
+            for i, b in enumerate(config.block_sizes)
         )
 
     @property

@@ -105,17 +105,21 @@ class DecodedImage:
         region = self._image.resize((right - left, bottom - top), Image.NEAREST, box=(left, top, right, bottom))
         return _pil_array(flatten_on_white(region))
 
-    def half_green(self) -> np.ndarray:
-        """The green channel at every other pixel in both directions (rgb()[::2, ::2, 1]), uint8."""
+    def sparse_green(self, step: int) -> np.ndarray:
+        """The green channel at the centre pixel of every whole step x step cell, uint8: for c = step // 2,
+        rgb()[c::step, c::step, 1] cut to whole cells. The image must be at least `step` pixels each way."""
+        width, height = self.size
+        if width < step or height < step:
+            raise ValueError(f"a {width}x{height} image has no whole {step}x{step} cell")
+        cells = (width // step, height // step)
         if self._array is not None:
-            return self._array[::2, ::2, 1]
-        width, height = self._image.size
-        half = ((width + 1) // 2, (height + 1) // 2)
-        # Nearest-neighbour over this box samples exactly the even rows and columns.
-        small = self._image.resize(half, Image.NEAREST, box=(0, 0, 2 * half[0] - 1, 2 * half[1] - 1))
+            return self._array[step // 2 :: step, step // 2 :: step, 1][: cells[1], : cells[0]]
+        # Nearest-neighbour resampling by a whole factor samples exactly the cell centres.
+        box = (0, 0, cells[0] * step, cells[1] * step)
+        small = self._image.resize(cells, Image.NEAREST, box=box)
         green = small.getchannel("G")
         if small.mode == "RGBA":  # flatten the one channel read, not all three
-            white = Image.new("L", half, 255)
+            white = Image.new("L", cells, 255)
             white.paste(green, mask=small.getchannel("A"))
             green = white
         return _pil_array(green)

@@ -47,6 +47,12 @@ def _pad_to(rgb: np.ndarray, size: int) -> np.ndarray:
     return rgb
 
 
+# Texture score below which a cell counts as flat, and the sampling step of the texture plane (see
+# content_tiles); models record both in their metadata.
+MIN_TEXTURE = 0.005
+TEXTURE_STEP = 4
+
+
 def _window_sums(values: np.ndarray, starts: np.ndarray, length: int, axis: int) -> np.ndarray:
     """int32 sums of `values` over the windows [start, start + length) along `axis`; windows are disjoint, sorted."""
     n = values.shape[axis]
@@ -59,13 +65,13 @@ def _window_sums(values: np.ndarray, starts: np.ndarray, length: int, axis: int)
     return sums.take(np.arange(0, 2 * len(starts), 2), axis=axis)
 
 
-def tile_texture_scores(image: DecodedImage, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def tile_texture_scores(image: DecodedImage, size: int, step: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores each cell of a non-overlapping `size` grid by how much compression evidence it can hold.
 
     Flat cells quantise to zero at every grid phase and carry no evidence; so do cells of pure noise.
     The score is the share of neighbour differences in a moderate band (texture that a codec must
-    quantise but not noise), computed on a 2x-subsampled green channel to stay cheap next to decoding.
-    Returns (scores [rows, cols], row origins, col origins).
+    quantise but not noise), computed on the green channel sampled every `step` pixels to stay cheap next
+    to decoding. Returns (scores [rows, cols], row origins, col origins).
     """
     w, h = image.size
     rows = max(1, h // size)
@@ -74,25 +80,22 @@ def tile_texture_scores(image: DecodedImage, size: int) -> tuple[np.ndarray, np.
     ys = np.linspace(0, max(0, h - size), rows).round().astype(int)
     xs = np.linspace(0, max(0, w - size), cols).round().astype(int)
     # Green stands in for luma here (it carries 59% of it) at a fraction of the cost: this only ranks cells.
-    y = image.half_green().astype(np.int16)
+    y = image.sparse_green(step).astype(np.int16)
     grad = np.zeros_like(y)  # |right - here| + |below - here|, zero past the last row and column
     np.abs(y[:, 1:] - y[:, :-1], out=grad[:, :-1])
     grad[:-1] += np.abs(y[1:] - y[:-1])
     useful = ((grad > 1) & (grad < 48)).view(np.uint8)
-    half = max(1, size // 2)
-    sums = _window_sums(_window_sums(useful, ys // 2, half, axis=0), xs // 2, half, axis=1)
-    heights = np.minimum(ys // 2 + half, useful.shape[0]) - ys // 2
-    widths = np.minimum(xs // 2 + half, useful.shape[1]) - xs // 2
+    cell = max(1, size // step)
+    top, left = ys // step, xs // step
+    sums = _window_sums(_window_sums(useful, top, cell, axis=0), left, cell, axis=1)
+    heights = np.minimum(top + cell, useful.shape[0]) - top
+    widths = np.minimum(left + cell, useful.shape[1]) - left
     scores = (sums / np.outer(heights, widths)).astype(np.float32)
     return scores, ys, xs
 
 
-# Texture score below which a cell counts as flat (see content_tiles); models record it in their metadata.
-MIN_TEXTURE = 0.005
-
-
 def content_tiles(image: DecodedImage | np.ndarray, tile_size: int, max_tiles: int = 16,
-                  min_texture: float = MIN_TEXTURE) -> Tiles:
+                  min_texture: float = MIN_TEXTURE, texture_step: int = TEXTURE_STEP) -> Tiles:
     """Native-resolution tiles chosen by content: the `max_tiles` grid cells with the most useful texture.
 
     Cells scoring below `min_texture` are left out (at least one cell is always kept): a flat cell holds no
@@ -105,7 +108,7 @@ def content_tiles(image: DecodedImage | np.ndarray, tile_size: int, max_tiles: i
         padded = _pad_to(image.rgb(), tile_size)
         return Tiles(np.ascontiguousarray(padded[None, :tile_size, :tile_size]),
                      [(0, 0, min(w, tile_size), min(h, tile_size))])
-    scores, ys, xs = tile_texture_scores(image, tile_size)
+    scores, ys, xs = tile_texture_scores(image, tile_size, texture_step)
     order = np.argsort(-scores.ravel(), kind="stable")[:max_tiles]
     order = order[: max(1, int((scores.ravel()[order] >= min_texture).sum()))]
     boxes: list[Box] = []
