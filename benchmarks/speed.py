@@ -155,9 +155,8 @@ def section_e2e(folder: Path, model: str, paths, repeats: int) -> list[dict]:
     print(table(rows, [("config", "config", ""), ("seconds", "seconds", ".2f"), ("img/s", "images_per_s", ".2f"),
                        ("vs floor", "vs_floor", ".2f"), ("cpu s*", "cpu_s", ".1f"), ("peak MB", "peak_mb", ".0f"),
                        ("runs", "all_s", "")]))
-    print("* CPU seconds of the command and the children it reaped (decode workers run under a forkserver and "
-          "may not be counted)\n** the session settings before tuning: whole batches per run, "
-          "onnxruntime's thread count, spinning on")
+    print("* CPU seconds of the command and the children it reaped (its decode workers)\n"
+          "** the session settings before tuning: whole batches per run, onnxruntime's thread count, spinning on")
     return rows
 
 

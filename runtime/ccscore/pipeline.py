@@ -10,8 +10,10 @@
   window is larger than a batch, so workers keep decoding while the session runs.
 - A worker that dies (a decoder crash, the OOM killer) costs a retry of the tasks in flight; a task
   that kills a worker twice becomes an error record.
-- Processes are started with `forkserver` on Linux (onnxruntime's thread pools make plain fork unsafe
-  once a session exists) and `spawn` elsewhere.
+- The CLI starts its workers before the session exists (`start_workers`), with a plain fork on Linux, so they
+  decode while the session is created. Pools started later (after a worker crash, or by library callers)
+  use `forkserver` on Linux (onnxruntime's thread pools make plain fork unsafe once a session exists) and
+  `spawn` elsewhere.
 """
 
 from __future__ import annotations

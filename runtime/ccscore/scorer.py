@@ -140,6 +140,12 @@ class Scorer:
                 quality.append(out[1].reshape(-1))
         return np.concatenate(probs), (np.concatenate(quality) if quality else None)
 
+    def _run_split(self, chunks: list[np.ndarray]) -> list[tuple[np.ndarray, Optional[np.ndarray]]]:
+        """Runs several images' tiles in shared runs; returns each image's (probs, quality)."""
+        probs, quality = self.run(np.concatenate(chunks))
+        bounds = np.cumsum([0] + [len(c) for c in chunks])
+        return [(probs[a:b], None if quality is None else quality[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
     def result(self, tiles: Tiles, size: tuple[int, int], probs: np.ndarray, quality: Optional[np.ndarray],
                path: Optional[str] = None) -> ScoreResult:
         """Aggregates one image's tile outputs into its result."""
@@ -173,28 +179,18 @@ class Scorer:
         if not items:
             return []
         stop = self.early_stop
-        heads = [tiles.pixels[: stop.first_tiles] if stop else tiles.pixels for _, tiles, _ in items]
-        probs, quality = self.run(np.concatenate(heads))
-        per_image, start = [], 0
-        for head in heads:
-            end = start + len(head)
-            per_image.append((probs[start:end], None if quality is None else quality[start:end]))
-            start = end
+        per_image = self._run_split([tiles.pixels[: stop.first_tiles] if stop else tiles.pixels
+                                     for _, tiles, _ in items])
         if stop is not None:
             clean = self.labels.index(CLEAN)
             undecided = [k for k, (p, _) in enumerate(per_image)
                          if len(items[k][1].boxes) > len(p)
                          and not stop.decided(aggregate(p, self.aggregation, clean)[clean])]
             if undecided:
-                rest = [items[k][1].pixels[stop.first_tiles :] for k in undecided]
-                more_probs, more_quality = self.run(np.concatenate(rest))
-                start = 0
-                for k in undecided:
+                more = self._run_split([items[k][1].pixels[stop.first_tiles :] for k in undecided])
+                for k, (more_p, more_q) in zip(undecided, more):
                     p, q = per_image[k]
-                    end = start + len(items[k][1].boxes) - len(p)
-                    per_image[k] = (np.concatenate([p, more_probs[start:end]]),
-                                    None if q is None else np.concatenate([q, more_quality[start:end]]))
-                    start = end
+                    per_image[k] = (np.concatenate([p, more_p]), None if q is None else np.concatenate([q, more_q]))
         results = []
         for (path, tiles, size), (p, q) in zip(items, per_image):
             scored = Tiles(tiles.pixels[: len(p)], tiles.boxes[: len(p)])  # the tiles the result stands on
