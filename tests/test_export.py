@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ccscore_export.detector_export import export_detector, save_checkpoint, validation_batches
-from ccscore_export.model import ArtifactDetector
+from ccscore_export.model import ArtifactDetector, ChromaStatistics, DetectorConfig, EncoderConfig
 from ccscore_export.onnx_export import OPSET, PROBS, QUALITY, ExportValidationError, validate_graph
 
 REQUIRED_METADATA = {"name", "version", "labels", "tile_size", "tiling", "tiling_params", "aggregation",
@@ -33,14 +33,22 @@ def test_graph_contract(tiny_model):
     assert json.loads(meta["tiling_params"])["max_tiles"] >= 1
 
 
-def test_round_trip_matches_torch_on_random_and_real_tiles(tmp_path, image_files):
+ENCODERS = {
+    "all frequencies": EncoderConfig(),
+    "shipped subset": EncoderConfig(frequencies=((0, 1, 3, 5, 7), ())),
+    "with chroma": EncoderConfig(frequencies=((0, 1, 3, 5, 7), ()), chroma=True),
+}
+
+
+@pytest.mark.parametrize("encoder", ENCODERS.values(), ids=ENCODERS.keys())
+def test_round_trip_matches_torch_on_random_and_real_tiles(tmp_path, image_files, encoder):
     """export -> validate -> score: the runtime's tile probabilities equal torch's on the same tiles."""
     from ccscore import Scorer
 
     from conftest import draw_art
 
     torch.manual_seed(1)
-    model = ArtifactDetector()
+    model = ArtifactDetector(DetectorConfig(encoder=encoder))
     with torch.no_grad():  # standardise as training does, so the untrained head's outputs vary by tile
         tiles = torch.from_numpy(np.array(draw_art(5, (512, 512)))).unfold(0, 128, 128).unfold(1, 128, 128)
         feats = model.encoder(tiles.reshape(-1, 3, 128, 128).permute(0, 2, 3, 1).contiguous())
@@ -71,3 +79,30 @@ def test_failed_tolerance_is_an_error(tmp_path):
             p.mul_(5)
     with pytest.raises(ExportValidationError, match="max \\|diff\\|"):
         validate_graph(other, tmp_path / "a.onnx", validation_batches(128), outputs=[PROBS, QUALITY])
+
+
+def test_chroma_statistics_see_subsampled_chroma_even_at_quality_100():
+    """JPEG q100 with 4:2:0 leaves luma untouched but halves chroma; the decoder's upsampling nulls every
+    other third difference of chroma. Clean art and 4:4:4 show no such null."""
+    import io
+
+    from PIL import Image
+
+    from conftest import draw_art
+
+    stats = ChromaStatistics(128)
+
+    def strongest_contrast(rgb: np.ndarray) -> float:
+        tile = torch.from_numpy(np.ascontiguousarray(rgb[64:192, 64:192])).permute(2, 0, 1)[None].float()
+        return float(stats(tile)[0, :20].min())  # phase contrasts: <= 0, about 0 without a 2-periodic null
+
+    def jpeg(art: Image.Image, subsampling: int) -> np.ndarray:
+        buf = io.BytesIO()
+        art.save(buf, "JPEG", quality=100, subsampling=subsampling)
+        return np.asarray(Image.open(buf).convert("RGB"))
+
+    for seed in range(3):
+        art = draw_art(seed, (256, 256))
+        assert strongest_contrast(np.asarray(art)) > -0.3
+        assert strongest_contrast(jpeg(art, 0)) > -0.3  # 4:4:4
+        assert strongest_contrast(jpeg(art, 2)) < -0.6  # 4:2:0

@@ -31,16 +31,18 @@ def train(
     frequencies: Optional[list[str]] = typer.Option(
         None, help="DCT frequencies the encoder keeps per direction, once per block size (8, then 4): "
                    "comma-separated, or 'all'. E.g. --frequencies 0,1,3,5,7 --frequencies all."),
+    chroma: bool = typer.Option(False, "--chroma/--no-chroma",
+                                help="Add the fixed chroma-subsampling feature block to the encoder."),
 ) -> None:
     """Trains the detector head (the encoder is fixed) with a seeded, resumable recipe."""
     from .model import DetectorConfig, EncoderConfig
     from .train import Recipe, train as run_training
 
     config = None
-    if frequencies:
+    if frequencies or chroma:
         try:
-            kept = tuple(() if f.strip() == "all" else tuple(int(v) for v in f.split(",")) for f in frequencies)
-            config = DetectorConfig(encoder=EncoderConfig(frequencies=kept))
+            kept = tuple(() if f.strip() == "all" else tuple(int(v) for v in f.split(",")) for f in frequencies or ())
+            config = DetectorConfig(encoder=EncoderConfig(frequencies=kept, chroma=chroma))
         except ValueError as exc:
             typer.echo(f"error: --frequencies: {exc}", err=True)
             raise typer.Exit(2)

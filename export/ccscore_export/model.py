@@ -47,6 +47,8 @@ class EncoderConfig:
     # transform stays separable (the row pass emits only these horizontal frequencies, the column pass only
     # these vertical ones), so the cost drops with the square of the tuple's length.
     frequencies: tuple[tuple[int, ...], ...] = ()
+    # Chroma-subsampling block (ChromaStatistics): off in every shipped model up to 0.4.0.
+    chroma: bool = False
 
     def __post_init__(self) -> None:
         self.frequencies = tuple(tuple(int(f) for f in fs) for fs in self.frequencies)
@@ -126,10 +128,78 @@ class PhaseStatistics(nn.Module):
         return torch.cat([best, mean, torch.log1p(energy), contrast], dim=1)
 
 
-class ArtifactEncoder(nn.Module):
-    """uint8 RGB tiles [B, H, W, 3] -> fixed feature vector [B, F]."""
+class ChromaStatistics(nn.Module):
+    """Fixed chroma-vs-luma phase statistics of finite differences: the chroma-subsampling trace.
 
-    def __init__(self, config: EncoderConfig):
+    JPEG 4:2:0 / 4:2:2 and WebP (always 4:2:0) store chroma at half resolution, and decoders upsample it with
+    the "fancy" triangle filter (libjpeg-turbo, libwebp: 3/4 nearer + 1/4 farther sample, separable), i.e. zero
+    insertion then G(z) = (1 + z^-1)^3 / 4. The third difference (1 - z^-1)^3 turns that into (1 - z^-2)^3 / 4,
+    a polynomial in z^-2: on an upsampled axis every other third difference of chroma is zero (up to rounding),
+    at any quality, whatever the luma does. Nearest-neighbour upsampling zeroes every other first difference
+    the same way. Clean art has no such 2-periodic null in chroma.
+
+    Per direction (horizontal, vertical), from the uint8 RGB tile: Y, Cb, Cr (BT.601 full range, 0-255);
+    mean |first| and |third| difference per 2-periodic phase; the phase contrast log(min + eps) - log(max + eps)
+    (<= 0; both phases treated alike, so the tile's offset to the chroma grid does not matter). Chroma
+    contrasts are also given relative to luma's (a 2x upscale of clean art nulls both), plus chroma's detail
+    relative to luma's. Flat or grey chroma gives contrasts ~0, the clean value. 24 features.
+    """
+
+    EPS = 1.0  # 0-255 units: the order of the rounding noise decoded RGB leaves in third differences of Cb / Cr
+    STRIDE = 4  # horizontal differences on every 4th row, vertical on every 4th column: a quarter of the cost
+
+    def __init__(self, tile_size: int = 128):
+        super().__init__()
+        # Rows: Y, Cb, Cr (JFIF / BT.601 full range; offsets cancel in differences); columns: R, G, B.
+        ycc = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+        # One 4-tap convolution per direction straight from RGB: output channels 0-2 the first difference of
+        # Y, Cb, Cr, 3-5 their third difference. (Cheaper in onnxruntime than colour conversion plus slices.)
+        taps = torch.tensor([[0.0, 0.0, -1.0, 1.0], [-1.0, 3.0, -3.0, 1.0]])
+        kernel = (taps[:, None, None, :] * ycc[None, :, :, None]).reshape(6, 3, 4)  # [order*channel, rgb, tap]
+        self.register_buffer("row_kernel", kernel[:, :, None, :].clone(), persistent=False)
+        self.register_buffer("col_kernel", kernel[:, :, :, None].clone(), persistent=False)
+        # Per-phase mean as a matrix product: column p averages positions of parity p.
+        n = tile_size - 3
+        phases = torch.zeros(n, 2)
+        phases[0::2, 0] = 1.0 / len(range(0, n, 2))
+        phases[1::2, 1] = 1.0 / len(range(1, n, 2))
+        self.register_buffer("phases", phases, persistent=False)
+        # The 12 (direction, order, Y/Cb/Cr) rows -> 16 (direction, order, Y/Cb/Cr/Cb+Cr).
+        channels = torch.tensor([[1.0, 0, 0, 0], [0, 1, 0, 1], [0, 0, 1, 1]])
+        self.register_buffer("with_chroma_t", torch.block_diag(*[channels] * 4).t().contiguous(), persistent=False)
+        # Phase contrasts log(min + eps) - log(max + eps) (16) -> per (direction, order): Y, Cb+Cr, Cb - Y,
+        # Cr - Y, (Cb+Cr) - Y; log detail log(mean + eps) (16) -> per direction: luma's first difference and
+        # chroma's (Cb+Cr) relative to it. As one matrix on the logs of [min, max, mean] (16 x 3 -> 24).
+        contrasts = torch.block_diag(*[torch.tensor([[1.0, 0, -1, -1, -1], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0],
+                                                     [0, 1, 0, 0, 1]])] * 4)  # [16, 20]
+        detail = torch.zeros(16, 4)
+        for d in range(2):
+            detail[8 * d, 2 * d], detail[8 * d, 2 * d + 1], detail[8 * d + 3, 2 * d + 1] = 1.0, -1.0, 1.0
+        features = torch.zeros(16, 3, 24)  # rows: (channel, statistic) as the logs come, flattened
+        features[:, 0, :20], features[:, 1, :20], features[:, 2, 20:] = contrasts, -contrasts, detail
+        self.register_buffer("features", features.reshape(48, 24), persistent=False)
+
+    @property
+    def feature_size(self) -> int:
+        return 4 * 5 + 4
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        """rgb: float [B, 3, H, W] in 0-255 (H = W = tile size) -> [B, 24]."""
+        s = self.STRIDE
+        horizontal = torch.matmul(F.conv2d(rgb, self.row_kernel, stride=(s, 1)).abs(), self.phases).mean(dim=2)
+        vertical = torch.matmul(F.conv2d(rgb, self.col_kernel, stride=(1, s)).abs().mean(dim=3), self.phases)
+        per_phase = torch.cat([horizontal, vertical], dim=1)  # [B, 12, 2]: mean |difference| per phase
+        # min and max over the phases treat both alike, whatever the tile's offset to the chroma grid.
+        stats = torch.cat([per_phase.amin(dim=2, keepdim=True), per_phase.amax(dim=2, keepdim=True),
+                           per_phase.mean(dim=2, keepdim=True)], dim=2)  # [B, 12, 3]
+        logs = torch.log(torch.matmul(self.with_chroma_t, stats) + self.EPS)  # [B, 16, 3]
+        return torch.matmul(logs.reshape(logs.shape[0], 48), self.features)
+
+
+class ArtifactEncoder(nn.Module):
+    """uint8 RGB tiles [B, H, W, 3] -> fixed feature vector [B, F] (H = W = tile_size with config.chroma)."""
+
+    def __init__(self, config: EncoderConfig, tile_size: int = 128):
         super().__init__()
         self.config = config
         self.register_buffer("luma_weights", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
@@ -137,15 +207,19 @@ class ArtifactEncoder(nn.Module):
             PhaseStatistics(b, config.thresholds, config.phase_sharpness, config.block_frequencies(i))
             for i, b in enumerate(config.block_sizes)
         )
+        self.chroma = ChromaStatistics(tile_size) if config.chroma else None
 
     @property
     def feature_size(self) -> int:
-        return sum(s.feature_size for s in self.stats)
+        return sum(s.feature_size for s in self.stats) + (self.chroma.feature_size if self.chroma is not None else 0)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         rgb = pixels.permute(0, 3, 1, 2).to(torch.float32)
         y = (rgb * self.luma_weights).sum(dim=1, keepdim=True)
-        return torch.cat([s(y) for s in self.stats], dim=1)
+        features = [s(y) for s in self.stats]
+        if self.chroma is not None:
+            features.append(self.chroma(rgb))
+        return torch.cat(features, dim=1)
 
 
 @dataclass
@@ -202,7 +276,7 @@ class ArtifactDetector(nn.Module):
     def __init__(self, config: DetectorConfig | None = None):
         super().__init__()
         self.config = config or DetectorConfig()
-        self.encoder = ArtifactEncoder(self.config.encoder)
+        self.encoder = ArtifactEncoder(self.config.encoder, self.config.tile_size)
         self.head = DetectorHead(self.encoder.feature_size, len(self.config.labels), self.config.head)
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
