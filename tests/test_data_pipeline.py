@@ -107,6 +107,34 @@ def test_build_tiles_valid_and_deterministic(tmp_path):
     assert np.array_equal(a["quality"], b["quality"], equal_nan=True)
 
 
+def test_chroma_twins_keep_luma_and_change_only_chroma(images):
+    rng = np.random.default_rng(0)
+    ycc = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+    for rgb in images:
+        tile = np.ascontiguousarray(rgb[:128, :128])
+        twin, kind = degrade.chroma_only_jpeg(rng, tile)
+        assert twin.shape == tile.shape and twin.dtype == np.uint8 and kind.startswith("jpeg:")
+        luma_diff = np.abs((twin.astype(float) - tile) @ ycc[0])
+        chroma_diff = np.abs((twin.astype(float) - tile) @ ycc[1:].T)
+        assert luma_diff.mean() < 0.6  # rounding back to RGB only
+        assert chroma_diff.mean() > 2 * luma_diff.mean()
+
+
+def test_add_chroma_twins_appends_labelled_twins(tmp_path):
+    from ccscore_export.data.build import add_chroma_twins
+
+    kwargs = dict(split="train", n_images=8, seed=3, tiles_per_image=2, cache_dir=tmp_path / "no_cache", log=lambda *_: None)
+    build_tiles(tmp_path / "a.npz", workers=1, **kwargs)
+    a = np.load(tmp_path / "a.npz")
+    clean = int(((a["label"] == 0) & (a["kind"] == "clean")).sum())
+    assert clean >= 1
+    added = add_chroma_twins(tmp_path / "a.npz", tmp_path / "b.npz", count=50)
+    b = np.load(tmp_path / "b.npz")
+    assert added == clean and len(b["label"]) == len(a["label"]) + added
+    assert np.array_equal(b["tiles"][: len(a["label"])], a["tiles"])
+    assert set(b["label"][-added:].tolist()) == {1} and np.all(b["quality"][-added:] == 100)
+
+
 def test_build_eval_set(tmp_path):
     from PIL import Image
 

@@ -244,6 +244,26 @@ def export_clean_images(split: str, out_dir: str | Path, count: int, seed: int =
 # ---------------------------------------------------------------- CLI
 
 
+def add_chroma_twins(source: Path, out: Path, count: int, seed: int = 0) -> int:
+    """Writes `source` plus `count` chroma-only JPEG q100 twins of its plain clean tiles to `out`."""
+    data = dict(np.load(source))
+    rng = np.random.default_rng(seed)
+    candidates = np.where((data["label"] == 0) & (data["kind"] == "clean"))[0]
+    picked = rng.choice(candidates, min(count, len(candidates)), replace=False)
+    tiles, kinds = [], []
+    for index in picked:
+        twin, kind = degrade.chroma_only_jpeg(rng, data["tiles"][index])
+        tiles.append(twin)
+        kinds.append(kind)
+    n = len(picked)
+    twins = {"tiles": np.stack(tiles), "label": np.ones(n, data["label"].dtype),
+             "quality": np.full(n, 100, data["quality"].dtype), "kind": np.array(kinds, dtype=data["kind"].dtype),
+             "source": data["source"][picked], "image_id": data["image_id"][picked]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **{k: np.concatenate([data[k], twins[k]]) for k in data})
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     """`build-data`: tiles for training (--split) or, with --eval-from, the per-kind evaluation folders."""
     parser = argparse.ArgumentParser(prog="ccscore-export build-data", description=__doc__.splitlines()[0])
@@ -260,7 +280,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-from", type=Path, default=None, help="folder of clean PNGs -> evaluation set")
     parser.add_argument("--export-clean", type=int, default=0, metavar="N",
                         help="copy N verified-clean real images of --split to the folder --out (for --eval-from)")
+    parser.add_argument("--chroma-twins", type=int, default=0, metavar="N",
+                        help="with --from: add N chroma-only JPEG q100 twins of its clean tiles, write --out")
+    parser.add_argument("--from", dest="source", type=Path, default=None, help="a tile .npz (--chroma-twins)")
     args = parser.parse_args(argv)
+    if args.chroma_twins:
+        if args.source is None:
+            parser.error("--chroma-twins needs --from SOURCE.npz")
+        added = add_chroma_twins(args.source, args.out, args.chroma_twins, seed=args.seed or 0)
+        print(f"wrote {args.out}: {args.source} plus {added} chroma-only twins")
+        return 0
     if args.export_clean:
         written = export_clean_images(args.split, args.out, args.export_clean, seed=args.seed or 0, cache_dir=args.cache)
         print(f"wrote {len(written)} clean {args.split} images to {args.out}")

@@ -143,6 +143,32 @@ def random_jpeg(rng: np.random.Generator, rgb: np.ndarray, quality: int, encoder
     return out, encoder
 
 
+# BT.601 full-range RGB -> YCbCr (offsets cancel: only differences and round trips use it).
+_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
+def chroma_only_jpeg(rng: np.random.Generator, rgb: np.ndarray) -> tuple[np.ndarray, str]:
+    """A clean tile whose chroma alone went through JPEG quality 100 with subsampled chroma; its luma is kept.
+
+    Quality-100 4:2:0 files carry almost no luma trace, but every lossy training tile otherwise does, so a head
+    would learn to ignore chroma. These "twins" differ from clean only in chroma. The chroma grid is shifted
+    by a random offset, as in crops of real files.
+    """
+    choice = rng.random()
+    dy, dx = (int(v) for v in rng.integers(0, 8, 2))
+    padded = np.pad(rgb, ((dy, 8 - dy), (dx, 8 - dx), (0, 0)), mode="reflect")
+    if choice < 0.6:
+        decoded, kind = encode_jpeg_pillow(padded, 100, "420"), "jpeg:chroma420-only"
+    elif choice < 0.8:
+        decoded, kind = encode_jpeg_pillow(padded, 100, "422"), "jpeg:chroma422-only"
+    else:
+        decoded, kind = encode_jpeg_cv2(padded, 100, "420"), "jpeg:cv2:chroma420-only"
+    original, compressed = padded.astype(np.float64) @ _YCC.T, decoded.astype(np.float64) @ _YCC.T
+    mixed = np.concatenate([original[..., :1], compressed[..., 1:]], axis=-1) @ np.linalg.inv(_YCC).T
+    out = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    return out[dy : dy + rgb.shape[0], dx : dx + rgb.shape[1]], kind
+
+
 # ---------------------------------------------------------------- WebP encoders
 
 
