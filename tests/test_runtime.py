@@ -92,7 +92,7 @@ def test_small_images_are_padded_into_one_tile(tiny_model, image_files):
 
 @pytest.mark.parametrize("mode", ["RGBA", "RGB", "LA", "P", "P+transparency", "L", "CMYK", "I;16"])
 def test_tiles_read_in_parts_equal_tiles_of_the_whole_flattened_image(mode):
-    """Tiling reads a decoded image in parts (half-resolution green, per-tile alpha flattening); the tiles must
+    """Tiling reads a decoded image in parts (sparse green plane, per-tile alpha flattening); the tiles must
     be bit-identical to those cut from the whole image converted and flattened first."""
     from ccscore.images import DecodedImage
     from ccscore.tiling import content_tiles

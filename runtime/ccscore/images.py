@@ -41,9 +41,9 @@ class DecodedImage:
     """A decoded image that tilers read in parts, converting only what they read.
 
     Flattening alpha and converting a whole 2-4 MP image costs about a third of decoding it, while content
-    tiling reads a half-resolution green plane to rank cells and then a few full-resolution tiles. So the
-    image is kept as Pillow decoded it (RGB, or RGBA with alpha not yet flattened) or as an RGB array,
-    and every read returns RGB uint8 with alpha composited over white.
+    tiling reads a sparse green plane (every 4th pixel) to rank cells and then a few full-resolution tiles.
+    So the image is kept as Pillow decoded it (RGB, or RGBA with alpha not yet flattened) or as an RGB
+    array, and every read returns RGB uint8 with alpha composited over white.
     """
 
     def __init__(self, image: Optional[Image.Image] = None, array: Optional[np.ndarray] = None):
