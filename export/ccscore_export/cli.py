@@ -72,13 +72,10 @@ def export(
 
     real = np.load(validation_data)["tiles"] if validation_data else None
     try:
-        early_stop = None  # the default, DEFAULT_EARLY_STOP
-        if first_tiles is not None or stop_margin is not None:
-            early_stop = dict(DEFAULT_EARLY_STOP)
-            early_stop.update({k: v for k, v in (("first_tiles", first_tiles), ("margin", stop_margin)) if v is not None})
-            early_stop = early_stop if early_stop["first_tiles"] > 0 else {}
+        given = {"first_tiles": first_tiles, "margin": stop_margin}
+        early_stop = {**DEFAULT_EARLY_STOP, **{k: v for k, v in given.items() if v is not None}}
         diffs = export_detector(checkpoint, output, real_tiles=real, max_tiles=max_tiles, version=version,
-                                early_stop=early_stop)
+                                early_stop=early_stop if early_stop["first_tiles"] > 0 else {})
     except ExportValidationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)

@@ -48,7 +48,7 @@ class DecodedImage:
 
     def __init__(self, image: Optional[Image.Image] = None, array: Optional[np.ndarray] = None):
         if (image is None) == (array is None):
-            raise ValueError("DecodedImage takes a Pillow image or an array, not both")
+            raise ValueError("DecodedImage takes exactly one of a Pillow image and an array")
         if image is not None and image.mode not in ("RGB", "RGBA"):
             raise ValueError(f"DecodedImage takes an RGB or RGBA Pillow image, got mode {image.mode}")
         self._image = image

@@ -1,7 +1,8 @@
 """Tiling strategies: how an image becomes the fixed-size tiles a model sees.
 
 A model names its strategy and parameters in its ONNX metadata; the runtime looks the strategy up here.
-Every strategy reads a `DecodedImage` (an RGB array is wrapped as one) and returns a `Tiles` batch: uint8 RGB `[N, T, T, 3]` plus each tile's box in image pixels.
+Every strategy reads a `DecodedImage` (an RGB array is wrapped as one) and returns a `Tiles` batch: uint8 RGB
+`[N, T, T, 3]` plus each tile's box in image pixels.
 """
 
 from __future__ import annotations
