@@ -11,7 +11,7 @@ import torch
 
 from ccscore_export.detector_export import export_detector, save_checkpoint, validation_batches
 from ccscore_export.model import ArtifactDetector, ChromaStatistics, DetectorConfig, EncoderConfig
-from ccscore_export.onnx_export import OPSET, PROBS, QUALITY, ExportValidationError, validate_graph
+from ccscore_export.onnx_export import OPSET, PHASES, PROBS, QUALITY, ExportValidationError, validate_graph
 
 REQUIRED_METADATA = {"name", "version", "labels", "tile_size", "tiling", "tiling_params", "aggregation",
                      "producer", "producer_version", "commit", "training_data", "outputs"}
@@ -26,7 +26,7 @@ def test_graph_contract(tiny_model):
     dims = inp.type.tensor_type.shape.dim
     assert dims[0].dim_param  # dynamic batch
     assert [d.dim_value for d in dims[1:]] == [128, 128, 3]
-    assert [o.name for o in model.graph.output] == ["probs", "quality"]
+    assert [o.name for o in model.graph.output] == ["probs", "quality", "phases"]
     meta = {p.key: p.value for p in model.metadata_props}
     assert REQUIRED_METADATA <= set(meta)
     assert json.loads(meta["labels"]) == ["clean", "jpeg", "webp"]
@@ -57,14 +57,17 @@ def test_round_trip_matches_torch_on_random_and_real_tiles(tmp_path, image_files
     save_checkpoint(tmp_path / "m.pt", model)
     diffs = export_detector(tmp_path / "m.pt", tmp_path / "m.onnx")
     assert diffs["probs"] <= PROBS.tolerance and diffs["quality"] <= QUALITY.tolerance
+    assert diffs["phases"] <= PHASES.tolerance
 
     scorer = Scorer(tmp_path / "m.onnx", device="cpu")
     tiles, _ = scorer.tile(image_files["jpeg"])
-    onnx_probs, onnx_quality = scorer.run(tiles.pixels)
+    onnx_out = scorer.run(tiles.pixels)
     with torch.no_grad():
-        torch_probs, torch_quality = model.eval()(torch.from_numpy(tiles.pixels))
+        torch_probs, torch_quality, torch_phases = model.eval()(torch.from_numpy(tiles.pixels))
+    onnx_probs = onnx_out.probs
     assert np.abs(onnx_probs - torch_probs.numpy()).max() <= 1e-4
-    assert np.abs(onnx_quality - torch_quality.numpy()[:, 0]).max() <= QUALITY.tolerance
+    assert np.abs(onnx_out.quality - torch_quality.numpy()[:, 0]).max() <= QUALITY.tolerance
+    assert np.abs(onnx_out.phases - torch_phases.numpy()).max() <= PHASES.tolerance
     assert onnx_probs.std(axis=0).max() > 1e-2  # the comparison is not between constants
 
 

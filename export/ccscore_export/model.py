@@ -97,7 +97,15 @@ class PhaseStatistics(nn.Module):
         # coefficient, and the best-minus-mean phase contrast.
         return 2 * self.n_coefficients * len(self.thresholds) + self.n_coefficients + 1
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Luma [B, 1, H, W] -> (features [B, feature_size], quadrant phase scores [B, 4 * n * n]).
+
+        Phase score p = r * n + s is the mean near-zero share of blocks whose top-left pixel sits at (row, column)
+        = (r, s) modulo n in the input: a codec's grid is the phase that stands out. It is given per quadrant
+        of the input (top-left, top-right, bottom-left, bottom-right; split on block boundaries, so phases mean
+        the same in each). The runtime turns phases into image coordinates and asks whether the quadrants of an
+        image's tiles agree on one grid.
+        """
         n = self.block
         # Keep a whole number of grid periods so every phase has the same count of samples; crop the
         # one-channel input rather than the many-channel output (a copy of the whole tensor).
@@ -110,14 +118,25 @@ class PhaseStatistics(nn.Module):
             coeffs = coeffs[:, 1:]  # drop DC: brightness says nothing about quantisation
         magnitude = coeffs.abs()
         b, c = magnitude.shape[0], magnitude.shape[1]
-        samples = float((h // n) * (w // n))
-        shares = []
+        rows, cols = h // n, w // n  # whole blocks per axis
+        samples = float(rows * cols)
+        # Quadrants split the block rows and columns in two (top/bottom, left/right), so one tile still gives
+        # several independent grid votes. Sums per half as matrix products: the same additions as plain sums.
+        row_halves = _halves(rows, y.dtype)  # [2, rows]
+        col_halves = _halves(cols, y.dtype).t()  # [cols, 2]
+        quadrant_samples = (row_halves.sum(dim=1)[:, None] * col_halves.sum(dim=0)[None, :]).reshape(4, 1)
+        shares, quadrant_shares = [], []
         for t in self.thresholds:
             clipped = torch.clamp(magnitude, max=t)
-            per_phase = clipped.reshape(b, c, h // n, n * w).sum(dim=2).reshape(b, c, n, w // n, n).sum(dim=3)
-            shares.append(1.0 - per_phase.reshape(b, c, n * n) / (samples * t))
+            per_half = torch.matmul(row_halves, clipped.reshape(b, c, rows, n * w))  # [B, C, 2, n * w]
+            per_half = per_half.reshape(b, c, 2, n, cols, n).transpose(4, 5)  # [B, C, 2, n, n, cols]
+            per_quadrant = torch.matmul(per_half, col_halves)  # [B, C, 2 (rows), n, n, 2 (cols)]
+            per_quadrant = per_quadrant.permute(0, 1, 2, 5, 3, 4).reshape(b, c, 4, n * n)
+            shares.append(1.0 - per_quadrant.sum(dim=2) / (samples * t))
+            quadrant_shares.append(1.0 - per_quadrant.mean(dim=1) / (quadrant_samples * t))  # [B, 4, n * n]
         per_phase = torch.stack(shares, dim=2).reshape(b, c * len(self.thresholds), n * n)  # (coefficient, t)
         phase_score = per_phase.mean(dim=1)  # [B, phases]
+        quadrant_phase_score = torch.stack(quadrant_shares, dim=1).mean(dim=1).reshape(b, 4 * n * n)
         weights = torch.softmax(phase_score * self.phase_sharpness, dim=1)
         best = (per_phase * weights[:, None, :]).sum(dim=2)
         mean = per_phase.mean(dim=2)
@@ -125,7 +144,15 @@ class PhaseStatistics(nn.Module):
         # Texture energy from one phase only: it needs no phase detail, and 1/n^2 of the samples suffice.
         # (In units of the first threshold, as the shipped heads were trained.)
         energy = magnitude[:, :, ::n, ::n].mean(dim=(2, 3)) / self.thresholds[0]
-        return torch.cat([best, mean, torch.log1p(energy), contrast], dim=1)
+        return torch.cat([best, mean, torch.log1p(energy), contrast], dim=1), quadrant_phase_score
+
+
+def _halves(count: int, dtype: torch.dtype) -> torch.Tensor:
+    """[2, count] indicator rows: the first count // 2 positions, then the rest."""
+    halves = torch.zeros(2, count, dtype=dtype)
+    halves[0, : count // 2] = 1.0
+    halves[1, count // 2 :] = 1.0
+    return halves
 
 
 class ChromaStatistics(nn.Module):
@@ -214,12 +241,17 @@ class ArtifactEncoder(nn.Module):
         return sum(s.feature_size for s in self.stats) + (self.chroma.feature_size if self.chroma is not None else 0)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.features_and_phases(pixels)[0]
+
+    def features_and_phases(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (features [B, F], phase scores of every block size, concatenated [B, sum of n * n])."""
         rgb = pixels.permute(0, 3, 1, 2).to(torch.float32)
         y = (rgb * self.luma_weights).sum(dim=1, keepdim=True)
-        features = [s(y) for s in self.stats]
+        features, phases = zip(*(s(y) for s in self.stats))
+        features = list(features)
         if self.chroma is not None:
             features.append(self.chroma(rgb))
-        return torch.cat(features, dim=1)
+        return torch.cat(features, dim=1), torch.cat(phases, dim=1)
 
 
 @dataclass
@@ -271,7 +303,7 @@ class DetectorHead(nn.Module):
 
 
 class ArtifactDetector(nn.Module):
-    """The exported graph: uint8 tiles -> (probs [B, C], quality [B, 1])."""
+    """The exported graph: uint8 tiles -> (probs [B, C], quality [B, 1], phases [B, 4 * (64 + 16)])."""
 
     def __init__(self, config: DetectorConfig | None = None):
         super().__init__()
@@ -279,6 +311,7 @@ class ArtifactDetector(nn.Module):
         self.encoder = ArtifactEncoder(self.config.encoder, self.config.tile_size)
         self.head = DetectorHead(self.encoder.feature_size, len(self.config.labels), self.config.head)
 
-    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, quality = self.head(self.encoder(pixels))
-        return torch.softmax(logits, dim=1), quality
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        features, phases = self.encoder.features_and_phases(pixels)
+        logits, quality = self.head(features)
+        return torch.softmax(logits, dim=1), quality, phases

@@ -31,6 +31,9 @@ class IOSpec:
 PIXELS = IOSpec("pixels", ("batch", "height", "width", "channels"))
 PROBS = IOSpec("probs", ("batch", "labels"), tolerance=1e-4)
 QUALITY = IOSpec("quality", ("batch", "one"), tolerance=0.05)  # 0-100 scale: 5e-4 relative
+# Near-zero shares per grid phase (0-1); the runtime only ranks them, so 1e-4 leaves every argmax intact
+# except exact near-ties, which carry no grid evidence anyway.
+PHASES = IOSpec("phases", ("batch", "phases"), tolerance=1e-4)
 
 
 class ExportValidationError(RuntimeError):

@@ -26,7 +26,18 @@ class ModelInfo:
     outputs: tuple[str, ...] = ("probs",)
     # {"first_tiles": k, "margin": m}: see scorer.EarlyStop. Absent: every chosen tile is scored.
     early_stop: dict = field(default_factory=dict)
+    # Grid periods of the `phases` output, in its order (ccscore.evidence); empty: the model has none.
+    phase_grids: tuple[int, ...] = ()
     metadata: dict = field(default_factory=dict)
+
+    def metadata_json(self, key: str, default=None):
+        """A metadata value parsed as JSON (absent: `default`)."""
+        if key not in self.metadata:
+            return default
+        try:
+            return json.loads(self.metadata[key])
+        except json.JSONDecodeError:
+            raise ModelError(f"{self.path}: metadata {key!r} is not valid JSON") from None
 
     @property
     def has_quality(self) -> bool:
@@ -58,6 +69,7 @@ class ModelInfo:
             threshold=float(parsed("threshold", 0.5)),
             outputs=tuple(parsed("outputs", ["probs"])),
             early_stop=parsed("early_stop", {}) or {},
+            phase_grids=tuple(int(n) for n in parsed("phase_grids", []) or []),
             metadata=dict(props),
         )
 

@@ -48,7 +48,8 @@ class JsonlWriter:
 
 
 def csv_columns(labels: Sequence[str]) -> list[str]:
-    return ["path", "label", *[f"score_{label}" for label in labels], "quality", "width", "height", "error"]
+    return ["path", "label", *[f"score_{label}" for label in labels], "quality", "width", "height", "evidence",
+            "error"]
 
 
 class CsvWriter:
@@ -74,7 +75,7 @@ class CsvWriter:
         return [record["path"], record.get("label", ""),
                 *[("" if label not in scores else repr(float(scores[label]))) for label in self.labels],
                 "" if quality is None else repr(float(quality)), record.get("width", ""), record.get("height", ""),
-                record.get("error", "")]
+                record.get("evidence", ""), record.get("error", "")]
 
     def write_batch(self, records: Sequence[dict]) -> None:
         if records:

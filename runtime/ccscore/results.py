@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .evidence import ImageEvidence
 from .tiling import Box
 
 
@@ -29,6 +30,8 @@ class ScoreResult:
     tiles: list[TileScore] = field(default_factory=list)
     size: tuple[int, int] = (0, 0)  # width, height
     path: Optional[str] = None
+    # What the tiles could show (ccscore.evidence); None for models without grid evidence.
+    evidence: Optional[ImageEvidence] = None
 
     @property
     def flagged(self) -> bool:
@@ -42,6 +45,9 @@ class ScoreResult:
         d["scores"] = self.scores
         d["quality"] = self.quality  # null for clean images and for models without a quality output
         d["width"], d["height"] = self.size
+        if self.evidence is not None:
+            d["evidence"] = self.evidence.word
+            d["grid_agreement"] = {f"{n}x{n}": round(v.agreement, 4) for n, v in sorted(self.evidence.grids.items())}
         if with_tiles:
             d["tiles"] = [t.to_dict() for t in self.tiles]
         return d

@@ -10,11 +10,12 @@ from typing import Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from .errors import ModelError
+from .evidence import MIN_VOTES, ImageEvidence, image_evidence
 from .images import ImageInput, load_image
 from .model_info import ModelInfo, default_model_path
 from .providers import Device, Session, create_session, import_onnxruntime
 from .results import ScoreResult, TileScore
-from .tiling import Tiles, make_tiles
+from .tiling import Box, Tiles, make_tiles
 
 # The reference's four, plus worst_half: the mean over the half of the tiles that look most damaged. Damage
 # is often local (one textured region shows the grid), so half the tiles voting "no evidence" should not
@@ -48,6 +49,26 @@ def decide(scores: dict[str, float], threshold: float) -> str:
 
 
 @dataclass(frozen=True)
+class TileOutputs:
+    """A model's outputs for a run of tiles: probs [N, C], quality [N], phases [N, P] (the last two optional)."""
+
+    probs: np.ndarray
+    quality: Optional[np.ndarray] = None
+    phases: Optional[np.ndarray] = None
+
+    def rows(self, start: int, stop: int) -> "TileOutputs":
+        return TileOutputs(*(None if a is None else a[start:stop] for a in (self.probs, self.quality, self.phases)))
+
+    def __add__(self, more: "TileOutputs") -> "TileOutputs":
+        return TileOutputs(*(None if a is None else np.concatenate([a, b])
+                             for a, b in zip((self.probs, self.quality, self.phases),
+                                             (more.probs, more.quality, more.phases))))
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+
+@dataclass(frozen=True)
 class EarlyStop:
     """Scores an image's `first_tiles` (its most textured), and stops there when their aggregate P(clean) is
     within `margin` of 0 or of 1: more tiles would not change a decision that far from the threshold.
@@ -65,6 +86,36 @@ class EarlyStop:
 
     def decided(self, p_clean: float) -> bool:
         return p_clean <= self.margin or p_clean >= 1.0 - self.margin
+
+
+@dataclass(frozen=True)
+class GridGate:
+    """Image-level decision on grid evidence (model metadata `grid_gate`; see ccscore.evidence).
+
+    A lossy label stands only as far as the image's tile quadrants agree on that codec's block grid: its
+    probability is scaled by sigmoid(slope * (agreement - center)), the rest moves to clean. With too few
+    voting quadrants (evidence "weak") there is no agreement to check: the probability is scaled by `weak`, so
+    the tiles alone must be that much surer. An image without any detail is clean (evidence "none").
+    """
+
+    periods: dict  # lossy label -> grid period whose agreement supports it; labels not named are not gated
+    center: float
+    slope: float
+    weak: float
+
+    @classmethod
+    def from_metadata(cls, spec: dict) -> "GridGate":
+        return cls({str(k): int(v) for k, v in spec["periods"].items()}, float(spec["center"]),
+                   float(spec["slope"]), float(spec["weak"]))
+
+    def factor(self, label: str, evidence: ImageEvidence) -> float:
+        period = self.periods.get(label)
+        if period is None:
+            return 1.0
+        vote = evidence.grids.get(period)
+        if vote is None or vote.voting < MIN_VOTES:
+            return self.weak
+        return float(1.0 / (1.0 + np.exp(-self.slope * (vote.agreement - self.center))))
 
 
 class Scorer:
@@ -90,7 +141,7 @@ class Scorer:
         output_names = [o.name for o in self._session.session.get_outputs()]
         if "probs" not in output_names:
             raise ModelError(f"{path} has no 'probs' output (has {', '.join(output_names)})")
-        self._outputs = [n for n in ("probs", "quality") if n in output_names]
+        self._outputs = [n for n in ("probs", "quality", "phases") if n in output_names]
         self._input = self._session.session.get_inputs()[0].name
         self.aggregation = aggregate or self.info.aggregation
         if self.aggregation not in AGGREGATIONS:
@@ -112,6 +163,8 @@ class Scorer:
         if stop and not all_tiles and CLEAN in self.labels:
             candidate = EarlyStop(int(stop["first_tiles"]), float(stop["margin"]))
             self.early_stop = candidate if candidate.applies(self.threshold) else None
+        gate = self.info.metadata_json("grid_gate")
+        self.grid_gate: Optional[GridGate] = GridGate.from_metadata(gate) if gate and "phases" in self._outputs else None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -130,31 +183,56 @@ class Scorer:
         decoded = load_image(image, self.max_pixels)
         return make_tiles(decoded, self.info.tiling, self.info.tile_size, self.tiling_params), decoded.size
 
-    def run(self, pixels: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """Raw model outputs for uint8 tiles [N, T, T, 3]: probs [N, C] and quality [N] (or None)."""
-        probs, quality = [], []
+    def run(self, pixels: np.ndarray) -> TileOutputs:
+        """Raw model outputs for uint8 tiles [N, T, T, 3]: probs [N, C], quality [N] and phases [N, P] (or None)."""
+        if len(pixels) == 0:  # images with no tile (too small to hold a grid) still get a result
+            probs = np.zeros((0, len(self.labels)), np.float32)
+            phases = np.zeros((0, 4 * sum(n * n for n in self.info.phase_grids)), np.float32)
+            return TileOutputs(probs, np.zeros(0, np.float32) if "quality" in self._outputs else None,
+                               phases if "phases" in self._outputs else None)
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in self._outputs}
         for i in range(0, len(pixels), self.batch_size):
             out = self._session.session.run(self._outputs, {self._input: pixels[i : i + self.batch_size]})
-            probs.append(out[0])
-            if len(out) > 1:
-                quality.append(out[1].reshape(-1))
-        return np.concatenate(probs), (np.concatenate(quality) if quality else None)
+            for name, value in zip(self._outputs, out):
+                parts[name].append(value)
+        joined = {name: np.concatenate(values) for name, values in parts.items()}
+        quality = joined.get("quality")
+        return TileOutputs(joined["probs"], None if quality is None else quality.reshape(-1), joined.get("phases"))
 
-    def _run_split(self, chunks: list[np.ndarray]) -> list[tuple[np.ndarray, Optional[np.ndarray]]]:
-        """Runs several images' tiles in shared runs; returns each image's (probs, quality)."""
-        probs, quality = self.run(np.concatenate(chunks))
+    def _run_split(self, chunks: list[np.ndarray]) -> list[TileOutputs]:
+        """Runs several images' tiles in shared runs; returns each image's outputs."""
+        outputs = self.run(np.concatenate(chunks))
         bounds = np.cumsum([0] + [len(c) for c in chunks])
-        return [(probs[a:b], None if quality is None else quality[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        return [outputs.rows(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def result(self, tiles: Tiles, size: tuple[int, int], probs: np.ndarray, quality: Optional[np.ndarray],
-               path: Optional[str] = None) -> ScoreResult:
-        """Aggregates one image's tile outputs into its result."""
+    def judge(self, outputs: TileOutputs, boxes: Sequence[Box]) -> tuple[dict[str, float], Optional[ImageEvidence]]:
+        """One image's scores from its tiles' outputs: aggregated, then weighed by grid evidence when the model
+        has a grid gate. No tile, or no detail in any: clean, by lack of evidence."""
         labels = self.labels
-        dist = aggregate(probs, self.aggregation, labels.index(CLEAN) if CLEAN in labels else None)
+        evidence = None
+        if self.grid_gate is not None:
+            evidence = image_evidence(outputs.phases, boxes, self.info.phase_grids, self.info.tile_size)
+        if len(outputs) == 0 or (evidence is not None and evidence.word == "none"):
+            return ({label: float(label == CLEAN) for label in labels} if CLEAN in labels
+                    else {label: 1.0 / len(labels) for label in labels}), evidence
+        dist = aggregate(outputs.probs, self.aggregation, labels.index(CLEAN) if CLEAN in labels else None)
         scores = {label: float(p) for label, p in zip(labels, dist)}
+        if evidence is not None and CLEAN in labels:
+            for label in labels:
+                if label != CLEAN:
+                    kept = scores[label] * self.grid_gate.factor(label, evidence)
+                    scores[CLEAN] += scores[label] - kept
+                    scores[label] = kept
+        return scores, evidence
+
+    def result(self, tiles: Tiles, size: tuple[int, int], outputs: TileOutputs, path: Optional[str] = None) -> ScoreResult:
+        """One image's result from the outputs of the tiles it stands on."""
+        labels = self.labels
+        scores, evidence = self.judge(outputs, tiles.boxes)
         label = decide(scores, self.threshold)
+        probs, quality = outputs.probs, outputs.quality
         image_quality = None
-        if quality is not None and label != CLEAN:
+        if quality is not None and label != CLEAN and len(quality):
             # Tiles weigh in by how sure they are of the damage: clean tiles have no quality to report.
             weight = 1.0 - probs[:, labels.index(CLEAN)] if CLEAN in labels else np.ones(len(probs))
             image_quality = float(np.average(quality, weights=weight + 1e-6))
@@ -162,7 +240,7 @@ class Scorer:
             TileScore(box, {l: float(p) for l, p in zip(labels, row)}, None if quality is None else float(quality[k]))
             for k, (box, row) in enumerate(zip(tiles.boxes, probs))
         ]
-        return ScoreResult(label, scores, image_quality, tile_scores, size, path)
+        return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence)
 
     def score(self, image: ImageInput) -> ScoreResult:
         """Scores one image: a path, a PIL image, or an RGB uint8 array."""
@@ -183,18 +261,17 @@ class Scorer:
                                      for _, tiles, _ in items])
         if stop is not None:
             clean = self.labels.index(CLEAN)
-            undecided = [k for k, (p, _) in enumerate(per_image)
-                         if len(items[k][1].boxes) > len(p)
-                         and not stop.decided(aggregate(p, self.aggregation, clean)[clean])]
+            undecided = [k for k, out in enumerate(per_image)
+                         if len(items[k][1].boxes) > len(out)
+                         and not stop.decided(self.judge(out, items[k][1].boxes[: len(out)])[0][self.labels[clean]])]
             if undecided:
                 more = self._run_split([items[k][1].pixels[stop.first_tiles :] for k in undecided])
-                for k, (more_p, more_q) in zip(undecided, more):
-                    p, q = per_image[k]
-                    per_image[k] = (np.concatenate([p, more_p]), None if q is None else np.concatenate([q, more_q]))
+                for k, extra in zip(undecided, more):
+                    per_image[k] = per_image[k] + extra
         results = []
-        for (path, tiles, size), (p, q) in zip(items, per_image):
-            scored = Tiles(tiles.pixels[: len(p)], tiles.boxes[: len(p)])  # the tiles the result stands on
-            results.append(self.result(scored, size, p, q, path))
+        for (path, tiles, size), out in zip(items, per_image):
+            scored = Tiles(tiles.pixels[: len(out)], tiles.boxes[: len(out)])  # the tiles the result stands on
+            results.append(self.result(scored, size, out, path))
         return results
 
     def score_tiled(self, items: Iterable[tuple[Optional[str], Tiles, tuple[int, int]]]) -> Iterator[ScoreResult]:

@@ -34,18 +34,46 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
 
 
-def _pad_to(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Pads an image smaller than a tile by mirroring, so the model still sees real texture."""
-    h, w = rgb.shape[:2]
-    pad_h, pad_w = max(0, size - h), max(0, size - w)
-    if not pad_h and not pad_w:
-        return rgb
-    # np.pad's symmetric mode cannot pad by more than the image size at once; repeat until large enough.
-    while rgb.shape[0] < size or rgb.shape[1] < size:
-        ph = min(size - rgb.shape[0], rgb.shape[0]) if rgb.shape[0] < size else 0
-        pw = min(size - rgb.shape[1], rgb.shape[1]) if rgb.shape[1] < size else 0
-        rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
-    return rgb
+# Below this many pixels on a side an image holds less than two 8x8 blocks across: no grid can show.
+MIN_SIDE = 16
+
+
+def _edge_padded(window: np.ndarray, size: int) -> np.ndarray:
+    """A window smaller than a tile, completed by repeating its last row and column.
+
+    Repeated pixels are constant along the padded axis, so every grid phase sees the same zeros there: the
+    padding adds no phase preference (mirroring would: blocks centred on the mirror axis lose their odd
+    coefficients, a grid that the image never had).
+    """
+    h, w = window.shape[:2]
+    return np.pad(window, ((0, size - h), (0, size - w), (0, 0)), mode="edge")
+
+
+def _window_texture(rgb: np.ndarray) -> float:
+    """The share of neighbour steps in the moderate band, as tile_texture_scores measures cells."""
+    g = rgb[..., 1].astype(np.int16)
+    steps = np.concatenate([np.abs(np.diff(g, axis=1)).ravel(), np.abs(np.diff(g, axis=0)).ravel()])
+    return float(((steps > 1) & (steps < 48)).mean()) if steps.size else 0.0
+
+
+def small_image_tiles(image: DecodedImage, tile_size: int, max_tiles: int) -> Tiles:
+    """Tiles of an image narrower or shorter than a tile: windows of its own pixels, edge-padded.
+
+    Along a side longer than a tile, windows of `tile_size` are cut on an even spread (at most 4 x max_tiles
+    candidates, so a long strip costs no more than a few tiles) and the most textured `max_tiles` are kept.
+    An image with a side under MIN_SIDE gives no tile: it cannot show a block grid.
+    """
+    w, h = image.size
+    if min(w, h) < MIN_SIDE:
+        return Tiles(np.zeros((0, tile_size, tile_size, 3), np.uint8), [])
+    bw, bh = min(w, tile_size), min(h, tile_size)
+    xs = np.unique(np.linspace(0, w - bw, min(4 * max_tiles, max(1, w // bw))).round().astype(int))
+    ys = np.unique(np.linspace(0, h - bh, min(4 * max_tiles, max(1, h // bh))).round().astype(int))
+    boxes = [(int(x), int(y), int(x) + bw, int(y) + bh) for y in ys for x in xs]
+    windows = [image.crop(*box) for box in boxes]
+    order = np.argsort([-_window_texture(win) for win in windows], kind="stable")[:max_tiles]
+    pixels = np.stack([_edge_padded(windows[k], tile_size) for k in order])
+    return Tiles(pixels, [boxes[k] for k in order])
 
 
 # Texture score below which a cell counts as flat, and the sampling step of the texture plane (see
@@ -106,9 +134,7 @@ def content_tiles(image: DecodedImage | np.ndarray, tile_size: int, max_tiles: i
     image = as_decoded(image)
     w, h = image.size
     if h < tile_size or w < tile_size:
-        padded = _pad_to(image.rgb(), tile_size)
-        return Tiles(np.ascontiguousarray(padded[None, :tile_size, :tile_size]),
-                     [(0, 0, min(w, tile_size), min(h, tile_size))])
+        return small_image_tiles(image, tile_size, max_tiles)
     scores, ys, xs = tile_texture_scores(image, tile_size, texture_step)
     order = np.argsort(-scores.ravel(), kind="stable")[:max_tiles]
     order = order[: max(1, int((scores.ravel()[order] >= min_texture).sum()))]

@@ -1,0 +1,116 @@
+"""Image-level evidence: how many tiles could show a codec's trace, and do they agree on one block grid?
+
+A JPEG or WebP image has ONE block grid: every textured tile's best grid phase, expressed in image
+coordinates, points at the same offset. Resampling, upscaling, screentone and painted texture leave near-zero
+coefficients too, but at phases that differ from tile to tile. Averaging per-tile probabilities throws that
+difference away; this module keeps it.
+
+The model's `phases` output gives, per tile and per grid period n (8 for JPEG, 4 for WebP's transform), the
+near-zero share of every phase p = r * n + s (blocks starting at tile row r, column s, modulo n). A tile whose
+coefficients are nearly all zero at every phase (flat) or whose phases are tied carries no grid evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .tiling import Box
+
+# A tile votes on the grid only when its best phase stands out from its mean phase by this much (near-zero
+# share, 0-1). Flat tiles score ~1 at every phase and tie; noise and texture score low everywhere.
+MIN_PHASE_CONTRAST = 0.002
+# Share of coefficients that are not near zero, averaged over phases, below which a tile is flat: nothing a
+# codec could mark. (1 - mean phase score; measured flat and blank tiles sit below 0.01.)
+MIN_TILE_DETAIL = 0.02
+
+
+@dataclass(frozen=True)
+class GridVote:
+    """Agreement of an image's tile quadrants on one block grid of period `period`."""
+
+    period: int
+    offset: tuple[int, int] | None  # (row, column) of the modal grid in image pixels, modulo period
+    agreeing: int  # voting quadrants whose best phase is the modal one
+    voting: int  # quadrants of the image's own pixels with grid evidence
+
+    @property
+    def agreement(self) -> float:
+        return self.agreeing / self.voting if self.voting else 0.0
+
+
+# Fewer voting quadrants than this leave no agreement worth checking.
+MIN_VOTES = 3
+
+
+@dataclass(frozen=True)
+class ImageEvidence:
+    detailed_tiles: int  # scored tiles with any detail a codec must quantise
+    grids: dict[int, GridVote]  # by period
+
+    @property
+    def word(self) -> str:
+        """'none': nothing a codec could have marked (flat, blank, too small); 'weak': detail, but too few
+        quadrants of the image's own pixels to check one grid on (small images, one textured patch);
+        'grid': enough quadrants to measure their agreement."""
+        if self.detailed_tiles == 0:
+            return "none"
+        return "grid" if max(v.voting for v in self.grids.values()) >= MIN_VOTES else "weak"
+
+
+def quadrant_extents(tile_size: int, period: int) -> tuple[int, int]:
+    """Pixel rows (or columns) the two halves of a tile reach, as the model splits them: the first half
+    covers [0, first), the second [.., second)."""
+    blocks = (tile_size - period + 1) // period
+    return (blocks // 2) * period + period - 1, blocks * period + period - 1
+
+
+def split_phases(phases: np.ndarray, periods: Sequence[int]) -> dict[int, np.ndarray]:
+    """The model's phase output [N, sum 4 * n * n] -> {n: [N, 4, n * n]} (quadrants TL, TR, BL, BR)."""
+    out, start = {}, 0
+    for n in periods:
+        out[n] = phases[:, start : start + 4 * n * n].reshape(-1, 4, n * n)
+        start += 4 * n * n
+    if start != phases.shape[1]:
+        raise ValueError(f"phases output has {phases.shape[1]} columns, grids {list(periods)} need {start}")
+    return out
+
+
+def own_quadrants(boxes: Sequence[Box], tile_size: int, period: int) -> np.ndarray:
+    """[N, 4] bool: the quadrants at least half made of each tile's own pixels along both axes (a small
+    image's tile is edge-padded; padding adds no phase preference, but a quadrant of mostly padding would
+    vote on its tie-breaking, not on the image)."""
+    first, second = quadrant_extents(tile_size, period)
+    start = (first - period + 1)  # where the second half's blocks begin
+    height = np.array([b[3] - b[1] for b in boxes])
+    width = np.array([b[2] - b[0] for b in boxes])
+    rows = np.stack([2 * height >= first, 2 * (height - start) >= second - start], axis=1)
+    cols = np.stack([2 * width >= first, 2 * (width - start) >= second - start], axis=1)
+    return (rows[:, :, None] & cols[:, None, :]).reshape(-1, 4)
+
+
+def grid_vote(scores: np.ndarray, boxes: Sequence[Box], period: int, voters: np.ndarray) -> GridVote:
+    """Each voting quadrant's best phase in image coordinates; the modal one and how many point at it."""
+    n = period
+    best = scores.argmax(axis=2)  # [N, 4]
+    contrast = scores.max(axis=2) - scores.mean(axis=2)
+    voters = voters & (contrast >= MIN_PHASE_CONTRAST)
+    if not voters.any():
+        return GridVote(n, None, 0, 0)
+    left = np.array([b[0] for b in boxes])[:, None]
+    top = np.array([b[1] for b in boxes])[:, None]
+    image_phase = (((best // n + top) % n) * n + (best % n + left) % n)[voters]
+    counts = np.bincount(image_phase, minlength=n * n)
+    modal = int(counts.argmax())
+    return GridVote(n, divmod(modal, n), int(counts[modal]), int(voters.sum()))
+
+
+def image_evidence(phases: np.ndarray, boxes: Sequence[Box], periods: Sequence[int], tile_size: int) -> ImageEvidence:
+    per_grid = split_phases(phases, periods)
+    largest = max(periods)  # the largest block: its near-zero share measures detail best
+    # Padding repeats the image's own border, so a padded quadrant has detail only where the image has.
+    detailed = (1.0 - per_grid[largest].mean(axis=2)) >= MIN_TILE_DETAIL  # [N, 4]
+    votes = {n: grid_vote(s, boxes, n, detailed & own_quadrants(boxes, tile_size, n)) for n, s in per_grid.items()}
+    return ImageEvidence(int(detailed.any(axis=1).sum()), votes)
