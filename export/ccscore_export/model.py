@@ -109,8 +109,9 @@ class PhaseStatistics(nn.Module):
         n = self.block
         # Keep a whole number of grid periods so every phase has the same count of samples; crop the
         # one-channel input rather than the many-channel output (a copy of the whole tensor).
-        h = ((y.shape[-2] - n + 1) // n) * n
-        w = ((y.shape[-1] - n + 1) // n) * n
+        # An even number of blocks per axis, so the quadrants are equal halves: plain reshapes and sums.
+        h = ((y.shape[-2] - n + 1) // (2 * n)) * 2 * n
+        w = ((y.shape[-1] - n + 1) // (2 * n)) * 2 * n
         y = y[:, :, : h + n - 1, : w + n - 1]
         k = len(self.frequencies)
         coeffs = F.conv2d(F.conv2d(y, self.row_kernel), self.col_kernel, groups=k)  # [B, k*k, h, w]
@@ -118,22 +119,18 @@ class PhaseStatistics(nn.Module):
             coeffs = coeffs[:, 1:]  # drop DC: brightness says nothing about quantisation
         magnitude = coeffs.abs()
         b, c = magnitude.shape[0], magnitude.shape[1]
-        rows, cols = h // n, w // n  # whole blocks per axis
+        rows, cols = h // n, w // n  # whole blocks per axis, both even
         samples = float(rows * cols)
         # Quadrants split the block rows and columns in two (top/bottom, left/right), so one tile still gives
-        # several independent grid votes. Sums per half as matrix products: the same additions as plain sums.
-        row_halves = _halves(rows, y.dtype)  # [2, rows]
-        col_halves = _halves(cols, y.dtype).t()  # [cols, 2]
-        quadrant_samples = (row_halves.sum(dim=1)[:, None] * col_halves.sum(dim=0)[None, :]).reshape(4, 1)
+        # several independent grid votes; the whole tile's sums are the quadrants' sums.
         shares, quadrant_shares = [], []
         for t in self.thresholds:
             clipped = torch.clamp(magnitude, max=t)
-            per_half = torch.matmul(row_halves, clipped.reshape(b, c, rows, n * w))  # [B, C, 2, n * w]
-            per_half = per_half.reshape(b, c, 2, n, cols, n).transpose(4, 5)  # [B, C, 2, n, n, cols]
-            per_quadrant = torch.matmul(per_half, col_halves)  # [B, C, 2 (rows), n, n, 2 (cols)]
-            per_quadrant = per_quadrant.permute(0, 1, 2, 5, 3, 4).reshape(b, c, 4, n * n)
+            per_half = clipped.reshape(b, c, 2, rows // 2, n * w).sum(dim=3)  # [B, C, 2, n * w]
+            per_quadrant = per_half.reshape(b, c, 2, n, 2, cols // 2, n).sum(dim=5)  # [B, C, 2, n, 2, n]
+            per_quadrant = per_quadrant.permute(0, 1, 2, 4, 3, 5).reshape(b, c, 4, n * n)
             shares.append(1.0 - per_quadrant.sum(dim=2) / (samples * t))
-            quadrant_shares.append(1.0 - per_quadrant.mean(dim=1) / (quadrant_samples * t))  # [B, 4, n * n]
+            quadrant_shares.append(1.0 - per_quadrant.mean(dim=1) / (samples / 4 * t))  # [B, 4, n * n]
         per_phase = torch.stack(shares, dim=2).reshape(b, c * len(self.thresholds), n * n)  # (coefficient, t)
         phase_score = per_phase.mean(dim=1)  # [B, phases]
         quadrant_phase_score = torch.stack(quadrant_shares, dim=1).mean(dim=1).reshape(b, 4 * n * n)
@@ -145,14 +142,6 @@ class PhaseStatistics(nn.Module):
         # (In units of the first threshold, as the shipped heads were trained.)
         energy = magnitude[:, :, ::n, ::n].mean(dim=(2, 3)) / self.thresholds[0]
         return torch.cat([best, mean, torch.log1p(energy), contrast], dim=1), quadrant_phase_score
-
-
-def _halves(count: int, dtype: torch.dtype) -> torch.Tensor:
-    """[2, count] indicator rows: the first count // 2 positions, then the rest."""
-    halves = torch.zeros(2, count, dtype=dtype)
-    halves[0, : count // 2] = 1.0
-    halves[1, count // 2 :] = 1.0
-    return halves
 
 
 class ChromaStatistics(nn.Module):

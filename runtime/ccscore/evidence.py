@@ -63,7 +63,7 @@ class ImageEvidence:
 def quadrant_extents(tile_size: int, period: int) -> tuple[int, int]:
     """Pixel rows (or columns) the two halves of a tile reach, as the model splits them: the first half
     covers [0, first), the second [.., second)."""
-    blocks = (tile_size - period + 1) // period
+    blocks = (tile_size - period + 1) // (2 * period) * 2  # the model keeps an even number of blocks
     return (blocks // 2) * period + period - 1, blocks * period + period - 1
 
 
