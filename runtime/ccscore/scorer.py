@@ -9,11 +9,11 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, ModelOutputError, one_line
 from .images import ImageInput, load_image
-from .model_info import ModelInfo, default_model_path
+from .model_info import MAX_TILES_RANGE, ModelInfo, default_model_path, number
 from .providers import Device, Session, create_session, import_onnxruntime
-from .results import ScoreResult, TileScore
+from .results import ScoreFailure, ScoreResult, TileScore
 from .tiling import Tiles, make_tiles
 
 # The reference's four, plus worst_half: the mean over the half of the tiles that look most damaged. Damage
@@ -21,10 +21,16 @@ from .tiling import Tiles, make_tiles
 # outvote it.
 AGGREGATIONS = ("mean", "median", "max", "min", "worst_half")
 CLEAN = "clean"
+# How far a tile's probabilities may sum from 1 (float16 graphs round to ~1e-3) before they count as invalid.
+PROB_SUM_TOLERANCE = 1e-2
 
 
 def aggregate(probs: np.ndarray, method: str, clean_index: Optional[int] = None) -> np.ndarray:
-    """Tile probabilities [N, C] -> one distribution [C] (renormalised: median/max/min need not sum to 1)."""
+    """Tile probabilities [N, C] -> one distribution [C] (renormalised: median/max/min need not sum to 1).
+
+    Where median or min leave nothing (tiles that disagree completely), the mean decides: a uniform
+    distribution would be a decision that no tile made.
+    """
     if method not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {method!r}: use one of {', '.join(AGGREGATIONS)}")
     if method == "worst_half":
@@ -35,7 +41,25 @@ def aggregate(probs: np.ndarray, method: str, clean_index: Optional[int] = None)
     else:
         combined = getattr(np, method)(probs, axis=0).astype(np.float64)
     total = combined.sum()
-    return combined / total if total > 0 else np.full_like(combined, 1.0 / len(combined))
+    if total <= 0:
+        combined = probs.mean(axis=0).astype(np.float64)
+        total = combined.sum()
+    return combined / total
+
+
+def output_problem(probs: np.ndarray, quality: Optional[np.ndarray]) -> Optional[str]:
+    """Why one image's tile outputs (probs [N, C], quality [N]) are not usable, or None when they are."""
+    if not np.isfinite(probs).all():
+        return "model produced invalid output: probs hold NaN or infinity"
+    if (probs < 0).any():
+        return f"model produced invalid output: negative probability {float(probs.min()):.4g}"
+    sums = probs.sum(axis=1, dtype=np.float64)
+    worst = int(np.argmax(np.abs(sums - 1.0)))
+    if abs(sums[worst] - 1.0) > PROB_SUM_TOLERANCE:
+        return f"model produced invalid output: probabilities sum to {sums[worst]:.4g}, not 1"
+    if quality is not None and not np.isfinite(quality).all():
+        return "model produced invalid output: quality holds NaN or infinity"
+    return None
 
 
 def decide(scores: dict[str, float], threshold: float) -> str:
@@ -85,13 +109,14 @@ class Scorer:
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
         self._session: Session = create_session(str(path), device, intra_op_threads)
-        props = self._session.session.get_modelmeta().custom_metadata_map
-        self.info = ModelInfo.from_metadata(path, props)
-        output_names = [o.name for o in self._session.session.get_outputs()]
-        if "probs" not in output_names:
-            raise ModelError(f"{path} has no 'probs' output (has {', '.join(output_names)})")
-        self._outputs = [n for n in ("probs", "quality") if n in output_names]
-        self._input = self._session.session.get_inputs()[0].name
+        session = self._session.session
+        self.info = ModelInfo.from_metadata(path, session.get_modelmeta().custom_metadata_map)
+        self._input, self._outputs = self.info.check_graph(session.get_inputs(), session.get_outputs())
+        if self.info.aggregation not in AGGREGATIONS:
+            raise ModelError(f"{path}: bad model metadata aggregation: {self.info.aggregation!r} is unknown "
+                             f"(use one of {', '.join(AGGREGATIONS)})")
+        if self.info.aggregation == "worst_half" and CLEAN not in self.info.labels:
+            raise ModelError(f"{path}: bad model metadata aggregation: worst_half needs a '{CLEAN}' label")
         self.aggregation = aggregate or self.info.aggregation
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {self.aggregation!r}: use one of {', '.join(AGGREGATIONS)}")
@@ -104,13 +129,13 @@ class Scorer:
         if max_tiles is not None:
             if "max_tiles" not in self.tiling_params:
                 raise ValueError(f"tiling strategy {self.info.tiling!r} takes no max_tiles")
-            self.tiling_params["max_tiles"] = int(max_tiles)
+            self.tiling_params["max_tiles"] = number("max_tiles", max_tiles, int, *MAX_TILES_RANGE)
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         stop = self.info.early_stop
         self.early_stop: Optional[EarlyStop] = None
         if stop and not all_tiles and CLEAN in self.labels:
-            candidate = EarlyStop(int(stop["first_tiles"]), float(stop["margin"]))
+            candidate = EarlyStop(stop["first_tiles"], stop["margin"])
             self.early_stop = candidate if candidate.applies(self.threshold) else None
 
     @property
@@ -131,20 +156,40 @@ class Scorer:
         return make_tiles(decoded, self.info.tiling, self.info.tile_size, self.tiling_params), decoded.size
 
     def run(self, pixels: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """Raw model outputs for uint8 tiles [N, T, T, 3]: probs [N, C] and quality [N] (or None)."""
+        """Raw model outputs for uint8 tiles [N, T, T, 3]: probs [N, C] and quality [N] (or None).
+
+        `ModelOutputError` when the model fails to run or its outputs have the wrong shape; their values are
+        checked per image (`output_problem`).
+        """
         probs, quality = [], []
         for i in range(0, len(pixels), self.batch_size):
-            out = self._session.session.run(self._outputs, {self._input: pixels[i : i + self.batch_size]})
+            batch = pixels[i : i + self.batch_size]
+            try:
+                out = self._session.session.run(self._outputs, {self._input: batch})
+            except Exception as exc:  # onnxruntime raises several unrelated types; the images get the error
+                raise ModelOutputError(f"model failed to run: {one_line(exc)[:300]}") from None
+            expected = (len(batch), len(self.labels))
+            if out[0].shape != expected:
+                raise ModelOutputError(f"model produced invalid output: probs of shape {list(out[0].shape)} "
+                                       f"for {len(batch)} tiles and {len(self.labels)} labels")
             probs.append(out[0])
             if len(out) > 1:
+                if out[1].size != len(batch):
+                    raise ModelOutputError(f"model produced invalid output: quality of shape {list(out[1].shape)} "
+                                           f"for {len(batch)} tiles")
                 quality.append(out[1].reshape(-1))
         return np.concatenate(probs), (np.concatenate(quality) if quality else None)
 
-    def _run_split(self, chunks: list[np.ndarray]) -> list[tuple[np.ndarray, Optional[np.ndarray]]]:
-        """Runs several images' tiles in shared runs; returns each image's (probs, quality)."""
-        probs, quality = self.run(np.concatenate(chunks))
+    def _run_images(self, chunks: list[np.ndarray]) -> list[tuple[np.ndarray, Optional[np.ndarray]] | str]:
+        """Runs several images' tiles in shared runs; returns each image's (probs, quality), or why its
+        outputs are unusable (a run that fails, or outputs of the wrong shape, fail every image in it)."""
+        try:
+            probs, quality = self.run(np.concatenate(chunks))
+        except ModelOutputError as exc:
+            return [str(exc)] * len(chunks)
         bounds = np.cumsum([0] + [len(c) for c in chunks])
-        return [(probs[a:b], None if quality is None else quality[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        outs = [(probs[a:b], None if quality is None else quality[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        return [output_problem(p, q) or (p, q) for p, q in outs]
 
     def result(self, tiles: Tiles, size: tuple[int, int], probs: np.ndarray, quality: Optional[np.ndarray],
                path: Optional[str] = None) -> ScoreResult:
@@ -165,55 +210,75 @@ class Scorer:
         return ScoreResult(label, scores, image_quality, tile_scores, size, path)
 
     def score(self, image: ImageInput) -> ScoreResult:
-        """Scores one image: a path, a PIL image, or an RGB uint8 array."""
+        """Scores one image: a path, a PIL image, or an RGB uint8 array. `ModelOutputError` when the model's
+        outputs for it are unusable."""
         tiles, size = self.tile(image)
         path = str(image) if isinstance(image, (str, os.PathLike)) else None
-        return self.score_together([(path, tiles, size)])[0]
+        return succeeded(self.score_together([(path, tiles, size)])[0])
 
-    def score_together(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]]) -> list[ScoreResult]:
+    def score_together(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]]
+                       ) -> list[ScoreResult | ScoreFailure]:
         """Scores already-tiled images with shared session runs; results in input order.
 
+        An image whose model outputs are unusable (NaN, negative, not summing to 1, the wrong shape, a run that
+        fails) gets a `ScoreFailure`, never a decision; the other images of the batch are scored as usual.
         With early stopping, one run takes the first tiles of every image and a second one the other tiles
         of the images still undecided, so a result never depends on which images share a batch.
         """
         if not items:
             return []
         stop = self.early_stop
-        per_image = self._run_split([tiles.pixels[: stop.first_tiles] if stop else tiles.pixels
-                                     for _, tiles, _ in items])
+        per_image = self._run_images([tiles.pixels[: stop.first_tiles] if stop else tiles.pixels
+                                      for _, tiles, _ in items])
         if stop is not None:
             clean = self.labels.index(CLEAN)
-            undecided = [k for k, (p, _) in enumerate(per_image)
-                         if len(items[k][1].boxes) > len(p)
-                         and not stop.decided(aggregate(p, self.aggregation, clean)[clean])]
+            undecided = [k for k, out in enumerate(per_image)
+                         if not isinstance(out, str) and len(items[k][1].boxes) > len(out[0])
+                         and not stop.decided(aggregate(out[0], self.aggregation, clean)[clean])]
             if undecided:
-                more = self._run_split([items[k][1].pixels[stop.first_tiles :] for k in undecided])
-                for k, (more_p, more_q) in zip(undecided, more):
-                    p, q = per_image[k]
-                    per_image[k] = (np.concatenate([p, more_p]), None if q is None else np.concatenate([q, more_q]))
-        results = []
-        for (path, tiles, size), (p, q) in zip(items, per_image):
+                more = self._run_images([items[k][1].pixels[stop.first_tiles :] for k in undecided])
+                for k, extra in zip(undecided, more):
+                    (p, q), per_image[k] = per_image[k], extra
+                    if not isinstance(extra, str):
+                        more_p, more_q = extra
+                        per_image[k] = (np.concatenate([p, more_p]),
+                                        None if q is None else np.concatenate([q, more_q]))
+        results: list[ScoreResult | ScoreFailure] = []
+        for (path, tiles, size), out in zip(items, per_image):
+            if isinstance(out, str):
+                results.append(ScoreFailure(out, path))
+                continue
+            p, q = out
             scored = Tiles(tiles.pixels[: len(p)], tiles.boxes[: len(p)])  # the tiles the result stands on
             results.append(self.result(scored, size, p, q, path))
         return results
 
     def score_tiled(self, items: Iterable[tuple[Optional[str], Tiles, tuple[int, int]]]) -> Iterator[ScoreResult]:
-        """Scores already-tiled images, batching tiles of many images into shared runs, in input order."""
+        """Scores already-tiled images, batching tiles of many images into shared runs, in input order.
+        Unusable model outputs raise `ModelOutputError`."""
         pending: list[tuple[Optional[str], Tiles, tuple[int, int]]] = []
         count = 0
         for item in items:
             pending.append(item)
             count += len(item[1].boxes)
             if count >= self.batch_size:
-                yield from self.score_together(pending)
+                yield from map(succeeded, self.score_together(pending))
                 pending, count = [], 0
-        yield from self.score_together(pending)
+        yield from map(succeeded, self.score_together(pending))
 
     def score_many(self, images: Sequence[ImageInput]) -> Iterator[ScoreResult]:
-        """Scores several images with shared session runs; decoding errors raise `ImageError`."""
+        """Scores several images with shared session runs; decoding errors raise `ImageError`, unusable model
+        outputs `ModelOutputError`."""
         def tiled():
             for image in images:
                 tiles, size = self.tile(image)
                 yield (str(image) if isinstance(image, (str, os.PathLike)) else None), tiles, size
 
         return self.score_tiled(tiled())
+
+
+def succeeded(result: ScoreResult | ScoreFailure) -> ScoreResult:
+    """The result, or its failure raised as `ModelOutputError` (library calls that return results raise)."""
+    if isinstance(result, ScoreFailure):
+        raise ModelOutputError(result.error)
+    return result
