@@ -222,6 +222,16 @@ def test_graph_that_does_not_match_its_metadata_is_refused_at_load(tmp_path, cas
     assert "\n" not in str(caught.value)
 
 
+def renamed_quality(path: Path, name: str) -> Path:
+    import onnx
+
+    model = onnx.load(str(path))
+    (node,) = [n for n in model.graph.node if n.output[0] == "quality"]
+    node.output[0] = model.graph.output[1].name = name
+    onnx.save(model, str(path))
+    return path
+
+
 @pytest.mark.parametrize("case,make", [
     ("tile size 30000", lambda d: build_model(d / "m.onnx", input_shape=("batch", "h", "w", 3),
                                               meta={"tile_size": 30000})),
@@ -230,6 +240,7 @@ def test_graph_that_does_not_match_its_metadata_is_refused_at_load(tmp_path, cas
     ("unknown tiling", lambda d: build_model(d / "m.onnx", meta={"tiling": "spiral"})),
     ("a PNG", lambda d: (d / "m.onnx").write_bytes(bytes.fromhex("89504e470d0a1a0a") + b"\0" * 64) or d / "m.onnx"),
     ("a folder", lambda d: (d / "m.onnx").mkdir() or d / "m.onnx"),
+    ("an output name with a line break", lambda d: renamed_quality(build_model(d / "m.onnx"), "quality\nsecond line")),
 ])
 def test_cli_refuses_a_bad_model_in_one_line_with_exit_2(tmp_path, case, make):
     model = make(tmp_path)
@@ -378,3 +389,11 @@ def test_aggregation_that_leaves_nothing_falls_back_to_the_mean():
     dist = aggregate(probs, "min")
     np.testing.assert_allclose(dist, [0.5, 0.45, 0.05])
     assert decide(dict(zip(("clean", "jpeg", "webp"), dist)), 0.5) == "clean"
+
+
+def test_json_records_are_strict():
+    from ccscore.outputs import encode_jsonl
+
+    assert json.loads(encode_jsonl({"path": "a", "scores": {"clean": 1.0}}))["scores"] == {"clean": 1.0}
+    with pytest.raises(ValueError):
+        encode_jsonl({"path": "a", "scores": {"clean": float("nan")}})
