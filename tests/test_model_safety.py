@@ -134,6 +134,11 @@ BAD_METADATA = [
     ("early_stop", '{"first_tiles": 2, "margin": 0.9}'),
     ("early_stop", "[2, 0.05]"),
     ("name", ""),
+    # hostile JSON: integers too long to read, nesting too deep to parse, unhashable items, a huge list
+    ("tile_size", "1" + "0" * 5000),
+    ("tile_size", "1" + "0" * 400),
+    ("labels", "[" * 100_000 + "]" * 100_000),
+    ("outputs", '["probs", ["quality"]]'),
 ]
 
 
@@ -146,6 +151,19 @@ def test_bad_metadata_is_a_model_error_at_load_naming_the_key(valid_model, tmp_p
         Scorer(model, device="cpu")
     message = str(caught.value)
     assert key in message and "\n" not in message
+
+
+def test_a_huge_label_list_is_checked_in_linear_time(valid_model, tmp_path):
+    import time
+
+    from ccscore import ModelError, Scorer
+
+    labels = json.dumps(["clean", *[f"label{k}" for k in range(100_000)], "clean"])
+    model = tampered(valid_model, tmp_path / "bad.onnx", labels=labels)
+    start = time.perf_counter()
+    with pytest.raises(ModelError, match="labels repeat 'clean'"):
+        Scorer(model, device="cpu")
+    assert time.perf_counter() - start < 10  # a generous bound: ~0.1 s; comparing every pair took minutes
 
 
 def test_valid_stub_and_bundled_model_load(valid_model):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -47,13 +48,19 @@ TILING_PARAMS: dict[str, tuple] = {
 }
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message shows it: repr, cut short (metadata can hold anything)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def number(what: str, value: Any, kind: type, low: float, high: float) -> int | float:
     """`value` as an int or float within [low, high], or `ValueError` naming `what`. Booleans are not numbers."""
     ok_types = (int,) if kind is int else (int, float)
     if isinstance(value, bool) or not isinstance(value, ok_types):
-        raise ValueError(f"{what} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
-    if not (math.isfinite(value) and low <= value <= high):
-        raise ValueError(f"{what} must be within [{low}, {high}], got {value!r}")
+        raise ValueError(f"{what} must be {'an integer' if kind is int else 'a number'}, got {shown(value)}")
+    if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+        raise ValueError(f"{what} must be within [{low}, {high}], got {shown(value)}")
     return kind(value)
 
 
@@ -65,20 +72,20 @@ def strategy_params(tiling: str) -> dict[str, inspect.Parameter]:
 def check_tiling_params(tiling: str, params: Any) -> dict:
     """The validated parameters of `tiling`, or `ValueError`."""
     if not isinstance(params, dict):
-        raise ValueError(f"tiling_params must be a JSON object, got {params!r}")
+        raise ValueError(f"tiling_params must be a JSON object, got {shown(params)}")
     accepted = strategy_params(tiling)
     checked = {}
     for key, value in params.items():
         if key not in accepted:
-            raise ValueError(f"tiling {tiling!r} takes no parameter {key!r} (takes {', '.join(accepted)})")
+            raise ValueError(f"tiling {shown(tiling)} takes no parameter {shown(key)} (takes {', '.join(accepted)})")
         spec = TILING_PARAMS.get(key)
         if spec is None:
-            raise ValueError(f"tiling parameter {key!r} has no known bounds in this runtime")
+            raise ValueError(f"tiling parameter {shown(key)} has no known bounds in this runtime")
         if value is None and accepted[key].default is None:
             checked[key] = None
         elif isinstance(spec[0], str):
             if value not in spec:
-                raise ValueError(f"tiling parameter {key} must be one of {', '.join(spec)}, got {value!r}")
+                raise ValueError(f"tiling parameter {key} must be one of {', '.join(spec)}, got {shown(value)}")
             checked[key] = value
         else:
             checked[key] = number(f"tiling parameter {key}", value, *spec)
@@ -87,20 +94,21 @@ def check_tiling_params(tiling: str, params: Any) -> dict:
 
 def _labels(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or len(value) < 2:
-        raise ValueError(f"labels must be a JSON list of at least two names, got {value!r}")
+        raise ValueError(f"labels must be a JSON list of at least two names, got {shown(value)}")
     for label in value:
         if not isinstance(label, str) or not label or not label.isprintable():
-            raise ValueError(f"labels must be non-empty printable strings, got {label!r}")
-    duplicates = sorted({label for label in value if value.count(label) > 1})
+            raise ValueError(f"labels must be non-empty printable strings, got {shown(label)}")
+    duplicates = sorted(label for label, count in Counter(value).items() if count > 1)
     if duplicates:
-        raise ValueError(f"labels repeat {', '.join(duplicates)}")
+        raise ValueError(f"labels repeat {shown(', '.join(duplicates))}")
     return tuple(value)
 
 
 def _outputs(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or PROBS not in value or len(set(value)) != len(value) \
-            or not set(value) <= set(KNOWN_OUTPUTS):
-        raise ValueError(f"outputs must be a JSON list holding {PROBS!r} and optionally {QUALITY!r}, got {value!r}")
+    if not (isinstance(value, list) and all(isinstance(o, str) for o in value) and PROBS in value
+            and len(set(value)) == len(value) and set(value) <= set(KNOWN_OUTPUTS)):
+        raise ValueError(f"outputs must be a JSON list holding {PROBS!r} and optionally {QUALITY!r}, "
+                         f"got {shown(value)}")
     return tuple(o for o in KNOWN_OUTPUTS if o in value)  # the order the runtime reads them in
 
 
@@ -108,14 +116,14 @@ def _early_stop(value: Any) -> dict:
     if value in (None, {}):
         return {}
     if not isinstance(value, dict) or set(value) != {"first_tiles", "margin"}:
-        raise ValueError(f"early_stop must be {{}} or {{\"first_tiles\": k, \"margin\": m}}, got {value!r}")
+        raise ValueError(f"early_stop must be {{}} or {{\"first_tiles\": k, \"margin\": m}}, got {shown(value)}")
     return {"first_tiles": number("early_stop first_tiles", value["first_tiles"], int, *MAX_TILES_RANGE),
             "margin": number("early_stop margin", value["margin"], float, 0.0, 0.5)}
 
 
 def _string(what: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+        raise ValueError(f"{what} must be a non-empty string, got {shown(value)}")
     return value
 
 
@@ -152,7 +160,7 @@ class ModelInfo:
                 return default
             try:
                 return json.loads(props[key])
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, too deeply nested, integers too long to read
                 return props[key]
 
         key = ""
@@ -160,7 +168,8 @@ class ModelInfo:
             key = "tiling"
             tiling = _string("tiling", props["tiling"])
             if tiling not in STRATEGIES:
-                raise ValueError(f"tiling {tiling!r} is unknown to this runtime (knows {', '.join(STRATEGIES)})")
+                raise ValueError(f"tiling {shown(tiling)} is unknown to this runtime "
+                                 f"(knows {', '.join(STRATEGIES)})")
             key = "tiling_params"
             tiling_params = check_tiling_params(tiling, parsed("tiling_params", {}))
             key = "aggregation"
