@@ -274,13 +274,12 @@ def test_load_checks_cost_little(valid_model):
     import time
 
     from ccscore import Scorer
+    from ccscore.model_info import ModelInfo
 
     scorer = Scorer(valid_model, device="cpu")
     session = scorer._session.session
     start = time.perf_counter()
     for _ in range(20):
-        from ccscore.model_info import ModelInfo
-
         info = ModelInfo.from_metadata(scorer.info.path, session.get_modelmeta().custom_metadata_map)
         info.check_graph(session.get_inputs(), session.get_outputs())
     assert (time.perf_counter() - start) / 20 < 0.05  # a generous safety bound; ~1 ms measured

@@ -47,19 +47,28 @@ def aggregate(probs: np.ndarray, method: str, clean_index: Optional[int] = None)
     return combined / total
 
 
-def output_problem(probs: np.ndarray, quality: Optional[np.ndarray]) -> Optional[str]:
-    """Why one image's tile outputs (probs [N, C], quality [N]) are not usable, or None when they are."""
+def invalid_rows(probs: np.ndarray, quality: Optional[np.ndarray]) -> np.ndarray:
+    """Per tile, whether its outputs (probs [N, C], quality [N]) are unusable: NaN or infinite, negative, or
+    probabilities that do not sum to 1. One pass over a whole run's outputs."""
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(probs.sum(axis=1, dtype=np.float64) - 1.0) <= PROB_SUM_TOLERANCE)  # NaN sums included
+        bad |= ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1)
+    if quality is not None:
+        bad |= ~np.isfinite(quality)
+    return bad
+
+
+def output_problem(probs: np.ndarray, quality: Optional[np.ndarray]) -> str:
+    """Why outputs that `invalid_rows` refused are unusable, in one line."""
     if not np.isfinite(probs).all():
         return "model produced invalid output: probs hold NaN or infinity"
     if (probs < 0).any():
         return f"model produced invalid output: negative probability {float(probs.min()):.4g}"
     sums = probs.sum(axis=1, dtype=np.float64)
-    worst = int(np.argmax(np.abs(sums - 1.0)))
-    if abs(sums[worst] - 1.0) > PROB_SUM_TOLERANCE:
+    if (np.abs(sums - 1.0) > PROB_SUM_TOLERANCE).any():
+        worst = int(np.argmax(np.abs(sums - 1.0)))
         return f"model produced invalid output: probabilities sum to {sums[worst]:.4g}, not 1"
-    if quality is not None and not np.isfinite(quality).all():
-        return "model produced invalid output: quality holds NaN or infinity"
-    return None
+    return "model produced invalid output: quality holds NaN or infinity"
 
 
 def decide(scores: dict[str, float], threshold: float) -> str:
@@ -187,9 +196,13 @@ class Scorer:
             probs, quality = self.run(np.concatenate(chunks))
         except ModelOutputError as exc:
             return [str(exc)] * len(chunks)
-        bounds = np.cumsum([0] + [len(c) for c in chunks])
-        outs = [(probs[a:b], None if quality is None else quality[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-        return [output_problem(p, q) or (p, q) for p, q in outs]
+        bounds = np.cumsum([0] + [len(c) for c in chunks]).tolist()
+        bad_before = [0, *np.cumsum(invalid_rows(probs, quality)).tolist()]  # invalid tiles before each row
+        outs: list[tuple[np.ndarray, Optional[np.ndarray]] | str] = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            p, q = probs[a:b], None if quality is None else quality[a:b]
+            outs.append(output_problem(p, q) if bad_before[b] > bad_before[a] else (p, q))
+        return outs
 
     def result(self, tiles: Tiles, size: tuple[int, int], probs: np.ndarray, quality: Optional[np.ndarray],
                path: Optional[str] = None) -> ScoreResult:
