@@ -9,8 +9,8 @@ Importing this package needs neither torch nor onnxruntime; creating a `Scorer` 
 (`pip install "ccscore[cpu]"` or `"ccscore[gpu]"`).
 """
 
-from .errors import CCScoreError, ImageError, ModelError, OnnxRuntimeMissing
-from .results import ScoreResult, TileScore
+from .errors import CCScoreError, ImageError, ModelError, ModelOutputError, OnnxRuntimeMissing
+from .results import ScoreFailure, ScoreResult, TileScore
 from .scorer import AGGREGATIONS, Scorer
 
 __version__ = "0.1.0"
@@ -20,7 +20,9 @@ __all__ = [
     "CCScoreError",
     "ImageError",
     "ModelError",
+    "ModelOutputError",
     "OnnxRuntimeMissing",
+    "ScoreFailure",
     "ScoreResult",
     "Scorer",
     "TileScore",

@@ -17,6 +17,11 @@ class ModelError(CCScoreError):
     """A model file is missing, unreadable, or does not follow the ccscore model contract."""
 
 
+class ModelOutputError(ModelError):
+    """A model produced outputs that are not probabilities (NaN, infinite, negative, not summing to 1, the wrong
+    shape) or failed to run: an error for the images concerned, never a decision."""
+
+
 class ImageError(CCScoreError):
     """An input cannot be decoded as an image."""
 

@@ -29,7 +29,8 @@ class OutputError(CCScoreError):
 
 
 def encode_jsonl(record: dict) -> bytes:
-    return (json.dumps(record, ensure_ascii=False) + "\n").encode(ENCODING, ERRORS)
+    # Strict JSON: a NaN or infinity raises here rather than reach a file that JSON readers reject.
+    return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode(ENCODING, ERRORS)
 
 
 class JsonlWriter:

@@ -51,3 +51,15 @@ class ScoreResult:
         if with_tiles:
             d["tiles"] = [t.to_dict() for t in self.tiles]
         return d
+
+
+@dataclass
+class ScoreFailure:
+    """An image the model could not score (its outputs were unusable): an error record, never a decision.
+    `Scorer.score_together` returns these beside `ScoreResult`s; calls that return results raise instead."""
+
+    error: str  # one line
+    path: Optional[str] = None
+
+    def to_dict(self, with_tiles: bool = False) -> dict:
+        return {**({"path": self.path} if self.path is not None else {}), "error": self.error}

@@ -9,12 +9,12 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, ModelOutputError, one_line
 from .evidence import MIN_VOTES, ImageEvidence, image_evidence
 from .images import ImageInput, load_image
-from .model_info import ModelInfo, default_model_path
+from .model_info import MAX_TILES_RANGE, PHASES, PROBS, QUALITY, ModelInfo, default_model_path, number
 from .providers import Device, Session, create_session, import_onnxruntime
-from .results import ScoreResult, TileScore
+from .results import ScoreFailure, ScoreResult, TileScore
 from .tiling import Box, Tiles, make_tiles
 
 # The reference's four, plus worst_half: the mean over the half of the tiles that look most damaged. Damage
@@ -22,10 +22,16 @@ from .tiling import Box, Tiles, make_tiles
 # outvote it.
 AGGREGATIONS = ("mean", "median", "max", "min", "worst_half")
 CLEAN = "clean"
+# How far a tile's probabilities may sum from 1 (float16 graphs round to ~1e-3) before they count as invalid.
+PROB_SUM_TOLERANCE = 1e-2
 
 
 def aggregate(probs: np.ndarray, method: str, clean_index: Optional[int] = None) -> np.ndarray:
-    """Tile probabilities [N, C] -> one distribution [C] (renormalised: median/max/min need not sum to 1)."""
+    """Tile probabilities [N, C] -> one distribution [C] (renormalised: median/max/min need not sum to 1).
+
+    Where median or min leave nothing (tiles that disagree completely), the mean decides: a uniform
+    distribution would be a decision that no tile made.
+    """
     if method not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {method!r}: use one of {', '.join(AGGREGATIONS)}")
     if method == "worst_half":
@@ -36,7 +42,40 @@ def aggregate(probs: np.ndarray, method: str, clean_index: Optional[int] = None)
     else:
         combined = getattr(np, method)(probs, axis=0).astype(np.float64)
     total = combined.sum()
-    return combined / total if total > 0 else np.full_like(combined, 1.0 / len(combined))
+    if total <= 0:
+        combined = probs.mean(axis=0).astype(np.float64)
+        total = combined.sum()
+    return combined / total
+
+
+def invalid_rows(outputs: "TileOutputs") -> np.ndarray:
+    """Per tile, whether its outputs are unusable: NaN or infinite values, negative or probabilities that do not
+    sum to 1. One pass over a whole run's outputs."""
+    probs, quality = outputs.probs, outputs.quality
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(probs.sum(axis=1, dtype=np.float64) - 1.0) <= PROB_SUM_TOLERANCE)  # NaN sums included
+        bad |= ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1)
+    if quality is not None:
+        bad |= ~np.isfinite(quality)
+    if outputs.phases is not None:
+        bad |= ~np.isfinite(outputs.phases).all(axis=1)
+    return bad
+
+
+def output_problem(outputs: "TileOutputs") -> str:
+    """Why outputs that `invalid_rows` refused are unusable, in one line."""
+    probs = outputs.probs
+    if outputs.phases is not None and not np.isfinite(outputs.phases).all():
+        return "model produced invalid output: phases hold NaN or infinity"
+    if not np.isfinite(probs).all():
+        return "model produced invalid output: probs hold NaN or infinity"
+    if (probs < 0).any():
+        return f"model produced invalid output: negative probability {float(probs.min()):.4g}"
+    sums = probs.sum(axis=1, dtype=np.float64)
+    if (np.abs(sums - 1.0) > PROB_SUM_TOLERANCE).any():
+        worst = int(np.argmax(np.abs(sums - 1.0)))
+        return f"model produced invalid output: probabilities sum to {sums[worst]:.4g}, not 1"
+    return "model produced invalid output: quality holds NaN or infinity"
 
 
 def decide(scores: dict[str, float], threshold: float) -> str:
@@ -136,13 +175,14 @@ class Scorer:
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
         self._session: Session = create_session(str(path), device, intra_op_threads)
-        props = self._session.session.get_modelmeta().custom_metadata_map
-        self.info = ModelInfo.from_metadata(path, props)
-        output_names = [o.name for o in self._session.session.get_outputs()]
-        if "probs" not in output_names:
-            raise ModelError(f"{path} has no 'probs' output (has {', '.join(output_names)})")
-        self._outputs = [n for n in ("probs", "quality", "phases") if n in output_names]
-        self._input = self._session.session.get_inputs()[0].name
+        session = self._session.session
+        self.info = ModelInfo.from_metadata(path, session.get_modelmeta().custom_metadata_map)
+        self._input, self._outputs = self.info.check_graph(session.get_inputs(), session.get_outputs())
+        if self.info.aggregation not in AGGREGATIONS:
+            raise ModelError(f"{path}: bad model metadata aggregation: {self.info.aggregation!r} is unknown "
+                             f"(use one of {', '.join(AGGREGATIONS)})")
+        if self.info.aggregation == "worst_half" and CLEAN not in self.info.labels:
+            raise ModelError(f"{path}: bad model metadata aggregation: worst_half needs a '{CLEAN}' label")
         self.aggregation = aggregate or self.info.aggregation
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {self.aggregation!r}: use one of {', '.join(AGGREGATIONS)}")
@@ -155,16 +195,15 @@ class Scorer:
         if max_tiles is not None:
             if "max_tiles" not in self.tiling_params:
                 raise ValueError(f"tiling strategy {self.info.tiling!r} takes no max_tiles")
-            self.tiling_params["max_tiles"] = int(max_tiles)
+            self.tiling_params["max_tiles"] = number("max_tiles", max_tiles, int, *MAX_TILES_RANGE)
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         stop = self.info.early_stop
         self.early_stop: Optional[EarlyStop] = None
         if stop and not all_tiles and CLEAN in self.labels:
-            candidate = EarlyStop(int(stop["first_tiles"]), float(stop["margin"]))
+            candidate = EarlyStop(stop["first_tiles"], stop["margin"])
             self.early_stop = candidate if candidate.applies(self.threshold) else None
-        gate = self.info.metadata_json("grid_gate")
-        self.grid_gate: Optional[GridGate] = GridGate.from_metadata(gate) if gate and "phases" in self._outputs else None
+        self.grid_gate = GridGate.from_metadata(self.info.grid_gate) if self.info.grid_gate else None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -184,26 +223,44 @@ class Scorer:
         return make_tiles(decoded, self.info.tiling, self.info.tile_size, self.tiling_params), decoded.size
 
     def run(self, pixels: np.ndarray) -> TileOutputs:
-        """Raw model outputs for uint8 tiles [N, T, T, 3]: probs [N, C], quality [N] and phases [N, P] (or None)."""
-        if len(pixels) == 0:  # images with no tile (too small to hold a grid) still get a result
-            probs = np.zeros((0, len(self.labels)), np.float32)
-            phases = np.zeros((0, 4 * sum(n * n for n in self.info.phase_grids)), np.float32)
-            return TileOutputs(probs, np.zeros(0, np.float32) if "quality" in self._outputs else None,
-                               phases if "phases" in self._outputs else None)
+        """Raw model outputs for uint8 tiles [N, T, T, 3]: probs [N, C], quality [N] and phases [N, P] (the last
+        two where the model has them).
+
+        `ModelOutputError` when the model fails to run or its outputs have the wrong shape; their values are
+        checked per image (`output_problem`).
+        """
+        widths = {PROBS: len(self.labels), QUALITY: 1, PHASES: 4 * sum(n * n for n in self.info.phase_grids)}
         parts: dict[str, list[np.ndarray]] = {name: [] for name in self._outputs}
         for i in range(0, len(pixels), self.batch_size):
-            out = self._session.session.run(self._outputs, {self._input: pixels[i : i + self.batch_size]})
+            batch = pixels[i : i + self.batch_size]
+            try:
+                out = self._session.session.run(self._outputs, {self._input: batch})
+            except Exception as exc:  # onnxruntime raises several unrelated types; the images get the error
+                raise ModelOutputError(f"model failed to run: {one_line(exc)[:300]}") from None
             for name, value in zip(self._outputs, out):
-                parts[name].append(value)
-        joined = {name: np.concatenate(values) for name, values in parts.items()}
-        quality = joined.get("quality")
-        return TileOutputs(joined["probs"], None if quality is None else quality.reshape(-1), joined.get("phases"))
+                if value.size != len(batch) * widths[name] or (name != QUALITY and value.shape[0] != len(batch)):
+                    raise ModelOutputError(f"model produced invalid output: {name} of shape {list(value.shape)} "
+                                           f"for {len(batch)} tiles (expected {widths[name]} per tile)")
+                parts[name].append(value.reshape(len(batch), widths[name]))
+        joined = {name: (np.concatenate(values) if values else np.zeros((0, widths[name]), np.float32))
+                  for name, values in parts.items()}
+        quality = joined.get(QUALITY)
+        return TileOutputs(joined[PROBS], None if quality is None else quality.reshape(-1), joined.get(PHASES))
 
-    def _run_split(self, chunks: list[np.ndarray]) -> list[TileOutputs]:
-        """Runs several images' tiles in shared runs; returns each image's outputs."""
-        outputs = self.run(np.concatenate(chunks))
-        bounds = np.cumsum([0] + [len(c) for c in chunks])
-        return [outputs.rows(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    def _run_images(self, chunks: list[np.ndarray]) -> list[TileOutputs | str]:
+        """Runs several images' tiles in shared runs; returns each image's outputs, or why they are unusable
+        (a run that fails, or outputs of the wrong shape, fail every image in it)."""
+        try:
+            outputs = self.run(np.concatenate(chunks))
+        except ModelOutputError as exc:
+            return [str(exc)] * len(chunks)
+        bounds = np.cumsum([0] + [len(c) for c in chunks]).tolist()
+        bad_before = [0, *np.cumsum(invalid_rows(outputs)).tolist()]  # invalid tiles before each row
+        images: list[TileOutputs | str] = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            rows = outputs.rows(a, b)
+            images.append(output_problem(rows) if bad_before[b] > bad_before[a] else rows)
+        return images
 
     def judge(self, outputs: TileOutputs, boxes: Sequence[Box]) -> tuple[dict[str, float], Optional[ImageEvidence]]:
         """One image's scores from its tiles' outputs: aggregated, then weighed by grid evidence when the model
@@ -243,54 +300,70 @@ class Scorer:
         return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence)
 
     def score(self, image: ImageInput) -> ScoreResult:
-        """Scores one image: a path, a PIL image, or an RGB uint8 array."""
+        """Scores one image: a path, a PIL image, or an RGB uint8 array. `ModelOutputError` when the model's
+        outputs for it are unusable."""
         tiles, size = self.tile(image)
         path = str(image) if isinstance(image, (str, os.PathLike)) else None
-        return self.score_together([(path, tiles, size)])[0]
+        return succeeded(self.score_together([(path, tiles, size)])[0])
 
-    def score_together(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]]) -> list[ScoreResult]:
+    def score_together(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]]
+                       ) -> list[ScoreResult | ScoreFailure]:
         """Scores already-tiled images with shared session runs; results in input order.
 
+        An image whose model outputs are unusable (NaN, negative, not summing to 1, the wrong shape, a run that
+        fails) gets a `ScoreFailure`, never a decision; the other images of the batch are scored as usual.
         With early stopping, one run takes the first tiles of every image and a second one the other tiles
         of the images still undecided, so a result never depends on which images share a batch.
         """
         if not items:
             return []
         stop = self.early_stop
-        per_image = self._run_split([tiles.pixels[: stop.first_tiles] if stop else tiles.pixels
-                                     for _, tiles, _ in items])
+        per_image = self._run_images([tiles.pixels[: stop.first_tiles] if stop else tiles.pixels
+                                      for _, tiles, _ in items])
         if stop is not None:
             clean = self.labels.index(CLEAN)
             undecided = [k for k, out in enumerate(per_image)
-                         if len(items[k][1].boxes) > len(out)
+                         if not isinstance(out, str) and len(items[k][1].boxes) > len(out)
                          and not stop.decided(self.judge(out, items[k][1].boxes[: len(out)])[0][self.labels[clean]])]
             if undecided:
-                more = self._run_split([items[k][1].pixels[stop.first_tiles :] for k in undecided])
+                more = self._run_images([items[k][1].pixels[stop.first_tiles :] for k in undecided])
                 for k, extra in zip(undecided, more):
-                    per_image[k] = per_image[k] + extra
-        results = []
+                    per_image[k] = extra if isinstance(extra, str) else per_image[k] + extra
+        results: list[ScoreResult | ScoreFailure] = []
         for (path, tiles, size), out in zip(items, per_image):
+            if isinstance(out, str):
+                results.append(ScoreFailure(out, path))
+                continue
             scored = Tiles(tiles.pixels[: len(out)], tiles.boxes[: len(out)])  # the tiles the result stands on
             results.append(self.result(scored, size, out, path))
         return results
 
     def score_tiled(self, items: Iterable[tuple[Optional[str], Tiles, tuple[int, int]]]) -> Iterator[ScoreResult]:
-        """Scores already-tiled images, batching tiles of many images into shared runs, in input order."""
+        """Scores already-tiled images, batching tiles of many images into shared runs, in input order.
+        Unusable model outputs raise `ModelOutputError`."""
         pending: list[tuple[Optional[str], Tiles, tuple[int, int]]] = []
         count = 0
         for item in items:
             pending.append(item)
             count += len(item[1].boxes)
             if count >= self.batch_size:
-                yield from self.score_together(pending)
+                yield from map(succeeded, self.score_together(pending))
                 pending, count = [], 0
-        yield from self.score_together(pending)
+        yield from map(succeeded, self.score_together(pending))
 
     def score_many(self, images: Sequence[ImageInput]) -> Iterator[ScoreResult]:
-        """Scores several images with shared session runs; decoding errors raise `ImageError`."""
+        """Scores several images with shared session runs; decoding errors raise `ImageError`, unusable model
+        outputs `ModelOutputError`."""
         def tiled():
             for image in images:
                 tiles, size = self.tile(image)
                 yield (str(image) if isinstance(image, (str, os.PathLike)) else None), tiles, size
 
         return self.score_tiled(tiled())
+
+
+def succeeded(result: ScoreResult | ScoreFailure) -> ScoreResult:
+    """The result, or its failure raised as `ModelOutputError` (library calls that return results raise)."""
+    if isinstance(result, ScoreFailure):
+        raise ModelOutputError(result.error)
+    return result

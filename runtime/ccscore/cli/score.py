@@ -128,14 +128,16 @@ def score(
 
     def abort(message: str) -> None:
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Waiting (for workers still importing, well under a second): a pool left running at exit can hit
+            # a CPython race in concurrent.futures' exit hook and print a traceback after the one-line error.
+            pool.shutdown(wait=True, cancel_futures=True)
         fail(message)
 
     try:
         scorer = Scorer(model, device=device, aggregate=aggregate, threshold=threshold, max_tiles=max_tiles,
                         max_pixels=max_pixels, batch_size=batch_size or CPU_BATCH, all_tiles=all_tiles)
     except (OnnxRuntimeMissing, CCScoreError, ValueError) as exc:
-        abort(str(exc))
+        abort(one_line(exc))  # a model's names can hold anything; the error stays one line
     if scorer.fallback_note:
         typer.echo(f"ccscore: warning: {scorer.fallback_note}", err=True)
     if batch_size is None:
