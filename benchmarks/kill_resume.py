@@ -3,8 +3,9 @@ each time, then verify that nothing was lost, duplicated or truncated.
 
 Builds IMAGES distinct small images (default 1000) in nested folders plus BIG large ones (default 3 x 20 MB,
 flagged by the stub model) so that some kills land inside a copy, then for each action:
-  - kills the run KILLS times (default 10): most at a random record count plus a random delay, and for
-    `--copy-to` some at the moment a large file's temporary copy appears (inside the copy);
+  - kills the run KILLS times (default 10): in turn right after the destination gains a file (between an
+    action and its record), after a random number of records, and for `--copy-to` first at the moment a
+    large file's copy appears in the destination, under its temporary name or its own (inside the copy);
   - resumes with `--resume` after each kill, and lets a last `--resume` finish;
   - checks: every file exists exactly once (in the source or the destination for a move; in the source, and
     in the destination when flagged, for a copy), byte for byte (sha256); no temporary or journal left over;
@@ -89,29 +90,44 @@ def count_records(out: Path) -> int:
         return 0
 
 
-def kill_and_resume(args: list[str], out: Path, kills: int, total: int, partials: list[Path], rng: random.Random,
-                    inside_copy: int, timeout: float = 300) -> list[str]:
-    """Runs the command KILLS times, each killed with SIGKILL, then once to the end; returns what happened."""
+def count_files(folder: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(folder))
+
+
+def kill_and_resume(args: list[str], out: Path, dest: Path, kills: int, total: int, partials: list[Path],
+                    rng: random.Random, inside_copy: int, timeout: float = 300) -> list[str]:
+    """Runs the command KILLS times, each killed with SIGKILL, then once to the end; returns what happened.
+
+    Kill points, in turn: inside the copy of a large file (the first `inside_copy` kills: when its temporary
+    file appears, plus 0-10 ms); right after the destination gains a file (plus 0-3 ms: between an action and
+    the records around it); after a random number of records (plus 0-50 ms)."""
     log = []
     thresholds = sorted(rng.sample(range(1, max(total, kills + 1)), kills))
     for k in range(kills):
         resume = ["--resume"] if out.exists() else []
+        in_dest = count_files(dest)
         proc = subprocess.Popen([*CLI, *args, *resume], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
         deadline = time.monotonic() + timeout
         when = "?"
-        watch_copy = k < inside_copy
+        strategy = "copy" if k < inside_copy else ("dest" if k % 2 == 0 else "records")
+        dest_target = in_dest + rng.randint(1, 30)
         while proc.poll() is None and time.monotonic() < deadline:
-            if watch_copy:
+            if strategy == "copy":
                 seen = [p for p in partials if p.exists()]
                 if seen:
                     time.sleep(rng.uniform(0, 0.01))
                     when = f"inside the copy of {seen[0].name}"
                     break
+            elif strategy == "dest":
+                if count_files(dest) >= dest_target:
+                    time.sleep(rng.uniform(0, 0.003))
+                    when = f"as the destination reached {dest_target} files"
+                    break
             elif count_records(out) >= thresholds[k]:
                 time.sleep(rng.uniform(0, 0.05))
                 when = f"after ~{thresholds[k]} records"
                 break
-            time.sleep(0.001)
+            time.sleep(0.0005)
         if proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace").strip().splitlines()
             log.append(f"run {k + 1} ended before its kill point (rc {proc.returncode}): {err[-1] if err else ''}")
@@ -170,12 +186,13 @@ def trial(work: Path, model: Path, kind: str, images: int, kills: int, big: int,
     root, dest = work / kind / "data", work / kind / "flagged"
     out = work / kind / ("records.jsonl" if kind == "move" else "records.csv")
     originals = make_dataset(root, images, big, big_mb, seed)
-    partials = [dest / Path(rel).parent / f".{Path(rel).name}.ccscore-partial" for rel in originals
-                if Path(rel).name.startswith("big ")]
+    # A copy being written: under its temporary name, or (a copy made in place) under its own.
+    partials = [p for rel in originals if Path(rel).name.startswith("big ")
+                for p in (dest / Path(rel).parent / f".{Path(rel).name}.ccscore-partial", dest / rel)]
     args = [str(root), "--model", str(model), "--output", str(out), f"--{kind}-to", str(dest),
             "--workers", str(workers), "--batch-size", "8"]
     start = time.monotonic()
-    log = kill_and_resume(args, out, kills, len(originals), partials, random.Random(seed), 
+    log = kill_and_resume(args, out, dest, kills, len(originals), partials, random.Random(seed),
                           inside_copy=min(big, kills // 3) if kind == "copy" else 0)
     problems = check(kind, root, dest, out, originals)
     records = read_records(out)
