@@ -346,3 +346,12 @@ def test_a_destination_that_is_or_holds_an_input_folder_is_refused(model, tmp_pa
     err = one_line_error(run(root, "--model", model, "--move-to", dest, *FLAG_ALL, "--workers", "0"))
     assert "choose a destination outside it" in err
     assert files_under(root) == files
+
+
+def test_a_file_named_inside_the_destination_stays_where_it_is(model, tmp_path):
+    dest = tmp_path / "flagged"
+    img = image(dest / "x.png", 4)
+    content = img.read_bytes()
+    proc = run(img, "--model", model, "--move-to", dest, *FLAG_ALL, "--workers", "0")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert files_under(dest) == {"x.png": content}

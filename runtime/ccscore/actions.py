@@ -146,7 +146,7 @@ class Mover:
             return os.path.islink(candidate) and os.readlink(candidate) == os.path.abspath(src)
         if self.kind == "copy":
             return _same_file_content(src, candidate)
-        return _same_file(src, candidate)  # a move killed between its link and its unlink
+        return _same_file(src, candidate)  # the source itself, or a move killed between its link and unlink
 
     def target_for(self, src: str, relative: str) -> tuple[str, bool]:
         """(target path, already done): the first free name, or one that already holds this source."""
@@ -206,10 +206,10 @@ class Mover:
         os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
         if os.path.lexists(dst):
             if self._holds(src, dst):
-                if action.kind == "move":
+                if action.kind == "move" and os.path.realpath(dst) != os.path.realpath(src):
                     os.unlink(src)  # the link half of the move was done
                     return True
-                return False
+                return False  # in place already (a source inside the destination is never unlinked)
             if action.kind == "move" and resuming:
                 if not os.path.lexists(src):
                     return False  # moved before the kill

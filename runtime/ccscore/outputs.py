@@ -21,7 +21,6 @@ One writer per output: the file is locked (`flock`) while it is open, and a seco
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import json
 import os
@@ -30,6 +29,11 @@ from collections import Counter
 from typing import IO, Iterator, Optional, Sequence
 
 from .errors import CCScoreError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks here; one writer per output is then up to the user
+    fcntl = None
 
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"
@@ -241,6 +245,8 @@ def _create_with_header(path: str, header: bytes) -> bool:
 
 
 def _lock(fd: int, path: str) -> None:
+    if fcntl is None:
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

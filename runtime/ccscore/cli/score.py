@@ -96,7 +96,7 @@ def score(
 
     Exit status: 0 all scored, 1 some files failed (or actions failed, or folders were unreadable), 2 usage error (bad option, unusable model or --output), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
     """
-    from ..actions import PAST_TENSE, VERBS, ActionError, ActionJournal, Mover
+    from ..actions import PAST_TENSE, ActionError, ActionJournal, Mover
     from ..errors import OnnxRuntimeMissing
     from ..inputs import iter_inputs
     from ..inputs import is_within
@@ -202,6 +202,7 @@ def score(
             abort(str(exc))
         if cut:
             typer.echo(f"ccscore: note: cut {cut} bytes of an incomplete last record off {output}", err=True)
+    if writer is not None and os.path.isfile(output):  # not /dev/stdout and the like
         journal = ActionJournal(os.fspath(output) + ".ccscore-journal")
         try:
             pending = journal.pending()
@@ -209,16 +210,19 @@ def score(
             abort(str(exc))
         # Actions a killed run had journaled: those whose record was written may have started, so they are
         # completed (each exactly once: `carry_out` finds a finished one done); the others never started.
+        completed = 0
         for action in pending:
             if done[action.path] > 0:
                 if mover is not None:
                     mover.sources.add(action.src)
                     mover.claimed.add(action.dst)
                 act(action, resuming=True)
+                completed += 1
             else:
                 action_mover(action).roll_back(action)
         if pending:
-            typer.echo(f"ccscore: note: finished {len(pending)} actions journaled by an interrupted run", err=True)
+            typer.echo(f"ccscore: note: an interrupted run left {len(pending)} actions unfinished: {completed} "
+                       f"completed, {len(pending) - completed} never started", err=True)
         journal.clear()
     stdout_writer = JsonlWriter(sys.stdout.buffer) if jsonl else None
     show_readable = not jsonl and (output is None or dry_run)
@@ -268,8 +272,8 @@ def score(
                 if mover is not None and wanted(record):
                     if item.outside:
                         counts["action_failed"] += 1
-                        report(f"not {VERBS[mover.kind]}ing {item.path}: it lies outside the input folders "
-                               f"(reached through a symlink)")
+                        report(f"{item.path} lies outside the input folders (reached through a symlink): "
+                               f"not {PAST_TENSE[mover.kind]}")
                     else:
                         action = mover.plan(item.source, item.relative, item.path)
                         if action is None:
