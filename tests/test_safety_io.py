@@ -124,7 +124,7 @@ def test_names_with_cr_lf_quotes_round_trip_through_resume(model, tmp_path, suff
         assert b"cut" not in again.stderr and out.read_bytes() == complete
     assert sorted(r["path"] for r in records_of(out)) == sorted(map(str, paths))
     with open(out, "ab") as f:  # a kill in the middle of a record holding a CR
-        f.write(complete[-(len(complete) // 8):][:-3] if suffix == ".csv" else b'{"path": "half\\r')
+        f.write(b'"' + bytes(root) + b'/cut\rshort.png","cl' if suffix == ".csv" else b'{"path": "half\\r')
     again = run(root, "--model", model, "--output", out, "--resume", "--workers", "0")
     assert again.returncode == 0 and b"cut" in again.stderr
     assert out.read_bytes() == complete

@@ -98,8 +98,7 @@ def score(
     """
     from ..actions import PAST_TENSE, ActionError, ActionJournal, Mover
     from ..errors import OnnxRuntimeMissing
-    from ..inputs import iter_inputs
-    from ..inputs import is_within
+    from ..inputs import is_within, iter_inputs
     from ..outputs import JsonlWriter, OutputError, open_output, scan_output
     from ..pipeline import Progress, run_pipeline, start_workers
     from ..scorer import Scorer
@@ -138,7 +137,8 @@ def score(
 
     def abort(message: str) -> None:
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Waited for: a pool left running races the interpreter's exit (a "Bad file descriptor" traceback).
+            pool.shutdown(wait=True, cancel_futures=True)
         fail(message)
 
     try:
@@ -323,10 +323,13 @@ def score(
     finally:
         progress.close()
         if journal is not None:
-            if in_flight:
-                journal.close()  # --resume finishes them
-            else:
-                journal.clear()
+            try:
+                if in_flight:
+                    journal.close()  # --resume finishes them
+                else:
+                    journal.clear()
+            except OSError as exc:
+                write_error = write_error or f"cannot write the action journal: {exc.strerror or one_line(exc)}"
         if writer is not None:
             try:
                 writer.close()
