@@ -110,7 +110,7 @@ def _link_no_overwrite(src: str, dst: str) -> None:
 def copy_atomically(src: str, dst: str) -> None:
     """Copies bytes and times to `dst` through a fsynced temporary file: `dst` appears complete or not at all."""
     tmp = partial_name(dst)
-    _remove(tmp)  # a stale one from a killed run (the name is ours alone)
+    _remove(tmp)  # a stale one from a killed attempt (the name is ours alone)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with open(src, "rb") as fsrc, os.fdopen(fd, "wb") as fdst:
@@ -204,6 +204,8 @@ class Mover:
     def _carry_out_once(self, action: Action, resuming: bool) -> bool:
         src, dst = action.src, action.dst
         os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+        if action.kind != "symlink":
+            _remove(partial_name(dst))  # a killed attempt's temporary (even one already linked to `dst`)
         if os.path.lexists(dst):
             if self._holds(src, dst):
                 if action.kind == "move" and os.path.realpath(dst) != os.path.realpath(src):
