@@ -90,7 +90,7 @@ def count_files(folder: Path) -> int:
     return sum(len(files) for _, _, files in os.walk(folder))
 
 
-def kill_and_resume(args: list[str], out: Path, dest: Path, kills: int, total: int, partials: list[Path],
+def kill_and_resume(args: list[str], out: Path, dest: Path, kills: int, total: int, partials: list[tuple[Path, Path]],
                     rng: random.Random, inside_copy: int, timeout: float = 300) -> list[str]:
     """Runs the command KILLS times, each killed with SIGKILL, then once to the end; returns what happened.
 
@@ -108,11 +108,15 @@ def kill_and_resume(args: list[str], out: Path, dest: Path, kills: int, total: i
         strategy = "copy" if k < inside_copy else ("dest" if k % 2 == 0 else "records")
         dest_target = in_dest + rng.randint(1, 30)
         while proc.poll() is None and time.monotonic() < deadline:
-            if strategy == "copy":
-                seen = [p for p in partials if p.exists()]
+            if strategy == "copy":  # each such kill inside the copy of another large file
+                seen = [p for p in partials[k % len(partials)] if p.exists()]
                 if seen:
                     time.sleep(rng.uniform(0, 0.01))
-                    when = f"inside the copy of {seen[0].name}"
+                    try:
+                        written = f"{seen[0].stat().st_size / 2**20:.1f} MB written"
+                    except FileNotFoundError:
+                        written = "just finished"
+                    when = f"inside the copy of {seen[0].name} ({written})"
                     break
             elif strategy == "dest":
                 if count_files(dest) >= dest_target:
@@ -183,8 +187,8 @@ def trial(work: Path, model: Path, kind: str, images: int, kills: int, big: int,
     out = work / kind / ("records.jsonl" if kind == "move" else "records.csv")
     originals = make_dataset(root, images, big, big_mb, seed)
     # A copy being written: under its temporary name, or (a copy made in place) under its own.
-    partials = [p for rel in originals if Path(rel).name.startswith("big ")
-                for p in (dest / Path(rel).parent / f".{Path(rel).name}.ccscore-partial", dest / rel)]
+    partials = [(dest / Path(rel).parent / f".{Path(rel).name}.ccscore-partial", dest / rel)
+                for rel in sorted(originals) if Path(rel).name.startswith("big ")]
     args = [str(root), "--model", str(model), "--output", str(out), f"--{kind}-to", str(dest),
             "--workers", str(workers), "--batch-size", "8"]
     start = time.monotonic()
