@@ -32,40 +32,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def stub_model(path: Path) -> Path:
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    inits = [
-        numpy_helper.from_array(rng.normal(0, 0.05, (8, 3, 5, 5)).astype(np.float32), "conv_w"),
-        numpy_helper.from_array(rng.normal(0, 0.1, (8, 3)).astype(np.float32), "head_w"),
-        numpy_helper.from_array(rng.normal(0, 0.1, (8, 1)).astype(np.float32), "q_w"),
-    ]
-    nodes = [
-        helper.make_node("Cast", ["pixels"], ["x"], to=TensorProto.FLOAT),
-        helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]),
-        helper.make_node("Conv", ["nchw", "conv_w"], ["conv"], pads=[2, 2, 2, 2]),
-        helper.make_node("Relu", ["conv"], ["relu"]),
-        helper.make_node("GlobalAveragePool", ["relu"], ["gap"]),
-        helper.make_node("Flatten", ["gap"], ["feat"]),
-        helper.make_node("MatMul", ["feat", "head_w"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
-        helper.make_node("MatMul", ["feat", "q_w"], ["quality"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "stub", [helper.make_tensor_value_info("pixels", TensorProto.UINT8, ["batch", 128, 128, 3])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 3]),
-         helper.make_tensor_value_info("quality", TensorProto.FLOAT, ["batch", 1])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    for k, v in {"name": "stub", "version": "0", "labels": '["clean", "jpeg", "webp"]', "tile_size": "128",
-                 "tiling": "content", "tiling_params": '{"max_tiles": 8}', "outputs": '["probs", "quality"]'}.items():
-        model.metadata_props.add(key=k, value=v)
-    onnx.save(model, str(path))
-    return path
+sys.path.insert(0, str(REPO / "tests"))
+from stub_model import build_stub_model  # noqa: E402  (test tooling shared with the benchmarks)
 
 
 def make_images(folder: Path, n: int, size: tuple[int, int]) -> list[Path]:
@@ -122,7 +90,7 @@ def main() -> int:
     model = args.model
     if model is None:
         bundled = REPO / "models" / "ccscore-detector.onnx"
-        model = bundled if bundled.is_file() else stub_model(work / "stub.onnx")
+        model = bundled if bundled.is_file() else build_stub_model(work / "stub.onnx")
     t = time.perf_counter()
     images = make_images(work / "images", args.distinct, tuple(args.size))
     print(f"generated {len(images)} images in {time.perf_counter() - t:.1f}s under {work}", file=sys.stderr)

@@ -26,6 +26,8 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
+from stub_model import build_stub_model
+
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "runtime"), os.environ.get("PYTHONPATH", "")]),
        "CCSCORE_THREADS": "1"}
@@ -39,50 +41,7 @@ BAD = ("empty.png", "notes-as.jpg", "truncated.png", "truncated.jpg", "random-by
 
 @pytest.fixture(scope="module")
 def stub_model(tmp_path_factory) -> Path:
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    inits = [
-        numpy_helper.from_array(rng.normal(0, 0.05, (8, 3, 5, 5)).astype(np.float32), "conv_w"),
-        numpy_helper.from_array(np.zeros((8, 3), np.float32) + 1e-3, "feat_w"),
-        numpy_helper.from_array(np.array([[1 / 8, 0, 0], [0, 1 / 16, 0], [0, 0, 0]], np.float32), "color_w"),
-        numpy_helper.from_array(np.array([-16, -8, 0], np.float32), "color_b"),
-        numpy_helper.from_array(np.array([[0.0], [0.0], [100 / 255]], np.float32), "q_w"),
-        numpy_helper.from_array(np.array([0.0], np.float32), "q_b"),
-    ]
-    nodes = [
-        helper.make_node("Cast", ["pixels"], ["x"], to=TensorProto.FLOAT),
-        helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]),
-        helper.make_node("Conv", ["nchw", "conv_w"], ["conv"], pads=[2, 2, 2, 2]),
-        helper.make_node("Relu", ["conv"], ["relu"]),
-        helper.make_node("GlobalAveragePool", ["relu"], ["gap"]),
-        helper.make_node("Flatten", ["gap"], ["feat"]),
-        helper.make_node("GlobalAveragePool", ["nchw"], ["cgap"]),
-        helper.make_node("Flatten", ["cgap"], ["color"]),
-        helper.make_node("Gemm", ["color", "color_w", "color_b"], ["color_logits"]),
-        helper.make_node("MatMul", ["feat", "feat_w"], ["feat_logits"]),
-        helper.make_node("Add", ["color_logits", "feat_logits"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
-        helper.make_node("Gemm", ["color", "q_w", "q_b"], ["quality"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "stub",
-        [helper.make_tensor_value_info("pixels", TensorProto.UINT8, ["batch", 128, 128, 3])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 3]),
-         helper.make_tensor_value_info("quality", TensorProto.FLOAT, ["batch", 1])],
-        inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    meta = {"name": "stub", "version": "0", "labels": json.dumps(["clean", "jpeg", "webp"]), "tile_size": "128",
-            "tiling": "content", "tiling_params": json.dumps({"max_tiles": 8}), "aggregation": "mean",
-            "threshold": "0.5", "outputs": json.dumps(["probs", "quality"])}
-    for k, v in meta.items():
-        model.metadata_props.add(key=k, value=v)
-    onnx.checker.check_model(model)
-    path = tmp_path_factory.mktemp("stub") / "stub.onnx"
-    onnx.save(model, str(path))
-    return path
+    return build_stub_model(tmp_path_factory.mktemp("stub") / "stub.onnx")
 
 
 def _picture(rng, w: int, h: int) -> np.ndarray:
@@ -209,7 +168,10 @@ def run(*args: str, timeout: int = 120, **kwargs) -> subprocess.CompletedProcess
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    """The records of a JSONL output, after its header line."""
+    header, *records = [json.loads(line) for line in path.read_bytes().split(b"\n") if line]
+    assert header.get("ccscore_records") == 1, header
+    return records
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -435,11 +397,12 @@ def test_csv_and_jsonl_resume_cut_only_a_partial_tail(tmp_path):
         open_output(str(path), labels, resume=False)
 
     jl = tmp_path / "r.jsonl"
-    jl.write_bytes(b'{"path": "x.png", "error": "e"}\n{"path": "y.p')
+    header = b'{"ccscore_records": 1, "labels": ["clean", "jpeg"]}\n'
+    jl.write_bytes(header + b'{"path": "x.png", "error": "e"}\n{"path": "y.p')
     writer, done, cut = open_output(str(jl), labels, resume=True)
     writer.close()
-    assert done == Counter({"x.png": 1}) and jl.read_bytes() == b'{"path": "x.png", "error": "e"}\n'
-    jl.write_bytes(b'garbage\n{"path": "x.png", "error": "e"}\n')
+    assert done == Counter({"x.png": 1}) and jl.read_bytes() == header + b'{"path": "x.png", "error": "e"}\n'
+    jl.write_bytes(header + b'garbage\n{"path": "x.png", "error": "e"}\n')
     with pytest.raises(OutputError):
         open_output(str(jl), labels, resume=True)
 

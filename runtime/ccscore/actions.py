@@ -1,26 +1,57 @@
 """Acting on decisions: copy, symlink or move selected images into a folder, keeping their relative layout.
 
 Rules: never overwrite, never merge two different sources under one name (a `-1`, `-2`... suffix goes
-before the extension), never touch a source except to move it. An action whose target already holds the
-same thing (the same bytes for a copy, a link to the same source) counts as done, so a run that was
-killed and resumed does not leave duplicates behind.
+before the extension), never touch a source except to move it. Sources are real files (symlinks resolved by
+the walk): a symlink is never moved in place of the file it points to.
+
+Crash safety:
+- A copy (and a move across file systems) is written under a temporary name beside its target
+  (`.NAME.ccscore-partial`), fsynced, then linked to the real name: a kill never leaves a truncated file
+  under the real name, and the next attempt at the same target removes the stale temporary first.
+- A move is a hard link then an unlink of the source: killed in between, both names are the same file,
+  and the next attempt finishes it (it never makes a second copy).
+- With an output file, the CLI records each action's intent in an `ActionJournal` before the records and
+  the action, so that `--resume` completes or rolls back every interrupted action exactly once.
+- An action whose target already holds the same thing (the same bytes for a copy, a link to the same
+  source, the very file for a move) counts as done.
 """
 
 from __future__ import annotations
 
 import errno
 import filecmp
+import json
 import os
 import shutil
+from dataclasses import asdict, dataclass
 from typing import Optional
 
 KINDS = ("copy", "symlink", "move")
 VERBS = {"copy": "copy", "symlink": "link", "move": "move"}
 PAST_TENSE = {"copy": "copied", "symlink": "linked", "move": "moved"}
+PARTIAL = ".ccscore-partial"
 
 
 class ActionError(Exception):
     pass
+
+
+@dataclass
+class Action:
+    """One planned action: `src` (a real file) into `dst`; `path` names the record that asked for it."""
+    id: int
+    kind: str
+    src: str
+    dst: str
+    path: str
+    relative: str  # the layout kept under the destination
+    already: bool = False  # the target already holds this source
+
+
+def partial_name(target: str) -> str:
+    """The temporary name a copy is written under before it is linked to `target`."""
+    folder, name = os.path.split(target)
+    return os.path.join(folder, f".{name}{PARTIAL}")
 
 
 def _safe_relative(rel: str) -> str:
@@ -45,22 +76,54 @@ def _same_file_content(a: str, b: str) -> bool:
         return False
 
 
-def _copy_exclusive(src: str, dst: str) -> None:
-    """Copies bytes and times into a file that must not exist yet (O_EXCL: no race, no overwrite)."""
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _link_no_overwrite(src: str, dst: str) -> None:
+    """Gives file `src` the name `dst` atomically, never replacing an existing `dst` (FileExistsError)."""
+    try:
+        os.link(src, dst)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+    # No hard links here (FAT, some network shares): rename, which is atomic but may replace a name that
+    # appeared since this check; nothing better exists without renameat2.
+    if os.path.lexists(dst):
+        raise FileExistsError(dst)
+    os.rename(src, dst)
+
+
+def copy_atomically(src: str, dst: str) -> None:
+    """Copies bytes and times to `dst` through a fsynced temporary file: `dst` appears complete or not at all."""
+    tmp = partial_name(dst)
+    _remove(tmp)  # a stale one from a killed attempt (the name is ours alone)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with open(src, "rb") as fsrc, os.fdopen(fd, "wb") as fdst:
             fd = -1
             shutil.copyfileobj(fsrc, fdst, 1 << 20)
-        shutil.copystat(src, dst, follow_symlinks=True)
-    except BaseException:
+            fdst.flush()
+            os.fsync(fdst.fileno())
+        shutil.copystat(src, tmp, follow_symlinks=True)
+        _link_no_overwrite(tmp, dst)
+    finally:
         if fd != -1:
             os.close(fd)
-        try:
-            os.unlink(dst)
-        except OSError:
-            pass
-        raise
+        _remove(tmp)
 
 
 class Mover:
@@ -73,7 +136,17 @@ class Mover:
         self.dest = dest
         self.dry_run = dry_run
         self.claimed: set[str] = set()  # targets this run has planned (dry runs create nothing on disk)
+        self.sources: set[str] = set()  # real sources this run has acted on: a file reached twice is acted on once
         self.done = 0
+        self._next_id = 0
+
+    def _holds(self, src: str, candidate: str) -> bool:
+        """Whether an existing `candidate` already holds `src` as this kind of action would leave it."""
+        if self.kind == "symlink":
+            return os.path.islink(candidate) and os.readlink(candidate) == os.path.abspath(src)
+        if self.kind == "copy":
+            return _same_file_content(src, candidate)
+        return _same_file(src, candidate)  # the source itself, or a move killed between its link and unlink
 
     def target_for(self, src: str, relative: str) -> tuple[str, bool]:
         """(target path, already done): the first free name, or one that already holds this source."""
@@ -82,47 +155,148 @@ class Mover:
             if candidate in self.claimed:
                 continue
             if os.path.lexists(candidate):
-                if self.kind == "symlink" and os.path.islink(candidate) and \
-                        os.readlink(candidate) == os.path.abspath(src):
-                    return candidate, True
-                if self.kind == "copy" and _same_file_content(src, candidate):
+                if self._holds(src, candidate):
                     return candidate, True
                 continue
             return candidate, False
         raise AssertionError("unreachable")
 
-    def apply(self, src: str, relative: str) -> Optional[str]:
-        """Acts on one source; returns a one-line description, or raises `ActionError`."""
-        for _attempt in range(100):
-            target, done = self.target_for(src, relative)
-            self.claimed.add(target)
-            if done:
-                return f"{VERBS[self.kind]} {src} -> {target} (already there)"
-            if self.dry_run:
-                return f"would {VERBS[self.kind]} {src} -> {target}"
-            try:
-                os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-                if self.kind == "copy":
-                    _copy_exclusive(src, target)
-                elif self.kind == "symlink":
-                    os.symlink(os.path.abspath(src), target)
-                else:
-                    self._move(src, target)
-            except FileExistsError:
-                continue  # someone took the name between the check and the act: try the next one
-            except OSError as exc:
-                raise ActionError(f"cannot {VERBS[self.kind]} {src} -> {target}: {exc.strerror or exc}") from None
-            self.done += 1
-            return f"{VERBS[self.kind]} {src} -> {target}"
-        raise ActionError(f"cannot find a free name for {src} in {self.dest}")
+    def plan(self, src: str, relative: str, path: str) -> Optional[Action]:
+        """Chooses a target for real file `src`; None when this run has already acted on it."""
+        src = os.path.abspath(src)
+        if src in self.sources:
+            return None
+        self.sources.add(src)
+        target, already = self.target_for(src, relative)
+        self.claimed.add(target)
+        self._next_id += 1
+        return Action(self._next_id, self.kind, src, target, path, relative, already)
 
-    @staticmethod
-    def _move(src: str, target: str) -> None:
+    def describe(self, action: Action) -> str:
+        if self.dry_run and not action.already:
+            return f"would {VERBS[action.kind]} {action.src} -> {action.dst}"
+        return f"{VERBS[action.kind]} {action.src} -> {action.dst}" + (" (already there)" if action.already else "")
+
+    def carry_out(self, action: Action, resuming: bool = False) -> bool:
+        """Performs `action` (True), or finds it already done (False); raises `ActionError`.
+
+        Safe to repeat at any stage of an interrupted attempt. `resuming`: the action was journaled, so its
+        target was free when it was planned and a target that now holds the same bytes is this action's own
+        finished copy. If the target was taken meanwhile, the next free name is used.
+        """
+        if self.dry_run:
+            return not action.already
+        for _attempt in range(100):
+            try:
+                acted = self._carry_out_once(action, resuming)
+            except FileExistsError:
+                resuming = False  # the name is someone else's: the next free one is ours alone
+                action.dst, action.already = self.target_for(action.src, action.relative)
+                self.claimed.add(action.dst)
+                continue
+            except OSError as exc:
+                raise ActionError(f"cannot {VERBS[action.kind]} {action.src} -> {action.dst}: "
+                                  f"{exc.strerror or exc}") from None
+            self.done += acted
+            return acted
+        raise ActionError(f"cannot find a free name for {action.src} in {self.dest}")
+
+    def _carry_out_once(self, action: Action, resuming: bool) -> bool:
+        src, dst = action.src, action.dst
+        os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+        if action.kind != "symlink":
+            _remove(partial_name(dst))  # a killed attempt's temporary (even one already linked to `dst`)
+        if os.path.lexists(dst):
+            if self._holds(src, dst):
+                if action.kind == "move" and os.path.realpath(dst) != os.path.realpath(src):
+                    os.unlink(src)  # the link half of the move was done
+                    return True
+                return False  # in place already (a source inside the destination is never unlinked)
+            if action.kind == "move" and resuming:
+                if not os.path.lexists(src):
+                    return False  # moved before the kill
+                if _same_file_content(src, dst):
+                    os.unlink(src)  # a copy across file systems was complete: finish the move
+                    return True
+            raise FileExistsError(dst)
+        if action.kind == "copy":
+            copy_atomically(src, dst)
+        elif action.kind == "symlink":
+            os.symlink(os.path.abspath(src), dst)
+        else:
+            try:
+                os.link(src, dst)  # fails if dst exists: no overwrite, even under a race
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                    raise
+                copy_atomically(src, dst)  # another file system, or no hard links
+            os.unlink(src)
+        return True
+
+    def roll_back(self, action: Action) -> None:
+        """Undoes the traces of an action that never started (its record was not written): a stale temporary."""
+        _remove(partial_name(action.dst))
+
+
+class ActionJournal:
+    """Intents of actions, made durable before the records that announce them and before the actions.
+
+    One JSON line per intent (`Action` fields), one `{"done": id}` line per finished action. A kill can cut
+    only the last line; an unreadable line anywhere else is an error.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.stream = None
+
+    def pending(self) -> list[Action]:
         try:
-            os.link(src, target)  # fails if target exists: no overwrite, even under a race
-        except OSError as exc:
-            if exc.errno == errno.EEXIST:
-                raise FileExistsError(target) from None
-            # Another filesystem, or no hard links: copy exclusively, then remove the source.
-            _copy_exclusive(src, target)
-        os.unlink(src)
+            with open(self.path, "rb") as f:
+                lines = f.read().split(b"\n")
+        except FileNotFoundError:
+            return []
+        intents: dict[int, Action] = {}
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line.decode("utf-8", "surrogateescape"))
+                if "done" in entry:
+                    intents.pop(int(entry["done"]), None)
+                else:
+                    action = Action(**entry)
+                    intents[action.id] = action
+            except (ValueError, TypeError) as exc:
+                if number == len(lines):  # a line cut by a kill: its batch was never acted on
+                    continue
+                raise ActionError(f"{self.path}: line {number} is not a ccscore journal entry") from exc
+        return list(intents.values())
+
+    def _write(self, entries: list[dict], durable: bool) -> None:
+        if self.stream is None:
+            self.stream = open(self.path, "ab")
+        self.stream.write(b"".join(json.dumps(e, ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n"
+                                   for e in entries))
+        self.stream.flush()
+        if durable:
+            os.fsync(self.stream.fileno())
+
+    def record_intents(self, actions: list[Action]) -> None:
+        self._write([asdict(a) for a in actions], durable=True)
+
+    def record_done(self, action: Action) -> None:
+        self._write([{"done": action.id}], durable=False)  # a lost `done` only repeats an idempotent check
+
+    def clear(self) -> None:
+        """Forgets every entry: call only when none is pending."""
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+        _remove(self.path)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None

@@ -2,28 +2,38 @@
 
 - A folder is walked recursively, in sorted order, following symlinks; a directory reached twice (a symlink
   loop, two links to one folder) is walked once, and each real file (device, inode) is yielded once.
-- Inside folders only image extensions count; anything else is skipped silently.
+- Records name the real file: a file reached through symlinks is named by where it really lies, as the input
+  folder that holds it (spelled as given) joined with its real relative path. A file that lies outside every
+  input folder (reached through a symlink that leaves them) is still scored, named by its absolute real path,
+  and marked `outside`: actions never touch it.
+- Inside folders only image extensions count; anything else is skipped silently. A folder that cannot be read
+  is reported to `on_unreadable` (never skipped silently).
 - A file named explicitly (on the command line or in a list) is always tried, whatever its extension,
   and is yielded every time it is named: a list is a job spec, one record per entry, duplicates included.
+  Its record keeps the name as given; actions act on the file it resolves to.
 - Nothing is held in memory but the walk's own state: a set of visited (device, inode) pairs.
 """
 
 from __future__ import annotations
 
 import contextlib
-
+import errno
 import os
 import sys
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, TextIO
+from typing import Callable, Iterable, Iterator, Optional, TextIO
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"})
+# Errors that mean "nothing there", not "cannot read": a dangling link, a file that vanished, a symlink loop.
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
 
 
 @dataclass(frozen=True)
 class InputItem:
-    path: str  # as the record will show it: the folder as given joined with the walked relative path
-    root: Optional[str] = None  # the input folder it came from; None for a file named explicitly
+    path: str  # as the record will show it (see the module docstring)
+    root: Optional[str] = None  # the input folder that holds the real file; None for a file named explicitly
+    real: Optional[str] = None  # the resolved file actions act on (None: `path` itself)
+    outside: bool = False  # lies outside every input folder: scored, never acted on
 
     @property
     def relative(self) -> str:
@@ -32,47 +42,97 @@ class InputItem:
             return os.path.basename(self.path) or self.path
         return os.path.relpath(self.path, self.root)
 
+    @property
+    def source(self) -> str:
+        return self.real or self.path
+
 
 def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _walk(root: str, seen_dirs: set, seen_files: set, exclude: frozenset = frozenset()) -> Iterator[InputItem]:
-    """Depth-first, sorted, streaming walk; never enters a directory twice, never yields a real file twice."""
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        try:
-            st = os.stat(folder)
-        except OSError:
-            continue
-        key = (st.st_dev, st.st_ino)
-        if key in seen_dirs:
-            continue
-        seen_dirs.add(key)
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            continue  # unreadable folder: nothing to score in it
-        subdirs = []
-        for entry in entries:
+def is_within(path: str, folder: str) -> bool:
+    """Whether real path `path` is `folder` or lies below it (both resolved)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class _Walker:
+    """Walks input folders; shared state so that a file or folder reached twice, from any input, counts once."""
+
+    def __init__(self, roots: Iterable[str], exclude: frozenset, on_unreadable: Optional[Callable[[str, str], None]]):
+        self.roots: list[tuple[str, str]] = []  # (as given, real), for naming files reached through symlinks
+        for root in roots:
+            self.add_root(root)
+        self.exclude = exclude
+        self.on_unreadable = on_unreadable
+        self.seen_dirs: set = set()
+        self.seen_files: set = set()
+
+    def add_root(self, root: str) -> None:
+        real = os.path.realpath(root)
+        if all(r != real for _, r in self.roots):
+            self.roots.append((root, real))
+
+    def _unreadable(self, path: str, exc: OSError) -> None:
+        if exc.errno in _ABSENT:
+            return
+        if self.on_unreadable is not None:
+            self.on_unreadable(path, exc.strerror or str(exc))
+
+    def _item(self, real: str, root: str, real_root: str) -> InputItem:
+        if is_within(real, real_root):
+            return InputItem(os.path.join(root, os.path.relpath(real, real_root)), root, real)
+        for other, other_real in self.roots:
+            if is_within(real, other_real):
+                return InputItem(os.path.join(other, os.path.relpath(real, other_real)), other, real)
+        return InputItem(real, None, real, outside=True)
+
+    def walk(self, root: str) -> Iterator[InputItem]:
+        """Depth-first, sorted, streaming walk; never enters a directory twice, never yields a real file twice."""
+        self.add_root(root)
+        real_root = os.path.realpath(root)
+        if real_root in self.exclude:
+            return
+        stack = [(root, real_root)]  # (folder as walked, its real path): one realpath per folder, not per file
+        while stack:
+            folder, real_folder = stack.pop()
             try:
-                if entry.is_dir(follow_symlinks=True):
-                    if not exclude or os.path.realpath(entry.path) not in exclude:
-                        subdirs.append(entry.path)
-                    continue
-                if not is_image_name(entry.name) or not entry.is_file(follow_symlinks=True):
-                    continue
-                est = entry.stat(follow_symlinks=True)
-            except OSError:
-                continue  # dangling symlink, vanished file
-            fkey = (est.st_dev, est.st_ino)
-            if fkey in seen_files:
+                st = os.stat(folder)
+            except OSError as exc:
+                self._unreadable(folder, exc)
                 continue
-            seen_files.add(fkey)
-            yield InputItem(entry.path, root)
-        stack.extend(reversed(subdirs))  # sorted order: first subfolder is walked first
+            key = (st.st_dev, st.st_ino)
+            if key in self.seen_dirs:
+                continue
+            self.seen_dirs.add(key)
+            try:
+                with os.scandir(folder) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                self._unreadable(folder, exc)
+                continue
+            subdirs = []
+            for entry in entries:
+                try:
+                    link = entry.is_symlink()
+                    if entry.is_dir(follow_symlinks=True):
+                        real = os.path.realpath(entry.path) if link else os.path.join(real_folder, entry.name)
+                        if real not in self.exclude:
+                            subdirs.append((entry.path, real))
+                        continue
+                    if not is_image_name(entry.name) or not entry.is_file(follow_symlinks=True):
+                        continue
+                    est = entry.stat(follow_symlinks=True)
+                except OSError as exc:
+                    self._unreadable(entry.path, exc)
+                    continue
+                fkey = (est.st_dev, est.st_ino)
+                if fkey in self.seen_files:
+                    continue
+                self.seen_files.add(fkey)
+                real = os.path.realpath(entry.path) if link else os.path.join(real_folder, entry.name)
+                yield self._item(real, root, real_root)
+            stack.extend(reversed(subdirs))  # sorted order: first subfolder is walked first
 
 
 def read_list(source: str, stdin: Optional[TextIO] = None) -> Iterator[str]:
@@ -88,24 +148,25 @@ def read_list(source: str, stdin: Optional[TextIO] = None) -> Iterator[str]:
                 yield entry
 
 
-def iter_inputs(paths: Iterable[str], from_list: Optional[str] = None,
-                exclude_dirs: Iterable[str] = ()) -> Iterator[InputItem]:
+def iter_inputs(paths: Iterable[str], from_list: Optional[str] = None, exclude_dirs: Iterable[str] = (),
+                on_unreadable: Optional[Callable[[str, str], None]] = None) -> Iterator[InputItem]:
     """Every image to score, lazily, in a deterministic order: command-line paths first, then list entries.
 
     exclude_dirs: folders never walked into (an action's destination inside an input folder).
+    on_unreadable(path, reason): called for each folder (or entry) that exists but cannot be read.
     """
-    exclude = frozenset(os.path.realpath(d) for d in exclude_dirs)
-    seen_dirs: set = set()
-    seen_files: set = set()
+    paths = [os.fspath(p) for p in paths]
+    walker = _Walker([p for p in paths if os.path.isdir(p)], frozenset(os.path.realpath(d) for d in exclude_dirs),
+                     on_unreadable)
 
     def expand(path: str) -> Iterator[InputItem]:
         if os.path.isdir(path):
-            yield from _walk(path, seen_dirs, seen_files, exclude)
-        else:
-            yield InputItem(path)  # always tried; a missing file becomes an error record
+            yield from walker.walk(path)
+        else:  # always tried; a missing file becomes an error record
+            yield InputItem(path, None, os.path.realpath(path))
 
     for path in paths:
-        yield from expand(os.fspath(path))
+        yield from expand(path)
     if from_list is not None:
         for entry in read_list(from_list):
             yield from expand(entry)

@@ -1,12 +1,21 @@
 """Record files: JSONL or CSV, appended batch by batch, and resumable after a crash.
 
+Format marker: a ccscore output starts with a header line, written when the file is created: the column
+names for CSV, `{"ccscore_records": 1, "labels": [...]}` for JSONL. `--resume` refuses any file that does not
+start with a complete header for this model's labels, so it never cuts into a file ccscore did not write.
+A new output appears with its header already complete (written under a temporary name, then linked).
+
 Atomicity model: the records of one session run are encoded into one buffer, written with one `write`
 and flushed before the next batch starts. A kill can therefore leave at most one partial record at the
 end of the file; `open_output(..., resume=True)` cuts such a tail off and reports every complete record's
-path, so the resumed run neither loses a finished record nor writes a path twice.
+path, so the resumed run neither loses a finished record nor writes a path twice. Anything malformed
+before the tail is refused, never cut.
 
+Every CSV field is quoted, so a name holding a comma, quote, CR or LF round-trips; JSON escapes them.
 File names are written as Python sees them; names that are not valid UTF-8 survive a round trip through
 `surrogateescape`.
+
+One writer per output: the file is locked (`flock`) while it is open, and a second run is refused.
 """
 
 from __future__ import annotations
@@ -15,10 +24,16 @@ import csv
 import io
 import json
 import os
+import stat
 from collections import Counter
 from typing import IO, Iterator, Optional, Sequence
 
 from .errors import CCScoreError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks here; one writer per output is then up to the user
+    fcntl = None
 
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"
@@ -28,9 +43,31 @@ class OutputError(CCScoreError):
     """The output file cannot be used as asked (exists without --resume, unreadable, not ours)."""
 
 
+JSONL_MARKER = "ccscore_records"
+FORMAT_VERSION = 1
+
+
 def encode_jsonl(record: dict) -> bytes:
     # Strict JSON: a NaN or infinity raises here rather than reach a file that JSON readers reject.
     return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode(ENCODING, ERRORS)
+
+
+def csv_columns(labels: Sequence[str]) -> list[str]:
+    return ["path", "label", *[f"score_{label}" for label in labels], "quality", "width", "height", "evidence",
+            "error"]
+
+
+def encode_csv(rows: Sequence[Sequence]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL).writerows(rows)
+    return buf.getvalue().encode(ENCODING, ERRORS)
+
+
+def header_bytes(path: str, labels: Sequence[str]) -> bytes:
+    """The first line of a new output: its format marker."""
+    if is_csv(path):
+        return encode_csv([csv_columns(labels)])
+    return encode_jsonl({JSONL_MARKER: FORMAT_VERSION, "labels": list(labels)})
 
 
 class JsonlWriter:
@@ -39,36 +76,27 @@ class JsonlWriter:
     def __init__(self, stream: IO[bytes]):
         self.stream = stream
 
-    def write_batch(self, records: Sequence[dict]) -> None:
+    def encode(self, records: Sequence[dict]) -> bytes:
+        return b"".join(encode_jsonl(r) for r in records)
+
+    def write_batch(self, records: Sequence[dict], durable: bool = False) -> None:
         if records:
-            self.stream.write(b"".join(encode_jsonl(r) for r in records))
+            self.stream.write(self.encode(records))
             self.stream.flush()
+            if durable:
+                os.fsync(self.stream.fileno())
 
     def close(self) -> None:
         self.stream.close()
 
 
-def csv_columns(labels: Sequence[str]) -> list[str]:
-    return ["path", "label", *[f"score_{label}" for label in labels], "quality", "width", "height", "evidence",
-            "error"]
+class CsvWriter(JsonlWriter):
+    """Writes records as CSV rows, every field quoted, one write + flush per batch."""
 
-
-class CsvWriter:
-    """Writes records as CSV rows (header written when the file is empty), one write + flush per batch."""
-
-    def __init__(self, stream: IO[bytes], labels: Sequence[str], write_header: bool):
-        self.stream = stream
+    def __init__(self, stream: IO[bytes], labels: Sequence[str]):
+        super().__init__(stream)
         self.labels = list(labels)
         self.columns = csv_columns(labels)
-        if write_header:
-            self._write_rows([self.columns])
-
-    def _write_rows(self, rows: list[list]) -> None:
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerows(rows)
-        self.stream.write(buf.getvalue().encode(ENCODING, ERRORS))
-        self.stream.flush()
 
     def row(self, record: dict) -> list:
         scores = record.get("scores") or {}
@@ -78,12 +106,8 @@ class CsvWriter:
                 "" if quality is None else repr(float(quality)), record.get("width", ""), record.get("height", ""),
                 record.get("evidence", ""), record.get("error", "")]
 
-    def write_batch(self, records: Sequence[dict]) -> None:
-        if records:
-            self._write_rows([self.row(r) for r in records])
-
-    def close(self) -> None:
-        self.stream.close()
+    def encode(self, records: Sequence[dict]) -> bytes:
+        return encode_csv([self.row(r) for r in records])
 
 
 def _lines_with_offsets(f: IO[bytes]) -> Iterator[tuple[bytes, int]]:
@@ -94,11 +118,15 @@ def _lines_with_offsets(f: IO[bytes]) -> Iterator[tuple[bytes, int]]:
         yield line, offset
 
 
-def scan_jsonl(path: str) -> tuple[Counter, int]:
-    """Paths of the complete records of a JSONL file, and the offset where complete records end.
+def _not_ours(path: str, what: str) -> OutputError:
+    return OutputError(f"{path}: {what}; refusing to resume into it (not a ccscore output for this model?)")
 
-    Only the last line may be incomplete (a crash mid-write); anything unreadable before it is an error,
-    since cutting it off would throw away records the user may want.
+
+def scan_jsonl(path: str, labels: Sequence[str]) -> tuple[Counter, int]:
+    """Paths of the complete records of a JSONL output, and the offset where complete records end.
+
+    The first line must be ccscore's header for these labels. Only the last line may be incomplete (a crash
+    mid-write); anything unreadable before it is an error, since cutting it off would throw away records.
     """
     done: Counter = Counter()
     good_end = 0
@@ -106,13 +134,20 @@ def scan_jsonl(path: str) -> tuple[Counter, int]:
     with open(path, "rb") as f:
         for number, (line, end) in enumerate(_lines_with_offsets(f), 1):
             if bad_line is not None:
-                raise OutputError(f"{path}: line {bad_line} is not a ccscore record; refusing to resume into it")
+                raise _not_ours(path, f"line {bad_line} is not a ccscore record")
             record = None
             if line.endswith(b"\n"):
                 try:
                     record = json.loads(line.decode(ENCODING, ERRORS))
                 except ValueError:
                     record = None
+            if number == 1:
+                if not isinstance(record, dict) or record.get(JSONL_MARKER) != FORMAT_VERSION:
+                    raise _not_ours(path, "it does not start with a ccscore header line")
+                if record.get("labels") != list(labels):
+                    raise _not_ours(path, f"its labels {record.get('labels')} are not this model's {list(labels)}")
+                good_end = end
+                continue
             if not isinstance(record, dict) or not isinstance(record.get("path"), str):
                 if not line.strip() and line.endswith(b"\n"):
                     good_end = end  # blank line: harmless
@@ -121,14 +156,16 @@ def scan_jsonl(path: str) -> tuple[Counter, int]:
                 continue
             done[record["path"]] += 1
             good_end = end
+    if good_end == 0:
+        raise _not_ours(path, "it does not start with a ccscore header line")
     return done, good_end
 
 
-def scan_csv(path: str, columns: Sequence[str]) -> tuple[Counter, int, bool]:
-    """Like `scan_jsonl` for CSV: (paths done, offset where complete rows end, header present)."""
+def scan_csv(path: str, columns: Sequence[str]) -> tuple[Counter, int]:
+    """Like `scan_jsonl` for CSV: the first row must be exactly `columns`, every complete row as wide."""
     done: Counter = Counter()
     good_end = 0
-    header_seen = False
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
         data_lines = _lines_with_offsets(f)
         last_end = [0]
@@ -140,74 +177,135 @@ def scan_csv(path: str, columns: Sequence[str]) -> tuple[Counter, int, bool]:
                 ended_with_newline[0] = line.endswith(b"\n")
                 yield line.decode(ENCODING, ERRORS)
 
-        reader = csv.reader(text_lines(), strict=True)
-        rows = iter(reader)
+        rows = iter(csv.reader(text_lines(), strict=True))
+        header = True
         while True:
             try:
                 row = next(rows)
             except StopIteration:
                 break
             except csv.Error:
+                if last_end[0] < size or header:
+                    raise _not_ours(path, f"it holds a malformed row near offset {good_end}") from None
                 break  # a quoted field cut short by a crash: the tail goes
-            complete = ended_with_newline[0]
-            if not header_seen:
-                if list(row) != list(columns):
-                    if complete or len(row) >= len(columns):
-                        raise OutputError(f"{path}: its CSV header does not match this model's labels "
-                                          f"({','.join(columns)}); refusing to resume into it")
-                    break
-                header_seen = complete
-                if complete:
-                    good_end = last_end[0]
-                continue
-            if not complete or len(row) != len(columns):
-                # Only the final row may be short or unterminated; anything earlier is not ours.
-                try:
-                    next(rows)
-                except (StopIteration, csv.Error):
-                    break
-                raise OutputError(f"{path}: a row near offset {good_end} is not a ccscore record; "
-                                  f"refusing to resume into it")
-            done[row[0]] += 1
+            complete = ended_with_newline[0] and len(row) == len(columns)
+            if header:
+                if not ended_with_newline[0] or list(row) != list(columns):
+                    raise _not_ours(path, f"its first line is not the header {','.join(columns)}")
+                header = False
+            elif not complete:
+                if last_end[0] < size:  # only the final row may be short or unterminated
+                    raise _not_ours(path, f"a row near offset {good_end} is not a ccscore record")
+                break
+            else:
+                done[row[0]] += 1
             good_end = last_end[0]
-    return done, good_end, header_seen
+    if header:
+        raise _not_ours(path, "it does not start with a ccscore header line")
+    return done, good_end
 
 
 def is_csv(path: str) -> bool:
     return os.path.splitext(path)[1].lower() == ".csv"
 
 
-def open_output(path: str, labels: Sequence[str], resume: bool):
-    """Opens FILE for appending records. Returns (writer, paths already done, bytes cut off the tail).
-
-    Without `resume`, an existing non-empty file is never touched: `OutputError`.
-    """
-    exists = os.path.exists(path)
-    if os.path.isdir(path):
-        raise OutputError(f"--output {path} is a directory")
-    size = os.path.getsize(path) if exists else 0
-    if size and not resume:
-        raise OutputError(f"--output {path} exists and is not empty; pass --resume to continue it, "
-                          f"or choose another file")
-    done: Counter = Counter()
-    cut = 0
-    header = False
-    if size:
-        try:
-            if is_csv(path):
-                done, good_end, header = scan_csv(path, csv_columns(labels))
-            else:
-                done, good_end = scan_jsonl(path)
-        except OSError as exc:
-            raise OutputError(f"cannot read --output {path}: {exc.strerror or exc}") from None
-        if good_end < size:
-            cut = size - good_end
-            with open(path, "r+b") as f:
-                f.truncate(good_end)
+def scan_output(path: str, labels: Sequence[str]) -> tuple[Counter, int]:
+    """(paths of complete records, offset where they end) of an existing non-empty ccscore output."""
     try:
-        stream = open(path, "ab")
+        if is_csv(path):
+            return scan_csv(path, csv_columns(labels))
+        return scan_jsonl(path, labels)
     except OSError as exc:
-        raise OutputError(f"cannot open --output {path}: {exc.strerror or exc}") from None
-    if is_csv(path):
-        return CsvWriter(stream, labels, write_header=not header), done, cut
-    return JsonlWriter(stream), done, cut
+        raise OutputError(f"cannot read --output {path}: {exc.strerror or exc}") from None
+
+
+def _create_with_header(path: str, header: bytes) -> bool:
+    """Creates `path` holding exactly `header`, atomically; False if it exists already."""
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.ccscore-new-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(header)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here: exclusive creation (a kill can only leave a partial header)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as f:
+                f.write(header)
+        return True
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
+def _lock(fd: int, path: str) -> None:
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise OutputError(f"--output {path} is being written by another ccscore run; wait for it to end") from None
+    except OSError:
+        pass  # a file system without locks: nothing to enforce with
+
+
+def open_output(path: str, labels: Sequence[str], resume: bool):
+    """Opens FILE for appending records, locked. Returns (writer, paths already done, bytes cut off the tail).
+
+    Without `resume`, an existing non-empty file is never touched: `OutputError`. With it, only a ccscore
+    output for these labels is accepted. Not a regular file (/dev/stdout): written to, never resumed.
+    """
+    header = header_bytes(path, labels)
+    writer_for = (lambda stream: CsvWriter(stream, labels)) if is_csv(path) else JsonlWriter
+    try:
+        st: Optional[os.stat_result] = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise OutputError(f"cannot use --output {path}: {exc.strerror or exc}") from None
+    try:
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise OutputError(f"--output {path} is a directory")
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            if resume:
+                raise OutputError(f"--output {path} is not a regular file; it cannot be resumed")
+            stream = open(path, "ab")
+            try:
+                stream.write(header)
+                stream.flush()
+            except OSError:
+                stream.close()
+                raise
+            return writer_for(stream), Counter(), 0
+        created = st is None and _create_with_header(path, header)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND)
+        try:
+            _lock(fd, path)
+            size = os.fstat(fd).st_size
+            done: Counter = Counter()
+            cut = 0
+            if size == 0:  # an empty file the user made: nothing to lose
+                os.write(fd, header)
+            elif not created:
+                if not resume:
+                    raise OutputError(f"--output {path} exists and is not empty; pass --resume to continue it, "
+                                      f"or choose another file")
+                done, good_end = scan_output(path, labels)
+                if good_end < size:
+                    cut = size - good_end
+                    os.ftruncate(fd, good_end)
+            stream = os.fdopen(fd, "ab")
+        except BaseException:
+            os.close(fd)
+            raise
+    except OSError as exc:
+        raise OutputError(f"cannot write --output {path}: {exc.strerror or exc}") from None
+    return writer_for(stream), done, cut

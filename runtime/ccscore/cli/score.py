@@ -81,7 +81,8 @@ def score(
     copy_to: Optional[Path] = typer.Option(None, "--copy-to", metavar="DIR", help="Copy selected images into DIR."),
     symlink_to: Optional[Path] = typer.Option(None, "--symlink-to", metavar="DIR", help="Symlink selected images into DIR."),
     move_to: Optional[Path] = typer.Option(None, "--move-to", metavar="DIR", help="Move selected images into DIR."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print what --copy-to/--symlink-to/--move-to would do; do nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what --copy-to/--symlink-to/--move-to would do and the "
+                                 "records; change nothing on disk (--output is only read, with --resume)."),
     progress_opt: Optional[bool] = typer.Option(None, "--progress/--no-progress",
                                                 help="Progress bar on stderr (default: when stderr is a terminal)."),
 ) -> None:
@@ -93,12 +94,12 @@ def score(
 
     An image is flagged when its label is not 'clean'. Actions keep paths relative to the input folder, never overwrite (a -1, -2 suffix avoids collisions) and leave sources untouched except --move-to.
 
-    Exit status: 0 all scored, 1 some files failed, 2 usage error (bad option, unusable model or --output), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
+    Exit status: 0 all scored, 1 some files failed (or actions failed, or folders were unreadable), 2 usage error (bad option, unusable model or --output), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
     """
-    from ..actions import PAST_TENSE, ActionError, Mover
+    from ..actions import PAST_TENSE, ActionError, ActionJournal, Mover
     from ..errors import OnnxRuntimeMissing
-    from ..inputs import iter_inputs
-    from ..outputs import JsonlWriter, OutputError, open_output
+    from ..inputs import is_within, iter_inputs
+    from ..outputs import JsonlWriter, OutputError, open_output, scan_output
     from ..pipeline import Progress, run_pipeline, start_workers
     from ..scorer import Scorer
 
@@ -120,6 +121,14 @@ def score(
         fail(f"--from-list {from_list}: no such file")
     if targets and os.path.exists(targets[0][1]) and not os.path.isdir(targets[0][1]):
         fail(f"--{targets[0][0]}-to {targets[0][1]} exists and is not a directory")
+    if targets:
+        # A destination inside an input folder is left out of the walk; one that is an input folder, or holds
+        # one, would have every flagged file acted on in place (renamed to NAME-1): refused.
+        real_dest = os.path.realpath(targets[0][1])
+        for p in paths:
+            if os.path.isdir(p) and is_within(os.path.realpath(p), real_dest):
+                fail(f"--{targets[0][0]}-to {targets[0][1]} is, or holds, the input folder {p}; "
+                     f"choose a destination outside it")
 
     if workers is None:
         only_few_files = from_list is None and len(paths) <= 2 and not any(os.path.isdir(p) for p in paths)
@@ -148,17 +157,76 @@ def score(
 
     done: Counter = Counter()
     writer = None
-    if output is not None:
+    journal = None
+    mover = Mover(targets[0][0], os.fspath(targets[0][1]), dry_run) if targets else None
+    counts = Counter()
+    in_flight: set[int] = set()  # journaled actions not finished yet
+    plan_stream = sys.stderr if jsonl else sys.stdout
+
+    def report(message: str) -> None:
+        progress.close()
+        typer.echo(f"ccscore: error: {message}", err=True)
+
+    def act(action, resuming: bool = False) -> None:
+        try:
+            acted = action_mover(action).carry_out(action, resuming)
+            counts["acted" if acted else "already"] += 1
+            if dry_run:
+                progress.close()
+                print(mover.describe(action), file=plan_stream, flush=True)
+        except ActionError as exc:  # reported, not retried: the record stands, the file stays where it is
+            counts["action_failed"] += 1
+            report(str(exc))
+        if journal is not None:
+            journal.record_done(action)
+            in_flight.discard(action.id)
+
+    def action_mover(action):
+        if mover is not None and mover.kind == action.kind:
+            return mover
+        # An action a killed run journaled with other options: finish it into the folder it chose.
+        action.relative = os.path.basename(action.dst)
+        return Mover(action.kind, os.path.dirname(action.dst))
+
+    progress = Progress(enabled=progress_opt)
+    if output is not None and dry_run:
+        # A dry run changes nothing on disk: the output is only read (to skip what it holds), never created.
+        if resume and os.path.isfile(output) and os.path.getsize(output):
+            try:
+                done, _ = scan_output(os.fspath(output), scorer.labels)
+            except OutputError as exc:
+                abort(str(exc))
+    elif output is not None:
         try:
             writer, done, cut = open_output(os.fspath(output), scorer.labels, resume)
         except OutputError as exc:
             abort(str(exc))
         if cut:
             typer.echo(f"ccscore: note: cut {cut} bytes of an incomplete last record off {output}", err=True)
+    if writer is not None and os.path.isfile(output):  # not /dev/stdout and the like
+        journal = ActionJournal(os.fspath(output) + ".ccscore-journal")
+        try:
+            pending = journal.pending()
+        except ActionError as exc:
+            abort(str(exc))
+        # Actions a killed run had journaled: those whose record was written may have started, so they are
+        # completed (each exactly once: `carry_out` finds a finished one done); the others never started.
+        completed = 0
+        for action in pending:
+            if done[action.path] > 0:
+                if mover is not None:
+                    mover.sources.add(action.src)
+                    mover.claimed.add(action.dst)
+                act(action, resuming=True)
+                completed += 1
+            else:
+                action_mover(action).roll_back(action)
+        if pending:
+            typer.echo(f"ccscore: note: an interrupted run left {len(pending)} actions unfinished: {completed} "
+                       f"completed, {len(pending) - completed} never started", err=True)
+        journal.clear()
     stdout_writer = JsonlWriter(sys.stdout.buffer) if jsonl else None
-    show_readable = not jsonl and output is None
-    mover = Mover(targets[0][0], os.fspath(targets[0][1]), dry_run) if targets else None
-    plan_stream = sys.stderr if jsonl else sys.stdout
+    show_readable = not jsonl and (output is None or dry_run)
 
     for stream in (sys.stdout, sys.stderr):
         try:  # file names that are not valid UTF-8 print as they are instead of crashing the run
@@ -167,11 +235,14 @@ def score(
             pass
     exclude = [os.fspath(targets[0][1])] if targets else []
     skipped = 0
-    progress = Progress(enabled=progress_opt)
+
+    def unreadable(path: str, reason: str) -> None:
+        counts["unreadable"] += 1
+        report(f"cannot read folder {path}: {reason}; nothing in it was scored")
 
     def pending_items():
         nonlocal skipped
-        for item in iter_inputs(paths, from_list, exclude):
+        for item in iter_inputs(paths, from_list, exclude, on_unreadable=unreadable):
             if done and done[item.path] > 0:
                 done[item.path] -= 1
                 skipped += 1
@@ -181,7 +252,6 @@ def score(
 
     if progress.enabled and from_list != "-":
         threading.Thread(target=_count_inputs, args=(paths, from_list, exclude, progress), daemon=True).start()
-    counts = Counter()
     start = time.monotonic()
 
     def wanted(record: dict) -> bool:
@@ -189,6 +259,7 @@ def score(
 
     def on_batch(pairs) -> None:
         records = []
+        actions = []
         for decoded, record in pairs:
             if "error" in record:
                 counts["failed"] += 1
@@ -198,23 +269,28 @@ def score(
             else:
                 counts["scored"] += 1
                 counts["flagged"] += record["label"] != "clean"
+                item = decoded.item
                 if mover is not None and wanted(record):
-                    # Act before the record is written: a resumed run redoes the action, which then
-                    # finds its target already in place.
-                    try:
-                        before = mover.done
-                        line = mover.apply(decoded.item.path, decoded.item.relative)
-                        counts["acted" if dry_run or mover.done > before else "already"] += 1
-                        if dry_run:
-                            progress.close()
-                            print(line, file=plan_stream, flush=True)
-                    except ActionError as exc:
+                    if item.outside:
                         counts["action_failed"] += 1
-                        progress.close()
-                        typer.echo(f"ccscore: error: {exc}", err=True)
+                        report(f"{item.path} lies outside the input folders (reached through a symlink): "
+                               f"not {PAST_TENSE[mover.kind]}")
+                    else:
+                        action = mover.plan(item.source, item.relative, item.path)
+                        if action is None:
+                            counts["already"] += 1  # the same real file, reached again
+                        else:
+                            actions.append(action)
             records.append(record)
+        # Intent, then record, then action: a kill at any point leaves either nothing done or a journaled
+        # action with its record, which --resume completes.
+        if journal is not None and actions:
+            journal.record_intents(actions)
+            in_flight.update(a.id for a in actions)
         if writer is not None:
-            writer.write_batch(records)
+            writer.write_batch(records, durable=bool(actions))
+        for action in actions:
+            act(action)
         shown = [r for r in records if "error" in r or not select_given or wanted(r)]
         if stdout_writer is not None:
             stdout_writer.write_batch(shown)
@@ -247,6 +323,14 @@ def score(
         write_error = f"cannot write records: {exc.strerror or one_line(exc)}"
     finally:
         progress.close()
+        if journal is not None:
+            try:
+                if in_flight:
+                    journal.close()  # --resume finishes them
+                else:
+                    journal.clear()
+            except OSError as exc:
+                write_error = write_error or f"cannot write the action journal: {exc.strerror or one_line(exc)}"
         if writer is not None:
             try:
                 writer.close()
@@ -265,6 +349,8 @@ def score(
             parts.append(f"{counts['already']} already in {mover.dest}")
         if counts["action_failed"]:
             parts.append(f"{counts['action_failed']} actions failed")
+    if counts["unreadable"]:
+        parts.append(f"{counts['unreadable']} folders unreadable")
     summary = ", ".join(parts) + f" in {elapsed:.1f}s ({n / max(elapsed, 1e-9):.1f} images/s)"
     stopped = {EXIT_INTERRUPTED: "interrupted: ", EXIT_BROKEN_PIPE: "stdout closed: "}.get(interrupted, "")
     typer.echo(f"ccscore: {stopped}{summary}", err=True)
@@ -272,5 +358,6 @@ def score(
         fail(write_error, EXIT_SOME_FAILED)
     if interrupted:
         raise typer.Exit(interrupted)
-    raise typer.Exit(EXIT_SOME_FAILED if counts["failed"] or counts["action_failed"] else EXIT_OK)
+    raise typer.Exit(EXIT_SOME_FAILED if counts["failed"] or counts["action_failed"] or counts["unreadable"]
+                     else EXIT_OK)
 
