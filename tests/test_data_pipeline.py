@@ -72,9 +72,14 @@ def test_webp_encoders_decode_lossy(images, encode):
 def test_each_degradation_label_and_decode(images):
     rng = np.random.default_rng(5)
     x = images[2]
-    for variant in ["plain", *degrade.HARD_NEGATIVES]:
+    for variant in ["plain", *degrade.HARD_NEGATIVES, *degrade.WILD_NEGATIVES]:
         d = degrade.degrade_clean(rng, x, variant)
         assert d.label == degrade.CLEAN and np.isnan(d.quality) and d.rgb.dtype == np.uint8 and d.rgb.ndim == 3
+        assert d.rgb.shape[2] == 3 and d.kind.startswith("clean"), d.kind
+    for content in degrade.WILD_CONTENT:
+        for codec in ("jpeg", "webp"):
+            d = degrade.degrade_lossy(rng, x, codec, quality=60, content=content)
+            assert d.kind.startswith(codec) and f"on_{content}" in d.kind and d.rgb.shape == x.shape
     for codec, label in (("jpeg", degrade.JPEG), ("webp", degrade.WEBP)):
         d = degrade.degrade_lossy(rng, x, codec, quality=70, double=True, shift=(1, 2), scale=1.05)
         assert d.label == label and d.quality == 70.0
@@ -85,9 +90,12 @@ def test_each_degradation_label_and_decode(images):
 def test_random_degradation_mix():
     rng = np.random.default_rng(0)
     x = draw_illustration(rng, 160, 160)
-    labels = [degrade.random_degradation(rng, x).label for _ in range(120)]
-    counts = np.bincount(labels, minlength=3) / len(labels)
-    assert 0.25 < counts[0] < 0.55 and 0.2 < counts[1] < 0.5 and 0.1 < counts[2] < 0.4
+    samples = [degrade.random_degradation(rng, x) for _ in range(160)]
+    counts = np.bincount([d.label for d in samples], minlength=3) / len(samples)
+    assert 0.38 < counts[0] < 0.58 and 0.2 < counts[1] < 0.45 and 0.1 < counts[2] < 0.35
+    kinds = [d.kind for d in samples]
+    assert any(k.startswith("clean:") and k.split(":")[1] in degrade.WILD_NEGATIVES for k in kinds)
+    assert any("on_grey" in k for k in kinds)  # wild-looking positives too
 
 
 def test_build_tiles_valid_and_deterministic(tmp_path):

@@ -21,6 +21,7 @@ import imagecodecs
 import numpy as np
 from PIL import Image, ImageFilter
 
+from . import wild
 from .procedural import add_film_grain, add_screentone
 
 try:  # bundles several libjpeg builds, mozjpeg among them (its own quant tables and trellis quantisation)
@@ -390,10 +391,31 @@ HARD_NEGATIVES = {
 }
 
 
+# Clean art as it is found in the wild (issue #10). Resampling spans what sites and upscalers do: 0.25-0.9
+# down, 2x or 1.25-4x up, every Pillow and OpenCV kernel, sharpened after in a third of the cases.
+WILD_NEGATIVES = {
+    "grey": wild.random_grey,
+    "lineart": wild.random_line_art,
+    "manga": wild.random_manga,
+    "downscaled": lambda rng, rgb: wild.random_resample(rng, rgb, float(rng.uniform(0.25, 0.9)), wild.ALL_KERNELS, 0.3),
+    "upscaled": lambda rng, rgb: wild.random_resample(
+        rng, rgb, float(rng.choice([2.0, rng.uniform(1.25, 4.0)])), wild.ALL_KERNELS, 0.3, max_side=1024),
+    "smooth_render": wild.random_smooth_render,
+}
+# Pictures that look like the wild negatives, to be compressed: the positives that teach content from codec.
+WILD_CONTENT = {"grey": wild.random_grey, "lineart": wild.random_line_art, "manga": wild.random_manga}
+
+
 def degrade_clean(rng: np.random.Generator, rgb: np.ndarray, variant: str = "plain") -> Degraded:
-    """Label-0 sample: the image itself or one of HARD_NEGATIVES (all lossless)."""
-    out = rgb if variant == "plain" else HARD_NEGATIVES[variant](rng, rgb)
-    return Degraded(np.ascontiguousarray(out), CLEAN, float("nan"), "clean" if variant == "plain" else f"clean:{variant}")
+    """Label-0 sample: the image itself, one of HARD_NEGATIVES or one of WILD_NEGATIVES (all lossless)."""
+    if variant == "plain":
+        out, kind = rgb, "clean"
+    elif variant in HARD_NEGATIVES:
+        out, kind = HARD_NEGATIVES[variant](rng, rgb), f"clean:{variant}"
+    else:
+        v = WILD_NEGATIVES[variant](rng, rgb)
+        out, kind = wild.as_rgb(v.image), f"clean:{variant}:{v.detail}"
+    return Degraded(np.ascontiguousarray(out), CLEAN, float("nan"), kind)
 
 
 # ---------------------------------------------------------------- lossy samples
@@ -414,11 +436,16 @@ def sample_webp_quality(rng: np.random.Generator) -> int:
 
 def degrade_lossy(
     rng: np.random.Generator, rgb: np.ndarray, codec: str, quality: int | None = None, double: bool = False,
-    shift: tuple[int, int] | None = None, scale: float | None = None,
+    shift: tuple[int, int] | None = None, scale: float | None = None, content: str | None = None,
 ) -> Degraded:
     """Compress with `codec` ('jpeg' / 'webp'), optionally after a first lossy pass (`double`), then
-    optionally crop `shift` = (dy, dx) off the top-left and resize by `scale`."""
+    optionally crop `shift` = (dy, dx) off the top-left and resize by `scale`. `content` (a WILD_CONTENT key)
+    first turns the art into grey art, line art or manga; grey pictures become one-component JPEGs."""
     parts = []
+    if content is not None:
+        v = WILD_CONTENT[content](rng, rgb)
+        rgb = v.image
+        parts.append(f"on_{content}")
     if double:
         first = str(rng.choice(["jpeg", "webp"], p=[0.7, 0.3]))
         if first == "jpeg":
@@ -438,7 +465,7 @@ def degrade_lossy(
         label = WEBP
     else:
         raise ValueError(f"unknown codec {codec!r}")
-    parts += [codec, enc]
+    parts = [codec, enc] + parts
     if double:
         parts.append(f"double_{first}")
     if shift is not None:
@@ -451,14 +478,20 @@ def degrade_lossy(
 
 
 def random_degradation(rng: np.random.Generator, rgb: np.ndarray) -> Degraded:
-    """The training mix: ~40% clean (half plain, half hard negatives), ~35% JPEG, ~25% WebP.
-    Of the lossy: ~15% double-compressed, ~50% grid-shifted, ~5% lightly resized (a hard case)."""
+    """The training mix: ~48% clean (30% of it plain, 30% hard negatives, 40% wild negatives), ~30% JPEG,
+    ~22% WebP. Of the lossy: ~25% on wild content (grey, line art, manga), ~15% double-compressed, ~50%
+    grid-shifted, ~5% lightly resized (a hard case)."""
     u = rng.random()
-    if u < 0.40:
-        if rng.random() < 0.5:
+    if u < 0.48:
+        v = rng.random()
+        if v < 0.3:
             return degrade_clean(rng, rgb)
-        return degrade_clean(rng, rgb, str(rng.choice(list(HARD_NEGATIVES))))
-    codec = "jpeg" if u < 0.75 else "webp"
+        pool = HARD_NEGATIVES if v < 0.6 else WILD_NEGATIVES
+        return degrade_clean(rng, rgb, str(rng.choice(list(pool))))
+    codec = "jpeg" if u < 0.78 else "webp"
+    content = None
+    if rng.random() < 0.25:
+        content = str(rng.choice(list(WILD_CONTENT), p=[0.5, 0.25, 0.25] if codec == "jpeg" else [0.6, 0.2, 0.2]))
     shift = _random_shift(rng) if rng.random() < 0.5 else None
     scale = float(rng.uniform(0.9, 1.1)) if rng.random() < 0.05 else None
-    return degrade_lossy(rng, rgb, codec, double=bool(rng.random() < 0.15), shift=shift, scale=scale)
+    return degrade_lossy(rng, rgb, codec, double=bool(rng.random() < 0.15), shift=shift, scale=scale, content=content)
