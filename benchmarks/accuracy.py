@@ -30,12 +30,10 @@ from ccscore_export.metrics import auroc
 LABELS = ("clean", "jpeg", "webp")
 BANDS = ((0, 80, "<=80"), (81, 90, "81-90"), (91, 95, "91-95"), (96, 100, "96-100"))
 PALETTE_KINDS = ("palette", "palette_dither")
-# The wild kinds of issue #10 (build.WILD_CLEAN_KINDS and the lossy files that look like them). The earlier bar
-# (bands, AUROC, codec right) is measured without them, so its numbers stay comparable with older sets.
+# The lossy kinds of issue #10's wild set (build.EVAL_VARIANTS). The earlier bar (bands, AUROC, codec right,
+# quality error) is measured without them, so its numbers stay comparable with older sets.
 WILD_JPEG_KINDS = ("jpeg_cjpeg", "jpeg_imagemagick", "jpeg_graphicsmagick", "jpeg_pillow", "jpeg_jpegli")
 WILD_POSITIVE_KINDS = WILD_JPEG_KINDS + ("jpeg_grey", "jpeg_lineart", "jpeg_manga", "webp_cwebp", "webp_grey")
-WILD_CLEAN_KINDS = ("grey", "lineart", "manga", "downscaled", "downscaled_lanczos", "upscaled_x2", "upscaled_other",
-                    "smooth_render", "small", "flat", "blurred", "noisy", "sharpened")
 # Resized-after-compression images are reported by kind only: the quality bands measure the codec alone.
 BAND_EXCLUDED_KINDS = ("resize",) + WILD_POSITIVE_KINDS
 # Issue #10's groups of clean art, each with its bar (largest flagged share); None: all clean kinds together.
