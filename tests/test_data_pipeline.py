@@ -256,3 +256,24 @@ def test_cjpeg_grayscale_writes_one_component(small_art):
 def test_cwebp_presets_are_lossy(small_art, preset):
     out = degrade.encode_webp_cwebp(small_art, 80, preset, sharp_yuv=preset == "drawing")
     assert out.shape == small_art.shape and not np.array_equal(out, small_art)
+
+
+def test_export_clean_images_unique_names_and_disjoint_sets(tmp_path):
+    from PIL import Image
+
+    from ccscore_export.data.build import export_clean_images
+
+    cache = tmp_path / "cache"
+    rows = []
+    for i, rel in enumerate(["pkgs/src/a/sprites/img.png", "pkgs/src/b/sprites/img.png", "pkgs/src/c/one.png", "pkgs/src/d/two.png"]):
+        (cache / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(draw_illustration(np.random.default_rng(i), 260, 270)).save(cache / rel)
+        rows.append({"source": "src", "split": "val", "status": "kept", "path": rel})
+    with open(cache / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["source", "split", "status", "path"])
+        writer.writeheader()
+        writer.writerows(rows)
+    first = export_clean_images("val", tmp_path / "first", 3, seed=0, cache_dir=cache)
+    assert len({p.name for p in first}) == 3 == len(list((tmp_path / "first").glob("*.png")))  # none overwritten
+    second = export_clean_images("val", tmp_path / "second", 3, seed=1, cache_dir=cache, exclude=(tmp_path / "first",))
+    assert len(second) == 1 and second[0].name not in {p.name for p in first}

@@ -14,6 +14,7 @@ import math
 import sys
 import time
 import zlib
+from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Callable
@@ -324,8 +325,13 @@ def build_eval_set(clean_dir: str | Path, out_dir: str | Path, seed: int = 0, wo
     return manifest
 
 
-def _export_name(source: str, path: Path) -> str:
-    return f"{source}__{path.parent.name}__{path.stem}.png"
+def _export_names(files: list[tuple[str, Path]], cache_dir: Path) -> dict[Path, str]:
+    """A unique PNG name per source file: source__folder__stem.png, with a hash of the file's path in the
+    cache added where two files would share that name (as sprite sheets in same-named folders do)."""
+    base = {path: f"{source}__{path.parent.name}__{path.stem}" for source, path in files}
+    counts = Counter(base.values())
+    return {path: f"{name}.png" if counts[name] == 1 else f"{name}__{zlib.crc32(str(path.relative_to(cache_dir)).encode()):08x}.png"
+            for path, name in base.items()}
 
 
 def export_clean_images(split: str, out_dir: str | Path, count: int, seed: int = 0, min_side: int = 256,
@@ -338,9 +344,11 @@ def export_clean_images(split: str, out_dir: str | Path, count: int, seed: int =
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     taken = {p.name for folder in exclude for p in Path(folder).glob("*.png")}
+    files = kept_files(split, cache_dir)
+    names = _export_names(files, Path(cache_dir))
     by_source: dict[str, list[Path]] = {}
-    for source, path in kept_files(split, cache_dir):
-        if _export_name(source, path) not in taken:
+    for source, path in files:
+        if names[path] not in taken:
             by_source.setdefault(source, []).append(path)
     rng = np.random.default_rng(seed)
     written: list[Path] = []
@@ -352,7 +360,7 @@ def export_clean_images(split: str, out_dir: str | Path, count: int, seed: int =
                 rgb = load_clean(path)
                 if min(rgb.shape[:2]) < min_side or luma(rgb).std() < 8 * MIN_TILE_STD:
                     continue
-                target = out_dir / _export_name(source, path)
+                target = out_dir / names[path]
                 Image.fromarray(rgb).save(target)
                 written.append(target)
                 break
