@@ -1,5 +1,6 @@
-"""Accuracy of a ccscore model on an evaluation set: tables by codec x quality band, by kind, confusion matrix,
-AUROC, false positives, quality error, and the detector issue's bar line by line.
+"""Accuracy of a ccscore model on an evaluation set: tables by codec x quality band, by kind, by the groups of
+clean art found in the wild (issue #10), a reliability table, confusion matrix, AUROC, false positives, quality
+error, and the detector issues' bars line by line.
 
 An evaluation set is a folder with `manifest.csv` (path, label, quality, kind, source), as written by
 `ccscore-export build-data --eval-from CLEAN_DIR --out EVAL_DIR` from any folder of clean lossless art.
@@ -29,8 +30,39 @@ from ccscore_export.metrics import auroc
 LABELS = ("clean", "jpeg", "webp")
 BANDS = ((0, 80, "<=80"), (81, 90, "81-90"), (91, 95, "91-95"), (96, 100, "96-100"))
 PALETTE_KINDS = ("palette", "palette_dither")
+# The lossy kinds of issue #10's wild set (build.EVAL_VARIANTS). The earlier bar (bands, AUROC, codec right,
+# quality error) is measured without them, so its numbers stay comparable with older sets.
+WILD_JPEG_KINDS = ("jpeg_cjpeg", "jpeg_imagemagick", "jpeg_graphicsmagick", "jpeg_pillow", "jpeg_jpegli")
+WILD_POSITIVE_KINDS = WILD_JPEG_KINDS + ("jpeg_grey", "jpeg_lineart", "jpeg_manga", "webp_cwebp", "webp_grey")
 # Resized-after-compression images are reported by kind only: the quality bands measure the codec alone.
-BAND_EXCLUDED_KINDS = ("resize",)
+BAND_EXCLUDED_KINDS = ("resize",) + WILD_POSITIVE_KINDS
+# Issue #10's groups of clean art, each with its bar (largest flagged share); None: all clean kinds together.
+CLEAN_GROUPS: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
+    ("all clean kinds", None, 0.03),
+    ("originals", ("clean",), 0.05),
+    ("grey", ("grey",), 0.04),
+    ("line art", ("lineart",), 0.06),
+    ("manga", ("manga",), 0.06),
+    ("downscaled", ("downscaled", "downscaled_lanczos", "resampled"), 0.03),
+    ("upscaled x2", ("upscaled_x2",), 0.04),
+    ("upscaled other", ("upscaled_other",), math.nan),
+    ("smooth renders", ("smooth_render",), math.nan),
+    ("blurred/noisy/sharpened", ("blurred", "noisy", "sharpened"), 0.02),
+    ("palette", PALETTE_KINDS, 0.01),
+    ("pixel art", ("pixel_art",), math.nan),
+    ("smaller than a tile", ("small",), 0.06),
+)
+FLAT_KIND = "flat"  # bar: every one labelled clean, with "no evidence"
+# Issue #10's lossy groups: (name, kinds, least caught share, least codec-right share over the group).
+LOSSY_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
+    ("plain JPEG, five encoders", WILD_JPEG_KINDS, 0.99, 0.98),
+    ("grey JPEG", ("jpeg_grey",), 0.97, math.nan),
+    ("WebP (cwebp)", ("webp_cwebp",), 0.99, 0.98),
+    ("JPEG line art", ("jpeg_lineart",), math.nan, math.nan),
+    ("JPEG manga", ("jpeg_manga",), math.nan, math.nan),
+    ("WebP of grey art", ("webp_grey",), math.nan, math.nan),
+)
+RELIABILITY_BINS = (0.0, 0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 0.98, 1.0)
 
 
 def band_of(quality: float) -> str:
@@ -49,8 +81,24 @@ def score_folder(scorer: Scorer, root: Path, rows: list[dict]) -> list[dict]:
             print(f"skipped: {exc}", file=sys.stderr)
             continue
         out.append({**row, "pred": result.label, "p_clean": result.scores.get("clean", float("nan")),
-                    "pred_quality": result.quality, "tiles_scored": len(result.tiles)})
+                    "pred_quality": result.quality, "tiles_scored": len(result.tiles),
+                    "evidence": evidence_word(getattr(result, "evidence", None))})
     return out
+
+
+def evidence_word(evidence) -> str | None:
+    """The result's plain evidence word ('none' = nothing a codec could have marked), whatever form the
+    runtime gives it in (a word, an object or dict with `word`, a count of textured tiles); None when the
+    runtime reports no evidence at all."""
+    if evidence is None:
+        return None
+    if isinstance(evidence, str):
+        return evidence
+    if isinstance(evidence, dict):
+        return evidence.get("word")
+    if isinstance(evidence, (int, np.integer)):
+        return "none" if evidence == 0 else "tiles"
+    return getattr(evidence, "word", None)
 
 
 def pct(num: int, den: int) -> str:
@@ -102,27 +150,103 @@ def evaluate(records: list[dict], real: list[dict]) -> dict:
     print_table("By kind (flagged share; for clean kinds this is the false-positive rate)",
                 ["kind", "label", "n", "flagged", "codec right"], kind_rows)
 
+    group_rows = []
+    for name, kinds, bar in CLEAN_GROUPS:
+        m = (~lossy) if kinds is None else np.isin(kind, kinds)
+        if not m.any():
+            continue
+        summary[f"flagged_group_{name}"] = float(flagged[m].mean())
+        group_rows.append([name, str(int(m.sum())), pct(int((flagged & m).sum()), int(m.sum())),
+                           "-" if math.isnan(bar) else f"<= {100 * bar:g}%"])
+    flat = kind == FLAT_KIND
+    if flat.any():
+        no_evidence = np.array([r["evidence"] == "none" for r in records])
+        known = np.array([r["evidence"] is not None for r in records])
+        summary["flat_labelled_clean"] = float((~flagged[flat]).mean())
+        summary["flat_no_evidence"] = float(no_evidence[flat].mean()) if known[flat].all() else math.nan
+        group_rows.append(["flat: labelled clean", str(int(flat.sum())), pct(int((~flagged & flat).sum()), int(flat.sum())), "100%"])
+        group_rows.append(["flat: \"no evidence\"", str(int(flat.sum())),
+                           pct(int((no_evidence & flat).sum()), int(flat.sum())) if known[flat].all() else "not reported", "100%"])
+    for name, kinds, least_caught, least_right in LOSSY_GROUPS:
+        m = np.isin(kind, kinds)
+        if not m.any():
+            continue
+        right = m & (pred == label)
+        summary[f"caught_group_{name}"] = float(flagged[m].mean())
+        summary[f"codec_right_group_{name}"] = float(right.sum() / m.sum())
+        bar = "-" if math.isnan(least_caught) else f">= {100 * least_caught:g}%"
+        if not math.isnan(least_right):
+            bar += f", codec right >= {100 * least_right:g}%"
+        group_rows.append([f"{name} (caught; codec right of all)", str(int(m.sum())),
+                           f"{pct(int((flagged & m).sum()), int(m.sum()))}; {pct(int(right.sum()), int(m.sum()))}", bar])
+    if group_rows:
+        print_table("Wild groups (issue #10): clean groups flagged share, lossy groups caught share",
+                    ["group", "n", "flagged / caught", "bar"], group_rows)
+
+    print_table("Reliability (P(lossy) = 1 - P(clean), binned; observed = share of the bin that is lossy)",
+                ["P(lossy) bin", "n", "mean P(lossy)", "observed lossy"], reliability_rows(p_lossy, lossy))
+
     conf_rows = [[t] + [str(int(((label == t) & (pred == p)).sum())) for p in LABELS] for t in LABELS]
     print_table("Confusion matrix (rows: truth, columns: predicted)", ["truth"] + list(LABELS), conf_rows)
 
     plain_clean = kind == "clean"
-    target = lossy & (quality <= 90)
+    target = lossy & (quality <= 90) & ~np.isin(kind, WILD_POSITIVE_KINDS)
     summary["auroc_clean_vs_lossy_q90"] = auroc(p_lossy[plain_clean | target], target[plain_clean | target])
     summary["auroc_all_negatives_vs_all_lossy"] = auroc(p_lossy, lossy)
     summary["fpr_clean"] = float(flagged[plain_clean].mean()) if plain_clean.any() else math.nan
     palette = np.isin(kind, PALETTE_KINDS)
     summary["fpr_palette"] = float(flagged[palette].mean()) if palette.any() else math.nan
-    summary["codec_right_of_detected"] = float((pred[flagged & lossy] == label[flagged & lossy]).mean()) if (flagged & lossy).any() else math.nan
+    detected = flagged & lossy & ~np.isin(kind, WILD_POSITIVE_KINDS)
+    summary["codec_right_of_detected"] = float((pred[detected] == label[detected]).mean()) if detected.any() else math.nan
     shifted = np.isin(kind, ("grid_shift", "webp_grid_shift", "double", "double_jpeg_webp"))
     summary["caught_shifted_or_double"] = float(flagged[shifted].mean()) if shifted.any() else math.nan
-    mae_mask = (label == "jpeg") & (quality >= 30) & (quality <= 95) & ~np.isnan(pred_q)
+    mae_mask = (label == "jpeg") & (quality >= 30) & (quality <= 95) & ~np.isnan(pred_q) & ~np.isin(kind, WILD_POSITIVE_KINDS)
     summary["jpeg_quality_mae_30_95"] = float(np.abs(pred_q[mae_mask] - quality[mae_mask]).mean()) if mae_mask.any() else math.nan
     if real:
         summary["real_lossy_flagged"] = f"{sum(r['pred'] != 'clean' for r in real)}/{len(real)}"
     summary["tiles_scored_per_image"] = float(np.mean([r["tiles_scored"] for r in records]))
     print_table("Summary", ["metric", "value"], [[k, f"{v:.4f}" if isinstance(v, float) else str(v)]
-                                                  for k, v in summary.items() if not k.startswith(("caught_", "flagged_"))])
+                                                  for k, v in summary.items() if not k.startswith(("caught_", "flagged_", "codec_right_group_"))])
     return summary
+
+
+def reliability_rows(p_lossy: np.ndarray, lossy: np.ndarray) -> list[list[str]]:
+    """Per RELIABILITY_BINS bin: count, mean predicted P(lossy), observed lossy share; last row the expected
+    calibration error (count-weighted |mean predicted - observed|)."""
+    rows, ece = [], 0.0
+    edges = RELIABILITY_BINS
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        m = (p_lossy >= lo) & ((p_lossy < hi) if i < len(edges) - 2 else (p_lossy <= hi))
+        if not m.any():
+            rows.append([f"[{lo:.2f}, {hi:.2f}{')' if i < len(edges) - 2 else ']'}", "0", "-", "-"])
+            continue
+        mean_p, observed = float(p_lossy[m].mean()), float(lossy[m].mean())
+        ece += m.sum() / len(p_lossy) * abs(mean_p - observed)
+        rows.append([f"[{lo:.2f}, {hi:.2f}{')' if i < len(edges) - 2 else ']'}", str(int(m.sum())), f"{mean_p:.3f}", f"{observed:.3f}"])
+    rows.append(["ECE", str(len(p_lossy)), f"{ece:.4f}", ""])
+    return rows
+
+
+def check_wild_bar(s: dict) -> list[tuple[str, bool]]:
+    """Issue #10's bar, line by line, for the groups this set has (a group it lacks is not a line)."""
+    lines = []
+    for name, _, bar in CLEAN_GROUPS:
+        key = f"flagged_group_{name}"
+        if key in s and not math.isnan(bar):
+            lines.append((f"{name} flagged <= {100 * bar:g}%", s[key] <= bar))
+    if "flat_labelled_clean" in s:
+        lines.append(('blank or flat images: clean with "no evidence"',
+                      s["flat_labelled_clean"] == 1.0 and s.get("flat_no_evidence", math.nan) == 1.0))
+    for name, _, least_caught, least_right in LOSSY_GROUPS:
+        if f"caught_group_{name}" not in s or math.isnan(least_caught):
+            continue
+        text = f"{name} caught >= {100 * least_caught:g}%"
+        ok = s[f"caught_group_{name}"] >= least_caught
+        if not math.isnan(least_right):
+            text += f" with the codec right >= {100 * least_right:g}%"
+            ok = ok and s[f"codec_right_group_{name}"] >= least_right
+        lines.append((text, ok))
+    return lines
 
 
 def check_bar(s: dict) -> list[tuple[str, bool]]:
@@ -186,8 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     summary = evaluate(records, real)
     bar = check_bar(summary)
     print_table("Detector bar", ["requirement", "met"], [[name, "yes" if ok else "NO"] for name, ok in bar])
+    wild_bar = check_wild_bar(summary)
+    if wild_bar:
+        print_table("Wild-art bar (issue #10)", ["requirement", "met"], [[name, "yes" if ok else "NO"] for name, ok in wild_bar])
     if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "bar": dict(bar)}, indent=2))
+        args.json.write_text(json.dumps({"summary": summary, "bar": dict(bar), "wild_bar": dict(wild_bar)}, indent=2))
     return 0
 
 

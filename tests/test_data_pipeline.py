@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,8 +15,8 @@ for extra in (ROOT / "export", ROOT / "runtime"):  # until the packages are inst
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from ccscore_export.data import degrade  # noqa: E402
-from ccscore_export.data.build import build_eval_set, build_tiles  # noqa: E402
+from ccscore_export.data import degrade, wild  # noqa: E402
+from ccscore_export.data.build import WILD_JPEG_ENCODERS, build_eval_set, build_tiles  # noqa: E402
 from ccscore_export.data.lossless_check import auroc, grid_score  # noqa: E402
 from ccscore_export.data.procedural import draw_illustration  # noqa: E402
 from ccscore_export.data.sources import SOURCES, is_forbidden  # noqa: E402
@@ -71,9 +72,14 @@ def test_webp_encoders_decode_lossy(images, encode):
 def test_each_degradation_label_and_decode(images):
     rng = np.random.default_rng(5)
     x = images[2]
-    for variant in ["plain", *degrade.HARD_NEGATIVES]:
+    for variant in ["plain", *degrade.HARD_NEGATIVES, *degrade.WILD_NEGATIVES]:
         d = degrade.degrade_clean(rng, x, variant)
         assert d.label == degrade.CLEAN and np.isnan(d.quality) and d.rgb.dtype == np.uint8 and d.rgb.ndim == 3
+        assert d.rgb.shape[2] == 3 and d.kind.startswith("clean"), d.kind
+    for content in degrade.WILD_CONTENT:
+        for codec in ("jpeg", "webp"):
+            d = degrade.degrade_lossy(rng, x, codec, quality=60, content=content)
+            assert d.kind.startswith(codec) and f"on_{content}" in d.kind and d.rgb.shape == x.shape
     for codec, label in (("jpeg", degrade.JPEG), ("webp", degrade.WEBP)):
         d = degrade.degrade_lossy(rng, x, codec, quality=70, double=True, shift=(1, 2), scale=1.05)
         assert d.label == label and d.quality == 70.0
@@ -84,9 +90,12 @@ def test_each_degradation_label_and_decode(images):
 def test_random_degradation_mix():
     rng = np.random.default_rng(0)
     x = draw_illustration(rng, 160, 160)
-    labels = [degrade.random_degradation(rng, x).label for _ in range(120)]
-    counts = np.bincount(labels, minlength=3) / len(labels)
-    assert 0.25 < counts[0] < 0.55 and 0.2 < counts[1] < 0.5 and 0.1 < counts[2] < 0.4
+    samples = [degrade.random_degradation(rng, x) for _ in range(160)]
+    counts = np.bincount([d.label for d in samples], minlength=3) / len(samples)
+    assert 0.38 < counts[0] < 0.58 and 0.2 < counts[1] < 0.45 and 0.1 < counts[2] < 0.35
+    kinds = [d.kind for d in samples]
+    assert any(k.startswith("clean:") and k.split(":")[1] in degrade.WILD_NEGATIVES for k in kinds)
+    assert any("on_grey" in k for k in kinds)  # wild-looking positives too
 
 
 def test_build_tiles_valid_and_deterministic(tmp_path):
@@ -145,10 +154,20 @@ def test_build_eval_set(tmp_path):
     rows = list(csv.DictReader(open(manifest)))
     kinds = {r["kind"] for r in rows}
     assert {"clean", "palette", "jpeg_q90", "webp_q90", "grid_shift", "double"} <= kinds
+    wild_kinds = {"grey", "lineart", "manga", "downscaled", "downscaled_lanczos", "upscaled_x2", "upscaled_other",
+                  "smooth_render", "small", "flat", "blurred", "noisy", "sharpened", "jpeg_pillow", "jpeg_grey",
+                  "jpeg_lineart", "jpeg_manga", "webp_grey"}
+    wild_kinds |= {f"jpeg_{e}" for e in WILD_JPEG_ENCODERS} | ({"webp_cwebp"} if "cwebp" in degrade.webp_encoders() else set())
+    assert wild_kinds <= kinds
     for r in rows:
-        assert (tmp_path / "eval" / r["path"]).exists()
+        with Image.open(tmp_path / "eval" / r["path"]) as im:
+            im.load()  # every file, RGBA and 1-px strips included, is a loadable image
         lossy = r["quality"] != ""
         assert (int(r["label"]) in (1, 2)) == lossy
+        if r["kind"].startswith(("jpeg_", "webp_")) and r["kind"] not in ("jpeg_q50", "jpeg_q70"):
+            assert r["detail"] == "" or f"q{r['quality']}" in r["detail"]  # the drawn quality is the one recorded
+        if r["kind"] in ("jpeg_cjpeg", "jpeg_lineart", "jpeg_grey"):
+            assert 30 <= int(r["quality"]) <= 98
     again = build_eval_set(clean_dir, tmp_path / "eval2", seed=0, log=lambda *_: None)
     first, second = tmp_path / "eval" / "palette_dither" / "one.png", again.parent / "palette_dither" / "one.png"
     assert first.read_bytes() == second.read_bytes()  # deterministic
@@ -160,3 +179,101 @@ def test_sources_never_include_reserved_material():
     train = {s.name for s in SOURCES if s.split == "train"}
     val = {s.name for s in SOURCES if s.split == "val"}
     assert train and val and not train & val
+
+
+@pytest.fixture(scope="module")
+def small_art() -> np.ndarray:
+    return draw_illustration(np.random.default_rng(11), 160, 200)
+
+
+@pytest.mark.parametrize("transform", [wild.random_grey, wild.random_line_art, wild.random_manga])
+def test_grey_kinds_are_grey_and_keep_the_size(small_art, transform):
+    for seed in range(6):
+        v = transform(np.random.default_rng(seed), small_art)
+        assert v.image.shape == small_art.shape[:2] and v.image.dtype == np.uint8, v.detail
+        assert v.image.std() > 2, v.detail  # the art's structure survives, not a blank page
+
+
+def test_manga_at_1x_is_two_level(small_art):
+    seen = 0
+    for seed in range(12):
+        v = wild.random_manga(np.random.default_rng(seed), small_art)
+        if v.detail.endswith(":aa1"):
+            assert set(np.unique(v.image).tolist()) <= {0, 255}, v.detail
+            seen += 1
+    assert seen
+
+
+@pytest.mark.parametrize("kernel", wild.ALL_KERNELS)
+def test_resample_kernels(small_art, kernel):
+    assert wild.resample(small_art, 0.5, kernel).shape == (80, 100, 3)
+    assert wild.resample(small_art, 2.0, kernel).shape == (320, 400, 3)
+
+
+def test_upscales_stay_within_max_side(small_art):
+    v = wild.random_resample(np.random.default_rng(0), small_art, 4.0, wild.ALL_KERNELS, 1.0, max_side=300)
+    assert max(v.image.shape[:2]) <= 300 and "unsharp" in v.detail
+
+
+def test_small_and_flat_kinds(small_art):
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        small = wild.random_small(rng, small_art).image
+        assert max(small.shape[:2]) <= 120 and min(small.shape[:2]) >= 8
+    flats = {kind: wild.flat_canvas(rng, small_art, kind) for kind in wild.FLAT_KINDS}
+    assert (flats["white"] == 255).all()
+    assert np.ptp(flats["single_colour"].reshape(-1, 3), axis=0).max() == 0
+    assert np.ptp(flats["near_flat"].astype(int).reshape(-1, 3), axis=0).max() <= 2
+    assert flats["transparent"].shape[2] == 4 and (flats["transparent"][..., 3] == 0).all()
+    assert (wild.as_rgb(flats["transparent"]) == 255).all()  # what a viewer shows: white
+    assert flats["strip"].shape == (1, small_art.shape[1], 3)
+
+
+def test_smooth_render_is_smooth_and_seeded():
+    a = wild.smooth_render(np.random.default_rng(4), 120, 150)
+    b = wild.smooth_render(np.random.default_rng(4), 120, 150)
+    assert a.shape == (120, 150, 3) and np.array_equal(a, b)
+    steps = np.abs(np.diff(a.astype(int), axis=1))
+    assert np.median(steps) <= 1 and a.std() > 5  # gradients, not texture, yet not flat
+
+
+@pytest.mark.parametrize("encoder", degrade.jpeg_encoders())
+def test_jpeg_encoders_take_grey_input(small_art, encoder):
+    g = wild.grey(small_art)
+    out, _ = degrade.random_jpeg(np.random.default_rng(0), g, 60, encoder)
+    assert out.shape == (*g.shape, 3) and not np.array_equal(out[..., 0], g)
+    assert np.abs(out[..., 0].astype(int) - g).mean() < 8  # still the same picture
+
+
+@pytest.mark.skipif(shutil.which("cjpeg") is None, reason="cjpeg (libjpeg-turbo-progs) not installed")
+def test_cjpeg_grayscale_writes_one_component(small_art):
+    out = degrade.encode_jpeg_cjpeg(small_art, 70, grayscale=True)
+    assert not np.ptp(out, axis=2).any()
+
+
+@pytest.mark.skipif(shutil.which("cwebp") is None, reason="cwebp (webp) not installed")
+@pytest.mark.parametrize("preset", degrade.WEBP_PRESETS)
+def test_cwebp_presets_are_lossy(small_art, preset):
+    out = degrade.encode_webp_cwebp(small_art, 80, preset, sharp_yuv=preset == "drawing")
+    assert out.shape == small_art.shape and not np.array_equal(out, small_art)
+
+
+def test_export_clean_images_unique_names_and_disjoint_sets(tmp_path):
+    from PIL import Image
+
+    from ccscore_export.data.build import export_clean_images
+
+    cache = tmp_path / "cache"
+    rows = []
+    for i, rel in enumerate(["pkgs/src/a/sprites/img.png", "pkgs/src/b/sprites/img.png", "pkgs/src/c/one.png", "pkgs/src/d/two.png"]):
+        (cache / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(draw_illustration(np.random.default_rng(i), 260, 270)).save(cache / rel)
+        rows.append({"source": "src", "split": "val", "status": "kept", "path": rel})
+    with open(cache / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["source", "split", "status", "path"])
+        writer.writeheader()
+        writer.writerows(rows)
+    first = export_clean_images("val", tmp_path / "first", 3, seed=0, cache_dir=cache)
+    assert len({p.name for p in first}) == 3 == len(list((tmp_path / "first").glob("*.png")))  # none overwritten
+    second = export_clean_images("val", tmp_path / "second", 3, seed=1, cache_dir=cache, exclude=(tmp_path / "first",))
+    assert len(second) == 1 and second[0].name not in {p.name for p in first}

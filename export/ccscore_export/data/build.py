@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 import time
 import zlib
+from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Callable
@@ -20,7 +22,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from . import degrade
+from . import degrade, wild
 from .procedural import draw_illustration
 from .sources import DEFAULT_CACHE, REPO_ROOT, kept_files, load_clean
 
@@ -150,9 +152,74 @@ def build_tiles(
 
 # ---------------------------------------------------------------- evaluation folders
 
+# A variant's maker returns the image, or (image, quality, detail) when it draws its own settings (quality
+# DRAWN in the table): the manifest records the true quality and how each file was made.
+DRAWN = float("nan")
+EvalMaker = Callable[[np.random.Generator, np.ndarray], "np.ndarray | tuple[np.ndarray, float, str]"]
+
+# The five JPEG encoders of the wild kinds (jpegli where pyjpegli is installed).
+WILD_JPEG_ENCODERS = tuple(e for e in ("cjpeg", "imagemagick", "graphicsmagick", "pillow", "jpegli") if e in degrade.jpeg_encoders())
+JPEG_QUALITIES = (30, 98)  # drawn uniformly, both ends included: "every quality up to 98"
+WEBP_QUALITIES = (30, 95)
+
+
+def _grey_file(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """Exactly grey pictures are stored as L or as RGB PNGs at random (both are common); others unchanged."""
+    if image.ndim == 3 and image.shape[2] == 3 and not np.ptp(image, axis=2).any():
+        image = image[..., 0]
+    if image.ndim == 2 and rng.random() < 0.5:
+        return wild.as_rgb(image)
+    return image
+
+
+def _clean_kind(transform: Callable[[np.random.Generator, np.ndarray], wild.Variant]) -> EvalMaker:
+    def make(rng: np.random.Generator, rgb: np.ndarray) -> tuple[np.ndarray, float, str]:
+        v = transform(rng, rgb)
+        return _grey_file(rng, v.image), math.nan, v.detail
+
+    return make
+
+
+def _lossy_kind(codec: str, encoders: tuple[str, ...], prepare=None) -> EvalMaker:
+    """`codec` at a drawn quality with one of `encoders` ('cwebp' / 'pillow' for WebP), after `prepare`
+    (a wild transform: grey, line art, manga) if given."""
+    def make(rng: np.random.Generator, rgb: np.ndarray) -> tuple[np.ndarray, float, str]:
+        image, detail = rgb, ""
+        if prepare is not None:
+            v = prepare(rng, rgb)
+            image, detail = v.image, v.detail + ":"
+        encoder = str(rng.choice(encoders))
+        if codec == "jpeg":
+            quality = int(rng.integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1))
+            out, name = degrade.random_jpeg(rng, image, quality, encoder)
+        elif encoder == "cwebp":
+            quality = int(rng.integers(WEBP_QUALITIES[0], WEBP_QUALITIES[1] + 1))
+            out, name = degrade.random_cwebp(rng, image, quality)
+        else:
+            quality = int(rng.integers(WEBP_QUALITIES[0], WEBP_QUALITIES[1] + 1))
+            out, name = degrade.encode_webp_pillow(wild.as_rgb(image), quality, int(rng.integers(0, 7))), "pillow"
+        return _grey_file(rng, out), float(quality), f"{detail}{name}:q{quality}"
+
+    return make
+
+
+def _grey_jpeg(rng: np.random.Generator, rgb: np.ndarray) -> tuple[np.ndarray, float, str]:
+    """One-component JPEG of colour art: Pillow saving an L image, or `cjpeg -grayscale` doing its own luma."""
+    quality = int(rng.integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1))
+    if rng.random() < 0.5 or "cjpeg" not in WILD_JPEG_ENCODERS:
+        out, detail = degrade.encode_jpeg_pillow(wild.grey(rgb), quality), "pillow_L"
+    else:
+        out, detail = degrade.encode_jpeg_cjpeg(rgb, quality, grayscale=True), "cjpeg_grayscale"
+    return _grey_file(rng, out), float(quality), f"{detail}:q{quality}"
+
+
+def _downscaled(kernels: tuple[str, ...]) -> Callable[[np.random.Generator, np.ndarray], wild.Variant]:
+    return lambda rng, x: wild.random_resample(rng, x, float(rng.choice([0.5, 0.75])), kernels)
+
+
 # (folder, label, quality, how): deterministic variants of every held-out clean image.
 # Qualities are the band centres users meet most (viewer exports 85-95, web 70-80, thumbnails ~50).
-EVAL_VARIANTS: tuple[tuple[str, int, float, Callable[[np.random.Generator, np.ndarray], np.ndarray]], ...] = (
+EVAL_VARIANTS: tuple[tuple[str, int, float, EvalMaker], ...] = (
     ("clean", degrade.CLEAN, float("nan"), lambda rng, x: x),
     ("palette", degrade.CLEAN, float("nan"), lambda rng, x: degrade.clean_palette(rng, x, dither=False)),
     ("palette_dither", degrade.CLEAN, float("nan"), lambda rng, x: degrade.clean_palette(rng, x, dither=True)),
@@ -181,49 +248,108 @@ EVAL_VARIANTS: tuple[tuple[str, int, float, Callable[[np.random.Generator, np.nd
 if degrade.jpeglib is not None:
     EVAL_VARIANTS += (("jpeg_mozjpeg_q80", degrade.JPEG, 80.0, lambda rng, x: degrade.encode_jpeg_jpeglib(x, 80)),)
 
+# Clean art as it is found in the wild (issue #10) and lossy files that look like it; settings drawn per image.
+WILD_CLEAN_KINDS = {
+    "grey": wild.random_grey,
+    "lineart": wild.random_line_art,
+    "manga": wild.random_manga,
+    "downscaled": _downscaled(wild.DOWNSCALE_KERNELS),
+    "downscaled_lanczos": _downscaled(("pil_lanczos",)),
+    "upscaled_x2": lambda rng, x: wild.random_resample(rng, x, 2.0, wild.UPSCALE_X2_KERNELS),
+    "upscaled_other": lambda rng, x: wild.random_resample(rng, x, float(rng.uniform(1.25, 4.0)), wild.ALL_KERNELS, 0.5),
+    "smooth_render": wild.random_smooth_render,
+    "small": wild.random_small,
+    "flat": wild.random_flat,
+    "blurred": lambda rng, x: wild.Variant(degrade.clean_blur(rng, x), "gaussian_blur"),
+    "noisy": lambda rng, x: wild.Variant(degrade.clean_grain(rng, x), "grain"),
+    "sharpened": lambda rng, x: wild.Variant(degrade.clean_sharpen(rng, x), "unsharp"),
+}
+EVAL_VARIANTS += tuple((kind, degrade.CLEAN, DRAWN, _clean_kind(t)) for kind, t in WILD_CLEAN_KINDS.items())
+EVAL_VARIANTS += tuple(
+    (f"jpeg_{encoder}", degrade.JPEG, DRAWN, _lossy_kind("jpeg", (encoder,))) for encoder in WILD_JPEG_ENCODERS
+) + (
+    ("jpeg_grey", degrade.JPEG, DRAWN, _grey_jpeg),
+    ("jpeg_lineart", degrade.JPEG, DRAWN, _lossy_kind("jpeg", WILD_JPEG_ENCODERS, wild.random_line_art)),
+    ("jpeg_manga", degrade.JPEG, DRAWN, _lossy_kind("jpeg", WILD_JPEG_ENCODERS, wild.random_manga)),
+    ("webp_grey", degrade.WEBP, DRAWN, _lossy_kind("webp", tuple(e for e in ("cwebp", "pillow") if e in degrade.webp_encoders()), wild.random_grey)),
+)
+if "cwebp" in degrade.webp_encoders():
+    EVAL_VARIANTS += (("webp_cwebp", degrade.WEBP, DRAWN, _lossy_kind("webp", ("cwebp",))),)
 
-def build_eval_set(clean_dir: str | Path, out_dir: str | Path, seed: int = 0, log=print) -> Path:
+
+def _eval_image(args: tuple[int, int, Path, Path, Path]) -> list[dict]:
+    """Every EVAL_VARIANTS version of one clean image, written under out_dir/<kind>/; its manifest rows."""
+    seed, index, path, clean_dir, out_dir = args
+    rel = path.relative_to(clean_dir)
+    stem = str(rel.with_suffix("")).replace("/", "__")
+    rgb = load_clean(path)
+    rgb = rgb[:MAX_SIDE, :MAX_SIDE]  # top-left crop keeps the image origin, hence any grid, in place
+    rows = []
+    for kind, label, quality, make in EVAL_VARIANTS:
+        rng = np.random.default_rng([seed, index, zlib.crc32(kind.encode())])
+        out, detail = make(rng, rgb), ""
+        if isinstance(out, tuple):
+            out, quality, detail = out
+        target = out_dir / kind / f"{stem}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(out).save(target, compress_level=1)
+        rows.append({"path": str(target.relative_to(out_dir)), "label": label, "quality": "" if np.isnan(quality) else int(quality),
+                     "kind": kind, "source": str(rel), "detail": detail})  # fmt: skip
+    return rows
+
+
+def build_eval_set(clean_dir: str | Path, out_dir: str | Path, seed: int = 0, workers: int = 1, log=print) -> Path:
     """Writes every EVAL_VARIANTS version of each clean image in `clean_dir` as PNG under
-    `out_dir/<kind>/`, plus `out_dir/manifest.csv` (path relative to out_dir, label, quality, kind, source).
+    `out_dir/<kind>/`, plus `out_dir/manifest.csv` (path relative to out_dir, label, quality, kind, source,
+    detail: how a drawn variant was made, e.g. "lineart:canny:aa2:cjpeg:q57").
 
     Images are flattened over white, cropped to at most MAX_SIDE and processed in sorted order with a per-image
-    seed, so the same folder and seed always give byte-identical outputs.
+    seed, so the same folder and seed always give byte-identical outputs, whatever the number of workers.
     """
     clean_dir, out_dir = Path(clean_dir), Path(out_dir)
     files = sorted(p for p in clean_dir.rglob("*") if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff"))
-    rows = []
-    for index, path in enumerate(files):
-        rel = path.relative_to(clean_dir)
-        stem = str(rel.with_suffix("")).replace("/", "__")
-        rgb = load_clean(path)
-        rgb = rgb[:MAX_SIDE, :MAX_SIDE]  # top-left crop keeps the image origin, hence any grid, in place
-        for kind, label, quality, make in EVAL_VARIANTS:
-            rng = np.random.default_rng([seed, index, zlib.crc32(kind.encode())])
-            out = make(rng, rgb)
-            target = out_dir / kind / f"{stem}.png"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(out).save(target, compress_level=1)
-            rows.append({"path": str(target.relative_to(out_dir)), "label": label, "quality": "" if np.isnan(quality) else int(quality),
-                         "kind": kind, "source": str(rel)})  # fmt: skip
+    tasks = [(seed, index, path, clean_dir, out_dir) for index, path in enumerate(files)]
+    if workers > 1:
+        with Pool(workers) as pool:
+            per_image = list(pool.imap(_eval_image, tasks))
+    else:
+        per_image = [_eval_image(t) for t in tasks]
+    rows = [row for image_rows in per_image for row in image_rows]
     manifest = out_dir / "manifest.csv"
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(manifest, "w", newline="") as f:
-        writer = csv.DictWriter(f, ["path", "label", "quality", "kind", "source"])
+        writer = csv.DictWriter(f, ["path", "label", "quality", "kind", "source", "detail"])
         writer.writeheader()
         writer.writerows(rows)
     log(f"wrote {len(rows)} files for {len(files)} clean images to {out_dir}")
     return manifest
 
 
+def _export_names(files: list[tuple[str, Path]], cache_dir: Path) -> dict[Path, str]:
+    """A unique PNG name per source file: source__folder__stem.png, with a hash of the file's path in the
+    cache added where two files would share that name (as sprite sheets in same-named folders do)."""
+    base = {path: f"{source}__{path.parent.name}__{path.stem}" for source, path in files}
+    counts = Counter(base.values())
+    return {path: f"{name}.png" if counts[name] == 1 else f"{name}__{zlib.crc32(str(path.relative_to(cache_dir)).encode()):08x}.png"
+            for path, name in base.items()}
+
+
 def export_clean_images(split: str, out_dir: str | Path, count: int, seed: int = 0, min_side: int = 256,
-                        cache_dir: Path = DEFAULT_CACHE) -> list[Path]:
+                        cache_dir: Path = DEFAULT_CACHE, exclude: tuple[Path, ...] = ()) -> list[Path]:
     """Copies `count` verified-clean real images of `split` (spread over its sources, flattened over white,
-    flat images left out: they can hold no codec evidence) into `out_dir`: the input of `build_eval_set`."""
+    flat images left out: they can hold no codec evidence) into `out_dir`: the input of `build_eval_set`.
+
+    Source files already exported to a folder in `exclude` are skipped, so two sets (one to calibrate a
+    threshold on, one to report on) share no picture."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    taken = {p.name for folder in exclude for p in Path(folder).glob("*.png")}
+    files = kept_files(split, cache_dir)
+    names = _export_names(files, Path(cache_dir))
     by_source: dict[str, list[Path]] = {}
-    for source, path in kept_files(split, cache_dir):
-        by_source.setdefault(source, []).append(path)
+    for source, path in files:
+        if names[path] not in taken:
+            by_source.setdefault(source, []).append(path)
     rng = np.random.default_rng(seed)
     written: list[Path] = []
     queues = {s: [paths[i] for i in rng.permutation(len(paths))] for s, paths in sorted(by_source.items())}
@@ -234,7 +360,7 @@ def export_clean_images(split: str, out_dir: str | Path, count: int, seed: int =
                 rgb = load_clean(path)
                 if min(rgb.shape[:2]) < min_side or luma(rgb).std() < 8 * MIN_TILE_STD:
                     continue
-                target = out_dir / f"{source}__{path.parent.name}__{path.stem}.png"
+                target = out_dir / names[path]
                 Image.fromarray(rgb).save(target)
                 written.append(target)
                 break
@@ -280,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-from", type=Path, default=None, help="folder of clean PNGs -> evaluation set")
     parser.add_argument("--export-clean", type=int, default=0, metavar="N",
                         help="copy N verified-clean real images of --split to the folder --out (for --eval-from)")
+    parser.add_argument("--exclude-from", type=Path, action="append", default=[], metavar="DIR",
+                        help="with --export-clean: skip images already exported to DIR (repeatable)")
     parser.add_argument("--chroma-twins", type=int, default=0, metavar="N",
                         help="with --from: add N chroma-only JPEG q100 twins of its clean tiles, write --out")
     parser.add_argument("--from", dest="source", type=Path, default=None, help="a tile .npz (--chroma-twins)")
@@ -291,11 +419,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out}: {args.source} plus {added} chroma-only twins")
         return 0
     if args.export_clean:
-        written = export_clean_images(args.split, args.out, args.export_clean, seed=args.seed or 0, cache_dir=args.cache)
+        written = export_clean_images(args.split, args.out, args.export_clean, seed=args.seed or 0, cache_dir=args.cache,
+                                      exclude=tuple(args.exclude_from))
         print(f"wrote {len(written)} clean {args.split} images to {args.out}")
         return 0
     if args.eval_from is not None:
-        build_eval_set(args.eval_from, args.out, seed=args.seed or 0)
+        build_eval_set(args.eval_from, args.out, seed=args.seed or 0, workers=args.workers)
         return 0
     if args.prepare_sources:
         from .sources import prepare_sources

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
 import tempfile
 from typing import NamedTuple
 
@@ -19,12 +21,18 @@ import imagecodecs
 import numpy as np
 from PIL import Image, ImageFilter
 
+from . import wild
 from .procedural import add_film_grain, add_screentone
 
 try:  # bundles several libjpeg builds, mozjpeg among them (its own quant tables and trellis quantisation)
     import jpeglib
 except ImportError:  # optional: the pipeline still runs with libjpeg-turbo encoders only
     jpeglib = None
+
+try:  # Google's jpegli (adaptive quantisation, its own tables), the newest encoder users meet
+    import pyjpegli
+except ImportError:  # optional, like jpeglib
+    pyjpegli = None
 
 CLEAN, JPEG, WEBP = 0, 1, 2
 LABEL_NAMES = {CLEAN: "clean", JPEG: "jpeg", WEBP: "webp"}
@@ -40,6 +48,21 @@ class Degraded(NamedTuple):
 def _decode(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("RGB"))
+
+
+def _pnm(image: np.ndarray) -> bytes:
+    """PPM (RGB) or PGM (grey [H, W]) bytes: what the command-line encoders read on stdin."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PPM")
+    return buf.getvalue()
+
+
+def _run_encoder(cmd: list[str], image: np.ndarray) -> np.ndarray:
+    """Pipes `image` through a command-line encoder (stdin -> stdout) and decodes what it wrote."""
+    done = subprocess.run(cmd, input=_pnm(image), capture_output=True, check=False)
+    if done.returncode != 0 or not done.stdout:
+        raise RuntimeError(f"{cmd[0]} failed ({done.returncode}): {done.stderr.decode(errors='replace').strip()[:200]}")
+    return _decode(done.stdout)
 
 
 # ---------------------------------------------------------------- JPEG encoders
@@ -64,6 +87,11 @@ def encode_jpeg_pillow(
     return _decode(buf.getvalue())
 
 
+def _cv2_order(image: np.ndarray) -> np.ndarray:
+    """OpenCV's channel order (BGR); grey [H, W] as is."""
+    return np.ascontiguousarray(image if image.ndim == 2 else image[..., ::-1])
+
+
 def encode_jpeg_cv2(rgb: np.ndarray, quality: int, subsampling: str = "420", progressive: bool = False, optimize: bool = False) -> np.ndarray:
     """OpenCV's bundled libjpeg(-turbo) build; decoded by Pillow like a user's viewer would."""
     params = [
@@ -72,7 +100,7 @@ def encode_jpeg_cv2(rgb: np.ndarray, quality: int, subsampling: str = "420", pro
         cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive),
         cv2.IMWRITE_JPEG_OPTIMIZE, int(optimize),
     ]  # fmt: skip
-    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), params)
+    ok, data = cv2.imencode(".jpg", _cv2_order(rgb), params)
     if not ok:
         raise RuntimeError("cv2.imencode failed")
     return _decode(data.tobytes())
@@ -112,20 +140,63 @@ def encode_jpeg_jpeglib(
         os.unlink(path)
 
 
+_TOOL_SAMPLING = {"444": "1x1", "422": "2x1", "420": "2x2"}  # cjpeg -sample / magick -sampling-factor
+
+
+def encode_jpeg_cjpeg(
+    image: np.ndarray, quality: int, subsampling: str = "420", progressive: bool = False, optimize: bool = False,
+    grayscale: bool = False, dct: str = "int",
+) -> np.ndarray:
+    """libjpeg-turbo's cjpeg; `grayscale` writes a one-component file (cjpeg -grayscale), as a grey [H, W] input does."""
+    cmd = ["cjpeg", "-quality", str(int(quality)), "-sample", _TOOL_SAMPLING[subsampling], "-dct", dct]
+    cmd += ["-progressive"] * progressive + ["-optimize"] * optimize + ["-grayscale"] * grayscale
+    return _run_encoder(cmd, image)
+
+
+def encode_jpeg_magick(
+    image: np.ndarray, quality: int, tool: str = "imagemagick", subsampling: str | None = None, progressive: bool = False
+) -> np.ndarray:
+    """ImageMagick `convert` or GraphicsMagick `gm convert`; subsampling None keeps the tool's default
+    (ImageMagick: 4:4:4 from quality 90, else 4:2:0). A grey [H, W] input gives a grey JPEG."""
+    cmd = ["convert"] if tool == "imagemagick" else ["gm", "convert"]
+    cmd += ["pnm:-", "-quality", str(int(quality))]
+    if subsampling is not None:
+        cmd += ["-sampling-factor", _TOOL_SAMPLING[subsampling]]
+    if progressive:
+        cmd += ["-interlace", "Plane"]
+    return _run_encoder(cmd + ["jpg:-"], image)
+
+
+def encode_jpeg_jpegli(image: np.ndarray, quality: int) -> np.ndarray:
+    """Google's jpegli (through pyjpegli; RGB only, so grey art is written as a colour file)."""
+    if pyjpegli is None:
+        raise RuntimeError("pyjpegli is not installed")
+    rgb = np.ascontiguousarray(np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image)
+    return _decode(pyjpegli.encode(rgb.tobytes(), rgb.shape[1], rgb.shape[0], int(quality)))
+
+
 def jpeg_encoders() -> list[str]:
-    return ["pillow", "cv2", "imagecodecs"] + (["mozjpeg", "libjpeg9"] if jpeglib is not None else [])
+    """The JPEG encoders available here (the optional ones when their library or tool is installed)."""
+    encoders = ["pillow", "cv2", "imagecodecs"] + (["mozjpeg", "libjpeg9"] if jpeglib is not None else [])
+    tools = {"cjpeg": "cjpeg", "imagemagick": "convert", "graphicsmagick": "gm"}
+    encoders += [name for name, tool in tools.items() if shutil.which(tool)]
+    return encoders + (["jpegli"] if pyjpegli is not None else [])
 
 
 def random_jpeg(rng: np.random.Generator, rgb: np.ndarray, quality: int, encoder: str | None = None) -> tuple[np.ndarray, str]:
-    """JPEG-compress with a random encoder / subsampling / progressive / optimise choice; returns (rgb, encoder)."""
+    """JPEG-compress with a random encoder / subsampling / progressive / optimise choice; returns (rgb, encoder).
+    A grey [H, W] input gives a grey (one-component) JPEG where the encoder can write one."""
     encoders = jpeg_encoders()
     # Pillow is what most tools use; mozjpeg (web optimisers, squoosh) is the second most valuable.
-    weights = {"pillow": 0.4, "cv2": 0.15, "imagecodecs": 0.1, "mozjpeg": 0.25, "libjpeg9": 0.1}
+    weights = {"pillow": 0.3, "cv2": 0.1, "imagecodecs": 0.07, "mozjpeg": 0.2, "libjpeg9": 0.07, "cjpeg": 0.07,
+               "imagemagick": 0.07, "graphicsmagick": 0.05, "jpegli": 0.07}
     if encoder is None:
         p = np.array([weights[e] for e in encoders])
         encoder = str(rng.choice(encoders, p=p / p.sum()))
     sub = str(rng.choice(["444", "422", "420"], p=[0.3, 0.15, 0.55]))
     progressive, optimize = bool(rng.random() < 0.3), bool(rng.random() < 0.5)
+    if rgb.ndim == 2 and encoder in ("mozjpeg", "libjpeg9"):
+        rgb = np.repeat(rgb[..., None], 3, axis=2)  # jpeglib's writer here takes colour only
     if encoder == "pillow":
         out = encode_jpeg_pillow(rgb, quality, sub, progressive, optimize)
     elif encoder == "cv2":
@@ -138,6 +209,12 @@ def random_jpeg(rng: np.random.Generator, rgb: np.ndarray, quality: int, encoder
         out = encode_jpeg_jpeglib(rgb, quality, "mozjpeg403", sub, base_table=table)
     elif encoder == "libjpeg9":
         out = encode_jpeg_jpeglib(rgb, quality, "9f", sub, progressive=progressive)
+    elif encoder == "cjpeg":
+        out = encode_jpeg_cjpeg(rgb, quality, sub, progressive, optimize, dct=str(rng.choice(["int", "float", "fast"], p=[0.7, 0.2, 0.1])))
+    elif encoder in ("imagemagick", "graphicsmagick"):
+        out = encode_jpeg_magick(rgb, quality, encoder, sub if rng.random() < 0.5 else None, progressive)
+    elif encoder == "jpegli":
+        out = encode_jpeg_jpegli(rgb, quality)
     else:
         raise ValueError(f"unknown JPEG encoder {encoder!r}")
     return out, encoder
@@ -183,15 +260,44 @@ def encode_webp_imagecodecs(rgb: np.ndarray, quality: int, method: int = 4) -> n
 
 
 def encode_webp_cv2(rgb: np.ndarray, quality: int) -> np.ndarray:
-    ok, data = cv2.imencode(".webp", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_WEBP_QUALITY, int(quality)])
+    ok, data = cv2.imencode(".webp", _cv2_order(rgb), [cv2.IMWRITE_WEBP_QUALITY, int(quality)])
     if not ok:
         raise RuntimeError("cv2.imencode webp failed")
     return _decode(data.tobytes())
 
 
+WEBP_PRESETS = ("default", "photo", "picture", "drawing", "icon", "text")
+
+
+def encode_webp_cwebp(image: np.ndarray, quality: int, preset: str = "default", sharp_yuv: bool = False, method: int = 4) -> np.ndarray:
+    """libwebp's cwebp with one of its content presets (they change filtering and spatial noise shaping)."""
+    cmd = ["cwebp", "-quiet", "-preset", preset, "-q", str(int(quality)), "-m", str(int(method))]
+    return _run_encoder(cmd + ["-sharp_yuv"] * sharp_yuv + ["-o", "-", "--", "-"], image)
+
+
+def webp_encoders() -> list[str]:
+    """The WebP encoders available here (cwebp when libwebp's tools are installed)."""
+    return ["pillow", "imagecodecs", "cv2"] + (["cwebp"] if shutil.which("cwebp") else [])
+
+
+def random_cwebp(rng: np.random.Generator, image: np.ndarray, quality: int) -> tuple[np.ndarray, str]:
+    """cwebp with a random preset, method and sometimes -sharp_yuv; returns (rgb, 'cwebp:<preset>[:sharp_yuv]')."""
+    preset, sharp = str(rng.choice(WEBP_PRESETS)), bool(rng.random() < 0.3)
+    out = encode_webp_cwebp(image, quality, preset, sharp, int(rng.integers(0, 7)))
+    return out, f"cwebp:{preset}" + ":sharp_yuv" * sharp
+
+
 def random_webp(rng: np.random.Generator, rgb: np.ndarray, quality: int) -> tuple[np.ndarray, str]:
-    """WebP-compress with a random libwebp build and method 0-6; returns (rgb, encoder)."""
-    encoder = str(rng.choice(["pillow", "imagecodecs", "cv2"], p=[0.6, 0.25, 0.15]))
+    """WebP-compress with a random libwebp build and method 0-6 (cwebp: also a preset); returns (rgb, encoder).
+    A grey [H, W] input is encoded as the RGB picture it is (WebP has no grey mode)."""
+    encoders = webp_encoders()
+    weights = {"pillow": 0.45, "imagecodecs": 0.2, "cv2": 0.1, "cwebp": 0.25}
+    p = np.array([weights[e] for e in encoders])
+    encoder = str(rng.choice(encoders, p=p / p.sum()))
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    if encoder == "cwebp":
+        return random_cwebp(rng, rgb, quality)
     method = int(rng.integers(0, 7))
     if encoder == "pillow":
         return encode_webp_pillow(rgb, quality, method), encoder
@@ -285,10 +391,31 @@ HARD_NEGATIVES = {
 }
 
 
+# Clean art as it is found in the wild (issue #10). Resampling spans what sites and upscalers do: 0.25-0.9
+# down, 2x or 1.25-4x up, every Pillow and OpenCV kernel, sharpened after in a third of the cases.
+WILD_NEGATIVES = {
+    "grey": wild.random_grey,
+    "lineart": wild.random_line_art,
+    "manga": wild.random_manga,
+    "downscaled": lambda rng, rgb: wild.random_resample(rng, rgb, float(rng.uniform(0.25, 0.9)), wild.ALL_KERNELS, 0.3),
+    "upscaled": lambda rng, rgb: wild.random_resample(
+        rng, rgb, float(rng.choice([2.0, rng.uniform(1.25, 4.0)])), wild.ALL_KERNELS, 0.3, max_side=1024),
+    "smooth_render": wild.random_smooth_render,
+}
+# Pictures that look like the wild negatives, to be compressed: the positives that teach content from codec.
+WILD_CONTENT = {"grey": wild.random_grey, "lineart": wild.random_line_art, "manga": wild.random_manga}
+
+
 def degrade_clean(rng: np.random.Generator, rgb: np.ndarray, variant: str = "plain") -> Degraded:
-    """Label-0 sample: the image itself or one of HARD_NEGATIVES (all lossless)."""
-    out = rgb if variant == "plain" else HARD_NEGATIVES[variant](rng, rgb)
-    return Degraded(np.ascontiguousarray(out), CLEAN, float("nan"), "clean" if variant == "plain" else f"clean:{variant}")
+    """Label-0 sample: the image itself, one of HARD_NEGATIVES or one of WILD_NEGATIVES (all lossless)."""
+    if variant == "plain":
+        out, kind = rgb, "clean"
+    elif variant in HARD_NEGATIVES:
+        out, kind = HARD_NEGATIVES[variant](rng, rgb), f"clean:{variant}"
+    else:
+        v = WILD_NEGATIVES[variant](rng, rgb)
+        out, kind = wild.as_rgb(v.image), f"clean:{variant}:{v.detail}"
+    return Degraded(np.ascontiguousarray(out), CLEAN, float("nan"), kind)
 
 
 # ---------------------------------------------------------------- lossy samples
@@ -309,11 +436,16 @@ def sample_webp_quality(rng: np.random.Generator) -> int:
 
 def degrade_lossy(
     rng: np.random.Generator, rgb: np.ndarray, codec: str, quality: int | None = None, double: bool = False,
-    shift: tuple[int, int] | None = None, scale: float | None = None,
+    shift: tuple[int, int] | None = None, scale: float | None = None, content: str | None = None,
 ) -> Degraded:
     """Compress with `codec` ('jpeg' / 'webp'), optionally after a first lossy pass (`double`), then
-    optionally crop `shift` = (dy, dx) off the top-left and resize by `scale`."""
+    optionally crop `shift` = (dy, dx) off the top-left and resize by `scale`. `content` (a WILD_CONTENT key)
+    first turns the art into grey art, line art or manga; grey pictures become one-component JPEGs."""
     parts = []
+    if content is not None:
+        v = WILD_CONTENT[content](rng, rgb)
+        rgb = v.image
+        parts.append(f"on_{content}")
     if double:
         first = str(rng.choice(["jpeg", "webp"], p=[0.7, 0.3]))
         if first == "jpeg":
@@ -333,7 +465,7 @@ def degrade_lossy(
         label = WEBP
     else:
         raise ValueError(f"unknown codec {codec!r}")
-    parts += [codec, enc]
+    parts = [codec, enc] + parts
     if double:
         parts.append(f"double_{first}")
     if shift is not None:
@@ -346,14 +478,20 @@ def degrade_lossy(
 
 
 def random_degradation(rng: np.random.Generator, rgb: np.ndarray) -> Degraded:
-    """The training mix: ~40% clean (half plain, half hard negatives), ~35% JPEG, ~25% WebP.
-    Of the lossy: ~15% double-compressed, ~50% grid-shifted, ~5% lightly resized (a hard case)."""
+    """The training mix: ~48% clean (30% of it plain, 30% hard negatives, 40% wild negatives), ~30% JPEG,
+    ~22% WebP. Of the lossy: ~25% on wild content (grey, line art, manga), ~15% double-compressed, ~50%
+    grid-shifted, ~5% lightly resized (a hard case)."""
     u = rng.random()
-    if u < 0.40:
-        if rng.random() < 0.5:
+    if u < 0.48:
+        v = rng.random()
+        if v < 0.3:
             return degrade_clean(rng, rgb)
-        return degrade_clean(rng, rgb, str(rng.choice(list(HARD_NEGATIVES))))
-    codec = "jpeg" if u < 0.75 else "webp"
+        pool = HARD_NEGATIVES if v < 0.6 else WILD_NEGATIVES
+        return degrade_clean(rng, rgb, str(rng.choice(list(pool))))
+    codec = "jpeg" if u < 0.78 else "webp"
+    content = None
+    if rng.random() < 0.25:
+        content = str(rng.choice(list(WILD_CONTENT), p=[0.5, 0.25, 0.25] if codec == "jpeg" else [0.6, 0.2, 0.2]))
     shift = _random_shift(rng) if rng.random() < 0.5 else None
     scale = float(rng.uniform(0.9, 1.1)) if rng.random() < 0.05 else None
-    return degrade_lossy(rng, rgb, codec, double=bool(rng.random() < 0.15), shift=shift, scale=scale)
+    return degrade_lossy(rng, rgb, codec, double=bool(rng.random() < 0.15), shift=shift, scale=scale, content=content)

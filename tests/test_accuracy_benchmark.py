@@ -1,0 +1,72 @@
+"""benchmarks/accuracy.py's wild groups, flat "no evidence" share, reliability table and bar lines."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for extra in (ROOT / "export", ROOT / "runtime"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+_spec = importlib.util.spec_from_file_location("accuracy_benchmark", ROOT / "benchmarks" / "accuracy.py")
+accuracy = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(accuracy)
+
+
+def _record(kind: str, label: int, pred: str, p_clean: float, evidence=None, quality: str = "") -> dict:
+    return {"path": f"{kind}/x.png", "label": str(label), "quality": quality, "kind": kind, "source": "x.png",
+            "pred": pred, "p_clean": p_clean, "pred_quality": None, "tiles_scored": 1, "evidence": evidence}
+
+
+def test_groups_flat_evidence_and_wild_bar():
+    records = (
+        [_record("clean", 0, "clean", 0.99)] * 19 + [_record("clean", 0, "jpeg", 0.3)]  # originals: 5% flagged
+        + [_record("grey", 0, "webp", 0.1)] + [_record("grey", 0, "clean", 0.9)] * 3  # grey: 25%
+        + [_record("flat", 0, "clean", 0.6, "none")] * 3 + [_record("flat", 0, "clean", 0.6, "single")]
+        + [_record("jpeg_cjpeg", 1, "jpeg", 0.0, quality="50")] * 9 + [_record("jpeg_pillow", 1, "webp", 0.0, quality="97")]
+    )
+    s = accuracy.evaluate(records, [])
+    assert s["flagged_group_originals"] == 0.05
+    assert s["flagged_group_grey"] == 0.25
+    assert math.isclose(s["flagged_group_all clean kinds"], 2 / 28)
+    assert s["flat_labelled_clean"] == 1.0 and s["flat_no_evidence"] == 0.75
+    assert s["caught_group_plain JPEG, five encoders"] == 1.0
+    assert s["codec_right_group_plain JPEG, five encoders"] == 0.9
+    bar = dict(accuracy.check_wild_bar(s))
+    assert bar["originals flagged <= 5%"] and not bar["grey flagged <= 4%"]
+    assert not bar['blank or flat images: clean with "no evidence"']
+    assert not bar["plain JPEG, five encoders caught >= 99% with the codec right >= 98%"]  # codec right 90%
+    assert "manga flagged <= 6%" not in bar  # a group the set lacks is no line
+
+
+def test_flat_no_evidence_is_unmeasured_without_an_evidence_field():
+    records = [_record("flat", 0, "clean", 0.6)] * 2 + [_record("clean", 0, "clean", 0.9)]
+    s = accuracy.evaluate(records, [])
+    assert s["flat_labelled_clean"] == 1.0 and math.isnan(s["flat_no_evidence"])
+    assert not dict(accuracy.check_wild_bar(s))['blank or flat images: clean with "no evidence"']
+
+
+def test_evidence_word_accepts_the_forms_a_runtime_may_give():
+    class Evidence:
+        word = "none"
+
+    assert accuracy.evidence_word(None) is None
+    assert accuracy.evidence_word("none") == "none"
+    assert accuracy.evidence_word(Evidence()) == "none"
+    assert accuracy.evidence_word({"word": "tiles", "textured_tiles": 3}) == "tiles"
+    assert accuracy.evidence_word(0) == "none" and accuracy.evidence_word(4) == "tiles"
+
+
+def test_reliability_rows_bin_counts_and_ece():
+    p = np.array([0.0, 0.01, 0.5, 0.95, 1.0, 1.0])
+    lossy = np.array([False, False, True, True, True, True])
+    rows = accuracy.reliability_rows(p, lossy)
+    counts = [int(r[1]) for r in rows[:-1]]
+    assert sum(counts) == len(p) and counts[0] == 2 and counts[-1] == 2  # 1.0 falls in the closed last bin
+    assert rows[-1][0] == "ECE" and math.isclose(float(rows[-1][2]), (0.005 * 2 + 0.5 + 0.05) / 6, abs_tol=1e-4)
