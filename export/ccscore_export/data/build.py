@@ -36,6 +36,8 @@ SPLITS = ("train", "val")
 MAX_SIDE = 1024  # larger real images are cropped (not resized: that would be a different image) to this
 # Tiles flatter than this (luma std) hold no codec evidence, and a lossy label on one is pure label noise.
 MIN_TILE_STD = 1.0
+# Share of training images cut to a small crop (24 px to a tile a side), clean and lossy alike.
+SMALL_SHARE = 0.08
 
 
 def _split_code(split: str) -> int:
@@ -87,9 +89,15 @@ def _make_item(args: tuple) -> dict:
     rng = _image_rng(seed, split, index)
     rgb, source = clean_image(rng, _REAL, procedural_share)
     out = degrade.random_degradation(rng, rgb)
-    tiles = content_tiles(out.rgb, tile_size, max_tiles=tiles_per_image).pixels
+    image, kind = out.rgb, out.kind
+    if rng.random() < SMALL_SHARE and min(image.shape[:2]) >= 24:  # small images and crops: the runtime tiles them edge-padded, so must training
+        h, w = image.shape[:2]
+        sh, sw = int(rng.integers(24, min(h, tile_size) + 1)), int(rng.integers(24, min(w, tile_size) + 1))
+        y0, x0 = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
+        image, kind = image[y0 : y0 + sh, x0 : x0 + sw], kind + ":small"
+    tiles = content_tiles(image, tile_size, max_tiles=tiles_per_image).pixels
     tiles = tiles[luma(tiles).std(axis=(1, 2)) >= MIN_TILE_STD]
-    return {"tiles": tiles, "label": out.label, "quality": out.quality, "kind": out.kind, "source": source}
+    return {"tiles": tiles, "label": out.label, "quality": out.quality, "kind": kind, "source": source}
 
 
 def build_tiles(
