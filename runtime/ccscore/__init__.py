@@ -9,20 +9,12 @@ Importing this package needs neither torch nor onnxruntime; creating a `Scorer` 
 (`pip install "ccscore[cpu]"` or `"ccscore[gpu]"`).
 """
 
-from __future__ import annotations
-
 import importlib
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .errors import CCScoreError, ImageError, ModelError, OnnxRuntimeMissing
-    from .results import ScoreResult, TileScore
-    from .scorer import AGGREGATIONS, Scorer
 
 __version__ = "0.1.0"
 
-# Imported on first use: `import ccscore.cli` must not wait for numpy and Pillow (~0.3 s) before the command
-# can install its Ctrl-C handler.
+# Imported on first use (not even `typing` here): `import ccscore.cli` must not wait for numpy and Pillow
+# (~0.3 s) before the command can install its Ctrl-C handler.
 _LAZY = {"CCScoreError": "errors", "ImageError": "errors", "ModelError": "errors", "OnnxRuntimeMissing": "errors",
          "ScoreResult": "results", "TileScore": "results", "AGGREGATIONS": "scorer", "Scorer": "scorer"}
 

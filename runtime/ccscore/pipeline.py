@@ -68,30 +68,27 @@ def decode_one(path: str, spec: TileSpec):
         return f"{path}: cannot process image ({type(exc).__name__}: {one_line(exc)})"
 
 
-def _watch_parent(pid: int, interval: float = 0.5) -> None:
-    """Exits this worker once the main process is gone (killed with SIGKILL, it cannot tell us)."""
+def _watch_parent(parent: int, interval: float = 0.5) -> None:
+    """Exits this worker once its parent is gone (killed with SIGKILL, it cannot tell us). The parent is the
+    main process, or the forkserver, which exits with it. A dead parent's child is adopted at once, even while
+    the parent lingers unreaped as a zombie (which os.kill(pid, 0) would still find): so watch getppid()."""
     while True:
         time.sleep(interval)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if os.getppid() != parent:
             os._exit(0)
-        except OSError:
-            pass  # exists, but not ours to signal
 
 
-def _worker_init(parent_pid: Optional[int] = None) -> None:
+def _worker_init() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle, not a traceback here
-    if parent_pid is not None:
-        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _worker_main(conn, parent_pid: Optional[int]) -> None:
+def _worker_main(conn) -> None:
     """A decode process: (seq, path, spec) in, (seq, decode_one's result) out, one file at a time, until EOF."""
-    _worker_init(parent_pid)
+    _worker_init()
     from . import images, tiling  # noqa: F401  (imported now, while idle, not on the first image)
 
     while True:
@@ -175,7 +172,7 @@ class DecodePool:
     @staticmethod
     def _start(ctx) -> _Worker:
         ours, theirs = ctx.Pipe()
-        process = ctx.Process(target=_worker_main, args=(theirs, os.getpid()), daemon=True)
+        process = ctx.Process(target=_worker_main, args=(theirs,), daemon=True)
         process.start()
         theirs.close()  # only the worker holds its end now, so its death reads as EOF here
         return _Worker(process, ours)
@@ -195,17 +192,18 @@ class DecodePool:
             while seq not in self._results:
                 if self._failure is not None:
                     raise RuntimeError(f"the decode pool failed: {self._failure!r}") from self._failure
-                self._cv.wait()
+                # Bounded: Ctrl-C delivered to another thread must still reach this one within a moment.
+                self._cv.wait(0.2)
             return self._results.pop(seq)
 
     def close(self) -> None:
-        with self._cv:
-            if self._closed:
-                return
-            self._closed = True
+        # No lock taken here: a Ctrl-C that struck while this thread held it may have left it held.
+        if self._closed:
+            return
+        self._closed = True
         atexit.unregister(self.close)
         self._wake_w.send_bytes(b"")
-        self._thread.join()
+        self._thread.join(timeout=10)  # it only ever waits on its pipes, and is woken above
         for w in self._workers:
             w.process.kill()  # a worker may be stuck in a decoder: nothing it holds needs a clean exit
         for w in self._workers:
@@ -218,10 +216,8 @@ class DecodePool:
 
     def _dispatch(self) -> None:
         try:
-            while True:
+            while not self._closed:
                 with self._cv:
-                    if self._closed:
-                        return
                     idle = [w for w in self._workers if w.task is None]
                     tasks = [self._todo.popleft() for _ in range(min(len(idle), len(self._todo)))]
                 for w, (seq, path, spec) in zip(idle, tasks):
