@@ -90,7 +90,7 @@ def _decode_workers(pid: int) -> list[int]:
 def test_workers_killed_mid_run_cost_only_their_files(stub_model, tmp_path):
     """SIGKILL every decode worker twice while a folder run is under way: it still ends with one record per
     file; the files in flight, and only they, get a 'decoder died' record (exit 1)."""
-    files = _pictures(tmp_path / "in", 160, (640, 480))
+    files = _pictures(tmp_path / "in", 80, (512, 384))
     out = tmp_path / "out.jsonl"
     proc = subprocess.Popen([*CLI, str(tmp_path / "in"), "--model", str(stub_model), "--output", str(out),
                              "--workers", "2"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -98,7 +98,7 @@ def test_workers_killed_mid_run_cost_only_their_files(stub_model, tmp_path):
         killed = 0
         for _ in range(2):
             deadline = time.monotonic() + 60
-            while (not out.exists() or out.stat().st_size < 2000) and time.monotonic() < deadline:
+            while (not out.exists() or out.stat().st_size < 1000) and time.monotonic() < deadline:
                 time.sleep(0.02)
             for pid in _decode_workers(proc.pid):
                 os.kill(pid, signal.SIGKILL)

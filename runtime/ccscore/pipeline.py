@@ -87,10 +87,12 @@ def _worker_init() -> None:
 
 
 def _worker_main(conn) -> None:
-    """A decode process: (seq, path, spec) in, (seq, decode_one's result) out, one file at a time, until EOF."""
+    """A decode process: None (ready) out first, then (seq, path, spec) in and (seq, decode_one's result) out,
+    one file at a time, until EOF."""
     _worker_init()
-    from . import images, tiling  # noqa: F401  (imported now, while idle, not on the first image)
+    from . import images, tiling  # noqa: F401  (imported now, not on the first image's time)
 
+    conn.send(None)
     while True:
         try:
             task = conn.recv()
@@ -139,6 +141,7 @@ def _too_slow(path: str, limit: float) -> str:
 class _Worker:
     process: Any
     conn: Any  # this process's end of the worker's pipe
+    ready: bool = False  # started up: its first file's time limit does not pay for the start
     task: Optional[tuple[int, str]] = None  # (seq, path) of the file in flight
     deadline: float = math.inf
 
@@ -218,15 +221,14 @@ class DecodePool:
         try:
             while not self._closed:
                 with self._cv:
-                    idle = [w for w in self._workers if w.task is None]
+                    idle = [w for w in self._workers if w.ready and w.task is None]
                     tasks = [self._todo.popleft() for _ in range(min(len(idle), len(self._todo)))]
                 for w, (seq, path, spec) in zip(idle, tasks):
                     self._give(w, seq, path, spec)
-                busy = [w for w in self._workers if w.task is not None]
-                deadline = min((w.deadline for w in busy), default=math.inf)
+                talking = [w.conn for w in self._workers if w.task is not None or not w.ready]
+                deadline = min(w.deadline for w in self._workers)
                 timeout = None if deadline == math.inf else max(0.0, deadline - time.monotonic())
-                ready = set(wait([self._wake_r] + [w.conn for w in busy] + [w.process.sentinel for w in self._workers],
-                                 timeout))
+                ready = set(wait([self._wake_r] + talking + [w.process.sentinel for w in self._workers], timeout))
                 if self._wake_r in ready:
                     while self._wake_r.poll():
                         self._wake_r.recv_bytes()
@@ -253,13 +255,19 @@ class DecodePool:
             pass  # the worker is dead: its sentinel says so next, and the file gets its record then
 
     def _receive(self, w: _Worker) -> bool:
-        """Takes the worker's result; False when its pipe is closed or broken off mid-message (it died)."""
+        """Takes the worker's message; False when its pipe is closed or broken off mid-message (it died)."""
         try:
-            seq, out = w.conn.recv()
+            message = w.conn.recv()
         except (EOFError, OSError):
             return False
         except Exception as exc:  # a result that cannot be read back is that file's error, not the run's
-            seq, out = w.task[0], f"{w.task[1]}: cannot read the decoder's result ({type(exc).__name__})"
+            if w.task is None:
+                return False
+            message = (w.task[0], f"{w.task[1]}: cannot read the decoder's result ({type(exc).__name__})")
+        if message is None:
+            w.ready = True
+            return True
+        seq, out = message
         w.task, w.deadline = None, math.inf
         self._put(seq, out)
         return True
