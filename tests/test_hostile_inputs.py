@@ -179,6 +179,10 @@ def test_a_single_slow_file_on_the_command_line_is_stopped_too(stub_model, tmp_p
 # ---------------------------------------------------------------- extreme shapes
 
 
+def _cap_address_space() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+
 DECODE_PEAK = """
 import json, resource, sys
 from ccscore.images import load_image
@@ -196,12 +200,8 @@ def test_a_strip_image_tiles_in_bounded_memory(tmp_path, width, height):
     path = tmp_path / f"strip-{width}x{height}.png"
     path.write_bytes(strip_png(width, height))
     tilings = {"content": 128, "city96_fivecrop": 224}
-
-    def cap_memory():
-        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
-
     proc = subprocess.run([sys.executable, "-c", DECODE_PEAK, str(path), json.dumps(list(tilings.items()))],
-                          capture_output=True, text=True, env=ENV, timeout=300, preexec_fn=cap_memory)
+                          capture_output=True, text=True, env=ENV, timeout=300, preexec_fn=_cap_address_space)
     assert proc.returncode == 0, proc.stderr
     shapes, size, peak = json.loads(proc.stdout)
     assert shapes == {name: [1, tile, tile, 3] for name, tile in tilings.items()} and size == [width, height]
@@ -211,7 +211,7 @@ def test_a_strip_image_tiles_in_bounded_memory(tmp_path, width, height):
 def test_a_strip_image_gets_its_record(stub_model, tmp_path):
     path = tmp_path / "strip.png"
     path.write_bytes(strip_png(20_000_000, 1))
-    proc = run(str(path), "--model", str(stub_model), "--jsonl", timeout=300)
+    proc = run(str(path), "--model", str(stub_model), "--jsonl", timeout=300, preexec_fn=_cap_address_space)
     assert proc.returncode == 0, proc.stderr.decode()
     record = json.loads(proc.stdout)
     assert (record["width"], record["height"]) == (20_000_000, 1) and record["label"]
