@@ -287,16 +287,17 @@ def test_an_unreadable_file_on_the_command_line_gets_its_record(stub_model, tmp_
 
 def test_ctrl_c_at_any_moment_exits_130_without_a_traceback(stub_model, tmp_path):
     """From just after the handler can exist (before, Python itself owns SIGINT: the time a bare interpreter
-    takes to import `signal`) through start-up and the run."""
-    _pictures(tmp_path / "in", 200)  # one worker: still running after a second and a half
+    takes to import `signal`) through start-up and into the run, where a decoder is stuck on a file for minutes."""
+    _pictures(tmp_path / "in", 20)
+    (tmp_path / "in" / "000-scans.jpg").write_bytes(many_scans_jpeg())
     start = time.monotonic()
     subprocess.run([sys.executable, "-c", "import signal"], check=True, env=ENV)
     interpreter = time.monotonic() - start
-    for delay in (0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 1.5):
-        proc = subprocess.Popen([*CLI, str(tmp_path / "in"), "--model", str(stub_model), "--jsonl", "--workers", "1"],
-                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for delay in (0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 3.0):
+        proc = subprocess.Popen([*CLI, str(tmp_path / "in"), "--model", str(stub_model), "--jsonl", "--workers", "1",
+                                 "--file-timeout", "0"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(interpreter + delay)
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        _, stderr = proc.communicate(timeout=20)  # the stuck file alone decodes for minutes
         assert (proc.returncode, b"Traceback" in stderr) == (130, False), (delay, stderr.decode())
         assert stderr.decode().splitlines()[-1].startswith("ccscore: interrupted"), (delay, stderr.decode())
