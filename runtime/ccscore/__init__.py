@@ -9,11 +9,23 @@ Importing this package needs neither torch nor onnxruntime; creating a `Scorer` 
 (`pip install "ccscore[cpu]"` or `"ccscore[gpu]"`).
 """
 
-from .errors import CCScoreError, ImageError, ModelError, ModelOutputError, OnnxRuntimeMissing
-from .results import ScoreFailure, ScoreResult, TileScore
-from .scorer import AGGREGATIONS, Scorer
+import importlib
 
 __version__ = "0.1.0"
+
+# Imported on first use (not even `typing` here): `import ccscore.cli` must not wait for numpy and Pillow
+# (~0.3 s) before the command can install its Ctrl-C handler.
+_LAZY = {"CCScoreError": "errors", "ImageError": "errors", "ModelError": "errors", "ModelOutputError": "errors",
+         "OnnxRuntimeMissing": "errors", "ScoreFailure": "results", "ScoreResult": "results", "TileScore": "results",
+         "AGGREGATIONS": "scorer", "Scorer": "scorer"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "AGGREGATIONS",

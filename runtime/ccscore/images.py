@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
-from typing import Optional, Union
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -125,21 +126,41 @@ class DecodedImage:
         return _pil_array(green)
 
 
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def open_regular_file(path: Path) -> BinaryIO:
+    """Opens a regular file for reading; anything else is an `ImageError`.
+
+    The check is on the open descriptor, so a FIFO or device swapped in after the folder was listed is refused
+    too; O_NONBLOCK keeps the open itself from waiting for a FIFO's writer (regular files ignore it).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+            raise ImageError(f"{path} is {kind}, not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def open_image(path: Union[str, os.PathLike], max_pixels: int | None = None) -> Image.Image:
     """Opens and fully decodes the first frame, EXIF orientation applied; every failure is an `ImageError`."""
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     p = Path(path)
-    if p.is_dir():
-        raise ImageError(f"{p} is a directory")
     pillow_limit = Image.MAX_IMAGE_PIXELS
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), open_regular_file(p) as fp:
             # Our own limit below decides; Pillow's warning would only be noise on stderr, and its open-time
             # bomb check (at twice its limit) must not refuse what a larger --max-pixels allows.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             if pillow_limit is not None and limit > pillow_limit:
                 Image.MAX_IMAGE_PIXELS = limit
-            im = Image.open(p)
+            im = Image.open(fp)
             width, height = im.size
             if width * height > limit:
                 raise ImageError(f"{p}: {width}x{height} = {width * height / 1e6:.0f} megapixels exceeds "
@@ -151,6 +172,8 @@ def open_image(path: Union[str, os.PathLike], max_pixels: int | None = None) -> 
         raise
     except FileNotFoundError:
         raise ImageError(f"{p}: no such file") from None
+    except PermissionError:
+        raise ImageError(f"{p}: permission denied") from None
     except Image.DecompressionBombError:
         raise ImageError(f"{p}: image exceeds the decompression-bomb limit (--max-pixels)") from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files

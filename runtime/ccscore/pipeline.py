@@ -1,37 +1,41 @@
 """Streaming folder runs: decode and tile in worker processes, score in batches, keep input order.
 
-    inputs --> [bounded window of decode tasks in worker processes] --> tiles, in input order
+    inputs --> [bounded window of files in flight in decode processes] --> tiles, in input order
            --> batches of ~batch_size tiles --> one session run each --> records, one write per batch
 
 - Workers import only Pillow, numpy and ccscore's decoding/tiling code, never onnxruntime: the one
   session lives in the main process. Workers send back tiles (<= max_tiles x T x T x 3 bytes per image),
   not decoded images.
-- At most `window` tasks are in flight, so memory stays flat whatever the number of inputs; the
+- At most `window` files are in flight, so memory stays flat whatever the number of inputs; the
   window is larger than a batch, so workers keep decoding while the session runs.
-- A worker that dies (a decoder crash, the OOM killer) costs a retry of the tasks in flight; a task
-  that kills a worker twice becomes an error record.
+- Each worker holds one file at a time, so the main process always knows which file a worker is on: a worker
+  that dies (a decoder crash, the OOM killer) costs that one file an error record, and a worker past the
+  per-file time limit is killed and its file recorded as too slow; either way a new worker takes its place.
 - The CLI starts its workers before the session exists (`start_workers`), with a plain fork on Linux, so they
-  decode while the session is created. Pools started later (after a worker crash, or by library callers)
-  use `forkserver` on Linux (onnxruntime's thread pools make plain fork unsafe once a session exists) and
-  `spawn` elsewhere.
+  decode while the session is created. Workers started later (replacements, or pools started by library
+  callers) use `forkserver` on Linux (onnxruntime's thread pools make plain fork unsafe once a session
+  exists) and `spawn` elsewhere.
 """
 
 from __future__ import annotations
 
+import atexit
+import math
 import multiprocessing
 import os
 import sys
 import threading
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from multiprocessing.connection import wait
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
 from .inputs import InputItem
+
+DEFAULT_FILE_TIMEOUT = 60.0  # seconds one file may take to decode and tile in a worker
 
 # ---------------------------------------------------------------- decoding (runs in the workers)
 
@@ -64,29 +68,44 @@ def decode_one(path: str, spec: TileSpec):
         return f"{path}: cannot process image ({type(exc).__name__}: {one_line(exc)})"
 
 
-def decode_chunk(paths: Sequence[str], spec: TileSpec) -> list:
-    return [decode_one(p, spec) for p in paths]
-
-
-def _watch_parent(pid: int, interval: float = 0.5) -> None:
-    """Exits this worker once the main process is gone (killed with SIGKILL, it cannot tell us)."""
+def _watch_parent(parent: int, interval: float = 0.5) -> None:
+    """Exits this worker once its parent is gone (killed with SIGKILL, it cannot tell us). The parent is the
+    main process, or the forkserver, which exits with it. A dead parent's child is adopted at once, even while
+    the parent lingers unreaped as a zombie (which os.kill(pid, 0) would still find): so watch getppid()."""
     while True:
         time.sleep(interval)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if os.getppid() != parent:
             os._exit(0)
-        except OSError:
-            pass  # exists, but not ours to signal
 
 
-def _worker_init(parent_pid: Optional[int] = None) -> None:
+def _worker_init() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle, not a traceback here
-    if parent_pid is not None:
-        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _worker_main(conn) -> None:
+    """A decode process: None (ready) out first, then (seq, path, spec) in and (seq, decode_one's result) out,
+    one file at a time, until EOF."""
+    _worker_init()
+    from . import images, tiling  # noqa: F401  (imported now, not on the first image's time)
+
+    conn.send(None)
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        seq, path, spec = task
+        out = decode_one(path, spec)
+        try:
+            conn.send((seq, out))
+        except OSError:
+            return
 
 
 def mp_context():
@@ -99,15 +118,6 @@ def mp_context():
     return multiprocessing.get_context("spawn")
 
 
-def _new_pool(workers: int, ctx) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                               initargs=(os.getpid(),))
-
-
-def _ready() -> None:
-    from . import images, tiling  # noqa: F401  (imported now, not on the first image)
-
-
 def _fork_is_safe() -> bool:
     # Before onnxruntime is imported (so before any session and its thread pools) and while this process runs
     # no other Python thread, a plain fork copies nothing that could deadlock in the child.
@@ -115,12 +125,179 @@ def _fork_is_safe() -> bool:
             and "onnxruntime" not in sys.modules and threading.active_count() == 1)
 
 
-def start_workers(workers: int) -> Optional[ProcessPoolExecutor]:
+# ---------------------------------------------------------------- the pool of decode processes
+
+
+def _died(path: str, exitcode: Optional[int]) -> str:
+    how = f"killed by signal {-exitcode}" if exitcode and exitcode < 0 else f"exit status {exitcode}"
+    return f"{path}: decoder died on this file ({how}: a crash, or the system ran out of memory)"
+
+
+def _too_slow(path: str, limit: float) -> str:
+    return f"{path}: too slow: decoding took over {limit:g} s (--file-timeout)"
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Any  # this process's end of the worker's pipe
+    ready: bool = False  # started up: its first file's time limit does not pay for the start
+    task: Optional[tuple[int, str]] = None  # (seq, path) of the file in flight
+    deadline: float = math.inf
+
+
+class DecodePool:
+    """Decode processes fed one file at a time by a dispatching thread, which also replaces any that die.
+
+    `submit` queues a file and returns its ticket; `result` waits for that file's outcome: decode_one's result,
+    or an error string when the worker died on it or ran past `file_timeout` seconds (then it is killed).
+    Each file gets exactly one outcome whatever happens to the workers. `close` kills the workers.
+    """
+
+    def __init__(self, workers: int, file_timeout: Optional[float] = None, ctx=None):
+        if workers < 1:
+            raise ValueError("a DecodePool needs at least one worker")
+        self.file_timeout = file_timeout
+        self._replacement_ctx = None  # mp_context(), made when a first replacement is needed
+        first_ctx = ctx or mp_context()
+        self._workers = [self._start(first_ctx) for _ in range(workers)]
+        self._cv = threading.Condition()
+        self._todo: deque = deque()  # (seq, path, spec) not yet given to a worker
+        self._results: dict = {}  # seq -> outcome, until taken
+        self._next = 0
+        self._closed = False
+        self._failure: Optional[BaseException] = None
+        self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
+        self._thread = threading.Thread(target=self._dispatch, name="ccscore-decode", daemon=True)
+        self._thread.start()  # after the forks above: a forked child must not inherit a running thread
+        atexit.register(self.close)  # before multiprocessing's own exit handler stops the workers under it
+
+    @staticmethod
+    def _start(ctx) -> _Worker:
+        ours, theirs = ctx.Pipe()
+        process = ctx.Process(target=_worker_main, args=(theirs,), daemon=True)
+        process.start()
+        theirs.close()  # only the worker holds its end now, so its death reads as EOF here
+        return _Worker(process, ours)
+
+    def submit(self, path: str, spec: TileSpec) -> int:
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("the decode pool is closed")
+            seq = self._next
+            self._next += 1
+            self._todo.append((seq, path, spec))
+        self._wake_w.send_bytes(b"")
+        return seq
+
+    def result(self, seq: int):
+        with self._cv:
+            while seq not in self._results:
+                if self._failure is not None:
+                    raise RuntimeError(f"the decode pool failed: {self._failure!r}") from self._failure
+                # Bounded: Ctrl-C delivered to another thread must still reach this one within a moment.
+                self._cv.wait(0.2)
+            return self._results.pop(seq)
+
+    def close(self) -> None:
+        # No lock taken here: a Ctrl-C that struck while this thread held it may have left it held.
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        self._wake_w.send_bytes(b"")
+        self._thread.join(timeout=10)  # it only ever waits on its pipes, and is woken above
+        for w in self._workers:
+            w.process.kill()  # a worker may be stuck in a decoder: nothing it holds needs a clean exit
+        for w in self._workers:
+            w.process.join()
+            w.conn.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- the dispatching thread
+
+    def _dispatch(self) -> None:
+        try:
+            while not self._closed:
+                with self._cv:
+                    idle = [w for w in self._workers if w.ready and w.task is None]
+                    tasks = [self._todo.popleft() for _ in range(min(len(idle), len(self._todo)))]
+                for w, (seq, path, spec) in zip(idle, tasks):
+                    self._give(w, seq, path, spec)
+                talking = [w.conn for w in self._workers if w.task is not None or not w.ready]
+                deadline = min(w.deadline for w in self._workers)
+                timeout = None if deadline == math.inf else max(0.0, deadline - time.monotonic())
+                ready = set(wait([self._wake_r] + talking + [w.process.sentinel for w in self._workers], timeout))
+                if self._wake_r in ready:
+                    while self._wake_r.poll():
+                        self._wake_r.recv_bytes()
+                for i, w in enumerate(self._workers):
+                    exited = w.process.sentinel in ready
+                    readable = w.conn in ready or (exited and w.conn.poll())
+                    if (readable and not self._receive(w)) or exited:  # EOF on its pipe: it died too
+                        self._replace(i, too_slow=False)
+                now = time.monotonic()
+                for i, w in enumerate(self._workers):
+                    if w.task is not None and now >= w.deadline:
+                        self._replace(i, too_slow=True)
+        except BaseException as exc:  # a bug here must not leave the main thread waiting forever
+            with self._cv:
+                self._failure = exc
+                self._cv.notify_all()
+
+    def _give(self, w: _Worker, seq: int, path: str, spec: TileSpec) -> None:
+        w.task = (seq, path)
+        w.deadline = time.monotonic() + self.file_timeout if self.file_timeout else math.inf
+        try:
+            w.conn.send((seq, path, spec))
+        except OSError:
+            pass  # the worker is dead: its sentinel says so next, and the file gets its record then
+
+    def _receive(self, w: _Worker) -> bool:
+        """Takes the worker's message; False when its pipe is closed or broken off mid-message (it died)."""
+        try:
+            message = w.conn.recv()
+        except (EOFError, OSError):
+            return False
+        except Exception as exc:  # a result that cannot be read back is that file's error, not the run's
+            if w.task is None:
+                return False
+            message = (w.task[0], f"{w.task[1]}: cannot read the decoder's result ({type(exc).__name__})")
+        if message is None:
+            w.ready = True
+            return True
+        seq, out = message
+        w.task, w.deadline = None, math.inf
+        self._put(seq, out)
+        return True
+
+    def _put(self, seq: int, out) -> None:
+        with self._cv:
+            self._results[seq] = out
+            self._cv.notify_all()
+
+    def _replace(self, i: int, too_slow: bool) -> None:
+        """Kills worker i (when not dead already) and starts another; its file in flight, if any, gets its
+        error record: too slow, or the decoder died on it."""
+        w = self._workers[i]
+        w.process.kill()
+        w.process.join()
+        w.conn.close()
+        if w.task is not None:
+            seq, path = w.task
+            self._put(seq, _too_slow(path, self.file_timeout) if too_slow else _died(path, w.process.exitcode))
+        if self._replacement_ctx is None:
+            self._replacement_ctx = mp_context()
+        self._workers[i] = self._start(self._replacement_ctx)
+
+
+def start_workers(workers: int, file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT) -> Optional[DecodePool]:
     """Starts `workers` decode processes now, before the session exists, so that they decode while it is
-    created. Hand the pool to `run_pipeline`, which shuts it down. None for 0.
+    created. Hand the pool to `run_pipeline`, which closes it. None for 0.
 
     Started this early they can be forked from this process (~10 ms) rather than from a fresh forkserver
-    (~250 ms); pools started later (after a worker crash) use `mp_context()`.
+    (~250 ms); replacements started later use `mp_context()`.
     """
     if workers <= 0:
         return None
@@ -130,10 +307,7 @@ def start_workers(workers: int) -> Optional[ProcessPoolExecutor]:
         ctx = multiprocessing.get_context("fork")
     else:
         ctx = mp_context()
-    pool = _new_pool(workers, ctx)
-    for _ in range(workers):
-        pool.submit(_ready)
-    return pool
+    return DecodePool(workers, file_timeout, ctx)
 
 
 # ---------------------------------------------------------------- ordered, bounded decoding
@@ -155,82 +329,34 @@ def _as_decoded(item: InputItem, out) -> Decoded:
     return Decoded(item, pixels, boxes, size)
 
 
-def _chunks(items: Iterable[InputItem], size: int) -> Iterator[list[InputItem]]:
-    chunk: list[InputItem] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, chunksize: int = 2,
-                  window: Optional[int] = None, pool: Optional[ProcessPoolExecutor] = None) -> Iterator[Decoded]:
-    """Decoded images in input order. workers=0 decodes in this process. `pool`: workers already started
-    (see `start_workers`); shut down here like the pools made here."""
-    if workers <= 0:
+def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, window: Optional[int] = None,
+                  pool: Optional[DecodePool] = None,
+                  file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT) -> Iterator[Decoded]:
+    """Decoded images in input order. workers=0 decodes in this process, where no time limit can stop a
+    decoder. `pool`: workers already started (see `start_workers`, which sets their time limit); closed
+    here like the pools made here."""
+    if workers <= 0 and pool is None:
         for item in items:
             yield _as_decoded(item, decode_one(item.path, spec))
         return
 
-    window = window or max(4, workers * 4)
-    ctx = mp_context()
-    pool = pool or _new_pool(workers, ctx)
-    pending: deque = deque()  # (chunk, future)
-    chunks = _chunks(items, chunksize)
-    exhausted = False
+    pool = pool or DecodePool(workers, file_timeout)
+    window = window or max(8, len(pool._workers) * 8)
+    pending: deque = deque()  # (item, ticket), in input order
+    items = iter(items)
     try:
         while True:
-            while not exhausted and len(pending) < window:
-                chunk = next(chunks, None)
-                if chunk is None:
-                    exhausted = True
+            while len(pending) < window:
+                item = next(items, None)
+                if item is None:
                     break
-                pending.append((chunk, pool.submit(decode_chunk, [i.path for i in chunk], spec)))
+                pending.append((item, pool.submit(item.path, spec)))
             if not pending:
                 return
-            chunk, future = pending[0]
-            try:
-                outs = future.result()
-            except BrokenProcessPool:
-                # A worker died and took every task in flight with it. Keep what had finished; decode the
-                # rest again one image at a time, alone, so that a second crash names the culprit exactly.
-                pool.shutdown(wait=False, cancel_futures=True)
-                yield from _recover(pending, spec, ctx)
-                pending.clear()
-                pool = _new_pool(workers, ctx)
-                continue
-            pending.popleft()
-            for item, out in zip(chunk, outs):
-                yield _as_decoded(item, out)
+            item, ticket = pending.popleft()
+            yield _as_decoded(item, pool.result(ticket))
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _recover(pending: deque, spec: TileSpec, ctx) -> Iterator[Decoded]:
-    """In input order: results of tasks that finished before a crash, then the others retried one by one."""
-    solo = None
-    try:
-        for chunk, future in pending:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                for item, out in zip(chunk, future.result()):
-                    yield _as_decoded(item, out)
-                continue
-            for item in chunk:
-                solo = solo or _new_pool(1, ctx)
-                try:
-                    (out,) = solo.submit(decode_chunk, [item.path], spec).result()
-                except BrokenProcessPool:
-                    solo.shutdown(wait=False, cancel_futures=True)
-                    solo = None
-                    yield Decoded(item, error=f"{item.path}: the decoder crashed on this file")
-                    continue
-                yield _as_decoded(item, out)
-    finally:
-        if solo is not None:
-            solo.shutdown(wait=True)
+        pool.close()
 
 
 # ---------------------------------------------------------------- batching and scoring
@@ -328,15 +454,16 @@ def format_seconds(s: float) -> str:
 
 
 def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: int,
-                 on_batch: Callable[[list[tuple[Decoded, dict]]], None], chunksize: int = 2,
-                 with_tiles: bool = False, pool: Optional[ProcessPoolExecutor] = None) -> None:
-    """Decodes, scores and hands each batch's (decoded, record) pairs to `on_batch`, in input order."""
+                 on_batch: Callable[[list[tuple[Decoded, dict]]], None], with_tiles: bool = False,
+                 pool: Optional[DecodePool] = None) -> None:
+    """Decodes, scores and hands each batch's (decoded, record) pairs to `on_batch`, in input order.
+    Decoding a file in a worker may take `scorer.file_timeout` seconds (a `pool` brings its own limit)."""
     spec = TileSpec(scorer.info.tiling, scorer.info.tile_size, dict(scorer.tiling_params), scorer.max_pixels)
     # Enough images in flight to fill the next batch while the session runs the current one.
     per_image = max(1, int(spec.params.get("max_tiles", 8)))
     images_per_batch = max(1, -(-batch_tiles // per_image))
-    window = max(workers * 4, -(-2 * images_per_batch // chunksize), 4)
-    stream = decode_stream(items, spec, workers, chunksize=chunksize, window=window, pool=pool)
+    window = max(workers * 8, 2 * images_per_batch, 8)
+    stream = decode_stream(items, spec, workers, window=window, pool=pool, file_timeout=scorer.file_timeout)
     try:
         for batch in batches(stream, batch_tiles):
             on_batch(score_batch(scorer, batch, with_tiles))

@@ -13,6 +13,7 @@ from .errors import ModelError, ModelOutputError, one_line
 from .evidence import MIN_VOTES, ImageEvidence, image_evidence
 from .images import ImageInput, load_image
 from .model_info import MAX_TILES_RANGE, PHASES, PROBS, QUALITY, ModelInfo, default_model_path, number
+from .pipeline import DEFAULT_FILE_TIMEOUT
 from .providers import Device, Session, create_session, import_onnxruntime
 from .results import ScoreFailure, ScoreResult, TileScore
 from .tiling import Box, Tiles, make_tiles
@@ -164,12 +165,16 @@ class Scorer:
     device: "auto" (CUDA when onnxruntime-gpu has it, else CPU), "cpu", "cuda", or a list of providers.
     aggregate / threshold / max_tiles: override the model's defaults from its metadata.
     all_tiles: score every chosen tile, never stopping early (see `EarlyStop`; the model's metadata sets it).
+    file_timeout: seconds one file may take to decode and tile in `pipeline.run_pipeline`'s worker processes
+        before it is killed and recorded as too slow (None: no limit). Decoding in this process (`score`,
+        `score_many`) cannot be stopped midway: use the pipeline for untrusted files.
     """
 
     def __init__(self, model: Optional[os.PathLike | str] = None, device: Device = "auto",
                  aggregate: Optional[str] = None, threshold: Optional[float] = None,
                  max_tiles: Optional[int] = None, batch_size: int = 64, max_pixels: Optional[int] = None,
-                 intra_op_threads: Optional[int] = None, all_tiles: bool = False):
+                 intra_op_threads: Optional[int] = None, all_tiles: bool = False,
+                 file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT):
         import_onnxruntime()  # the most basic missing piece is reported first
         path = Path(model) if model is not None else default_model_path()
         if not path.is_file():
@@ -198,6 +203,9 @@ class Scorer:
             self.tiling_params["max_tiles"] = number("max_tiles", max_tiles, int, *MAX_TILES_RANGE)
         self.batch_size = batch_size
         self.max_pixels = max_pixels
+        if file_timeout is not None and not file_timeout > 0:
+            raise ValueError(f"file_timeout must be a positive number of seconds or None, got {file_timeout}")
+        self.file_timeout = file_timeout
         stop = self.info.early_stop
         self.early_stop: Optional[EarlyStop] = None
         if stop and not all_tiles and CLEAN in self.labels:

@@ -149,6 +149,23 @@ def content_tiles(image: DecodedImage | np.ndarray, tile_size: int, max_tiles: i
     return Tiles(pixels, boxes)
 
 
+# Resizing an image larger than this (pixels) resizes only the regions a tiling keeps, from the original.
+# Pillow then gives the same pixels up to +-1 level on a few edge pixels, not bit for bit, so images of ordinary
+# shapes keep the whole resize; extreme aspect ratios would otherwise be resized to gigapixels.
+MAX_RESIZED_PIXELS = 16 * 1024 * 1024
+
+
+def _resized_regions(image, size: tuple[int, int], boxes: list[Box], resample: int) -> list:
+    """The `boxes` (in resized pixels) of `image.resize(size, resample)`, as Pillow images, in bounded memory."""
+    if size == image.size:
+        return [image.crop(box) for box in boxes]
+    if size[0] * size[1] <= MAX_RESIZED_PIXELS:
+        resized = image.resize(size, resample)
+        return [resized.crop(box) for box in boxes]
+    fx, fy = image.size[0] / size[0], image.size[1] / size[1]
+    return [image.resize((r - l, b - t), resample, box=(l * fx, t * fy, r * fx, b * fy)) for l, t, r, b in boxes]
+
+
 # PIL resampling filters by name (the numbers Pillow and Hugging Face preprocessor configs use).
 PIL_RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
 
@@ -183,16 +200,17 @@ def city96_fivecrop_tiles(image: DecodedImage | np.ndarray, tile_size: int, shor
     image = Image.fromarray(rgb)
     sx = sy = 1.0
     if min(width, height) > crop:
+        size = image.size
         if max(width, height) > long_side_limit:
             size = _short_side_to(width, height, resize_to)
-            if size != image.size:
-                image = image.resize(size, PIL_RESAMPLE[presize_resample])
             sx, sy = width / size[0], height / size[1]
-        w, h = image.size
+        w, h = size
         # torchvision five_crop order: top-left, top-right, bottom-left, bottom-right, centre (round half even).
         origins = [(0, 0), (w - crop, 0), (0, h - crop), (w - crop, h - crop),
                    (int(round((w - crop) / 2.0)), int(round((h - crop) / 2.0)))]
-        views = [(x, y, image.crop((x, y, x + crop, y + crop))) for x, y in origins]
+        crops = _resized_regions(image, size, [(x, y, x + crop, y + crop) for x, y in origins],
+                                 PIL_RESAMPLE[presize_resample])
+        views = [(x, y, view) for (x, y), view in zip(origins, crops)]
     else:
         views = [(0, 0, image)]
     pixels = np.empty((len(views), tile_size, tile_size, 3), np.uint8)
@@ -200,9 +218,10 @@ def city96_fivecrop_tiles(image: DecodedImage | np.ndarray, tile_size: int, shor
     for n, (x0, y0, view) in enumerate(views):
         vw, vh = view.size
         rw, rh = _short_side_to(vw, vh, shortest_edge)
-        resized = view.resize((rw, rh), PIL_RESAMPLE[resample]) if (rw, rh) != (vw, vh) else view
         top, left = (rh - tile_size) // 2, (rw - tile_size) // 2  # transformers' center_crop
-        pixels[n] = np.asarray(resized)[top : top + tile_size, left : left + tile_size]
+        (kept,) = _resized_regions(view, (rw, rh), [(left, top, left + tile_size, top + tile_size)],
+                                   PIL_RESAMPLE[resample])
+        pixels[n] = np.asarray(kept)
         fx, fy = vw / rw, vh / rh
         boxes.append((int(round((x0 + left * fx) * sx)), int(round((y0 + top * fy) * sy)),
                       min(width, int(round((x0 + (left + tile_size) * fx) * sx))),

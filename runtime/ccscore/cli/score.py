@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -13,12 +14,14 @@ from typing import List, Optional
 import typer
 
 from ..errors import CCScoreError, one_line
+from ..pipeline import DEFAULT_FILE_TIMEOUT
 from ..providers import DEVICES
 from ..scorer import AGGREGATIONS
+from . import EXIT_INTERRUPTED, exit_interrupted
 
 app = typer.Typer(add_completion=False)
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_BROKEN_PIPE = 0, 1, 2, 141
 SELECTIONS = ("flagged", "clean")
 CPU_BATCH, GPU_BATCH = 8, 64
 
@@ -52,7 +55,7 @@ def _count_inputs(paths: list[str], from_list: Optional[str], exclude: list[str]
 @app.command()
 def score(
     images: Optional[List[Path]] = typer.Argument(None, help="Image files and folders (walked recursively).",
-                                                   show_default=False),
+                                                   show_default=False, readable=False),  # unreadable: a record
     from_list: Optional[str] = typer.Option(None, "--from-list", metavar="FILE",
                                             help="Also score the paths listed in FILE, one a line ('-': stdin)."),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per image on stdout."),
@@ -70,7 +73,11 @@ def score(
     tiles: bool = typer.Option(False, "--tiles", help="Include per-tile scores and boxes (JSONL)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Refuse larger images (default: Pillow's limit)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
-                                          help="Decoding processes (default: number of cores; 0: decode in-process)."),
+                                          help="Decoding processes (default: number of cores; 0: decode in-process, "
+                                               "where --file-timeout cannot apply)."),
+    file_timeout: float = typer.Option(DEFAULT_FILE_TIMEOUT, "--file-timeout", metavar="SECONDS", min=0,
+                                       help="A file that takes longer to decode gets a 'too slow' error record "
+                                            "(its decoding process is killed and replaced; 0: no limit)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
                                              help="Tiles scored, and records written, together, across images "
                                                   "(default: 8 on CPU, 64 on GPU; on CPU the session itself runs "
@@ -130,21 +137,22 @@ def score(
                 fail(f"--{targets[0][0]}-to {targets[0][1]} is, or holds, the input folder {p}; "
                      f"choose a destination outside it")
 
+    time_limit = file_timeout or None
     if workers is None:
         only_few_files = from_list is None and len(paths) <= 2 and not any(os.path.isdir(p) for p in paths)
-        workers = 0 if only_few_files else (os.cpu_count() or 1)
-    pool = start_workers(workers)  # they start up while the session is created
+        # Only a worker process can be stopped midway through a decoder: one is enough for a few files.
+        workers = (1 if time_limit else 0) if only_few_files else (os.cpu_count() or 1)
+    pool = start_workers(workers, time_limit)  # they start up while the session is created
 
     def abort(message: str) -> None:
         if pool is not None:
-            # Waiting (for workers still importing, well under a second): a pool left running at exit can hit
-            # a CPython race in concurrent.futures' exit hook and print a traceback after the one-line error.
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
         fail(message)
 
     try:
         scorer = Scorer(model, device=device, aggregate=aggregate, threshold=threshold, max_tiles=max_tiles,
-                        max_pixels=max_pixels, batch_size=batch_size or CPU_BATCH, all_tiles=all_tiles)
+                        max_pixels=max_pixels, batch_size=batch_size or CPU_BATCH, all_tiles=all_tiles,
+                        file_timeout=time_limit)
     except (OnnxRuntimeMissing, CCScoreError, ValueError) as exc:
         abort(one_line(exc))  # a model's names can hold anything; the error stays one line
     if scorer.fallback_note:
@@ -310,6 +318,7 @@ def score(
 
     interrupted = 0
     write_error = None
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here Ctrl-C stops the run cleanly, below
     try:
         run_pipeline(scorer, pending_items(), workers, batch_size, on_batch, with_tiles=tiles, pool=pool)
     except KeyboardInterrupt:
@@ -322,6 +331,7 @@ def score(
         silence_stdout()
         write_error = f"cannot write records: {exc.strerror or one_line(exc)}"
     finally:
+        signal.signal(signal.SIGINT, exit_interrupted)
         progress.close()
         if journal is not None:
             try:
