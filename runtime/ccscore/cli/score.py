@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import CCScoreError, one_line
+from ..model_info import MAX_TILES_RANGE
 from ..providers import DEVICES
 from ..scorer import AGGREGATIONS
 
@@ -63,12 +64,13 @@ def score(
     model: Optional[Path] = typer.Option(None, "--model", help="A ccscore ONNX model (default: the bundled one)."),
     device: str = typer.Option("auto", "--device", help=f"{', '.join(DEVICES)}."),
     aggregate: Optional[str] = typer.Option(None, "--aggregate", help=f"One of {', '.join(AGGREGATIONS)} (default: the model's)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag when P(clean) < 1 - T (default: the model's, 0.5)."),
-    max_tiles: Optional[int] = typer.Option(None, "--max-tiles", help="Tiles per image (default: the model's)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Flag when P(clean) < 1 - T (default: the model's, 0.5)."),
+    max_tiles: Optional[int] = typer.Option(None, "--max-tiles", min=MAX_TILES_RANGE[0], max=MAX_TILES_RANGE[1],
+                                           help="Tiles per image (default: the model's)."),
     all_tiles: bool = typer.Option(False, "--all-tiles", help="Score every chosen tile. By default an image stops "
                                    "after its first tiles when they are decisive (the model's early_stop)."),
     tiles: bool = typer.Option(False, "--tiles", help="Include per-tile scores and boxes (JSONL)."),
-    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Refuse larger images (default: Pillow's limit)."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger images (default: Pillow's limit)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
                                           help="Decoding processes (default: number of cores; 0: decode in-process)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,

@@ -1,0 +1,64 @@
+"""The command line as a user meets it (issue 16): one-line errors, honest help, a summary, rounding."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stub_model import build_stub_model
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "runtime"), str(REPO / "export"),
+                                                     os.environ.get("PYTHONPATH", "")]),
+       "CCSCORE_THREADS": "1", "COLUMNS": "80"}
+CLI = [sys.executable, "-c", "import sys; from ccscore.cli import main; main(sys.argv[1:])"]
+
+
+def run(*args: str, cwd=None, timeout: int = 120, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=timeout,
+                          **kwargs)
+
+
+@pytest.fixture(scope="module")
+def stub_model(tmp_path_factory) -> Path:
+    return build_stub_model(tmp_path_factory.mktemp("stub") / "stub.onnx")
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory) -> Path:
+    """A folder of textured pictures (the stub model flags the dark-red ones) and one broken file."""
+    root = tmp_path_factory.mktemp("pictures")
+    rng = np.random.default_rng(7)
+    for i in range(6):
+        base = rng.integers(0, 256, (1, 1, 3))
+        noise = rng.integers(-40, 40, (200, 260, 3))
+        Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(root / f"p{i}.png")
+    (root / "empty.png").write_bytes(b"")
+    return root
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int = 2) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "╭" not in proc.stderr
+    assert lines[0].startswith("ccscore"), lines[0]
+    return lines[0]
+
+
+# ---------------------------------------------------------------- 1: numeric options
+
+
+@pytest.mark.parametrize("args", [["--max-tiles", "0"], ["--max-tiles", "-3"], ["--max-tiles", "257"],
+                                  ["--max-pixels", "0"], ["--threshold", "1.5"], ["--workers", "-1"],
+                                  ["--batch-size", "0"], ["--max-tiles", "many"], ["--no-such-option"]])
+def test_bad_numeric_options_are_one_line_exit_2(stub_model, pictures, args):
+    line = assert_one_line_error(run(str(pictures / "p0.png"), "--model", str(stub_model), *args))
+    assert args[0] in line
