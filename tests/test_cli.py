@@ -62,3 +62,20 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, code: int = 2) -> s
 def test_bad_numeric_options_are_one_line_exit_2(stub_model, pictures, args):
     line = assert_one_line_error(run(str(pictures / "p0.png"), "--model", str(stub_model), *args))
     assert args[0] in line
+
+
+# ---------------------------------------------------------------- 3: paths and subcommands
+
+
+def test_a_folder_named_like_a_command_is_never_taken_for_it(stub_model, pictures, tmp_path):
+    work = tmp_path / "work"
+    (work / "bench").mkdir(parents=True)
+    Image.open(pictures / "p0.png").save(work / "bench" / "a.png")
+    ambiguous = run("bench", "--model", str(stub_model), "--jsonl", cwd=work)
+    line = assert_one_line_error(ambiguous)
+    assert "./bench" in line and not ambiguous.stdout
+    as_path = run("./bench", "--model", str(stub_model), "--jsonl", cwd=work)
+    assert as_path.returncode == 0, as_path.stderr
+    assert [json.loads(l)["path"] for l in as_path.stdout.splitlines()] == ["bench/a.png"]
+    # Elsewhere the name is the command.
+    assert "Times scoring" in run("bench", "--help", cwd=tmp_path).stdout

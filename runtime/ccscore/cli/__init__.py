@@ -1,11 +1,15 @@
 """The `ccscore` command. `ccscore IMAGE...` scores images; `ccscore COMMAND ...` runs another command.
 
+The first argument names a command only when it is exactly one of COMMANDS and no file or folder of that
+name exists here (then ccscore refuses to guess); anything else is an image or folder to score.
+
 One module per command; each exposes a Typer `app`. Usage errors of every command are one line, exit 2.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -18,11 +22,25 @@ COMMANDS = {"score": "score", "bench": "bench"}
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
 
+def split_command(args: list[str]) -> tuple[str, list[str]]:
+    """(command, its arguments). The first argument is a command when it is exactly a command's name; a
+    command's name that is also a file or folder here is refused (`UsageError`): `./bench` is the path."""
+    if not args or args[0] not in COMMANDS:
+        return "score", args
+    if os.path.lexists(args[0]):
+        raise _click_exceptions.UsageError(
+            f"'{args[0]}' is both a ccscore command and a file or folder here: write ./{args[0]} to score it, "
+            f"or run the command from another directory")
+    return args[0], args[1:]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    name = args[0] if args and args[0] in COMMANDS else "score"
-    if args and args[0] == name:
-        args = args[1:]
+    try:
+        name, args = split_command(args)
+    except _click_exceptions.UsageError as exc:
+        typer.echo(f"ccscore: error: {one_line_usage(exc)}", err=True)
+        sys.exit(EXIT_USAGE)
     prog = f"ccscore {name}" if name != "score" else "ccscore"
     module = importlib.import_module(f".{COMMANDS[name]}", __name__)
     try:
