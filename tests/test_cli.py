@@ -79,3 +79,20 @@ def test_a_folder_named_like_a_command_is_never_taken_for_it(stub_model, picture
     assert [json.loads(l)["path"] for l in as_path.stdout.splitlines()] == ["bench/a.png"]
     # Elsewhere the name is the command.
     assert "Times scoring" in run("bench", "--help", cwd=tmp_path).stdout
+
+
+# ---------------------------------------------------------------- 4: Scorer.score_many
+
+
+def test_score_many_gives_each_image_its_result_or_its_error(stub_model, pictures, tmp_path):
+    from ccscore import ScoreFailure, ScoreResult, Scorer
+
+    scorer = Scorer(stub_model, device="cpu", batch_size=4)
+    images = [pictures / "p0.png", tmp_path / "missing.png", pictures / "empty.png",
+              np.asarray(Image.open(pictures / "p1.png")), str(pictures / "p2.png")]
+    results = list(scorer.score_many(images))
+    assert [type(r) for r in results] == [ScoreResult, ScoreFailure, ScoreFailure, ScoreResult, ScoreResult]
+    assert [r.path for r in results] == [str(images[0]), str(images[1]), str(images[2]), None, str(images[4])]
+    assert results[1].error == "no such file"  # the record names the path already
+    assert "cannot decode" in results[2].error
+    assert results[0].scores == scorer.score(images[0]).scores  # neighbours' failures change nothing

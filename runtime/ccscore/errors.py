@@ -30,3 +30,9 @@ def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none): errors stay one line."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def without_path(message: str, path: object) -> str:
+    """An error message for a record that names its path already: a leading `PATH: ` is dropped."""
+    prefix = f"{path}: "
+    return message[len(prefix):] if path is not None and message.startswith(prefix) else message
