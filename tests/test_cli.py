@@ -96,3 +96,29 @@ def test_score_many_gives_each_image_its_result_or_its_error(stub_model, picture
     assert results[1].error == "no such file"  # the record names the path already
     assert "cannot decode" in results[2].error
     assert results[0].scores == scorer.score(images[0]).scores  # neighbours' failures change nothing
+
+
+# ---------------------------------------------------------------- 5: --device cuda without CUDA
+
+
+def test_an_unusable_cuda_says_why_and_how_to_fix_it(stub_model, pictures):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("CUDA is offered here")
+    for device in ("cuda", "CUDA"):
+        proc = run(str(pictures / "p0.png"), "--model", str(stub_model), "--device", device, "--jsonl")
+        assert proc.returncode == 0, proc.stderr
+        (warning,) = [l for l in proc.stderr.splitlines() if "warning" in l]
+        assert "offers only" in warning and "CPUExecutionProvider" in warning  # this onnxruntime's providers
+        assert "onnxruntime-gpu" in warning and "pip install" in warning  # the fix
+    assert_one_line_error(run(str(pictures / "p0.png"), "--model", str(stub_model), "--device", "gpu"))
+
+
+def test_missing_cuda_libraries_are_named():
+    from ccscore.providers import CPU, CUDA, why_unusable
+
+    absent = {"cudnn"}
+    reason = why_unusable(CUDA, [CUDA, CPU], loadable=lambda short, names: short not in absent)
+    assert "cudnn" in reason and "cudart" not in reason and "cuDNN 9" in reason
+    assert "could not start" in why_unusable(CUDA, [CUDA, CPU], loadable=lambda short, names: True)

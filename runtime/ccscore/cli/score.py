@@ -62,7 +62,8 @@ def score(
                                                "flushed batch by batch."),
     resume: bool = typer.Option(False, "--resume", help="Continue --output FILE: skip paths it already holds."),
     model: Optional[Path] = typer.Option(None, "--model", help="A ccscore ONNX model (default: the bundled one)."),
-    device: str = typer.Option("auto", "--device", help=f"{', '.join(DEVICES)}."),
+    device: str = typer.Option("auto", "--device", help=f"{', '.join(DEVICES)} (any case). A device that is not "
+                               "usable here is named on stderr with the reason and the fix; scoring goes on on CPU."),
     aggregate: Optional[str] = typer.Option(None, "--aggregate", help=f"One of {', '.join(AGGREGATIONS)} (default: the model's)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Flag when P(clean) < 1 - T (default: the model's, 0.5)."),
     max_tiles: Optional[int] = typer.Option(None, "--max-tiles", min=MAX_TILES_RANGE[0], max=MAX_TILES_RANGE[1],
