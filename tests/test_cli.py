@@ -122,3 +122,37 @@ def test_missing_cuda_libraries_are_named():
     reason = why_unusable(CUDA, [CUDA, CPU], loadable=lambda short, names: short not in absent)
     assert "cudnn" in reason and "cudart" not in reason and "cuDNN 9" in reason
     assert "could not start" in why_unusable(CUDA, [CUDA, CPU], loadable=lambda short, names: True)
+
+
+# ---------------------------------------------------------------- 9: digits that carry meaning
+
+
+def decimals(value: float) -> int:
+    text = repr(value)
+    if "e-" in text:
+        mantissa, exponent = text.split("e-")
+        return int(exponent) + len(mantissa.partition(".")[2])
+    return len(text.partition(".")[2])
+
+
+def test_records_carry_rounded_scores_that_still_sum_to_one(stub_model, pictures, tmp_path):
+    import csv
+
+    files = [str(pictures / f"p{i}.png") for i in range(6)]
+    proc = run(*files, "--model", str(stub_model), "--jsonl", "--tiles", "--workers", "0")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(l) for l in proc.stdout.splitlines()]
+    assert any(r["label"] != "clean" for r in records) and any(r["quality"] is None for r in records)
+    for r in records:
+        for item in [r, *r["tiles"]]:
+            assert all(decimals(p) <= 6 for p in item["scores"].values()), item["scores"]
+            assert abs(sum(item["scores"].values()) - 1) <= 1e-5
+            assert item.get("quality") is None or decimals(item["quality"]) <= 1, item
+    out = tmp_path / "s.csv"
+    assert run(*files, "--model", str(stub_model), "--output", str(out), "--workers", "0").returncode == 0
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert len(rows) == 6
+    for row in rows:
+        scores = [float(row[f"score_{label}"]) for label in ("clean", "jpeg", "webp")]
+        assert all(decimals(p) <= 6 for p in scores) and abs(sum(scores) - 1) <= 1e-5
+        assert row["quality"] == "" or decimals(float(row["quality"])) <= 1
