@@ -156,3 +156,26 @@ def test_records_carry_rounded_scores_that_still_sum_to_one(stub_model, pictures
         scores = [float(row[f"score_{label}"]) for label in ("clean", "jpeg", "webp")]
         assert all(decimals(p) <= 6 for p in scores) and abs(sum(scores) - 1) <= 1e-5
         assert row["quality"] == "" or decimals(float(row["quality"])) <= 1
+
+
+# ---------------------------------------------------------------- 10: errors name the path once; rates
+
+
+def test_errors_name_the_path_once_and_short_runs_print_no_rate(stub_model, pictures, tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{pictures}/./empty.png\n{tmp_path}/missing.png\n")
+    for source in (["--from-list", str(listing), "--workers", "0"], ["--from-list", str(listing), "--workers", "1"],
+                   [str(pictures / "empty.png"), str(tmp_path / "missing.png")]):
+        proc = run(*source, "--model", str(stub_model))
+        assert proc.returncode == 1
+        errors = [l for l in proc.stderr.splitlines() if ": error: " in l]
+        assert len(errors) == 2, proc.stderr
+        for line in errors:
+            path = line.split(": error: ")[0]
+            assert line.count(os.path.basename(path)) == 1, line  # not "p: error: p: cannot decode (... 'p')"
+        assert errors[1].endswith(": error: no such file")
+        summary = proc.stderr.strip().splitlines()[-1]
+        assert "0 scored, 2 failed" in summary and "images/s" not in summary
+    jsonl = run(str(pictures / "empty.png"), "--model", str(stub_model), "--jsonl")
+    record = json.loads(jsonl.stdout)
+    assert record["path"] == str(pictures / "empty.png") and "empty.png" not in record["error"]

@@ -33,6 +33,15 @@ def one_line(exc: BaseException) -> str:
 
 
 def without_path(message: str, path: object) -> str:
-    """An error message for a record that names its path already: a leading `PATH: ` is dropped."""
-    prefix = f"{path}: "
-    return message[len(prefix):] if path is not None and message.startswith(prefix) else message
+    """An error message for a record that names its path already: a leading `PATH: ` and a quoted 'PATH'
+    (Pillow's "cannot identify image file 'PATH'") are dropped, however the path was spelled."""
+    if path is None:
+        return message
+    import os
+    from pathlib import Path
+
+    for spelling in dict.fromkeys([os.fspath(path), str(Path(path))]):
+        if message.startswith(f"{spelling}: "):
+            message = message[len(spelling) + 2:]
+        message = message.replace(f" '{spelling}'", "")
+    return message

@@ -253,6 +253,7 @@ def batches(decoded: Iterable[Decoded], batch_tiles: int) -> Iterator[list[Decod
 
 def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False) -> list[tuple[Decoded, dict]]:
     """One session run for the whole batch; returns (decoded, record) in order."""
+    from .errors import without_path
     from .tiling import Tiles
 
     good = [d for d in batch if d.pixels is not None]
@@ -260,7 +261,8 @@ def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False) -> list[
     records = {id(d): r.to_dict(with_tiles=with_tiles) for d, r in zip(good, scored)}
     out = []
     for d in batch:
-        out.append((d, records[id(d)] if d.pixels is not None else {"path": d.item.path, "error": d.error or "unknown error"}))
+        out.append((d, records[id(d)] if d.pixels is not None else
+                    {"path": d.item.path, "error": without_path(d.error or "unknown error", d.item.path)}))
         d.pixels = None  # the batch's tiles can go now
     return out
 

@@ -22,6 +22,7 @@ app = typer.Typer(add_completion=False)
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 SELECTIONS = ("flagged", "clean")
 CPU_BATCH, GPU_BATCH = 8, 64
+MIN_RATE_SECONDS = 1.0
 
 
 def readable(record: dict) -> str:
@@ -354,7 +355,9 @@ def score(
             parts.append(f"{counts['action_failed']} actions failed")
     if counts["unreadable"]:
         parts.append(f"{counts['unreadable']} folders unreadable")
-    summary = ", ".join(parts) + f" in {elapsed:.1f}s ({n / max(elapsed, 1e-9):.1f} images/s)"
+    summary = ", ".join(parts) + f" in {elapsed:.1f}s"
+    if n and elapsed >= MIN_RATE_SECONDS:  # a rate over an empty or sub-second run means nothing
+        summary += f" ({n / elapsed:.1f} images/s)"
     stopped = {EXIT_INTERRUPTED: "interrupted: ", EXIT_BROKEN_PIPE: "stdout closed: "}.get(interrupted, "")
     typer.echo(f"ccscore: {stopped}{summary}", err=True)
     if write_error:
