@@ -179,3 +179,42 @@ def test_errors_name_the_path_once_and_short_runs_print_no_rate(stub_model, pict
     jsonl = run(str(pictures / "empty.png"), "--model", str(stub_model), "--jsonl")
     record = json.loads(jsonl.stdout)
     assert record["path"] == str(pictures / "empty.png") and "empty.png" not in record["error"]
+
+
+# ---------------------------------------------------------------- 12: the summary
+
+
+def test_a_run_ends_with_a_summary_people_and_scripts_can_read(stub_model, pictures, tmp_path):
+    out = tmp_path / "summary.json"
+    proc = run(str(pictures), "--model", str(stub_model), "--jsonl", "--summary-json", str(out), "--workers", "0")
+    assert proc.returncode == 1  # empty.png
+    records = [json.loads(l) for l in proc.stdout.splitlines()]
+    summary = json.loads(out.read_text())
+    labels = {label: sum(r.get("label") == label for r in records) for label in ("clean", "jpeg", "webp")}
+    assert summary["labels"] == labels and summary["failed"] == 1 and summary["scored"] == 6
+    assert summary["flagged"] == 6 - labels["clean"] > 0
+    qualities = [r["quality"] for r in records if r.get("quality") is not None]
+    assert sum(summary["quality"].values()) == len(qualities) > 0
+    assert all(summary["quality"][f"{int(q // 10) * 10}-{int(q // 10) * 10 + 9}"] for q in qualities if q < 90)
+    assert summary["exit_status"] == 1 and summary["interrupted"] is False and summary["already_done"] == 0
+    detail = proc.stderr.strip().splitlines()[-1]
+    assert detail.startswith("ccscore: labels: ") and f"clean {labels['clean']}" in detail and "quality: " in detail
+    # An earlier summary is replaced; any other file is refused untouched.
+    assert run(str(pictures / "p0.png"), "--model", str(stub_model), "--summary-json", str(out)).returncode == 0
+    assert json.loads(out.read_text())["scored"] == 1
+    precious = tmp_path / "notes.json"
+    precious.write_text('{"mine": 1}')
+    assert_one_line_error(run(str(pictures / "p0.png"), "--model", str(stub_model), "--summary-json", str(precious)))
+    assert precious.read_text() == '{"mine": 1}'
+
+
+def test_the_summary_counts_evidence_words():
+    from ccscore.summary import RunSummary
+
+    summary = RunSummary(["clean", "jpeg", "webp"])
+    for record in ({"label": "jpeg", "quality": 95.0, "evidence": "grid"}, {"label": "clean", "evidence": "none"},
+                   {"label": "clean", "evidence": "grid"}, {"error": "no such file"}):
+        summary.add(record)
+    d = summary.to_dict()
+    assert d["evidence"] == {"grid": 2, "none": 1} and d["quality"]["90-100"] == 1 and d["failed"] == 1
+    assert "evidence: grid 2, none 1" in summary.detail_line()

@@ -89,6 +89,9 @@ def score(
                                  "records; change nothing on disk (--output is only read, with --resume)."),
     progress_opt: Optional[bool] = typer.Option(None, "--progress/--no-progress",
                                                 help="Progress bar on stderr (default: when stderr is a terminal)."),
+    summary_json: Optional[Path] = typer.Option(None, "--summary-json", metavar="FILE",
+                                                help="Write the run's summary as JSON to FILE when it ends "
+                                                     "(replaced if it holds an earlier summary; README)."),
 ) -> None:
     """Tells whether each image carries JPEG or WebP compression artifacts, how strong, and where.
 
@@ -106,6 +109,7 @@ def score(
     from ..outputs import JsonlWriter, OutputError, open_output, scan_output
     from ..pipeline import Progress, run_pipeline, start_workers
     from ..scorer import Scorer
+    from ..summary import RunSummary, check_summary_path, write_summary
 
     paths = [os.fspath(p) for p in (images or [])]
     if not paths and from_list is None:
@@ -121,6 +125,8 @@ def score(
         fail("--dry-run needs --copy-to, --symlink-to or --move-to")
     if resume and output is None:
         fail("--resume needs --output FILE")
+    if summary_json is not None and (problem := check_summary_path(os.fspath(summary_json))):
+        fail(problem)
     if from_list is not None and from_list != "-" and not os.path.isfile(from_list):
         fail(f"--from-list {from_list}: no such file")
     if targets and os.path.exists(targets[0][1]) and not os.path.isdir(targets[0][1]):
@@ -163,7 +169,8 @@ def score(
     writer = None
     journal = None
     mover = Mover(targets[0][0], os.fspath(targets[0][1]), dry_run) if targets else None
-    counts = Counter()
+    counts = Counter()  # actions and folders; records are counted by `summary`
+    summary = RunSummary(scorer.labels)
     in_flight: set[int] = set()  # journaled actions not finished yet
     plan_stream = sys.stderr if jsonl else sys.stdout
 
@@ -265,14 +272,12 @@ def score(
         records = []
         actions = []
         for decoded, record in pairs:
+            summary.add(record)
             if "error" in record:
-                counts["failed"] += 1
                 if show_readable:
                     progress.close()
                     typer.echo(f"{record['path']}: error: {record['error']}", err=True)
             else:
-                counts["scored"] += 1
-                counts["flagged"] += record["label"] != "clean"
                 item = decoded.item
                 if mover is not None and wanted(record):
                     if item.outside:
@@ -303,7 +308,7 @@ def score(
                 if "error" not in r:
                     progress.close()
                     print(readable(r), flush=True)
-        progress.update(counts["scored"] + counts["failed"], counts["failed"])
+        progress.update(summary.scored + summary.failed, summary.failed)
 
     def silence_stdout() -> None:
         # Nothing more can reach stdout; keep the interpreter's final flush from printing a traceback.
@@ -342,8 +347,8 @@ def score(
                 write_error = write_error or f"cannot write records: {exc.strerror or one_line(exc)}"
 
     elapsed = time.monotonic() - start
-    n = counts["scored"] + counts["failed"]
-    parts = [f"{counts['scored']} scored", f"{counts['failed']} failed", f"{counts['flagged']} flagged"]
+    n = summary.scored + summary.failed
+    parts = [f"{summary.scored} scored", f"{summary.failed} failed", f"{summary.flagged} flagged"]
     if skipped:
         parts.append(f"{skipped} already in {output}")
     if mover is not None:
@@ -355,15 +360,24 @@ def score(
             parts.append(f"{counts['action_failed']} actions failed")
     if counts["unreadable"]:
         parts.append(f"{counts['unreadable']} folders unreadable")
-    summary = ", ".join(parts) + f" in {elapsed:.1f}s"
+    line = ", ".join(parts) + f" in {elapsed:.1f}s"
     if n and elapsed >= MIN_RATE_SECONDS:  # a rate over an empty or sub-second run means nothing
-        summary += f" ({n / elapsed:.1f} images/s)"
+        line += f" ({n / elapsed:.1f} images/s)"
     stopped = {EXIT_INTERRUPTED: "interrupted: ", EXIT_BROKEN_PIPE: "stdout closed: "}.get(interrupted, "")
-    typer.echo(f"ccscore: {stopped}{summary}", err=True)
+    typer.echo(f"ccscore: {stopped}{line}", err=True)
+    if n:
+        typer.echo(f"ccscore: {summary.detail_line()}", err=True)
+    code = EXIT_SOME_FAILED if write_error else interrupted or (
+        EXIT_SOME_FAILED if summary.failed or counts["action_failed"] or counts["unreadable"] else EXIT_OK)
+    if summary_json is not None:
+        try:
+            write_summary(os.fspath(summary_json), summary.to_dict(
+                already_done=skipped, acted=counts["acted"] if mover is not None else None,
+                actions_failed=counts["action_failed"], unreadable_folders=counts["unreadable"],
+                interrupted=bool(interrupted), exit_status=code, seconds=round(elapsed, 3)))
+        except OSError as exc:
+            write_error = write_error or f"cannot write --summary-json {summary_json}: {exc.strerror or exc}"
     if write_error:
         fail(write_error, EXIT_SOME_FAILED)
-    if interrupted:
-        raise typer.Exit(interrupted)
-    raise typer.Exit(EXIT_SOME_FAILED if counts["failed"] or counts["action_failed"] or counts["unreadable"]
-                     else EXIT_OK)
+    raise typer.Exit(code)
 
