@@ -218,3 +218,14 @@ def test_the_summary_counts_evidence_words():
     d = summary.to_dict()
     assert d["evidence"] == {"grid": 2, "none": 1} and d["quality"]["90-100"] == 1 and d["failed"] == 1
     assert "evidence: grid 2, none 1" in summary.detail_line()
+
+
+# ---------------------------------------------------------------- 13: --aggregate says what max means
+
+
+def test_help_says_max_is_per_label_not_the_worst_tile():
+    help_text = " ".join(run("--help").stdout.replace("│", " ").split())
+    assert "max is each label's highest tile probability, not the worst tile" in help_text
+    assert "worst_half" in help_text
+    readme = (REPO / "README.md").read_text()
+    assert "### Choosing the threshold" in readme and "benchmarks/accuracy.py" in readme

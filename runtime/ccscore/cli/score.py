@@ -65,8 +65,16 @@ def score(
     model: Optional[Path] = typer.Option(None, "--model", help="A ccscore ONNX model (default: the bundled one)."),
     device: str = typer.Option("auto", "--device", help=f"{', '.join(DEVICES)} (any case). A device that is not "
                                "usable here is named on stderr with the reason and the fix; scoring goes on on CPU."),
-    aggregate: Optional[str] = typer.Option(None, "--aggregate", help=f"One of {', '.join(AGGREGATIONS)} (default: the model's)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Flag when P(clean) < 1 - T (default: the model's, 0.5)."),
+    aggregate: Optional[str] = typer.Option(None, "--aggregate", metavar="|".join(AGGREGATIONS),
+                                            help="How tile probabilities make the image's (default: the model's). "
+                                                 "mean, median, max, min: per label over the tiles, then "
+                                                 "renormalised; max is each label's highest tile probability, not "
+                                                 "the worst tile. worst_half: the mean over the half of the tiles "
+                                                 "likeliest damaged (lowest P(clean)), for local damage."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0,
+                                              help="Flag when P(clean) < 1 - T (default: the model's, 0.5). "
+                                                   "Higher flags more: more damage caught, more clean images "
+                                                   "flagged (README: choosing the threshold)."),
     max_tiles: Optional[int] = typer.Option(None, "--max-tiles", min=MAX_TILES_RANGE[0], max=MAX_TILES_RANGE[1],
                                            help="Tiles per image (default: the model's)."),
     all_tiles: bool = typer.Option(False, "--all-tiles", help="Score every chosen tile. By default an image stops "
