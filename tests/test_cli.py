@@ -229,3 +229,35 @@ def test_help_says_max_is_per_label_not_the_worst_tile():
     assert "worst_half" in help_text
     readme = (REPO / "README.md").read_text()
     assert "### Choosing the threshold" in readme and "benchmarks/accuracy.py" in readme
+
+
+# ---------------------------------------------------------------- 8: version, help, completion
+
+
+def test_version_names_the_model(stub_model):
+    from ccscore import __version__
+
+    proc = run("--version", "--model", str(stub_model))
+    assert proc.returncode == 0 and proc.stdout.startswith(f"ccscore {__version__}; model stub 0 ("), proc.stdout
+    assert "model ccscore-detector " in run("--version").stdout
+
+
+def test_help_lists_every_command_and_fits_80_columns():
+    from ccscore.cli import COMMANDS
+
+    for args in (["--help"], ["bench", "--help"]):
+        text = run(*args).stdout
+        assert "…" not in text and max(map(len, text.splitlines())) <= 80, text
+    text = run("--help").stdout
+    for name in COMMANDS:
+        assert f"'ccscore {name} " in text, name
+    for option in ("--copy-to", "--symlink-to", "--move-to", "--dry-run", "--summary-json", "--version",
+                   "--install-completion"):
+        assert f"  {option}" in text, option  # listed in full, not cut
+
+
+def test_shell_completion_completes_options():
+    proc = subprocess.run(CLI, capture_output=True, text=True, timeout=60,
+                          env={**ENV, "_CCSCORE_COMPLETE": "complete_bash", "COMP_WORDS": "ccscore --max-t",
+                               "COMP_CWORD": "1"})
+    assert proc.stdout.split() == ["--max-tiles"], (proc.stdout, proc.stderr)

@@ -17,7 +17,8 @@ from ..model_info import MAX_TILES_RANGE
 from ..providers import DEVICES
 from ..scorer import AGGREGATIONS
 
-app = typer.Typer(add_completion=False)
+# Plain help (no boxes): option names are never cut at 80 columns. Shell completion: --install-completion.
+app = typer.Typer(rich_markup_mode=None, context_settings={"help_option_names": ["--help", "-h"]})
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 SELECTIONS = ("flagged", "clean")
@@ -51,7 +52,29 @@ def _count_inputs(paths: list[str], from_list: Optional[str], exclude: list[str]
         pass  # only the ETA is lost
 
 
-@app.command()
+COMMANDS_HELP = ("Other commands: 'ccscore bench [DIR]' times scoring per execution provider (ccscore bench "
+                 "--help); 'ccscore score IMAGE...' is 'ccscore IMAGE...'. A command's name that is also a file or "
+                 "folder here is refused: write ./NAME for the path.")
+
+
+def version_text(model: Optional[Path]) -> str:
+    """ccscore's version and the model's name and version (read from its metadata, nothing run)."""
+    from .. import __version__
+    from ..model_info import default_model_path
+    from ..providers import import_onnxruntime
+
+    path = model or default_model_path()
+    try:
+        ort = import_onnxruntime()
+        meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
+        props = meta.custom_metadata_map
+        about = f"model {props.get('name', '?')} {props.get('version', '?')} ({path})"
+    except Exception as exc:  # a version query still answers: say why the model could not be read
+        about = f"model {path} not readable: {one_line(exc)[:200]}"
+    return f"ccscore {__version__}; {about}"
+
+
+@app.command(epilog=COMMANDS_HELP)
 def score(
     images: Optional[List[Path]] = typer.Argument(None, help="Image files and folders (walked recursively).",
                                                    show_default=False),
@@ -97,6 +120,8 @@ def score(
                                  "records; change nothing on disk (--output is only read, with --resume)."),
     progress_opt: Optional[bool] = typer.Option(None, "--progress/--no-progress",
                                                 help="Progress bar on stderr (default: when stderr is a terminal)."),
+    show_version: bool = typer.Option(False, "--version", help="Print ccscore's version and the model's name and "
+                                      "version (--model's, or the bundled one), then exit."),
     summary_json: Optional[Path] = typer.Option(None, "--summary-json", metavar="FILE",
                                                 help="Write the run's summary as JSON to FILE when it ends "
                                                      "(replaced if it holds an earlier summary; README)."),
@@ -109,7 +134,7 @@ def score(
 
     An image is flagged when its label is not 'clean'. Actions keep paths relative to the input folder, never overwrite (a -1, -2 suffix avoids collisions) and leave sources untouched except --move-to.
 
-    Exit status: 0 all scored, 1 some files failed (or actions failed, or folders were unreadable), 2 usage error (bad option, unusable model or --output), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
+    Exit status: 0 all scored, 1 some files failed (or actions failed, or folders were unreadable), 2 usage error (bad option or value, unusable model, --output or --summary-json), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
     """
     from ..actions import PAST_TENSE, ActionError, ActionJournal, Mover
     from ..errors import OnnxRuntimeMissing
@@ -119,6 +144,9 @@ def score(
     from ..scorer import Scorer
     from ..summary import RunSummary, check_summary_path, write_summary
 
+    if show_version:
+        typer.echo(version_text(model))
+        raise typer.Exit(EXIT_OK)
     paths = [os.fspath(p) for p in (images or [])]
     if not paths and from_list is None:
         fail("nothing to score: give image files or folders, or --from-list FILE")
