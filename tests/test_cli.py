@@ -261,3 +261,19 @@ def test_shell_completion_completes_options():
                           env={**ENV, "_CCSCORE_COMPLETE": "complete_bash", "COMP_WORDS": "ccscore --max-t",
                                "COMP_CWORD": "1"})
     assert proc.stdout.split() == ["--max-tiles"], (proc.stdout, proc.stderr)
+
+
+# ---------------------------------------------------------------- 6: --tiles beyond JSONL
+
+
+def test_tiles_show_in_readable_output_and_csv_refuses_them(stub_model, pictures, tmp_path):
+    image = str(pictures / "p0.png")
+    (record,) = [json.loads(l) for l in run(image, "--model", str(stub_model), "--tiles", "--jsonl").stdout.splitlines()]
+    lines = run(image, "--model", str(stub_model), "--tiles").stdout.splitlines()
+    assert lines[0].startswith(f"{image}: ") and len(lines) == 1 + len(record["tiles"]) > 1
+    for line, tile in zip(lines[1:], record["tiles"]):
+        left, top, right, bottom = tile["box"]
+        assert line.startswith(f"  tile {left},{top}-{right},{bottom}: "), line
+    out = tmp_path / "s.csv"
+    assert_one_line_error(run(image, "--model", str(stub_model), "--tiles", "--output", str(out)))
+    assert not out.exists()

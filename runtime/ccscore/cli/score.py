@@ -26,12 +26,20 @@ CPU_BATCH, GPU_BATCH = 8, 64
 MIN_RATE_SECONDS = 1.0
 
 
+def ranked(scores: dict) -> str:
+    return ", ".join(f"{label} {p:.3f}" for label, p in sorted(scores.items(), key=lambda kv: -kv[1]))
+
+
 def readable(record: dict) -> str:
-    ranked = sorted(record["scores"].items(), key=lambda kv: -kv[1])
-    probs = ", ".join(f"{label} {p:.3f}" for label, p in ranked)
+    """One line per image; with --tiles, one more per tile scored: its box (left, top, right, bottom)."""
     quality = f", quality ~{record['quality']:.0f}" if record.get("quality") is not None else ""
     label = record["label"]
-    return f"{record['path']}: {label.upper() if label != 'clean' else label}{quality}  ({probs})"
+    lines = [f"{record['path']}: {label.upper() if label != 'clean' else label}{quality}  ({ranked(record['scores'])})"]
+    for tile in record.get("tiles", []):
+        left, top, right, bottom = tile["box"]
+        tile_quality = f", quality ~{tile['quality']:.0f}" if tile.get("quality") is not None else ""
+        lines.append(f"  tile {left},{top}-{right},{bottom}: {ranked(tile['scores'])}{tile_quality}")
+    return "\n".join(lines)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -102,7 +110,8 @@ def score(
                                            help="Tiles per image (default: the model's)."),
     all_tiles: bool = typer.Option(False, "--all-tiles", help="Score every chosen tile. By default an image stops "
                                    "after its first tiles when they are decisive (the model's early_stop)."),
-    tiles: bool = typer.Option(False, "--tiles", help="Include per-tile scores and boxes (JSONL)."),
+    tiles: bool = typer.Option(False, "--tiles", help="Include per-tile scores and boxes: in JSONL records, and "
+                               "as indented lines under each image in readable output (not in CSV)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger images (default: Pillow's limit)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
                                           help="Decoding processes (default: number of cores; 0: decode in-process)."),
@@ -139,7 +148,7 @@ def score(
     from ..actions import PAST_TENSE, ActionError, ActionJournal, Mover
     from ..errors import OnnxRuntimeMissing
     from ..inputs import is_within, iter_inputs
-    from ..outputs import JsonlWriter, OutputError, open_output, scan_output
+    from ..outputs import JsonlWriter, OutputError, is_csv, open_output, scan_output
     from ..pipeline import Progress, run_pipeline, start_workers
     from ..scorer import Scorer
     from ..summary import RunSummary, check_summary_path, write_summary
@@ -159,6 +168,8 @@ def score(
         fail("use only one of --copy-to, --symlink-to, --move-to")
     if dry_run and not targets:
         fail("--dry-run needs --copy-to, --symlink-to or --move-to")
+    if tiles and output is not None and is_csv(os.fspath(output)):
+        fail("--tiles cannot go into a CSV --output (one row per image): use a .jsonl output for per-tile scores")
     if resume and output is None:
         fail("--resume needs --output FILE")
     if summary_json is not None and (problem := check_summary_path(os.fspath(summary_json))):
