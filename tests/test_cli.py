@@ -277,3 +277,35 @@ def test_tiles_show_in_readable_output_and_csv_refuses_them(stub_model, pictures
     out = tmp_path / "s.csv"
     assert_one_line_error(run(image, "--model", str(stub_model), "--tiles", "--output", str(out)))
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- 7: every format Pillow opens; skipped files
+
+
+def test_the_walk_takes_every_extension_pillow_opens():
+    from PIL import Image
+
+    from ccscore.inputs import IMAGE_EXTENSIONS, PILLOW_SKIPPED
+
+    Image.init()
+    opened = {ext for ext, fmt in Image.registered_extensions().items()
+              if fmt in Image.OPEN and fmt not in PILLOW_SKIPPED}
+    assert opened <= IMAGE_EXTENSIONS, sorted(opened - IMAGE_EXTENSIONS)
+
+
+def test_folder_walks_score_jfif_jpe_tga_and_count_skipped_files(stub_model, pictures, tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    picture = Image.open(pictures / "p0.png").convert("RGB")
+    for name, fmt in (("a.jfif", "JPEG"), ("b.JPE", "JPEG"), ("c.tga", "TGA"), ("d.ppm", "PPM"), ("e.qoi", "QOI")):
+        picture.save(root / name, fmt)
+    (root / "notes.txt").write_text("not an image")
+    (root / "thumbs.db").write_bytes(b"\0" * 10)
+    summary = tmp_path / "summary.json"
+    proc = run(str(root), "--model", str(stub_model), "--jsonl", "--summary-json", str(summary))
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(l) for l in proc.stdout.splitlines()]
+    assert sorted(Path(r["path"]).name for r in records) == ["a.jfif", "b.JPE", "c.tga", "d.ppm", "e.qoi"]
+    assert all("label" in r for r in records)
+    assert "2 files skipped (not images)" in proc.stderr
+    assert json.loads(summary.read_text())["skipped_not_images"] == 2

@@ -298,9 +298,12 @@ def score(
         counts["unreadable"] += 1
         report(f"cannot read folder {path}: {reason}; nothing in it was scored")
 
+    def not_an_image(path: str) -> None:
+        counts["not_images"] += 1
+
     def pending_items():
         nonlocal skipped
-        for item in iter_inputs(paths, from_list, exclude, on_unreadable=unreadable):
+        for item in iter_inputs(paths, from_list, exclude, on_unreadable=unreadable, on_skipped=not_an_image):
             if done and done[item.path] > 0:
                 done[item.path] -= 1
                 skipped += 1
@@ -407,6 +410,8 @@ def score(
             parts.append(f"{counts['action_failed']} actions failed")
     if counts["unreadable"]:
         parts.append(f"{counts['unreadable']} folders unreadable")
+    if counts["not_images"]:
+        parts.append(f"{counts['not_images']} files skipped (not images)")
     line = ", ".join(parts) + f" in {elapsed:.1f}s"
     if n and elapsed >= MIN_RATE_SECONDS:  # a rate over an empty or sub-second run means nothing
         line += f" ({n / elapsed:.1f} images/s)"
@@ -421,6 +426,7 @@ def score(
             write_summary(os.fspath(summary_json), summary.to_dict(
                 already_done=skipped, acted=counts["acted"] if mover is not None else None,
                 actions_failed=counts["action_failed"], unreadable_folders=counts["unreadable"],
+                skipped_not_images=counts["not_images"],
                 interrupted=bool(interrupted), exit_status=code, seconds=round(elapsed, 3)))
         except OSError as exc:
             write_error = write_error or f"cannot write --summary-json {summary_json}: {exc.strerror or exc}"
