@@ -309,3 +309,29 @@ def test_folder_walks_score_jfif_jpe_tga_and_count_skipped_files(stub_model, pic
     assert all("label" in r for r in records)
     assert "2 files skipped (not images)" in proc.stderr
     assert json.loads(summary.read_text())["skipped_not_images"] == 2
+
+
+# ---------------------------------------------------------------- 11: library warnings go into records
+
+
+def _with_corrupt_exif(picture: Image.Image, path: Path) -> Path:
+    import struct
+
+    # One IFD entry whose data lies past the end of the EXIF block: Pillow warns "Tag data larger than file".
+    exif = (b"Exif\x00\x00MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1) + struct.pack(">HHII", 0x010F, 2, 100, 0x1000)
+            + struct.pack(">I", 0))
+    picture.save(path, exif=exif)
+    return path
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_library_warnings_go_into_the_image_record_not_stderr(stub_model, pictures, tmp_path, workers):
+    picture = Image.open(pictures / "p0.png").convert("RGB")
+    bad = [_with_corrupt_exif(picture, tmp_path / "bad-exif.png"), _with_corrupt_exif(picture, tmp_path / "bad-exif.jpg")]
+    proc = run(*map(str, bad), str(pictures / "p1.png"), "--model", str(stub_model), "--jsonl", "--workers", workers)
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr and "warnings.warn" not in proc.stderr, proc.stderr
+    records = [json.loads(l) for l in proc.stdout.splitlines()]
+    for record in records[:2]:
+        assert "label" in record and record["warnings"] == ["UserWarning: Tag data larger than file. Skipping tag 271"]
+    assert "warnings" not in records[2]

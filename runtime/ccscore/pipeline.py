@@ -26,7 +26,7 @@ import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -64,8 +64,25 @@ def decode_one(path: str, spec: TileSpec):
         return f"{path}: cannot process image ({type(exc).__name__}: {one_line(exc)})"
 
 
+MAX_WARNINGS = 10  # per record: a hostile file can warn thousands of times
+
+
+def decode_with_warnings(path: str, spec: TileSpec) -> tuple:
+    """(`decode_one`'s result, the warnings it raised): library warnings (Pillow's corrupt EXIF and the like)
+    belong to the image's record, not to the terminal, where workers would interleave them."""
+    import warnings
+
+    from .errors import one_line
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = decode_one(path, spec)
+    texts = dict.fromkeys(f"{w.category.__name__}: {one_line(w.message)}" for w in caught)
+    return out, list(texts)[:MAX_WARNINGS]
+
+
 def decode_chunk(paths: Sequence[str], spec: TileSpec) -> list:
-    return [decode_one(p, spec) for p in paths]
+    return [decode_with_warnings(p, spec) for p in paths]
 
 
 def _watch_parent(pid: int, interval: float = 0.5) -> None:
@@ -146,13 +163,15 @@ class Decoded:
     boxes: Optional[list] = None
     size: Optional[tuple[int, int]] = None
     error: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
 
 
-def _as_decoded(item: InputItem, out) -> Decoded:
+def _as_decoded(item: InputItem, result) -> Decoded:
+    out, warned = result  # see decode_with_warnings
     if isinstance(out, str):
-        return Decoded(item, error=out)
+        return Decoded(item, error=out, warnings=warned)
     pixels, boxes, size = out
-    return Decoded(item, pixels, boxes, size)
+    return Decoded(item, pixels, boxes, size, warnings=warned)
 
 
 def _chunks(items: Iterable[InputItem], size: int) -> Iterator[list[InputItem]]:
@@ -172,7 +191,7 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, chun
     (see `start_workers`); shut down here like the pools made here."""
     if workers <= 0:
         for item in items:
-            yield _as_decoded(item, decode_one(item.path, spec))
+            yield _as_decoded(item, decode_with_warnings(item.path, spec))
         return
 
     window = window or max(4, workers * 4)
@@ -261,8 +280,11 @@ def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False) -> list[
     records = {id(d): r.to_dict(with_tiles=with_tiles) for d, r in zip(good, scored)}
     out = []
     for d in batch:
-        out.append((d, records[id(d)] if d.pixels is not None else
-                    {"path": d.item.path, "error": without_path(d.error or "unknown error", d.item.path)}))
+        record = records[id(d)] if d.pixels is not None else {
+            "path": d.item.path, "error": without_path(d.error or "unknown error", d.item.path)}
+        if d.warnings:
+            record["warnings"] = d.warnings
+        out.append((d, record))
         d.pixels = None  # the batch's tiles can go now
     return out
 
