@@ -335,3 +335,21 @@ def test_library_warnings_go_into_the_image_record_not_stderr(stub_model, pictur
     for record in records[:2]:
         assert "label" in record and record["warnings"] == ["UserWarning: Tag data larger than file. Skipping tag 271"]
     assert "warnings" not in records[2]
+
+
+# ---------------------------------------------------------------- 2: ccscore-export without the [train] extra
+
+
+@pytest.mark.parametrize("args", [["build-data", "--help"], ["build-data", "--split", "val", "--images", "1", "--out", "x.npz"],
+                                  ["train", "--train", "x.pt", "--val", "x.pt"], ["export", "x.pt", "--output", "x.onnx"]])
+def test_export_commands_without_torch_say_they_need_the_train_extra(args, tmp_path):
+    (tmp_path / "x.pt").write_bytes(b"")
+    absent = ["torch", "onnx", "tqdm", "matplotlib", "imagecodecs", "cv2", "safetensors", "transformers", "jpeglib"]
+    code = (f"import sys; sys.modules.update(dict.fromkeys({absent!r}))  # as in a runtime-only install\n"
+            "from ccscore_export.cli import main; sys.argv = ['ccscore-export', *sys.argv[1:]]; main()")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=ENV,
+                          cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("ccscore-export: error: this command needs the [train] extra (") and line.endswith(
+        " is not installed): pip install 'ccscore[train]' (on CPU machines, pip install torch==2.13.0 first)"), line
