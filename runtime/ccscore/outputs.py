@@ -48,8 +48,8 @@ FORMAT_VERSION = 1
 
 
 # Digits that carry meaning in records (JSONL and CSV; Python results keep full floats):
-# - scores: 6 decimals. Finer than any threshold one would set; rounded independently they still sum to 1
-#   within 1e-5 (half a unit of the last digit per label).
+# - scores: 6 decimals, finer than any threshold one would set; the likeliest label takes the rounding
+#   remainder, so that they still sum to 1 (it moves by at most half a unit of the last digit per label).
 # - quality: 1 decimal (the estimate is good to about 4 points).
 # - grid_agreement: 4 decimals (a share of at most a few hundred tile quadrants).
 SCORE_DECIMALS, QUALITY_DECIMALS, AGREEMENT_DECIMALS = 6, 1, 4
@@ -58,8 +58,12 @@ SCORE_DECIMALS, QUALITY_DECIMALS, AGREEMENT_DECIMALS = 6, 1, 4
 def _round_scores(item: dict) -> dict:
     """A record or a tile's dict with its scores and quality rounded (see SCORE_DECIMALS)."""
     out = dict(item)
-    if isinstance(out.get("scores"), dict):
-        out["scores"] = {label: round(p, SCORE_DECIMALS) for label, p in out["scores"].items()}
+    if isinstance(out.get("scores"), dict) and out["scores"]:
+        scores = {label: round(p, SCORE_DECIMALS) for label, p in out["scores"].items()}
+        likeliest = max(scores, key=scores.get)
+        total = sum(out["scores"].values())
+        scores[likeliest] = round(total - sum(p for label, p in scores.items() if label != likeliest), SCORE_DECIMALS)
+        out["scores"] = scores
     if isinstance(out.get("quality"), float):
         out["quality"] = round(out["quality"], QUALITY_DECIMALS)
     return out

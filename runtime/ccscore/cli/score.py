@@ -417,7 +417,7 @@ def score(
         line += f" ({n / elapsed:.1f} images/s)"
     stopped = {EXIT_INTERRUPTED: "interrupted: ", EXIT_BROKEN_PIPE: "stdout closed: "}.get(interrupted, "")
     typer.echo(f"ccscore: {stopped}{line}", err=True)
-    if n:
+    if summary.scored:
         typer.echo(f"ccscore: {summary.detail_line()}", err=True)
     code = EXIT_SOME_FAILED if write_error else interrupted or (
         EXIT_SOME_FAILED if summary.failed or counts["action_failed"] or counts["unreadable"] else EXIT_OK)
