@@ -74,8 +74,9 @@ def decode_with_warnings(path: str, spec: TileSpec) -> tuple:
 
     from .errors import one_line
 
+    # The filters stay as set (-W, PYTHONWARNINGS; by default ResourceWarning and the like are ignored); entering
+    # catch_warnings resets "once per location", so every image reports its own.
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
         out = decode_one(path, spec)
     texts = dict.fromkeys(f"{w.category.__name__}: {one_line(w.message)}" for w in caught)
     return out, list(texts)[:MAX_WARNINGS]
