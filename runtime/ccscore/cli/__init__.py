@@ -16,10 +16,12 @@ import typer
 
 # Click's exception types, from the click that this typer uses (typer >= 0.26 vendors its own).
 _click_exceptions = sys.modules[typer.BadParameter.__module__]
+ABORTS = tuple({typer.Abort, getattr(_click_exceptions, "Abort", typer.Abort)})
 
 # Subcommand name -> module in this package. Anything else on the command line is an image to score.
 COMMANDS = {"score": "score", "bench": "bench"}
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+# Exit statuses of every command (README: Exit status).
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
 
 def split_command(args: list[str]) -> tuple[str, list[str]]:
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     except _click_exceptions.ClickException as exc:  # a bad option or argument: one line, not a usage box
         typer.echo(f"{prog}: error: {one_line_usage(exc)} (see {prog} --help)", err=True)
         code = exc.exit_code
-    except typer.Abort:  # Ctrl-C before scoring started
+    except ABORTS:  # Ctrl-C before scoring started (newer typers return 130 themselves)
         code = EXIT_INTERRUPTED
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import typer
 
+from . import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from ..errors import CCScoreError, one_line
 from ..model_info import MAX_TILES_RANGE
 from ..providers import DEVICES
@@ -20,7 +21,6 @@ from ..scorer import AGGREGATIONS
 # Plain help (no boxes): option names are never cut at 80 columns. Shell completion: --install-completion.
 app = typer.Typer(rich_markup_mode=None, context_settings={"help_option_names": ["--help", "-h"]})
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 SELECTIONS = ("flagged", "clean")
 CPU_BATCH, GPU_BATCH = 8, 64
 MIN_RATE_SECONDS = 1.0
