@@ -417,7 +417,7 @@ def test_decoding_workers_never_import_onnxruntime():
             "pool.close()\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines() == ["/no/such.png: no such file", "[]"]
+    assert proc.stdout.strip().splitlines() == ["('/no/such.png: no such file', [])", "[]"]  # (result, warnings)
 
 
 def test_destination_inside_the_input_folder_is_not_walked(stub_model, tmp_path):

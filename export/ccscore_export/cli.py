@@ -110,5 +110,18 @@ def city96(
     typer.echo(f"wrote {output}")
 
 
+# Top-level modules of the [train] extra: a command that needs one in a runtime-only install says so in a line.
+TRAIN_MODULES = frozenset({"torch", "onnx", "onnxruntime", "tqdm", "matplotlib", "imagecodecs", "cv2",
+                           "safetensors", "transformers", "jpeglib"})
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in TRAIN_MODULES:
+            raise
+        typer.echo(f"ccscore-export: error: this command needs the [train] extra ({missing} is not installed): "
+                   f"pip install 'ccscore[train]' (on CPU machines, pip install torch==2.13.0 first)", err=True)
+        raise SystemExit(2) from None

@@ -30,3 +30,18 @@ def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none): errors stay one line."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def without_path(message: str, path: object) -> str:
+    """An error message for a record that names its path already: a leading `PATH: ` and a quoted 'PATH'
+    (Pillow's "cannot identify image file 'PATH'") are dropped, however the path was spelled."""
+    if path is None:
+        return message
+    import os
+    from pathlib import Path
+
+    for spelling in dict.fromkeys([os.fspath(path), str(Path(path))]):
+        if message.startswith(f"{spelling}: "):
+            message = message[len(spelling) + 2:]
+        message = message.replace(f" '{spelling}'", "")
+    return message

@@ -47,9 +47,41 @@ JSONL_MARKER = "ccscore_records"
 FORMAT_VERSION = 1
 
 
+# Digits that carry meaning in records (JSONL and CSV; Python results keep full floats):
+# - scores: 6 decimals, finer than any threshold one would set; the likeliest label takes the rounding
+#   remainder, so that they still sum to 1 (it moves by at most half a unit of the last digit per label).
+# - quality: 1 decimal (the estimate is good to about 4 points).
+# - grid_agreement: 4 decimals (a share of at most a few hundred tile quadrants).
+SCORE_DECIMALS, QUALITY_DECIMALS, AGREEMENT_DECIMALS = 6, 1, 4
+
+
+def _round_scores(item: dict) -> dict:
+    """A record or a tile's dict with its scores and quality rounded (see SCORE_DECIMALS)."""
+    out = dict(item)
+    if isinstance(out.get("scores"), dict) and out["scores"]:
+        scores = {label: round(p, SCORE_DECIMALS) for label, p in out["scores"].items()}
+        likeliest = max(scores, key=scores.get)
+        total = sum(out["scores"].values())
+        scores[likeliest] = round(total - sum(p for label, p in scores.items() if label != likeliest), SCORE_DECIMALS)
+        out["scores"] = scores
+    if isinstance(out.get("quality"), float):
+        out["quality"] = round(out["quality"], QUALITY_DECIMALS)
+    return out
+
+
+def rounded(record: dict) -> dict:
+    """A record as written: floats rounded to the digits that carry meaning."""
+    out = _round_scores(record)
+    if isinstance(out.get("grid_agreement"), dict):
+        out["grid_agreement"] = {grid: round(a, AGREEMENT_DECIMALS) for grid, a in out["grid_agreement"].items()}
+    if isinstance(out.get("tiles"), list):
+        out["tiles"] = [_round_scores(tile) for tile in out["tiles"]]
+    return out
+
+
 def encode_jsonl(record: dict) -> bytes:
     # Strict JSON: a NaN or infinity raises here rather than reach a file that JSON readers reject.
-    return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode(ENCODING, ERRORS)
+    return (json.dumps(rounded(record), ensure_ascii=False, allow_nan=False) + "\n").encode(ENCODING, ERRORS)
 
 
 def csv_columns(labels: Sequence[str]) -> list[str]:
@@ -99,6 +131,7 @@ class CsvWriter(JsonlWriter):
         self.columns = csv_columns(labels)
 
     def row(self, record: dict) -> list:
+        record = rounded(record)
         scores = record.get("scores") or {}
         quality = record.get("quality")
         return [record["path"], record.get("label", ""),

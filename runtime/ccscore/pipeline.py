@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Callable, Iterable, Iterator, Optional
 
@@ -68,6 +68,24 @@ def decode_one(path: str, spec: TileSpec):
         return f"{path}: cannot process image ({type(exc).__name__}: {one_line(exc)})"
 
 
+MAX_WARNINGS = 10  # per record: a hostile file can warn thousands of times
+
+
+def decode_with_warnings(path: str, spec: TileSpec) -> tuple:
+    """(`decode_one`'s result, the warnings it raised): library warnings (Pillow's corrupt EXIF and the like)
+    belong to the image's record, not to the terminal, where workers would interleave them."""
+    import warnings
+
+    from .errors import one_line
+
+    # The filters stay as set (-W, PYTHONWARNINGS; by default ResourceWarning and the like are ignored); entering
+    # catch_warnings resets "once per location", so every image reports its own.
+    with warnings.catch_warnings(record=True) as caught:
+        out = decode_one(path, spec)
+    texts = dict.fromkeys(f"{w.category.__name__}: {one_line(w.message)}" for w in caught)
+    return out, list(texts)[:MAX_WARNINGS]
+
+
 def _watch_parent(parent: int, interval: float = 0.5) -> None:
     """Exits this worker once its parent is gone (killed with SIGKILL, it cannot tell us). The parent is the
     main process, or the forkserver, which exits with it. A dead parent's child is adopted at once, even while
@@ -87,8 +105,8 @@ def _worker_init() -> None:
 
 
 def _worker_main(conn) -> None:
-    """A decode process: None (ready) out first, then (seq, path, spec) in and (seq, decode_one's result) out,
-    one file at a time, until EOF."""
+    """A decode process: None (ready) out first, then (seq, path, spec) in and (seq, decode_with_warnings'
+    result) out, one file at a time, until EOF."""
     _worker_init()
     from . import images, tiling  # noqa: F401  (imported now, not on the first image's time)
 
@@ -101,7 +119,7 @@ def _worker_main(conn) -> None:
         if task is None:
             return
         seq, path, spec = task
-        out = decode_one(path, spec)
+        out = decode_with_warnings(path, spec)
         try:
             conn.send((seq, out))
         except OSError:
@@ -149,8 +167,8 @@ class _Worker:
 class DecodePool:
     """Decode processes fed one file at a time by a dispatching thread, which also replaces any that die.
 
-    `submit` queues a file and returns its ticket; `result` waits for that file's outcome: decode_one's result,
-    or an error string when the worker died on it or ran past `file_timeout` seconds (then it is killed).
+    `submit` queues a file and returns its ticket; `result` waits for that file's outcome: decode_with_warnings'
+    result, or an error string when the worker died on it or ran past `file_timeout` seconds (then it is killed).
     Each file gets exactly one outcome whatever happens to the workers. `close` kills the workers.
     """
 
@@ -320,13 +338,16 @@ class Decoded:
     boxes: Optional[list] = None
     size: Optional[tuple[int, int]] = None
     error: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
 
 
-def _as_decoded(item: InputItem, out) -> Decoded:
+def _as_decoded(item: InputItem, result) -> Decoded:
+    """From decode_with_warnings' (outcome, warnings), or the pool's error string (a worker died or timed out)."""
+    out, warned = (result, []) if isinstance(result, str) else result
     if isinstance(out, str):
-        return Decoded(item, error=out)
+        return Decoded(item, error=out, warnings=warned)
     pixels, boxes, size = out
-    return Decoded(item, pixels, boxes, size)
+    return Decoded(item, pixels, boxes, size, warnings=warned)
 
 
 def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, window: Optional[int] = None,
@@ -337,7 +358,7 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, wind
     here like the pools made here."""
     if workers <= 0 and pool is None:
         for item in items:
-            yield _as_decoded(item, decode_one(item.path, spec))
+            yield _as_decoded(item, decode_with_warnings(item.path, spec))
         return
 
     pool = pool or DecodePool(workers, file_timeout)
@@ -379,6 +400,7 @@ def batches(decoded: Iterable[Decoded], batch_tiles: int) -> Iterator[list[Decod
 
 def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False) -> list[tuple[Decoded, dict]]:
     """One session run for the whole batch; returns (decoded, record) in order."""
+    from .errors import without_path
     from .tiling import Tiles
 
     good = [d for d in batch if d.pixels is not None]
@@ -386,7 +408,11 @@ def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False) -> list[
     records = {id(d): r.to_dict(with_tiles=with_tiles) for d, r in zip(good, scored)}
     out = []
     for d in batch:
-        out.append((d, records[id(d)] if d.pixels is not None else {"path": d.item.path, "error": d.error or "unknown error"}))
+        record = records[id(d)] if d.pixels is not None else {
+            "path": d.item.path, "error": without_path(d.error or "unknown error", d.item.path)}
+        if d.warnings:
+            record["warnings"] = d.warnings
+        out.append((d, record))
         d.pixels = None  # the batch's tiles can go now
     return out
 

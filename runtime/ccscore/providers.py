@@ -18,7 +18,7 @@ Session tuning (measured with `ccscore bench` and benchmarks/speed.py; see the R
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -40,15 +40,22 @@ def import_onnxruntime():
     return onnxruntime
 
 
-def tensorrt_loadable() -> bool:
-    """Whether TensorRT's runtime library can be loaded: onnxruntime-gpu lists the TensorRT provider even
-    where TensorRT is not installed, and then prints a multi-line error on stdout when asked for it."""
+# The libraries each GPU provider loads (onnxruntime-gpu >= 1.19 builds for CUDA 12 and cuDNN 9): the short name
+# for find_library, then the file names to try.
+GPU_LIBRARIES = {
+    CUDA: {"cudart": ["libcudart.so.12", "cudart64_12.dll"], "cublas": ["libcublas.so.12", "cublas64_12.dll"],
+           "cudnn": ["libcudnn.so.9", "cudnn64_9.dll"]},
+    TENSORRT: {"nvinfer": ["libnvinfer.so.10", "libnvinfer.so.8", "libnvinfer.so", "nvinfer_10.dll",
+                           "nvinfer.dll"]},
+}
+
+
+def library_loadable(short_name: str, names: Sequence[str]) -> bool:
     import ctypes
     import ctypes.util
 
-    names = ["libnvinfer.so.10", "libnvinfer.so.8", "libnvinfer.so", "nvinfer_10.dll", "nvinfer.dll"]
-    found = ctypes.util.find_library("nvinfer")
-    for name in ([found] if found else []) + names:
+    found = ctypes.util.find_library(short_name)
+    for name in ([found] if found else []) + list(names):
         try:
             ctypes.CDLL(name)
             return True
@@ -57,10 +64,53 @@ def tensorrt_loadable() -> bool:
     return False
 
 
+def missing_libraries(provider: str, loadable=library_loadable) -> list[str]:
+    """The libraries `provider` needs that cannot be loaded here."""
+    return [short for short, names in GPU_LIBRARIES.get(provider, {}).items() if not loadable(short, names)]
+
+
+def tensorrt_loadable() -> bool:
+    """Whether TensorRT's runtime library can be loaded: onnxruntime-gpu lists the TensorRT provider even
+    where TensorRT is not installed, and then prints a multi-line error on stdout when asked for it."""
+    return not missing_libraries(TENSORRT)
+
+
+def onnxruntime_builds() -> list[str]:
+    """The onnxruntime distributions installed ("onnxruntime 1.20.1", "onnxruntime-gpu 1.20.1")."""
+    from importlib import metadata
+
+    builds = []
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            builds.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return builds
+
+
+def why_unusable(provider: str, available: Sequence[str], loadable=library_loadable) -> str:
+    """Why onnxruntime could not use `provider`, and how to fix it, in one line."""
+    if provider not in available:
+        builds = onnxruntime_builds()
+        have = f"this onnxruntime ({', '.join(builds) or 'unknown build'}) offers only {', '.join(available)}"
+        if provider in GPU_LIBRARIES and not any(b.startswith("onnxruntime-gpu ") for b in builds):
+            return (f"{have}: CUDA needs onnxruntime-gpu instead (pip uninstall onnxruntime, then "
+                    f"pip install 'ccscore[gpu]')")
+        return have
+    missing = missing_libraries(provider, loadable)
+    if missing:
+        if provider == TENSORRT:
+            return "TensorRT's library (libnvinfer) was not found: install TensorRT 10, or use --device cuda"
+        return (f"the CUDA libraries it needs were not found ({', '.join(missing)}): install CUDA 12 and cuDNN 9 "
+                f"(or pip install 'onnxruntime-gpu[cuda,cudnn]') and put them on the library path")
+    return "onnxruntime could not start it (no GPU or driver? nvidia-smi tells)"
+
+
 def requested_providers(device: Device, available: Sequence[str]) -> list[str]:
     """Maps auto/cpu/cuda/tensorrt or an explicit provider list to the list passed to onnxruntime."""
     if not isinstance(device, str):
         return list(device)
+    device = device.lower()
     if device == "cpu":
         return [CPU]
     if device == "cuda":
@@ -82,14 +132,18 @@ class Session:
     session: object  # onnxruntime.InferenceSession
     requested: list[str]
     active: list[str]
+    available: list[str] = field(default_factory=list)  # what this onnxruntime offers
 
     @property
     def fallback_note(self) -> str | None:
-        """A one-line note when a requested accelerator was dropped (onnxruntime only logs this)."""
+        """A one-line note when a requested accelerator was dropped (onnxruntime only logs this): which, why,
+        and how to fix it."""
         dropped = [p for p in self.requested if p != CPU and p not in self.active]
         if not dropped:
             return None
-        return f"{', '.join(dropped)} requested but not usable here; running on {', '.join(self.active)}"
+        # The first one dropped is the one asked for (tensorrt requests CUDA as its fallback).
+        return (f"{', '.join(dropped)} requested but not usable here: {why_unusable(dropped[0], self.available)}; "
+                f"running on {', '.join(self.active)}")
 
 
 def _cache_dir() -> Path:
@@ -197,4 +251,4 @@ def create_session(model_path: str, device: Device = "auto", intra_op_threads: i
     active = list(session.get_providers())
     if active == [CPU] and cpu_batch() > 0:
         session = ChunkedSession(session, cpu_batch())
-    return Session(session, requested, active)
+    return Session(session, requested, active, list(available))

@@ -9,7 +9,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .errors import ModelError, ModelOutputError, one_line
+from .errors import ImageError, ModelError, ModelOutputError, one_line, without_path
 from .evidence import MIN_VOTES, ImageEvidence, image_evidence
 from .images import ImageInput, load_image
 from .model_info import MAX_TILES_RANGE, PHASES, PROBS, QUALITY, ModelInfo, default_model_path, number
@@ -349,25 +349,40 @@ class Scorer:
     def score_tiled(self, items: Iterable[tuple[Optional[str], Tiles, tuple[int, int]]]) -> Iterator[ScoreResult]:
         """Scores already-tiled images, batching tiles of many images into shared runs, in input order.
         Unusable model outputs raise `ModelOutputError`."""
-        pending: list[tuple[Optional[str], Tiles, tuple[int, int]]] = []
+        return map(succeeded, self._score_stream(items))
+
+    def score_many(self, images: Iterable[ImageInput]) -> Iterator[ScoreResult | ScoreFailure]:
+        """Scores several images with shared session runs, lazily, in input order. Each image gets its
+        `ScoreResult`, or a `ScoreFailure` (`.error`, one line; `.path`) when it cannot be decoded or the model's
+        outputs for it are unusable: one bad image never ends the others' scoring."""
+        def tiled():
+            for image in images:
+                path = str(image) if isinstance(image, (str, os.PathLike)) else None
+                try:
+                    tiles, size = self.tile(image)
+                except ImageError as exc:
+                    yield ScoreFailure(without_path(one_line(exc), path), path)
+                    continue
+                yield path, tiles, size
+
+        return self._score_stream(tiled())
+
+    def _score_stream(self, items: Iterable) -> Iterator[ScoreResult | ScoreFailure]:
+        """Scores (path, tiles, size) items in shared runs of about `batch_size` tiles; `ScoreFailure`s among
+        them pass through in place."""
+        pending: list = []
         count = 0
         for item in items:
             pending.append(item)
-            count += len(item[1].boxes)
+            count += 0 if isinstance(item, ScoreFailure) else len(item[1].boxes)
             if count >= self.batch_size:
-                yield from map(succeeded, self.score_together(pending))
+                yield from self._score_pending(pending)
                 pending, count = [], 0
-        yield from map(succeeded, self.score_together(pending))
+        yield from self._score_pending(pending)
 
-    def score_many(self, images: Sequence[ImageInput]) -> Iterator[ScoreResult]:
-        """Scores several images with shared session runs; decoding errors raise `ImageError`, unusable model
-        outputs `ModelOutputError`."""
-        def tiled():
-            for image in images:
-                tiles, size = self.tile(image)
-                yield (str(image) if isinstance(image, (str, os.PathLike)) else None), tiles, size
-
-        return self.score_tiled(tiled())
+    def _score_pending(self, pending: list) -> list[ScoreResult | ScoreFailure]:
+        scored = iter(self.score_together([p for p in pending if not isinstance(p, ScoreFailure)]))
+        return [p if isinstance(p, ScoreFailure) else next(scored) for p in pending]
 
 
 def succeeded(result: ScoreResult | ScoreFailure) -> ScoreResult:

@@ -1,6 +1,9 @@
 """The `ccscore` command. `ccscore IMAGE...` scores images; `ccscore COMMAND ...` runs another command.
 
-One module per command; each exposes a Typer `app`.
+The first argument names a command only when it is exactly one of COMMANDS and no file or folder of that
+name exists here (then ccscore refuses to guess); anything else is an image or folder to score.
+
+One module per command; each exposes a Typer `app`. Usage errors of every command are one line, exit 2.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import sys
 
 # Subcommand name -> module in this package. Anything else on the command line is an image to score.
 COMMANDS = {"score": "score", "bench": "bench"}
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+# Exit statuses of every command (README: Exit status); 130 is 128 + SIGINT, as shells report Ctrl-C.
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
 
 def exit_interrupted(signum=None, frame=None) -> None:
@@ -25,11 +29,45 @@ def exit_interrupted(signum=None, frame=None) -> None:
     os._exit(EXIT_INTERRUPTED)
 
 
+def split_command(args: list[str]) -> tuple[str, list[str]]:
+    """(command, its arguments). The first argument is a command when it is exactly a command's name; a
+    command's name that is also a file or folder here is refused (`AmbiguousCommand`): `./bench` is the path."""
+    if not args or args[0] not in COMMANDS:
+        return "score", args
+    if os.path.lexists(args[0]):
+        raise AmbiguousCommand(f"'{args[0]}' is both a ccscore command and a file or folder here: write "
+                               f"./{args[0]} to score it, or run the command from another directory")
+    return args[0], args[1:]
+
+
+class AmbiguousCommand(ValueError):
+    """A command's name that is also a path here."""
+
+
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, exit_interrupted)  # first, before anything slow is imported
     args = list(sys.argv[1:] if argv is None else argv)
-    name = args[0] if args and args[0] in COMMANDS else "score"
-    if args and args[0] == name:
-        args = args[1:]
+    try:
+        name, args = split_command(args)
+    except AmbiguousCommand as exc:
+        print(f"ccscore: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    import typer
+
+    # Click's exception types, from the click that this typer uses (typer >= 0.26 vendors its own).
+    click_exceptions = sys.modules[typer.BadParameter.__module__]
+    aborts = tuple({typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)})
+    prog = f"ccscore {name}" if name != "score" else "ccscore"
     module = importlib.import_module(f".{COMMANDS[name]}", __name__)
-    module.app(args=args, prog_name=f"ccscore {name}" if name != "score" else "ccscore")
+    try:
+        code = module.app(args=args, prog_name=prog, standalone_mode=False)
+    except click_exceptions.ClickException as exc:  # a bad option or argument: one line, not a usage box
+        typer.echo(f"{prog}: error: {one_line_usage(exc)} (see {prog} --help)", err=True)
+        code = exc.exit_code
+    except aborts:  # Ctrl-C before scoring started (newer typers return 130 themselves)
+        code = EXIT_INTERRUPTED
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def one_line_usage(exc) -> str:
+    return " ".join(exc.format_message().split())

@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(add_completion=False, rich_markup_mode=None)  # plain help: nothing cut at 80 columns
 
 
 def _own_args() -> list[str]:

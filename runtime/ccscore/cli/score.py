@@ -13,25 +13,36 @@ from typing import List, Optional
 
 import typer
 
+from . import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from ..errors import CCScoreError, one_line
+from ..model_info import MAX_TILES_RANGE
 from ..pipeline import DEFAULT_FILE_TIMEOUT
 from ..providers import DEVICES
 from ..scorer import AGGREGATIONS
-from . import EXIT_INTERRUPTED, exit_interrupted
+from . import exit_interrupted
 
-app = typer.Typer(add_completion=False)
+# Plain help (no boxes): option names are never cut at 80 columns. Shell completion: --install-completion.
+app = typer.Typer(rich_markup_mode=None, context_settings={"help_option_names": ["--help", "-h"]})
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_BROKEN_PIPE = 0, 1, 2, 141
 SELECTIONS = ("flagged", "clean")
 CPU_BATCH, GPU_BATCH = 8, 64
+MIN_RATE_SECONDS = 1.0
+
+
+def ranked(scores: dict) -> str:
+    return ", ".join(f"{label} {p:.3f}" for label, p in sorted(scores.items(), key=lambda kv: -kv[1]))
 
 
 def readable(record: dict) -> str:
-    ranked = sorted(record["scores"].items(), key=lambda kv: -kv[1])
-    probs = ", ".join(f"{label} {p:.3f}" for label, p in ranked)
+    """One line per image; with --tiles, one more per tile scored: its box (left, top, right, bottom)."""
     quality = f", quality ~{record['quality']:.0f}" if record.get("quality") is not None else ""
     label = record["label"]
-    return f"{record['path']}: {label.upper() if label != 'clean' else label}{quality}  ({probs})"
+    lines = [f"{record['path']}: {label.upper() if label != 'clean' else label}{quality}  ({ranked(record['scores'])})"]
+    for tile in record.get("tiles", []):
+        left, top, right, bottom = tile["box"]
+        tile_quality = f", quality ~{tile['quality']:.0f}" if tile.get("quality") is not None else ""
+        lines.append(f"  tile {left},{top}-{right},{bottom}: {ranked(tile['scores'])}{tile_quality}")
+    return "\n".join(lines)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -52,7 +63,29 @@ def _count_inputs(paths: list[str], from_list: Optional[str], exclude: list[str]
         pass  # only the ETA is lost
 
 
-@app.command()
+COMMANDS_HELP = ("Other commands: 'ccscore bench [DIR]' times scoring per execution provider (ccscore bench "
+                 "--help); 'ccscore score IMAGE...' is 'ccscore IMAGE...'. A command's name that is also a file or "
+                 "folder here is refused: write ./NAME for the path.")
+
+
+def version_text(model: Optional[Path]) -> str:
+    """ccscore's version and the model's name and version (read from its metadata, nothing run)."""
+    from .. import __version__
+    from ..model_info import default_model_path
+    from ..providers import import_onnxruntime
+
+    path = model or default_model_path()
+    try:
+        ort = import_onnxruntime()
+        meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
+        props = meta.custom_metadata_map
+        about = f"model {props.get('name', '?')} {props.get('version', '?')} ({path})"
+    except Exception as exc:  # a version query still answers: say why the model could not be read
+        about = f"model {path} not readable: {one_line(exc)[:200]}"
+    return f"ccscore {__version__}; {about}"
+
+
+@app.command(epilog=COMMANDS_HELP)
 def score(
     images: Optional[List[Path]] = typer.Argument(None, help="Image files and folders (walked recursively).",
                                                    show_default=False, readable=False),  # unreadable: a record
@@ -64,14 +97,25 @@ def score(
                                                "flushed batch by batch."),
     resume: bool = typer.Option(False, "--resume", help="Continue --output FILE: skip paths it already holds."),
     model: Optional[Path] = typer.Option(None, "--model", help="A ccscore ONNX model (default: the bundled one)."),
-    device: str = typer.Option("auto", "--device", help=f"{', '.join(DEVICES)}."),
-    aggregate: Optional[str] = typer.Option(None, "--aggregate", help=f"One of {', '.join(AGGREGATIONS)} (default: the model's)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag when P(clean) < 1 - T (default: the model's, 0.5)."),
-    max_tiles: Optional[int] = typer.Option(None, "--max-tiles", help="Tiles per image (default: the model's)."),
+    device: str = typer.Option("auto", "--device", help=f"{', '.join(DEVICES)} (any case). A device that is not "
+                               "usable here is named on stderr with the reason and the fix; scoring goes on on CPU."),
+    aggregate: Optional[str] = typer.Option(None, "--aggregate", metavar="|".join(AGGREGATIONS),
+                                            help="How tile probabilities make the image's (default: the model's). "
+                                                 "mean, median, max, min: per label over the tiles, then "
+                                                 "renormalised; max is each label's highest tile probability, not "
+                                                 "the worst tile. worst_half: the mean over the half of the tiles "
+                                                 "likeliest damaged (lowest P(clean)), for local damage."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0,
+                                              help="Flag when P(clean) < 1 - T (default: the model's, 0.5). "
+                                                   "Higher flags more: more damage caught, more clean images "
+                                                   "flagged (README: choosing the threshold)."),
+    max_tiles: Optional[int] = typer.Option(None, "--max-tiles", min=MAX_TILES_RANGE[0], max=MAX_TILES_RANGE[1],
+                                           help="Tiles per image (default: the model's)."),
     all_tiles: bool = typer.Option(False, "--all-tiles", help="Score every chosen tile. By default an image stops "
                                    "after its first tiles when they are decisive (the model's early_stop)."),
-    tiles: bool = typer.Option(False, "--tiles", help="Include per-tile scores and boxes (JSONL)."),
-    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Refuse larger images (default: Pillow's limit)."),
+    tiles: bool = typer.Option(False, "--tiles", help="Include per-tile scores and boxes: in JSONL records, and "
+                               "as indented lines under each image in readable output (not in CSV)."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger images (default: Pillow's limit)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
                                           help="Decoding processes (default: number of cores; 0: decode in-process, "
                                                "where --file-timeout cannot apply)."),
@@ -92,6 +136,11 @@ def score(
                                  "records; change nothing on disk (--output is only read, with --resume)."),
     progress_opt: Optional[bool] = typer.Option(None, "--progress/--no-progress",
                                                 help="Progress bar on stderr (default: when stderr is a terminal)."),
+    show_version: bool = typer.Option(False, "--version", help="Print ccscore's version and the model's name and "
+                                      "version (--model's, or the bundled one), then exit."),
+    summary_json: Optional[Path] = typer.Option(None, "--summary-json", metavar="FILE",
+                                                help="Write the run's summary as JSON to FILE when it ends "
+                                                     "(replaced if it holds an earlier summary; README)."),
 ) -> None:
     """Tells whether each image carries JPEG or WebP compression artifacts, how strong, and where.
 
@@ -101,15 +150,19 @@ def score(
 
     An image is flagged when its label is not 'clean'. Actions keep paths relative to the input folder, never overwrite (a -1, -2 suffix avoids collisions) and leave sources untouched except --move-to.
 
-    Exit status: 0 all scored, 1 some files failed (or actions failed, or folders were unreadable), 2 usage error (bad option, unusable model or --output), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
+    Exit status: 0 all scored, 1 some files failed (or actions failed, or folders were unreadable), 2 usage error (bad option or value, unusable model, --output or --summary-json), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
     """
     from ..actions import PAST_TENSE, ActionError, ActionJournal, Mover
     from ..errors import OnnxRuntimeMissing
     from ..inputs import is_within, iter_inputs
-    from ..outputs import JsonlWriter, OutputError, open_output, scan_output
+    from ..outputs import JsonlWriter, OutputError, is_csv, open_output, scan_output
     from ..pipeline import Progress, run_pipeline, start_workers
     from ..scorer import Scorer
+    from ..summary import RunSummary, check_summary_path, write_summary
 
+    if show_version:
+        typer.echo(version_text(model))
+        raise typer.Exit(EXIT_OK)
     paths = [os.fspath(p) for p in (images or [])]
     if not paths and from_list is None:
         fail("nothing to score: give image files or folders, or --from-list FILE")
@@ -122,8 +175,12 @@ def score(
         fail("use only one of --copy-to, --symlink-to, --move-to")
     if dry_run and not targets:
         fail("--dry-run needs --copy-to, --symlink-to or --move-to")
+    if tiles and output is not None and is_csv(os.fspath(output)):
+        fail("--tiles cannot go into a CSV --output (one row per image): use a .jsonl output for per-tile scores")
     if resume and output is None:
         fail("--resume needs --output FILE")
+    if summary_json is not None and (problem := check_summary_path(os.fspath(summary_json))):
+        fail(problem)
     if from_list is not None and from_list != "-" and not os.path.isfile(from_list):
         fail(f"--from-list {from_list}: no such file")
     if targets and os.path.exists(targets[0][1]) and not os.path.isdir(targets[0][1]):
@@ -167,7 +224,8 @@ def score(
     writer = None
     journal = None
     mover = Mover(targets[0][0], os.fspath(targets[0][1]), dry_run) if targets else None
-    counts = Counter()
+    counts = Counter()  # actions and folders; records are counted by `summary`
+    summary = RunSummary(scorer.labels)
     in_flight: set[int] = set()  # journaled actions not finished yet
     plan_stream = sys.stderr if jsonl else sys.stdout
 
@@ -248,9 +306,12 @@ def score(
         counts["unreadable"] += 1
         report(f"cannot read folder {path}: {reason}; nothing in it was scored")
 
+    def not_an_image(path: str) -> None:
+        counts["not_images"] += 1
+
     def pending_items():
         nonlocal skipped
-        for item in iter_inputs(paths, from_list, exclude, on_unreadable=unreadable):
+        for item in iter_inputs(paths, from_list, exclude, on_unreadable=unreadable, on_skipped=not_an_image):
             if done and done[item.path] > 0:
                 done[item.path] -= 1
                 skipped += 1
@@ -269,14 +330,12 @@ def score(
         records = []
         actions = []
         for decoded, record in pairs:
+            summary.add(record)
             if "error" in record:
-                counts["failed"] += 1
                 if show_readable:
                     progress.close()
                     typer.echo(f"{record['path']}: error: {record['error']}", err=True)
             else:
-                counts["scored"] += 1
-                counts["flagged"] += record["label"] != "clean"
                 item = decoded.item
                 if mover is not None and wanted(record):
                     if item.outside:
@@ -307,7 +366,7 @@ def score(
                 if "error" not in r:
                     progress.close()
                     print(readable(r), flush=True)
-        progress.update(counts["scored"] + counts["failed"], counts["failed"])
+        progress.update(summary.scored + summary.failed, summary.failed)
 
     def silence_stdout() -> None:
         # Nothing more can reach stdout; keep the interpreter's final flush from printing a traceback.
@@ -348,8 +407,8 @@ def score(
                 write_error = write_error or f"cannot write records: {exc.strerror or one_line(exc)}"
 
     elapsed = time.monotonic() - start
-    n = counts["scored"] + counts["failed"]
-    parts = [f"{counts['scored']} scored", f"{counts['failed']} failed", f"{counts['flagged']} flagged"]
+    n = summary.scored + summary.failed
+    parts = [f"{summary.scored} scored", f"{summary.failed} failed", f"{summary.flagged} flagged"]
     if skipped:
         parts.append(f"{skipped} already in {output}")
     if mover is not None:
@@ -361,13 +420,27 @@ def score(
             parts.append(f"{counts['action_failed']} actions failed")
     if counts["unreadable"]:
         parts.append(f"{counts['unreadable']} folders unreadable")
-    summary = ", ".join(parts) + f" in {elapsed:.1f}s ({n / max(elapsed, 1e-9):.1f} images/s)"
+    if counts["not_images"]:
+        parts.append(f"{counts['not_images']} files skipped (not images)")
+    line = ", ".join(parts) + f" in {elapsed:.1f}s"
+    if n and elapsed >= MIN_RATE_SECONDS:  # a rate over an empty or sub-second run means nothing
+        line += f" ({n / elapsed:.1f} images/s)"
     stopped = {EXIT_INTERRUPTED: "interrupted: ", EXIT_BROKEN_PIPE: "stdout closed: "}.get(interrupted, "")
-    typer.echo(f"ccscore: {stopped}{summary}", err=True)
+    typer.echo(f"ccscore: {stopped}{line}", err=True)
+    if summary.scored:
+        typer.echo(f"ccscore: {summary.detail_line()}", err=True)
+    code = EXIT_SOME_FAILED if write_error else interrupted or (
+        EXIT_SOME_FAILED if summary.failed or counts["action_failed"] or counts["unreadable"] else EXIT_OK)
+    if summary_json is not None:
+        try:
+            write_summary(os.fspath(summary_json), summary.to_dict(
+                already_done=skipped, acted=counts["acted"] if mover is not None else None,
+                actions_failed=counts["action_failed"], unreadable_folders=counts["unreadable"],
+                skipped_not_images=counts["not_images"],
+                interrupted=bool(interrupted), exit_status=code, seconds=round(elapsed, 3)))
+        except OSError as exc:
+            write_error = write_error or f"cannot write --summary-json {summary_json}: {exc.strerror or exc}"
     if write_error:
         fail(write_error, EXIT_SOME_FAILED)
-    if interrupted:
-        raise typer.Exit(interrupted)
-    raise typer.Exit(EXIT_SOME_FAILED if counts["failed"] or counts["action_failed"] or counts["unreadable"]
-                     else EXIT_OK)
+    raise typer.Exit(code)
 
