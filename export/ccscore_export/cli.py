@@ -19,6 +19,15 @@ def build_data(ctx: typer.Context) -> None:
     raise typer.Exit(build_main(ctx.args))
 
 
+@app.command("calibrate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def calibrate(ctx: typer.Context) -> None:
+    """Chooses an exported model's grid gate on a calibration evaluation set; --help for all."""
+    from .calibrate import main as calibrate_main
+
+    raise typer.Exit(calibrate_main(ctx.args))
+
+
 @app.command()
 def train(
     train_data: Path = typer.Option(..., "--train", exists=True, dir_okay=False),
@@ -62,9 +71,14 @@ def export(
                                               "runtime scores every tile)."),
     stop_margin: Optional[float] = typer.Option(None, help="Early stop: no more tiles once P(clean) is this close "
                                                 "to 0 or 1 (default 0.05)."),
+    grid_gate: Optional[Path] = typer.Option(None, exists=True, dir_okay=False,
+                                             help="The grid gate as JSON, as `python -m ccscore_export.calibrate "
+                                             "--json` writes it (default: the recipe's, DEFAULT_GRID_GATE)."),
     version: Optional[str] = typer.Option(None),
 ) -> None:
     """Exports a checkpoint to one ONNX graph and validates it against torch (fails past tolerance)."""
+    import json
+
     import numpy as np
 
     from .detector_export import DEFAULT_EARLY_STOP, export_detector
@@ -75,7 +89,8 @@ def export(
         given = {"first_tiles": first_tiles, "margin": stop_margin}
         early_stop = {**DEFAULT_EARLY_STOP, **{k: v for k, v in given.items() if v is not None}}
         diffs = export_detector(checkpoint, output, real_tiles=real, max_tiles=max_tiles, version=version,
-                                early_stop=early_stop if early_stop["first_tiles"] > 0 else {})
+                                early_stop=early_stop if early_stop["first_tiles"] > 0 else {},
+                                grid_gate=json.loads(grid_gate.read_text()) if grid_gate else None)
     except ExportValidationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)

@@ -1,0 +1,99 @@
+"""Chooses the grid gate (ccscore.scorer.GridGate) of an exported model on a calibration evaluation set.
+
+The set is a folder with manifest.csv (path, label, quality, kind, ...), built from clean art that neither the
+training nor the reported evaluation uses (`build-data --export-clean ... --exclude-from`). Every image's tiles
+are scored once; each candidate gate is then applied to the stored outputs. The chosen gate is the one that
+catches the most lossy images while all clean kinds together stay at or under `max_clean`, and each clean kind
+at or under `max_kind` (ties: the larger center, the stricter gate).
+
+    python -m ccscore_export.calibrate MODEL.onnx --cal-set data/eval-wild-cal [--json gate.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ccscore import ImageError, Scorer
+from ccscore.scorer import CLEAN, GridGate, decide
+
+CENTERS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
+WEAK = (0.5, 0.55, 0.6, 0.7)
+SLOPE = 20.0
+
+
+def score_tiles(scorer: Scorer, root: Path, rows: list[dict]) -> list[tuple[dict, object, list]]:
+    """(manifest row, tile outputs, boxes) for every image that decodes, all tiles scored."""
+    out = []
+    for row in rows:
+        try:
+            tiles, _ = scorer.tile(root / row["path"])
+        except ImageError:
+            continue
+        out.append((row, scorer.run(tiles.pixels), tiles.boxes))
+    return out
+
+
+def flagged_by_kind(scorer: Scorer, scored: list, gate: GridGate) -> dict[str, tuple[str, float]]:
+    """kind -> (label name, share flagged) with `gate` in place."""
+    scorer.grid_gate = gate
+    by_kind: dict[str, list[bool]] = {}
+    labels: dict[str, str] = {}
+    for row, outputs, boxes in scored:
+        scores, _ = scorer.judge(outputs, boxes)
+        by_kind.setdefault(row["kind"], []).append(decide(scores, scorer.threshold) != CLEAN)
+        label = row["label"]
+        labels[row["kind"]] = scorer.labels[int(label)] if label.isdigit() else label
+    return {kind: (labels[kind], float(np.mean(flags))) for kind, flags in by_kind.items()}
+
+
+def choose_gate(scorer: Scorer, scored: list, periods: dict, max_clean: float, max_kind: float,
+                log=print) -> dict:
+    best = None
+    for center, weak in itertools.product(CENTERS, WEAK):
+        gate = GridGate(periods, center, SLOPE, weak)
+        rates = flagged_by_kind(scorer, scored, gate)
+        clean = [r for label, r in rates.values() if label == CLEAN]
+        lossy = [r for label, r in rates.values() if label != CLEAN]
+        worst_kind = max(clean)
+        ok = np.mean(clean) <= max_clean and worst_kind <= max_kind
+        log(f"center {center:.2f} weak {weak:.2f}: clean kinds flagged {100 * np.mean(clean):.2f}% "
+            f"(worst kind {100 * worst_kind:.1f}%), lossy kinds caught {100 * np.mean(lossy):.2f}%"
+            f"{'' if ok else '  (over the clean limits)'}")
+        key = (np.mean(lossy), center, -weak)
+        if ok and (best is None or key > best[0]):
+            best = (key, {"periods": periods, "center": center, "slope": SLOPE, "weak": weak})
+    if best is None:
+        raise SystemExit("no candidate gate keeps clean images within the limits")
+    return best[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--cal-set", type=Path, required=True)
+    parser.add_argument("--max-clean", type=float, default=0.01, help="all clean kinds together (default 1%%)")
+    parser.add_argument("--max-kind", type=float, default=0.03, help="any one clean kind (default 3%%)")
+    parser.add_argument("--json", type=Path, help="write the chosen gate here (for `export --grid-gate`)")
+    args = parser.parse_args(argv)
+    scorer = Scorer(args.model, all_tiles=True)
+    if scorer.grid_gate is None:
+        parser.error(f"{args.model} has no phases output and grid gate to calibrate")
+    rows = list(csv.DictReader(open(args.cal_set / "manifest.csv", newline="")))
+    scored = score_tiles(scorer, args.cal_set, rows)
+    print(f"scored {len(scored)} calibration images")
+    gate = choose_gate(scorer, scored, scorer.grid_gate.periods, args.max_clean, args.max_kind)
+    print(f"chosen: {json.dumps(gate)}")
+    if args.json:
+        args.json.write_text(json.dumps(gate))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
