@@ -22,7 +22,7 @@ DEFAULT_MAX_TILES = 8
 DEFAULT_EARLY_STOP = {"first_tiles": 2, "margin": 0.05}
 # Image-level decision on grid agreement (ccscore.scorer.GridGate): JPEG stands on the 8x8 grid, WebP on VP8's
 # 4x4 transform grid. Chosen on the calibration evaluation set (models/ccscore-detector.md).
-DEFAULT_GRID_GATE = {"periods": {"jpeg": 8, "webp": 4}, "center": 0.2, "slope": 20.0, "weak": 0.6}
+DEFAULT_GRID_GATE = {"periods": {"jpeg": 8, "webp": 4}, "center": 0.2, "slope": 20.0, "weak": 0.5}
 
 
 def save_checkpoint(path: Path, model: ArtifactDetector, extra: dict | None = None) -> None:
