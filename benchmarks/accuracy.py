@@ -82,23 +82,9 @@ def score_folder(scorer: Scorer, root: Path, rows: list[dict]) -> list[dict]:
             continue
         out.append({**row, "pred": result.label, "p_clean": result.scores.get("clean", float("nan")),
                     "pred_quality": result.quality, "tiles_scored": len(result.tiles),
-                    "evidence": evidence_word(getattr(result, "evidence", None))})
+                    # None for models without grid evidence (no phases output)
+                    "evidence": result.evidence.word if result.evidence is not None else None})
     return out
-
-
-def evidence_word(evidence) -> str | None:
-    """The result's plain evidence word ('none' = nothing a codec could have marked), whatever form the
-    runtime gives it in (a word, an object or dict with `word`, a count of textured tiles); None when the
-    runtime reports no evidence at all."""
-    if evidence is None:
-        return None
-    if isinstance(evidence, str):
-        return evidence
-    if isinstance(evidence, dict):
-        return evidence.get("word")
-    if isinstance(evidence, (int, np.integer)):
-        return "none" if evidence == 0 else "tiles"
-    return getattr(evidence, "word", None)
 
 
 def pct(num: int, den: int) -> str:

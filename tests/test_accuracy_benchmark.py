@@ -52,17 +52,6 @@ def test_flat_no_evidence_is_unmeasured_without_an_evidence_field():
     assert not dict(accuracy.check_wild_bar(s))['blank or flat images: clean with "no evidence"']
 
 
-def test_evidence_word_accepts_the_forms_a_runtime_may_give():
-    class Evidence:
-        word = "none"
-
-    assert accuracy.evidence_word(None) is None
-    assert accuracy.evidence_word("none") == "none"
-    assert accuracy.evidence_word(Evidence()) == "none"
-    assert accuracy.evidence_word({"word": "tiles", "textured_tiles": 3}) == "tiles"
-    assert accuracy.evidence_word(0) == "none" and accuracy.evidence_word(4) == "tiles"
-
-
 def test_reliability_rows_bin_counts_and_ece():
     p = np.array([0.0, 0.01, 0.5, 0.95, 1.0, 1.0])
     lossy = np.array([False, False, True, True, True, True])
