@@ -206,6 +206,12 @@ def test_a_run_ends_with_a_summary_people_and_scripts_can_read(stub_model, pictu
     precious.write_text('{"mine": 1}')
     assert_one_line_error(run(str(pictures / "p0.png"), "--model", str(stub_model), "--summary-json", str(precious)))
     assert precious.read_text() == '{"mine": 1}'
+    # Neither file exists yet: the summary written at the end would replace the records.
+    records = tmp_path / "new.jsonl"
+    for same in (records, Path(str(records) + ".ccscore-journal")):
+        assert_one_line_error(run(str(pictures / "p0.png"), "--model", str(stub_model), "--output", str(records),
+                                  "--summary-json", str(same)))
+        assert not records.exists() and not same.exists()
 
 
 def test_the_summary_counts_evidence_words():

@@ -69,6 +69,8 @@ def test_blank_and_flat_images_are_clean_with_no_evidence(tmp_path, tiny_model, 
     assert out.returncode == 0, out.stderr
     assert record["label"] == "clean" and record["quality"] is None
     assert record["evidence"] == "none"
+    readable = run_cli(str(path), "--model", str(tiny_model))
+    assert readable.stdout.startswith(f"{path}: clean, no evidence  (clean 1.000")
 
 
 def test_small_images_are_tiled_from_their_own_pixels():

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, Union
 
-from .errors import ModelError, OnnxRuntimeMissing
+from .errors import ModelError, OnnxRuntimeMissing, one_line
 
 Device = Union[str, Sequence[str]]
 CPU = "CPUExecutionProvider"
@@ -247,7 +247,7 @@ def create_session(model_path: str, device: Device = "auto", intra_op_threads: i
     try:
         session = ort.InferenceSession(model_path, options, providers=providers)
     except Exception as exc:  # onnxruntime raises several unrelated types for unreadable models
-        raise ModelError(f"cannot load model {model_path}: {str(exc).splitlines()[0][:300]}") from None
+        raise ModelError(f"cannot load model {model_path}: {one_line(exc)[:300]}") from None
     active = list(session.get_providers())
     if active == [CPU] and cpu_batch() > 0:
         session = ChunkedSession(session, cpu_batch())

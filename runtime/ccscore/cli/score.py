@@ -25,6 +25,7 @@ from . import exit_interrupted
 app = typer.Typer(rich_markup_mode=None, context_settings={"help_option_names": ["--help", "-h"]})
 
 SELECTIONS = ("flagged", "clean")
+JOURNAL_SUFFIX = ".ccscore-journal"  # the actions' journal beside --output
 CPU_BATCH, GPU_BATCH = 8, 64
 MIN_RATE_SECONDS = 1.0
 
@@ -37,7 +38,10 @@ def readable(record: dict) -> str:
     """One line per image; with --tiles, one more per tile scored: its box (left, top, right, bottom)."""
     quality = f", quality ~{record['quality']:.0f}" if record.get("quality") is not None else ""
     label = record["label"]
-    lines = [f"{record['path']}: {label.upper() if label != 'clean' else label}{quality}  ({ranked(record['scores'])})"]
+    # Said where the answer is not a measurement: nothing a codec could mark, or too little to check a grid on.
+    evidence = {"none": ", no evidence", "weak": ", weak evidence"}.get(record.get("evidence"), "")
+    lines = [f"{record['path']}: {label.upper() if label != 'clean' else label}{quality}{evidence}  "
+             f"({ranked(record['scores'])})"]
     for tile in record.get("tiles", []):
         left, top, right, bottom = tile["box"]
         tile_quality = f", quality ~{tile['quality']:.0f}" if tile.get("quality") is not None else ""
@@ -107,7 +111,7 @@ def score(
                                                  "likeliest damaged (lowest P(clean)), for local damage."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                               help="Flag when P(clean) < 1 - T (default: the model's, 0.5). "
-                                                   "Higher flags more: more damage caught, more clean images "
+                                                   "Lower flags more: more damage caught, more clean images "
                                                    "flagged (README: choosing the threshold)."),
     max_tiles: Optional[int] = typer.Option(None, "--max-tiles", min=MAX_TILES_RANGE[0], max=MAX_TILES_RANGE[1],
                                            help="Tiles per image (default: the model's)."),
@@ -181,6 +185,9 @@ def score(
         fail("--resume needs --output FILE")
     if summary_json is not None and (problem := check_summary_path(os.fspath(summary_json))):
         fail(problem)
+    if summary_json is not None and output is not None and os.path.realpath(summary_json) in {
+            os.path.realpath(output), os.path.realpath(os.fspath(output) + JOURNAL_SUFFIX)}:
+        fail("--summary-json must not be the --output file or its journal: it would replace the records")
     if from_list is not None and from_list != "-" and not os.path.isfile(from_list):
         fail(f"--from-list {from_list}: no such file")
     if targets and os.path.exists(targets[0][1]) and not os.path.isdir(targets[0][1]):
@@ -270,7 +277,7 @@ def score(
         if cut:
             typer.echo(f"ccscore: note: cut {cut} bytes of an incomplete last record off {output}", err=True)
     if writer is not None and os.path.isfile(output):  # not /dev/stdout and the like
-        journal = ActionJournal(os.fspath(output) + ".ccscore-journal")
+        journal = ActionJournal(os.fspath(output) + JOURNAL_SUFFIX)
         try:
             pending = journal.pending()
         except ActionError as exc:
