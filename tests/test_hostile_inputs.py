@@ -301,3 +301,21 @@ def test_ctrl_c_at_any_moment_exits_130_without_a_traceback(stub_model, tmp_path
         _, stderr = proc.communicate(timeout=20)  # the stuck file alone decodes for minutes
         assert (proc.returncode, b"Traceback" in stderr) == (130, False), (delay, stderr.decode())
         assert stderr.decode().splitlines()[-1].startswith("ccscore: interrupted"), (delay, stderr.decode())
+
+
+def test_a_failed_decode_pool_is_a_ccscore_error_with_one_line():
+    """When no worker can be started, waiting for a result raises DecodePoolError (the CLI ends on its one line,
+    records so far kept), not a bare RuntimeError that would end the run with a traceback."""
+    import ccscore.pipeline as p
+    from ccscore.errors import CCScoreError, DecodePoolError
+
+    pool = p.DecodePool(1)
+    try:
+        ticket = pool.submit("/no/such.png", p.TileSpec("content", 128, {}, None))
+        pool.result(ticket)
+        pool._failure = OSError(11, "Resource temporarily unavailable")  # as fork() fails under a process limit
+        with pytest.raises(DecodePoolError, match="decode workers failed: .*Resource temporarily") as caught:
+            pool.result(pool.submit("/no/such.png", p.TileSpec("content", 128, {}, None)) + 1)
+        assert isinstance(caught.value, CCScoreError) and "\n" not in str(caught.value)
+    finally:
+        pool.close()

@@ -45,3 +45,7 @@ def without_path(message: str, path: object) -> str:
             message = message[len(spelling) + 2:]
         message = message.replace(f" '{spelling}'", "")
     return message
+
+
+class DecodePoolError(CCScoreError):
+    """The decode workers cannot be kept running (processes cannot be started): the run cannot go on."""

@@ -212,7 +212,9 @@ class DecodePool:
         with self._cv:
             while seq not in self._results:
                 if self._failure is not None:
-                    raise RuntimeError(f"the decode pool failed: {self._failure!r}") from self._failure
+                    from .errors import DecodePoolError, one_line
+
+                    raise DecodePoolError(f"the decode workers failed: {one_line(self._failure)}") from self._failure
                 # Bounded: Ctrl-C delivered to another thread must still reach this one within a moment.
                 self._cv.wait(0.2)
             return self._results.pop(seq)

@@ -14,7 +14,7 @@ from typing import List, Optional
 import typer
 
 from . import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
-from ..errors import CCScoreError, one_line
+from ..errors import CCScoreError, DecodePoolError, one_line
 from ..model_info import MAX_TILES_RANGE
 from ..pipeline import DEFAULT_FILE_TIMEOUT
 from ..providers import DEVICES
@@ -396,6 +396,8 @@ def score(
     except OSError as exc:  # disk full, a vanished mount...: what was written stands, the run cannot go on
         silence_stdout()
         write_error = f"cannot write records: {exc.strerror or one_line(exc)}"
+    except DecodePoolError as exc:  # no worker can be started (out of processes, memory): records so far stand
+        write_error = one_line(exc)
     finally:
         signal.signal(signal.SIGINT, exit_interrupted)
         progress.close()
