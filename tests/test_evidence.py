@@ -133,3 +133,27 @@ def test_the_grid_gate_keeps_agreeing_damage_and_drops_scattered_phases(tiny_mod
     assert agreeing["jpeg"] > 0.9 and agreeing["clean"] < 0.1  # the tiles' call stands
     assert scattered["clean"] > 0.5 and scattered["jpeg"] < 0.5  # same tiles, no common grid: clean
     assert sum(scattered.values()) == pytest.approx(1.0)
+
+
+def test_a_small_image_is_weak_evidence_with_no_agreement_figure(tmp_path, tiny_model):
+    path = tmp_path / "emote.png"
+    Image.fromarray(np.asarray(draw_art(7, (70, 50)))).save(path)
+    record = json.loads(run_cli(str(path), "--jsonl", "--model", str(tiny_model)).stdout)
+    assert record["evidence"] == "weak"  # one quadrant of its own pixels: no agreement to measure
+    assert record["grid_agreement"] == {"4x4": None, "8x8": None}
+
+
+def test_a_grid_gate_needs_native_resolution_tiles(tmp_path, tiny_model):
+    import onnx
+
+    from ccscore import ModelError
+
+    model = onnx.load(str(tiny_model))
+    for prop in model.metadata_props:
+        if prop.key == "tiling":
+            prop.value = "city96_fivecrop"
+        if prop.key == "tiling_params":
+            prop.value = "{}"
+    onnx.save(model, str(tmp_path / "resized.onnx"))
+    with pytest.raises(ModelError, match="grid gate needs the content tiling"):
+        Scorer(tmp_path / "resized.onnx")

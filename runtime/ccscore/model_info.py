@@ -222,6 +222,8 @@ class ModelInfo:
             phase_grids = _phase_grids(parsed("phase_grids"), outputs)
             key = "grid_gate"
             grid_gate = _grid_gate(parsed("grid_gate"), labels, phase_grids)
+            if grid_gate and tiling != "content":  # phases are read in image coordinates: native-resolution tiles
+                raise ValueError(f"a grid gate needs the content tiling (tiles at native resolution), not {tiling}")
             key = "name"
             name = _string("name", props["name"])
             key = "version"

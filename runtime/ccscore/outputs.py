@@ -73,7 +73,8 @@ def rounded(record: dict) -> dict:
     """A record as written: floats rounded to the digits that carry meaning."""
     out = _round_scores(record)
     if isinstance(out.get("grid_agreement"), dict):
-        out["grid_agreement"] = {grid: round(a, AGREEMENT_DECIMALS) for grid, a in out["grid_agreement"].items()}
+        out["grid_agreement"] = {grid: None if a is None else round(a, AGREEMENT_DECIMALS)
+                                 for grid, a in out["grid_agreement"].items()}
     if isinstance(out.get("tiles"), list):
         out["tiles"] = [_round_scores(tile) for tile in out["tiles"]]
     return out

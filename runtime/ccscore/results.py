@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .evidence import ImageEvidence
+from .evidence import MIN_VOTES, ImageEvidence
 from .tiling import Box
 
 
@@ -47,7 +47,9 @@ class ScoreResult:
         d["width"], d["height"] = self.size
         if self.evidence is not None:
             d["evidence"] = self.evidence.word
-            d["grid_agreement"] = {f"{n}x{n}": round(v.agreement, 4) for n, v in sorted(self.evidence.grids.items())}
+            # null where too few quadrants voted to measure an agreement (evidence "weak" or "none")
+            d["grid_agreement"] = {f"{n}x{n}": round(v.agreement, 4) if v.voting >= MIN_VOTES else None
+                                   for n, v in sorted(self.evidence.grids.items())}
         if with_tiles:
             d["tiles"] = [t.to_dict() for t in self.tiles]
         return d

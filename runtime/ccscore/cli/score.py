@@ -285,19 +285,22 @@ def score(
         # Actions a killed run had journaled: those whose record was written may have started, so they are
         # completed (each exactly once: `carry_out` finds a finished one done); the others never started.
         completed = 0
-        for action in pending:
-            if done[action.path] > 0:
-                if mover is not None:
-                    mover.sources.add(action.src)
-                    mover.claimed.add(action.dst)
-                act(action, resuming=True)
-                completed += 1
-            else:
-                action_mover(action).roll_back(action)
+        try:
+            for action in pending:
+                if done[action.path] > 0:
+                    if mover is not None:
+                        mover.sources.add(action.src)
+                        mover.claimed.add(action.dst)
+                    act(action, resuming=True)
+                    completed += 1
+                else:
+                    action_mover(action).roll_back(action)
+            journal.clear()
+        except (OSError, ActionError) as exc:  # the journal stays: the next --resume tries again
+            abort(f"cannot finish the actions an interrupted run left: {one_line(exc)}")
         if pending:
             typer.echo(f"ccscore: note: an interrupted run left {len(pending)} actions unfinished: {completed} "
                        f"completed, {len(pending) - completed} never started", err=True)
-        journal.clear()
     stdout_writer = JsonlWriter(sys.stdout.buffer) if jsonl else None
     show_readable = not jsonl and (output is None or dry_run)
 
