@@ -67,6 +67,7 @@ def export_detector(checkpoint: Path, output: Path, real_tiles: np.ndarray | Non
     early_stop: {"first_tiles", "margin"} for the runtime (None: DEFAULT_EARLY_STOP; {}: score every tile).
     grid_gate: the image-level grid-agreement decision (None: DEFAULT_GRID_GATE).
     """
+    commit = producer_commit()  # before the output is written: it may be the tracked, shipped model file
     model, blob = load_checkpoint(checkpoint)
     config = model.config
     example = torch.zeros(2, config.tile_size, config.tile_size, 3, dtype=torch.uint8)
@@ -89,7 +90,7 @@ def export_detector(checkpoint: Path, output: Path, real_tiles: np.ndarray | Non
         "grid_gate": DEFAULT_GRID_GATE if grid_gate is None else grid_gate,
         "producer": "ccscore-export",
         "producer_version": __version__,
-        "commit": producer_commit(),
+        "commit": commit,
         "training_data": blob.get("training_data", "unspecified"),
         "validation_max_abs_diff": diffs,
     })
