@@ -319,3 +319,24 @@ def test_a_failed_decode_pool_is_a_ccscore_error_with_one_line():
         assert isinstance(caught.value, CCScoreError) and "\n" not in str(caught.value)
     finally:
         pool.close()
+
+
+def test_workers_that_die_while_starting_end_the_pool_instead_of_hanging(monkeypatch):
+    """No memory or processes left: every new worker dies before it is ready. Replacing them forever would hang
+    the run; after a few in a row the pool fails, and the wait for a result ends with DecodePoolError."""
+    import multiprocessing
+
+    import ccscore.pipeline as p
+    from ccscore.errors import DecodePoolError
+
+    fork = multiprocessing.get_context("fork")  # runs the patched worker function below; forkserver would not
+    monkeypatch.setattr(p, "mp_context", lambda: fork)
+    monkeypatch.setattr(p, "_worker_main", lambda conn: os._exit(3))
+    pool = p.DecodePool(1, ctx=fork)
+    try:
+        start = time.monotonic()
+        with pytest.raises(DecodePoolError, match="5 decode workers in a row died while starting"):
+            pool.result(pool.submit("/no/such.png", p.TileSpec("content", 128, {}, None)))
+        assert time.monotonic() - start < 30
+    finally:
+        pool.close()

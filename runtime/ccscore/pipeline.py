@@ -155,6 +155,10 @@ def _too_slow(path: str, limit: float) -> str:
     return f"{path}: too slow: decoding took over {limit:g} s (--file-timeout)"
 
 
+# Workers in a row that may die before they are ready before the pool gives up (none can be started).
+MAX_STARTUP_DEATHS = 5
+
+
 @dataclass
 class _Worker:
     process: Any
@@ -185,6 +189,7 @@ class DecodePool:
         self._next = 0
         self._closed = False
         self._failure: Optional[BaseException] = None
+        self._startup_deaths = 0  # workers in a row that died before they were ready
         self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
         self._thread = threading.Thread(target=self._dispatch, name="ccscore-decode", daemon=True)
         self._thread.start()  # after the forks above: a forked child must not inherit a running thread
@@ -299,11 +304,18 @@ class DecodePool:
 
     def _replace(self, i: int, too_slow: bool) -> None:
         """Kills worker i (when not dead already) and starts another; its file in flight, if any, gets its
-        error record: too slow, or the decoder died on it."""
+        error record: too slow, or the decoder died on it. Workers that keep dying before they are ready (no
+        processes or memory left to start one) end the pool rather than be replaced forever."""
         w = self._workers[i]
         w.process.kill()
         w.process.join()
         w.conn.close()
+        self._startup_deaths = 0 if w.ready else self._startup_deaths + 1
+        if self._startup_deaths >= MAX_STARTUP_DEATHS:
+            from .errors import DecodePoolError
+
+            raise DecodePoolError(f"{self._startup_deaths} decode workers in a row died while starting "
+                                  f"(last exit status {w.process.exitcode}): out of memory or processes?")
         if w.task is not None:
             seq, path = w.task
             self._put(seq, _too_slow(path, self.file_timeout) if too_slow else _died(path, w.process.exitcode))
