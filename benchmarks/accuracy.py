@@ -130,8 +130,8 @@ def evaluate(records: list[dict], real: list[dict]) -> dict:
     kind_rows = []
     for k in sorted(set(kind), key=lambda k: (label[kind == k][0] != "clean", k)):
         m = kind == k
-        kind_rows.append([k, label[m][0], str(int(m.sum())), pct(int((flagged & m).sum()), int(m.sum())),
-                          pct(int((flagged & m & (pred == label)).sum()), int((flagged & m).sum()))])
+        right = pct(int((flagged & m & (pred == label)).sum()), int((flagged & m).sum())) if label[m][0] != "clean" else "-"
+        kind_rows.append([k, label[m][0], str(int(m.sum())), pct(int((flagged & m).sum()), int(m.sum())), right])
         summary[f"flagged_{k}"] = float((flagged & m).sum() / m.sum())
     print_table("By kind (flagged share; for clean kinds this is the false-positive rate)",
                 ["kind", "label", "n", "flagged", "codec right"], kind_rows)
