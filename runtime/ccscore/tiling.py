@@ -50,10 +50,10 @@ def _edge_padded(window: np.ndarray, size: int) -> np.ndarray:
 
 
 def _window_texture(rgb: np.ndarray) -> float:
-    """The share of neighbour steps in the moderate band, as tile_texture_scores measures cells."""
+    """The share of green neighbour steps in the TEXTURE_BAND (tile_texture_scores' band, on single steps)."""
     g = rgb[..., 1].astype(np.int16)
     steps = np.concatenate([np.abs(np.diff(g, axis=1)).ravel(), np.abs(np.diff(g, axis=0)).ravel()])
-    return float(((steps > 1) & (steps < 48)).mean()) if steps.size else 0.0
+    return float(((steps > TEXTURE_BAND[0]) & (steps < TEXTURE_BAND[1])).mean()) if steps.size else 0.0
 
 
 def small_image_tiles(image: DecodedImage, tile_size: int, max_tiles: int) -> Tiles:
@@ -80,6 +80,8 @@ def small_image_tiles(image: DecodedImage, tile_size: int, max_tiles: int) -> Ti
 # content_tiles); models record both in their metadata.
 MIN_TEXTURE = 0.005
 TEXTURE_STEP = 4
+# Neighbour differences (0-255) that count as texture a codec must quantise: above rounding, below hard edges.
+TEXTURE_BAND = (1, 48)
 
 
 def _window_sums(values: np.ndarray, starts: np.ndarray, length: int, axis: int) -> np.ndarray:
@@ -113,7 +115,7 @@ def tile_texture_scores(image: DecodedImage, size: int, step: int = 4) -> tuple[
     grad = np.zeros_like(y)  # |right - here| + |below - here|, zero past the last row and column
     np.abs(y[:, 1:] - y[:, :-1], out=grad[:, :-1])
     grad[:-1] += np.abs(y[1:] - y[:-1])
-    useful = ((grad > 1) & (grad < 48)).view(np.uint8)
+    useful = ((grad > TEXTURE_BAND[0]) & (grad < TEXTURE_BAND[1])).view(np.uint8)
     cell = max(1, size // step)
     top, left = ys // step, xs // step
     sums = _window_sums(_window_sums(useful, top, cell, axis=0), left, cell, axis=1)
