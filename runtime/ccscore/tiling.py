@@ -73,7 +73,7 @@ def small_image_tiles(image: DecodedImage, tile_size: int, max_tiles: int) -> Ti
     windows = [image.crop(*box) for box in boxes]
     order = np.argsort([-_window_texture(win) for win in windows], kind="stable")[:max_tiles]
     pixels = np.stack([_edge_padded(windows[k], tile_size) for k in order])
-    return Tiles(pixels, [boxes[k] for k in order])
+    return without_flat(Tiles(pixels, [boxes[k] for k in order]))
 
 
 # Texture score below which a cell counts as flat, and the sampling step of the texture plane (see
@@ -82,6 +82,18 @@ MIN_TEXTURE = 0.005
 TEXTURE_STEP = 4
 # Neighbour differences (0-255) that count as texture a codec must quantise: above rounding, below hard edges.
 TEXTURE_BAND = (1, 48)
+# Tiles flatter than this (luma standard deviation, 0-255) hold nothing a codec could visibly mark: blank,
+# one colour, +-1 level noise. They are never scored (an image of only such tiles has no evidence), and the
+# training data leaves them out too.
+MIN_TILE_STD = 1.0
+
+
+def without_flat(tiles: Tiles) -> Tiles:
+    """The tiles whose luma varies by at least MIN_TILE_STD, in their order."""
+    if not len(tiles.boxes):
+        return tiles
+    keep = luma(tiles.pixels).std(axis=(1, 2)) >= MIN_TILE_STD
+    return Tiles(tiles.pixels[keep], [box for box, k in zip(tiles.boxes, keep) if k])
 
 
 def _window_sums(values: np.ndarray, starts: np.ndarray, length: int, axis: int) -> np.ndarray:
@@ -129,8 +141,9 @@ def content_tiles(image: DecodedImage | np.ndarray, tile_size: int, max_tiles: i
                   min_texture: float = MIN_TEXTURE, texture_step: int = TEXTURE_STEP) -> Tiles:
     """Native-resolution tiles chosen by content: the `max_tiles` grid cells with the most useful texture.
 
-    Cells scoring below `min_texture` are left out (at least one cell is always kept): a flat cell holds no
-    codec evidence, and averaging its uninformed vote would dilute the cells that do.
+    Cells scoring below `min_texture` are left out (at least one cell is always kept, unless it is flat: see
+    MIN_TILE_STD): a flat cell holds no codec evidence, and averaging its uninformed vote would dilute the cells
+    that do.
     No resizing ever happens: resampling erases the block-grid traces the model looks for.
     """
     image = as_decoded(image)
@@ -148,7 +161,7 @@ def content_tiles(image: DecodedImage | np.ndarray, tile_size: int, max_tiles: i
         box = (x0, y0, x0 + tile_size, y0 + tile_size)
         pixels[n] = image.crop(*box)
         boxes.append(box)
-    return Tiles(pixels, boxes)
+    return without_flat(Tiles(pixels, boxes))
 
 
 # Resizing an image larger than this (pixels) resizes only the regions a tiling keeps, from the original.

@@ -27,15 +27,13 @@ from .procedural import draw_illustration
 from .sources import DEFAULT_CACHE, REPO_ROOT, kept_files, load_clean
 
 try:
-    from ccscore.tiling import content_tiles, luma
+    from ccscore.tiling import MIN_TILE_STD, content_tiles, luma
 except ImportError:  # package not installed yet: use the runtime checkout next to this one
     sys.path.insert(0, str(REPO_ROOT / "runtime"))
-    from ccscore.tiling import content_tiles, luma
+    from ccscore.tiling import MIN_TILE_STD, content_tiles, luma
 
 SPLITS = ("train", "val")
 MAX_SIDE = 1024  # larger real images are cropped (not resized: that would be a different image) to this
-# Tiles flatter than this (luma std) hold no codec evidence, and a lossy label on one is pure label noise.
-MIN_TILE_STD = 1.0
 # Share of training images cut to a small crop (24 px to a tile a side), clean and lossy alike.
 SMALL_SHARE = 0.08
 
@@ -95,8 +93,8 @@ def _make_item(args: tuple) -> dict:
         sh, sw = int(rng.integers(24, min(h, tile_size) + 1)), int(rng.integers(24, min(w, tile_size) + 1))
         y0, x0 = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
         image, kind = image[y0 : y0 + sh, x0 : x0 + sw], kind + ":small"
+    # content_tiles leaves out flat tiles (MIN_TILE_STD): a lossy label on one would be pure label noise.
     tiles = content_tiles(image, tile_size, max_tiles=tiles_per_image).pixels
-    tiles = tiles[luma(tiles).std(axis=(1, 2)) >= MIN_TILE_STD]
     return {"tiles": tiles, "label": out.label, "quality": out.quality, "kind": kind, "source": source}
 
 
