@@ -98,7 +98,9 @@ def bright_and_dark(folder: Path, n: int = 3) -> tuple[list[Path], list[Path]]:
 
 
 def image(level: int = 200) -> np.ndarray:
-    return np.full((150, 170, 3), level, np.uint8)
+    """A textured image (a flat one gives no tile to run the model on)."""
+    noise = np.random.default_rng(level).integers(-20, 21, (150, 170, 1))
+    return np.clip(level + noise, 0, 255).astype(np.uint8).repeat(3, axis=2)
 
 
 # ---------------------------------------------------------------- metadata, checked at load
@@ -392,11 +394,12 @@ def test_early_stop_keeps_invalid_outputs_an_error(tmp_path):
     meta = {"early_stop": {"first_tiles": 1, "margin": 0.05}, "tiling_params": {"max_tiles": 4, "min_texture": 0.0}}
     scorer = Scorer(build_model(tmp_path / "m.onnx", row=(0.6, 0.3, 0.1), nan_below=100.0, meta=meta), device="cpu")
     assert scorer.early_stop is not None
-    half = np.full((256, 256, 3), 200, np.uint8)
-    half[128:] = 20  # first tiles bright (undecided: P(clean) 0.6), the others dark: NaN
+    texture = np.random.default_rng(0).integers(-10, 11, (256, 256, 1))  # flat tiles are never scored
+    half = np.full((256, 256, 1), 200) + texture
+    half[128:] -= 180  # first tiles bright (undecided: P(clean) 0.6), the others dark: NaN
     with pytest.raises(ModelOutputError, match="NaN"):
-        scorer.score(half)
-    assert scorer.score(np.full((256, 256, 3), 200, np.uint8)).label == "clean"
+        scorer.score(half.astype(np.uint8).repeat(3, axis=2))
+    assert scorer.score((200 + texture).astype(np.uint8).repeat(3, axis=2)).label == "clean"
 
 
 def test_aggregation_that_leaves_nothing_falls_back_to_the_mean():

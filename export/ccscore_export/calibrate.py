@@ -4,7 +4,8 @@ The set is a folder with manifest.csv (path, label, quality, kind, ...), built f
 training nor the reported evaluation uses (`build-data --export-clean ... --exclude-from`). Every image's tiles
 are scored once; each candidate gate is then applied to the stored outputs. The chosen gate is the one that
 catches the most lossy images while all clean kinds together stay at or under `max_clean`, and each clean kind
-at or under `max_kind` (ties: the larger center, the stricter gate).
+at or under `max_kind` (ties: the stricter gate). Each gated label gets its own center; images are judged as
+scoring judges them, early stop included.
 
     python -m ccscore_export.calibrate MODEL.onnx --cal-set data/eval-wild-cal [--json gate.json]
 """
@@ -21,32 +22,40 @@ from pathlib import Path
 import numpy as np
 
 from ccscore import ImageError, Scorer
-from ccscore.scorer import CLEAN, GridGate, decide
+from ccscore.scorer import CLEAN, GridGate, decide, invalid_rows, output_problem
 
-CENTERS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
+CENTERS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 WEAK = (0.5, 0.55, 0.6, 0.7)
 SLOPE = 20.0
+ROUNDS = 2  # passes of the per-label search: a label's best center can shift once the others have moved
 
 
-def score_tiles(scorer: Scorer, root: Path, rows: list[dict]) -> list[tuple[dict, object, list]]:
-    """(manifest row, tile outputs, boxes) for every image that decodes, all tiles scored."""
+def score_tiles(scorer: Scorer, root: Path, rows: list[dict], log=print) -> list[tuple[dict, object, list]]:
+    """(manifest row, tile outputs, boxes) for every image that decodes, all tiles scored. Images whose outputs
+    are unusable (NaN, not summing to 1: see ccscore.scorer.output_problem) are reported and left out: they get
+    an error record, never a decision, so no gate applies to them."""
     out = []
     for row in rows:
         try:
             tiles, _ = scorer.tile(root / row["path"])
         except ImageError:
             continue
-        out.append((row, scorer.run(tiles.pixels), tiles.boxes))
+        outputs = scorer.run(tiles.pixels)
+        if invalid_rows(outputs).any():
+            log(f"left out {row['path']}: {output_problem(outputs)}")
+            continue
+        out.append((row, outputs, tiles.boxes))
     return out
 
 
 def flagged_by_kind(scorer: Scorer, scored: list, gate: GridGate) -> dict[str, tuple[str, float]]:
-    """kind -> (label name, share flagged) with `gate` in place."""
+    """kind -> (label name, share flagged) with `gate` in place, each image judged as scoring judges it (early
+    stop included), from its stored outputs."""
     scorer.grid_gate = gate
     by_kind: dict[str, list[bool]] = {}
     labels: dict[str, str] = {}
     for row, outputs, boxes in scored:
-        scores, _ = scorer.judge(outputs, boxes)
+        scores = scorer.judge_as_scored(outputs, boxes)
         by_kind.setdefault(row["kind"], []).append(decide(scores, scorer.threshold) != CLEAN)
         label = row["label"]
         labels[row["kind"]] = scorer.labels[int(label)] if label.isdigit() else label
@@ -55,23 +64,41 @@ def flagged_by_kind(scorer: Scorer, scored: list, gate: GridGate) -> dict[str, t
 
 def choose_gate(scorer: Scorer, scored: list, periods: dict, max_clean: float, max_kind: float,
                 log=print) -> dict:
+    """Per weak factor, a search over each gated label's center in turn (ROUNDS passes, from the strictest
+    centers): the gate that catches the most lossy images within the clean limits; ties go to the stricter one
+    (higher centers, then lower weak)."""
+    tried: dict = {}
+
+    def rate(centers: dict, weak: float):
+        key = (tuple(sorted(centers.items())), weak)
+        if key not in tried:
+            gate = GridGate(periods, dict(centers), SLOPE, weak)
+            rates = flagged_by_kind(scorer, scored, gate)
+            clean = [r for label, r in rates.values() if label == CLEAN]
+            lossy = [r for label, r in rates.values() if label != CLEAN]
+            ok = np.mean(clean) <= max_clean and max(clean) <= max_kind
+            shown = " ".join(f"{label} {c:.2f}" for label, c in sorted(centers.items()))
+            log(f"centers {shown}, weak {weak:.2f}: clean kinds flagged {100 * np.mean(clean):.2f}% "
+                f"(worst kind {100 * max(clean):.1f}%), lossy kinds caught {100 * np.mean(lossy):.2f}%"
+                f"{'' if ok else '  (over the clean limits)'}")
+            tried[key] = (ok, (float(np.mean(lossy)), sum(centers.values()), -weak), gate)
+        return tried[key]
+
     best = None
-    for center, weak in itertools.product(CENTERS, WEAK):
-        gate = GridGate(periods, center, SLOPE, weak)
-        rates = flagged_by_kind(scorer, scored, gate)
-        clean = [r for label, r in rates.values() if label == CLEAN]
-        lossy = [r for label, r in rates.values() if label != CLEAN]
-        worst_kind = max(clean)
-        ok = np.mean(clean) <= max_clean and worst_kind <= max_kind
-        log(f"center {center:.2f} weak {weak:.2f}: clean kinds flagged {100 * np.mean(clean):.2f}% "
-            f"(worst kind {100 * worst_kind:.1f}%), lossy kinds caught {100 * np.mean(lossy):.2f}%"
-            f"{'' if ok else '  (over the clean limits)'}")
-        key = (np.mean(lossy), center, -weak)
+    for weak in WEAK:
+        centers = {label: max(CENTERS) for label in periods}
+        for _ in range(ROUNDS):
+            for label in sorted(periods):
+                options = [(rate({**centers, label: c}, weak), c) for c in CENTERS]
+                good = [(key, c) for (ok, key, _), c in options if ok]
+                if good:
+                    centers[label] = max(good)[1]
+        ok, key, gate = rate(centers, weak)
         if ok and (best is None or key > best[0]):
-            best = (key, {"periods": periods, "center": center, "slope": SLOPE, "weak": weak})
+            best = (key, gate)
     if best is None:
         raise SystemExit("no candidate gate keeps clean images within the limits")
-    return best[1]
+    return best[1].metadata()
 
 
 def main(argv: list[str] | None = None) -> int:

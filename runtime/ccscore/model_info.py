@@ -133,7 +133,8 @@ def _phase_grids(value: Any, outputs: tuple[str, ...]) -> tuple[int, ...]:
 
 
 def _grid_gate(value: Any, labels: tuple[str, ...], grids: tuple[int, ...]) -> dict:
-    """{"periods": {lossy label: grid period}, "center", "slope", "weak"} (see scorer.GridGate), or {}."""
+    """{"periods": {lossy label: grid period}, "center" (a number, or {label: number} for each label of periods),
+    "slope", "weak"} (see scorer.GridGate), or {}."""
     if value in (None, {}):
         return {}
     if not grids:
@@ -146,7 +147,14 @@ def _grid_gate(value: Any, labels: tuple[str, ...], grids: tuple[int, ...]) -> d
     for label, n in periods.items():
         if n not in grids:
             raise ValueError(f"grid_gate period {shown(n)} for {label} is not one of phase_grids {list(grids)}")
-    return {"periods": dict(periods), "center": number("grid_gate center", value["center"], float, 0.0, 1.0),
+    center = value["center"]  # one for every gated label, or one per label
+    if isinstance(center, dict):
+        if set(center) != set(periods):
+            raise ValueError(f"grid_gate center must name exactly the labels of periods, got {shown(center)}")
+        center = {label: number(f"grid_gate center of {label}", c, float, 0.0, 1.0) for label, c in center.items()}
+    else:
+        center = number("grid_gate center", center, float, 0.0, 1.0)
+    return {"periods": dict(periods), "center": center,
             "slope": number("grid_gate slope", value["slope"], float, 0.0, 1000.0),
             "weak": number("grid_gate weak", value["weak"], float, 0.0, 1.0)}
 

@@ -134,20 +134,29 @@ class GridGate:
     """Image-level decision on grid evidence (model metadata `grid_gate`; see ccscore.evidence).
 
     A lossy label stands only as far as the image's tile quadrants agree on that codec's block grid: its
-    probability is scaled by sigmoid(slope * (agreement - center)), the rest moves to clean. With too few
-    voting quadrants (evidence "weak") there is no agreement to check: the probability is scaled by `weak`, so
-    the tiles alone must be that much surer. An image without any detail is clean (evidence "none").
+    probability is scaled by sigmoid(slope * (agreement - center of the label)), the rest moves to clean. Each
+    label has its own center: chance agreement differs by grid (a x2 upscale leaves 4 of the 16 phases of the
+    4x4 grid in play, but 16 of the 64 of the 8x8). With too few voting quadrants (evidence "weak") there is no
+    agreement to check: the probability is scaled by `weak`, so the tiles alone must be that much surer. An
+    image without any detail is clean (evidence "none").
     """
 
     periods: dict  # lossy label -> grid period whose agreement supports it; labels not named are not gated
-    center: float
+    centers: dict  # lossy label -> agreement at which the gate halves its probability
     slope: float
     weak: float
 
     @classmethod
     def from_metadata(cls, spec: dict) -> "GridGate":
-        return cls({str(k): int(v) for k, v in spec["periods"].items()}, float(spec["center"]),
-                   float(spec["slope"]), float(spec["weak"]))
+        periods = {str(k): int(v) for k, v in spec["periods"].items()}
+        center = spec["center"]
+        centers = ({str(k): float(v) for k, v in center.items()} if isinstance(center, dict)
+                   else {label: float(center) for label in periods})
+        return cls(periods, centers, float(spec["slope"]), float(spec["weak"]))
+
+    def metadata(self) -> dict:
+        """The `grid_gate` metadata that rebuilds this gate."""
+        return {"periods": dict(self.periods), "center": dict(self.centers), "slope": self.slope, "weak": self.weak}
 
     def factor(self, label: str, evidence: ImageEvidence) -> float:
         period = self.periods.get(label)
@@ -156,7 +165,7 @@ class GridGate:
         vote = evidence.grids.get(period)
         if vote is None or vote.voting < MIN_VOTES:
             return self.weak
-        return float(1.0 / (1.0 + np.exp(-self.slope * (vote.agreement - self.center))))
+        return float(1.0 / (1.0 + np.exp(-self.slope * (vote.agreement - self.centers[label]))))
 
 
 class Scorer:
@@ -291,6 +300,22 @@ class Scorer:
                     scores[label] = kept
         return scores, evidence
 
+    def wants_more_tiles(self, first: TileOutputs, boxes: Sequence[Box]) -> bool:
+        """With early stopping: whether an image judged on the outputs of its first tiles (`first`) is still
+        undecided and has more tiles (`boxes`: all of its tiles) to score."""
+        stop = self.early_stop
+        return (stop is not None and len(boxes) > len(first)
+                and not stop.decided(self.judge(first, boxes[: len(first)])[0][CLEAN]))
+
+    def judge_as_scored(self, outputs: TileOutputs, boxes: Sequence[Box]) -> dict[str, float]:
+        """The scores `score` gives an image, from the stored outputs of ALL its tiles (calibration and
+        benchmarks score every tile once, then try settings): early stopping is applied as scoring does."""
+        if self.early_stop is not None:
+            first = outputs.rows(0, self.early_stop.first_tiles)
+            if not self.wants_more_tiles(first, boxes):
+                return self.judge(first, boxes[: len(first)])[0]
+        return self.judge(outputs, boxes)[0]
+
     def result(self, tiles: Tiles, size: tuple[int, int], outputs: TileOutputs, path: Optional[str] = None) -> ScoreResult:
         """One image's result from the outputs of the tiles it stands on."""
         labels = self.labels
@@ -330,10 +355,8 @@ class Scorer:
         per_image = self._run_images([tiles.pixels[: stop.first_tiles] if stop else tiles.pixels
                                       for _, tiles, _ in items])
         if stop is not None:
-            clean = self.labels.index(CLEAN)
             undecided = [k for k, out in enumerate(per_image)
-                         if not isinstance(out, str) and len(items[k][1].boxes) > len(out)
-                         and not stop.decided(self.judge(out, items[k][1].boxes[: len(out)])[0][self.labels[clean]])]
+                         if not isinstance(out, str) and self.wants_more_tiles(out, items[k][1].boxes)]
             if undecided:
                 more = self._run_images([items[k][1].pixels[stop.first_tiles :] for k in undecided])
                 for k, extra in zip(undecided, more):

@@ -1,0 +1,108 @@
+"""The grid gate's calibration (ccscore_export.calibrate) and the per-label centers it writes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ccscore import Scorer
+from ccscore.model_info import _grid_gate
+from ccscore.scorer import GridGate, TileOutputs
+
+BOXES = [(128 * k, 0, 128 * k + 128, 128) for k in range(8)]  # origins on both grids: tile phase = image phase
+
+
+def stored_outputs(phases8: list[int], phases4: list[int], probs: tuple[float, float, float]) -> TileOutputs:
+    """Outputs of 8 tiles whose quadrants all peak at the given 8x8 and 4x4 phases."""
+    phases = np.full((8, 4 * (64 + 16)), 0.5, np.float32)
+    for k, (p8, p4) in enumerate(zip(phases8, phases4)):
+        phases[k, :256].reshape(4, 64)[:, p8] = 0.9
+        phases[k, 256:].reshape(4, 16)[:, p4] = 0.9
+    return TileOutputs(np.tile(np.array([probs], np.float32), (8, 1)), np.full(8, 80.0, np.float32), phases)
+
+
+SCATTERED8 = [0, 9, 18, 27, 36, 45, 54, 63]  # agreement 3/31 on the 8x8 grid
+THREE_WAY8 = [9, 9, 9, 18, 18, 18, 27, 27]  # 12 of 32 votes agree: 11/31 = 0.35
+THREE_WAY4 = [0, 0, 0, 2, 2, 2, 8, 8]  # a x2 upscale: 4x4 phases of one parity class, 0.35 again
+SCATTERED4 = [0, 5, 10, 15, 1, 6, 11, 12]
+
+
+def cal_set() -> list:
+    kinds = {
+        # clean kind of 2x upscales: the tiles lean to WebP, its 4x4 phases split three ways
+        ("upscaled_x2", "clean"): (SCATTERED8, THREE_WAY4, (0.3, 0.0, 0.7)),
+        ("plain", "clean"): (SCATTERED8, SCATTERED4, (0.9, 0.05, 0.05)),
+        ("webp", "webp"): (SCATTERED8, [5] * 8, (0.1, 0.0, 0.9)),
+        ("jpeg", "jpeg"): ([9] * 8, [5] * 8, (0.1, 0.9, 0.0)),
+        # JPEG whose 8x8 votes split three ways (low-texture tiles): only a low JPEG center keeps it
+        ("jpeg_weak_grid", "jpeg"): (THREE_WAY8, [5] * 8, (0.1, 0.9, 0.0)),
+    }
+    return [({"kind": kind, "label": label, "path": f"{kind}/{n}.png"}, stored_outputs(*spec), BOXES)
+            for (kind, label), spec in kinds.items() for n in range(10)]
+
+
+def test_calibration_gives_each_label_its_own_center(tiny_model):
+    from ccscore_export.calibrate import choose_gate, flagged_by_kind
+
+    scorer = Scorer(tiny_model)
+    chosen = choose_gate(scorer, cal_set(), {"jpeg": 8, "webp": 4}, max_clean=0.01, max_kind=0.03, log=lambda _: None)
+    gate = GridGate.from_metadata(_grid_gate(chosen, scorer.labels, (8, 4)))
+    rates = flagged_by_kind(scorer, cal_set(), gate)
+    assert rates["upscaled_x2"][1] == 0.0 and rates["plain"][1] == 0.0
+    assert rates["webp"][1] == 1.0 and rates["jpeg"][1] == 1.0 and rates["jpeg_weak_grid"][1] == 1.0
+    # One center for both grids cannot do this: low enough for the weak JPEG grid lets the upscales through.
+    assert gate.centers["webp"] > 0.35 > gate.centers["jpeg"]
+    for shared in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5):
+        one = flagged_by_kind(scorer, cal_set(), GridGate({"jpeg": 8, "webp": 4}, {"jpeg": shared, "webp": shared},
+                                                          20.0, 0.5))
+        assert one["upscaled_x2"][1] > 0 or one["jpeg_weak_grid"][1] < 1
+
+
+def test_per_label_centers_round_trip_through_metadata_and_a_single_center_still_loads():
+    spec = {"periods": {"jpeg": 8, "webp": 4}, "center": {"jpeg": 0.2, "webp": 0.45}, "slope": 20.0, "weak": 0.5}
+    labels = ("clean", "jpeg", "webp")
+    gate = GridGate.from_metadata(_grid_gate(json.loads(json.dumps(spec)), labels, (8, 4)))
+    assert gate.centers == {"jpeg": 0.2, "webp": 0.45} and gate.metadata() == spec
+    old = GridGate.from_metadata(_grid_gate({**spec, "center": 0.2}, labels, (8, 4)))
+    assert old.centers == {"jpeg": 0.2, "webp": 0.2}
+    with pytest.raises(ValueError, match="center must name exactly"):
+        _grid_gate({**spec, "center": {"jpeg": 0.2}}, labels, (8, 4))
+    with pytest.raises(ValueError, match="center of webp"):
+        _grid_gate({**spec, "center": {"jpeg": 0.2, "webp": 1.5}}, labels, (8, 4))
+
+
+@pytest.mark.parametrize("bundled", [False, True])
+def test_stored_outputs_are_judged_as_scoring_judges_them(tiny_model, image_files, bundled):
+    """Calibration and benchmarks score every tile once and judge from the stored outputs: with early stop
+    they must reach the scores `score` gives (the bundled model stops early on clear images, the untrained tiny
+    one never does)."""
+    model = None if bundled else tiny_model
+    scorer, everything = Scorer(model), Scorer(model, all_tiles=True)
+    assert scorer.early_stop is not None
+    stopped = 0
+    for path in image_files.values():
+        tiles, _ = everything.tile(path)
+        if not tiles.boxes:
+            continue
+        result = scorer.score(path)
+        stopped += len(result.tiles) < len(tiles.boxes)
+        stored = scorer.judge_as_scored(everything.run(tiles.pixels), tiles.boxes)
+        assert stored == pytest.approx(result.scores, abs=1e-6)
+    assert stopped > 0 or not bundled
+
+
+def test_images_with_unusable_outputs_are_left_out_of_calibration(tmp_path):
+    """They get an error record when scored, never a decision: no gate can apply to them."""
+    from ccscore_export.calibrate import score_tiles
+    from PIL import Image
+    from test_model_safety import build_model
+
+    texture = np.random.default_rng(0).integers(-10, 11, (200, 200, 1))
+    for name, level in (("bright", 200), ("dark", 40)):
+        Image.fromarray((level + texture).astype(np.uint8).repeat(3, axis=2)).save(tmp_path / f"{name}.png")
+    scorer = Scorer(build_model(tmp_path / "m.onnx", row=(0.6, 0.3, 0.1), nan_below=100.0), device="cpu")
+    rows = [{"path": "bright.png", "kind": "clean", "label": "0"}, {"path": "dark.png", "kind": "clean", "label": "0"}]
+    said = []
+    kept = score_tiles(scorer, tmp_path, rows, log=said.append)
+    assert [row["path"] for row, _, _ in kept] == ["bright.png"]
+    assert said == ["left out dark.png: model produced invalid output: probs hold NaN or infinity"]
