@@ -253,8 +253,9 @@ def scan_output(path: str, labels: Sequence[str]) -> tuple[Counter, int]:
         raise OutputError(f"cannot read --output {path}: {exc.strerror or exc}") from None
 
 
-def _create_with_header(path: str, header: bytes) -> bool:
-    """Creates `path` holding exactly `header`, atomically; False if it exists already."""
+def create_new_file(path: str, header: bytes) -> bool:
+    """Creates `path` holding exactly `header` (any bytes), atomically; False if it exists already (it is never
+    replaced)."""
     tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.ccscore-new-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -319,7 +320,7 @@ def open_output(path: str, labels: Sequence[str], resume: bool):
                 stream.close()
                 raise
             return writer_for(stream), Counter(), 0
-        created = st is None and _create_with_header(path, header)
+        created = st is None and create_new_file(path, header)
         fd = os.open(path, os.O_RDWR | os.O_APPEND)
         try:
             _lock(fd, path)
