@@ -352,7 +352,7 @@ class RecordsFile:
 
     `labels` comes from the header. Iterating yields each record as the score command wrote it (CSV rows
     become the same dicts: scores, quality, width, height, evidence, or error). A line that is not a record
-    yields `{"path": "FILE:LINE", "error": "..."}`, one line, and reading goes on; a file that does not start
+    yields `{"path": "FILE:LINE", "error": "...", "line": LINE}`, one line, and reading goes on; a file that does not start
     with a ccscore header is an `OutputError`.
     """
 
@@ -383,7 +383,8 @@ class RecordsFile:
             self.labels = [str(label) for label in header["labels"]]
 
     def _bad(self, number: int, what: str) -> dict:
-        return {"path": f"{self.path}:{number}", "error": f"line {number} is not a ccscore record ({what})"}
+        return {"path": f"{self.path}:{number}", "error": f"line {number} is not a ccscore record ({what})",
+                "line": number}
 
     def __iter__(self) -> Iterator[dict]:
         with open(self.path, "rb") as f:

@@ -85,10 +85,9 @@ def act(
     def sources() -> Iterator[tuple[dict, Optional[str], Optional[str]]]:
         """(record, real source path or None, why not) for each selected record, and each unreadable line."""
         for record in records:
-            if "error" in record and "label" not in record:
-                if record["path"].startswith(f"{records.path}:"):  # a line that is not a record
-                    yield record, None, record["error"]
-                continue  # the saved run's own failures: nothing to act on
+            if "line" in record:  # a line that is not a record
+                yield record, None, record["error"]
+                continue
             if not selection.takes(record):
                 continue
             path = os.path.join(os.fspath(base), record["path"]) if base is not None else record["path"]
