@@ -67,9 +67,11 @@ def _count_inputs(paths: list[str], from_list: Optional[str], exclude: list[str]
         pass  # only the ETA is lost
 
 
-COMMANDS_HELP = ("Other commands: 'ccscore bench [DIR]' times scoring per execution provider (ccscore bench "
-                 "--help); 'ccscore score IMAGE...' is 'ccscore IMAGE...'. A command's name that is also a file or "
-                 "folder here is refused: write ./NAME for the path.")
+COMMANDS_HELP = ("Other commands (each has --help): 'ccscore bench [DIR]' times scoring per execution provider; "
+                 "'ccscore heatmap IMAGE -o OUT.png' draws every textured cell's score; 'ccscore report SCORES|DIR "
+                 "-o report.html' writes one HTML file to look at a run; 'ccscore act SCORES --copy-to DIR' acts on "
+                 "saved scores without scoring again; 'ccscore score IMAGE...' is 'ccscore IMAGE...'. A command's "
+                 "name that is also a file or folder here is refused: write ./NAME for the path.")
 
 
 def version_text(model: Optional[Path]) -> str:
