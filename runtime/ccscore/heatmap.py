@@ -52,8 +52,9 @@ class Heatmap:
     probs: float32 [rows, cols, C] (labels in `labels` order); NaN for cells without texture (not scored).
     quality: float32 [rows, cols], the model's quality estimate per cell; NaN where not scored or no output.
     boxes: int [rows, cols, 4], each cell's (left, top, right, bottom) in image pixels.
-    result: the image's own score (as `Scorer.score` gives it).
-    picture: the image, downscaled for display, with the cells drawn and a legend below (a PIL image).
+    result: the image's own score (as `Scorer.score` gives it); None from `compute_heatmap(whole=False)`.
+    picture: the image, downscaled for display, with the cells drawn and a legend below (a PIL image); None
+        from `compute_heatmap(whole=False)`.
     """
 
     labels: tuple[str, ...]
@@ -61,8 +62,8 @@ class Heatmap:
     quality: np.ndarray
     boxes: np.ndarray
     threshold: float
-    result: "ScoreResult"
-    picture: Image.Image
+    result: Optional["ScoreResult"]
+    picture: Optional[Image.Image]
 
     @property
     def scored(self) -> np.ndarray:
@@ -123,8 +124,9 @@ def grid_cells(image: DecodedImage, tiling: str, tile_size: int, params: dict) -
     return boxes, np.ones(boxes.shape[:2], bool)
 
 
-def compute_heatmap(scorer: "Scorer", image, display_side: int = DISPLAY_SIDE) -> Heatmap:
-    """See `Scorer.heatmap`."""
+def compute_heatmap(scorer: "Scorer", image, display_side: int = DISPLAY_SIDE, whole: bool = True) -> Heatmap:
+    """See `Scorer.heatmap`. `whole=False` gives the cells alone (`result` and `picture` None): for callers
+    that hold the image's record already (the report), a third of the time."""
     import os
 
     from .images import load_image
@@ -132,9 +134,10 @@ def compute_heatmap(scorer: "Scorer", image, display_side: int = DISPLAY_SIDE) -
 
     path = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
     decoded = load_image(image, scorer.max_pixels)
-    # The image's own decision, exactly as the score command makes it (the same tiles, early stop, grid gate).
-    tiles = make_tiles(decoded, scorer.info.tiling, scorer.info.tile_size, scorer.tiling_params)
-    result = succeeded(scorer.score_together([(path, tiles, decoded.size)])[0])
+    result = None
+    if whole:  # the image's own decision, exactly as the score command makes it (same tiles, early stop, gate)
+        tiles = make_tiles(decoded, scorer.info.tiling, scorer.info.tile_size, scorer.tiling_params)
+        result = succeeded(scorer.score_together([(path, tiles, decoded.size)])[0])
     boxes, textured = grid_cells(decoded, scorer.info.tiling, scorer.info.tile_size, scorer.tiling_params)
     rows, cols = textured.shape
     labels = scorer.labels
@@ -155,8 +158,9 @@ def compute_heatmap(scorer: "Scorer", image, display_side: int = DISPLAY_SIDE) -
             probs[i, j] = out.probs[k]
             if out.quality is not None:
                 quality[i, j] = out.quality[k]
-    heat = Heatmap(labels, probs, quality, boxes, scorer.threshold, result, Image.new("RGB", (1, 1)))
-    heat.picture = draw_heatmap(decoded, heat, display_side)
+    heat = Heatmap(labels, probs, quality, boxes, scorer.threshold, result, None)
+    if whole:
+        heat.picture = draw_heatmap(decoded, heat, display_side)
     return heat
 
 

@@ -76,9 +76,10 @@ def heatmap_cells(scorer: "Scorer", path: str, codecs: list[str]) -> Optional[li
     """The coloured cells of an image's heatmap, flat: [left, top, right, bottom, codec index, alpha (0-255),
     P(lossy) in %, quality or -1] per cell; None when the image cannot be read."""
     from .errors import CCScoreError
+    from .heatmap import compute_heatmap
 
     try:
-        heat = scorer.heatmap(path)
+        heat = compute_heatmap(scorer, path, whole=False)  # the record holds the image's own scores
     except (CCScoreError, OSError, ValueError):
         return None
     flat: list[int] = []
@@ -90,31 +91,36 @@ def heatmap_cells(scorer: "Scorer", path: str, codecs: list[str]) -> Optional[li
     return flat
 
 
-def entries(records: Iterable[dict], options: ReportOptions, scorer: Optional["Scorer"],
-            codecs: list[str], progress: Optional[Callable[[int], None]] = None) -> list[dict]:
-    """One entry per record, with its thumbnail and, as `options.heatmaps` asks, its heatmap cells."""
-    items = []
-    for record in records:
-        path = record.get("path", "")
-        real = os.path.join(options.base, path) if options.base and not os.path.isabs(path) else path
-        items.append((record, real))
-    jobs = [(real, options.max_pixels) for record, real in items]
+def thumbnails(paths: list[str], options: ReportOptions) -> list[tuple[Optional[str], Optional[str]]]:
+    """Each image's (thumbnail, problem), in worker processes when there are many."""
+    jobs = [(path, options.max_pixels) for path in paths]
     if options.workers > 1 and len(jobs) > 16:
-        # fork: the workers need nothing but Pillow; they start before any session thread exists in them
+        # Forked before any model session exists in this process (see build_report): they need only Pillow.
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
                                               else None)
         with context.Pool(options.workers) as pool:
-            thumbs = list(pool.imap(_thumbnail_job, jobs, chunksize=16))
-    else:
-        thumbs = [_thumbnail_job(job) for job in jobs]
+            return list(pool.imap(_thumbnail_job, jobs, chunksize=16))
+    return [_thumbnail_job(job) for job in jobs]
+
+
+def entries(records: list[dict], options: ReportOptions, make_scorer: Optional[Callable[[], "Scorer"]],
+            labels: list[str], codecs: list[str]) -> tuple[list[dict], Optional["Scorer"]]:
+    """One entry per record, with its thumbnail and, as `options.heatmaps` asks, its heatmap cells (drawn by
+    the scorer `make_scorer` makes, when its labels are the run's: another model's cells would not match)."""
+    paths = [os.path.join(options.base, r["path"]) if options.base and not os.path.isabs(r["path"]) else r["path"]
+             for r in records]
+    thumbs = thumbnails(paths, options)
+    scorer = make_scorer() if make_scorer is not None and options.heatmaps != "none" else None
+    if scorer is not None and list(scorer.labels) != labels:
+        scorer = None
     out = []
-    for n, ((record, real), (thumb, problem)) in enumerate(zip(items, thumbs)):
+    for record, real, (thumb, problem) in zip(records, paths, thumbs):
         label = record.get("label", "error")
         try:
             size = os.stat(real).st_size
         except OSError:
             size = None
-        entry = {"path": record.get("path", ""), "label": label, "p": p_lossy(record),
+        entry = {"path": record["path"], "label": label, "p": p_lossy(record),
                  "q": record.get("quality"), "w": record.get("width"), "h": record.get("height"),
                  "size": size, "ev": record.get("evidence"), "scores": record.get("scores"),
                  "err": record.get("error") or problem, "thumb": thumb}
@@ -124,9 +130,7 @@ def entries(records: Iterable[dict], options: ReportOptions, scorer: Optional["S
         if scorer is not None and wants_heatmap and "error" not in record and size is not None:
             entry["cells"] = heatmap_cells(scorer, real, codecs)
         out.append(entry)
-        if progress is not None:
-            progress(n + 1)
-    return out
+    return out, scorer
 
 
 def render(entries_: list[dict], labels: list[str], codecs: list[str], options: ReportOptions,
@@ -141,23 +145,20 @@ def render(entries_: list[dict], labels: list[str], codecs: list[str], options: 
     return html.replace(DATA_MARKER, text, 1).encode("utf-8", "surrogateescape")
 
 
-def build_report(records_path: str, options: ReportOptions, scorer: Optional["Scorer"] = None,
-                 progress: Optional[Callable[[int], None]] = None) -> tuple[bytes, int, list[dict]]:
+def build_report(records_path: str, options: ReportOptions,
+                 make_scorer: Optional[Callable[[], "Scorer"]] = None) -> tuple[bytes, int, list[dict]]:
     """(HTML bytes, entries, the records file's unreadable lines as error records) of a saved run.
 
-    A scorer is needed for heatmaps; its labels must be the run's (another model's cells would not match
-    the records), else no heatmap is drawn.
+    `make_scorer` is called (once, after the thumbnail workers are done: they fork) when heatmaps are asked for.
     """
     from .outputs import RecordsFile
 
     records = RecordsFile(records_path)
-    all_records, bad_lines = [], []
+    good, bad_lines = [], []
     for record in records:
-        (bad_lines if "line" in record else all_records).append(record)
-    if scorer is not None and list(scorer.labels) != records.labels:
-        scorer = None
+        (bad_lines if "line" in record else good).append(record)
     codecs = [label for label in records.labels if label != "clean"]
-    built = entries(all_records, options, scorer if options.heatmaps != "none" else None, codecs, progress)
+    built, scorer = entries(good, options, make_scorer, records.labels, codecs)
     html = render(built, records.labels, codecs, options, os.path.basename(records_path),
                   scorer.info.tile_size if scorer is not None else None,
                   scorer.threshold if scorer is not None else 0.5)

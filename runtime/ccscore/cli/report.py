@@ -76,17 +76,19 @@ def report(
             raise typer.Exit(code)
     elif scores is not None:
         fail("--scores goes with a folder to score; SOURCE is already a records file")
-    scorer = None
-    if heatmaps != "none":
+    def make_scorer() -> Scorer:
         try:
-            scorer = Scorer(model, device=device, max_pixels=max_pixels)
+            return Scorer(model, device=device, max_pixels=max_pixels)
         except (OnnxRuntimeMissing, CCScoreError, ValueError) as exc:
             fail(one_line(exc))
+
+    if heatmaps != "none" and model is not None and not os.path.isfile(model):
+        fail(f"model file not found: {model}")
     options = ReportOptions(heatmaps=heatmaps, base=os.fspath(base) if base else None,
                             workers=(os.cpu_count() or 1) if workers is None else workers, max_pixels=max_pixels,
                             title=f"ccscore report: {os.path.basename(os.path.normpath(os.fspath(source)))}")
     try:
-        html, count, bad_lines = build_report(records_path, options, scorer)
+        html, count, bad_lines = build_report(records_path, options, make_scorer)
     except OutputError as exc:
         fail(str(exc))
     for bad in bad_lines:
