@@ -17,7 +17,7 @@ import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .heatmap import CODEC_COLOURS, OTHER_COLOUR, cell_alpha
 

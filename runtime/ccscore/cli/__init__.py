@@ -69,5 +69,21 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
+def command_app():
+    """The Typer app of a command module: plain help (nothing cut at 80 columns), -h too."""
+    import typer
+
+    return typer.Typer(add_completion=False, rich_markup_mode=None,
+                       context_settings={"help_option_names": ["--help", "-h"]})
+
+
+def fail_as(prog: str, message: str, code: int = EXIT_USAGE) -> None:
+    """Ends a command with a one-line error on stderr (a usage error unless `code` says otherwise)."""
+    import typer
+
+    typer.echo(f"{prog}: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
 def one_line_usage(exc) -> str:
     return " ".join(exc.format_message().split())

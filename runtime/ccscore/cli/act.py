@@ -8,24 +8,22 @@ writes nothing.
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
 
-from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, command_app, fail_as
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None, context_settings={"help_option_names": ["--help", "-h"]})
+app = command_app()
 
 JOURNAL_NAME = ".ccscore-act-journal"  # in the destination: what a killed `act` had started
 BATCH = 64  # actions journaled together (one fsync per batch)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
-    typer.echo(f"ccscore act: error: {message}", err=True)
-    raise typer.Exit(code)
+    fail_as("ccscore act", message, code)
 
 
 def source_problem(path: str) -> Optional[str]:

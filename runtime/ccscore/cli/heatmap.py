@@ -10,15 +10,14 @@ from typing import Optional
 
 import typer
 
-from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, command_app, fail_as
 from ..providers import DEVICES
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None, context_settings={"help_option_names": ["--help", "-h"]})
+app = command_app()
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
-    typer.echo(f"ccscore heatmap: error: {message}", err=True)
-    raise typer.Exit(code)
+    fail_as("ccscore heatmap", message, code)
 
 
 @app.command()
