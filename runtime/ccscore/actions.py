@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Iterable, Optional
 
 KINDS = ("copy", "symlink", "move")
 VERBS = {"copy": "copy", "symlink": "link", "move": "move"}
@@ -34,6 +34,21 @@ PARTIAL = ".ccscore-partial"
 
 class ActionError(Exception):
     pass
+
+
+def destination_problem(kind: str, dest: str, folders: Iterable[str], what: str) -> Optional[str]:
+    """Why `dest` cannot take this kind of action (a usage error, one line), or None: it must be a folder (or
+    not exist yet) and must not be, or hold, any of `folders` (`what` names them), where every file would be
+    acted on in place."""
+    from .inputs import is_within
+
+    if os.path.exists(dest) and not os.path.isdir(dest):
+        return f"--{kind}-to {dest} exists and is not a directory"
+    real_dest = os.path.realpath(dest)
+    for folder in folders:
+        if is_within(os.path.realpath(folder), real_dest):
+            return f"--{kind}-to {dest} is, or holds, {what} {folder}; choose a destination outside it"
+    return None
 
 
 @dataclass
@@ -238,6 +253,15 @@ class Mover:
     def roll_back(self, action: Action) -> None:
         """Undoes the traces of an action that never started (its record was not written): a stale temporary."""
         _remove(partial_name(action.dst))
+
+
+def mover_for(action: Action, mover: Optional[Mover]) -> Mover:
+    """The `Mover` that finishes `action`: `mover` when it does this kind of action; otherwise (an action a
+    killed run journaled with other options) one that finishes it into the folder it chose."""
+    if mover is not None and mover.kind == action.kind:
+        return mover
+    action.relative = os.path.basename(action.dst)
+    return Mover(action.kind, os.path.dirname(action.dst))
 
 
 class ActionJournal:

@@ -253,8 +253,9 @@ def scan_output(path: str, labels: Sequence[str]) -> tuple[Counter, int]:
         raise OutputError(f"cannot read --output {path}: {exc.strerror or exc}") from None
 
 
-def _create_with_header(path: str, header: bytes) -> bool:
-    """Creates `path` holding exactly `header`, atomically; False if it exists already."""
+def create_new_file(path: str, header: bytes) -> bool:
+    """Creates `path` holding exactly `header` (any bytes), atomically; False if it exists already (it is never
+    replaced)."""
     tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.ccscore-new-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -319,7 +320,7 @@ def open_output(path: str, labels: Sequence[str], resume: bool):
                 stream.close()
                 raise
             return writer_for(stream), Counter(), 0
-        created = st is None and _create_with_header(path, header)
+        created = st is None and create_new_file(path, header)
         fd = os.open(path, os.O_RDWR | os.O_APPEND)
         try:
             _lock(fd, path)
@@ -343,3 +344,93 @@ def open_output(path: str, labels: Sequence[str], resume: bool):
     except OSError as exc:
         raise OutputError(f"cannot write --output {path}: {exc.strerror or exc}") from None
     return writer_for(stream), done, cut
+
+
+class RecordsFile:
+    """Reads a ccscore output (JSONL or CSV, with its header line) back as records, for commands that work on
+    saved scores (`ccscore act`, `ccscore report`).
+
+    `labels` comes from the header. Iterating yields each record as the score command wrote it (CSV rows
+    become the same dicts: scores, quality, width, height, evidence, or error). A line that is not a record
+    yields `{"path": "FILE:LINE", "error": "...", "line": LINE}`, one line, and reading goes on; a file that does not start
+    with a ccscore header is an `OutputError`.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.csv = is_csv(path)
+        try:
+            with open(path, "rb") as f:
+                first = f.readline()
+        except OSError as exc:
+            raise OutputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        text = first.decode(ENCODING, ERRORS)
+        self.labels: list[str] = []
+        if self.csv:
+            columns = next(csv.reader([text]), [])
+            self.labels = [c[len("score_"):] for c in columns if c.startswith("score_")]
+            if columns != csv_columns(self.labels):
+                raise OutputError(f"{path}: it does not start with a ccscore header line (not a ccscore output?)")
+            self.columns = columns
+        else:
+            try:
+                header = json.loads(text)
+            except ValueError:
+                header = None
+            if not isinstance(header, dict) or header.get(JSONL_MARKER) != FORMAT_VERSION \
+                    or not isinstance(header.get("labels"), list):
+                raise OutputError(f"{path}: it does not start with a ccscore header line (not a ccscore output?)")
+            self.labels = [str(label) for label in header["labels"]]
+
+    def _bad(self, number: int, what: str) -> dict:
+        return {"path": f"{self.path}:{number}", "error": f"line {number} is not a ccscore record ({what})",
+                "line": number}
+
+    def __iter__(self) -> Iterator[dict]:
+        with open(self.path, "rb") as f:
+            if self.csv:
+                yield from self._csv_records(f)
+                return
+            f.readline()
+            for number, line in enumerate(f, 2):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line.decode(ENCODING, ERRORS))
+                except ValueError:
+                    yield self._bad(number, "not JSON")
+                    continue
+                if not isinstance(record, dict) or not isinstance(record.get("path"), str) or not (
+                        "error" in record or (isinstance(record.get("label"), str)
+                                              and isinstance(record.get("scores"), dict))):
+                    yield self._bad(number, "no path, label and scores")
+                    continue
+                yield record
+
+    def _csv_records(self, f) -> Iterator[dict]:
+        lines = (line.decode(ENCODING, ERRORS) for line in f)
+        rows = csv.reader(lines, strict=True)
+        number = 1
+        try:
+            next(rows)
+            for number, row in enumerate(rows, 2):
+                if len(row) != len(self.columns):
+                    yield self._bad(number, f"{len(row)} fields, not {len(self.columns)}")
+                    continue
+                fields = dict(zip(self.columns, row))
+                if fields["error"]:
+                    yield {"path": fields["path"], "error": fields["error"]}
+                    continue
+                try:
+                    record = {"path": fields["path"], "label": fields["label"],
+                              "scores": {label: float(fields[f"score_{label}"]) for label in self.labels},
+                              "quality": float(fields["quality"]) if fields["quality"] else None,
+                              "width": int(fields["width"]), "height": int(fields["height"])}
+                except ValueError as exc:
+                    yield self._bad(number, str(exc))
+                    continue
+                if fields["evidence"]:
+                    record["evidence"] = fields["evidence"]
+                yield record
+        except csv.Error as exc:  # a quoted field cut short: nothing after it can be read
+            yield self._bad(number + 1, str(exc))

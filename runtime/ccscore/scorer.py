@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from .pipeline import DEFAULT_FILE_TIMEOUT
 from .providers import Device, Session, create_session, import_onnxruntime
 from .results import ScoreFailure, ScoreResult, TileScore
 from .tiling import Box, Tiles, make_tiles
+
+if TYPE_CHECKING:
+    from .heatmap import Heatmap
 
 # The reference's four, plus worst_half: the mean over the half of the tiles that look most damaged. Damage
 # is often local (one textured region shows the grid), so half the tiles voting "no evidence" should not
@@ -339,6 +342,14 @@ class Scorer:
         tiles, size = self.tile(image)
         path = str(image) if isinstance(image, (str, os.PathLike)) else None
         return succeeded(self.score_together([(path, tiles, size)])[0])
+
+    def heatmap(self, image: ImageInput, display_side: Optional[int] = None) -> "Heatmap":
+        """Every textured cell of the model's tile grid scored: `Heatmap` with the per-cell probabilities
+        (`.probs` [rows, cols, C], NaN where a cell has no texture), `.quality`, `.boxes`, the image's own
+        `.result`, and `.picture`, a PIL image of the cells coloured by P(lossy), codec by hue, with a legend."""
+        from .heatmap import DISPLAY_SIDE, compute_heatmap
+
+        return compute_heatmap(self, image, display_side or DISPLAY_SIDE)
 
     def score_together(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]]
                        ) -> list[ScoreResult | ScoreFailure]:

@@ -14,7 +14,7 @@ import signal
 import sys
 
 # Subcommand name -> module in this package. Anything else on the command line is an image to score.
-COMMANDS = {"score": "score", "bench": "bench"}
+COMMANDS = {"score": "score", "bench": "bench", "heatmap": "heatmap", "report": "report", "act": "act"}
 # Exit statuses of every command (README: Exit status); 130 is 128 + SIGINT, as shells report Ctrl-C.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
@@ -67,6 +67,22 @@ def main(argv: list[str] | None = None) -> None:
     except aborts:  # Ctrl-C before scoring started (newer typers return 130 themselves)
         code = EXIT_INTERRUPTED
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def command_app():
+    """The Typer app of a command module: plain help (nothing cut at 80 columns), -h too."""
+    import typer
+
+    return typer.Typer(add_completion=False, rich_markup_mode=None,
+                       context_settings={"help_option_names": ["--help", "-h"]})
+
+
+def fail_as(prog: str, message: str, code: int = EXIT_USAGE) -> None:
+    """Ends a command with a one-line error on stderr (a usage error unless `code` says otherwise)."""
+    import typer
+
+    typer.echo(f"{prog}: error: {message}", err=True)
+    raise typer.Exit(code)
 
 
 def one_line_usage(exc) -> str:

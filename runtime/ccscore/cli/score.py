@@ -19,12 +19,12 @@ from ..model_info import MAX_TILES_RANGE
 from ..pipeline import DEFAULT_FILE_TIMEOUT
 from ..providers import DEVICES
 from ..scorer import AGGREGATIONS
+from ..selection import Selection
 from . import exit_interrupted
 
 # Plain help (no boxes): option names are never cut at 80 columns. Shell completion: --install-completion.
 app = typer.Typer(rich_markup_mode=None, context_settings={"help_option_names": ["--help", "-h"]})
 
-SELECTIONS = ("flagged", "clean")
 JOURNAL_SUFFIX = ".ccscore-journal"  # the actions' journal beside --output
 CPU_BATCH, GPU_BATCH = 8, 64
 MIN_RATE_SECONDS = 1.0
@@ -67,9 +67,11 @@ def _count_inputs(paths: list[str], from_list: Optional[str], exclude: list[str]
         pass  # only the ETA is lost
 
 
-COMMANDS_HELP = ("Other commands: 'ccscore bench [DIR]' times scoring per execution provider (ccscore bench "
-                 "--help); 'ccscore score IMAGE...' is 'ccscore IMAGE...'. A command's name that is also a file or "
-                 "folder here is refused: write ./NAME for the path.")
+COMMANDS_HELP = ("Other commands (each has --help): 'ccscore bench [DIR]' times scoring per execution provider; "
+                 "'ccscore heatmap IMAGE -o OUT.png' draws every textured cell's score; 'ccscore report SCORES|DIR "
+                 "-o report.html' writes one HTML file to look at a run; 'ccscore act SCORES --copy-to DIR' acts on "
+                 "saved scores without scoring again; 'ccscore score IMAGE...' is 'ccscore IMAGE...'. A command's "
+                 "name that is also a file or folder here is refused: write ./NAME for the path.")
 
 
 def version_text(model: Optional[Path]) -> str:
@@ -156,9 +158,9 @@ def score(
 
     Exit status: 0 all scored, 1 some files failed (or actions failed, or folders were unreadable), 2 usage error (bad option or value, unusable model, --output or --summary-json), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
     """
-    from ..actions import PAST_TENSE, ActionError, ActionJournal, Mover
+    from ..actions import PAST_TENSE, ActionError, ActionJournal, Mover, destination_problem, mover_for
     from ..errors import OnnxRuntimeMissing
-    from ..inputs import is_within, iter_inputs
+    from ..inputs import iter_inputs
     from ..outputs import JsonlWriter, OutputError, is_csv, open_output, scan_output
     from ..pipeline import Progress, run_pipeline, start_workers
     from ..scorer import Scorer
@@ -171,9 +173,9 @@ def score(
     if not paths and from_list is None:
         fail("nothing to score: give image files or folders, or --from-list FILE")
     select_given = select is not None
-    select = select or "flagged"
-    if select not in SELECTIONS:
-        fail(f"--select must be one of {', '.join(SELECTIONS)}, got {select!r}")
+    if problem := Selection.problem(select or "flagged"):
+        fail(problem)
+    selection = Selection(select or "flagged")
     targets = [(kind, d) for kind, d in (("copy", copy_to), ("symlink", symlink_to), ("move", move_to)) if d]
     if len(targets) > 1:
         fail("use only one of --copy-to, --symlink-to, --move-to")
@@ -190,16 +192,11 @@ def score(
         fail("--summary-json must not be the --output file or its journal: it would replace the records")
     if from_list is not None and from_list != "-" and not os.path.isfile(from_list):
         fail(f"--from-list {from_list}: no such file")
-    if targets and os.path.exists(targets[0][1]) and not os.path.isdir(targets[0][1]):
-        fail(f"--{targets[0][0]}-to {targets[0][1]} exists and is not a directory")
-    if targets:
+    if targets and (problem := destination_problem(targets[0][0], os.fspath(targets[0][1]),
+                                                   [p for p in paths if os.path.isdir(p)], "the input folder")):
         # A destination inside an input folder is left out of the walk; one that is an input folder, or holds
         # one, would have every flagged file acted on in place (renamed to NAME-1): refused.
-        real_dest = os.path.realpath(targets[0][1])
-        for p in paths:
-            if os.path.isdir(p) and is_within(os.path.realpath(p), real_dest):
-                fail(f"--{targets[0][0]}-to {targets[0][1]} is, or holds, the input folder {p}; "
-                     f"choose a destination outside it")
+        fail(problem)
 
     time_limit = file_timeout or None
     if workers is None:
@@ -242,7 +239,7 @@ def score(
 
     def act(action, resuming: bool = False) -> None:
         try:
-            acted = action_mover(action).carry_out(action, resuming)
+            acted = mover_for(action, mover).carry_out(action, resuming)
             counts["acted" if acted else "already"] += 1
             if dry_run:
                 progress.close()
@@ -253,13 +250,6 @@ def score(
         if journal is not None:
             journal.record_done(action)
             in_flight.discard(action.id)
-
-    def action_mover(action):
-        if mover is not None and mover.kind == action.kind:
-            return mover
-        # An action a killed run journaled with other options: finish it into the folder it chose.
-        action.relative = os.path.basename(action.dst)
-        return Mover(action.kind, os.path.dirname(action.dst))
 
     progress = Progress(enabled=progress_opt)
     if output is not None and dry_run:
@@ -294,7 +284,7 @@ def score(
                     act(action, resuming=True)
                     completed += 1
                 else:
-                    action_mover(action).roll_back(action)
+                    mover_for(action, mover).roll_back(action)
             journal.clear()
         except (OSError, ActionError) as exc:  # the journal stays: the next --resume tries again
             abort(f"cannot finish the actions an interrupted run left: {one_line(exc)}")
@@ -333,9 +323,6 @@ def score(
         threading.Thread(target=_count_inputs, args=(paths, from_list, exclude, progress), daemon=True).start()
     start = time.monotonic()
 
-    def wanted(record: dict) -> bool:
-        return ("label" in record) and ((record["label"] != "clean") == (select == "flagged"))
-
     def on_batch(pairs) -> None:
         records = []
         actions = []
@@ -347,7 +334,7 @@ def score(
                     typer.echo(f"{record['path']}: error: {record['error']}", err=True)
             else:
                 item = decoded.item
-                if mover is not None and wanted(record):
+                if mover is not None and selection.takes(record):
                     if item.outside:
                         counts["action_failed"] += 1
                         report(f"{item.path} lies outside the input folders (reached through a symlink): "
@@ -368,7 +355,7 @@ def score(
             writer.write_batch(records, durable=bool(actions))
         for action in actions:
             act(action)
-        shown = [r for r in records if "error" in r or not select_given or wanted(r)]
+        shown = [r for r in records if "error" in r or not select_given or selection.takes(r)]
         if stdout_writer is not None:
             stdout_writer.write_batch(shown)
         elif show_readable:

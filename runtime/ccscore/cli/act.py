@@ -1,0 +1,163 @@
+"""`ccscore act SCORES --copy-to|--symlink-to|--move-to DIR`: act on a saved run's decisions, scoring nothing.
+
+The same selection (`selection.Selection`) and the same journaled actions (`actions.Mover`, `ActionJournal`)
+as the score command: never overwrite, never collide, sources untouched except by a move, `--dry-run`
+writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, command_app, fail_as
+
+app = command_app()
+
+JOURNAL_NAME = ".ccscore-act-journal"  # in the destination: what a killed `act` had started
+BATCH = 64  # actions journaled together (one fsync per batch)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    fail_as("ccscore act", message, code)
+
+
+def source_problem(path: str) -> Optional[str]:
+    """Why the file a record names cannot be acted on (one line), or None."""
+    try:
+        if not os.path.lexists(path):
+            return "no such file (moved or deleted since it was scored?)"
+        if not os.path.isfile(path):
+            return "not a regular file"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+@app.command()
+def act(
+    scores: Path = typer.Argument(..., help="Records of a run: the JSONL or CSV that 'ccscore --output' wrote.",
+                                  readable=False),
+    select: str = typer.Option("flagged", "--select", metavar="flagged|clean", help="Images to act on."),
+    copy_to: Optional[Path] = typer.Option(None, "--copy-to", metavar="DIR", help="Copy selected images into DIR."),
+    symlink_to: Optional[Path] = typer.Option(None, "--symlink-to", metavar="DIR", help="Symlink selected images into DIR."),
+    move_to: Optional[Path] = typer.Option(None, "--move-to", metavar="DIR", help="Move selected images into DIR."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be done; change nothing on disk."),
+    base: Optional[Path] = typer.Option(None, "--base", metavar="DIR",
+                                        help="Folder that relative paths in SCORES are relative to (default: the "
+                                             "current one, where the scoring run was started)."),
+) -> None:
+    """Copies, links or moves the images a saved run selected, without scoring them again.
+
+    Paths under DIR keep their layout relative to the folder that holds all the selected images; a name
+    already taken gets a -1, -2 suffix (never overwritten); sources are untouched except by --move-to. A record
+    whose file is missing or unusable gets a one-line error on stderr and the run goes on. A killed run leaves
+    DIR/.ccscore-act-journal: the same command finishes what it had started.
+
+    Exit status: 0 done, 1 some records or actions failed, 2 usage error, 130 interrupted (Ctrl-C: the same
+    command finishes the job).
+    """
+    from ..actions import PAST_TENSE, ActionError, ActionJournal, Mover, destination_problem, mover_for
+    from ..errors import one_line
+    from ..outputs import OutputError, RecordsFile
+    from ..selection import Selection
+
+    if problem := Selection.problem(select):
+        fail(problem)
+    selection = Selection(select)
+    targets = [(kind, d) for kind, d in (("copy", copy_to), ("symlink", symlink_to), ("move", move_to)) if d]
+    if len(targets) != 1:
+        fail("give exactly one of --copy-to, --symlink-to, --move-to")
+    kind, dest = targets[0][0], os.fspath(targets[0][1])
+    if base is not None and not os.path.isdir(base):
+        fail(f"--base {base} is not a folder")
+    try:
+        records = RecordsFile(os.fspath(scores))
+    except OutputError as exc:
+        fail(str(exc))
+
+    def sources() -> Iterator[tuple[dict, Optional[str], Optional[str]]]:
+        """(record, real source path or None, why not) for each selected record, and each unreadable line."""
+        for record in records:
+            if "line" in record:  # a line that is not a record
+                yield record, None, record["error"]
+                continue
+            if not selection.takes(record):
+                continue
+            path = os.path.join(os.fspath(base), record["path"]) if base is not None else record["path"]
+            problem = source_problem(path)
+            yield record, None if problem else os.path.realpath(path), problem
+
+    # The layout under DEST is kept relative to the folder holding every selected file (the saved records do
+    # not say which folders the scoring run was given): files of the same name in different folders stay apart.
+    folders = {os.path.dirname(real) for _, real, _ in sources() if real}
+    root = os.path.commonpath(sorted(folders)) if folders else None
+    if problem := destination_problem(kind, dest, [root] if root else [], "the folder of the images"):
+        fail(problem)
+
+    counts: Counter = Counter()
+    mover = Mover(kind, dest, dry_run)
+    journal = None if dry_run else ActionJournal(os.path.join(dest, JOURNAL_NAME))
+
+    def error(message: str) -> None:
+        counts["failed"] += 1
+        typer.echo(f"ccscore act: error: {message}", err=True)
+
+    def carry_out(actions: list, resuming: bool = False) -> None:
+        if journal is not None and not resuming:
+            os.makedirs(dest, exist_ok=True)
+            journal.record_intents(actions)
+        for action in actions:
+            try:
+                acted = mover_for(action, mover).carry_out(action, resuming)
+                counts["acted" if acted else "already"] += 1
+                print(mover.describe(action), flush=True)
+            except ActionError as exc:
+                error(str(exc))
+            if journal is not None:
+                journal.record_done(action)
+
+    try:
+        if journal is not None:
+            pending = journal.pending()
+            if pending:  # a killed `act` had journaled these: finish each exactly once
+                for action in pending:
+                    mover.sources.add(action.src)
+                    mover.claimed.add(action.dst)
+                carry_out(pending, resuming=True)
+                typer.echo(f"ccscore act: note: finished {len(pending)} actions an interrupted run had started",
+                           err=True)
+        batch = []
+        for record, real, problem in sources():
+            counts["selected"] += "label" in record
+            if problem:
+                error(f"{record['path']}: {problem}")
+                continue
+            action = mover.plan(real, os.path.relpath(real, root), record["path"])
+            if action is None:
+                counts["already"] += 1  # the same real file named twice
+                continue
+            batch.append(action)
+            if len(batch) >= BATCH:
+                carry_out(batch)
+                batch = []
+        carry_out(batch)
+        if journal is not None:
+            journal.clear()
+    except (OSError, ActionError) as exc:  # the journal stays: the same command finishes the actions
+        if journal is not None:
+            journal.close()
+        fail(f"cannot act: {one_line(exc)}", EXIT_SOME_FAILED)
+
+    verb = PAST_TENSE[kind]
+    parts = [f"{counts['selected']} selected", f"{counts['acted']} {'to be ' + verb if dry_run else verb}"]
+    if counts["already"]:
+        parts.append(f"{counts['already']} already in {dest}")
+    if counts["failed"]:
+        parts.append(f"{counts['failed']} failed")
+    typer.echo("ccscore act: " + ", ".join(parts), err=True)
+    raise typer.Exit(EXIT_SOME_FAILED if counts["failed"] else EXIT_OK)

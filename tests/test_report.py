@@ -1,0 +1,193 @@
+"""`ccscore report`: one self-contained HTML file, checked in headless Chromium (skipped without one)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import compress, draw_art, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("report_load", ROOT / "benchmarks" / "report_load.py")
+report_load = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(report_load)
+BROWSER_MISSING = report_load.browser_missing()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A scored folder (same file names in two folders, some JPEG'd) and its report with every heatmap."""
+    root = tmp_path_factory.mktemp("report")
+    for folder, seeds in (("a", range(4)), ("b", range(4, 8))):
+        (root / "data" / folder).mkdir(parents=True)
+        for k, seed in enumerate(seeds):
+            art = draw_art(seed)
+            (compress(art, "JPEG", 40 + 10 * k) if k % 2 else art).save(root / "data" / folder / f"img{k}.png")
+    scored = run_cli(str(root / "data"), "--output", str(root / "scores.jsonl"), "--workers", "0")
+    assert scored.returncode == 0, scored.stderr
+    made = run_cli("report", str(root / "scores.jsonl"), "-o", str(root / "report.html"), "--heatmaps", "all",
+                   "--workers", "0")
+    assert made.returncode == 0, made.stderr
+    records = [json.loads(line) for line in (root / "scores.jsonl").read_text().splitlines()[1:]]
+    return root, records
+
+
+def test_the_report_is_one_file_that_needs_no_network(run):
+    root, records = run
+    html = (root / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # nothing fetched from elsewhere
+    assert "url(http" not in html and "@import" not in html
+    assert html.count("data:image/webp;base64,") == len(records)
+    assert sorted(p.name for p in root.iterdir()) == ["data", "report.html", "scores.jsonl"]
+
+
+def test_report_never_replaces_a_file_and_reports_bad_lines(run, tmp_path):
+    root, records = run
+    before = (root / "report.html").read_bytes()
+    again = run_cli("report", str(root / "scores.jsonl"), "-o", str(root / "report.html"))
+    assert again.returncode == 2 and "exists" in again.stderr and (root / "report.html").read_bytes() == before
+    lines = (root / "scores.jsonl").read_text().splitlines()
+    (tmp_path / "s.jsonl").write_text("\n".join([lines[0], "{broken", *lines[1:]]) + "\n")
+    made = run_cli("report", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "r.html"), "--heatmaps", "none")
+    assert made.returncode == 1 and "line 2 is not a ccscore record" in made.stderr
+    assert (tmp_path / "r.html").read_text().count('"path":') == len(records)
+    not_ours = run_cli("report", str(tmp_path / "r.html"), "-o", str(tmp_path / "x.html"))
+    assert not_ours.returncode == 2 and not (tmp_path / "x.html").exists()
+
+
+def test_report_from_a_folder_scores_it_first(tmp_path):
+    (tmp_path / "d").mkdir()
+    draw_art(3).save(tmp_path / "d" / "clean.png")
+    compress(draw_art(4), "JPEG", 50).save(tmp_path / "d" / "jpeg.png")
+    made = run_cli("report", str(tmp_path / "d"), "-o", str(tmp_path / "r.html"), "--workers", "0")
+    assert made.returncode == 0, made.stderr
+    records = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()[1:]]
+    assert sorted(Path(r["path"]).name for r in records) == ["clean.png", "jpeg.png"]
+    assert (tmp_path / "r.html").read_text().count("data:image/webp;base64,") == 2
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if BROWSER_MISSING:
+        pytest.skip(f"no headless browser here: {BROWSER_MISSING}")
+    driver = report_load.headless_chromium()
+    yield driver
+    driver.quit()
+
+
+def shown(browser) -> list[str]:
+    return browser.execute_script("return window.ccscoreReport.shownPaths()")
+
+
+def set_value(browser, element_id: str, value: str) -> None:
+    browser.execute_script(
+        "const el = document.getElementById(arguments[0]); el.value = arguments[1];"
+        "el.dispatchEvent(new Event(el.tagName === 'SELECT' ? 'change' : 'input'));", element_id, value)
+
+
+def test_in_chromium_one_entry_per_image_sort_filter_and_heatmap_view(run, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    root, records = run
+    report_load.load_report(browser, root / "report.html")
+    paths = [r["path"] for r in records]
+    assert sorted(shown(browser)) == sorted(paths)  # one entry per image
+    rows = browser.find_elements(By.CSS_SELECTOR, ".row")
+    assert len(rows) == len(records)
+
+    # Default order: P(lossy), highest first; sorting by path changes it, and the rows drawn follow.
+    p_lossy = {r["path"]: 1 - r["scores"]["clean"] for r in records}
+    by_p = shown(browser)
+    assert [p_lossy[p] for p in by_p] == sorted(p_lossy.values(), reverse=True)
+    set_value(browser, "sortKey", "path")
+    browser.find_element(By.ID, "sortDir").click()  # ascending
+    assert shown(browser) == sorted(paths) != by_p
+    first_row = min(browser.find_elements(By.CSS_SELECTOR, ".row"), key=lambda r: r.location["y"])
+    assert first_row.find_element(By.CSS_SELECTOR, ".path").text == sorted(paths)[0]
+
+    # Filters: by label, by path, by quality.
+    clean = sorted(r["path"] for r in records if r["label"] == "clean")
+    set_value(browser, "fLabel", "clean")
+    assert shown(browser) == clean and len(browser.find_elements(By.CSS_SELECTOR, ".row")) == len(clean)
+    set_value(browser, "fLabel", "")
+    set_value(browser, "fPath", "/b/")
+    assert shown(browser) == sorted(p for p in paths if "/b/" in p)
+    set_value(browser, "fPath", "")
+    set_value(browser, "fQ", "60")
+    assert shown(browser) == sorted(r["path"] for r in records if r["quality"] is not None and r["quality"] <= 60)
+    set_value(browser, "fQ", "")
+
+    # The cut: how many a P(lossy) >= 0.5 cut flags is what the run flagged; a quality cut keeps the heavier
+    # damage, and "Show these" lists exactly those.
+    flagged = sum(r["label"] != "clean" for r in records)
+    assert f"This cut flags {flagged} of {len(records)}" in browser.find_element(By.ID, "cutResult").text
+    heavy = sorted(r["path"] for r in records if 1 - r["scores"]["clean"] >= 0.5 and r["quality"] is not None
+                   and r["quality"] <= 55)
+    assert 0 < len(heavy) < flagged
+    set_value(browser, "cutQ", "55")
+    assert f"This cut flags {len(heavy)} of" in browser.find_element(By.ID, "cutResult").text
+    browser.find_element(By.ID, "cutShow").click()
+    assert shown(browser) == heavy
+    set_value(browser, "cutQ", "")
+
+    # A click opens the large view with the heatmap drawn over the image.
+    jpeg = next(p for p in sorted(paths) if p_lossy[p] > 0.9)
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, ".row")
+               if r.find_element(By.CSS_SELECTOR, ".path").text == jpeg)
+    row.click()
+    assert "open" in browser.find_element(By.ID, "view").get_attribute("class")
+    deadline = time.time() + 10
+    painted = 0
+    while time.time() < deadline and not painted:
+        painted = browser.execute_script(
+            "const c = document.getElementById('heat'); if (!c.width) return 0;"
+            "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
+            "for (let k = 3; k < d.length; k += 4) n += d[k] > 0; return n;")
+        time.sleep(0.05)
+    assert painted > 0, "no heatmap cell drawn"
+    assert browser.find_element(By.ID, "big").get_attribute("naturalWidth") == str(records[0]["width"])
+    assert "jpeg" in browser.find_element(By.ID, "legend").text
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    assert "open" not in browser.find_element(By.ID, "view").get_attribute("class")
+    assert report_load.console_errors(browser) == []
+
+
+def test_in_chromium_a_report_of_2000_images_loads_fast(tmp_path, browser):
+    """The bar: 2,000 entries, one HTML file, loaded without a console error (the benchmark measures the time
+    on real scored images: benchmarks/report_load.py)."""
+    from ccscore.outputs import JsonlWriter, header_bytes
+
+    rng = np.random.default_rng(0)
+    records = []
+    for n in range(2000):
+        path = tmp_path / "img" / f"d{n % 20}" / f"{n}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(path, compress_level=1)
+        p = float(rng.random())
+        label = "clean" if p < 0.5 else "jpeg"
+        records.append({"path": str(path), "label": label, "scores": {"clean": 1 - p, "jpeg": p, "webp": 0.0},
+                        "quality": None if label == "clean" else float(rng.integers(30, 99)),
+                        "width": 32, "height": 24, "evidence": "grid"})
+    with open(tmp_path / "s.jsonl", "wb") as f:
+        f.write(header_bytes("s.jsonl", ["clean", "jpeg", "webp"]))
+        JsonlWriter(f).write_batch(records)
+    made = run_cli("report", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "r.html"), "--heatmaps", "none")
+    assert made.returncode == 0, made.stderr
+    seconds = report_load.load_report(browser, tmp_path / "r.html")
+    assert seconds < 15, f"loaded in {seconds:.1f} s"  # generous: the bar (5 s) is measured by the benchmark
+    assert sorted(shown(browser)) == sorted(r["path"] for r in records)
+    # Virtualised: only the rows in view exist, and scrolling to the end draws the last ones.
+    assert len(browser.execute_script("return document.querySelectorAll('.row')")) < 100
+    browser.execute_script("const v = document.getElementById('viewport'); v.scrollTop = v.scrollHeight;")
+    time.sleep(0.3)
+    drawn = browser.execute_script("return [...document.querySelectorAll('.row .path')].map(e => e.textContent)")
+    assert shown(browser)[-1] in drawn
+    assert report_load.console_errors(browser) == []
