@@ -153,6 +153,7 @@ class CsvWriter(JsonlWriter):
 
 PARQUET_RECORDS_SUFFIX = ".ccscore-records.csv"  # the records of a Parquet output until its run ends
 PARQUET_ROWS_PER_GROUP = 65536
+PARQUET_TEMP_INFIX = ".ccscore-new-"  # .NAME.ccscore-new-PID: a Parquet file being written
 
 
 def is_parquet(path: str) -> bool:
@@ -216,21 +217,16 @@ def parquet_rows(path: str, labels: Sequence[str]) -> Iterator[list]:
             yield ["" if v is None else repr(v) if isinstance(v, float) else str(v) for v in row]
 
 
-def write_parquet_atomically(path: str, rows: Iterable[Sequence], labels: Sequence[str]) -> None:
-    """Writes rows as a Parquet file under a temporary name, fsynced, then renamed to `path`: a kill leaves
-    either the old file or the complete new one, and a complete file is one that exists under its name."""
+def write_parquet_atomically(path: str, tables: Iterable, labels: Sequence[str]) -> None:
+    """Writes tables (`parquet_table`s) as one Parquet file under a temporary name, fsynced, then renamed to
+    `path`: a kill leaves either no file (or the old one) or the complete new one, so a complete output is one
+    that exists under its name."""
     pq = _pyarrow()
-    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.ccscore-new-{os.getpid()}")
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}{PARQUET_TEMP_INFIX}{os.getpid()}")
     try:
         with pq.ParquetWriter(tmp, parquet_schema(labels)) as out:
-            chunk: list = []
-            for row in rows:
-                chunk.append(row)
-                if len(chunk) >= PARQUET_ROWS_PER_GROUP:
-                    out.write_table(parquet_table(chunk, labels))
-                    chunk = []
-            if chunk:
-                out.write_table(parquet_table(chunk, labels))
+            for table in tables:
+                out.write_table(table)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -262,8 +258,10 @@ class ParquetWriter:
     def close(self) -> None:
         try:
             self.records.stream.flush()
-            write_parquet_atomically(self.path, _csv_records(self.path + PARQUET_RECORDS_SUFFIX),
-                                     self.records.labels)
+            labels = self.records.labels
+            rows = _csv_records(self.path + PARQUET_RECORDS_SUFFIX)
+            write_parquet_atomically(self.path, (parquet_table(chunk, labels)
+                                                 for chunk in _chunks(rows, PARQUET_ROWS_PER_GROUP)), labels)
             os.unlink(self.path + PARQUET_RECORDS_SUFFIX)  # still locked by us until the close below
         finally:
             self.records.close()
@@ -282,7 +280,8 @@ def open_parquet_output(path: str, labels: Sequence[str], resume: bool):
         raise OutputError(f"--output {path}: {left} exists; pass --resume to continue it, or choose another file")
     if os.path.exists(path) and not os.path.exists(records):
         # A finished output resumed: its records start the CSV again (complete before it takes its name).
-        tmp = os.path.join(os.path.dirname(records) or ".", f".{os.path.basename(records)}.ccscore-new-{os.getpid()}")
+        tmp = os.path.join(os.path.dirname(records) or ".",
+                           f".{os.path.basename(records)}{PARQUET_TEMP_INFIX}{os.getpid()}")
         try:
             with open(tmp, "wb") as f:
                 f.write(header_bytes(records, labels))

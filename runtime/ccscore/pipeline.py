@@ -372,11 +372,11 @@ def _as_decoded(item: InputItem, result) -> Decoded:
 
 
 def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, window: Optional[int] = None,
-                  pool: Optional[DecodePool] = None,
-                  file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT) -> Iterator[Decoded]:
+                  pool: Optional[DecodePool] = None, file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT,
+                  keep_pool: bool = False) -> Iterator[Decoded]:
     """Decoded images in input order. workers=0 decodes in this process, where no time limit can stop a
     decoder. `pool`: workers already started (see `start_workers`, which sets their time limit); closed
-    here like the pools made here."""
+    here like the pools made here, unless `keep_pool` (a caller that decodes stream after stream)."""
     if workers <= 0 and pool is None:
         for item in items:
             yield _as_decoded(item, decode_with_warnings(item.decode_source, spec))
@@ -398,7 +398,8 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, wind
             item, ticket = pending.popleft()
             yield _as_decoded(item, pool.result(ticket))
     finally:
-        pool.close()
+        if not keep_pool:
+            pool.close()
 
 
 # ---------------------------------------------------------------- batching and scoring
@@ -502,15 +503,17 @@ def format_seconds(s: float) -> str:
 
 def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: int,
                  on_batch: Callable[[list[tuple[Decoded, dict]]], None], with_tiles: bool = False,
-                 pool: Optional[DecodePool] = None) -> None:
+                 pool: Optional[DecodePool] = None, keep_pool: bool = False) -> None:
     """Decodes, scores and hands each batch's (decoded, record) pairs to `on_batch`, in input order.
-    Decoding a file in a worker may take `scorer.file_timeout` seconds (a `pool` brings its own limit)."""
+    Decoding a file in a worker may take `scorer.file_timeout` seconds (a `pool` brings its own limit).
+    `pool` is closed at the end unless `keep_pool`."""
     spec = TileSpec(scorer.info.tiling, scorer.info.tile_size, dict(scorer.tiling_params), scorer.max_pixels)
     # Enough images in flight to fill the next batch while the session runs the current one.
     per_image = max(1, int(spec.params.get("max_tiles", 8)))
     images_per_batch = max(1, -(-batch_tiles // per_image))
     window = max(workers * 8, 2 * images_per_batch, 8)
-    stream = decode_stream(items, spec, workers, window=window, pool=pool, file_timeout=scorer.file_timeout)
+    stream = decode_stream(items, spec, workers, window=window, pool=pool, file_timeout=scorer.file_timeout,
+                           keep_pool=keep_pool)
     try:
         for batch in batches(stream, batch_tiles):
             on_batch(score_batch(scorer, batch, with_tiles))
