@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from conftest import run_cli
-from stub_model import build_stub_model
+from test_folder_runs import _bomb_png, stub_model  # noqa: F401  (stub_model: a fixture)
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -24,11 +23,6 @@ REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("ray_throughput", REPO / "benchmarks" / "ray_throughput.py")
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
-
-
-@pytest.fixture(scope="module")
-def stub(tmp_path_factory) -> Path:
-    return build_stub_model(tmp_path_factory.mktemp("stub") / "stub.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +66,6 @@ def test_members_are_scored_like_the_same_files(data):
 def test_hostile_members_get_one_line_error_records(tmp_path):
     """A member that is not an image, a decompression bomb, a shard cut short, a FIFO named .tar and a Parquet
     file whose bytes column is null: one error record each, the rest scored, exit 1."""
-    from test_folder_runs import _bomb_png
-
     good = next(bench.encoded_images(1, (128, 128)))[1]
     bench.write_tar(tmp_path / "s.tar", [("ok.jpg", good), ("text.png", b"not an image"),
                                          ("bomb.png", _bomb_png())])
@@ -98,9 +90,9 @@ def test_hostile_members_get_one_line_error_records(tmp_path):
         assert "\n" not in r.get("error", "") and str(tmp_path) not in r.get("error", "")
 
 
-def test_resume_is_per_record_key(data, stub, tmp_path):
+def test_resume_is_per_record_key(data, stub_model, tmp_path):
     out = tmp_path / "s.jsonl"
-    args = [*map(str, data["shards"]), "--model", str(stub), "--output", str(out)]
+    args = [*map(str, data["shards"]), "--model", str(stub_model), "--output", str(out)]
     assert run_cli(*args).returncode == 0
     lines = out.read_bytes().splitlines(keepends=True)
     out.write_bytes(b"".join(lines[:11]) + lines[11][:20])  # a kill after 10 records, mid-write
@@ -111,15 +103,15 @@ def test_resume_is_per_record_key(data, stub, tmp_path):
     assert len(keys) == 24 and set(keys.values()) == {1}
 
 
-def test_parquet_output_resumes_after_a_kill_and_after_it_is_finished(data, stub, tmp_path):
+def test_parquet_output_resumes_after_a_kill_and_after_it_is_finished(data, stub_model, tmp_path):
     out = tmp_path / "s.parquet"
     records = Path(str(out) + ".ccscore-records.csv")
-    args = [*map(str, data["shards"]), "--model", str(stub), "--output", str(out)]
+    args = [*map(str, data["shards"]), "--model", str(stub_model), "--output", str(out)]
     # A run killed midway leaves its records beside the output (the Parquet file comes at the end).
     proc = subprocess.Popen([sys.executable, "-c", "import sys; from ccscore.cli import main; main(sys.argv[1:])",
                              *args, "--batch-size", "1", "--workers", "1"], stderr=subprocess.PIPE)
     while proc.poll() is None and (not records.exists() or records.read_bytes().count(b"\n") < 6):
-        pass
+        time.sleep(0.005)
     proc.kill()
     proc.wait()
     assert not out.exists() and records.exists(), "the run was not killed midway"

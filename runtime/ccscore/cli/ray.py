@@ -14,7 +14,6 @@ cluster or an existing one (--address), writing one Parquet file of records per 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -67,6 +66,22 @@ def lock_output(folder: str):
         os.close(fd)
         fail(f"--output {folder} is being written by another ccscore ray run; wait for it to end")
     return fd
+
+
+def foreign_output(path: str, labels) -> Optional[str]:
+    """Why a complete unit's file cannot stand for this run's records (None: it can)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception as exc:
+        return f"{path} cannot be read as Parquet ({one_line(exc)}): remove it, or choose another --output"
+    if json.loads(meta.get(b"labels", b"null")) != list(labels):
+        return f"{path} holds records of another model (labels {meta.get(b'labels', b'none').decode()}): " \
+               f"choose another --output"
+    return None
 
 
 @app.command()
@@ -131,6 +146,9 @@ def ray(
             os.unlink(os.path.join(out, name))
     target = {u["name"]: os.path.join(out, u["name"] + ".parquet") for u in units}
     todo = [u for u in units if not os.path.exists(target[u["name"]])]
+    for unit in units:
+        if unit not in todo and (problem := foreign_output(target[unit["name"]], labels)):
+            fail(problem)
     start = time.monotonic()
     counts = {"scored": 0, "failed": 0, "flagged": 0}
 
@@ -149,13 +167,13 @@ def ray(
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C from here: shut the cluster down
         import logging
 
-        logging.getLogger("ray").setLevel(logging.WARNING)
+        logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's notes are not the user's business
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         try:
             if address:
-                ray_module.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+                ray_module.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
             else:
-                ray_module.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+                ray_module.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
             data = ray_module.data
             context = data.DataContext.get_current()
             context.execution_options.preserve_order = True  # a unit is complete when the next one starts
@@ -165,7 +183,8 @@ def ray(
             dataset = data.from_items(todo, override_num_blocks=len(todo)).flat_map(
                 unit_rows, fn_kwargs={"image_column": image_column, "key_column": key_column}, num_cpus=0.5)
             scored = dataset.map_batches(
-                Scorer, batch_size=batch_size, batch_format="pyarrow", concurrency=n_actors, num_cpus=1,
+                Scorer, batch_size=batch_size, batch_format="pyarrow", compute=data.ActorPoolStrategy(size=n_actors),
+                num_cpus=1,
                 num_gpus=num_gpus or None,
                 fn_constructor_kwargs={"model": None if model is None else os.path.abspath(model),
                                        "device": "cuda" if num_gpus else "cpu", "key_column": KEY_COLUMN,

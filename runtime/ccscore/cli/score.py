@@ -69,7 +69,8 @@ def _count_inputs(paths: list[str], from_list: Optional[str], exclude: list[str]
 
 
 COMMANDS_HELP = ("Other commands: 'ccscore bench [DIR]' times scoring per execution provider (ccscore bench "
-                 "--help); 'ccscore score IMAGE...' is 'ccscore IMAGE...'. A command's name that is also a file or "
+                 "--help); 'ccscore ray INPUT... --output DIR' scores with Ray Data (ccscore ray --help); "
+                 "'ccscore score IMAGE...' is 'ccscore IMAGE...'. A command's name that is also a file or "
                  "folder here is refused: write ./NAME for the path.")
 
 
