@@ -94,7 +94,7 @@ def test_scorer_class_in_map_batches_equals_the_command_line(data, cluster):
     import ccscore.ray
 
     parquet = [p for p in data["inputs"] if p.endswith(".parquet")]
-    ds = ray.data.read_parquet(parquet, columns=["key", "jpg"], include_paths=True)
+    ds = ray.data.read_parquet(parquet, include_paths=True).select_columns(["path", "key", "jpg"])
     ds = ds.map_batches(lambda b: {"key": [f"{p}/{k}" for p, k in zip(b["path"], b["key"])], "jpg": b["jpg"]})
     scored = ds.map_batches(ccscore.ray.Scorer, fn_constructor_kwargs={"image_column": "jpg", "decode_workers": 1},
                             concurrency=1, batch_size=4, batch_format="pyarrow").take_all()

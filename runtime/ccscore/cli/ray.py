@@ -112,7 +112,7 @@ def ray(
     """Scores folders, tar shards and Parquet files with Ray Data; one Parquet file of records per input
     shard in DIR. A run started again skips the shards whose records are complete.
 
-    Exit status: 0 all scored, 1 some images failed, 2 usage error (no Ray: pip install 'ccscore[ray]'),
+    Exit status: 0 all scored, 1 some images failed (or the Ray job failed), 2 usage error (no Ray: pip install 'ccscore[ray]'),
     130 interrupted (start it again: complete shards are skipped).
     """
     from ..errors import CCScoreError, OnnxRuntimeMissing
@@ -146,8 +146,8 @@ def ray(
             os.unlink(os.path.join(out, name))
     target = {u["name"]: os.path.join(out, u["name"] + ".parquet") for u in units}
     todo = [u for u in units if not os.path.exists(target[u["name"]])]
-    for unit in units:
-        if unit not in todo and (problem := foreign_output(target[unit["name"]], labels)):
+    for name in {u["name"] for u in units} - {u["name"] for u in todo}:
+        if problem := foreign_output(target[name], labels):
             fail(problem)
     start = time.monotonic()
     counts = {"scored": 0, "failed": 0, "flagged": 0}
@@ -161,6 +161,7 @@ def ray(
             counts["flagged"] += sum(1 for v in t.column("label").to_pylist() if v not in (None, "clean"))
 
     interrupted = False
+    failure = None
     if todo:
         import signal
 
@@ -206,6 +207,9 @@ def ray(
                 tables = []
         except KeyboardInterrupt:
             interrupted = True
+        except Exception as exc:  # the cluster failed (lost, out of memory...): what was written stands
+            failure = f"the Ray job failed ({type(exc).__name__}: {one_line(exc)[:300]}); run it again: " \
+                      f"complete shards are skipped"
         finally:
             ray_module.shutdown()
     elapsed = time.monotonic() - start
@@ -219,4 +223,6 @@ def ray(
     typer.echo(f"ccscore ray: {'interrupted: ' if interrupted else ''}{line}", err=True)
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+    if failure:
+        fail(failure, EXIT_SOME_FAILED)
     raise typer.Exit(EXIT_SOME_FAILED if counts["failed"] else EXIT_OK)
