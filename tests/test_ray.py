@@ -131,3 +131,28 @@ def test_without_ray_the_command_says_how_to_install_it(tmp_path):
     out = run_cli("ray", str(tmp_path), "--output", str(tmp_path / "o"), blocked=("torch", "ray"))
     assert out.returncode == 2 and "pip install 'ccscore[ray]'" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_scorer_class_keeps_every_limit_on_hostile_rows(tmp_path):
+    """Called as Ray calls it, on one batch: a bomb, bytes that are no image, a null image, a reader's error and
+    a good image each get their record, in order, and the batch's other columns ride along."""
+    import pyarrow as pa
+
+    import ccscore.ray
+    from test_folder_runs import _bomb_png
+
+    good = next(bench.encoded_images(1, (160, 144)))[1]
+    batch = pa.table({"key": ["bomb", "text", "null", "unreadable", "good"],
+                      "image": [_bomb_png(), b"hello", None, None, good],
+                      "error": [None, None, None, "cannot read: Permission denied", None],
+                      "caption": ["a", "b", "c", "d", "e"]})
+    scorer = ccscore.ray.Scorer(max_pixels=1_000_000, decode_workers=1)
+    out = scorer(batch).to_pylist()
+    assert [r["path"] for r in out] == ["bomb", "text", "null", "unreadable", "good"]
+    assert [r["caption"] for r in out] == ["a", "b", "c", "d", "e"]
+    assert "--max-pixels" in out[0]["error"] and "not an image format" in out[1]["error"]
+    assert "null" in out[2]["error"] and out[3]["error"] == "cannot read: Permission denied"
+    assert out[4]["error"] is None and out[4]["label"] in scorer.labels and out[4]["width"] == 160
+    # A second batch reuses the same session and decoding processes.
+    assert scorer(batch.slice(4)).to_pylist()[0]["label"] == out[4]["label"]
+    scorer.pool.close()
