@@ -4,7 +4,8 @@
     import ray, ccscore.ray
     ds = ray.data.read_parquet("s3://bucket/laion-part/")           # a key column and encoded image bytes
     scored = ds.map_batches(ccscore.ray.Scorer, fn_constructor_kwargs={"image_column": "jpg"},
-                            concurrency=4, num_cpus=1)               # or num_gpus=1 and device="cuda"
+                            compute=ray.data.ActorPoolStrategy(size=4), num_cpus=1,
+                            batch_format="pyarrow")                  # or num_gpus=1, "device": "cuda"
     scored.write_parquet("scores/")
 
 Each actor holds one onnxruntime session and a pool of decoding processes (ccscore.pipeline): the bytes are
