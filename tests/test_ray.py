@@ -162,3 +162,26 @@ def test_scorer_class_keeps_every_limit_on_hostile_rows(tmp_path):
     # A second batch reuses the same session and decoding processes.
     assert scorer(batch.slice(4)).to_pylist()[0]["label"] == out[4]["label"]
     scorer.pool.close()
+
+
+def test_usage_errors_come_before_any_cluster(data, tmp_path):
+    """Two inputs that would write one file, and a DIR holding another model's records: one line, exit 2."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    other = tmp_path / "other"
+    other.mkdir()
+    twin = other / "s0.tar"
+    twin.write_bytes(Path(data["inputs"][0]).read_bytes())
+    clash = subprocess.run([*CLI, "ray", data["inputs"][0], str(twin), "--output", str(tmp_path / "o")],
+                           capture_output=True, text=True, env=env(), timeout=120)
+    assert clash.returncode == 2 and "would both write s0.tar.parquet" in clash.stderr, clash.stderr
+    out = tmp_path / "foreign"
+    out.mkdir()
+    pq.write_table(pa.table({"path": ["x"]}, metadata={"ccscore_records": "1", "labels": '["a", "b"]'}),
+                   out / "s0.tar.parquet")
+    foreign = subprocess.run([*CLI, "ray", data["inputs"][0], "--output", str(out)], capture_output=True, text=True,
+                             env=env(), timeout=120)
+    assert foreign.returncode == 2 and "another model" in foreign.stderr, foreign.stderr
+    for run in (clash, foreign):
+        assert len(run.stderr.strip().splitlines()) == 1
