@@ -251,7 +251,8 @@ def test_version_names_the_model(stub_model):
 def test_help_lists_every_command_and_fits_80_columns():
     from ccscore.cli import COMMANDS
 
-    for args in (["--help"], ["bench", "--help"], ["heatmap", "--help"], ["report", "--help"], ["act", "--help"]):
+    for args in (["--help"], ["bench", "--help"], ["heatmap", "--help"], ["report", "--help"], ["act", "--help"],
+                 ["ray", "--help"]):
         text = run(*args).stdout
         assert "…" not in text and max(map(len, text.splitlines())) <= 80, text
     text = run("--help").stdout

@@ -49,3 +49,20 @@ def without_path(message: str, path: object) -> str:
 
 class DecodePoolError(CCScoreError):
     """The decode workers cannot be kept running (processes cannot be started): the run cannot go on."""
+
+
+class ExtraMissing(CCScoreError, ImportError):
+    """A package of an optional extra (pyarrow, ray) is not installed; the message says how to install it."""
+
+    def __init__(self, package: str, extra: str, needed_for: str) -> None:
+        super().__init__(f"{needed_for} needs {package}, which is not installed: pip install 'ccscore[{extra}]'")
+
+
+def import_extra(module: str, extra: str, needed_for: str):
+    """`import module`, or `ExtraMissing` naming the extra that provides it (never a traceback)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ExtraMissing(module.split(".")[0], extra, needed_for) from None

@@ -12,8 +12,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import ImageError, one_line
+from .inputs import EncodedImage
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, EncodedImage]
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own decompression-bomb limit
 HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -148,13 +149,20 @@ def open_regular_file(path: Path) -> BinaryIO:
         raise
 
 
-def open_image(path: Union[str, os.PathLike], max_pixels: int | None = None) -> Image.Image:
-    """Opens and fully decodes the first frame, EXIF orientation applied; every failure is an `ImageError`."""
+def open_image(path: Union[str, os.PathLike, EncodedImage], max_pixels: int | None = None) -> Image.Image:
+    """Opens and fully decodes the first frame, EXIF orientation applied; every failure is an `ImageError`.
+    `path` may be an `EncodedImage` (a shard's member): the same limits apply to its bytes."""
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
-    p = Path(path)
+    if isinstance(path, EncodedImage):
+        if path.error is not None:
+            raise ImageError(f"{path.name}: {path.error}")
+        p, opener = path.name, path.open
+    else:
+        p = Path(path)
+        opener = lambda: open_regular_file(p)  # noqa: E731
     pillow_limit = Image.MAX_IMAGE_PIXELS
     try:
-        with warnings.catch_warnings(), open_regular_file(p) as fp:
+        with warnings.catch_warnings(), opener() as fp:
             # Our own limit below decides; Pillow's warning would only be noise on stderr, and its open-time
             # bomb check (at twice its limit) must not refuse what a larger --max-pixels allows.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -176,6 +184,8 @@ def open_image(path: Union[str, os.PathLike], max_pixels: int | None = None) -> 
         raise ImageError(f"{p}: permission denied") from None
     except Image.DecompressionBombError:
         raise ImageError(f"{p}: image exceeds the decompression-bomb limit (--max-pixels)") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{p}: cannot decode image (not an image format Pillow knows)") from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
         raise ImageError(f"{p}: cannot decode image ({one_line(exc)})") from None
     finally:
@@ -187,7 +197,7 @@ def load_image(source: ImageInput, max_pixels: int | None = None) -> DecodedImag
     """A path, a Pillow image or an array -> `DecodedImage`; every failure is an `ImageError`."""
     if isinstance(source, np.ndarray):
         return DecodedImage.from_array(source)
-    name = "image" if isinstance(source, Image.Image) else str(source)
+    name = "image" if isinstance(source, Image.Image) else getattr(source, "name", None) or str(source)
     im = source if isinstance(source, Image.Image) else open_image(source, max_pixels)
     try:
         return DecodedImage.from_pil(im)

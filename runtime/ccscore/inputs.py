@@ -12,6 +12,8 @@
 - A file named explicitly (on the command line or in a list) is always tried, whatever its extension,
   and is yielded every time it is named: a list is a job spec, one record per entry, duplicates included.
   Its record keeps the name as given; actions act on the file it resolves to.
+- A tar shard (`.tar`) or a Parquet file (`.parquet`) named explicitly stands for the images it holds
+  (ccscore.shards): each is an `InputItem` keyed `SHARD/MEMBER` whose bytes an `EncodedImage` locates.
 - Nothing is held in memory but the walk's own state: a set of visited (device, inode) pairs.
 """
 
@@ -19,10 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import sys
-from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Optional, TextIO
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterable, Iterator, Optional, TextIO
 
 # Every extension Pillow opens a raster image from (Pillow 13; tests check this against the installed Pillow),
 # written out: asking Pillow (Image.init) costs ~0.14 s at each start. Left out: PILLOW_SKIPPED.
@@ -41,11 +44,73 @@ _ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
 
 
 @dataclass(frozen=True)
+class EncodedImage:
+    """An image file's bytes that are not a file of their own: a tar shard's member (read in place, by offset,
+    in the decoding process) or a Parquet cell (`data`, carried along). `name` is the record's key.
+    `error`: why the container could not be read (the record's error; nothing to decode)."""
+
+    name: str
+    data: Optional[bytes] = field(default=None, repr=False)
+    container: Optional[str] = None
+    offset: int = 0
+    size: int = 0
+    error: Optional[str] = None
+
+    def open(self) -> BinaryIO:
+        """A seekable binary stream over the bytes (raises OSError when the container cannot be read)."""
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        f = open(self.container, "rb")
+        return io.BufferedReader(_Window(f, self.offset, self.size))
+
+
+class _Window(io.RawIOBase):
+    """The `size` bytes at `offset` of an open file, as a file of their own: a member is never read whole
+    into memory, and never past its end into the next member."""
+
+    def __init__(self, f: BinaryIO, offset: int, size: int):
+        self._f, self._start, self._size, self._pos = f, offset, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        want = min(len(buffer), self._size - self._pos)
+        if want <= 0:
+            return 0
+        self._f.seek(self._start + self._pos)
+        got = self._f.readinto(memoryview(buffer)[:want])
+        self._pos += got
+        return got
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+@dataclass(frozen=True)
 class InputItem:
     path: str  # as the record will show it (see the module docstring)
     root: Optional[str] = None  # the input folder that holds the real file; None for a file named explicitly
     real: Optional[str] = None  # the resolved file actions act on (None: `path` itself)
     outside: bool = False  # lies outside every input folder: scored, never acted on
+    embedded: Optional[EncodedImage] = None  # an image inside a shard: scored, never acted on
+
+    @property
+    def decode_source(self):
+        """What a decoding process opens: the path, or the `EncodedImage` of a shard's member."""
+        return self.embedded or self.path
 
     @property
     def relative(self) -> str:
@@ -61,6 +126,13 @@ class InputItem:
 
 def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+SHARD_EXTENSIONS = (".tar", ".parquet")  # read as containers of images, not as images (ccscore.shards)
+
+
+def is_shard_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in SHARD_EXTENSIONS
 
 
 def is_within(path: str, folder: str) -> bool:
@@ -168,12 +240,15 @@ def read_list(source: str, stdin: Optional[TextIO] = None) -> Iterator[str]:
 
 def iter_inputs(paths: Iterable[str], from_list: Optional[str] = None, exclude_dirs: Iterable[str] = (),
                 on_unreadable: Optional[Callable[[str, str], None]] = None,
-                on_skipped: Optional[Callable[[str], None]] = None) -> Iterator[InputItem]:
+                on_skipped: Optional[Callable[[str], None]] = None,
+                image_column: Optional[str] = None, key_column: Optional[str] = None) -> Iterator[InputItem]:
     """Every image to score, lazily, in a deterministic order: command-line paths first, then list entries.
 
     exclude_dirs: folders never walked into (an action's destination inside an input folder).
     on_unreadable(path, reason): called for each folder (or entry) that exists but cannot be read.
-    on_skipped(path): called for each file in a folder that is not an image by its extension.
+    on_skipped(path): called for each file in a folder, or member of a tar shard, that is not an image by its
+        extension.
+    image_column, key_column: of Parquet inputs (ccscore.shards.iter_parquet).
     """
     paths = [os.fspath(p) for p in paths]
     walker = _Walker([p for p in paths if os.path.isdir(p)], frozenset(os.path.realpath(d) for d in exclude_dirs),
@@ -182,6 +257,10 @@ def iter_inputs(paths: Iterable[str], from_list: Optional[str] = None, exclude_d
     def expand(path: str) -> Iterator[InputItem]:
         if os.path.isdir(path):
             yield from walker.walk(path)
+        elif is_shard_name(path):
+            from .shards import iter_shard
+
+            yield from iter_shard(path, on_skipped, image_column, key_column)
         else:  # always tried; a missing file becomes an error record
             yield InputItem(path, None, os.path.realpath(path))
 

@@ -16,6 +16,13 @@ File names are written as Python sees them; names that are not valid UTF-8 survi
 `surrogateescape`.
 
 One writer per output: the file is locked (`flock`) while it is open, and a second run is refused.
+
+Parquet (`--output x.parquet`, pyarrow from the `[parquet]` extra): a Parquet file cannot be appended to, and
+one cut short by a kill has no footer and cannot be read. So the records go batch by batch to a CSV beside it,
+`x.parquet.ccscore-records.csv` (the CSV above: header, lock, resume), and when the run ends (interrupted
+too) the Parquet file is written from it under a temporary name and renamed into place; then the CSV goes.
+After a kill the CSV stays, and `--resume` continues it; resuming a finished Parquet output starts a new CSV
+from its rows. The columns are the CSV's, typed (`parquet_schema`), with the labels in the file's metadata.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import json
 import os
 import stat
 from collections import Counter
-from typing import IO, Iterator, Optional, Sequence
+from typing import IO, Iterable, Iterator, Optional, Sequence
 
 from .errors import CCScoreError
 
@@ -144,6 +151,167 @@ class CsvWriter(JsonlWriter):
         return encode_csv([self.row(r) for r in records])
 
 
+PARQUET_RECORDS_SUFFIX = ".ccscore-records.csv"  # the records of a Parquet output until its run ends
+PARQUET_ROWS_PER_GROUP = 65536
+PARQUET_TEMP_INFIX = ".ccscore-new-"  # .NAME.ccscore-new-PID: a Parquet file being written
+
+
+def is_parquet(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() == ".parquet"
+
+
+def _pyarrow():
+    from .shards import import_parquet
+
+    try:
+        return import_parquet()
+    except ImportError as exc:  # ExtraMissing: one line with the install hint
+        raise OutputError(str(exc)) from None
+
+
+def parquet_schema(labels: Sequence[str]):
+    """The columns of a Parquet output (ccscore's and `ccscore ray`'s): the CSV's, typed."""
+    import pyarrow as pa
+
+    _pyarrow()
+    fields = [("path", pa.string()), ("label", pa.string()), *[(f"score_{label}", pa.float64()) for label in labels],
+              ("quality", pa.float64()), ("width", pa.int64()), ("height", pa.int64()), ("evidence", pa.string()),
+              ("error", pa.string())]
+    meta = {JSONL_MARKER: str(FORMAT_VERSION), "labels": json.dumps(list(labels))}
+    return pa.schema(fields, metadata=meta)
+
+
+def parquet_table(rows: Sequence[Sequence], labels: Sequence[str]):
+    """CSV rows (`CsvWriter.row`, or the same read back as text) -> a table of `parquet_schema`."""
+    import pyarrow as pa
+
+    schema = parquet_schema(labels)
+    columns = list(zip(*rows)) if rows else [()] * len(schema)
+    arrays = []
+    for f, values in zip(schema, columns):
+        if pa.types.is_floating(f.type):
+            arrays.append([None if v in ("", None) else float(v) for v in values])
+        elif pa.types.is_integer(f.type):
+            arrays.append([None if v in ("", None) else int(v) for v in values])
+        elif f.name == "path":  # Parquet strings are UTF-8: a name that is not keeps its bytes as \x escapes
+            arrays.append([v.encode(ENCODING, ERRORS).decode(ENCODING, "backslashreplace") for v in values])
+        else:
+            arrays.append([v or None for v in values])
+    return pa.Table.from_arrays([pa.array(a, f.type) for a, f in zip(arrays, schema)], schema=schema)
+
+
+def parquet_rows(path: str, labels: Sequence[str]) -> Iterator[list]:
+    """The records of a ccscore Parquet output as CSV rows; `OutputError` if it is not one for these labels."""
+    pq = _pyarrow()
+    try:
+        f = pq.ParquetFile(path)
+    except Exception as exc:
+        raise _not_ours(path, f"it cannot be read as Parquet ({exc})") from None
+    meta = f.schema_arrow.metadata or {}
+    if meta.get(JSONL_MARKER.encode()) != str(FORMAT_VERSION).encode():
+        raise _not_ours(path, "it is not a ccscore Parquet output")
+    if json.loads(meta.get(b"labels", b"null")) != list(labels):
+        raise _not_ours(path, f"its labels are not this model's {list(labels)}")
+    for batch in f.iter_batches(batch_size=PARQUET_ROWS_PER_GROUP):
+        for row in zip(*(batch.column(i).to_pylist() for i in range(batch.num_columns))):
+            yield ["" if v is None else repr(v) if isinstance(v, float) else str(v) for v in row]
+
+
+def write_parquet_atomically(path: str, tables: Iterable, labels: Sequence[str]) -> None:
+    """Writes tables (`parquet_table`s) as one Parquet file under a temporary name, fsynced, then renamed to
+    `path`: a kill leaves either no file (or the old one) or the complete new one, so a complete output is one
+    that exists under its name."""
+    pq = _pyarrow()
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}{PARQUET_TEMP_INFIX}{os.getpid()}")
+    try:
+        with pq.ParquetWriter(tmp, parquet_schema(labels)) as out:
+            for table in tables:
+                out.write_table(table)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
+def _csv_records(path: str) -> Iterator[list]:
+    with open(path, encoding=ENCODING, errors=ERRORS, newline="") as f:
+        rows = csv.reader(f, strict=True)
+        next(rows, None)  # the header
+        yield from rows
+
+
+class ParquetWriter:
+    """Records of a Parquet output: appended to its CSV beside it during the run, written as Parquet at
+    `close` (see the module docstring)."""
+
+    def __init__(self, records: CsvWriter, path: str):
+        self.records = records
+        self.path = path
+
+    def write_batch(self, records: Sequence[dict], durable: bool = False) -> None:
+        self.records.write_batch(records, durable)
+
+    def close(self) -> None:
+        try:
+            self.records.stream.flush()
+            labels = self.records.labels
+            rows = _csv_records(self.path + PARQUET_RECORDS_SUFFIX)
+            write_parquet_atomically(self.path, (parquet_table(chunk, labels)
+                                                 for chunk in _chunks(rows, PARQUET_ROWS_PER_GROUP)), labels)
+            os.unlink(self.path + PARQUET_RECORDS_SUFFIX)  # still locked by us until the close below
+        finally:
+            self.records.close()
+
+
+def open_parquet_output(path: str, labels: Sequence[str], resume: bool):
+    """`open_output` for a Parquet FILE: the writer, paths already done, bytes cut off the records' tail."""
+    _pyarrow()
+    records = path + PARQUET_RECORDS_SUFFIX
+    if os.path.isdir(path):
+        raise OutputError(f"--output {path} is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise OutputError(f"--output {path} is not a regular file: a Parquet output is renamed into place")
+    if not resume and (os.path.exists(path) or os.path.exists(records)):
+        left = path if os.path.exists(path) else f"{records} (the records of a run that was killed)"
+        raise OutputError(f"--output {path}: {left} exists; pass --resume to continue it, or choose another file")
+    if os.path.exists(path) and not os.path.exists(records):
+        # A finished output resumed: its records start the CSV again (complete before it takes its name).
+        tmp = os.path.join(os.path.dirname(records) or ".",
+                           f".{os.path.basename(records)}{PARQUET_TEMP_INFIX}{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(header_bytes(records, labels))
+                for chunk in _chunks(parquet_rows(path, labels), PARQUET_ROWS_PER_GROUP):
+                    f.write(encode_csv(chunk))
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, records)
+        except OSError as exc:
+            raise OutputError(f"cannot write {records}: {exc.strerror or exc}") from None
+        finally:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+    writer, done, cut = open_output(records, labels, resume=True)
+    return ParquetWriter(writer, path), done, cut
+
+
+def _chunks(items: Iterable, n: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def _lines_with_offsets(f: IO[bytes]) -> Iterator[tuple[bytes, int]]:
     """Lines of a binary file with the offset just past each one."""
     offset = 0
@@ -245,6 +413,10 @@ def is_csv(path: str) -> bool:
 
 def scan_output(path: str, labels: Sequence[str]) -> tuple[Counter, int]:
     """(paths of complete records, offset where they end) of an existing non-empty ccscore output."""
+    if is_parquet(path):  # the records of a killed run, else the finished file's (the offset means nothing)
+        if os.path.exists(path + PARQUET_RECORDS_SUFFIX):
+            return scan_output(path + PARQUET_RECORDS_SUFFIX, labels)
+        return Counter(row[0] for row in parquet_rows(path, labels)), 0
     try:
         if is_csv(path):
             return scan_csv(path, csv_columns(labels))
@@ -298,6 +470,8 @@ def open_output(path: str, labels: Sequence[str], resume: bool):
     Without `resume`, an existing non-empty file is never touched: `OutputError`. With it, only a ccscore
     output for these labels is accepted. Not a regular file (/dev/stdout): written to, never resumed.
     """
+    if is_parquet(path):
+        return open_parquet_output(path, labels, resume)
     header = header_bytes(path, labels)
     writer_for = (lambda stream: CsvWriter(stream, labels)) if is_csv(path) else JsonlWriter
     try:

@@ -48,8 +48,14 @@ class TileSpec:
     max_pixels: Optional[int]
 
 
-def decode_one(path: str, spec: TileSpec):
-    """path -> (pixels [N,T,T,3] uint8, boxes, (width, height)) or an error string; never raises."""
+def source_name(source) -> str:
+    """A decode source's name in messages: the path, or an `EncodedImage`'s record key."""
+    return getattr(source, "name", source)
+
+
+def decode_one(path, spec: TileSpec):
+    """path (or an `EncodedImage`) -> (pixels [N,T,T,3] uint8, boxes, (width, height)) or an error string;
+    never raises."""
     from .errors import ImageError, one_line
     from .images import load_image
     from .tiling import make_tiles
@@ -63,15 +69,15 @@ def decode_one(path: str, spec: TileSpec):
     except ImageError as exc:
         return one_line(exc)
     except MemoryError:
-        return f"{path}: out of memory while decoding"
+        return f"{source_name(path)}: out of memory while decoding"
     except Exception as exc:  # a bug or an exotic decoder failure: still one record, one line
-        return f"{path}: cannot process image ({type(exc).__name__}: {one_line(exc)})"
+        return f"{source_name(path)}: cannot process image ({type(exc).__name__}: {one_line(exc)})"
 
 
 MAX_WARNINGS = 10  # per record: a hostile file can warn thousands of times
 
 
-def decode_with_warnings(path: str, spec: TileSpec) -> tuple:
+def decode_with_warnings(path, spec: TileSpec) -> tuple:
     """(`decode_one`'s result, the warnings it raised): library warnings (Pillow's corrupt EXIF and the like)
     belong to the image's record, not to the terminal, where workers would interleave them."""
     import warnings
@@ -203,7 +209,8 @@ class DecodePool:
         theirs.close()  # only the worker holds its end now, so its death reads as EOF here
         return _Worker(process, ours)
 
-    def submit(self, path: str, spec: TileSpec) -> int:
+    def submit(self, path, spec: TileSpec) -> int:
+        """`path`: a file's path or an `EncodedImage`."""
         with self._cv:
             if self._closed:
                 raise RuntimeError("the decode pool is closed")
@@ -271,8 +278,8 @@ class DecodePool:
                 self._failure = exc
                 self._cv.notify_all()
 
-    def _give(self, w: _Worker, seq: int, path: str, spec: TileSpec) -> None:
-        w.task = (seq, path)
+    def _give(self, w: _Worker, seq: int, path, spec: TileSpec) -> None:
+        w.task = (seq, source_name(path))
         w.deadline = time.monotonic() + self.file_timeout if self.file_timeout else math.inf
         try:
             w.conn.send((seq, path, spec))
@@ -365,14 +372,14 @@ def _as_decoded(item: InputItem, result) -> Decoded:
 
 
 def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, window: Optional[int] = None,
-                  pool: Optional[DecodePool] = None,
-                  file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT) -> Iterator[Decoded]:
+                  pool: Optional[DecodePool] = None, file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT,
+                  keep_pool: bool = False) -> Iterator[Decoded]:
     """Decoded images in input order. workers=0 decodes in this process, where no time limit can stop a
     decoder. `pool`: workers already started (see `start_workers`, which sets their time limit); closed
-    here like the pools made here."""
+    here like the pools made here, unless `keep_pool` (a caller that decodes stream after stream)."""
     if workers <= 0 and pool is None:
         for item in items:
-            yield _as_decoded(item, decode_with_warnings(item.path, spec))
+            yield _as_decoded(item, decode_with_warnings(item.decode_source, spec))
         return
 
     pool = pool or DecodePool(workers, file_timeout)
@@ -385,13 +392,14 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, wind
                 item = next(items, None)
                 if item is None:
                     break
-                pending.append((item, pool.submit(item.path, spec)))
+                pending.append((item, pool.submit(item.decode_source, spec)))
             if not pending:
                 return
             item, ticket = pending.popleft()
             yield _as_decoded(item, pool.result(ticket))
     finally:
-        pool.close()
+        if not keep_pool:
+            pool.close()
 
 
 # ---------------------------------------------------------------- batching and scoring
@@ -495,15 +503,17 @@ def format_seconds(s: float) -> str:
 
 def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: int,
                  on_batch: Callable[[list[tuple[Decoded, dict]]], None], with_tiles: bool = False,
-                 pool: Optional[DecodePool] = None) -> None:
+                 pool: Optional[DecodePool] = None, keep_pool: bool = False) -> None:
     """Decodes, scores and hands each batch's (decoded, record) pairs to `on_batch`, in input order.
-    Decoding a file in a worker may take `scorer.file_timeout` seconds (a `pool` brings its own limit)."""
+    Decoding a file in a worker may take `scorer.file_timeout` seconds (a `pool` brings its own limit).
+    `pool` is closed at the end unless `keep_pool`."""
     spec = TileSpec(scorer.info.tiling, scorer.info.tile_size, dict(scorer.tiling_params), scorer.max_pixels)
     # Enough images in flight to fill the next batch while the session runs the current one.
     per_image = max(1, int(spec.params.get("max_tiles", 8)))
     images_per_batch = max(1, -(-batch_tiles // per_image))
     window = max(workers * 8, 2 * images_per_batch, 8)
-    stream = decode_stream(items, spec, workers, window=window, pool=pool, file_timeout=scorer.file_timeout)
+    stream = decode_stream(items, spec, workers, window=window, pool=pool, file_timeout=scorer.file_timeout,
+                           keep_pool=keep_pool)
     try:
         for batch in batches(stream, batch_tiles):
             on_batch(score_batch(scorer, batch, with_tiles))

@@ -14,7 +14,7 @@ import signal
 import sys
 
 # Subcommand name -> module in this package. Anything else on the command line is an image to score.
-COMMANDS = {"score": "score", "bench": "bench", "heatmap": "heatmap", "report": "report", "act": "act"}
+COMMANDS = {"score": "score", "bench": "bench", "heatmap": "heatmap", "report": "report", "act": "act", "ray": "ray"}
 # Exit statuses of every command (README: Exit status); 130 is 128 + SIGINT, as shells report Ctrl-C.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 

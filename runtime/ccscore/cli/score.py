@@ -54,13 +54,14 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     raise typer.Exit(code)
 
 
-def _count_inputs(paths: list[str], from_list: Optional[str], exclude: list[str], progress) -> None:
+def _count_inputs(paths: list[str], from_list: Optional[str], exclude: list[str], progress,
+                  image_column: Optional[str] = None, key_column: Optional[str] = None) -> None:
     """Counts inputs in the background so that the progress bar can show an ETA."""
     from ..inputs import iter_inputs
 
     try:
         total = 0
-        for _ in iter_inputs(paths, from_list, exclude):
+        for _ in iter_inputs(paths, from_list, exclude, image_column=image_column, key_column=key_column):
             total += 1
         progress.total = total
     except Exception:
@@ -70,8 +71,9 @@ def _count_inputs(paths: list[str], from_list: Optional[str], exclude: list[str]
 COMMANDS_HELP = ("Other commands (each has --help): 'ccscore bench [DIR]' times scoring per execution provider; "
                  "'ccscore heatmap IMAGE -o OUT.png' draws every textured cell's score; 'ccscore report SCORES|DIR "
                  "-o report.html' writes one HTML file to look at a run; 'ccscore act SCORES --copy-to DIR' acts on "
-                 "saved scores without scoring again; 'ccscore score IMAGE...' is 'ccscore IMAGE...'. A command's "
-                 "name that is also a file or folder here is refused: write ./NAME for the path.")
+                 "saved scores without scoring again; 'ccscore ray INPUT... --output DIR' scores with Ray Data; "
+                 "'ccscore score IMAGE...' is 'ccscore IMAGE...'. A command's name that is also a file or folder "
+                 "here is refused: write ./NAME for the path.")
 
 
 def version_text(model: Optional[Path]) -> str:
@@ -147,10 +149,16 @@ def score(
     summary_json: Optional[Path] = typer.Option(None, "--summary-json", metavar="FILE",
                                                 help="Write the run's summary as JSON to FILE when it ends "
                                                      "(replaced if it holds an earlier summary; README)."),
+    image_column: Optional[str] = typer.Option(None, "--image-column", metavar="COL",
+                                               help="Parquet inputs: the column of encoded image bytes (default: "
+                                                    "the only binary column)."),
+    key_column: Optional[str] = typer.Option(None, "--key-column", metavar="COL",
+                                             help="Parquet inputs: records are keyed FILE/VALUE of this column "
+                                                  "(default: 'key' when present, else the row number)."),
 ) -> None:
     """Tells whether each image carries JPEG or WebP compression artifacts, how strong, and where.
 
-    Folders are walked recursively (image extensions only, each real file once); files named on the command line or in --from-list are always tried, once per mention.
+    Folders are walked recursively (image extensions only, each real file once); files named on the command line or in --from-list are always tried, once per mention. A .tar shard or a .parquet file stands for the images in it, each keyed SHARD/MEMBER (or FILE/KEY); they are never acted on.
 
     Records go to stdout (readable, or --jsonl) and/or --output FILE; a run stopped at any point continues with --resume.
 
@@ -160,8 +168,9 @@ def score(
     """
     from ..actions import PAST_TENSE, ActionError, ActionJournal, Mover, destination_problem, mover_for
     from ..errors import OnnxRuntimeMissing
-    from ..inputs import iter_inputs
-    from ..outputs import JsonlWriter, OutputError, is_csv, open_output, scan_output
+    from ..inputs import is_shard_name, iter_inputs
+    from ..outputs import (PARQUET_RECORDS_SUFFIX, JsonlWriter, OutputError, is_csv, is_parquet, open_output,
+                           scan_output)
     from ..pipeline import Progress, run_pipeline, start_workers
     from ..scorer import Scorer
     from ..summary import RunSummary, check_summary_path, write_summary
@@ -181,8 +190,9 @@ def score(
         fail("use only one of --copy-to, --symlink-to, --move-to")
     if dry_run and not targets:
         fail("--dry-run needs --copy-to, --symlink-to or --move-to")
-    if tiles and output is not None and is_csv(os.fspath(output)):
-        fail("--tiles cannot go into a CSV --output (one row per image): use a .jsonl output for per-tile scores")
+    if tiles and output is not None and (is_csv(os.fspath(output)) or is_parquet(os.fspath(output))):
+        fail("--tiles cannot go into a CSV or Parquet --output (one row per image): use a .jsonl output for "
+             "per-tile scores")
     if resume and output is None:
         fail("--resume needs --output FILE")
     if summary_json is not None and (problem := check_summary_path(os.fspath(summary_json))):
@@ -192,6 +202,18 @@ def score(
         fail("--summary-json must not be the --output file or its journal: it would replace the records")
     if from_list is not None and from_list != "-" and not os.path.isfile(from_list):
         fail(f"--from-list {from_list}: no such file")
+    shards = [p for p in paths if is_shard_name(p) and not os.path.isdir(p)]
+    if targets and shards:
+        # The images of a shard are not files: moving one would mean rewriting the shard, which is never done.
+        fail(f"--{targets[0][0]}-to acts on image files; {shards[0]} is a shard (its images are scored, never "
+             f"acted on): score shards without --copy-to/--symlink-to/--move-to, then select from the records")
+    if any(is_parquet(p) for p in shards) or (output is not None and is_parquet(os.fspath(output))):
+        from ..shards import import_parquet
+
+        try:
+            import_parquet()
+        except ImportError as exc:
+            fail(one_line(exc))
     if targets and (problem := destination_problem(targets[0][0], os.fspath(targets[0][1]),
                                                    [p for p in paths if os.path.isdir(p)], "the input folder")):
         # A destination inside an input folder is left out of the walk; one that is an input folder, or holds
@@ -254,7 +276,8 @@ def score(
     progress = Progress(enabled=progress_opt)
     if output is not None and dry_run:
         # A dry run changes nothing on disk: the output is only read (to skip what it holds), never created.
-        if resume and os.path.isfile(output) and os.path.getsize(output):
+        if resume and ((os.path.isfile(output) and os.path.getsize(output)) or (
+                is_parquet(os.fspath(output)) and os.path.exists(os.fspath(output) + PARQUET_RECORDS_SUFFIX))):
             try:
                 done, _ = scan_output(os.fspath(output), scorer.labels)
             except OutputError as exc:
@@ -266,7 +289,7 @@ def score(
             abort(str(exc))
         if cut:
             typer.echo(f"ccscore: note: cut {cut} bytes of an incomplete last record off {output}", err=True)
-    if writer is not None and os.path.isfile(output):  # not /dev/stdout and the like
+    if writer is not None and (os.path.isfile(output) or is_parquet(os.fspath(output))):  # not /dev/stdout
         journal = ActionJournal(os.fspath(output) + JOURNAL_SUFFIX)
         try:
             pending = journal.pending()
@@ -311,7 +334,8 @@ def score(
 
     def pending_items():
         nonlocal skipped
-        for item in iter_inputs(paths, from_list, exclude, on_unreadable=unreadable, on_skipped=not_an_image):
+        for item in iter_inputs(paths, from_list, exclude, on_unreadable=unreadable, on_skipped=not_an_image,
+                                image_column=image_column, key_column=key_column):
             if done and done[item.path] > 0:
                 done[item.path] -= 1
                 skipped += 1
@@ -320,7 +344,8 @@ def score(
             yield item
 
     if progress.enabled and from_list != "-":
-        threading.Thread(target=_count_inputs, args=(paths, from_list, exclude, progress), daemon=True).start()
+        threading.Thread(target=_count_inputs, args=(paths, from_list, exclude, progress, image_column, key_column),
+                         daemon=True).start()
     start = time.monotonic()
 
     def on_batch(pairs) -> None:
@@ -335,7 +360,11 @@ def score(
             else:
                 item = decoded.item
                 if mover is not None and selection.takes(record):
-                    if item.outside:
+                    if item.embedded is not None:  # a shard's member from --from-list
+                        counts["action_failed"] += 1
+                        report(f"{item.path} lies inside a shard: not {PAST_TENSE[mover.kind]} (shards are never "
+                               f"changed)")
+                    elif item.outside:
                         counts["action_failed"] += 1
                         report(f"{item.path} lies outside the input folders (reached through a symlink): "
                                f"not {PAST_TENSE[mover.kind]}")
