@@ -191,3 +191,28 @@ def test_in_chromium_a_report_of_2000_images_loads_fast(tmp_path, browser):
     drawn = browser.execute_script("return [...document.querySelectorAll('.row .path')].map(e => e.textContent)")
     assert shown(browser)[-1] in drawn
     assert report_load.console_errors(browser) == []
+
+
+HOSTILE_NAMES = ["x<!--<script>y.png", "</script><img src=x onerror=window.pwned=1>.png", "a&amp;<b>\u2028.png",
+                 "<!--", "-->"]
+
+
+def test_hostile_file_names_are_only_text(tmp_path, browser):
+    """File names are data: none can end the data's script element, open a comment-like script state that
+    swallows the page (`<!--<script`), or add markup; each shows as its own text."""
+    from ccscore.outputs import JsonlWriter, header_bytes
+
+    records = [{"path": str(tmp_path / name), "label": "jpeg", "scores": {"clean": 0.1, "jpeg": 0.9, "webp": 0.0},
+                "quality": 50.0, "width": 8, "height": 8} for name in HOSTILE_NAMES]
+    with open(tmp_path / "s.jsonl", "wb") as f:
+        f.write(header_bytes("s.jsonl", ["clean", "jpeg", "webp"]))
+        JsonlWriter(f).write_batch(records)
+    made = run_cli("report", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "r.html"), "--heatmaps", "none")
+    assert made.returncode == 0, made.stderr
+    html = (tmp_path / "r.html").read_text()
+    data = html.split('<script type="application/json" id="ccscore-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and ">" not in data
+    report_load.load_report(browser, tmp_path / "r.html")
+    assert sorted(shown(browser)) == sorted(r["path"] for r in records)
+    assert browser.execute_script("return window.pwned === undefined && document.querySelectorAll('img[src=x]')"
+                                  ".length === 0")
