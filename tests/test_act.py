@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import compress, draw_art, run_cli
+from conftest import compress, draw_art, run_cli, run_python
 
 
 def digest(path: Path) -> str:
@@ -136,3 +138,102 @@ def test_an_interrupted_act_is_finished_by_the_next_one(scored, tmp_path):
     assert not (dest / ".ccscore-act-journal").exists()
     # The finished copy counts for its source: it is not copied a second time under its own name.
     assert not (dest / src.relative_to(data)).exists()
+
+
+def saved_scores(path: Path, files: list[Path], label: str = "jpeg") -> None:
+    """A scores file naming `files` (any bytes: acting reads no image) with `label`."""
+    from ccscore.outputs import JsonlWriter, header_bytes
+
+    with open(path, "wb") as f:
+        f.write(header_bytes(str(path), ["clean", "jpeg", "webp"]))
+        JsonlWriter(f).write_batch([{"path": str(p), "label": label, "scores": {"clean": 0.1, "jpeg": 0.9, "webp": 0.0},
+                                     "quality": 50.0, "width": 8, "height": 8} for p in files])
+
+
+# Runs `ccscore act` and SIGKILLs it at the Nth call of a function: a move's link or unlink, a batch's journaling.
+KILLED_ACT = """
+import os, signal, sys
+import ccscore.actions as actions
+calls = [0]
+def killing(real):
+    def patched(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == int(os.environ["CCSCORE_TEST_KILL_AT"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, **kwargs)
+    return patched
+owner, name = os.environ["CCSCORE_TEST_KILL_IN"].rsplit(".", 1)
+owner = {"os": actions.os, "ActionJournal": actions.ActionJournal}[owner]
+setattr(owner, name, killing(getattr(owner, name)))
+from ccscore.cli import main; main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("function, kill_at", [("os.link", 3), ("os.unlink", 10), ("os.link", 65),
+                                               ("ActionJournal.record_intents", 2)])
+def test_a_move_killed_anywhere_is_finished_by_the_same_command(tmp_path, monkeypatch, function, kill_at):
+    """Killed mid-batch, between a move's link and unlink, or after a first batch that took a whole folder:
+    the same command again moves every file exactly once, keeps the layout, and reports no error."""
+    data = tmp_path / "data"
+    files = [data / "a" / f"{n:03}.png" for n in range(64)] + [data / "b" / f"{n:03}.png" for n in range(5)]
+    for n, p in enumerate(files):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"image %d" % n)
+    saved_scores(tmp_path / "s.jsonl", files)
+    dest = tmp_path / "damaged"
+    args = ("act", str(tmp_path / "s.jsonl"), "--move-to", str(dest))
+    monkeypatch.setenv("CCSCORE_TEST_KILL_AT", str(kill_at))
+    monkeypatch.setenv("CCSCORE_TEST_KILL_IN", function)
+    killed = run_python(KILLED_ACT, *args)
+    assert killed.returncode == -9, killed.stderr
+    monkeypatch.delenv("CCSCORE_TEST_KILL_AT")
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert "error" not in again.stderr
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*")) == \
+        sorted(["a", "b"] + [str(p.relative_to(data)) for p in files])
+    assert all((dest / p.relative_to(data)).read_bytes() == b"image %d" % n for n, p in enumerate(files))
+    assert not [p for p in data.rglob("*") if p.is_file()]
+
+
+def test_odd_records_get_one_line_errors_and_are_never_acted_on(tmp_path):
+    """A symlink that leaves the images' folder, the scores file itself, a file already in the destination, the
+    same file named twice: one error line each (or one action), and nothing outside is touched."""
+    data = tmp_path / "data"
+    (data / "a").mkdir(parents=True)
+    (data / "a" / "x.png").write_bytes(b"x")
+    (tmp_path / "outside.png").write_bytes(b"the user's file elsewhere")
+    (data / "a" / "link.png").symlink_to(tmp_path / "outside.png")
+    dest = data / "damaged"
+    dest.mkdir()
+    (dest / "old.png").write_bytes(b"moved before")
+    scores = data / "s.jsonl"
+    saved_scores(scores, [data / "a" / "x.png", data / "a" / "x.png", data / "a" / "link.png", scores,
+                          dest / "old.png"])
+    run = run_cli("act", str(scores), "--move-to", str(dest))
+    assert run.returncode == 1
+    errors = [line for line in run.stderr.splitlines() if "error" in line]
+    assert len(errors) == 3, run.stderr
+    assert "link.png: lies outside" in errors[0] and "s.jsonl: is the scores file" in errors[1]
+    assert "old.png: lies in" in errors[2]
+    assert (tmp_path / "outside.png").read_bytes() == b"the user's file elsewhere" and scores.exists()
+    assert (dest / "old.png").read_bytes() == b"moved before"
+    assert (dest / "a" / "x.png").read_bytes() == b"x" and not (data / "a" / "x.png").exists()
+    assert "5 selected, 1 moved, 1 already in" in run.stderr
+
+
+def test_file_names_that_are_not_utf8_do_not_stop_the_run(tmp_path, monkeypatch):
+    """Printed as they are, even where stdout would refuse them (a strict UTF-8 locale)."""
+    monkeypatch.setenv("PYTHONIOENCODING", "utf-8:strict")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    odd = Path(os.fsdecode(bytes(folder) + b"/caf\xe9.png"))
+    odd.write_bytes(b"x")
+    saved_scores(tmp_path / "s.jsonl", [odd, folder / "plain.png"])
+    run = subprocess.run([sys.executable, "-c", "import sys; from ccscore.cli import main; main(sys.argv[1:])",
+                          "act", str(tmp_path / "s.jsonl"), "--copy-to", str(tmp_path / "out")], capture_output=True)
+    assert run.returncode == 1, run.stderr
+    assert b"Traceback" not in run.stderr and b"plain.png: no such file" in run.stderr
+    assert os.fsencode(odd) in run.stdout
+    assert (tmp_path / "out" / odd.name).read_bytes() == b"x"
+    assert not (tmp_path / "out" / ".ccscore-act-journal").exists()

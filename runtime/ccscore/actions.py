@@ -276,19 +276,26 @@ class ActionJournal:
         self.stream = None
 
     def pending(self) -> list[Action]:
+        """The actions journaled and not finished."""
+        return self.read()[0]
+
+    def read(self) -> tuple[list[Action], list[Action]]:
+        """(actions journaled and not finished, actions finished) since the journal was last cleared."""
         try:
             with open(self.path, "rb") as f:
                 lines = f.read().split(b"\n")
         except FileNotFoundError:
-            return []
+            return [], []
         intents: dict[int, Action] = {}
+        finished: list[Action] = []
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 entry = json.loads(line.decode("utf-8", "surrogateescape"))
                 if "done" in entry:
-                    intents.pop(int(entry["done"]), None)
+                    if (action := intents.pop(int(entry["done"]), None)) is not None:
+                        finished.append(action)
                 else:
                     action = Action(**entry)
                     intents[action.id] = action
@@ -296,7 +303,7 @@ class ActionJournal:
                 if number == len(lines):  # a line cut by a kill: its batch was never acted on
                     continue
                 raise ActionError(f"{self.path}: line {number} is not a ccscore journal entry") from exc
-        return list(intents.values())
+        return list(intents.values()), finished
 
     def _write(self, entries: list[dict], durable: bool) -> None:
         if self.stream is None:

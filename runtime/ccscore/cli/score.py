@@ -294,11 +294,6 @@ def score(
     stdout_writer = JsonlWriter(sys.stdout.buffer) if jsonl else None
     show_readable = not jsonl and (output is None or dry_run)
 
-    for stream in (sys.stdout, sys.stderr):
-        try:  # file names that are not valid UTF-8 print as they are instead of crashing the run
-            stream.reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
-        except (AttributeError, ValueError):
-            pass
     exclude = [os.fspath(targets[0][1])] if targets else []
     skipped = 0
 
