@@ -237,3 +237,26 @@ def test_file_names_that_are_not_utf8_do_not_stop_the_run(tmp_path, monkeypatch)
     assert os.fsencode(odd) in run.stdout
     assert (tmp_path / "out" / odd.name).read_bytes() == b"x"
     assert not (tmp_path / "out" / ".ccscore-act-journal").exists()
+
+
+def test_malformed_records_are_error_lines_not_crashes(tmp_path):
+    """Records a ccscore run never writes (a NUL in the path, NaN or null scores, text for numbers, an error
+    record with a label, a stray `line` field): one error line each, the run goes on, nothing of them acted on."""
+    (tmp_path / "x.png").write_bytes(b"x")
+    good = {"path": str(tmp_path / "x.png"), "label": "jpeg", "scores": {"clean": 0.1, "jpeg": 0.9, "webp": 0.0},
+            "quality": 50.0, "width": 8, "height": 8}
+    bad = [good | {"path": str(tmp_path / "nul\0.png")}, good | {"scores": {"clean": None}},
+           good | {"width": "8"}, {"path": str(tmp_path / "x.png"), "error": 3}]
+    lines = [json.dumps(r) for r in bad] + [json.dumps(good).replace("50.0", "NaN")]
+    (tmp_path / "y.png").write_bytes(b"y")
+    errored = {"path": str(tmp_path / "y.png"), "error": "unreadable", "label": "jpeg"}
+    stray = good | {"line": 2}
+    with open(tmp_path / "s.jsonl", "w") as f:
+        f.write('{"ccscore_records": 1, "labels": ["clean", "jpeg", "webp"]}\n')
+        f.write("\n".join(lines + [json.dumps(errored), json.dumps(stray)]) + "\n")
+    run = run_cli("act", str(tmp_path / "s.jsonl"), "--copy-to", str(tmp_path / "out"))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    errors = [line for line in run.stderr.splitlines() if "error" in line]
+    assert len(errors) == 5 and all("is not a ccscore record" in e for e in errors), run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.png"]
+    assert "1 selected, 1 copied, 5 failed" in run.stderr

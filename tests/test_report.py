@@ -216,3 +216,16 @@ def test_hostile_file_names_are_only_text(tmp_path, browser):
     assert sorted(shown(browser)) == sorted(r["path"] for r in records)
     assert browser.execute_script("return window.pwned === undefined && document.querySelectorAll('img[src=x]')"
                                   ".length === 0")
+
+
+def test_malformed_records_are_error_lines_not_crashes(tmp_path):
+    """NaN, null or text for numbers, a NUL in a path: one error line each, and the report of the rest."""
+    good = {"path": str(tmp_path / "x.png"), "label": "jpeg", "scores": {"clean": 0.1, "jpeg": 0.9, "webp": 0.0},
+            "quality": 50.0, "width": 8, "height": 8}
+    lines = [json.dumps(good).replace("50.0", "NaN"), json.dumps(good | {"scores": {"clean": None}}),
+             json.dumps(good | {"path": "nul\0.png"}), json.dumps(good | {"height": "<b>"}), json.dumps(good)]
+    (tmp_path / "s.jsonl").write_text('{"ccscore_records": 1, "labels": ["clean", "jpeg", "webp"]}\n'
+                                      + "\n".join(lines) + "\n")
+    made = run_cli("report", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "r.html"), "--heatmaps", "none")
+    assert made.returncode == 1 and "Traceback" not in made.stderr, made.stderr
+    assert made.stderr.count("is not a ccscore record") == 4 and "1 images" in made.stderr

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import stat
 from collections import Counter
@@ -346,6 +347,15 @@ def open_output(path: str, labels: Sequence[str], resume: bool):
     return writer_for(stream), done, cut
 
 
+# The fields of a record (`ScoreResult.to_dict` and error records), the only ones `RecordsFile` passes on.
+RECORD_FIELDS = ("path", "label", "scores", "quality", "width", "height", "evidence", "grid_agreement", "tiles",
+                 "error")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class RecordsFile:
     """Reads a ccscore output (JSONL or CSV, with its header line) back as records, for commands that work on
     saved scores (`ccscore act`, `ccscore report`).
@@ -382,6 +392,32 @@ class RecordsFile:
                 raise OutputError(f"{path}: it does not start with a ccscore header line (not a ccscore output?)")
             self.labels = [str(label) for label in header["labels"]]
 
+    @staticmethod
+    def checked(record) -> tuple[Optional[dict], Optional[str]]:
+        """(the record with only the fields a ccscore record has, None), or (None, why it is not a record): what
+        the commands read is what the score command writes (a path without NUL, finite numbers), never more."""
+        if not isinstance(record, dict):
+            return None, "not an object"
+        path = record.get("path")
+        if not isinstance(path, str) or not path or "\0" in path:
+            return None, "no usable path"
+        if "error" in record:
+            if not isinstance(record["error"], str):
+                return None, "an error that is not text"
+            return {"path": path, "error": record["error"]}, None
+        label, scores, quality = record.get("label"), record.get("scores"), record.get("quality")
+        if not isinstance(label, str) or not isinstance(scores, dict) or not scores:
+            return None, "no label and scores"
+        if not all(isinstance(k, str) and _finite(v) for k, v in scores.items()) \
+                or not (quality is None or _finite(quality)):
+            return None, "scores and quality must be finite numbers"
+        if not all(isinstance(record.get(k), int) and not isinstance(record.get(k), bool) and record[k] >= 0
+                   for k in ("width", "height") if k in record):
+            return None, "width and height must be whole numbers"
+        if not isinstance(record.get("evidence", ""), (str, type(None))):
+            return None, "evidence that is not text"
+        return {k: v for k, v in record.items() if k in RECORD_FIELDS}, None
+
     def _bad(self, number: int, what: str) -> dict:
         return {"path": f"{self.path}:{number}", "error": f"line {number} is not a ccscore record ({what})",
                 "line": number}
@@ -400,12 +436,8 @@ class RecordsFile:
                 except ValueError:
                     yield self._bad(number, "not JSON")
                     continue
-                if not isinstance(record, dict) or not isinstance(record.get("path"), str) or not (
-                        "error" in record or (isinstance(record.get("label"), str)
-                                              and isinstance(record.get("scores"), dict))):
-                    yield self._bad(number, "no path, label and scores")
-                    continue
-                yield record
+                record, problem = self.checked(record)
+                yield record if problem is None else self._bad(number, problem)
 
     def _csv_records(self, f) -> Iterator[dict]:
         lines = (line.decode(ENCODING, ERRORS) for line in f)
@@ -419,7 +451,8 @@ class RecordsFile:
                     continue
                 fields = dict(zip(self.columns, row))
                 if fields["error"]:
-                    yield {"path": fields["path"], "error": fields["error"]}
+                    record, problem = self.checked({"path": fields["path"], "error": fields["error"]})
+                    yield record if problem is None else self._bad(number, problem)
                     continue
                 try:
                     record = {"path": fields["path"], "label": fields["label"],
@@ -431,6 +464,7 @@ class RecordsFile:
                     continue
                 if fields["evidence"]:
                     record["evidence"] = fields["evidence"]
-                yield record
+                record, problem = self.checked(record)
+                yield record if problem is None else self._bad(number, problem)
         except csv.Error as exc:  # a quoted field cut short: nothing after it can be read
             yield self._bad(number + 1, str(exc))
