@@ -229,3 +229,11 @@ def test_malformed_records_are_error_lines_not_crashes(tmp_path):
     made = run_cli("report", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "r.html"), "--heatmaps", "none")
     assert made.returncode == 1 and "Traceback" not in made.stderr, made.stderr
     assert made.stderr.count("is not a ccscore record") == 4 and "1 images" in made.stderr
+
+
+def test_a_report_named_like_its_records_is_refused_before_scoring(tmp_path):
+    (tmp_path / "d").mkdir()
+    draw_art(3).save(tmp_path / "d" / "a.png")
+    made = run_cli("report", str(tmp_path / "d"), "-o", str(tmp_path / "r.jsonl"), "--workers", "0")
+    assert made.returncode == 2 and "the report itself" in made.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
