@@ -279,15 +279,15 @@ class ActionJournal:
         """The actions journaled and not finished."""
         return self.read()[0]
 
-    def read(self) -> tuple[list[Action], list[Action]]:
-        """(actions journaled and not finished, actions finished) since the journal was last cleared."""
+    def read(self) -> tuple[list[Action], set[str]]:
+        """(actions journaled and not finished, the sources of those finished) since the journal was cleared."""
         try:
             with open(self.path, "rb") as f:
                 lines = f.read().split(b"\n")
         except FileNotFoundError:
-            return [], []
+            return [], set()
         intents: dict[int, Action] = {}
-        finished: list[Action] = []
+        finished: set[str] = set()
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -295,7 +295,7 @@ class ActionJournal:
                 entry = json.loads(line.decode("utf-8", "surrogateescape"))
                 if "done" in entry:
                     if (action := intents.pop(int(entry["done"]), None)) is not None:
-                        finished.append(action)
+                        finished.add(action.src)
                 else:
                     action = Action(**entry)
                     intents[action.id] = action

@@ -140,7 +140,8 @@ def act(
         # A killed `act` journaled these: finish each pending one exactly once; the finished ones (a move's
         # source is gone) count as done, not as missing files.
         pending, finished = journal.read()
-        for action in pending + finished:
+        mover.sources |= finished
+        for action in pending:
             mover.sources.add(action.src)
             mover.claimed.add(action.dst)
         pending_sources = {action.src for action in pending}
