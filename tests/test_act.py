@@ -260,3 +260,24 @@ def test_malformed_records_are_error_lines_not_crashes(tmp_path):
     assert len(errors) == 5 and all("is not a ccscore record" in e for e in errors), run.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.png"]
     assert "1 selected, 1 copied, 5 failed" in run.stderr
+
+
+def test_a_file_the_scoring_run_reached_outside_its_folders_is_never_acted_on(tmp_path):
+    """The score command scores a file reached through a symlink that leaves the input folders but never acts on
+    it; acting on the saved records leaves it alone too (its record names its real path, outside)."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    compress(draw_art(1), "JPEG", 50).save(tmp_path / "elsewhere" / "theirs.png")
+    compress(draw_art(2), "JPEG", 50).save(tmp_path / "data" / "ours.png")
+    (tmp_path / "data" / "link.png").symlink_to(tmp_path / "elsewhere" / "theirs.png")
+    scored = run_cli(str(tmp_path / "data"), "--output", str(tmp_path / "s.jsonl"), "--workers", "0")
+    assert scored.returncode == 0, scored.stderr
+    records = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()[1:]]
+    theirs = next(r for r in records if r["path"].endswith("theirs.png"))
+    assert theirs.get("outside") is True and not any(r.get("outside") for r in records if r is not theirs)
+    select = "clean" if theirs["label"] == "clean" else "flagged"
+    before = digest(tmp_path / "elsewhere" / "theirs.png")
+    run = run_cli("act", str(tmp_path / "s.jsonl"), "--select", select, "--move-to", str(tmp_path / "moved"))
+    assert run.returncode == 1 and "theirs.png: lay outside the scored folders" in run.stderr, run.stderr
+    assert digest(tmp_path / "elsewhere" / "theirs.png") == before
+    assert not list((tmp_path / "moved").rglob("theirs.png"))

@@ -349,7 +349,7 @@ def open_output(path: str, labels: Sequence[str], resume: bool):
 
 # The fields of a record (`ScoreResult.to_dict` and error records), the only ones `RecordsFile` passes on.
 RECORD_FIELDS = ("path", "label", "scores", "quality", "width", "height", "evidence", "grid_agreement", "tiles",
-                 "error")
+                 "warnings", "outside", "error")
 
 
 def _finite(value) -> bool:

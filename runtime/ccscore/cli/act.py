@@ -99,8 +99,10 @@ def act(
     real_dest = os.path.realpath(dest)
     scores_file = os.stat(scores)
 
-    def problem_of(path: str, real: str) -> Optional[str]:
+    def problem_of(record: dict, path: str, real: str) -> Optional[str]:
         """Why the file a record names is not acted on (one line), or None."""
+        if record.get("outside"):
+            return "lay outside the scored folders (reached through a symlink): not acted on, as when scored"
         if problem := source_problem(path):
             return problem
         if not is_within(real, root):
@@ -164,7 +166,7 @@ def act(
             if real in mover.sources:  # named twice, or acted on by the killed run this one finishes
                 counts["already"] += 1
                 continue
-            if problem := problem_of(path, real):
+            if problem := problem_of(record, path, real):
                 error(f"{record['path']}: {problem}")
                 continue
             action = mover.plan(real, os.path.relpath(real, root), record["path"])

@@ -329,6 +329,8 @@ def score(
                     typer.echo(f"{record['path']}: error: {record['error']}", err=True)
             else:
                 item = decoded.item
+                if item.outside:  # so that `ccscore act` on these records leaves it alone too
+                    record["outside"] = True
                 if mover is not None and selection.takes(record):
                     if item.outside:
                         counts["action_failed"] += 1
