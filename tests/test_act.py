@@ -281,3 +281,21 @@ def test_a_file_the_scoring_run_reached_outside_its_folders_is_never_acted_on(tm
     assert run.returncode == 1 and "theirs.png: lay outside the scored folders" in run.stderr, run.stderr
     assert digest(tmp_path / "elsewhere" / "theirs.png") == before
     assert not list((tmp_path / "moved").rglob("theirs.png"))
+
+
+def test_a_journal_line_cut_by_a_kill_is_dropped_before_more_is_written(tmp_path):
+    """A kill (or power loss) mid-write leaves a cut last line; the next run appends to the journal: the cut
+    line must not become a corrupt line in the middle that makes every later run refuse the journal."""
+    from ccscore.actions import Action, ActionJournal
+
+    first, second = (Action(n, "copy", f"/src/{n}.png", f"/dst/{n}.png", f"{n}.png", f"{n}.png") for n in (1, 2))
+    journal = ActionJournal(str(tmp_path / "journal"))
+    journal.record_intents([first, second])
+    journal.close()
+    with open(tmp_path / "journal", "ab") as f:
+        f.write(b'{"id": 3, "kind": "co')  # a third intent, cut
+    resumed = ActionJournal(str(tmp_path / "journal"))
+    assert [a.id for a in resumed.pending()] == [1, 2]
+    resumed.record_done(first)
+    resumed.close()
+    assert [a.id for a in ActionJournal(str(tmp_path / "journal")).pending()] == [2]

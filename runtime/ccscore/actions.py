@@ -308,11 +308,30 @@ class ActionJournal:
     def _write(self, entries: list[dict], durable: bool) -> None:
         if self.stream is None:
             self.stream = open(self.path, "ab")
+            self._drop_cut_line()
         self.stream.write(b"".join(json.dumps(e, ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n"
                                    for e in entries))
         self.stream.flush()
         if durable:
             os.fsync(self.stream.fileno())
+
+    def _drop_cut_line(self) -> None:
+        """Removes a last line a kill cut short (its batch was never acted on): appended to, it would become a
+        corrupt line in the middle, and every later run would refuse the journal."""
+        end = self.stream.seek(0, os.SEEK_END)
+        if not end:
+            return
+        with open(self.path, "rb") as f:
+            start = max(0, end - (1 << 20))  # far more than one entry
+            f.seek(start)
+            tail = f.read()
+        if tail.endswith(b"\n"):
+            return
+        newline = tail.rfind(b"\n")
+        if newline < 0 and start > 0:
+            raise ActionError(f"{self.path}: its last line is not a ccscore journal entry")
+        os.ftruncate(self.stream.fileno(), start + newline + 1)
+        self.stream.seek(0, os.SEEK_END)
 
     def record_intents(self, actions: list[Action]) -> None:
         self._write([asdict(a) for a in actions], durable=True)
