@@ -237,3 +237,31 @@ def test_a_report_named_like_its_records_is_refused_before_scoring(tmp_path):
     made = run_cli("report", str(tmp_path / "d"), "-o", str(tmp_path / "r.jsonl"), "--workers", "0")
     assert made.returncode == 2 and "the report itself" in made.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_without_hard_links_a_killed_write_never_leaves_part_of_a_file(tmp_path, monkeypatch):
+    """Where hard links fail (FAT, some shares), the report, heatmap or output header is still written under a
+    temporary name and renamed: the real name is never opened for writing, so a kill cannot leave it partial."""
+    import errno
+    import os
+
+    from ccscore.outputs import create_new_file
+
+    opened = []
+    real_open = os.open
+
+    def no_link(*args, **kwargs):
+        raise OSError(errno.EPERM, "no hard links here")
+
+    def watching_open(path, *args, **kwargs):
+        opened.append(os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "link", no_link)
+    monkeypatch.setattr(os, "open", watching_open)
+    assert create_new_file(str(tmp_path / "r.html"), b"<html>" * 1000)
+    assert not create_new_file(str(tmp_path / "r.html"), b"other")
+    monkeypatch.undo()
+    assert (tmp_path / "r.html").read_bytes() == b"<html>" * 1000
+    assert str(tmp_path / "r.html") not in opened
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]

@@ -105,7 +105,7 @@ def _remove(path: str) -> None:
         pass
 
 
-def _link_no_overwrite(src: str, dst: str) -> None:
+def link_no_overwrite(src: str, dst: str) -> None:
     """Gives file `src` the name `dst` atomically, never replacing an existing `dst` (FileExistsError)."""
     try:
         os.link(src, dst)
@@ -134,7 +134,7 @@ def copy_atomically(src: str, dst: str) -> None:
             fdst.flush()
             os.fsync(fdst.fileno())
         shutil.copystat(src, tmp, follow_symlinks=True)
-        _link_no_overwrite(tmp, dst)
+        link_no_overwrite(tmp, dst)
     finally:
         if fd != -1:
             os.close(fd)

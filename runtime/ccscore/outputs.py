@@ -255,8 +255,10 @@ def scan_output(path: str, labels: Sequence[str]) -> tuple[Counter, int]:
 
 
 def create_new_file(path: str, header: bytes) -> bool:
-    """Creates `path` holding exactly `header` (any bytes), atomically; False if it exists already (it is never
-    replaced)."""
+    """Creates `path` holding exactly `header` (any bytes), atomically, even where there are no hard links (a
+    kill never leaves part of a report under its name); False if it exists already (it is never replaced)."""
+    from .actions import link_no_overwrite
+
     tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.ccscore-new-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -264,16 +266,9 @@ def create_new_file(path: str, header: bytes) -> bool:
             f.flush()
             os.fsync(f.fileno())
         try:
-            os.link(tmp, path)
+            link_no_overwrite(tmp, path)
         except FileExistsError:
             return False
-        except OSError:  # no hard links here: exclusive creation (a kill can only leave a partial header)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd, "wb") as f:
-                f.write(header)
         return True
     finally:
         try:
