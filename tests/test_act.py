@@ -299,3 +299,22 @@ def test_a_journal_line_cut_by_a_kill_is_dropped_before_more_is_written(tmp_path
     resumed.record_done(first)
     resumed.close()
     assert [a.id for a in ActionJournal(str(tmp_path / "journal")).pending()] == [2]
+
+
+def test_a_second_run_acting_into_the_same_folder_is_refused(tmp_path):
+    """Two runs into one destination would race: the second finishes the first's journaled actions and links
+    its half-written copies. While one holds the folder, another is refused and changes nothing."""
+    from ccscore.actions import ActionError, Mover
+
+    (tmp_path / "x.png").write_bytes(b"x")
+    saved_scores(tmp_path / "s.jsonl", [tmp_path / "x.png"])
+    dest = tmp_path / "out"
+    running = Mover("copy", str(dest))
+    running.claim_destination()  # a run in progress, here in this process
+    with pytest.raises(ActionError):
+        Mover("copy", str(dest)).claim_destination()  # flock: another open of the folder does not hold it
+    refused = run_cli("act", str(tmp_path / "s.jsonl"), "--copy-to", str(dest))
+    assert refused.returncode == 1 and "another ccscore run is acting into" in refused.stderr
+    assert list(dest.iterdir()) == []
+    running.release_destination()
+    assert run_cli("act", str(tmp_path / "s.jsonl"), "--copy-to", str(dest)).returncode == 0

@@ -154,6 +154,24 @@ class Mover:
         self.sources: set[str] = set()  # real sources this run has acted on: a file reached twice is acted on once
         self.done = 0
         self._next_id = 0
+        self._lock_fd: Optional[int] = None
+
+    def claim_destination(self) -> None:
+        """Creates the destination and locks it while this process lives: a second run acting into the same
+        folder would finish this one's journaled actions under its feet and link its half-written copies."""
+        from .outputs import hold_lock
+
+        os.makedirs(self.dest, exist_ok=True)
+        fd = os.open(self.dest, os.O_RDONLY)
+        if not hold_lock(fd):
+            os.close(fd)
+            raise ActionError(f"another ccscore run is acting into {self.dest}; wait for it to end")
+        self._lock_fd = fd
+
+    def release_destination(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _holds(self, src: str, candidate: str) -> bool:
         """Whether an existing `candidate` already holds `src` as this kind of action would leave it."""

@@ -277,15 +277,22 @@ def create_new_file(path: str, header: bytes) -> bool:
             pass
 
 
-def _lock(fd: int, path: str) -> None:
+def hold_lock(fd: int) -> bool:
+    """Takes an exclusive lock on `fd` for as long as it is open; False when another process holds it."""
     if fcntl is None:
-        return
+        return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise OutputError(f"--output {path} is being written by another ccscore run; wait for it to end") from None
+        return False
     except OSError:
         pass  # a file system without locks: nothing to enforce with
+    return True
+
+
+def _lock(fd: int, path: str) -> None:
+    if not hold_lock(fd):
+        raise OutputError(f"--output {path} is being written by another ccscore run; wait for it to end")
 
 
 def open_output(path: str, labels: Sequence[str], resume: bool):

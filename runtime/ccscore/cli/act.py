@@ -119,6 +119,11 @@ def act(
     counts: Counter = Counter()
     mover = Mover(kind, dest, dry_run)
     journal = ActionJournal(os.path.join(dest, JOURNAL_NAME))  # only read by a dry run
+    if not dry_run:
+        try:
+            mover.claim_destination()
+        except (OSError, ActionError) as exc:
+            fail(one_line(exc), EXIT_SOME_FAILED)
 
     def error(message: str) -> None:
         counts["failed"] += 1

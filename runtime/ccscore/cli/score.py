@@ -228,6 +228,11 @@ def score(
     writer = None
     journal = None
     mover = Mover(targets[0][0], os.fspath(targets[0][1]), dry_run) if targets else None
+    if mover is not None and not dry_run:
+        try:
+            mover.claim_destination()
+        except (OSError, ActionError) as exc:
+            fail(one_line(exc))
     counts = Counter()  # actions and folders; records are counted by `summary`
     summary = RunSummary(scorer.labels)
     in_flight: set[int] = set()  # journaled actions not finished yet
