@@ -92,7 +92,8 @@ def act(
     # The layout under DEST is kept relative to the real folder holding the folders of every selected record
     # (the saved records do not say which folders the scoring run was given): files of the same name in
     # different folders stay apart, and the layout is the same whichever files a killed move already took.
-    folders = {os.path.realpath(os.path.dirname(os.path.abspath(path))) for _, path in selected() if path}
+    folders = {os.path.realpath(folder)
+               for folder in {os.path.dirname(os.path.abspath(path)) for _, path in selected() if path}}
     root = os.path.commonpath(sorted(folders)) if folders else None
     if problem := destination_problem(kind, dest, [root] if root else [], "the folder of the images"):
         fail(problem)
