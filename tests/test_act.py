@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import compress, draw_art, run_cli
+from conftest import compress, draw_art, run_cli, run_python
 
 
 def digest(path: Path) -> str:
@@ -136,3 +138,183 @@ def test_an_interrupted_act_is_finished_by_the_next_one(scored, tmp_path):
     assert not (dest / ".ccscore-act-journal").exists()
     # The finished copy counts for its source: it is not copied a second time under its own name.
     assert not (dest / src.relative_to(data)).exists()
+
+
+def saved_scores(path: Path, files: list[Path], label: str = "jpeg") -> None:
+    """A scores file naming `files` (any bytes: acting reads no image) with `label`."""
+    from ccscore.outputs import JsonlWriter, header_bytes
+
+    with open(path, "wb") as f:
+        f.write(header_bytes(str(path), ["clean", "jpeg", "webp"]))
+        JsonlWriter(f).write_batch([{"path": str(p), "label": label, "scores": {"clean": 0.1, "jpeg": 0.9, "webp": 0.0},
+                                     "quality": 50.0, "width": 8, "height": 8} for p in files])
+
+
+# Runs `ccscore act` and SIGKILLs it at the Nth call of a function: a move's link or unlink, a batch's journaling.
+KILLED_ACT = """
+import os, signal, sys
+import ccscore.actions as actions
+calls = [0]
+def killing(real):
+    def patched(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == int(os.environ["CCSCORE_TEST_KILL_AT"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, **kwargs)
+    return patched
+owner, name = os.environ["CCSCORE_TEST_KILL_IN"].rsplit(".", 1)
+owner = {"os": actions.os, "ActionJournal": actions.ActionJournal}[owner]
+setattr(owner, name, killing(getattr(owner, name)))
+from ccscore.cli import main; main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("function, kill_at", [("os.link", 3), ("os.unlink", 10), ("os.link", 65),
+                                               ("ActionJournal.record_intents", 2)])
+def test_a_move_killed_anywhere_is_finished_by_the_same_command(tmp_path, monkeypatch, function, kill_at):
+    """Killed mid-batch, between a move's link and unlink, or after a first batch that took a whole folder:
+    the same command again moves every file exactly once, keeps the layout, and reports no error."""
+    data = tmp_path / "data"
+    files = [data / "a" / f"{n:03}.png" for n in range(64)] + [data / "b" / f"{n:03}.png" for n in range(5)]
+    for n, p in enumerate(files):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"image %d" % n)
+    saved_scores(tmp_path / "s.jsonl", files)
+    dest = tmp_path / "damaged"
+    args = ("act", str(tmp_path / "s.jsonl"), "--move-to", str(dest))
+    monkeypatch.setenv("CCSCORE_TEST_KILL_AT", str(kill_at))
+    monkeypatch.setenv("CCSCORE_TEST_KILL_IN", function)
+    killed = run_python(KILLED_ACT, *args)
+    assert killed.returncode == -9, killed.stderr
+    monkeypatch.delenv("CCSCORE_TEST_KILL_AT")
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert "error" not in again.stderr
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*")) == \
+        sorted(["a", "b"] + [str(p.relative_to(data)) for p in files])
+    assert all((dest / p.relative_to(data)).read_bytes() == b"image %d" % n for n, p in enumerate(files))
+    assert not [p for p in data.rglob("*") if p.is_file()]
+
+
+def test_odd_records_get_one_line_errors_and_are_never_acted_on(tmp_path):
+    """A symlink that leaves the images' folder, the scores file itself, a file already in the destination, the
+    same file named twice: one error line each (or one action), and nothing outside is touched."""
+    data = tmp_path / "data"
+    (data / "a").mkdir(parents=True)
+    (data / "a" / "x.png").write_bytes(b"x")
+    (tmp_path / "outside.png").write_bytes(b"the user's file elsewhere")
+    (data / "a" / "link.png").symlink_to(tmp_path / "outside.png")
+    dest = data / "damaged"
+    dest.mkdir()
+    (dest / "old.png").write_bytes(b"moved before")
+    scores = data / "s.jsonl"
+    saved_scores(scores, [data / "a" / "x.png", data / "a" / "x.png", data / "a" / "link.png", scores,
+                          dest / "old.png"])
+    run = run_cli("act", str(scores), "--move-to", str(dest))
+    assert run.returncode == 1
+    errors = [line for line in run.stderr.splitlines() if "error" in line]
+    assert len(errors) == 3, run.stderr
+    assert "link.png: lies outside" in errors[0] and "s.jsonl: is the scores file" in errors[1]
+    assert "old.png: lies in" in errors[2]
+    assert (tmp_path / "outside.png").read_bytes() == b"the user's file elsewhere" and scores.exists()
+    assert (dest / "old.png").read_bytes() == b"moved before"
+    assert (dest / "a" / "x.png").read_bytes() == b"x" and not (data / "a" / "x.png").exists()
+    assert "5 selected, 1 moved, 1 already in" in run.stderr
+
+
+def test_file_names_that_are_not_utf8_do_not_stop_the_run(tmp_path, monkeypatch):
+    """Printed as they are, even where stdout would refuse them (a strict UTF-8 locale)."""
+    monkeypatch.setenv("PYTHONIOENCODING", "utf-8:strict")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    odd = Path(os.fsdecode(bytes(folder) + b"/caf\xe9.png"))
+    odd.write_bytes(b"x")
+    saved_scores(tmp_path / "s.jsonl", [odd, folder / "plain.png"])
+    run = subprocess.run([sys.executable, "-c", "import sys; from ccscore.cli import main; main(sys.argv[1:])",
+                          "act", str(tmp_path / "s.jsonl"), "--copy-to", str(tmp_path / "out")], capture_output=True)
+    assert run.returncode == 1, run.stderr
+    assert b"Traceback" not in run.stderr and b"plain.png: no such file" in run.stderr
+    assert os.fsencode(odd) in run.stdout
+    assert (tmp_path / "out" / odd.name).read_bytes() == b"x"
+    assert not (tmp_path / "out" / ".ccscore-act-journal").exists()
+
+
+def test_malformed_records_are_error_lines_not_crashes(tmp_path):
+    """Records a ccscore run never writes (a NUL in the path, NaN or null scores, text for numbers, an error
+    record with a label, a stray `line` field): one error line each, the run goes on, nothing of them acted on."""
+    (tmp_path / "x.png").write_bytes(b"x")
+    good = {"path": str(tmp_path / "x.png"), "label": "jpeg", "scores": {"clean": 0.1, "jpeg": 0.9, "webp": 0.0},
+            "quality": 50.0, "width": 8, "height": 8}
+    bad = [good | {"path": str(tmp_path / "nul\0.png")}, good | {"scores": {"clean": None}},
+           good | {"width": "8"}, {"path": str(tmp_path / "x.png"), "error": 3}]
+    lines = [json.dumps(r) for r in bad] + [json.dumps(good).replace("50.0", "NaN")]
+    (tmp_path / "y.png").write_bytes(b"y")
+    errored = {"path": str(tmp_path / "y.png"), "error": "unreadable", "label": "jpeg"}
+    stray = good | {"line": 2}
+    with open(tmp_path / "s.jsonl", "w") as f:
+        f.write('{"ccscore_records": 1, "labels": ["clean", "jpeg", "webp"]}\n')
+        f.write("\n".join(lines + [json.dumps(errored), json.dumps(stray)]) + "\n")
+    run = run_cli("act", str(tmp_path / "s.jsonl"), "--copy-to", str(tmp_path / "out"))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    errors = [line for line in run.stderr.splitlines() if "error" in line]
+    assert len(errors) == 5 and all("is not a ccscore record" in e for e in errors), run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.png"]
+    assert "1 selected, 1 copied, 5 failed" in run.stderr
+
+
+def test_a_file_the_scoring_run_reached_outside_its_folders_is_never_acted_on(tmp_path):
+    """The score command scores a file reached through a symlink that leaves the input folders but never acts on
+    it; acting on the saved records leaves it alone too (its record names its real path, outside)."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    compress(draw_art(1), "JPEG", 50).save(tmp_path / "elsewhere" / "theirs.png")
+    compress(draw_art(2), "JPEG", 50).save(tmp_path / "data" / "ours.png")
+    (tmp_path / "data" / "link.png").symlink_to(tmp_path / "elsewhere" / "theirs.png")
+    scored = run_cli(str(tmp_path / "data"), "--output", str(tmp_path / "s.jsonl"), "--workers", "0")
+    assert scored.returncode == 0, scored.stderr
+    records = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()[1:]]
+    theirs = next(r for r in records if r["path"].endswith("theirs.png"))
+    assert theirs.get("outside") is True and not any(r.get("outside") for r in records if r is not theirs)
+    select = "clean" if theirs["label"] == "clean" else "flagged"
+    before = digest(tmp_path / "elsewhere" / "theirs.png")
+    run = run_cli("act", str(tmp_path / "s.jsonl"), "--select", select, "--move-to", str(tmp_path / "moved"))
+    assert run.returncode == 1 and "theirs.png: lay outside the scored folders" in run.stderr, run.stderr
+    assert digest(tmp_path / "elsewhere" / "theirs.png") == before
+    assert not list((tmp_path / "moved").rglob("theirs.png"))
+
+
+def test_a_journal_line_cut_by_a_kill_is_dropped_before_more_is_written(tmp_path):
+    """A kill (or power loss) mid-write leaves a cut last line; the next run appends to the journal: the cut
+    line must not become a corrupt line in the middle that makes every later run refuse the journal."""
+    from ccscore.actions import Action, ActionJournal
+
+    first, second = (Action(n, "copy", f"/src/{n}.png", f"/dst/{n}.png", f"{n}.png", f"{n}.png") for n in (1, 2))
+    journal = ActionJournal(str(tmp_path / "journal"))
+    journal.record_intents([first, second])
+    journal.close()
+    with open(tmp_path / "journal", "ab") as f:
+        f.write(b'{"id": 3, "kind": "co')  # a third intent, cut
+    resumed = ActionJournal(str(tmp_path / "journal"))
+    assert [a.id for a in resumed.pending()] == [1, 2]
+    resumed.record_done(first)
+    resumed.close()
+    assert [a.id for a in ActionJournal(str(tmp_path / "journal")).pending()] == [2]
+
+
+def test_a_second_run_acting_into_the_same_folder_is_refused(tmp_path):
+    """Two runs into one destination would race: the second finishes the first's journaled actions and links
+    its half-written copies. While one holds the folder, another is refused and changes nothing."""
+    from ccscore.actions import ActionError, Mover
+
+    (tmp_path / "x.png").write_bytes(b"x")
+    saved_scores(tmp_path / "s.jsonl", [tmp_path / "x.png"])
+    dest = tmp_path / "out"
+    running = Mover("copy", str(dest))
+    running.claim_destination()  # a run in progress, here in this process
+    with pytest.raises(ActionError):
+        Mover("copy", str(dest)).claim_destination()  # flock: another open of the folder does not hold it
+    refused = run_cli("act", str(tmp_path / "s.jsonl"), "--copy-to", str(dest))
+    assert refused.returncode == 1 and "another ccscore run is acting into" in refused.stderr
+    assert list(dest.iterdir()) == []
+    running.release_destination()
+    assert run_cli("act", str(tmp_path / "s.jsonl"), "--copy-to", str(dest)).returncode == 0

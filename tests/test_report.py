@@ -191,3 +191,77 @@ def test_in_chromium_a_report_of_2000_images_loads_fast(tmp_path, browser):
     drawn = browser.execute_script("return [...document.querySelectorAll('.row .path')].map(e => e.textContent)")
     assert shown(browser)[-1] in drawn
     assert report_load.console_errors(browser) == []
+
+
+HOSTILE_NAMES = ["x<!--<script>y.png", "</script><img src=x onerror=window.pwned=1>.png", "a&amp;<b>\u2028.png",
+                 "<!--", "-->"]
+
+
+def test_hostile_file_names_are_only_text(tmp_path, browser):
+    """File names are data: none can end the data's script element, open a comment-like script state that
+    swallows the page (`<!--<script`), or add markup; each shows as its own text."""
+    from ccscore.outputs import JsonlWriter, header_bytes
+
+    records = [{"path": str(tmp_path / name), "label": "jpeg", "scores": {"clean": 0.1, "jpeg": 0.9, "webp": 0.0},
+                "quality": 50.0, "width": 8, "height": 8} for name in HOSTILE_NAMES]
+    with open(tmp_path / "s.jsonl", "wb") as f:
+        f.write(header_bytes("s.jsonl", ["clean", "jpeg", "webp"]))
+        JsonlWriter(f).write_batch(records)
+    made = run_cli("report", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "r.html"), "--heatmaps", "none")
+    assert made.returncode == 0, made.stderr
+    html = (tmp_path / "r.html").read_text()
+    data = html.split('<script type="application/json" id="ccscore-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and ">" not in data
+    report_load.load_report(browser, tmp_path / "r.html")
+    assert sorted(shown(browser)) == sorted(r["path"] for r in records)
+    assert browser.execute_script("return window.pwned === undefined && document.querySelectorAll('img[src=x]')"
+                                  ".length === 0")
+
+
+def test_malformed_records_are_error_lines_not_crashes(tmp_path):
+    """NaN, null or text for numbers, a NUL in a path: one error line each, and the report of the rest."""
+    good = {"path": str(tmp_path / "x.png"), "label": "jpeg", "scores": {"clean": 0.1, "jpeg": 0.9, "webp": 0.0},
+            "quality": 50.0, "width": 8, "height": 8}
+    lines = [json.dumps(good).replace("50.0", "NaN"), json.dumps(good | {"scores": {"clean": None}}),
+             json.dumps(good | {"path": "nul\0.png"}), json.dumps(good | {"height": "<b>"}), json.dumps(good)]
+    (tmp_path / "s.jsonl").write_text('{"ccscore_records": 1, "labels": ["clean", "jpeg", "webp"]}\n'
+                                      + "\n".join(lines) + "\n")
+    made = run_cli("report", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "r.html"), "--heatmaps", "none")
+    assert made.returncode == 1 and "Traceback" not in made.stderr, made.stderr
+    assert made.stderr.count("is not a ccscore record") == 4 and "1 images" in made.stderr
+
+
+def test_a_report_named_like_its_records_is_refused_before_scoring(tmp_path):
+    (tmp_path / "d").mkdir()
+    draw_art(3).save(tmp_path / "d" / "a.png")
+    made = run_cli("report", str(tmp_path / "d"), "-o", str(tmp_path / "r.jsonl"), "--workers", "0")
+    assert made.returncode == 2 and "the report itself" in made.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_without_hard_links_a_killed_write_never_leaves_part_of_a_file(tmp_path, monkeypatch):
+    """Where hard links fail (FAT, some shares), the report, heatmap or output header is still written under a
+    temporary name and renamed: the real name is never opened for writing, so a kill cannot leave it partial."""
+    import errno
+    import os
+
+    from ccscore.outputs import create_new_file
+
+    opened = []
+    real_open = os.open
+
+    def no_link(*args, **kwargs):
+        raise OSError(errno.EPERM, "no hard links here")
+
+    def watching_open(path, *args, **kwargs):
+        opened.append(os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "link", no_link)
+    monkeypatch.setattr(os, "open", watching_open)
+    assert create_new_file(str(tmp_path / "r.html"), b"<html>" * 1000)
+    assert not create_new_file(str(tmp_path / "r.html"), b"other")
+    monkeypatch.undo()
+    assert (tmp_path / "r.html").read_bytes() == b"<html>" * 1000
+    assert str(tmp_path / "r.html") not in opened
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]

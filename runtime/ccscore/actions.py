@@ -105,7 +105,7 @@ def _remove(path: str) -> None:
         pass
 
 
-def _link_no_overwrite(src: str, dst: str) -> None:
+def link_no_overwrite(src: str, dst: str) -> None:
     """Gives file `src` the name `dst` atomically, never replacing an existing `dst` (FileExistsError)."""
     try:
         os.link(src, dst)
@@ -134,7 +134,7 @@ def copy_atomically(src: str, dst: str) -> None:
             fdst.flush()
             os.fsync(fdst.fileno())
         shutil.copystat(src, tmp, follow_symlinks=True)
-        _link_no_overwrite(tmp, dst)
+        link_no_overwrite(tmp, dst)
     finally:
         if fd != -1:
             os.close(fd)
@@ -154,6 +154,24 @@ class Mover:
         self.sources: set[str] = set()  # real sources this run has acted on: a file reached twice is acted on once
         self.done = 0
         self._next_id = 0
+        self._lock_fd: Optional[int] = None
+
+    def claim_destination(self) -> None:
+        """Creates the destination and locks it while this process lives: a second run acting into the same
+        folder would finish this one's journaled actions under its feet and link its half-written copies."""
+        from .outputs import hold_lock
+
+        os.makedirs(self.dest, exist_ok=True)
+        fd = os.open(self.dest, os.O_RDONLY)
+        if not hold_lock(fd):
+            os.close(fd)
+            raise ActionError(f"another ccscore run is acting into {self.dest}; wait for it to end")
+        self._lock_fd = fd
+
+    def release_destination(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _holds(self, src: str, candidate: str) -> bool:
         """Whether an existing `candidate` already holds `src` as this kind of action would leave it."""
@@ -276,19 +294,26 @@ class ActionJournal:
         self.stream = None
 
     def pending(self) -> list[Action]:
+        """The actions journaled and not finished."""
+        return self.read()[0]
+
+    def read(self) -> tuple[list[Action], set[str]]:
+        """(actions journaled and not finished, the sources of those finished) since the journal was cleared."""
         try:
             with open(self.path, "rb") as f:
                 lines = f.read().split(b"\n")
         except FileNotFoundError:
-            return []
+            return [], set()
         intents: dict[int, Action] = {}
+        finished: set[str] = set()
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 entry = json.loads(line.decode("utf-8", "surrogateescape"))
                 if "done" in entry:
-                    intents.pop(int(entry["done"]), None)
+                    if (action := intents.pop(int(entry["done"]), None)) is not None:
+                        finished.add(action.src)
                 else:
                     action = Action(**entry)
                     intents[action.id] = action
@@ -296,16 +321,35 @@ class ActionJournal:
                 if number == len(lines):  # a line cut by a kill: its batch was never acted on
                     continue
                 raise ActionError(f"{self.path}: line {number} is not a ccscore journal entry") from exc
-        return list(intents.values())
+        return list(intents.values()), finished
 
     def _write(self, entries: list[dict], durable: bool) -> None:
         if self.stream is None:
             self.stream = open(self.path, "ab")
+            self._drop_cut_line()
         self.stream.write(b"".join(json.dumps(e, ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n"
                                    for e in entries))
         self.stream.flush()
         if durable:
             os.fsync(self.stream.fileno())
+
+    def _drop_cut_line(self) -> None:
+        """Removes a last line a kill cut short (its batch was never acted on): appended to, it would become a
+        corrupt line in the middle, and every later run would refuse the journal."""
+        end = self.stream.seek(0, os.SEEK_END)
+        if not end:
+            return
+        with open(self.path, "rb") as f:
+            start = max(0, end - (1 << 20))  # far more than one entry
+            f.seek(start)
+            tail = f.read()
+        if tail.endswith(b"\n"):
+            return
+        newline = tail.rfind(b"\n")
+        if newline < 0 and start > 0:
+            raise ActionError(f"{self.path}: its last line is not a ccscore journal entry")
+        os.ftruncate(self.stream.fileno(), start + newline + 1)
+        self.stream.seek(0, os.SEEK_END)
 
     def record_intents(self, actions: list[Action]) -> None:
         self._write([asdict(a) for a in actions], durable=True)

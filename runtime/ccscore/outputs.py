@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import stat
 from collections import Counter
@@ -426,8 +427,10 @@ def scan_output(path: str, labels: Sequence[str]) -> tuple[Counter, int]:
 
 
 def create_new_file(path: str, header: bytes) -> bool:
-    """Creates `path` holding exactly `header` (any bytes), atomically; False if it exists already (it is never
-    replaced)."""
+    """Creates `path` holding exactly `header` (any bytes), atomically, even where there are no hard links (a
+    kill never leaves part of a report under its name); False if it exists already (it is never replaced)."""
+    from .actions import link_no_overwrite
+
     tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.ccscore-new-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -435,16 +438,9 @@ def create_new_file(path: str, header: bytes) -> bool:
             f.flush()
             os.fsync(f.fileno())
         try:
-            os.link(tmp, path)
+            link_no_overwrite(tmp, path)
         except FileExistsError:
             return False
-        except OSError:  # no hard links here: exclusive creation (a kill can only leave a partial header)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd, "wb") as f:
-                f.write(header)
         return True
     finally:
         try:
@@ -453,15 +449,22 @@ def create_new_file(path: str, header: bytes) -> bool:
             pass
 
 
-def _lock(fd: int, path: str) -> None:
+def hold_lock(fd: int) -> bool:
+    """Takes an exclusive lock on `fd` for as long as it is open; False when another process holds it."""
     if fcntl is None:
-        return
+        return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise OutputError(f"--output {path} is being written by another ccscore run; wait for it to end") from None
+        return False
     except OSError:
         pass  # a file system without locks: nothing to enforce with
+    return True
+
+
+def _lock(fd: int, path: str) -> None:
+    if not hold_lock(fd):
+        raise OutputError(f"--output {path} is being written by another ccscore run; wait for it to end")
 
 
 def open_output(path: str, labels: Sequence[str], resume: bool):
@@ -520,6 +523,15 @@ def open_output(path: str, labels: Sequence[str], resume: bool):
     return writer_for(stream), done, cut
 
 
+# The fields of a record (`ScoreResult.to_dict` and error records), the only ones `RecordsFile` passes on.
+RECORD_FIELDS = ("path", "label", "scores", "quality", "width", "height", "evidence", "grid_agreement", "tiles",
+                 "warnings", "outside", "error")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class RecordsFile:
     """Reads a ccscore output (JSONL or CSV, with its header line) back as records, for commands that work on
     saved scores (`ccscore act`, `ccscore report`).
@@ -556,6 +568,32 @@ class RecordsFile:
                 raise OutputError(f"{path}: it does not start with a ccscore header line (not a ccscore output?)")
             self.labels = [str(label) for label in header["labels"]]
 
+    @staticmethod
+    def checked(record) -> tuple[Optional[dict], Optional[str]]:
+        """(the record with only the fields a ccscore record has, None), or (None, why it is not a record): what
+        the commands read is what the score command writes (a path without NUL, finite numbers), never more."""
+        if not isinstance(record, dict):
+            return None, "not an object"
+        path = record.get("path")
+        if not isinstance(path, str) or not path or "\0" in path:
+            return None, "no usable path"
+        if "error" in record:
+            if not isinstance(record["error"], str):
+                return None, "an error that is not text"
+            return {"path": path, "error": record["error"]}, None
+        label, scores, quality = record.get("label"), record.get("scores"), record.get("quality")
+        if not isinstance(label, str) or not isinstance(scores, dict) or not scores:
+            return None, "no label and scores"
+        if not all(isinstance(k, str) and _finite(v) for k, v in scores.items()) \
+                or not (quality is None or _finite(quality)):
+            return None, "scores and quality must be finite numbers"
+        if not all(isinstance(record.get(k), int) and not isinstance(record.get(k), bool) and record[k] >= 0
+                   for k in ("width", "height") if k in record):
+            return None, "width and height must be whole numbers"
+        if not isinstance(record.get("evidence", ""), (str, type(None))):
+            return None, "evidence that is not text"
+        return {k: v for k, v in record.items() if k in RECORD_FIELDS}, None
+
     def _bad(self, number: int, what: str) -> dict:
         return {"path": f"{self.path}:{number}", "error": f"line {number} is not a ccscore record ({what})",
                 "line": number}
@@ -574,12 +612,8 @@ class RecordsFile:
                 except ValueError:
                     yield self._bad(number, "not JSON")
                     continue
-                if not isinstance(record, dict) or not isinstance(record.get("path"), str) or not (
-                        "error" in record or (isinstance(record.get("label"), str)
-                                              and isinstance(record.get("scores"), dict))):
-                    yield self._bad(number, "no path, label and scores")
-                    continue
-                yield record
+                record, problem = self.checked(record)
+                yield record if problem is None else self._bad(number, problem)
 
     def _csv_records(self, f) -> Iterator[dict]:
         lines = (line.decode(ENCODING, ERRORS) for line in f)
@@ -593,7 +627,8 @@ class RecordsFile:
                     continue
                 fields = dict(zip(self.columns, row))
                 if fields["error"]:
-                    yield {"path": fields["path"], "error": fields["error"]}
+                    record, problem = self.checked({"path": fields["path"], "error": fields["error"]})
+                    yield record if problem is None else self._bad(number, problem)
                     continue
                 try:
                     record = {"path": fields["path"], "label": fields["label"],
@@ -605,6 +640,7 @@ class RecordsFile:
                     continue
                 if fields["evidence"]:
                     record["evidence"] = fields["evidence"]
-                yield record
+                record, problem = self.checked(record)
+                yield record if problem is None else self._bad(number, problem)
         except csv.Error as exc:  # a quoted field cut short: nothing after it can be read
             yield self._bad(number + 1, str(exc))

@@ -135,12 +135,15 @@ def entries(records: list[dict], options: ReportOptions, make_scorer: Optional[C
 
 def render(entries_: list[dict], labels: list[str], codecs: list[str], options: ReportOptions,
            source: str, tile_size: Optional[int], threshold: float) -> bytes:
-    """The HTML file: the template with the data inlined (`</` escaped so no string can end the script)."""
+    """The HTML file: the template with the data inlined, every `<`, `>` and `&` as a JSON escape: no string
+    (a file name such as `<!--<script>.png`) can end the data's script element or make the parser swallow the
+    page after it."""
     data = {"title": options.title, "source": source, "labels": labels, "threshold": threshold,
             "tile": tile_size, "heatmaps": options.heatmaps,
             "codecs": [{"label": c, "colour": list(CODEC_COLOURS.get(c, OTHER_COLOUR))} for c in codecs],
             "entries": entries_}
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     html = TEMPLATE.read_text(encoding="utf-8")
     return html.replace(DATA_MARKER, text, 1).encode("utf-8", "surrogateescape")
 

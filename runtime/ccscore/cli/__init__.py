@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> None:
     except AmbiguousCommand as exc:
         print(f"ccscore: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+    for stream in (sys.stdout, sys.stderr):
+        try:  # every command: file names that are not valid UTF-8 print as they are instead of crashing the run
+            stream.reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
+        except (AttributeError, ValueError):
+            pass
     import typer
 
     # Click's exception types, from the click that this typer uses (typer >= 0.26 vendors its own).

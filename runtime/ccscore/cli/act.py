@@ -63,6 +63,7 @@ def act(
     """
     from ..actions import PAST_TENSE, ActionError, ActionJournal, Mover, destination_problem, mover_for
     from ..errors import one_line
+    from ..inputs import is_within
     from ..outputs import OutputError, RecordsFile
     from ..selection import Selection
 
@@ -80,35 +81,57 @@ def act(
     except OutputError as exc:
         fail(str(exc))
 
-    def sources() -> Iterator[tuple[dict, Optional[str], Optional[str]]]:
-        """(record, real source path or None, why not) for each selected record, and each unreadable line."""
+    def selected() -> Iterator[tuple[dict, Optional[str]]]:
+        """(record, its path from here) for each selected record; (record, None) for each line that is not one."""
         for record in records:
-            if "line" in record:  # a line that is not a record
-                yield record, None, record["error"]
-                continue
-            if not selection.takes(record):
-                continue
-            path = os.path.join(os.fspath(base), record["path"]) if base is not None else record["path"]
-            problem = source_problem(path)
-            yield record, None if problem else os.path.realpath(path), problem
+            if "line" in record:
+                yield record, None
+            elif selection.takes(record):
+                yield record, os.path.join(os.fspath(base), record["path"]) if base is not None else record["path"]
 
-    # The layout under DEST is kept relative to the folder holding every selected file (the saved records do
-    # not say which folders the scoring run was given): files of the same name in different folders stay apart.
-    folders = {os.path.dirname(real) for _, real, _ in sources() if real}
+    # The layout under DEST is kept relative to the real folder holding the folders of every selected record
+    # (the saved records do not say which folders the scoring run was given): files of the same name in
+    # different folders stay apart, and the layout is the same whichever files a killed move already took.
+    folders = {os.path.realpath(folder)
+               for folder in {os.path.dirname(os.path.abspath(path)) for _, path in selected() if path}}
     root = os.path.commonpath(sorted(folders)) if folders else None
     if problem := destination_problem(kind, dest, [root] if root else [], "the folder of the images"):
         fail(problem)
+    real_dest = os.path.realpath(dest)
+    scores_file = os.stat(scores)
+
+    def problem_of(record: dict, path: str, real: str) -> Optional[str]:
+        """Why the file a record names is not acted on (one line), or None."""
+        if record.get("outside"):
+            return "lay outside the scored folders (reached through a symlink): not acted on, as when scored"
+        if problem := source_problem(path):
+            return problem
+        if not is_within(real, root):
+            return f"lies outside {root}, the folder of the images (a symlink leaves it); not acted on"
+        if is_within(real, real_dest):
+            return f"lies in {dest} already; not acted on"
+        try:
+            if os.path.samestat(os.stat(real), scores_file):
+                return "is the scores file being read; not acted on"
+        except OSError as exc:
+            return exc.strerror or str(exc)
+        return None
 
     counts: Counter = Counter()
     mover = Mover(kind, dest, dry_run)
-    journal = None if dry_run else ActionJournal(os.path.join(dest, JOURNAL_NAME))
+    journal = ActionJournal(os.path.join(dest, JOURNAL_NAME))  # only read by a dry run
+    if not dry_run:
+        try:
+            mover.claim_destination()
+        except (OSError, ActionError) as exc:
+            fail(one_line(exc), EXIT_SOME_FAILED)
 
     def error(message: str) -> None:
         counts["failed"] += 1
         typer.echo(f"ccscore act: error: {message}", err=True)
 
     def carry_out(actions: list, resuming: bool = False) -> None:
-        if journal is not None and not resuming:
+        if not dry_run and not resuming:
             os.makedirs(dest, exist_ok=True)
             journal.record_intents(actions)
         for action in actions:
@@ -118,39 +141,50 @@ def act(
                 print(mover.describe(action), flush=True)
             except ActionError as exc:
                 error(str(exc))
-            if journal is not None:
+            if not dry_run:
                 journal.record_done(action)
 
     try:
-        if journal is not None:
-            pending = journal.pending()
-            if pending:  # a killed `act` had journaled these: finish each exactly once
-                for action in pending:
-                    mover.sources.add(action.src)
-                    mover.claimed.add(action.dst)
-                carry_out(pending, resuming=True)
-                typer.echo(f"ccscore act: note: finished {len(pending)} actions an interrupted run had started",
-                           err=True)
+        # A killed `act` journaled these: finish each pending one exactly once; the finished ones (a move's
+        # source is gone) count as done, not as missing files.
+        pending, finished = journal.read()
+        mover.sources |= finished
+        for action in pending:
+            mover.sources.add(action.src)
+            mover.claimed.add(action.dst)
+        pending_sources = {action.src for action in pending}
+        if pending and dry_run:
+            typer.echo(f"ccscore act: note: an interrupted run started {len(pending)} actions; the same command "
+                       f"without --dry-run finishes them", err=True)
+        elif pending:
+            carry_out(pending, resuming=True)
+            typer.echo(f"ccscore act: note: finished {len(pending)} actions an interrupted run had started",
+                       err=True)
         batch = []
-        for record, real, problem in sources():
-            counts["selected"] += "label" in record
-            if problem:
+        for record, path in selected():
+            if path is None:
+                error(f"{record['path']}: {record['error']}")
+                continue
+            counts["selected"] += 1
+            real = os.path.realpath(path)
+            if real in pending_sources:
+                continue  # counted as it was finished above
+            if real in mover.sources:  # named twice, or acted on by the killed run this one finishes
+                counts["already"] += 1
+                continue
+            if problem := problem_of(record, path, real):
                 error(f"{record['path']}: {problem}")
                 continue
             action = mover.plan(real, os.path.relpath(real, root), record["path"])
-            if action is None:
-                counts["already"] += 1  # the same real file named twice
-                continue
             batch.append(action)
             if len(batch) >= BATCH:
                 carry_out(batch)
                 batch = []
         carry_out(batch)
-        if journal is not None:
+        if not dry_run:
             journal.clear()
     except (OSError, ActionError) as exc:  # the journal stays: the same command finishes the actions
-        if journal is not None:
-            journal.close()
+        journal.close()
         fail(f"cannot act: {one_line(exc)}", EXIT_SOME_FAILED)
 
     verb = PAST_TENSE[kind]

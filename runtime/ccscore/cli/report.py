@@ -64,6 +64,8 @@ def report(
         from . import score as score_command
 
         records_path = os.fspath(scores) if scores is not None else os.path.splitext(out)[0] + ".jsonl"
+        if os.path.abspath(records_path) == os.path.abspath(out):  # found only after scoring, otherwise
+            fail(f"the records would go to {out}, the report itself; name the report .html or give --scores FILE")
         args = [os.fspath(source), "--output", records_path, "--device", device, "--resume"]
         if model is not None:
             args += ["--model", os.fspath(model)]

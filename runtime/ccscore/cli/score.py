@@ -250,6 +250,11 @@ def score(
     writer = None
     journal = None
     mover = Mover(targets[0][0], os.fspath(targets[0][1]), dry_run) if targets else None
+    if mover is not None and not dry_run:
+        try:
+            mover.claim_destination()
+        except (OSError, ActionError) as exc:
+            fail(one_line(exc))
     counts = Counter()  # actions and folders; records are counted by `summary`
     summary = RunSummary(scorer.labels)
     in_flight: set[int] = set()  # journaled actions not finished yet
@@ -317,11 +322,6 @@ def score(
     stdout_writer = JsonlWriter(sys.stdout.buffer) if jsonl else None
     show_readable = not jsonl and (output is None or dry_run)
 
-    for stream in (sys.stdout, sys.stderr):
-        try:  # file names that are not valid UTF-8 print as they are instead of crashing the run
-            stream.reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
-        except (AttributeError, ValueError):
-            pass
     exclude = [os.fspath(targets[0][1])] if targets else []
     skipped = 0
 
@@ -359,6 +359,8 @@ def score(
                     typer.echo(f"{record['path']}: error: {record['error']}", err=True)
             else:
                 item = decoded.item
+                if item.outside:  # so that `ccscore act` on these records leaves it alone too
+                    record["outside"] = True
                 if mover is not None and selection.takes(record):
                     if item.embedded is not None:  # a shard's member from --from-list
                         counts["action_failed"] += 1
