@@ -19,12 +19,12 @@ from ..model_info import MAX_TILES_RANGE
 from ..pipeline import DEFAULT_FILE_TIMEOUT
 from ..providers import DEVICES
 from ..scorer import AGGREGATIONS
+from ..selection import Selection
 from . import exit_interrupted
 
 # Plain help (no boxes): option names are never cut at 80 columns. Shell completion: --install-completion.
 app = typer.Typer(rich_markup_mode=None, context_settings={"help_option_names": ["--help", "-h"]})
 
-SELECTIONS = ("flagged", "clean")
 JOURNAL_SUFFIX = ".ccscore-journal"  # the actions' journal beside --output
 CPU_BATCH, GPU_BATCH = 8, 64
 MIN_RATE_SECONDS = 1.0
@@ -130,6 +130,13 @@ def score(
                                              help="Tiles scored, and records written, together, across images "
                                                   "(default: 8 on CPU, 64 on GPU; on CPU the session itself runs "
                                                   "one tile at a time, which keeps it in cache)."),
+    flag_below: Optional[float] = typer.Option(None, "--flag-below", metavar="Q",
+                                               help="Flag an image only when it is lossy and its estimated "
+                                                    "quality is below Q (1-101); --select, the actions and the "
+                                                    "summary follow. Default: every lossy image is flagged."),
+    details: bool = typer.Option(False, "--details", help="Add a 'details' object to JSONL records: the luma "
+                                 "quantisation table read from the pixels, its kind, the grid offsets and the "
+                                 "chroma subsampling guess (README: record fields)."),
     select: Optional[str] = typer.Option(None, "--select", metavar="flagged|clean",
                                          help="Images that actions take and stdout shows (default: actions take "
                                               "flagged ones, stdout shows all; errors always show)."),
@@ -152,7 +159,7 @@ def score(
 
     Records go to stdout (readable, or --jsonl) and/or --output FILE; a run stopped at any point continues with --resume.
 
-    An image is flagged when its label is not 'clean'. Actions keep paths relative to the input folder, never overwrite (a -1, -2 suffix avoids collisions) and leave sources untouched except --move-to.
+    An image is flagged when its label is not 'clean' (with --flag-below Q: and its quality is below Q). Actions keep paths relative to the input folder, never overwrite (a -1, -2 suffix avoids collisions) and leave sources untouched except --move-to.
 
     Exit status: 0 all scored, 1 some files failed (or actions failed, or folders were unreadable), 2 usage error (bad option or value, unusable model, --output or --summary-json), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
     """
@@ -171,9 +178,10 @@ def score(
     if not paths and from_list is None:
         fail("nothing to score: give image files or folders, or --from-list FILE")
     select_given = select is not None
-    select = select or "flagged"
-    if select not in SELECTIONS:
-        fail(f"--select must be one of {', '.join(SELECTIONS)}, got {select!r}")
+    try:
+        selection = Selection(select or "flagged", flag_below)
+    except ValueError as exc:
+        fail(str(exc))
     targets = [(kind, d) for kind, d in (("copy", copy_to), ("symlink", symlink_to), ("move", move_to)) if d]
     if len(targets) > 1:
         fail("use only one of --copy-to, --symlink-to, --move-to")
@@ -232,7 +240,7 @@ def score(
     journal = None
     mover = Mover(targets[0][0], os.fspath(targets[0][1]), dry_run) if targets else None
     counts = Counter()  # actions and folders; records are counted by `summary`
-    summary = RunSummary(scorer.labels)
+    summary = RunSummary(scorer.labels, selection)
     in_flight: set[int] = set()  # journaled actions not finished yet
     plan_stream = sys.stderr if jsonl else sys.stdout
 
@@ -333,9 +341,6 @@ def score(
         threading.Thread(target=_count_inputs, args=(paths, from_list, exclude, progress), daemon=True).start()
     start = time.monotonic()
 
-    def wanted(record: dict) -> bool:
-        return ("label" in record) and ((record["label"] != "clean") == (select == "flagged"))
-
     def on_batch(pairs) -> None:
         records = []
         actions = []
@@ -347,7 +352,7 @@ def score(
                     typer.echo(f"{record['path']}: error: {record['error']}", err=True)
             else:
                 item = decoded.item
-                if mover is not None and wanted(record):
+                if mover is not None and selection.selects(record):
                     if item.outside:
                         counts["action_failed"] += 1
                         report(f"{item.path} lies outside the input folders (reached through a symlink): "
@@ -368,7 +373,7 @@ def score(
             writer.write_batch(records, durable=bool(actions))
         for action in actions:
             act(action)
-        shown = [r for r in records if "error" in r or not select_given or wanted(r)]
+        shown = [r for r in records if "error" in r or not select_given or selection.selects(r)]
         if stdout_writer is not None:
             stdout_writer.write_batch(shown)
         elif show_readable:
@@ -389,7 +394,8 @@ def score(
     write_error = None
     signal.signal(signal.SIGINT, signal.default_int_handler)  # from here Ctrl-C stops the run cleanly, below
     try:
-        run_pipeline(scorer, pending_items(), workers, batch_size, on_batch, with_tiles=tiles, pool=pool)
+        run_pipeline(scorer, pending_items(), workers, batch_size, on_batch, with_tiles=tiles, pool=pool,
+                     with_details=details)
     except KeyboardInterrupt:
         interrupted = EXIT_INTERRUPTED
     except BrokenPipeError:

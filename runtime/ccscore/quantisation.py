@@ -1,0 +1,249 @@
+"""JPEG quantisation tables: the IJG (libjpeg) quality scale, and the luma table a decoded image still carries.
+
+A JPEG decoder multiplies every quantised DCT coefficient by its step, so on the encoder's 8x8 grid the luma
+DCT coefficients of the decoded pixels sit at multiples of each frequency's step, give or take the rounding of
+the pixels (and of the colour conversion, which cancels in luma up to rounding and clipping). The step of a
+frequency is the largest one that nearly all its clearly non-zero coefficients sit on. The quality is then the
+IJG quality whose scaled Annex K table matches the estimated steps best; a table that matches none (jpegli,
+mozjpeg, cameras, Photoshop) is "custom", reported with the nearest IJG quality.
+
+Reading a file's own tables (its DQT segments) lives in ccscore.container; both fit qualities here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+# ITU-T T.81 Annex K, tables K.1 (luminance) and K.2 (chrominance), in natural (row-major) order.
+LUMA_BASE = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61,
+    12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77,
+    24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101,
+    72, 92, 95, 98, 112, 100, 103, 99,
+], dtype=np.int64).reshape(8, 8)  # fmt: skip
+CHROMA_BASE = np.full((8, 8), 99, dtype=np.int64)
+CHROMA_BASE[:4, :4] = np.array([[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99], [47, 66, 99, 99]])
+
+# DQT segments store a table in zigzag order: ZIGZAG[k] is the natural (row-major) index of the k-th entry.
+ZIGZAG = np.array([
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14,
+    21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53,
+    60, 61, 54, 47, 55, 62, 63,
+])  # fmt: skip
+
+QUALITIES = np.arange(1, 101)
+
+
+def ijg_table(base: np.ndarray, quality: int) -> np.ndarray:
+    """libjpeg's jpeg_set_quality: the base table scaled for `quality` (1-100), baseline (steps 1-255)."""
+    quality = min(max(int(quality), 1), 100)
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((base * scale + 50) // 100, 1, 255)
+
+
+# [100, 8, 8]: the luma and chroma tables of every IJG quality.
+IJG_LUMA = np.stack([ijg_table(LUMA_BASE, q) for q in QUALITIES])
+IJG_CHROMA = np.stack([ijg_table(CHROMA_BASE, q) for q in QUALITIES])
+
+
+@dataclass(frozen=True)
+class QualityFit:
+    """The IJG quality whose table matches best. `error`: the mean relative step error over the compared
+    steps (0: the exact IJG table); `exact`: every compared step equals the IJG one."""
+
+    quality: int
+    error: float
+    exact: bool
+
+    @property
+    def kind(self) -> str:
+        return "ijg" if self.error <= IJG_MATCH_ERROR else "custom"
+
+
+# A table whose steps differ from the best IJG quality's by more than this on average (relative) is custom.
+# Exact IJG tables estimated from pixels miss by a step here and there at frequencies with little energy.
+IJG_MATCH_ERROR = 0.05
+
+
+def fit_quality(steps: np.ndarray, known: np.ndarray, tables: np.ndarray = IJG_LUMA,
+                weights: Optional[np.ndarray] = None) -> Optional[QualityFit]:
+    """The quality (1-100) whose table in `tables` [100, 8, 8] is nearest to `steps` [8, 8] where `known`.
+
+    Nearness is the weighted mean of |log(step / table step)|: a step off by one counts for more where steps
+    are small, as quality does. Ties go to the highest quality (steps of 1 saturate at the top)."""
+    if not known.any():
+        return None
+    w = (np.ones(steps.shape) if weights is None else weights)[known]
+    diff = np.abs(np.log(steps[known].astype(np.float64)) - np.log(tables[:, known].astype(np.float64)))
+    errors = diff @ w / w.sum()
+    best = len(errors) - 1 - int(np.argmin(errors[::-1]))
+    relative = np.abs(steps[known] - tables[best][known]) / tables[best][known]
+    return QualityFit(int(QUALITIES[best]), float(relative @ w / w.sum()), bool((relative == 0).all()))
+
+
+# ---------------------------------------------------------------- steps from pixels
+
+# Coefficients below this magnitude are indistinguishable from a zero plus the decoder's rounding.
+NONZERO = 1.25
+# Spread of a decoded coefficient around its lattice point (pixel and colour rounding), in DCT units.
+NOISE = 0.5
+# Share of coefficients that sit on no lattice (clipping, chroma rounding, a second compression).
+OUTLIERS = 0.05
+# Clearly non-zero coefficients read per frequency: enough to tell lattices apart, few enough to stay cheap.
+MAX_SAMPLES = 256
+# Fewer clearly non-zero coefficients than this at a frequency leave its step unknown.
+MIN_SUPPORT = 8
+MAX_STEP = 255
+# Evidence per coefficient (see lattice_evidence) below which no lattice holds: resized and re-rendered images
+# score about 0, IJG JPEGs 1.5-3 (measured on eval-wild-cal).
+MIN_EVIDENCE = 0.5
+# Steps of its own a table needs before it counts as a custom table.
+MIN_CUSTOM_STEPS = 5
+
+
+def lattice_evidence(values: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Log-likelihood ratio of coefficients `values` sitting on the lattice of `steps` (broadcast together)
+    against no lattice at all: about log(step) for a coefficient on a lattice point, log(OUTLIERS) off it.
+    Finer lattices explain more values but earn less for each, so the sum peaks at the true step."""
+    residual = np.abs(values - steps * np.round(values / steps))
+    density = (np.exp(-0.5 * (residual / NOISE) ** 2) + np.exp(-0.5 * ((steps - residual) / NOISE) ** 2))
+    density *= steps / (NOISE * np.sqrt(2 * np.pi))
+    return np.log((1.0 - OUTLIERS) * density + OUTLIERS)
+
+
+def _dct_matrix(n: int = 8) -> np.ndarray:
+    """Orthonormal DCT-II: JPEG's forward DCT, whose coefficients are the ones a JPEG quantises."""
+    k = np.arange(n)
+    m = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n)) * np.sqrt(2.0 / n)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
+DCT8 = _dct_matrix(8)
+
+
+def grid_blocks(image: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
+    """Every whole 8x8 block of `image` [H, W, ...] on the grid starting at (row, column) `offset`:
+    [N, 8, 8, ...]."""
+    r, c = offset
+    h, w = (image.shape[0] - r) // 8, (image.shape[1] - c) // 8
+    if h <= 0 or w <= 0:
+        return np.zeros((0, 8, 8) + image.shape[2:], image.dtype)
+    view = image[r : r + 8 * h, c : c + 8 * w].reshape(h, 8, w, 8, *image.shape[2:])
+    return view.swapaxes(1, 2).reshape(-1, 8, 8, *image.shape[2:])
+
+
+def luma_coefficients(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Luma DCT coefficients [N, 64] of the whole 8x8 blocks of RGB uint8 tiles on their grids, leaving out
+    blocks with a clipped channel (0 or 255): clipping the decoded colours moves luma off the lattice."""
+    out = []
+    for tile, offset in zip(tiles, offsets):
+        blocks = grid_blocks(tile, offset)
+        clipped = ((blocks == 0) | (blocks == 255)).reshape(len(blocks), -1).any(axis=1)
+        unclipped = blocks[~clipped].astype(np.float32)
+        out.append(0.299 * unclipped[..., 0] + 0.587 * unclipped[..., 1] + 0.114 * unclipped[..., 2])
+    x = np.concatenate(out).astype(np.float64) - 128.0 if out else np.zeros((0, 8, 8))
+    return (DCT8 @ x @ DCT8.T).reshape(-1, 64)
+
+
+def frequency_step(values: np.ndarray) -> int:
+    """The step whose lattice best explains the clearly non-zero coefficients `values` [M]; 0 when unknown
+    (too few of them, or no lattice above a step of 1 explains them well: MIN_EVIDENCE per coefficient)."""
+    if len(values) < MIN_SUPPORT:
+        return 0
+    candidates = np.arange(1, min(int(np.abs(values).max()) + 2, MAX_STEP) + 1, dtype=np.float64)[:, None]
+    evidence = lattice_evidence(values[None, :], candidates).mean(axis=1)
+    best = int(np.argmax(evidence))
+    return int(candidates[best, 0]) if best > 0 and evidence[best] >= MIN_EVIDENCE else 0
+
+
+def nonzero_samples(coefficients: np.ndarray) -> list[np.ndarray]:
+    """Per frequency, up to MAX_SAMPLES of its clearly non-zero coefficients (spread over the blocks)."""
+    out = []
+    for k in range(64):
+        column = coefficients[:, k]
+        values = column[np.abs(column) >= NONZERO]
+        if len(values) > MAX_SAMPLES:
+            values = values[:: len(values) // MAX_SAMPLES][:MAX_SAMPLES]
+        out.append(values)
+    return out
+
+
+def fit_ijg_lattice(samples: list[np.ndarray]) -> tuple[Optional[int], float]:
+    """The IJG quality whose luma table's lattices best explain the AC coefficients pooled over frequencies, and
+    its evidence per coefficient (about log(step) where the lattice holds, negative where none does)."""
+    values = np.concatenate(samples[1:])
+    if len(values) < MIN_SUPPORT:
+        return None, 0.0
+    freq = np.concatenate([np.full(len(v), k) for k, v in enumerate(samples) if k > 0])
+    steps = IJG_LUMA.reshape(100, 64)[:, freq].astype(np.float64)  # [100, M]
+    evidence = lattice_evidence(values[None, :], steps).sum(axis=1)
+    best = len(evidence) - 1 - int(np.argmax(evidence[::-1]))
+    return int(QUALITIES[best]), float(evidence[best] / len(values))
+
+
+@dataclass(frozen=True)
+class TableEstimate:
+    """The luma quantisation table read from pixels: steps [8, 8] (0 where unknown), the blocks read, the IJG
+    quality whose lattices explain the coefficients best with its evidence per coefficient, and how far the
+    steps estimated one by one are from that quality's table (`fit`)."""
+
+    steps: np.ndarray
+    blocks: int
+    quality: Optional[int]
+    evidence: float
+    fit: Optional[QualityFit]
+
+    @property
+    def found(self) -> bool:
+        """Whether the coefficients sit on a lattice at all (not a resized or re-rendered image)."""
+        return self.quality is not None and self.evidence >= MIN_EVIDENCE
+
+    @property
+    def kind(self) -> Optional[str]:
+        """"ijg" when an IJG table's lattices hold, "custom" when only steps of its own do (jpegli, mozjpeg,
+        cameras), None when no lattice shows."""
+        if self.found:
+            return "ijg"
+        return "custom" if (self.steps > 1).sum() >= MIN_CUSTOM_STEPS else None
+
+    @property
+    def nearest_quality(self) -> Optional[int]:
+        """The IJG quality: the lattice fit's, else the one whose table is nearest the steps found."""
+        if self.found:
+            return self.quality
+        known = self.steps > 0
+        fit = fit_quality(self.steps, known) if known.any() else None
+        return None if fit is None else fit.quality
+
+    subsampling: Optional[str] = None  # chroma subsampling guess from the pixels; None when unknown
+
+    def table(self) -> list[list[Optional[int]]]:
+        return [[int(s) if s else None for s in row] for row in self.steps]
+
+
+
+
+def estimate_luma_table(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> TableEstimate:
+    """RGB uint8 tiles and the (row, column) where each tile's first whole 8x8 block starts."""
+    coefficients = luma_coefficients(tiles, offsets)
+    samples = nonzero_samples(coefficients)
+    steps = np.zeros(64, dtype=np.int64)
+    for k in range(1, 64):  # the DC step is unreliable: level shifts and flat areas put DC anywhere
+        steps[k] = frequency_step(samples[k])
+    steps = steps.reshape(8, 8)
+    quality, evidence = fit_ijg_lattice(samples)
+    fit = None
+    known = steps > 0
+    if quality is not None and known.any():
+        table = IJG_LUMA[quality - 1]
+        relative = np.abs(steps[known] - table[known]) / table[known]
+        fit = QualityFit(quality, float(relative.mean()), bool((relative == 0).all()))
+    return TableEstimate(steps, len(coefficients), quality, evidence, fit)
