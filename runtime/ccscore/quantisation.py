@@ -109,13 +109,15 @@ MIN_CUSTOM_STEPS = 5
 
 
 def lattice_evidence(values: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """Log-likelihood ratio of coefficients `values` sitting on the lattice of `steps` (broadcast together)
+    """(float32)Log-likelihood ratio of coefficients `values` sitting on the lattice of `steps` (broadcast together)
     against no lattice at all: about log(step) for a coefficient on a lattice point, log(OUTLIERS) off it.
     Finer lattices explain more values but earn less for each, so the sum peaks at the true step."""
+    values, steps = np.asarray(values, np.float32), np.asarray(steps, np.float32)
     residual = np.abs(values - steps * np.round(values / steps))
-    density = (np.exp(-0.5 * (residual / NOISE) ** 2) + np.exp(-0.5 * ((steps - residual) / NOISE) ** 2))
-    density *= steps / (NOISE * np.sqrt(2 * np.pi))
-    return np.log((1.0 - OUTLIERS) * density + OUTLIERS)
+    scale = np.float32(-0.5 / NOISE**2)
+    density = np.exp(scale * residual**2) + np.exp(scale * (steps - residual) ** 2)
+    density *= steps * np.float32((1.0 - OUTLIERS) / (NOISE * np.sqrt(2 * np.pi)))
+    return np.log(density + np.float32(OUTLIERS))
 
 
 def _dct_matrix(n: int = 8) -> np.ndarray:
@@ -140,17 +142,50 @@ def grid_blocks(image: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
     return view.swapaxes(1, 2).reshape(-1, 8, 8, *image.shape[2:])
 
 
-def luma_coefficients(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Luma DCT coefficients [N, 64] of the whole 8x8 blocks of RGB uint8 tiles on their grids, leaving out
-    blocks with a clipped channel (0 or 255): clipping the decoded colours moves luma off the lattice."""
-    out = []
+def luma_blocks(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Luma [N, 8, 8] (float, 0-255) of the whole 8x8 blocks of RGB uint8 tiles on their grids, and where each
+    pixel was clipped [N, 8, 8] (int8: +1 a channel at 255, -1 a channel at 0, 2 both: luma unknown)."""
+    lumas, clips = [], []
     for tile, offset in zip(tiles, offsets):
-        blocks = grid_blocks(tile, offset)
-        clipped = ((blocks == 0) | (blocks == 255)).reshape(len(blocks), -1).any(axis=1)
-        unclipped = blocks[~clipped].astype(np.float32)
-        out.append(0.299 * unclipped[..., 0] + 0.587 * unclipped[..., 1] + 0.114 * unclipped[..., 2])
-    x = np.concatenate(out).astype(np.float64) - 128.0 if out else np.zeros((0, 8, 8))
-    return (DCT8 @ x @ DCT8.T).reshape(-1, 64)
+        r, g, b = tile[..., 0], tile[..., 1], tile[..., 2]
+        high = np.maximum(np.maximum(r, g), b) == 255
+        low = np.minimum(np.minimum(r, g), b) == 0
+        clip = np.where(high & low, 2, high.view(np.int8) - low.view(np.int8)).astype(np.int8)
+        clips.append(grid_blocks(clip, offset))
+        lumas.append(grid_blocks(0.299 * r.astype(np.float32) + 0.587 * g + 0.114 * b, offset))
+    if not lumas:
+        return np.zeros((0, 8, 8)), np.zeros((0, 8, 8), np.int8)
+    return np.concatenate(lumas), np.concatenate(clips)
+
+
+# float32 and stacked 8x8 products: numpy runs these without BLAS threads, which on a busy machine cost more
+# than they save (one 64x64 product over the batch is 5-50x slower there).
+DCT8_32 = DCT8.astype(np.float32)
+
+
+def dct_blocks(x: np.ndarray) -> np.ndarray:
+    """Pixels [..., 8, 8] -> JPEG's DCT coefficients [..., 8, 8] (float32)."""
+    return DCT8_32 @ (x.astype(np.float32) - np.float32(128.0)) @ DCT8_32.T
+
+
+def idct_blocks(c: np.ndarray) -> np.ndarray:
+    return DCT8_32.T @ c.astype(np.float32) @ DCT8_32 + np.float32(128.0)
+
+
+def repair_clipped(luma: np.ndarray, clip: np.ndarray, tables: np.ndarray, rounds: int) -> np.ndarray:
+    """DCT coefficients [C, N, 8, 8] of clipped blocks `luma` [N, 8, 8] as each candidate table [C, 8, 8] would
+    have them before the decoder clipped them: alternately put the coefficients on the table's lattice and put
+    back the pixels that were not clipped (clipped ones only move past their clip). For the encoder's table the
+    blocks settle on its lattice; other tables cannot hold both constraints."""
+    steps = tables[:, None].astype(np.float32)
+    inverse = 1.0 / steps
+    # Each pixel's bounds: equal for pixels not clipped, open above a channel at 255, below one at 0.
+    lowest = np.where((clip == -1) | (clip == 2), -np.inf, luma).astype(np.float32)
+    highest = np.where((clip == 1) | (clip == 2), np.inf, luma).astype(np.float32)
+    x = np.broadcast_to(luma, steps.shape[:1] + luma.shape)
+    for _ in range(rounds):
+        x = np.clip(idct_blocks(steps * np.round(dct_blocks(x) * inverse)), lowest, highest)
+    return dct_blocks(x)
 
 
 def frequency_step(values: np.ndarray) -> int:
@@ -158,7 +193,9 @@ def frequency_step(values: np.ndarray) -> int:
     (too few of them, or no lattice above a step of 1 explains them well: MIN_EVIDENCE per coefficient)."""
     if len(values) < MIN_SUPPORT:
         return 0
-    candidates = np.arange(1, min(int(np.abs(values).max()) + 2, MAX_STEP) + 1, dtype=np.float64)[:, None]
+    # Every non-zero multiple of the step is at least the step: the candidates end near the small magnitudes.
+    top = min(int(np.quantile(np.abs(values), 0.25)) + 2, MAX_STEP)
+    candidates = np.arange(1, top + 1, dtype=np.float64)[:, None]
     evidence = lattice_evidence(values[None, :], candidates).mean(axis=1)
     best = int(np.argmax(evidence))
     return int(candidates[best, 0]) if best > 0 and evidence[best] >= MIN_EVIDENCE else 0
@@ -231,15 +268,61 @@ class TableEstimate:
 
 
 
+def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], float]:
+    """The IJG quality whose lattices best explain clipped blocks once repaired for it (`repair_clipped`), and
+    its evidence per coefficient; coefficients are those clearly non-zero as observed."""
+    clipped = (clip != 0).reshape(len(clip), -1).sum(axis=1)
+    usable = (clipped > 0) & (clipped <= MAX_CLIPPED_PIXELS)
+    if not usable.any():
+        return None, 0.0
+    luma, clip = luma[usable], clip[usable]
+    observed = dct_blocks(luma)
+    energy = (np.abs(observed) >= NONZERO).reshape(len(luma), -1).sum(axis=1)
+    keep = np.argsort(-energy, kind="stable")[:MAX_CLIPPED_BLOCKS]
+    luma, clip, observed = luma[keep], clip[keep], observed[keep]
+    mask = np.abs(observed) >= NONZERO
+    mask[:, 0, 0] = False
+    if mask.sum() < MIN_SUPPORT:
+        return None, 0.0
+
+    def evidence(qualities: np.ndarray) -> np.ndarray:
+        tables = IJG_LUMA[qualities - 1]
+        repaired = repair_clipped(luma, clip, tables, REPAIR_ROUNDS)
+        scores = lattice_evidence(repaired, tables[:, None].astype(np.float64))
+        return (scores * mask).sum(axis=(1, 2, 3)) / mask.sum()
+
+    coarse = np.arange(COARSE_STEP // 2 + 1, 101, COARSE_STEP)
+    scores = evidence(coarse)
+    centre = int(coarse[int(np.argmax(scores))])
+    fine = np.arange(max(1, centre - COARSE_STEP + 1), min(100, centre + COARSE_STEP - 1) + 1)
+    scores = evidence(fine)
+    best = len(scores) - 1 - int(np.argmax(scores[::-1]))
+    return int(fine[best]), float(scores[best])
+
+
+# Clipped blocks are read only when no unclipped block shows a lattice (art on white or black backgrounds):
+# at most this many, those with the most detail, with at most this many clipped pixels each (beyond, a block
+# could settle on any lattice), repaired in this many rounds per candidate quality, candidates first every
+# COARSE_STEP qualities, then every quality near the best.
+MAX_CLIPPED_BLOCKS = 64
+MAX_CLIPPED_PIXELS = 24
+REPAIR_ROUNDS = 8
+COARSE_STEP = 5
+
+
 def estimate_luma_table(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> TableEstimate:
     """RGB uint8 tiles and the (row, column) where each tile's first whole 8x8 block starts."""
-    coefficients = luma_coefficients(tiles, offsets)
+    luma, clip = luma_blocks(tiles, offsets)
+    unclipped = ~(clip != 0).reshape(len(clip), -1).any(axis=1)
+    coefficients = dct_blocks(luma[unclipped]).reshape(-1, 64)  # read by frequency below
     samples = nonzero_samples(coefficients)
     steps = np.zeros(64, dtype=np.int64)
     for k in range(1, 64):  # the DC step is unreliable: level shifts and flat areas put DC anywhere
         steps[k] = frequency_step(samples[k])
     steps = steps.reshape(8, 8)
     quality, evidence = fit_ijg_lattice(samples)
+    if (quality is None or evidence < MIN_EVIDENCE) and not unclipped.all():
+        quality, evidence = fit_clipped(luma, clip)
     fit = None
     known = steps > 0
     if quality is not None and known.any():
