@@ -142,20 +142,25 @@ def grid_blocks(image: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
     return view.swapaxes(1, 2).reshape(-1, 8, 8, *image.shape[2:])
 
 
-def luma_blocks(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Luma [N, 8, 8] (float, 0-255) of the whole 8x8 blocks of RGB uint8 tiles on their grids, and where each
-    pixel was clipped [N, 8, 8] (int8: +1 a channel at 255, -1 a channel at 0, 2 both: luma unknown)."""
-    lumas, clips = [], []
+# JPEG's (JFIF) colour transform, rows Y, Cb, Cr (Cb and Cr without their +128: only their detail is read).
+YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
+
+
+def ycbcr_blocks(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Y, Cb, Cr [3, N, 8, 8] (float32) of the whole 8x8 blocks of RGB uint8 tiles on their grids, and where
+    each pixel was clipped [N, 8, 8] (int8: +1 a channel at 255, -1 a channel at 0, 2 both: luma unknown)."""
+    planes, clips = [], []
     for tile, offset in zip(tiles, offsets):
         r, g, b = tile[..., 0], tile[..., 1], tile[..., 2]
         high = np.maximum(np.maximum(r, g), b) == 255
         low = np.minimum(np.minimum(r, g), b) == 0
         clip = np.where(high & low, 2, high.view(np.int8) - low.view(np.int8)).astype(np.int8)
         clips.append(grid_blocks(clip, offset))
-        lumas.append(grid_blocks(0.299 * r.astype(np.float32) + 0.587 * g + 0.114 * b, offset))
-    if not lumas:
-        return np.zeros((0, 8, 8)), np.zeros((0, 8, 8), np.int8)
-    return np.concatenate(lumas), np.concatenate(clips)
+        rgb = grid_blocks(tile, offset).astype(np.float32)  # [n, 8, 8, 3]
+        planes.append(np.moveaxis(rgb @ YCBCR.T, -1, 0))
+    if not planes:
+        return np.zeros((3, 0, 8, 8), np.float32), np.zeros((0, 8, 8), np.int8)
+    return np.concatenate(planes, axis=1), np.concatenate(clips)
 
 
 # float32 and stacked 8x8 products: numpy runs these without BLAS threads, which on a busy machine cost more
@@ -202,9 +207,10 @@ def frequency_step(values: np.ndarray) -> int:
 
 
 def nonzero_samples(coefficients: np.ndarray) -> list[np.ndarray]:
-    """Per frequency, up to MAX_SAMPLES of its clearly non-zero coefficients (spread over the blocks)."""
+    """Per frequency (column of `coefficients` [N, F]), up to MAX_SAMPLES of its clearly non-zero coefficients
+    (spread over the blocks)."""
     out = []
-    for k in range(64):
+    for k in range(coefficients.shape[1]):
         column = coefficients[:, k]
         values = column[np.abs(column) >= NONZERO]
         if len(values) > MAX_SAMPLES:
@@ -312,7 +318,8 @@ COARSE_STEP = 5
 
 def estimate_luma_table(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> TableEstimate:
     """RGB uint8 tiles and the (row, column) where each tile's first whole 8x8 block starts."""
-    luma, clip = luma_blocks(tiles, offsets)
+    ycbcr, clip = ycbcr_blocks(tiles, offsets)
+    luma = ycbcr[0]
     unclipped = ~(clip != 0).reshape(len(clip), -1).any(axis=1)
     coefficients = dct_blocks(luma[unclipped]).reshape(-1, 64)  # read by frequency below
     samples = nonzero_samples(coefficients)
@@ -329,4 +336,30 @@ def estimate_luma_table(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int
         table = IJG_LUMA[quality - 1]
         relative = np.abs(steps[known] - table[known]) / table[known]
         fit = QualityFit(quality, float(relative.mean()), bool((relative == 0).all()))
-    return TableEstimate(steps, len(coefficients), quality, evidence, fit)
+    return TableEstimate(steps, len(coefficients), quality, evidence, fit,
+                         guess_subsampling(ycbcr[1:, unclipped], quality if evidence >= MIN_EVIDENCE else None))
+
+
+# Low chroma frequencies whose steps show a full-resolution chroma lattice (4:4:4).
+CHROMA_LATTICE_FREQUENCIES = (1, 8, 9, 2, 16)
+# Above this quality IJG chroma steps are 2-3, too fine to show: no lattice then proves nothing.
+MAX_SUBSAMPLING_QUALITY = 90
+
+
+def guess_subsampling(chroma: np.ndarray, quality: Optional[int]) -> Optional[str]:
+    """"4:4:4" or "subsampled" (4:2:0 or 4:2:2: the header tells which) from unclipped Cb, Cr blocks
+    [2, N, 8, 8] on the luma grid, for a JPEG of IJG `quality`; None when the pixels cannot tell (no colour,
+    too little chroma detail, or steps too fine).
+
+    Full-resolution chroma is quantised on the same 8x8 grid as luma: its low frequencies sit on lattices (Cb and
+    Cr share IJG's chroma table). Subsampled chroma is upsampled from 16-pixel blocks: no lattice on that grid."""
+    if not chroma.shape[1]:
+        return None
+    flat = dct_blocks(chroma.reshape(-1, 8, 8)).reshape(-1, 64)
+    samples = nonzero_samples(flat[:, list(CHROMA_LATTICE_FREQUENCIES)])
+    if sum(frequency_step(v) >= 2 for v in samples) >= 2:
+        return "4:4:4"
+    supported = sum(len(v) >= MIN_SUPPORT for v in samples)
+    if quality is None or quality > MAX_SUBSAMPLING_QUALITY or supported < 3:
+        return None
+    return "subsampled"
