@@ -189,6 +189,8 @@ def score(
         fail("--dry-run needs --copy-to, --symlink-to or --move-to")
     if tiles and output is not None and is_csv(os.fspath(output)):
         fail("--tiles cannot go into a CSV --output (one row per image): use a .jsonl output for per-tile scores")
+    if details and output is not None and is_csv(os.fspath(output)):
+        fail("--details cannot go into a CSV --output (one flat row per image): use a .jsonl output")
     if resume and output is None:
         fail("--resume needs --output FILE")
     if summary_json is not None and (problem := check_summary_path(os.fspath(summary_json))):
