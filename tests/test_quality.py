@@ -175,6 +175,8 @@ def test_recompressed_compares_pixels_with_the_header():
     jpeg95 = {"format": "jpeg", "quality": 95}
     assert recompressed(jpeg95, "jpeg", 60.0) is True
     assert recompressed(jpeg95, "jpeg", 94.0) is False
+    assert recompressed(jpeg95, "jpeg", 85.0, "model") is False  # within the learned estimate's error
+    assert recompressed(jpeg95, "jpeg", 75.0, "model") is True
     assert recompressed(jpeg95, "webp", 80.0) is True
     assert recompressed({"format": "png"}, "jpeg", 80.0) is True
     assert recompressed({"format": "webp", "lossless": True}, "webp", 80.0) is True

@@ -228,10 +228,12 @@ def read_container(path) -> dict:
         return {"format": None, "error": f"cannot read header ({type(exc).__name__})"}
 
 
-def recompressed(container: Optional[dict], label: str, quality: Optional[float]) -> Optional[bool]:
+def recompressed(container: Optional[dict], label: str, quality: Optional[float],
+                 source: Optional[str] = "table") -> Optional[bool]:
     """Whether the pixels tell an earlier, lossier story than the file: a lossy trace in a lossless file (a PNG
     made from a JPEG, a lossless WebP), another codec's trace, or a JPEG whose pixels show a lower quality than
-    its own tables (saved again at a higher quality). None when the header is unknown."""
+    its own tables (saved again at a higher quality). `source`: where `quality` comes from ("table": exact,
+    "model": approximate). None when the header is unknown."""
     if not container or container.get("format") is None:
         return None
     if label == "clean":
@@ -239,9 +241,11 @@ def recompressed(container: Optional[dict], label: str, quality: Optional[float]
     if container["format"] != label or container.get("lossless"):
         return True  # a lossless file, or another codec's file, carrying this codec's trace
     header_quality = container.get("quality")
-    return bool(header_quality is not None and quality is not None and quality < header_quality - RECOMPRESSED_MARGIN)
+    if header_quality is None or quality is None:
+        return False
+    return bool(quality < header_quality - RECOMPRESSED_MARGIN[source == "table"])
 
 
-# Pixels must say a quality this much below the header's before a JPEG counts as saved again: the estimate from
-# pixels is exact for IJG tables, a learned guess (MAE ~4) otherwise.
-RECOMPRESSED_MARGIN = 5
+# How far below the header's quality the pixels' must be before a JPEG counts as saved again: (for the learned
+# estimate, good to 4-10 points; for the table read from the pixels, exact for IJG tables).
+RECOMPRESSED_MARGIN = (15, 2)

@@ -47,7 +47,7 @@ class ScoreResult:
     @property
     def recompressed(self) -> Optional[bool]:
         """The pixels tell a lossier story than the file's header (ccscore.container.recompressed)."""
-        return recompressed(self.container, self.label, self.quality)
+        return recompressed(self.container, self.label, self.quality, self.quality_source)
 
     def with_container(self, container: Optional[dict]) -> "ScoreResult":
         self.container = container
