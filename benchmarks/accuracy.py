@@ -258,9 +258,43 @@ def check_quality_bar(s: dict) -> list[tuple[str, bool]]:
     family = QUALITY_FAMILIES[0][0]
     lines = [(f"standard-table JPEG quality MAE <= {bar:g} at {band}", s[f"quality_mae_{family}_{band}"] <= bar)
              for band, bar in QUALITY_BAR.items() if f"quality_mae_{family}_{band}" in s]
+    if s.get("real_jpegs"):
+        lines.append((f"real JPEG files: container.quality is their tables' IJG match ({s['real_jpegs']} files)",
+                      s["real_jpegs_container_quality_equal"] == s["real_jpegs"]))
     if "webp_quality_mae_30_95" in s:
         lines.append((f"WebP quality MAE <= {WEBP_QUALITY_BAR:g} at 30-95", s["webp_quality_mae_30_95"] <= WEBP_QUALITY_BAR))
     return lines
+
+
+def check_real_jpegs(folder: Path) -> dict:
+    """Issue #11: for every JPEG under `folder`, `container.quality` must equal the IJG match of the file's own
+    tables as Pillow parses them (an independent DQT reader)."""
+    from PIL import Image
+
+    from ccscore.container import read_container
+    from ccscore.quantisation import fit_quality
+
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg") and p.is_file())
+    checked, mismatched, kinds = 0, [], {}
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                tables = im.quantization
+                luma_id = im.layer[0][3] if getattr(im, "layer", None) else min(tables)
+        except Exception:  # not a JPEG Pillow reads: nothing to compare with
+            continue
+        facts = read_container(path)
+        expected = fit_quality(np.array(tables[luma_id]).reshape(8, 8), np.ones((8, 8), bool)).quality
+        checked += 1
+        kinds[facts.get("table")] = kinds.get(facts.get("table"), 0) + 1
+        if facts.get("quality") != expected:
+            mismatched.append(f"{path}: container {facts.get('quality')}, tables {expected}")
+    print_table("Real JPEG files: container.quality against the IJG match of their own tables (Pillow's reader)",
+                ["files", "equal", "ijg tables", "custom tables"],
+                [[str(checked), str(checked - len(mismatched)), str(kinds.get("ijg", 0)), str(kinds.get("custom", 0))]])
+    for line in mismatched[:10]:
+        print("  mismatch:", line)
+    return {"real_jpegs": checked, "real_jpegs_container_quality_equal": checked - len(mismatched)}
 
 
 def reliability_rows(p_lossy: np.ndarray, lossy: np.ndarray) -> list[list[str]]:
@@ -337,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tiles", type=int, default=None, help="tiles per image (default: the model's)")
     parser.add_argument("--all-tiles", action="store_true", help="no early stop: score every chosen tile")
     parser.add_argument("--json", type=Path, help="write the summary here")
+    parser.add_argument("--real-jpegs", type=Path, help="folder of real JPEG files: check container.quality")
     parser.add_argument("--kinds", help="comma-separated kinds to score (default: all), for quick checks")
     args = parser.parse_args(argv)
 
@@ -364,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
                                                        "quality": "", "kind": "real"} for p in files])
     print(f"scored {len(records) + len(real)} images in {time.time() - start:.1f} s")
     summary = evaluate(records, real)
+    if args.real_jpegs:
+        summary.update(check_real_jpegs(args.real_jpegs))
     bar = check_bar(summary)
     print_table("Detector bar", ["requirement", "met"], [[name, "yes" if ok else "NO"] for name, ok in bar])
     wild_bar = check_wild_bar(summary)
