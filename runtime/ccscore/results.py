@@ -35,7 +35,8 @@ class ScoreResult:
     # What the tiles could show (ccscore.evidence); None for models without grid evidence.
     evidence: Optional[ImageEvidence] = None
     # Where `quality` comes from: "table" (the IJG table read from the pixels: exact), "model" (the learned
-    # head: approximate, as for resized images and custom tables); None without a quality.
+    # head: approximate, as for WebP and resized images), "both" (a custom table's nearest IJG quality averaged
+    # with the head's); None without a quality.
     quality_source: Optional[str] = None
     table: Optional[TableEstimate] = None  # a JPEG's luma quantisation table read from its pixels
     container: Optional[dict] = None  # header facts of the file (ccscore.container); None for arrays and images

@@ -311,6 +311,9 @@ class Scorer:
         table = self.jpeg_table(table_tiles or tiles, evidence) if label == JPEG else None
         if table is not None and table.kind == "ijg":
             image_quality, source = float(table.quality), "table"  # exact where IJG lattices hold
+        elif table is not None and table.kind == "custom" and image_quality is not None:
+            # Two independent guesses, each off by 6-8 on jpegli and mozjpeg tables: their mean by about 5-6.
+            image_quality, source = (image_quality + table.nearest_quality) / 2.0, "both"
         tile_scores = [
             TileScore(box, {l: float(p) for l, p in zip(labels, row)}, None if quality is None else float(quality[k]))
             for k, (box, row) in enumerate(zip(tiles.boxes, probs))
