@@ -146,6 +146,19 @@ def test_art_on_white_whose_every_block_clips_still_gives_its_quality():
     assert (estimate.kind, estimate.quality) == ("ijg", 62)
 
 
+@pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="bundled model missing")
+def test_a_small_jpeg_is_read_on_its_own_pixels_not_its_tiles_padding():
+    from ccscore import Scorer
+
+    art = draw_art(10, (200, 90))  # shorter than a tile: every tile is edge-padded below row 90
+    image = Image.open(io.BytesIO(jpeg_bytes(art, 45)))
+    scorer = Scorer(BUNDLED_MODEL)
+    result = scorer.score(image)
+    assert (result.label, result.quality, result.quality_source) == ("jpeg", 45, "table")
+    own_blocks = sum(((b[3] - b[1]) // 8) * ((b[2] - b[0]) // 8) for b in scorer.tile(image)[0].boxes)
+    assert 0 < result.table.blocks <= own_blocks
+
+
 def test_a_resized_jpeg_and_a_clean_image_have_no_table():
     art = draw_art(8)
     small = Image.fromarray(decoded(jpeg_bytes(art, 60))).resize((345, 288), Image.Resampling.LANCZOS)

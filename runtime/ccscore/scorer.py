@@ -328,7 +328,9 @@ class Scorer:
             return None
         row, col = vote.offset
         offsets = [((row - box[1]) % JPEG_GRID, (col - box[0]) % JPEG_GRID) for box in tiles.boxes]
-        return estimate_luma_table(list(tiles.pixels), offsets)
+        # A small image's tiles are edge-padded: the padding was never quantised, only the image's own pixels are.
+        own = [tile[: box[3] - box[1], : box[2] - box[0]] for tile, box in zip(tiles.pixels, tiles.boxes)]
+        return estimate_luma_table(own, offsets)
 
     def score(self, image: ImageInput) -> ScoreResult:
         """Scores one image: a path, a PIL image, or an RGB uint8 array. `ModelOutputError` when the model's
