@@ -159,6 +159,12 @@ def test_a_small_jpeg_is_read_on_its_own_pixels_not_its_tiles_padding():
     assert 0 < result.table.blocks <= own_blocks
 
 
+def test_near_flat_noise_fits_no_coarse_table():
+    rng = np.random.default_rng(11)  # a flat page with faint noise: its few coefficients sit near zero
+    page = np.clip(200 + rng.normal(0, 0.6, (256, 256, 1)), 0, 255).round().astype(np.uint8).repeat(3, axis=2)
+    assert estimate_luma_table([page], [(0, 0)]).kind is None
+
+
 def test_a_resized_jpeg_and_a_clean_image_have_no_table():
     art = draw_art(8)
     small = Image.fromarray(decoded(jpeg_bytes(art, 60))).resize((345, 288), Image.Resampling.LANCZOS)

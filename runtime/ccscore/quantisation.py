@@ -108,14 +108,19 @@ MIN_EVIDENCE = 0.5
 MIN_CUSTOM_STEPS = 5
 
 
-def lattice_evidence(values: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """(float32)Log-likelihood ratio of coefficients `values` sitting on the lattice of `steps` (broadcast together)
-    against no lattice at all: about log(step) for a coefficient on a lattice point, log(OUTLIERS) off it.
-    Finer lattices explain more values but earn less for each, so the sum peaks at the true step."""
-    values, steps = np.asarray(values, np.float32), np.asarray(steps, np.float32)
-    residual = np.abs(values - steps * np.round(values / steps))
+def lattice_evidence(values: np.ndarray, steps: np.ndarray, zero: bool = False) -> np.ndarray:
+    """(float32) Log-likelihood ratio of clearly non-zero coefficients `values` sitting on non-zero multiples of
+    `steps` (broadcast together) against no lattice at all: about log(step) for a coefficient on a lattice
+    point, log(OUTLIERS) off it. Finer lattices explain more values but earn less for each, so the sum peaks at
+    the true step. Zero is a lattice point only with `zero` (coefficients repaired from clipping, which may
+    truly be zero): else near-flat noise would sit "on" every coarse lattice."""
+    magnitude, steps = np.abs(np.asarray(values, np.float32)), np.asarray(steps, np.float32)
+    multiple = np.maximum(np.round(magnitude / steps), 0.0 if zero else 1.0)
+    residual = np.abs(magnitude - multiple * steps)
     scale = np.float32(-0.5 / NOISE**2)
-    density = np.exp(scale * residual**2) + np.exp(scale * (steps - residual) ** 2)
+    density = np.exp(scale * residual**2)
+    # The other neighbouring multiple, where it is not zero.
+    density += np.where(zero | (magnitude >= steps), np.exp(scale * (steps - residual) ** 2), 0.0)
     density *= steps * np.float32((1.0 - OUTLIERS) / (NOISE * np.sqrt(2 * np.pi)))
     return np.log(density + np.float32(OUTLIERS))
 
@@ -288,13 +293,13 @@ def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], floa
     luma, clip, observed = luma[keep], clip[keep], observed[keep]
     mask = np.abs(observed) >= NONZERO
     mask[:, 0, 0] = False
-    if mask.sum() < MIN_SUPPORT:
+    if mask.sum() < MIN_CLIPPED_SUPPORT:
         return None, 0.0
 
     def evidence(qualities: np.ndarray) -> np.ndarray:
         tables = IJG_LUMA[qualities - 1]
         repaired = repair_clipped(luma, clip, tables, REPAIR_ROUNDS)
-        scores = lattice_evidence(repaired, tables[:, None].astype(np.float64))
+        scores = lattice_evidence(repaired, tables[:, None], zero=True)
         return (scores * mask).sum(axis=(1, 2, 3)) / mask.sum()
 
     coarse = np.arange(COARSE_STEP // 2 + 1, 101, COARSE_STEP)
@@ -311,6 +316,7 @@ def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], floa
 # could settle on any lattice), repaired in this many rounds per candidate quality, candidates first every
 # COARSE_STEP qualities, then every quality near the best.
 MAX_CLIPPED_BLOCKS = 64
+MIN_CLIPPED_SUPPORT = 64  # clearly non-zero AC coefficients among them: fewer, and a near-flat page could fit
 MAX_CLIPPED_PIXELS = 24
 REPAIR_ROUNDS = 8
 COARSE_STEP = 5
