@@ -36,7 +36,9 @@ def ranked(scores: dict) -> str:
 
 def readable(record: dict) -> str:
     """One line per image; with --tiles, one more per tile scored: its box (left, top, right, bottom)."""
-    quality = f", quality ~{record['quality']:.0f}" if record.get("quality") is not None else ""
+    exact = "" if record.get("quality_source") == "table" else "~"  # read from the JPEG's table, or estimated
+    quality = f", quality {exact}{record['quality']:.0f}" if record.get("quality") is not None else ""
+    quality += ", recompressed" if record.get("recompressed") else ""
     label = record["label"]
     # Said where the answer is not a measurement: nothing a codec could mark, or too little to check a grid on.
     evidence = {"none": ", no evidence", "weak": ", weak evidence"}.get(record.get("evidence"), "")
