@@ -80,12 +80,22 @@ QUALITY_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("mozjpeg (custom tables)", ("jpeg_mozjpeg_q80",)),
     ("random encoder q85", ("jpeg_other_q85",)),
     ("line art / manga, random encoders", ("jpeg_lineart", "jpeg_manga")),
-    ("JPEG then resized", ("resize",)),
+    ("JPEG then resized by 0.95", ("resize",)),
+    ("JPEG then downscaled", ("jpeg_downscaled",)),
+    ("JPEG then upscaled x2", ("jpeg_upscaled_x2",)),
     ("JPEG saved again at 90", ("double",)),
 )
 WEBP_QUALITY_KINDS = ("webp_cwebp", "webp_grey", "webp_q50", "webp_q75", "webp_q90", "webp_q95")
 QUALITY_BAR = {"<=80": 1.5, "81-90": 1.0, "91-95": 1.0}
 WEBP_QUALITY_BAR = 5.0
+
+
+def label_name(label: str) -> str:
+    """A manifest's label (an index into LABELS, or a name) as a name; indices past LABELS (codecs this
+    benchmark does not know, e.g. a newer set's AVIF) become "label<n>"."""
+    if not label.isdigit():
+        return label
+    return LABELS[int(label)] if int(label) < len(LABELS) else f"label{label}"
 
 
 def band_of(quality: float) -> str:
@@ -125,7 +135,7 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 
 def evaluate(records: list[dict], real: list[dict]) -> dict:
-    label = np.array([LABELS[int(r["label"])] if r["label"].isdigit() else r["label"] for r in records])
+    label = np.array([label_name(r["label"]) for r in records])
     kind = np.array([r["kind"] for r in records])
     quality = np.array([float(r["quality"]) if r["quality"] not in ("", None) else math.nan for r in records])
     pred = np.array([r["pred"] for r in records])
