@@ -13,6 +13,7 @@ Reading a file's own tables (its DQT segments) lives in ccscore.container; both 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional, Sequence
 
 import numpy as np
@@ -97,7 +98,8 @@ NOISE = 0.5
 # Share of coefficients that sit on no lattice (clipping, chroma rounding, a second compression).
 OUTLIERS = 0.05
 # Clearly non-zero coefficients read per frequency: enough to tell lattices apart, few enough to stay cheap.
-MAX_SAMPLES = 256
+MAX_SAMPLES = 64
+MAX_POOLED = 1024  # of them, pooled over the frequencies, for the fit over the 100 IJG qualities
 # Fewer clearly non-zero coefficients than this at a frequency leave its step unknown.
 MIN_SUPPORT = 8
 MAX_STEP = 255
@@ -151,21 +153,21 @@ def grid_blocks(image: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
 YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 
 
-def ycbcr_blocks(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Y, Cb, Cr [3, N, 8, 8] (float32) of the whole 8x8 blocks of RGB uint8 tiles on their grids, and where
-    each pixel was clipped [N, 8, 8] (int8: +1 a channel at 255, -1 a channel at 0, 2 both: luma unknown)."""
-    planes, clips = [], []
+
+def rgb_blocks(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """RGB [N, 8, 8, 3] (float32) of the whole 8x8 blocks of RGB uint8 tiles on their grids, and where each
+    pixel was clipped [N, 8, 8] (int8: +1 a channel at 255, -1 a channel at 0, 2 both: luma unknown)."""
+    blocks, clips = [], []
     for tile, offset in zip(tiles, offsets):
         r, g, b = tile[..., 0], tile[..., 1], tile[..., 2]
         high = np.maximum(np.maximum(r, g), b) == 255
         low = np.minimum(np.minimum(r, g), b) == 0
         clip = np.where(high & low, 2, high.view(np.int8) - low.view(np.int8)).astype(np.int8)
         clips.append(grid_blocks(clip, offset))
-        rgb = grid_blocks(tile, offset).astype(np.float32)  # [n, 8, 8, 3]
-        planes.append(np.moveaxis(rgb @ YCBCR.T, -1, 0))
-    if not planes:
-        return np.zeros((3, 0, 8, 8), np.float32), np.zeros((0, 8, 8), np.int8)
-    return np.concatenate(planes, axis=1), np.concatenate(clips)
+        blocks.append(grid_blocks(tile, offset))
+    if not blocks:
+        return np.zeros((0, 8, 8, 3), np.float32), np.zeros((0, 8, 8), np.int8)
+    return np.concatenate(blocks).astype(np.float32), np.concatenate(clips)
 
 
 # float32 and stacked 8x8 products: numpy runs these without BLAS threads, which on a busy machine cost more
@@ -230,29 +232,49 @@ def fit_ijg_lattice(samples: list[np.ndarray]) -> tuple[Optional[int], float]:
     values = np.concatenate(samples[1:])
     if len(values) < MIN_SUPPORT:
         return None, 0.0
-    freq = np.concatenate([np.full(len(v), k) for k, v in enumerate(samples) if k > 0])
-    steps = IJG_LUMA.reshape(100, 64)[:, freq].astype(np.float64)  # [100, M]
+    freq = np.repeat(np.arange(1, len(samples)), [len(v) for v in samples[1:]])
+    if len(values) > MAX_POOLED:  # spread over the frequencies as found
+        keep = np.linspace(0, len(values) - 1, MAX_POOLED).astype(np.int64)
+        values, freq = values[keep], freq[keep]
+    steps = IJG_LUMA.reshape(100, 64)[:, freq]  # [100, M]
     evidence = lattice_evidence(values[None, :], steps).sum(axis=1)
     best = len(evidence) - 1 - int(np.argmax(evidence[::-1]))
     return int(QUALITIES[best]), float(evidence[best] / len(values))
 
 
-@dataclass(frozen=True)
 class TableEstimate:
-    """The luma quantisation table read from pixels: steps [8, 8] (0 where unknown), the blocks read, the IJG
-    quality whose lattices explain the coefficients best with its evidence per coefficient, and how far the
-    steps estimated one by one are from that quality's table (`fit`)."""
+    """The luma quantisation table read from pixels.
 
-    steps: np.ndarray
-    blocks: int
-    quality: Optional[int]
-    evidence: float
-    fit: Optional[QualityFit]
+    `quality`: the IJG quality whose lattices explain the coefficients best, with its `evidence` per
+    coefficient; `blocks`: the unclipped blocks read. What only --details shows is computed when asked: the
+    steps estimated one frequency at a time (`steps`, 0 where unknown), how far they are from the fitted table
+    (`fit`), and the chroma subsampling guess (`subsampling`)."""
+
+    def __init__(self, samples: list[np.ndarray], blocks: int, quality: Optional[int], evidence: float,
+                 chroma: np.ndarray):
+        self.samples, self.blocks, self.quality, self.evidence = samples, blocks, quality, evidence
+        self._chroma = chroma  # unclipped Cb, Cr blocks [2, N, 8, 8], read by `subsampling`
 
     @property
     def found(self) -> bool:
-        """Whether the coefficients sit on a lattice at all (not a resized or re-rendered image)."""
+        """Whether the coefficients sit on an IJG table's lattices (not a resized or re-rendered image)."""
         return self.quality is not None and self.evidence >= MIN_EVIDENCE
+
+    @cached_property
+    def steps(self) -> np.ndarray:
+        steps = np.zeros(64, dtype=np.int64)
+        for k in range(1, 64):  # the DC step is unreliable: level shifts and flat areas put DC anywhere
+            steps[k] = frequency_step(self.samples[k])
+        return steps.reshape(8, 8)
+
+    @property
+    def fit(self) -> Optional[QualityFit]:
+        known = self.steps > 0
+        if self.quality is None or not known.any():
+            return None
+        table = IJG_LUMA[self.quality - 1]
+        relative = np.abs(self.steps[known] - table[known]) / table[known]
+        return QualityFit(self.quality, float(relative.mean()), bool((relative == 0).all()))
 
     @property
     def kind(self) -> Optional[str]:
@@ -271,12 +293,12 @@ class TableEstimate:
         fit = fit_quality(self.steps, known) if known.any() else None
         return None if fit is None else fit.quality
 
-    subsampling: Optional[str] = None  # chroma subsampling guess from the pixels; None when unknown
+    @cached_property
+    def subsampling(self) -> Optional[str]:
+        return guess_subsampling(self._chroma, self.quality if self.found else None)
 
     def table(self) -> list[list[Optional[int]]]:
         return [[int(s) if s else None for s in row] for row in self.steps]
-
-
 
 
 def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], float]:
@@ -296,17 +318,17 @@ def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], floa
     if mask.sum() < MIN_CLIPPED_SUPPORT:
         return None, 0.0
 
-    def evidence(qualities: np.ndarray) -> np.ndarray:
+    def evidence(qualities: np.ndarray, blocks: int, rounds: int) -> np.ndarray:
         tables = IJG_LUMA[qualities - 1]
-        repaired = repair_clipped(luma, clip, tables, REPAIR_ROUNDS)
-        scores = lattice_evidence(repaired, tables[:, None], zero=True)
-        return (scores * mask).sum(axis=(1, 2, 3)) / mask.sum()
+        repaired = repair_clipped(luma[:blocks], clip[:blocks], tables, rounds)
+        scores = lattice_evidence(repaired, tables[:, None], zero=True) * mask[:blocks]
+        return scores.sum(axis=(1, 2, 3)) / max(mask[:blocks].sum(), 1)
 
     coarse = np.arange(COARSE_STEP // 2 + 1, 101, COARSE_STEP)
-    scores = evidence(coarse)
+    scores = evidence(coarse, COARSE_BLOCKS, COARSE_ROUNDS)
     centre = int(coarse[int(np.argmax(scores))])
     fine = np.arange(max(1, centre - COARSE_STEP + 1), min(100, centre + COARSE_STEP - 1) + 1)
-    scores = evidence(fine)
+    scores = evidence(fine, MAX_CLIPPED_BLOCKS, REPAIR_ROUNDS)
     best = len(scores) - 1 - int(np.argmax(scores[::-1]))
     return int(fine[best]), float(scores[best])
 
@@ -314,36 +336,26 @@ def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], floa
 # Clipped blocks are read only when no unclipped block shows a lattice (art on white or black backgrounds):
 # at most this many, those with the most detail, with at most this many clipped pixels each (beyond, a block
 # could settle on any lattice), repaired in this many rounds per candidate quality, candidates first every
-# COARSE_STEP qualities, then every quality near the best.
+# COARSE_STEP qualities (on fewer blocks, in fewer rounds), then every quality near the best.
 MAX_CLIPPED_BLOCKS = 64
 MIN_CLIPPED_SUPPORT = 64  # clearly non-zero AC coefficients among them: fewer, and a near-flat page could fit
 MAX_CLIPPED_PIXELS = 24
 REPAIR_ROUNDS = 8
 COARSE_STEP = 5
+COARSE_BLOCKS = 32
+COARSE_ROUNDS = 4
 
 
 def estimate_luma_table(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> TableEstimate:
     """RGB uint8 tiles and the (row, column) where each tile's first whole 8x8 block starts."""
-    ycbcr, clip = ycbcr_blocks(tiles, offsets)
-    luma = ycbcr[0]
+    rgb, clip = rgb_blocks(tiles, offsets)
+    luma = rgb @ YCBCR[0]
     unclipped = ~(clip != 0).reshape(len(clip), -1).any(axis=1)
-    coefficients = dct_blocks(luma[unclipped]).reshape(-1, 64)  # read by frequency below
-    samples = nonzero_samples(coefficients)
-    steps = np.zeros(64, dtype=np.int64)
-    for k in range(1, 64):  # the DC step is unreliable: level shifts and flat areas put DC anywhere
-        steps[k] = frequency_step(samples[k])
-    steps = steps.reshape(8, 8)
+    samples = nonzero_samples(dct_blocks(luma[unclipped]).reshape(-1, 64))
     quality, evidence = fit_ijg_lattice(samples)
     if (quality is None or evidence < MIN_EVIDENCE) and not unclipped.all():
         quality, evidence = fit_clipped(luma, clip)
-    fit = None
-    known = steps > 0
-    if quality is not None and known.any():
-        table = IJG_LUMA[quality - 1]
-        relative = np.abs(steps[known] - table[known]) / table[known]
-        fit = QualityFit(quality, float(relative.mean()), bool((relative == 0).all()))
-    return TableEstimate(steps, len(coefficients), quality, evidence, fit,
-                         guess_subsampling(ycbcr[1:, unclipped], quality if evidence >= MIN_EVIDENCE else None))
+    return TableEstimate(samples, int(unclipped.sum()), quality, evidence, rgb[unclipped])
 
 
 # Low chroma frequencies whose steps show a full-resolution chroma lattice (4:4:4).
@@ -352,15 +364,16 @@ CHROMA_LATTICE_FREQUENCIES = (1, 8, 9, 2, 16)
 MAX_SUBSAMPLING_QUALITY = 90
 
 
-def guess_subsampling(chroma: np.ndarray, quality: Optional[int]) -> Optional[str]:
-    """"4:4:4" or "subsampled" (4:2:0 or 4:2:2: the header tells which) from unclipped Cb, Cr blocks
-    [2, N, 8, 8] on the luma grid, for a JPEG of IJG `quality`; None when the pixels cannot tell (no colour,
+def guess_subsampling(rgb: np.ndarray, quality: Optional[int]) -> Optional[str]:
+    """"4:4:4" or "subsampled" (4:2:0 or 4:2:2: the header tells which) from unclipped RGB blocks
+    [N, 8, 8, 3] on the luma grid, for a JPEG of IJG `quality`; None when the pixels cannot tell (no colour,
     too little chroma detail, or steps too fine).
 
     Full-resolution chroma is quantised on the same 8x8 grid as luma: its low frequencies sit on lattices (Cb and
     Cr share IJG's chroma table). Subsampled chroma is upsampled from 16-pixel blocks: no lattice on that grid."""
-    if not chroma.shape[1]:
+    if not len(rgb):
         return None
+    chroma = np.moveaxis(rgb @ YCBCR[1:].T, -1, 0)  # Cb, Cr [2, N, 8, 8]
     flat = dct_blocks(chroma.reshape(-1, 8, 8)).reshape(-1, 64)
     samples = nonzero_samples(flat[:, list(CHROMA_LATTICE_FREQUENCIES)])
     if sum(frequency_step(v) >= 2 for v in samples) >= 2:

@@ -27,6 +27,7 @@ AGGREGATIONS = ("mean", "median", "max", "min", "worst_half")
 CLEAN = "clean"
 JPEG = "jpeg"
 JPEG_GRID = 8  # JPEG's block size: the grid period whose modal phase the table is read on
+FIRST_TABLE_TILES = 2
 TABLE_PIXELS = 1 << 20  # at most this many pixels of tiles are read for a JPEG's table (the bundled model: 128K)
 # How far a tile's probabilities may sum from 1 (float16 graphs round to ~1e-3) before they count as invalid.
 PROB_SUM_TOLERANCE = 1e-2
@@ -331,9 +332,13 @@ class Scorer:
         offsets = [((row - box[1]) % JPEG_GRID, (col - box[0]) % JPEG_GRID) for box in tiles.boxes]
         # A small image's tiles are edge-padded: the padding was never quantised, only the image's own pixels are.
         own = [tile[: box[3] - box[1], : box[2] - box[0]] for tile, box in zip(tiles.pixels, tiles.boxes)]
-        # The most textured tiles come first; a model with many large tiles is read only that far.
+        # The most textured tiles come first: the first two settle most images; the others (up to TABLE_PIXELS,
+        # whatever the model's tiling) are read only when those two show no table (art clipped on white).
         count = max(1, int((np.cumsum([t.shape[0] * t.shape[1] for t in own]) <= TABLE_PIXELS).sum()))
-        return estimate_luma_table(own[:count], offsets[:count])
+        table = estimate_luma_table(own[:FIRST_TABLE_TILES], offsets[:FIRST_TABLE_TILES])
+        if table.kind is None and count > FIRST_TABLE_TILES:
+            table = estimate_luma_table(own[:count], offsets[:count])
+        return table
 
     def score(self, image: ImageInput) -> ScoreResult:
         """Scores one image: a path, a PIL image, or an RGB uint8 array. `ModelOutputError` when the model's
