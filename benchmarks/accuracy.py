@@ -248,18 +248,21 @@ def quality_tables(records: list[dict], kind: np.ndarray, quality: np.ndarray, p
             if not m.any():
                 continue
             mae = float(error[m].mean())
+            found = m & ~np.isnan(pred_q)
             out[f"quality_mae_{family}_{band}"] = mae
-            rows.append([family, band, str(int(m.sum())), f"{mae:.2f}", f"{float(np.median(error[m])):.1f}",
-                         pct(int((from_table & m).sum()), int(m.sum())), pct(int(np.isnan(pred_q[m]).sum()), int(m.sum()))])
+            rows.append([family, band, str(int(m.sum())), f"{mae:.2f}", f"{float(error[found].mean()):.2f}" if found.any() else "-",
+                         f"{float(np.median(error[m])):.1f}", pct(int((from_table & m).sum()), int(m.sum())),
+                         pct(int(np.isnan(pred_q[m]).sum()), int(m.sum()))])
     webp = np.isin(kind, WEBP_QUALITY_KINDS) & (quality >= 30) & (quality <= 95)
     if webp.any():
         out["webp_quality_mae_30_95"] = float(error[webp].mean())
+        found = webp & ~np.isnan(pred_q)
         rows.append(["WebP (cwebp, Pillow, grey)", "30-95", str(int(webp.sum())), f"{out['webp_quality_mae_30_95']:.2f}",
-                     f"{float(np.median(error[webp])):.1f}", pct(int((from_table & webp).sum()), int(webp.sum())),
+                     f"{float(error[found].mean()):.2f}" if found.any() else "-", f"{float(np.median(error[webp])):.1f}", pct(int((from_table & webp).sum()), int(webp.sum())),
                      pct(int(np.isnan(pred_q[webp]).sum()), int(webp.sum()))])
     if rows:
         print_table(f"Quality error by encoder (issue #11; a missed image counts {MISSED_ERROR:g})",
-                    ["encoder", "quality", "n", "MAE", "median", "from table", "missed"], rows)
+                    ["encoder", "quality", "n", "MAE", "MAE of the flagged", "median", "from table", "missed"], rows)
     return out
 
 
