@@ -14,7 +14,7 @@ from typing import BinaryIO, Optional
 
 import numpy as np
 
-from .quantisation import IJG_CHROMA, IJG_LUMA, ZIGZAG, fit_quality
+from .quantisation import IJG_CHROMA, ZIGZAG, fit_quality
 
 HEADER_BYTES = 64 * 1024  # the most read at once: one JPEG segment, one PNG chunk header, a box header
 MAX_SEGMENTS = 256  # JPEG segments walked before the first scan; real files have a dozen

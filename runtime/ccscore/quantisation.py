@@ -56,37 +56,31 @@ IJG_CHROMA = np.stack([ijg_table(CHROMA_BASE, q) for q in QUALITIES])
 
 @dataclass(frozen=True)
 class QualityFit:
-    """The IJG quality whose table matches best. `error`: the mean relative step error over the compared
-    steps (0: the exact IJG table); `exact`: every compared step equals the IJG one."""
+    """An IJG quality against a table. `error`: the mean relative step error over the compared steps (0: the
+    exact IJG table); `exact`: every compared step equals the IJG one."""
 
     quality: int
     error: float
     exact: bool
 
-    @property
-    def kind(self) -> str:
-        return "ijg" if self.error <= IJG_MATCH_ERROR else "custom"
+    @classmethod
+    def against(cls, steps: np.ndarray, known: np.ndarray, quality: int) -> "QualityFit":
+        """How `steps` [8, 8] compare with IJG `quality`'s luma table where `known`."""
+        table = IJG_LUMA[quality - 1][known]
+        relative = np.abs(steps[known] - table) / table
+        return cls(int(quality), float(relative.mean()), bool((relative == 0).all()))
 
 
-# A table whose steps differ from the best IJG quality's by more than this on average (relative) is custom.
-# Exact IJG tables estimated from pixels miss by a step here and there at frequencies with little energy.
-IJG_MATCH_ERROR = 0.05
+def fit_quality(steps: np.ndarray, known: np.ndarray) -> Optional[QualityFit]:
+    """The IJG quality (1-100) whose luma table is nearest to `steps` [8, 8] where `known`.
 
-
-def fit_quality(steps: np.ndarray, known: np.ndarray, tables: np.ndarray = IJG_LUMA,
-                weights: Optional[np.ndarray] = None) -> Optional[QualityFit]:
-    """The quality (1-100) whose table in `tables` [100, 8, 8] is nearest to `steps` [8, 8] where `known`.
-
-    Nearness is the weighted mean of |log(step / table step)|: a step off by one counts for more where steps
-    are small, as quality does. Ties go to the highest quality (steps of 1 saturate at the top)."""
+    Nearness is the mean of |log(step / table step)|: a step off by one counts for more where steps are small,
+    as quality does. Ties go to the highest quality (steps of 1 saturate at the top)."""
     if not known.any():
         return None
-    w = (np.ones(steps.shape) if weights is None else weights)[known]
-    diff = np.abs(np.log(steps[known].astype(np.float64)) - np.log(tables[:, known].astype(np.float64)))
-    errors = diff @ w / w.sum()
+    errors = np.abs(np.log(steps[known].astype(np.float64)) - np.log(IJG_LUMA[:, known].astype(np.float64))).mean(axis=1)
     best = len(errors) - 1 - int(np.argmin(errors[::-1]))
-    relative = np.abs(steps[known] - tables[best][known]) / tables[best][known]
-    return QualityFit(int(QUALITIES[best]), float(relative @ w / w.sum()), bool((relative == 0).all()))
+    return QualityFit.against(steps, known, int(QUALITIES[best]))
 
 
 # ---------------------------------------------------------------- steps from pixels
@@ -270,11 +264,7 @@ class TableEstimate:
     @property
     def fit(self) -> Optional[QualityFit]:
         known = self.steps > 0
-        if self.quality is None or not known.any():
-            return None
-        table = IJG_LUMA[self.quality - 1]
-        relative = np.abs(self.steps[known] - table[known]) / table[known]
-        return QualityFit(self.quality, float(relative.mean()), bool((relative == 0).all()))
+        return QualityFit.against(self.steps, known, self.quality) if self.quality and known.any() else None
 
     @property
     def kind(self) -> Optional[str]:
