@@ -63,6 +63,39 @@ LOSSY_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
     ("WebP of grey art", ("webp_grey",), math.nan, math.nan),
 )
 RELIABILITY_BINS = (0.0, 0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 0.98, 1.0)
+# Issue #11: quality error by encoder family. A missed image (no quality: labelled clean) counts as an error of
+# MISSED_ERROR. Standard-table encoders (IJG tables scaled by quality) carry the bar; the others are shown.
+MISSED_ERROR = 100.0
+QUALITY_BANDS = ((0, 80, "<=80"), (81, 90, "81-90"), (91, 95, "91-95"))
+STANDARD_TABLE_KINDS = ("jpeg_cjpeg", "jpeg_imagemagick", "jpeg_graphicsmagick", "jpeg_pillow", "jpeg_grey",
+                        "jpeg_q50", "jpeg_q70", "jpeg_q85", "jpeg_q90", "jpeg_q95")
+QUALITY_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("standard tables, all (bar)", STANDARD_TABLE_KINDS),
+    ("cjpeg (libjpeg-turbo)", ("jpeg_cjpeg",)),
+    ("ImageMagick", ("jpeg_imagemagick",)),
+    ("GraphicsMagick", ("jpeg_graphicsmagick",)),
+    ("Pillow", ("jpeg_pillow", "jpeg_q50", "jpeg_q70", "jpeg_q85", "jpeg_q90", "jpeg_q95")),
+    ("grey JPEG", ("jpeg_grey",)),
+    ("jpegli (custom tables)", ("jpeg_jpegli",)),
+    ("mozjpeg (custom tables)", ("jpeg_mozjpeg_q80",)),
+    ("random encoder q85", ("jpeg_other_q85",)),
+    ("line art / manga, random encoders", ("jpeg_lineart", "jpeg_manga")),
+    ("JPEG then resized by 0.95", ("resize",)),
+    ("JPEG then downscaled", ("jpeg_downscaled",)),
+    ("JPEG then upscaled x2", ("jpeg_upscaled_x2",)),
+    ("JPEG saved again at 90", ("double",)),
+)
+WEBP_QUALITY_KINDS = ("webp_cwebp", "webp_grey", "webp_q50", "webp_q75", "webp_q90", "webp_q95")
+QUALITY_BAR = {"<=80": 1.5, "81-90": 1.0, "91-95": 1.0}
+WEBP_QUALITY_BAR = 5.0
+
+
+def label_name(label: str) -> str:
+    """A manifest's label (an index into LABELS, or a name) as a name; indices past LABELS (codecs this
+    benchmark does not know, e.g. a newer set's AVIF) become "label<n>"."""
+    if not label.isdigit():
+        return label
+    return LABELS[int(label)] if int(label) < len(LABELS) else f"label{label}"
 
 
 def band_of(quality: float) -> str:
@@ -81,7 +114,8 @@ def score_folder(scorer: Scorer, root: Path, rows: list[dict]) -> list[dict]:
             print(f"skipped: {exc}", file=sys.stderr)
             continue
         out.append({**row, "pred": result.label, "p_clean": result.scores.get("clean", float("nan")),
-                    "pred_quality": result.quality, "tiles_scored": len(result.tiles),
+                    "pred_quality": result.quality, "quality_source": result.quality_source,
+                    "tiles_scored": len(result.tiles),
                     # None for models without grid evidence (no phases output)
                     "evidence": result.evidence.word if result.evidence is not None else None})
     return out
@@ -101,7 +135,7 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 
 def evaluate(records: list[dict], real: list[dict]) -> dict:
-    label = np.array([LABELS[int(r["label"])] if r["label"].isdigit() else r["label"] for r in records])
+    label = np.array([label_name(r["label"]) for r in records])
     kind = np.array([r["kind"] for r in records])
     quality = np.array([float(r["quality"]) if r["quality"] not in ("", None) else math.nan for r in records])
     pred = np.array([r["pred"] for r in records])
@@ -188,12 +222,92 @@ def evaluate(records: list[dict], real: list[dict]) -> dict:
     summary["caught_shifted_or_double"] = float(flagged[shifted].mean()) if shifted.any() else math.nan
     mae_mask = (label == "jpeg") & (quality >= 30) & (quality <= 95) & ~np.isnan(pred_q) & ~np.isin(kind, WILD_POSITIVE_KINDS)
     summary["jpeg_quality_mae_30_95"] = float(np.abs(pred_q[mae_mask] - quality[mae_mask]).mean()) if mae_mask.any() else math.nan
+    summary.update(quality_tables(records, kind, quality, pred_q))
     if real:
         summary["real_lossy_flagged"] = f"{sum(r['pred'] != 'clean' for r in real)}/{len(real)}"
     summary["tiles_scored_per_image"] = float(np.mean([r["tiles_scored"] for r in records]))
     print_table("Summary", ["metric", "value"], [[k, f"{v:.4f}" if isinstance(v, float) else str(v)]
                                                   for k, v in summary.items() if not k.startswith(("caught_", "flagged_", "codec_right_group_"))])
     return summary
+
+
+def quality_error(pred_q: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """|estimate - truth| per image, MISSED_ERROR where there is no estimate."""
+    return np.where(np.isnan(pred_q), MISSED_ERROR, np.abs(pred_q - quality))
+
+
+def quality_tables(records: list[dict], kind: np.ndarray, quality: np.ndarray, pred_q: np.ndarray) -> dict:
+    """Issue #11's rows: JPEG quality MAE per band and encoder family (with the share read from the table and
+    the share missed), and WebP quality MAE at 30-95."""
+    error = quality_error(pred_q, quality)
+    from_table = np.array([r.get("quality_source") == "table" for r in records])
+    out, rows = {}, []
+    for family, kinds in QUALITY_FAMILIES:
+        for lo, hi, band in QUALITY_BANDS:
+            m = np.isin(kind, kinds) & (quality >= lo) & (quality <= hi)
+            if not m.any():
+                continue
+            mae = float(error[m].mean())
+            found = m & ~np.isnan(pred_q)
+            out[f"quality_mae_{family}_{band}"] = mae
+            rows.append([family, band, str(int(m.sum())), f"{mae:.2f}", f"{float(error[found].mean()):.2f}" if found.any() else "-",
+                         f"{float(np.median(error[m])):.1f}", pct(int((from_table & m).sum()), int(m.sum())),
+                         pct(int(np.isnan(pred_q[m]).sum()), int(m.sum()))])
+    webp = np.isin(kind, WEBP_QUALITY_KINDS) & (quality >= 30) & (quality <= 95)
+    if webp.any():
+        out["webp_quality_mae_30_95"] = float(error[webp].mean())
+        found = webp & ~np.isnan(pred_q)
+        rows.append(["WebP (cwebp, Pillow, grey)", "30-95", str(int(webp.sum())), f"{out['webp_quality_mae_30_95']:.2f}",
+                     f"{float(error[found].mean()):.2f}" if found.any() else "-", f"{float(np.median(error[webp])):.1f}", pct(int((from_table & webp).sum()), int(webp.sum())),
+                     pct(int(np.isnan(pred_q[webp]).sum()), int(webp.sum()))])
+    if rows:
+        print_table(f"Quality error by encoder (issue #11; a missed image counts {MISSED_ERROR:g})",
+                    ["encoder", "quality", "n", "MAE", "MAE of the flagged", "median", "from table", "missed"], rows)
+    return out
+
+
+def check_quality_bar(s: dict) -> list[tuple[str, bool]]:
+    """Issue #11's bar: standard-table JPEG quality MAE per band, WebP quality MAE at 30-95."""
+    family = QUALITY_FAMILIES[0][0]
+    lines = [(f"standard-table JPEG quality MAE <= {bar:g} at {band}", s[f"quality_mae_{family}_{band}"] <= bar)
+             for band, bar in QUALITY_BAR.items() if f"quality_mae_{family}_{band}" in s]
+    if s.get("real_jpegs"):
+        lines.append((f"real JPEG files: container.quality is their tables' IJG match ({s['real_jpegs']} files)",
+                      s["real_jpegs_container_quality_equal"] == s["real_jpegs"]))
+    if "webp_quality_mae_30_95" in s:
+        lines.append((f"WebP quality MAE <= {WEBP_QUALITY_BAR:g} at 30-95", s["webp_quality_mae_30_95"] <= WEBP_QUALITY_BAR))
+    return lines
+
+
+def check_real_jpegs(folder: Path) -> dict:
+    """Issue #11: for every JPEG under `folder`, `container.quality` must equal the IJG match of the file's own
+    tables as Pillow parses them (an independent DQT reader)."""
+    from PIL import Image
+
+    from ccscore.container import read_container
+    from ccscore.quantisation import fit_quality
+
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg") and p.is_file())
+    checked, mismatched, kinds = 0, [], {}
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                tables = im.quantization
+                luma_id = im.layer[0][3] if getattr(im, "layer", None) else min(tables)
+        except Exception:  # not a JPEG Pillow reads: nothing to compare with
+            continue
+        facts = read_container(path)
+        expected = fit_quality(np.array(tables[luma_id]).reshape(8, 8), np.ones((8, 8), bool)).quality
+        checked += 1
+        kinds[facts.get("table")] = kinds.get(facts.get("table"), 0) + 1
+        if facts.get("quality") != expected:
+            mismatched.append(f"{path}: container {facts.get('quality')}, tables {expected}")
+    print_table("Real JPEG files: container.quality against the IJG match of their own tables (Pillow's reader)",
+                ["files", "equal", "ijg tables", "custom tables"],
+                [[str(checked), str(checked - len(mismatched)), str(kinds.get("ijg", 0)), str(kinds.get("custom", 0))]])
+    for line in mismatched[:10]:
+        print("  mismatch:", line)
+    return {"real_jpegs": checked, "real_jpegs_container_quality_equal": checked - len(mismatched)}
 
 
 def reliability_rows(p_lossy: np.ndarray, lossy: np.ndarray) -> list[list[str]]:
@@ -270,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tiles", type=int, default=None, help="tiles per image (default: the model's)")
     parser.add_argument("--all-tiles", action="store_true", help="no early stop: score every chosen tile")
     parser.add_argument("--json", type=Path, help="write the summary here")
+    parser.add_argument("--real-jpegs", type=Path, help="folder of real JPEG files: check container.quality")
+    parser.add_argument("--kinds", help="comma-separated kinds to score (default: all), for quick checks")
     args = parser.parse_args(argv)
 
     if args.clean_dir is not None:
@@ -280,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     if not manifest.is_file():
         parser.error(f"{manifest} not found: build it with --clean-dir")
     rows = list(csv.DictReader(open(manifest, newline="")))
+    if args.kinds:
+        rows = [r for r in rows if r["kind"] in args.kinds.split(",")]
     scorer = Scorer(args.model, threshold=args.threshold, aggregate=args.aggregate, max_tiles=args.max_tiles,
                     all_tiles=args.all_tiles)
     print(f"model {scorer.info.name} {scorer.info.version} ({scorer.info.path}); threshold {scorer.threshold}, "
@@ -294,13 +412,19 @@ def main(argv: list[str] | None = None) -> int:
                                                        "quality": "", "kind": "real"} for p in files])
     print(f"scored {len(records) + len(real)} images in {time.time() - start:.1f} s")
     summary = evaluate(records, real)
+    if args.real_jpegs:
+        summary.update(check_real_jpegs(args.real_jpegs))
     bar = check_bar(summary)
     print_table("Detector bar", ["requirement", "met"], [[name, "yes" if ok else "NO"] for name, ok in bar])
     wild_bar = check_wild_bar(summary)
     if wild_bar:
         print_table("Wild-art bar (issue #10)", ["requirement", "met"], [[name, "yes" if ok else "NO"] for name, ok in wild_bar])
+    quality_bar = check_quality_bar(summary)
+    if quality_bar:
+        print_table("Quality bar (issue #11)", ["requirement", "met"], [[name, "yes" if ok else "NO"] for name, ok in quality_bar])
     if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "bar": dict(bar), "wild_bar": dict(wild_bar)}, indent=2))
+        args.json.write_text(json.dumps({"summary": summary, "bar": dict(bar), "wild_bar": dict(wild_bar),
+                                         "quality_bar": dict(quality_bar)}, indent=2))
     return 0
 
 

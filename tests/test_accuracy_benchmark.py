@@ -59,3 +59,22 @@ def test_reliability_rows_bin_counts_and_ece():
     counts = [int(r[1]) for r in rows[:-1]]
     assert sum(counts) == len(p) and counts[0] == 2 and counts[-1] == 2  # 1.0 falls in the closed last bin
     assert rows[-1][0] == "ECE" and math.isclose(float(rows[-1][2]), (0.005 * 2 + 0.5 + 0.05) / 6, abs_tol=1e-4)
+
+
+def test_quality_rows_count_a_missed_image_as_100_and_check_the_bar():
+    def scored(kind, truth, estimate, source="table"):
+        r = _record(kind, 1, "jpeg" if estimate is not None else "clean", 0.0, quality=str(truth))
+        return {**r, "pred_quality": estimate, "quality_source": source if estimate is not None else None}
+
+    records = ([scored("jpeg_cjpeg", 50, 50.0)] * 98 + [scored("jpeg_pillow", 60, 64.0, "model"),
+                                                        scored("jpeg_imagemagick", 70, None)]
+               + [scored("jpeg_q85", 85, 85.0)] * 10 + [scored("webp_cwebp", 40, 44.0, "model")])
+    s = accuracy.evaluate(records, [])
+    assert math.isclose(s["quality_mae_standard tables, all (bar)_<=80"], (4 + 100) / 100)
+    assert s["quality_mae_standard tables, all (bar)_81-90"] == 0.0
+    assert s["quality_mae_ImageMagick_<=80"] == 100.0
+    assert s["webp_quality_mae_30_95"] == 4.0
+    bar = dict(accuracy.check_quality_bar(s))
+    assert bar["standard-table JPEG quality MAE <= 1.5 at <=80"] and bar["WebP quality MAE <= 5 at 30-95"]
+    assert "standard-table JPEG quality MAE <= 1 at 91-95" not in bar  # a band the set lacks is no line
+    assert accuracy.label_name("4") == "label4" and accuracy.label_name("1") == "jpeg"

@@ -318,3 +318,20 @@ def test_a_second_run_acting_into_the_same_folder_is_refused(tmp_path):
     assert list(dest.iterdir()) == []
     running.release_destination()
     assert run_cli("act", str(tmp_path / "s.jsonl"), "--copy-to", str(dest)).returncode == 0
+
+
+def test_a_quality_cut_selects_as_the_score_command_does(scored, tmp_path):
+    """--flag-below Q: the same rule (selection.Selection) as `ccscore --flag-below Q` on the saved records."""
+    from ccscore.selection import Selection
+
+    root, data, flagged, _ = scored
+    records = [json.loads(line) for line in (root / "scores.jsonl").read_text().splitlines()[1:]]
+    qualities = sorted(r["quality"] for r in records if r["label"] != "clean")
+    cut = (qualities[0] + qualities[-1]) / 2 if qualities[0] < qualities[-1] else qualities[0] + 0.5
+    expected = {str(Path(r["path"]).relative_to(data)) for r in records if Selection("flagged", cut).flagged(r)}
+    assert expected and len(expected) <= len(flagged)
+    run = run_cli("act", str(root / "scores.jsonl"), "--flag-below", str(cut), "--copy-to", str(tmp_path / "out"))
+    assert run.returncode == 0, run.stderr
+    assert set(snapshot(tmp_path / "out")) == expected
+    bad = run_cli("act", str(root / "scores.jsonl"), "--flag-below", "500", "--copy-to", str(tmp_path / "o2"))
+    assert bad.returncode == 2 and "--flag-below" in bad.stderr and not (tmp_path / "o2").exists()

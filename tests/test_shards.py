@@ -150,3 +150,23 @@ def test_actions_refuse_shards_and_pyarrow_is_an_extra(data, tmp_path):
                             "print(sorted(m for m in ('pyarrow', 'ray') if m in sys.modules))"],
                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "runtime")})
     assert probe.stdout.strip() == "[]", probe.stderr
+
+
+def test_a_members_header_facts_are_read_from_the_shard(tmp_path):
+    """`container` comes from the member's own bytes, read in place, as it does from a file."""
+    import tarfile
+
+    import numpy as np
+    from PIL import Image
+
+    art = (np.random.default_rng(0).random((200, 240, 3)) * 255).astype(np.uint8)
+    Image.fromarray(art).save(tmp_path / "x.jpg", quality=70)
+    Image.fromarray(art).save(tmp_path / "y.png")
+    with tarfile.open(tmp_path / "s.tar", "w") as tar:
+        for name in ("y.png", "x.jpg"):
+            tar.add(tmp_path / name, arcname=name)
+    run = run_cli(str(tmp_path / "s.tar"), "--jsonl")
+    assert run.returncode == 0, run.stderr
+    records = {Path(r["path"]).name: r for r in map(json.loads, run.stdout.splitlines())}
+    assert records["x.jpg"]["container"]["format"] == "jpeg" and records["x.jpg"]["container"]["quality"] == 70
+    assert records["y.png"]["container"]["format"] == "png"

@@ -54,8 +54,9 @@ def source_name(source) -> str:
 
 
 def decode_one(path, spec: TileSpec):
-    """path (or an `EncodedImage`) -> (pixels [N,T,T,3] uint8, boxes, (width, height)) or an error string;
-    never raises."""
+    """path (or an `EncodedImage`) -> (pixels [N,T,T,3] uint8, boxes, (width, height), header facts) or an
+    error string; never raises."""
+    from .container import read_container
     from .errors import ImageError, one_line
     from .images import load_image
     from .tiling import make_tiles
@@ -65,7 +66,8 @@ def decode_one(path, spec: TileSpec):
         tiles = make_tiles(decoded, spec.strategy, spec.tile_size, spec.params)
         size = decoded.size
         del decoded
-        return np.ascontiguousarray(tiles.pixels), [tuple(int(v) for v in b) for b in tiles.boxes], size
+        return (np.ascontiguousarray(tiles.pixels), [tuple(int(v) for v in b) for b in tiles.boxes], size,
+                read_container(path))
     except ImageError as exc:
         return one_line(exc)
     except MemoryError:
@@ -358,6 +360,7 @@ class Decoded:
     pixels: Optional[np.ndarray] = None
     boxes: Optional[list] = None
     size: Optional[tuple[int, int]] = None
+    container: Optional[dict] = None  # header facts (ccscore.container)
     error: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
 
@@ -367,8 +370,8 @@ def _as_decoded(item: InputItem, result) -> Decoded:
     out, warned = (result, []) if isinstance(result, str) else result
     if isinstance(out, str):
         return Decoded(item, error=out, warnings=warned)
-    pixels, boxes, size = out
-    return Decoded(item, pixels, boxes, size, warnings=warned)
+    pixels, boxes, size, container = out
+    return Decoded(item, pixels, boxes, size, container, warnings=warned)
 
 
 def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, window: Optional[int] = None,
@@ -420,14 +423,15 @@ def batches(decoded: Iterable[Decoded], batch_tiles: int) -> Iterator[list[Decod
         yield batch
 
 
-def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False) -> list[tuple[Decoded, dict]]:
+def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False,
+                with_details: bool = False) -> list[tuple[Decoded, dict]]:
     """One session run for the whole batch; returns (decoded, record) in order."""
     from .errors import without_path
     from .tiling import Tiles
 
     good = [d for d in batch if d.pixels is not None]
     scored = scorer.score_together([(d.item.path, Tiles(d.pixels, d.boxes), d.size) for d in good])
-    records = {id(d): r.to_dict(with_tiles=with_tiles) for d, r in zip(good, scored)}
+    records = {id(d): r.with_container(d.container).to_dict(with_tiles, with_details) for d, r in zip(good, scored)}
     out = []
     for d in batch:
         record = records[id(d)] if d.pixels is not None else {
@@ -503,7 +507,7 @@ def format_seconds(s: float) -> str:
 
 def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: int,
                  on_batch: Callable[[list[tuple[Decoded, dict]]], None], with_tiles: bool = False,
-                 pool: Optional[DecodePool] = None, keep_pool: bool = False) -> None:
+                 pool: Optional[DecodePool] = None, keep_pool: bool = False, with_details: bool = False) -> None:
     """Decodes, scores and hands each batch's (decoded, record) pairs to `on_batch`, in input order.
     Decoding a file in a worker may take `scorer.file_timeout` seconds (a `pool` brings its own limit).
     `pool` is closed at the end unless `keep_pool`."""
@@ -516,6 +520,6 @@ def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: 
                            keep_pool=keep_pool)
     try:
         for batch in batches(stream, batch_tiles):
-            on_batch(score_batch(scorer, batch, with_tiles))
+            on_batch(score_batch(scorer, batch, with_tiles, with_details))
     finally:
         stream.close()

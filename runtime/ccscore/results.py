@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .container import recompressed
 from .evidence import MIN_VOTES, ImageEvidence
+from .quantisation import TableEstimate
 from .tiling import Box
 
 
@@ -32,24 +34,61 @@ class ScoreResult:
     path: Optional[str] = None
     # What the tiles could show (ccscore.evidence); None for models without grid evidence.
     evidence: Optional[ImageEvidence] = None
+    # Where `quality` comes from: "table" (the IJG table read from the pixels: exact), "model" (the learned
+    # head: approximate, as for WebP and resized images), "both" (a custom table's nearest IJG quality averaged
+    # with the head's); None without a quality.
+    quality_source: Optional[str] = None
+    table: Optional[TableEstimate] = None  # a JPEG's luma quantisation table read from its pixels
+    container: Optional[dict] = None  # header facts of the file (ccscore.container); None for arrays and images
 
     @property
     def flagged(self) -> bool:
         return self.label != "clean"
 
-    def to_dict(self, with_tiles: bool = False) -> dict:
+    @property
+    def recompressed(self) -> Optional[bool]:
+        """The pixels tell a lossier story than the file's header (ccscore.container.recompressed)."""
+        return recompressed(self.container, self.label, self.quality, self.quality_source)
+
+    def with_container(self, container: Optional[dict]) -> "ScoreResult":
+        self.container = container
+        return self
+
+    def details(self) -> dict:
+        """The --details view: the luma table read from the pixels (8x8, null where unknown), its kind ("ijg"
+        with the match error of the steps found one by one, or "custom" with the nearest IJG quality), the
+        8x8 and 4x4 grid offsets (x, y), and the chroma subsampling guess."""
+        table = self.table
+        d: dict = {"luma_table": table.table() if table is not None and table.kind else None,
+                   "table_kind": table.kind if table is not None else None,
+                   "table_quality": table.nearest_quality if table is not None and table.kind else None,
+                   "table_match_error": (round(table.fit.error, 4) if table is not None and table.kind == "ijg"
+                                         and table.fit is not None else None)}
+        if self.evidence is not None:
+            d["grid_offset"] = {f"{n}x{n}": (None if v.offset is None else [v.offset[1], v.offset[0]])
+                                for n, v in sorted(self.evidence.grids.items(), reverse=True)}
+        d["subsampling"] = table.subsampling if table is not None else None
+        return d
+
+    def to_dict(self, with_tiles: bool = False, with_details: bool = False) -> dict:
         d: dict = {}
         if self.path is not None:
             d["path"] = self.path
         d["label"] = self.label
         d["scores"] = self.scores
         d["quality"] = self.quality  # null for clean images and for models without a quality output
+        d["quality_source"] = self.quality_source
         d["width"], d["height"] = self.size
         if self.evidence is not None:
             d["evidence"] = self.evidence.word
             # null where too few quadrants voted to measure an agreement (evidence "weak" or "none")
             d["grid_agreement"] = {f"{n}x{n}": round(v.agreement, 4) if v.voting >= MIN_VOTES else None
                                    for n, v in sorted(self.evidence.grids.items())}
+        if self.container is not None:
+            d["container"] = self.container
+            d["recompressed"] = self.recompressed
+        if with_details:
+            d["details"] = self.details()
         if with_tiles:
             d["tiles"] = [t.to_dict() for t in self.tiles]
         return d
@@ -63,5 +102,8 @@ class ScoreFailure:
     error: str  # one line
     path: Optional[str] = None
 
-    def to_dict(self, with_tiles: bool = False) -> dict:
+    def with_container(self, container: Optional[dict]) -> "ScoreFailure":
+        return self  # an image that could not be scored has no story to compare its header with
+
+    def to_dict(self, with_tiles: bool = False, with_details: bool = False) -> dict:
         return {**({"path": self.path} if self.path is not None else {}), "error": self.error}

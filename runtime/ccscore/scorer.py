@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from .container import read_container
 from .errors import ImageError, ModelError, ModelOutputError, one_line, without_path
 from .evidence import MIN_VOTES, ImageEvidence, image_evidence
 from .images import ImageInput, load_image
 from .model_info import MAX_TILES_RANGE, PHASES, PROBS, QUALITY, ModelInfo, default_model_path, number
 from .pipeline import DEFAULT_FILE_TIMEOUT
+from .quantisation import TableEstimate, estimate_luma_table
 from .providers import Device, Session, create_session, import_onnxruntime
 from .results import ScoreFailure, ScoreResult, TileScore
 from .tiling import Box, Tiles, make_tiles
@@ -26,6 +28,10 @@ if TYPE_CHECKING:
 # outvote it.
 AGGREGATIONS = ("mean", "median", "max", "min", "worst_half")
 CLEAN = "clean"
+JPEG = "jpeg"
+JPEG_GRID = 8  # JPEG's block size: the grid period whose modal phase the table is read on
+FIRST_TABLE_TILES = 2
+TABLE_PIXELS = 1 << 20  # at most this many pixels of tiles are read for a JPEG's table (the bundled model: 128K)
 # How far a tile's probabilities may sum from 1 (float16 graphs round to ~1e-3) before they count as invalid.
 PROB_SUM_TOLERANCE = 1e-2
 
@@ -319,29 +325,56 @@ class Scorer:
                 return self.judge(first, boxes[: len(first)])[0]
         return self.judge(outputs, boxes)[0]
 
-    def result(self, tiles: Tiles, size: tuple[int, int], outputs: TileOutputs, path: Optional[str] = None) -> ScoreResult:
-        """One image's result from the outputs of the tiles it stands on."""
+    def result(self, tiles: Tiles, size: tuple[int, int], outputs: TileOutputs, path: Optional[str] = None,
+               table_tiles: Optional[Tiles] = None) -> ScoreResult:
+        """One image's result from the outputs of the tiles it stands on; a JPEG's quantisation table is read
+        from `table_tiles` (every tile chosen, scored or not; default `tiles`)."""
         labels = self.labels
         scores, evidence = self.judge(outputs, tiles.boxes)
         label = decide(scores, self.threshold)
         probs, quality = outputs.probs, outputs.quality
-        image_quality = None
+        image_quality, source = None, None
         if quality is not None and label != CLEAN and len(quality):
             # Tiles weigh in by how sure they are of the damage: clean tiles have no quality to report.
             weight = 1.0 - probs[:, labels.index(CLEAN)] if CLEAN in labels else np.ones(len(probs))
-            image_quality = float(np.average(quality, weights=weight + 1e-6))
+            image_quality, source = float(np.average(quality, weights=weight + 1e-6)), "model"
+        table = self.jpeg_table(table_tiles or tiles, evidence) if label == JPEG else None
+        if table is not None and table.kind == "ijg":
+            image_quality, source = float(table.quality), "table"  # exact where IJG lattices hold
+        elif table is not None and table.kind == "custom" and image_quality is not None:
+            # Two independent guesses, each off by 6-8 on jpegli and mozjpeg tables: their mean by about 5-6.
+            image_quality, source = (image_quality + table.nearest_quality) / 2.0, "both"
         tile_scores = [
             TileScore(box, {l: float(p) for l, p in zip(labels, row)}, None if quality is None else float(quality[k]))
             for k, (box, row) in enumerate(zip(tiles.boxes, probs))
         ]
-        return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence)
+        return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence, source, table)
+
+    @staticmethod
+    def jpeg_table(tiles: Tiles, evidence: Optional[ImageEvidence]) -> Optional[TableEstimate]:
+        """The luma quantisation table read from the tiles on the image's 8x8 grid (None without one)."""
+        vote = evidence.grids.get(JPEG_GRID) if evidence is not None else None
+        if vote is None or vote.offset is None:
+            return None
+        row, col = vote.offset
+        offsets = [((row - box[1]) % JPEG_GRID, (col - box[0]) % JPEG_GRID) for box in tiles.boxes]
+        # A small image's tiles are edge-padded: the padding was never quantised, only the image's own pixels are.
+        own = [tile[: box[3] - box[1], : box[2] - box[0]] for tile, box in zip(tiles.pixels, tiles.boxes)]
+        # The most textured tiles come first: the first two settle most images; the others (up to TABLE_PIXELS,
+        # whatever the model's tiling) are read only when those two show no table (art clipped on white).
+        count = max(1, int((np.cumsum([t.shape[0] * t.shape[1] for t in own]) <= TABLE_PIXELS).sum()))
+        table = estimate_luma_table(own[:FIRST_TABLE_TILES], offsets[:FIRST_TABLE_TILES])
+        if table.kind is None and count > FIRST_TABLE_TILES:
+            table = estimate_luma_table(own[:count], offsets[:count])
+        return table
 
     def score(self, image: ImageInput) -> ScoreResult:
         """Scores one image: a path, a PIL image, or an RGB uint8 array. `ModelOutputError` when the model's
         outputs for it are unusable."""
         tiles, size = self.tile(image)
         path = str(image) if isinstance(image, (str, os.PathLike)) else None
-        return succeeded(self.score_together([(path, tiles, size)])[0])
+        result = succeeded(self.score_together([(path, tiles, size)])[0])
+        return result.with_container(read_container(path)) if path is not None else result
 
     def heatmap(self, image: ImageInput, display_side: Optional[int] = None) -> "Heatmap":
         """Every textured cell of the model's tile grid scored: `Heatmap` with the per-cell probabilities
@@ -378,7 +411,7 @@ class Scorer:
                 results.append(ScoreFailure(out, path))
                 continue
             scored = Tiles(tiles.pixels[: len(out)], tiles.boxes[: len(out)])  # the tiles the result stands on
-            results.append(self.result(scored, size, out, path))
+            results.append(self.result(scored, size, out, path, table_tiles=tiles))
         return results
 
     def score_tiled(self, items: Iterable[tuple[Optional[str], Tiles, tuple[int, int]]]) -> Iterator[ScoreResult]:
@@ -400,7 +433,8 @@ class Scorer:
                     continue
                 yield path, tiles, size
 
-        return self._score_stream(tiled())
+        return (r.with_container(read_container(r.path)) if r.path is not None else r
+                for r in self._score_stream(tiled()))
 
     def _score_stream(self, items: Iterable) -> Iterator[ScoreResult | ScoreFailure]:
         """Scores (path, tiles, size) items in shared runs of about `batch_size` tiles; `ScoreFailure`s among

@@ -1,7 +1,11 @@
-"""Which records a run's actions take: one place for the score command and `ccscore act` (saved scores).
+"""Which records count as flagged, and which a command selects: one rule for `ccscore` (actions, --select,
+the summary), `ccscore act` (saved scores) and anything that reads its records back: a new way of selecting is
+added here once and every command gets it.
 
-A record is flagged when its label is not clean. `Selection.takes` is the one test both commands apply, so a
-new way of selecting (a quality cut, say) is added here once and both commands get it.
+By default an image is flagged when its label is not clean. With a quality cut (`--flag-below Q`) it is
+flagged only when it is lossy and its estimated quality is below Q: curators who keep "JPEG 90 and up" cut there.
+An image whose quality is unknown (a model without a quality output) is then not flagged: acting on it would
+be a guess.
 """
 
 from __future__ import annotations
@@ -9,26 +13,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-SELECTIONS = ("flagged", "clean")
 CLEAN = "clean"
+SELECTIONS = ("flagged", "clean")
+QUALITY_RANGE = (1.0, 101.0)  # 101: every lossy image with a quality, even one estimated at 100
 
 
 @dataclass(frozen=True)
 class Selection:
-    which: str = "flagged"  # one of SELECTIONS
+    which: str = "flagged"  # "flagged" or "clean": what actions take and --select shows
+    flag_below: Optional[float] = None  # flagged only when lossy with quality below this
 
-    @staticmethod
-    def problem(which: str) -> Optional[str]:
-        """Why `which` is not a selection (a usage error, one line), or None."""
-        if which not in SELECTIONS:
-            return f"--select must be one of {', '.join(SELECTIONS)}, got {which!r}"
-        return None
+    def __post_init__(self):
+        if self.which not in SELECTIONS:
+            raise ValueError(f"--select must be one of {', '.join(SELECTIONS)}, got {self.which!r}")
+        lo, hi = QUALITY_RANGE
+        if self.flag_below is not None and not lo <= self.flag_below <= hi:
+            raise ValueError(f"--flag-below must be a quality within [{lo:g}, {hi:g}], got {self.flag_below:g}")
 
-    @staticmethod
-    def flagged(record: dict) -> bool:
-        """Whether a scored record is flagged (an error record is neither flagged nor clean)."""
-        return record["label"] != CLEAN
+    def flagged(self, record: dict) -> bool:
+        """Whether a scored record counts as flagged (error records never do)."""
+        label = record.get("label")
+        if label is None or label == CLEAN:
+            return False
+        if self.flag_below is None:
+            return True
+        quality = record.get("quality")
+        return quality is not None and quality < self.flag_below
 
     def takes(self, record: dict) -> bool:
-        """Whether an action takes this record: scored records only, never an error record."""
+        """Whether actions take the record and --select shows it (error records: never)."""
         return "label" in record and self.flagged(record) == (self.which == "flagged")

@@ -7,6 +7,8 @@ import os
 from collections import Counter
 from typing import Optional, Sequence
 
+from .selection import Selection
+
 SUMMARY_MARKER = "ccscore_summary"
 FORMAT_VERSION = 1
 QUALITY_BIN = 10  # quality histogram bins: 0-9, 10-19, ..., 90-100
@@ -18,10 +20,12 @@ def quality_bin(quality: float) -> str:
 
 
 class RunSummary:
-    """Counts per label, per quality bin (images with a quality estimate: the flagged ones) and per evidence
-    word, and the failures."""
+    """Counts per label, per quality bin (images with a quality estimate: the lossy ones) and per evidence
+    word, the flagged ones (`Selection.flagged`), and the failures."""
 
-    def __init__(self, labels: Sequence[str]):
+    def __init__(self, labels: Sequence[str], selection: Selection = Selection()):
+        self.selection = selection
+        self.flagged = 0  # by the selection's rule (with --flag-below: lossy and below the quality)
         self.labels: Counter = Counter({label: 0 for label in labels})
         self.quality: Counter = Counter()
         self.evidence: Counter = Counter()
@@ -32,6 +36,7 @@ class RunSummary:
             self.failed += 1
             return
         self.labels[record["label"]] += 1
+        self.flagged += self.selection.flagged(record)
         if record.get("quality") is not None:
             self.quality[quality_bin(record["quality"])] += 1
         if record.get("evidence"):
@@ -40,10 +45,6 @@ class RunSummary:
     @property
     def scored(self) -> int:
         return sum(self.labels.values())
-
-    @property
-    def flagged(self) -> int:
-        return sum(n for label, n in self.labels.items() if label != "clean")
 
     def histogram(self) -> dict[str, int]:
         bins = [quality_bin(q) for q in range(0, 100, QUALITY_BIN)]
@@ -60,7 +61,7 @@ class RunSummary:
 
     def to_dict(self, **more) -> dict:
         return {SUMMARY_MARKER: FORMAT_VERSION, "scored": self.scored, "failed": self.failed,
-                "flagged": self.flagged, "labels": dict(self.labels), "quality": self.histogram(),
+                "flagged": self.flagged, "flag_below": self.selection.flag_below, "labels": dict(self.labels), "quality": self.histogram(),
                 "evidence": dict(sorted(self.evidence.items())), **more}
 
 

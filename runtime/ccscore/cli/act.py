@@ -43,6 +43,9 @@ def act(
     scores: Path = typer.Argument(..., help="Records of a run: the JSONL or CSV that 'ccscore --output' wrote.",
                                   readable=False),
     select: str = typer.Option("flagged", "--select", metavar="flagged|clean", help="Images to act on."),
+    flag_below: Optional[float] = typer.Option(None, "--flag-below", metavar="Q",
+                                               help="Count an image as flagged only when it is lossy and its "
+                                                    "quality is below Q (as the score command's --flag-below)."),
     copy_to: Optional[Path] = typer.Option(None, "--copy-to", metavar="DIR", help="Copy selected images into DIR."),
     symlink_to: Optional[Path] = typer.Option(None, "--symlink-to", metavar="DIR", help="Symlink selected images into DIR."),
     move_to: Optional[Path] = typer.Option(None, "--move-to", metavar="DIR", help="Move selected images into DIR."),
@@ -67,9 +70,10 @@ def act(
     from ..outputs import OutputError, RecordsFile
     from ..selection import Selection
 
-    if problem := Selection.problem(select):
-        fail(problem)
-    selection = Selection(select)
+    try:
+        selection = Selection(select, flag_below)
+    except ValueError as exc:
+        fail(str(exc))
     targets = [(kind, d) for kind, d in (("copy", copy_to), ("symlink", symlink_to), ("move", move_to)) if d]
     if len(targets) != 1:
         fail("give exactly one of --copy-to, --symlink-to, --move-to")

@@ -36,7 +36,9 @@ def ranked(scores: dict) -> str:
 
 def readable(record: dict) -> str:
     """One line per image; with --tiles, one more per tile scored: its box (left, top, right, bottom)."""
-    quality = f", quality ~{record['quality']:.0f}" if record.get("quality") is not None else ""
+    exact = "" if record.get("quality_source") == "table" else "~"  # read from the JPEG's table, or estimated
+    quality = f", quality {exact}{record['quality']:.0f}" if record.get("quality") is not None else ""
+    quality += ", recompressed" if record.get("recompressed") else ""
     label = record["label"]
     # Said where the answer is not a measurement: nothing a codec could mark, or too little to check a grid on.
     evidence = {"none": ", no evidence", "weak": ", weak evidence"}.get(record.get("evidence"), "")
@@ -134,6 +136,13 @@ def score(
                                              help="Tiles scored, and records written, together, across images "
                                                   "(default: 8 on CPU, 64 on GPU; on CPU the session itself runs "
                                                   "one tile at a time, which keeps it in cache)."),
+    flag_below: Optional[float] = typer.Option(None, "--flag-below", metavar="Q",
+                                               help="Flag an image only when it is lossy and its estimated "
+                                                    "quality is below Q (1-101); --select, the actions and the "
+                                                    "summary follow. Default: every lossy image is flagged."),
+    details: bool = typer.Option(False, "--details", help="Add a 'details' object to JSONL records: the luma "
+                                 "quantisation table read from the pixels, its kind, the grid offsets and the "
+                                 "chroma subsampling guess (README: record fields)."),
     select: Optional[str] = typer.Option(None, "--select", metavar="flagged|clean",
                                          help="Images that actions take and stdout shows (default: actions take "
                                               "flagged ones, stdout shows all; errors always show)."),
@@ -162,7 +171,7 @@ def score(
 
     Records go to stdout (readable, or --jsonl) and/or --output FILE; a run stopped at any point continues with --resume.
 
-    An image is flagged when its label is not 'clean'. Actions keep paths relative to the input folder, never overwrite (a -1, -2 suffix avoids collisions) and leave sources untouched except --move-to.
+    An image is flagged when its label is not 'clean' (with --flag-below Q: and its quality is below Q). Actions keep paths relative to the input folder, never overwrite (a -1, -2 suffix avoids collisions) and leave sources untouched except --move-to.
 
     Exit status: 0 all scored, 1 some files failed (or actions failed, or folders were unreadable), 2 usage error (bad option or value, unusable model, --output or --summary-json), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
     """
@@ -182,9 +191,10 @@ def score(
     if not paths and from_list is None:
         fail("nothing to score: give image files or folders, or --from-list FILE")
     select_given = select is not None
-    if problem := Selection.problem(select or "flagged"):
-        fail(problem)
-    selection = Selection(select or "flagged")
+    try:
+        selection = Selection(select or "flagged", flag_below)
+    except ValueError as exc:
+        fail(str(exc))
     targets = [(kind, d) for kind, d in (("copy", copy_to), ("symlink", symlink_to), ("move", move_to)) if d]
     if len(targets) > 1:
         fail("use only one of --copy-to, --symlink-to, --move-to")
@@ -193,6 +203,8 @@ def score(
     if tiles and output is not None and (is_csv(os.fspath(output)) or is_parquet(os.fspath(output))):
         fail("--tiles cannot go into a CSV or Parquet --output (one row per image): use a .jsonl output for "
              "per-tile scores")
+    if details and output is not None and (is_csv(os.fspath(output)) or is_parquet(os.fspath(output))):
+        fail("--details cannot go into a CSV or Parquet --output (one flat row per image): use a .jsonl output")
     if resume and output is None:
         fail("--resume needs --output FILE")
     if summary_json is not None and (problem := check_summary_path(os.fspath(summary_json))):
@@ -256,7 +268,7 @@ def score(
         except (OSError, ActionError) as exc:
             fail(one_line(exc))
     counts = Counter()  # actions and folders; records are counted by `summary`
-    summary = RunSummary(scorer.labels)
+    summary = RunSummary(scorer.labels, selection)
     in_flight: set[int] = set()  # journaled actions not finished yet
     plan_stream = sys.stderr if jsonl else sys.stdout
 
@@ -407,7 +419,8 @@ def score(
     write_error = None
     signal.signal(signal.SIGINT, signal.default_int_handler)  # from here Ctrl-C stops the run cleanly, below
     try:
-        run_pipeline(scorer, pending_items(), workers, batch_size, on_batch, with_tiles=tiles, pool=pool)
+        run_pipeline(scorer, pending_items(), workers, batch_size, on_batch, with_tiles=tiles, pool=pool,
+                     with_details=details)
     except KeyboardInterrupt:
         interrupted = EXIT_INTERRUPTED
     except BrokenPipeError:

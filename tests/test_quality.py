@@ -1,0 +1,246 @@
+"""Issue #11: quantisation tables read from pixels, header facts, and selection by quality."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ccscore.container import read_container, recompressed
+from ccscore.quantisation import IJG_LUMA, ZIGZAG, estimate_luma_table, ijg_table, LUMA_BASE
+from ccscore.selection import Selection
+from conftest import BUNDLED_MODEL, draw_art, run_cli
+
+
+def jpeg_bytes(im: Image.Image, quality: int, **options) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality, **options)
+    return buf.getvalue()
+
+
+def decoded(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+# ---------------------------------------------------------------- the IJG scale
+
+
+def test_ijg_tables_are_libjpegs_scaling():
+    assert (ijg_table(LUMA_BASE, 50) == LUMA_BASE).all()
+    assert ijg_table(LUMA_BASE, 100).max() == 1
+    assert ijg_table(LUMA_BASE, 1).max() == 255  # baseline tables stop at 255
+    assert ijg_table(LUMA_BASE, 75)[0, 0] == 8  # (16 * 50 + 50) // 100
+    assert ijg_table(LUMA_BASE, 10)[0, 0] == 80  # scale 5000 / 10 = 500
+
+
+# ---------------------------------------------------------------- header facts
+
+
+@pytest.mark.parametrize("quality", [1, 10, 37, 50, 51, 75, 90, 95, 100])
+@pytest.mark.parametrize("subsampling,name", [(0, "4:4:4"), (1, "4:2:2"), (2, "4:2:0")])
+def test_container_quality_is_the_ijg_match_of_the_files_tables(tmp_path, quality, subsampling, name):
+    path = tmp_path / "a.jpg"
+    path.write_bytes(jpeg_bytes(draw_art(1, (64, 48)), quality, subsampling=subsampling))
+    facts = read_container(path)
+    assert facts == {"format": "jpeg", "progressive": False, "lossless": False, "arithmetic": False,
+                     "subsampling": name, "quality": quality, "table": "ijg"}
+
+
+def test_container_reads_progressive_grey_and_custom_tables(tmp_path):
+    art = draw_art(2, (64, 48))
+    (tmp_path / "p.jpg").write_bytes(jpeg_bytes(art, 80, progressive=True))
+    assert read_container(tmp_path / "p.jpg")["progressive"] is True
+    (tmp_path / "g.jpg").write_bytes(jpeg_bytes(art.convert("L"), 60))
+    grey = read_container(tmp_path / "g.jpg")
+    assert (grey["subsampling"], grey["quality"], grey["table"]) == ("grey", 60, "ijg")
+    table = (IJG_LUMA[69] + 1).ravel().tolist()  # quality 70's table, every step one larger: no IJG quality
+    art.save(tmp_path / "c.jpg", "JPEG", qtables=[table, table])
+    custom = read_container(tmp_path / "c.jpg")
+    assert custom["table"] == "custom" and abs(custom["quality"] - 70) <= 3
+
+
+def test_container_reads_the_other_formats(tmp_path):
+    art = draw_art(3, (64, 48))
+    art.save(tmp_path / "a.webp", "WEBP", quality=80)
+    art.save(tmp_path / "b.webp", "WEBP", lossless=True)
+    art.save(tmp_path / "c.png")
+    art.convert("P").save(tmp_path / "d.png")
+    assert read_container(tmp_path / "a.webp") == {"format": "webp", "lossless": False}
+    assert read_container(tmp_path / "b.webp") == {"format": "webp", "lossless": True}
+    assert read_container(tmp_path / "c.png") == {"format": "png", "bit_depth": 8, "colour": "rgb"}
+    assert read_container(tmp_path / "d.png")["colour"] == "palette"
+    (tmp_path / "e.avif").write_bytes(struct.pack(">I", 24) + b"ftypavif" + b"\0" * 12)
+    assert read_container(tmp_path / "e.avif") == {"format": "avif", "animated": False}
+    jbrd = struct.pack(">I", 12) + b"JXL \r\n\x87\n" + struct.pack(">I", 8) + b"jbrd"
+    (tmp_path / "f.jxl").write_bytes(jbrd)
+    assert read_container(tmp_path / "f.jxl") == {"format": "jxl", "from_jpeg": True}
+    (tmp_path / "g.jxl").write_bytes(b"\xff\x0a" + b"\0" * 20)
+    assert read_container(tmp_path / "g.jxl") == {"format": "jxl", "from_jpeg": False}
+    (tmp_path / "h.bin").write_bytes(b"nothing known")
+    assert read_container(tmp_path / "h.bin") == {"format": None}
+    assert "error" in read_container(tmp_path / "missing.jpg")
+
+
+def test_truncated_and_hostile_headers_give_an_error_never_an_exception(tmp_path):
+    data = jpeg_bytes(draw_art(4, (64, 48)), 75)
+    path = tmp_path / "t.jpg"
+    for cut in range(2, 700, 3):
+        path.write_bytes(data[:cut])
+        facts = read_container(path)
+        assert facts["format"] == "jpeg" and "\n" not in facts.get("error", "")
+        assert "error" in facts or "quality" in facts
+    hostile = {
+        "zero length": b"\xff\xd8\xff\xdb\x00\x00",
+        "zero step": b"\xff\xd8\xff\xdb\x00\x43\x00" + b"\x00" * 64,
+        "table id 9": b"\xff\xd8\xff\xdb\x00\x43\x09" + b"\x01" * 64,
+        "bad frame": b"\xff\xd8\xff\xc0\x00\x08\x08\x00\x10\x00\x10\x05",
+        "not a marker": b"\xff\xd8\x00\x00",
+        "endless segments": b"\xff\xd8" + b"\xff\xe1\x00\x02" * 10_000,
+        "fill bytes": b"\xff\xd8" + b"\xff" * 100_000,
+    }
+    for name, head in hostile.items():
+        path.write_bytes(head)
+        facts = read_container(path)
+        assert facts["format"] == "jpeg" and facts.get("error"), name
+    (tmp_path / "w.webp").write_bytes(b"RIFF\xff\xff\xff\xffWEBPVP8X\xff\xff\xff\xff")
+    assert read_container(tmp_path / "w.webp") == {"format": "webp", "error": "no image chunk"}
+    (tmp_path / "p.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    assert read_container(tmp_path / "p.png") == {"format": "png", "error": "truncated header"}
+
+
+def test_zigzag_is_a_permutation():
+    assert sorted(ZIGZAG.tolist()) == list(range(64))
+
+
+# ---------------------------------------------------------------- the table from pixels
+
+
+@pytest.mark.parametrize("quality,subsampling", [(35, 2), (60, 0), (80, 2), (88, 1), (93, 0)])
+def test_the_table_read_from_pixels_gives_the_encoders_quality(quality, subsampling):
+    pixels = decoded(jpeg_bytes(draw_art(5), quality, subsampling=subsampling))
+    estimate = estimate_luma_table([pixels], [(0, 0)])
+    assert (estimate.kind, estimate.quality) == ("ijg", quality)
+    known = estimate.steps > 0
+    assert known.sum() >= 8 and (estimate.steps[known] == IJG_LUMA[quality - 1][known]).all()
+
+
+def test_the_grid_offset_is_honoured():
+    pixels = decoded(jpeg_bytes(draw_art(6), 70))[3:, 5:]  # the grid now starts at row 5, column 3
+    assert estimate_luma_table([pixels], [(5, 3)]).quality == 70
+    assert not estimate_luma_table([pixels], [(0, 0)]).found
+
+
+def test_art_on_white_whose_every_block_clips_still_gives_its_quality():
+    rng = np.random.default_rng(7)
+    art = np.full((256, 256, 3), 255, np.uint8)
+    for _ in range(400):  # dark strokes all over a white page: every block touches 255 or 0
+        y, x = rng.integers(0, 250, 2)
+        art[y : y + 3, x : x + rng.integers(4, 12)] = rng.integers(0, 90, 3)
+    pixels = decoded(jpeg_bytes(Image.fromarray(art), 62))
+    estimate = estimate_luma_table([pixels], [(0, 0)])
+    assert estimate.blocks < 10  # nearly no unclipped block: the clipped ones were read
+    assert (estimate.kind, estimate.quality) == ("ijg", 62)
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="bundled model missing")
+def test_a_small_jpeg_is_read_on_its_own_pixels_not_its_tiles_padding():
+    from ccscore import Scorer
+
+    art = draw_art(10, (200, 90))  # shorter than a tile: every tile is edge-padded below row 90
+    image = Image.open(io.BytesIO(jpeg_bytes(art, 45)))
+    scorer = Scorer(BUNDLED_MODEL)
+    result = scorer.score(image)
+    assert (result.label, result.quality, result.quality_source) == ("jpeg", 45, "table")
+    own_blocks = sum(((b[3] - b[1]) // 8) * ((b[2] - b[0]) // 8) for b in scorer.tile(image)[0].boxes)
+    assert 0 < result.table.blocks <= own_blocks
+
+
+def test_near_flat_noise_fits_no_coarse_table():
+    rng = np.random.default_rng(11)  # a flat page with faint noise: its few coefficients sit near zero
+    page = np.clip(200 + rng.normal(0, 0.6, (256, 256, 1)), 0, 255).round().astype(np.uint8).repeat(3, axis=2)
+    assert estimate_luma_table([page], [(0, 0)]).kind is None
+
+
+def test_a_resized_jpeg_and_a_clean_image_have_no_table():
+    art = draw_art(8)
+    small = Image.fromarray(decoded(jpeg_bytes(art, 60))).resize((345, 288), Image.Resampling.LANCZOS)
+    assert estimate_luma_table([np.asarray(small)], [(0, 0)]).kind is None
+    assert estimate_luma_table([np.asarray(art)], [(0, 0)]).kind is None
+
+
+# ---------------------------------------------------------------- selection and recompression
+
+
+def test_flag_below_flags_only_lossy_images_below_the_quality():
+    cut = Selection("flagged", 90)
+    assert cut.flagged({"label": "jpeg", "quality": 85.0})
+    assert not cut.flagged({"label": "jpeg", "quality": 92.0})
+    assert not cut.flagged({"label": "jpeg", "quality": None})  # unknown: never acted on
+    assert not cut.flagged({"label": "clean", "quality": None})
+    assert not cut.flagged({"error": "bad"})
+    assert Selection().flagged({"label": "webp", "quality": 99.0})
+    assert Selection("clean", 90).takes({"label": "jpeg", "quality": 95.0})
+    assert not Selection("clean", 90).takes({"error": "bad"})
+    for bad in (0, 150):
+        with pytest.raises(ValueError, match="--flag-below"):
+            Selection("flagged", bad)
+
+
+def test_recompressed_compares_pixels_with_the_header():
+    jpeg95 = {"format": "jpeg", "quality": 95}
+    assert recompressed(jpeg95, "jpeg", 60.0) is True
+    assert recompressed(jpeg95, "jpeg", 94.0) is False
+    assert recompressed(jpeg95, "jpeg", 85.0, "model") is False  # within the learned estimate's error
+    assert recompressed(jpeg95, "jpeg", 75.0, "model") is True
+    assert recompressed(jpeg95, "webp", 80.0) is True
+    assert recompressed({"format": "png"}, "jpeg", 80.0) is True
+    assert recompressed({"format": "webp", "lossless": True}, "webp", 80.0) is True
+    assert recompressed({"format": "png"}, "clean", None) is False
+    assert recompressed({"format": None}, "jpeg", 50.0) is None
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """q50 JPEG, q50 saved again at 95, q50 as PNG, q92 JPEG: textured art the bundled model flags."""
+    folder = tmp_path_factory.mktemp("quality")
+    art = draw_art(9, (512, 384))
+    q50 = jpeg_bytes(art, 50)
+    (folder / "q50.jpg").write_bytes(q50)
+    (folder / "q50_as_q95.jpg").write_bytes(jpeg_bytes(Image.open(io.BytesIO(q50)), 95))
+    Image.open(io.BytesIO(q50)).save(folder / "q50.png")
+    (folder / "q92.jpg").write_bytes(jpeg_bytes(art, 92))
+    return folder
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="bundled model missing")
+def test_records_carry_the_table_quality_container_and_recompression(saved):
+    out = run_cli(str(saved), "--jsonl", "--details", "--workers", "0", timeout=300)
+    assert out.returncode == 0, out.stderr
+    records = {r["path"].rsplit("/", 1)[1]: r for r in map(json.loads, out.stdout.splitlines())}
+    for name, quality, again in (("q50.jpg", 50, False), ("q50_as_q95.jpg", 50, True), ("q50.png", 50, True),
+                                 ("q92.jpg", 92, False)):
+        r = records[name]
+        assert (r["label"], r["quality"], r["quality_source"], r["recompressed"]) == ("jpeg", quality, "table", again), name
+        details = r["details"]
+        assert details["table_kind"] == "ijg" and details["grid_offset"]["8x8"] == [0, 0]
+        assert len(details["luma_table"]) == 8 and details["luma_table"][0][0] is None  # DC: not read
+    assert records["q50_as_q95.jpg"]["container"]["quality"] == 95
+    assert records["q50.png"]["container"]["format"] == "png"
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="bundled model missing")
+def test_flag_below_drives_select_actions_and_summary(saved, tmp_path):
+    dest, summary = tmp_path / "low", tmp_path / "s.json"
+    out = run_cli(str(saved), "--jsonl", "--flag-below", "90", "--select", "flagged", "--copy-to", str(dest),
+                  "--summary-json", str(summary), "--workers", "0", timeout=300)
+    assert out.returncode == 0, out.stderr
+    shown = sorted(json.loads(line)["path"].rsplit("/", 1)[1] for line in out.stdout.splitlines())
+    assert shown == ["q50.jpg", "q50.png", "q50_as_q95.jpg"]  # q92 is lossy but not below 90
+    assert sorted(p.name for p in dest.iterdir()) == shown
+    assert json.loads(summary.read_text())["flagged"] == 3
+    bad = run_cli(str(saved), "--flag-below", "0")
+    assert bad.returncode == 2 and "--flag-below" in bad.stderr
