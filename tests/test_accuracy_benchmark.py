@@ -59,3 +59,21 @@ def test_reliability_rows_bin_counts_and_ece():
     counts = [int(r[1]) for r in rows[:-1]]
     assert sum(counts) == len(p) and counts[0] == 2 and counts[-1] == 2  # 1.0 falls in the closed last bin
     assert rows[-1][0] == "ECE" and math.isclose(float(rows[-1][2]), (0.005 * 2 + 0.5 + 0.05) / 6, abs_tol=1e-4)
+
+
+def test_codec_bar_lines_and_labels_past_webp():
+    records = (
+        [_record("avif_avifenc", 3, "avif", 0.0, quality="60")] * 9 + [_record("avif_pillow", 3, "jpeg", 0.1, quality="70")]
+        + [_record("jxl_cjxl", 4, "clean", 0.9, quality="80")] * 2
+        + [_record("jpeg_downscaled", 1, "jpeg", 0.0, quality="80")] * 19 + [_record("jpeg_downscaled", 1, "webp", 0.2, quality="60")]
+        + [_record("clean", 0, "clean", 0.99)] * 4
+    )
+    s = accuracy.evaluate(records, [])
+    assert s["caught_group_AVIF (avifenc, Pillow)"] == 1.0 and s["codec_right_group_AVIF (avifenc, Pillow)"] == 0.9
+    assert s["caught_group_JPEG XL (cjxl)"] == 0.0
+    bar = dict(accuracy.check_codec_bar(s))
+    assert bar["AVIF (avifenc, Pillow) caught >= 90% with the codec right >= 90%"]
+    assert not bar["JPEG XL (cjxl) caught >= 80% with the codec right >= 85%"]
+    assert bar["JPEG then downscaled caught >= 95% with the codec right >= 90%"]  # 100% caught, 95% right
+    assert "JPEG then upscaled x2 caught >= 90%" not in bar  # a group the set lacks is no line
+    assert "caught_jpeg_<=80" not in s  # the resized kinds stay out of the quality bands
