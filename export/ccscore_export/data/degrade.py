@@ -385,7 +385,7 @@ def encode_jxl_cjxl(image: np.ndarray, distance: float, effort: int = 7) -> np.n
 
 
 def avif_encoders() -> list[str]:
-    """The AVIF encoders available here: Pillow (13+ has AVIF built in), imagecodecs, avifenc if installed."""
+    """The AVIF encoders available here: Pillow (11.3+ has AVIF built in), imagecodecs, avifenc if installed."""
     encoders = [name for name, ok in (("pillow", _pillow_has_avif()), ("imagecodecs", imagecodecs.AVIF.available)) if ok]
     return encoders + (["avifenc"] if shutil.which("avifenc") else [])
 
