@@ -100,6 +100,27 @@ def score_folder(scorer: Scorer, root: Path, rows: list[dict]) -> list[dict]:
     return out
 
 
+_WORKER_SCORER: Scorer | None = None
+
+
+def _start_worker(scorer_options: dict) -> None:
+    global _WORKER_SCORER
+    _WORKER_SCORER = Scorer(**scorer_options, intra_op_threads=1)
+
+
+def _score_chunk(task: tuple[Path, list[dict]]) -> list[dict]:
+    return score_folder(_WORKER_SCORER, *task)
+
+
+def score_folder_parallel(scorer_options: dict, root: Path, rows: list[dict], workers: int) -> list[dict]:
+    """score_folder in `workers` processes (each its own one-thread Scorer); the same records, in order."""
+    from multiprocessing import Pool
+
+    chunks = [(root, rows[i : i + 32]) for i in range(0, len(rows), 32)]
+    with Pool(workers, initializer=_start_worker, initargs=(scorer_options,)) as pool:
+        return [record for part in pool.imap(_score_chunk, chunks) for record in part]
+
+
 def pct(num: int, den: int) -> str:
     return f"{100 * num / den:5.1f}%" if den else "   - "
 
@@ -296,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tiles", type=int, default=None, help="tiles per image (default: the model's)")
     parser.add_argument("--all-tiles", action="store_true", help="no early stop: score every chosen tile")
     parser.add_argument("--json", type=Path, help="write the summary here")
+    parser.add_argument("--workers", type=int, default=1, help="scoring processes (default 1)")
     args = parser.parse_args(argv)
 
     if args.clean_dir is not None:
@@ -306,17 +328,24 @@ def main(argv: list[str] | None = None) -> int:
     if not manifest.is_file():
         parser.error(f"{manifest} not found: build it with --clean-dir")
     rows = list(csv.DictReader(open(manifest, newline="")))
-    scorer = Scorer(args.model, threshold=args.threshold, aggregate=args.aggregate, max_tiles=args.max_tiles,
-                    all_tiles=args.all_tiles)
+    options = dict(model=args.model, threshold=args.threshold, aggregate=args.aggregate, max_tiles=args.max_tiles,
+                   all_tiles=args.all_tiles)
+    scorer = Scorer(**options)
+
+    def score(root: Path, rows: list[dict]) -> list[dict]:
+        if args.workers > 1:
+            return score_folder_parallel(options, root, rows, args.workers)
+        return score_folder(scorer, root, rows)
+
     print(f"model {scorer.info.name} {scorer.info.version} ({scorer.info.path}); threshold {scorer.threshold}, "
           f"aggregation {scorer.aggregation}, tiling {scorer.tiling_params}, early stop {scorer.early_stop}, "
           f"providers {scorer.providers}")
     start = time.time()
-    records = score_folder(scorer, args.eval_set, rows)
+    records = score(args.eval_set, rows)
     real = []
     if args.real_lossy:
         files = sorted(p for p in args.real_lossy.rglob("*.png") if p.is_file())
-        real = score_folder(scorer, args.real_lossy, [{"path": str(p.relative_to(args.real_lossy)), "label": "jpeg",
+        real = score(args.real_lossy, [{"path": str(p.relative_to(args.real_lossy)), "label": "jpeg",
                                                        "quality": "", "kind": "real"} for p in files])
     print(f"scored {len(records) + len(real)} images in {time.time() - start:.1f} s")
     summary = evaluate(records, real)
