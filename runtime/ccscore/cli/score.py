@@ -146,7 +146,7 @@ def score(
                                                 help="Write the run's summary as JSON to FILE when it ends "
                                                      "(replaced if it holds an earlier summary; README)."),
 ) -> None:
-    """Tells whether each image carries JPEG or WebP compression artifacts, how strong, and where.
+    """Tells whether each image carries lossy compression artifacts (the model's labels: JPEG, WebP, AVIF, JPEG XL), how strong, and where.
 
     Folders are walked recursively (image extensions only, each real file once); files named on the command line or in --from-list are always tried, once per mention.
 
