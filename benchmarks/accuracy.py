@@ -25,17 +25,22 @@ from pathlib import Path
 import numpy as np
 
 from ccscore import ImageError, Scorer
+from ccscore_export.labels import LABELS  # manifest label codes: LABELS[i]
 from ccscore_export.metrics import auroc
 
-LABELS = ("clean", "jpeg", "webp")
 BANDS = ((0, 80, "<=80"), (81, 90, "81-90"), (91, 95, "91-95"), (96, 100, "96-100"))
 PALETTE_KINDS = ("palette", "palette_dither")
 # The lossy kinds of issue #10's wild set (build.EVAL_VARIANTS). The earlier bar (bands, AUROC, codec right,
 # quality error) is measured without them, so its numbers stay comparable with older sets.
 WILD_JPEG_KINDS = ("jpeg_cjpeg", "jpeg_imagemagick", "jpeg_graphicsmagick", "jpeg_pillow", "jpeg_jpegli")
 WILD_POSITIVE_KINDS = WILD_JPEG_KINDS + ("jpeg_grey", "jpeg_lineart", "jpeg_manga", "webp_cwebp", "webp_grey")
+# Issue #12's kinds (AVIF, JPEG XL, JPEG / WebP resized after compression): measured by kind and by their own
+# bar only, so the earlier bars' numbers stay comparable with older sets.
+CODEC_KINDS = ("avif_avifenc", "avif_pillow", "jxl_cjxl", "jpeg_downscaled", "jpeg_upscaled_x2", "webp_downscaled")
 # Resized-after-compression images are reported by kind only: the quality bands measure the codec alone.
-BAND_EXCLUDED_KINDS = ("resize",) + WILD_POSITIVE_KINDS
+BAND_EXCLUDED_KINDS = ("resize",) + WILD_POSITIVE_KINDS + CODEC_KINDS
+# Kinds the detector issue's (#7) summary figures leave out (AUROC, codec right, quality error).
+LATER_KINDS = WILD_POSITIVE_KINDS + CODEC_KINDS
 # Issue #10's groups of clean art, each with its bar (largest flagged share); None: all clean kinds together.
 CLEAN_GROUPS: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
     ("all clean kinds", None, 0.03),
@@ -61,6 +66,14 @@ LOSSY_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
     ("JPEG line art", ("jpeg_lineart",), math.nan, math.nan),
     ("JPEG manga", ("jpeg_manga",), math.nan, math.nan),
     ("WebP of grey art", ("webp_grey",), math.nan, math.nan),
+)
+# Issue #12's groups, in the same form (codec right counted over all the group's images).
+CODEC_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
+    ("AVIF (avifenc, Pillow)", ("avif_avifenc", "avif_pillow"), 0.90, 0.90),
+    ("JPEG XL (cjxl)", ("jxl_cjxl",), 0.80, 0.85),
+    ("JPEG then downscaled", ("jpeg_downscaled",), 0.95, 0.90),
+    ("JPEG then upscaled x2", ("jpeg_upscaled_x2",), 0.90, math.nan),
+    ("WebP then downscaled", ("webp_downscaled",), math.nan, math.nan),
 )
 RELIABILITY_BINS = (0.0, 0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 0.98, 1.0)
 # Issue #11: quality error by encoder family. A missed image (no quality: labelled clean) counts as an error of
@@ -119,6 +132,27 @@ def score_folder(scorer: Scorer, root: Path, rows: list[dict]) -> list[dict]:
                     # None for models without grid evidence (no phases output)
                     "evidence": result.evidence.word if result.evidence is not None else None})
     return out
+
+
+_WORKER_SCORER: Scorer | None = None
+
+
+def _start_worker(scorer_options: dict) -> None:
+    global _WORKER_SCORER
+    _WORKER_SCORER = Scorer(**scorer_options, intra_op_threads=1)
+
+
+def _score_chunk(task: tuple[Path, list[dict]]) -> list[dict]:
+    return score_folder(_WORKER_SCORER, *task)
+
+
+def score_folder_parallel(scorer_options: dict, root: Path, rows: list[dict], workers: int) -> list[dict]:
+    """score_folder in `workers` processes (each its own one-thread Scorer); the same records, in order."""
+    from multiprocessing import Pool
+
+    chunks = [(root, rows[i : i + 32]) for i in range(0, len(rows), 32)]
+    with Pool(workers, initializer=_start_worker, initargs=(scorer_options,)) as pool:
+        return [record for part in pool.imap(_score_chunk, chunks) for record in part]
 
 
 def pct(num: int, den: int) -> str:
@@ -187,7 +221,7 @@ def evaluate(records: list[dict], real: list[dict]) -> dict:
         group_rows.append(["flat: labelled clean", str(int(flat.sum())), pct(int((~flagged & flat).sum()), int(flat.sum())), "100%"])
         group_rows.append(["flat: \"no evidence\"", str(int(flat.sum())),
                            pct(int((no_evidence & flat).sum()), int(flat.sum())) if known[flat].all() else "not reported", "100%"])
-    for name, kinds, least_caught, least_right in LOSSY_GROUPS:
+    for name, kinds, least_caught, least_right in LOSSY_GROUPS + CODEC_GROUPS:
         m = np.isin(kind, kinds)
         if not m.any():
             continue
@@ -200,27 +234,30 @@ def evaluate(records: list[dict], real: list[dict]) -> dict:
         group_rows.append([f"{name} (caught; codec right of all)", str(int(m.sum())),
                            f"{pct(int((flagged & m).sum()), int(m.sum()))}; {pct(int(right.sum()), int(m.sum()))}", bar])
     if group_rows:
-        print_table("Wild groups (issue #10): clean groups flagged share, lossy groups caught share",
+        print_table("Wild groups (issues #10, #12): clean groups flagged share, lossy groups caught share",
                     ["group", "n", "flagged / caught", "bar"], group_rows)
 
     print_table("Reliability (P(lossy) = 1 - P(clean), binned; observed = share of the bin that is lossy)",
                 ["P(lossy) bin", "n", "mean P(lossy)", "observed lossy"], reliability_rows(p_lossy, lossy))
 
-    conf_rows = [[t] + [str(int(((label == t) & (pred == p)).sum())) for p in LABELS] for t in LABELS]
-    print_table("Confusion matrix (rows: truth, columns: predicted)", ["truth"] + list(LABELS), conf_rows)
+    # Rows: the labels the set holds; columns: those the model gave (a 3-label model on AVIF files: their rows).
+    truths = [t for t in LABELS if (label == t).any()] + sorted(set(label) - set(LABELS))
+    preds = [p for p in LABELS if (pred == p).any()] + sorted(set(pred) - set(LABELS))
+    conf_rows = [[t] + [str(int(((label == t) & (pred == p)).sum())) for p in preds] for t in truths]
+    print_table("Confusion matrix (rows: truth, columns: predicted)", ["truth"] + preds, conf_rows)
 
     plain_clean = kind == "clean"
-    target = lossy & (quality <= 90) & ~np.isin(kind, WILD_POSITIVE_KINDS)
+    target = lossy & (quality <= 90) & ~np.isin(kind, LATER_KINDS)
     summary["auroc_clean_vs_lossy_q90"] = auroc(p_lossy[plain_clean | target], target[plain_clean | target])
     summary["auroc_all_negatives_vs_all_lossy"] = auroc(p_lossy, lossy)
     summary["fpr_clean"] = float(flagged[plain_clean].mean()) if plain_clean.any() else math.nan
     palette = np.isin(kind, PALETTE_KINDS)
     summary["fpr_palette"] = float(flagged[palette].mean()) if palette.any() else math.nan
-    detected = flagged & lossy & ~np.isin(kind, WILD_POSITIVE_KINDS)
+    detected = flagged & lossy & ~np.isin(kind, LATER_KINDS)
     summary["codec_right_of_detected"] = float((pred[detected] == label[detected]).mean()) if detected.any() else math.nan
     shifted = np.isin(kind, ("grid_shift", "webp_grid_shift", "double", "double_jpeg_webp"))
     summary["caught_shifted_or_double"] = float(flagged[shifted].mean()) if shifted.any() else math.nan
-    mae_mask = (label == "jpeg") & (quality >= 30) & (quality <= 95) & ~np.isnan(pred_q) & ~np.isin(kind, WILD_POSITIVE_KINDS)
+    mae_mask = (label == "jpeg") & (quality >= 30) & (quality <= 95) & ~np.isnan(pred_q) & ~np.isin(kind, LATER_KINDS)
     summary["jpeg_quality_mae_30_95"] = float(np.abs(pred_q[mae_mask] - quality[mae_mask]).mean()) if mae_mask.any() else math.nan
     summary.update(quality_tables(records, kind, quality, pred_q))
     if real:
@@ -337,7 +374,17 @@ def check_wild_bar(s: dict) -> list[tuple[str, bool]]:
     if "flat_labelled_clean" in s:
         lines.append(('blank or flat images: clean with "no evidence"',
                       s["flat_labelled_clean"] == 1.0 and s.get("flat_no_evidence", math.nan) == 1.0))
-    for name, _, least_caught, least_right in LOSSY_GROUPS:
+    return lines + lossy_group_lines(s, LOSSY_GROUPS)
+
+
+def check_codec_bar(s: dict) -> list[tuple[str, bool]]:
+    """Issue #12's bar (AVIF, JPEG XL, resized JPEG), line by line, for the groups this set has."""
+    return lossy_group_lines(s, CODEC_GROUPS)
+
+
+def lossy_group_lines(s: dict, groups: tuple[tuple[str, tuple[str, ...], float, float], ...]) -> list[tuple[str, bool]]:
+    lines = []
+    for name, _, least_caught, least_right in groups:
         if f"caught_group_{name}" not in s or math.isnan(least_caught):
             continue
         text = f"{name} caught >= {100 * least_caught:g}%"
@@ -386,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the summary here")
     parser.add_argument("--real-jpegs", type=Path, help="folder of real JPEG files: check container.quality")
     parser.add_argument("--kinds", help="comma-separated kinds to score (default: all), for quick checks")
+    parser.add_argument("--workers", type=int, default=1, help="scoring processes (default 1)")
     args = parser.parse_args(argv)
 
     if args.clean_dir is not None:
@@ -398,17 +446,24 @@ def main(argv: list[str] | None = None) -> int:
     rows = list(csv.DictReader(open(manifest, newline="")))
     if args.kinds:
         rows = [r for r in rows if r["kind"] in args.kinds.split(",")]
-    scorer = Scorer(args.model, threshold=args.threshold, aggregate=args.aggregate, max_tiles=args.max_tiles,
-                    all_tiles=args.all_tiles)
+    options = dict(model=args.model, threshold=args.threshold, aggregate=args.aggregate, max_tiles=args.max_tiles,
+                   all_tiles=args.all_tiles)
+    scorer = Scorer(**options)
+
+    def score(root: Path, rows: list[dict]) -> list[dict]:
+        if args.workers > 1:
+            return score_folder_parallel(options, root, rows, args.workers)
+        return score_folder(scorer, root, rows)
+
     print(f"model {scorer.info.name} {scorer.info.version} ({scorer.info.path}); threshold {scorer.threshold}, "
           f"aggregation {scorer.aggregation}, tiling {scorer.tiling_params}, early stop {scorer.early_stop}, "
           f"providers {scorer.providers}")
     start = time.time()
-    records = score_folder(scorer, args.eval_set, rows)
+    records = score(args.eval_set, rows)
     real = []
     if args.real_lossy:
         files = sorted(p for p in args.real_lossy.rglob("*.png") if p.is_file())
-        real = score_folder(scorer, args.real_lossy, [{"path": str(p.relative_to(args.real_lossy)), "label": "jpeg",
+        real = score(args.real_lossy, [{"path": str(p.relative_to(args.real_lossy)), "label": "jpeg",
                                                        "quality": "", "kind": "real"} for p in files])
     print(f"scored {len(records) + len(real)} images in {time.time() - start:.1f} s")
     summary = evaluate(records, real)
@@ -422,9 +477,13 @@ def main(argv: list[str] | None = None) -> int:
     quality_bar = check_quality_bar(summary)
     if quality_bar:
         print_table("Quality bar (issue #11)", ["requirement", "met"], [[name, "yes" if ok else "NO"] for name, ok in quality_bar])
+    codec_bar = check_codec_bar(summary)
+    if codec_bar:
+        print_table("AVIF, JPEG XL and resized damage bar (issue #12)", ["requirement", "met"],
+                    [[name, "yes" if ok else "NO"] for name, ok in codec_bar])
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "bar": dict(bar), "wild_bar": dict(wild_bar),
-                                         "quality_bar": dict(quality_bar)}, indent=2))
+                                         "quality_bar": dict(quality_bar), "codec_bar": dict(codec_bar)}, indent=2))
     return 0
 
 

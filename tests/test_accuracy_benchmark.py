@@ -77,4 +77,22 @@ def test_quality_rows_count_a_missed_image_as_100_and_check_the_bar():
     bar = dict(accuracy.check_quality_bar(s))
     assert bar["standard-table JPEG quality MAE <= 1.5 at <=80"] and bar["WebP quality MAE <= 5 at 30-95"]
     assert "standard-table JPEG quality MAE <= 1 at 91-95" not in bar  # a band the set lacks is no line
-    assert accuracy.label_name("4") == "label4" and accuracy.label_name("1") == "jpeg"
+    assert accuracy.label_name("5") == "label5" and accuracy.label_name("1") == "jpeg"
+
+
+def test_codec_bar_lines_and_labels_past_webp():
+    records = (
+        [_record("avif_avifenc", 3, "avif", 0.0, quality="60")] * 9 + [_record("avif_pillow", 3, "jpeg", 0.1, quality="70")]
+        + [_record("jxl_cjxl", 4, "clean", 0.9, quality="80")] * 2
+        + [_record("jpeg_downscaled", 1, "jpeg", 0.0, quality="80")] * 19 + [_record("jpeg_downscaled", 1, "webp", 0.2, quality="60")]
+        + [_record("clean", 0, "clean", 0.99)] * 4
+    )
+    s = accuracy.evaluate(records, [])
+    assert s["caught_group_AVIF (avifenc, Pillow)"] == 1.0 and s["codec_right_group_AVIF (avifenc, Pillow)"] == 0.9
+    assert s["caught_group_JPEG XL (cjxl)"] == 0.0
+    bar = dict(accuracy.check_codec_bar(s))
+    assert bar["AVIF (avifenc, Pillow) caught >= 90% with the codec right >= 90%"]
+    assert not bar["JPEG XL (cjxl) caught >= 80% with the codec right >= 85%"]
+    assert bar["JPEG then downscaled caught >= 95% with the codec right >= 90%"]  # 100% caught, 95% right
+    assert "JPEG then upscaled x2 caught >= 90%" not in bar  # a group the set lacks is no line
+    assert "caught_jpeg_<=80" not in s  # the resized kinds stay out of the quality bands

@@ -9,6 +9,7 @@ from ccscore import Scorer
 from ccscore.model_info import _grid_gate
 from ccscore.scorer import GridGate, TileOutputs
 
+N_LABELS = 5  # the tiny test model's labels: clean, jpeg, webp, avif, jxl
 BOXES = [(128 * k, 0, 128 * k + 128, 128) for k in range(8)]  # origins on both grids: tile phase = image phase
 
 
@@ -18,7 +19,9 @@ def stored_outputs(phases8: list[int], phases4: list[int], probs: tuple[float, f
     for k, (p8, p4) in enumerate(zip(phases8, phases4)):
         phases[k, :256].reshape(4, 64)[:, p8] = 0.9
         phases[k, 256:].reshape(4, 16)[:, p4] = 0.9
-    return TileOutputs(np.tile(np.array([probs], np.float32), (8, 1)), np.full(8, 80.0, np.float32), phases)
+    row = np.zeros(N_LABELS, np.float32)  # clean, jpeg, webp, then the tiny model's other labels at 0
+    row[: len(probs)] = probs
+    return TileOutputs(np.tile(row, (8, 1)), np.full(8, 80.0, np.float32), phases)
 
 
 SCATTERED8 = [0, 9, 18, 27, 36, 45, 54, 63]  # agreement 3/31 on the 8x8 grid

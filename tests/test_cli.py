@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stub_model import build_stub_model
+from stub_model import STUB_LABELS, build_stub_model
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "runtime"), str(REPO / "export"),
@@ -153,7 +153,7 @@ def test_records_carry_rounded_scores_that_still_sum_to_one(stub_model, pictures
     rows = list(csv.DictReader(out.open(newline="")))
     assert len(rows) == 6
     for row in rows:
-        scores = [float(row[f"score_{label}"]) for label in ("clean", "jpeg", "webp")]
+        scores = [float(row[f"score_{label}"]) for label in STUB_LABELS]
         assert all(decimals(p) <= 6 for p in scores) and abs(sum(scores) - 1) <= 1e-9
         assert row["quality"] == "" or decimals(float(row["quality"])) <= 1
 
@@ -190,7 +190,7 @@ def test_a_run_ends_with_a_summary_people_and_scripts_can_read(stub_model, pictu
     assert proc.returncode == 1  # empty.png
     records = [json.loads(l) for l in proc.stdout.splitlines()]
     summary = json.loads(out.read_text())
-    labels = {label: sum(r.get("label") == label for r in records) for label in ("clean", "jpeg", "webp")}
+    labels = {label: sum(r.get("label") == label for r in records) for label in STUB_LABELS}
     assert summary["labels"] == labels and summary["failed"] == 1 and summary["scored"] == 6
     assert summary["flagged"] == 6 - labels["clean"] > 0
     qualities = [r["quality"] for r in records if r.get("quality") is not None]
@@ -360,3 +360,28 @@ def test_export_commands_without_torch_say_they_need_the_train_extra(args, tmp_p
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("ccscore-export: error: this command needs the [train] extra (") and line.endswith(
         " is not installed): pip install 'ccscore[train]' (on CPU machines, pip install torch==2.13.0 first)"), line
+
+
+# ---------------------------------------------------------------- labels come from the model (issue #12)
+
+
+@pytest.mark.parametrize("labels", [STUB_LABELS, ("clean", "jpeg", "webp")], ids=["five_labels", "three_labels_v06"])
+def test_records_carry_every_label_of_the_model(labels, pictures, tmp_path):
+    import csv
+
+    model = build_stub_model(tmp_path / "stub.onnx", labels)
+    files = [str(pictures / f"p{i}.png") for i in range(6)]
+    out = tmp_path / "s.jsonl"
+    assert run(*files, "--model", str(model), "--output", str(out), "--tiles", "--workers", "0").returncode == 0
+    header, *records = [json.loads(l) for l in out.read_text().splitlines()]
+    assert header["labels"] == list(labels)
+    assert len(records) == 6 and {r["label"] for r in records} <= set(labels)
+    for r in records:
+        for item in [r, *r["tiles"]]:
+            assert list(item["scores"]) == list(labels)
+    if "avif" in labels:
+        assert any(r["label"] == "avif" for r in records)  # a label past webp reaches the records
+    csv_out = tmp_path / "s.csv"
+    assert run(*files, "--model", str(model), "--output", str(csv_out), "--workers", "0").returncode == 0
+    columns = next(csv.reader(csv_out.open(newline="")))
+    assert [c for c in columns if c.startswith("score_")] == [f"score_{label}" for label in labels]

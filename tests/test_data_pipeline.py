@@ -16,7 +16,8 @@ for extra in (ROOT / "export", ROOT / "runtime"):  # until the packages are inst
         sys.path.insert(0, str(extra))
 
 from ccscore_export.data import degrade, wild  # noqa: E402
-from ccscore_export.data.build import WILD_JPEG_ENCODERS, build_eval_set, build_tiles  # noqa: E402
+from ccscore_export.data.build import (  # noqa: E402
+    ISSUE12_KINDS, WILD_JPEG_ENCODERS, build_eval_set, build_tiles, main as build_main, merge_tile_sets)
 from ccscore_export.data.lossless_check import auroc, grid_score  # noqa: E402
 from ccscore_export.data.procedural import draw_illustration  # noqa: E402
 from ccscore_export.data.sources import SOURCES, is_forbidden  # noqa: E402
@@ -80,19 +81,26 @@ def test_each_degradation_label_and_decode(images):
         for codec in ("jpeg", "webp"):
             d = degrade.degrade_lossy(rng, x, codec, quality=60, content=content)
             assert d.kind.startswith(codec) and f"on_{content}" in d.kind and d.rgb.shape == x.shape
-    for codec, label in (("jpeg", degrade.JPEG), ("webp", degrade.WEBP)):
-        d = degrade.degrade_lossy(rng, x, codec, quality=70, double=True, shift=(1, 2), scale=1.05)
-        assert d.label == label and d.quality == 70.0
-        assert d.kind.startswith(codec) and "double" in d.kind and "shift" in d.kind and "resize" in d.kind
+    for codec, label in (("jpeg", degrade.JPEG), ("webp", degrade.WEBP), ("avif", degrade.AVIF), ("jxl", degrade.JXL)):
+        d = degrade.degrade_lossy(rng, x, codec, quality=70, double=True, shift=(1, 2))
+        assert d.label == label and d.quality == pytest.approx(70.0)
+        assert d.kind.startswith(codec) and "double" in d.kind and "shift" in d.kind
         assert d.rgb.dtype == np.uint8 and d.rgb.shape[2] == 3
+        # Resized after compression: the codec's label, but no quality (the pixels no longer show it).
+        d = degrade.degrade_lossy(rng, x, codec, quality=70, scale=0.6)
+        assert d.label == label and np.isnan(d.quality) and "resized_from_q70" in d.kind
+        assert d.rgb.shape == (round(x.shape[0] * 0.6), round(x.shape[1] * 0.6), 3)
 
 
 def test_random_degradation_mix():
     rng = np.random.default_rng(0)
     x = draw_illustration(rng, 160, 160)
     samples = [degrade.random_degradation(rng, x) for _ in range(160)]
-    counts = np.bincount([d.label for d in samples], minlength=3) / len(samples)
-    assert 0.38 < counts[0] < 0.58 and 0.2 < counts[1] < 0.45 and 0.1 < counts[2] < 0.35
+    counts = np.bincount([d.label for d in samples], minlength=5) / len(samples)
+    assert 0.36 < counts[0] < 0.56 and 0.15 < counts[1] < 0.38 and 0.05 < counts[2] < 0.25
+    assert 0.02 < counts[3] < 0.16 and 0.02 < counts[4] < 0.16
+    resized = [d for d in samples if "resized" in d.kind]
+    assert resized and all(d.label in (degrade.JPEG, degrade.WEBP) and np.isnan(d.quality) for d in resized)
     kinds = [d.kind for d in samples]
     assert any(k.startswith("clean:") and k.split(":")[1] in degrade.WILD_NEGATIVES for k in kinds)
     assert any("on_grey" in k for k in kinds)  # wild-looking positives too
@@ -108,9 +116,10 @@ def test_build_tiles_valid_and_deterministic(tmp_path):
     assert a["tiles"].shape == (n, 128, 128, 3) and a["tiles"].dtype == np.uint8
     assert a["label"].dtype == np.int64 and a["quality"].dtype == np.float32
     assert a["kind"].shape == (n,) and a["image_id"].shape == (n,)
-    assert set(a["label"].tolist()) <= {0, 1, 2}
+    assert set(a["label"].tolist()) <= set(degrade.LABEL_NAMES)
     assert np.all(np.isnan(a["quality"][a["label"] == 0]))
-    assert np.all(a["quality"][a["label"] > 0] >= 20)
+    rated = a["quality"][(a["label"] > 0) & np.isfinite(a["quality"])]
+    assert np.all(rated >= 20)
     for key in ("tiles", "label", "kind", "image_id"):
         assert np.array_equal(a[key], b[key]), key
     assert np.array_equal(a["quality"], b["quality"], equal_nan=True)
@@ -163,7 +172,7 @@ def test_build_eval_set(tmp_path):
         with Image.open(tmp_path / "eval" / r["path"]) as im:
             im.load()  # every file, RGBA and 1-px strips included, is a loadable image
         lossy = r["quality"] != ""
-        assert (int(r["label"]) in (1, 2)) == lossy
+        assert (int(r["label"]) > 0) == lossy
         if r["kind"].startswith(("jpeg_", "webp_")) and r["kind"] not in ("jpeg_q50", "jpeg_q70"):
             assert r["detail"] == "" or f"q{r['quality']}" in r["detail"]  # the drawn quality is the one recorded
         if r["kind"] in ("jpeg_cjpeg", "jpeg_lineart", "jpeg_grey"):
@@ -277,3 +286,103 @@ def test_export_clean_images_unique_names_and_disjoint_sets(tmp_path):
     assert len({p.name for p in first}) == 3 == len(list((tmp_path / "first").glob("*.png")))  # none overwritten
     second = export_clean_images("val", tmp_path / "second", 3, seed=1, cache_dir=cache, exclude=(tmp_path / "first",))
     assert len(second) == 1 and second[0].name not in {p.name for p in first}
+
+
+# ---------------------------------------------------------------- AVIF and JPEG XL (issue #12)
+
+AVIF_ENCODE = {"pillow": lambda x: degrade.encode_avif_pillow(x, 60, 8, "4:2:0"),
+               "imagecodecs": lambda x: degrade.encode_avif_imagecodecs(x, 60, 8, "4:4:4"),
+               "avifenc": lambda x: degrade.encode_avif_avifenc(x, 30, 8)}
+JXL_ENCODE = {"imagecodecs": lambda x: degrade.encode_jxl_imagecodecs(x, 2.0, 3),
+              "cjxl": lambda x: degrade.encode_jxl_cjxl(x, 2.0, 3)}
+
+
+@pytest.mark.parametrize("family, encoder", [("avif", e) for e in AVIF_ENCODE] + [("jxl", e) for e in JXL_ENCODE])
+def test_avif_and_jxl_encoders_round_trip(images, small_art, family, encoder):
+    available = degrade.avif_encoders() if family == "avif" else degrade.jxl_encoders()
+    if encoder not in available:
+        pytest.skip(f"{family} encoder {encoder} is not installed here")
+    encode = (AVIF_ENCODE if family == "avif" else JXL_ENCODE)[encoder]
+    x = images[1]
+    out = encode(x)
+    assert out.shape == x.shape and out.dtype == np.uint8
+    error = np.abs(out.astype(int) - x).mean()
+    assert 0 < error < 12, error  # lossy (a lossless default would poison the labels), yet the same picture
+    grey = encode(wild.grey(small_art))  # grey art is written as such and comes back as RGB
+    assert grey.shape == small_art.shape and not np.ptp(grey.astype(int), axis=2).max() > 2
+
+
+def test_codec_quality_scales():
+    assert degrade.jxl_distance_quality(1.0) == pytest.approx(90.0)  # cjxl -q 90 is distance 1
+    assert degrade.jxl_distance_quality(0.1 + (100 - 75) * 0.09) == pytest.approx(75.0)
+    assert degrade.avif_quantizer_quality(0) == 100.0 and degrade.avif_quantizer_quality(63) == 0.0
+
+
+def _tiny_clean_dir(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    clean_dir = tmp_path / "clean_in"
+    clean_dir.mkdir()
+    for i, size in enumerate([(136, 150), (120, 128)]):
+        Image.fromarray(draw_illustration(np.random.default_rng(10 + i), *size)).save(clean_dir / f"c{i}.png")
+    return clean_dir
+
+
+def test_kinds_are_added_to_an_existing_set_untouched(tmp_path):
+    """build-data --kinds builds only the named kinds into an existing set: the other files and manifest rows
+    stay byte for byte, the new rows are appended, and they equal what a whole build gives."""
+    clean_dir = _tiny_clean_dir(tmp_path)
+    new = ["jpeg_downscaled", "jpeg_upscaled_x2"]
+    first = ["clean", "jpeg_q50", "webp_q75"]
+    full = build_eval_set(clean_dir, tmp_path / "full", seed=4, log=lambda *_: None)
+    # An "older" set: a full build's rows for the first kinds only, their files alone.
+    old = tmp_path / "old"
+    rows = [r for r in csv.DictReader(open(full)) if r["kind"] in first]
+    for r in rows:
+        (old / r["path"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(full.parent / r["path"], old / r["path"])
+    header = open(full).readline()
+    old_text = header + "".join(f"{r['path']},{r['label']},{r['quality']},{r['kind']},{r['source']},{r['detail']}\n" for r in rows)
+    (old / "manifest.csv").write_text(old_text)
+    before = {p: p.read_bytes() for p in old.rglob("*.png")}
+    args = ["--eval-from", str(clean_dir), "--out", str(old), "--seed", "4", "--workers", "1", "--kinds", ",".join(new)]
+    assert build_main(args) == 0
+    text = (old / "manifest.csv").read_text()
+    assert text.startswith(old_text)  # the old rows are kept as they were, the new ones come after
+    added = list(csv.DictReader(open(old / "manifest.csv")))[len(rows):]
+    assert sorted(r["kind"] for r in added) == sorted(new * 2)
+    assert all(p.read_bytes() == b for p, b in before.items())
+    wanted = {r["path"]: r for r in csv.DictReader(open(full)) if r["kind"] in new}
+    assert {r["path"]: r for r in added} == wanted  # as the whole build made them
+    assert all((old / p).read_bytes() == (full.parent / p).read_bytes() for p in wanted)
+    # A kind the set already lists is refused; an unknown kind or a folder without a manifest too.
+    assert build_main(args) == 2 and (old / "manifest.csv").read_text() == text
+    assert build_main(args[:-1] + ["no_such_kind"]) == 2
+    assert build_main(["--eval-from", str(clean_dir), "--out", str(tmp_path / "none"), "--kinds", "clean"]) == 2
+
+
+def test_issue12_eval_kinds(tmp_path):
+    clean_dir = _tiny_clean_dir(tmp_path)
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "manifest.csv").write_text("path,label,quality,kind,source,detail\n")
+    kinds = tuple(k for k, *_ in ISSUE12_KINDS)
+    manifest = build_eval_set(clean_dir, tmp_path / "eval", seed=0, log=lambda *_: None, kinds=kinds)
+    rows = list(csv.DictReader(open(manifest)))
+    assert len(rows) == 2 * len(kinds)
+    names = dict(enumerate(degrade.LABEL_NAMES.values()))
+    for r in rows:
+        assert names[int(r["label"])] == r["kind"].split("_")[0] and r["quality"] != ""
+        if r["kind"] == "jpeg_upscaled_x2":
+            assert 50 <= int(r["quality"]) <= 75 and ":x2.00:" in r["detail"]
+
+
+def test_merge_keeps_images_apart(tmp_path):
+    kwargs = dict(split="train", n_images=3, tiles_per_image=2, cache_dir=tmp_path / "no_cache", log=lambda *_: None,
+                  workers=1)
+    build_tiles(tmp_path / "a.npz", seed=1, **kwargs)
+    build_tiles(tmp_path / "b.npz", seed=2, mix="issue12", **kwargs)
+    n = merge_tile_sets([tmp_path / "a.npz", tmp_path / "b.npz"], tmp_path / "m.npz")
+    a, b, m = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz"), np.load(tmp_path / "m.npz")
+    assert n == len(a["label"]) + len(b["label"]) == len(m["label"])
+    assert np.array_equal(m["tiles"][len(a["label"]):], b["tiles"])
+    assert not set(m["image_id"][: len(a["label"])]) & set(m["image_id"][len(a["label"]):])

@@ -29,7 +29,7 @@ def test_graph_contract(tiny_model):
     assert [o.name for o in model.graph.output] == ["probs", "quality", "phases"]
     meta = {p.key: p.value for p in model.metadata_props}
     assert REQUIRED_METADATA <= set(meta)
-    assert json.loads(meta["labels"]) == ["clean", "jpeg", "webp"]
+    assert json.loads(meta["labels"]) == ["clean", "jpeg", "webp", "avif", "jxl"]
     assert json.loads(meta["tiling_params"])["max_tiles"] >= 1
 
 

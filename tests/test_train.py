@@ -55,3 +55,26 @@ def test_training_is_reproducible(splits, tmp_path):
     b = train(train_path, val_path, tmp_path / "b", Recipe(epochs=2, batch_size=16, seed=3))
     wa, wb = load_checkpoint(a)[0].state_dict(), load_checkpoint(b)[0].state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_unknown_quality_is_no_target():
+    """Damage resized after compression carries quality NaN: the quality head is not trained on it (a target
+    of 0, or NaN through the loss, would teach a confident wrong number or poison the run)."""
+    from torch.nn import functional as F
+
+    from ccscore_export.model import ArtifactDetector
+    from ccscore_export.train import _losses
+
+    torch.manual_seed(0)
+    model = ArtifactDetector()
+    feats = torch.randn(4, model.encoder.feature_size)
+    labels = torch.tensor([0, 1, 1, 3])
+    rated = torch.tensor([float("nan"), 70.0, float("nan"), 50.0])
+    unrated = torch.tensor([float("nan")] * 4)
+    recipe = Recipe()
+    loss, logits, q_pred = _losses(model, feats, labels, unrated, recipe)
+    assert torch.isfinite(loss) and torch.isclose(loss, F.cross_entropy(logits, labels))
+    loss, logits, q_pred = _losses(model, feats, labels, rated, recipe)
+    known = torch.tensor([1, 3])
+    expected = F.cross_entropy(logits, labels) + recipe.quality_weight * F.l1_loss(q_pred[known, 0] / 100, rated[known] / 100)
+    assert torch.isclose(loss, expected)

@@ -101,6 +101,14 @@ def choose_gate(scorer: Scorer, scored: list, periods: dict, max_clean: float, m
     return best[1].metadata()
 
 
+def parse_periods(text: str) -> dict[str, int]:
+    """"jpeg=8,webp=4" -> {"jpeg": 8, "webp": 4}."""
+    try:
+        return {label.strip(): int(n) for label, n in (part.split("=") for part in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LABEL=N,..., got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
@@ -108,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-clean", type=float, default=0.01, help="all clean kinds together (default 1%%)")
     parser.add_argument("--max-kind", type=float, default=0.03, help="any one clean kind (default 3%%)")
     parser.add_argument("--json", type=Path, help="write the chosen gate here (for `export --grid-gate`)")
+    parser.add_argument("--periods", type=parse_periods, default=None, metavar="LABEL=N,...",
+                        help="the lossy labels to gate and the grid each stands on (e.g. jpeg=8,webp=4,jxl=8); "
+                             "default: the model's")
     args = parser.parse_args(argv)
     scorer = Scorer(args.model, all_tiles=True)
     if scorer.grid_gate is None:
@@ -115,7 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = list(csv.DictReader(open(args.cal_set / "manifest.csv", newline="")))
     scored = score_tiles(scorer, args.cal_set, rows)
     print(f"scored {len(scored)} calibration images")
-    gate = choose_gate(scorer, scored, scorer.grid_gate.periods, args.max_clean, args.max_kind)
+    periods = args.periods or scorer.grid_gate.periods
+    unknown = {label for label in periods if label not in scorer.labels or label == CLEAN}
+    if unknown or not set(periods.values()) <= set(scorer.info.phase_grids):
+        parser.error(f"--periods must map lossy labels of {list(scorer.labels)} to grids of "
+                     f"{list(scorer.info.phase_grids)}")
+    gate = choose_gate(scorer, scored, periods, args.max_clean, args.max_kind)
     print(f"chosen: {json.dumps(gate)}")
     if args.json:
         args.json.write_text(json.dumps(gate))

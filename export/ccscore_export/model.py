@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-LABELS = ("clean", "jpeg", "webp")
+from .labels import LABELS  # the head's class order
 
 
 def dct_matrix(n: int) -> torch.Tensor:

@@ -86,8 +86,10 @@ def _losses(model: ArtifactDetector, feats: torch.Tensor, labels: torch.Tensor, 
     """Total loss, class logits and predicted quality of a batch of encoder features."""
     logits, q_pred = model.head(feats)
     ce = F.cross_entropy(logits, labels)
-    lossy = labels > 0
-    q_loss = (F.l1_loss(q_pred[lossy, 0] / 100.0, quality[lossy] / 100.0) if lossy.any()
+    # Quality is a target only where it is known: NaN for clean tiles and for damage resized after
+    # compression, whose setting the pixels no longer show (the head must not learn a confident guess).
+    rated = (labels > 0) & torch.isfinite(quality)
+    q_loss = (F.l1_loss(q_pred[rated, 0] / 100.0, quality[rated] / 100.0) if rated.any()
               else torch.zeros((), dtype=ce.dtype))
     return ce + recipe.quality_weight * q_loss, logits, q_pred
 
@@ -97,17 +99,18 @@ def evaluate(model: ArtifactDetector, split: dict[str, np.ndarray], recipe: Reci
     with torch.no_grad():
         feats = torch.from_numpy(split["features"])
         labels = torch.from_numpy(split["label"].astype(np.int64))
-        quality = torch.from_numpy(np.nan_to_num(split["quality"].astype(np.float32)))
+        quality = torch.from_numpy(split["quality"].astype(np.float32))
         loss, logits, q_pred = _losses(model, feats, labels, quality, recipe)
         probs = torch.softmax(logits, 1).numpy()
         q_pred = q_pred[:, 0].numpy()
     lab = labels.numpy()
     lossy = lab > 0
+    rated = lossy & np.isfinite(split["quality"])
     return {
         "loss": float(loss),
         "accuracy": float((probs.argmax(1) == lab).mean()),
         "auroc": auroc(1 - probs[:, 0], lossy),
-        "quality_mae": float(np.abs(q_pred[lossy] - split["quality"][lossy]).mean()) if lossy.any() else float("nan"),
+        "quality_mae": float(np.abs(q_pred[rated] - split["quality"][rated]).mean()) if rated.any() else float("nan"),
     }
 
 
@@ -171,7 +174,7 @@ def train(train_path: Path, val_path: Path, out_dir: Path, recipe: Recipe | None
 
     feats = torch.from_numpy(train_split["features"])
     labels = torch.from_numpy(train_split["label"].astype(np.int64))
-    quality = torch.from_numpy(np.nan_to_num(train_split["quality"].astype(np.float32)))
+    quality = torch.from_numpy(train_split["quality"].astype(np.float32))
     extra_meta = {"recipe": recipe.__dict__, "training_data": training_data or train_path.name}
     bar = tqdm(range(start_epoch, recipe.epochs), desc="train", unit="epoch", initial=start_epoch, total=recipe.epochs)
     for epoch in bar:

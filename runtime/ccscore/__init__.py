@@ -1,4 +1,4 @@
-"""ccscore: tells whether an image carries lossy compression artifacts (JPEG, WebP), how strong, and where.
+"""ccscore: tells whether an image carries lossy compression artifacts (JPEG, WebP, AVIF, JPEG XL), how strong, and where.
 
     from ccscore import Scorer
     scorer = Scorer()                      # the bundled model, best available device

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import sys
 import time
 import zlib
@@ -83,10 +84,10 @@ def _set_real(real: list[tuple[str, Path]]) -> None:
 
 
 def _make_item(args: tuple) -> dict:
-    seed, split, index, procedural_share, tile_size, tiles_per_image = args
+    seed, split, index, procedural_share, tile_size, tiles_per_image, mix = args
     rng = _image_rng(seed, split, index)
     rgb, source = clean_image(rng, _REAL, procedural_share)
-    out = degrade.random_degradation(rng, rgb)
+    out = degrade.random_degradation(rng, rgb, degrade.MIXES[mix])
     image, kind = out.rgb, out.kind
     if rng.random() < SMALL_SHARE and min(image.shape[:2]) >= 24:  # small images and crops: the runtime tiles them edge-padded, so must training
         h, w = image.shape[:2]
@@ -109,8 +110,10 @@ def build_tiles(
     cache_dir: str | Path = DEFAULT_CACHE,
     workers: int = 2,
     log=print,
+    mix: str = "full",
 ) -> dict:
-    """Draws `n_images` clean images, degrades each once, tiles it and writes one .npz.
+    """Draws `n_images` clean images, degrades each once (a draw from degrade.MIXES[mix]), tiles it and writes
+    one .npz.
 
     Up to `tiles_per_image` content tiles per image; flat tiles (luma std < MIN_TILE_STD) are dropped, so
     small sprites and flat pictures give fewer.
@@ -125,7 +128,7 @@ def build_tiles(
     real = kept_files(split, Path(cache_dir))
     if not real:
         log(f"no verified real sources for split {split!r} (run prepare-sources); procedural images only")
-    tasks = [(seed, split, i, procedural_share, tile_size, tiles_per_image) for i in range(n_images)]
+    tasks = [(seed, split, i, procedural_share, tile_size, tiles_per_image, mix) for i in range(n_images)]
     if workers > 1:
         with Pool(workers, initializer=_set_real, initargs=(real,)) as pool:
             items = list(pool.imap(_make_item, tasks, chunksize=8))
@@ -282,16 +285,76 @@ EVAL_VARIANTS += tuple(
 if "cwebp" in degrade.webp_encoders():
     EVAL_VARIANTS += (("webp_cwebp", degrade.WEBP, DRAWN, _lossy_kind("webp", ("cwebp",))),)
 
+# Issue #12: AVIF and JPEG XL from the command-line encoders users run, and JPEG / WebP resized after
+# compression (label = the codec; quality = the codec's setting, which the model can only approximate).
+AVIF_QUANTIZERS = (10, 40)  # avifenc --min = --max
+# Encoder speeds: the defaults (6) and faster, as image tools and CDNs run them (speeds below 6 cost seconds a megapixel).
+AVIF_PILLOW_QUALITIES = (30, 90)
+JXL_DISTANCES = (1.0, 3.0)
 
-def _eval_image(args: tuple[int, int, Path, Path, Path]) -> list[dict]:
-    """Every EVAL_VARIANTS version of one clean image, written under out_dir/<kind>/; its manifest rows."""
-    seed, index, path, clean_dir, out_dir = args
+
+def _avif_avifenc(rng: np.random.Generator, rgb: np.ndarray) -> tuple[np.ndarray, float, str]:
+    quantizer, speed = int(rng.integers(AVIF_QUANTIZERS[0], AVIF_QUANTIZERS[1] + 1)), int(rng.integers(6, 9))
+    yuv = str(rng.choice(["420", "444"], p=[0.7, 0.3]))
+    out = degrade.encode_avif_avifenc(rgb, quantizer, speed, yuv)
+    return out, degrade.avif_quantizer_quality(quantizer), f"avifenc:min=max={quantizer}:s{speed}:yuv{yuv}"
+
+
+def _avif_pillow(rng: np.random.Generator, rgb: np.ndarray) -> tuple[np.ndarray, float, str]:
+    quality, speed = int(rng.integers(AVIF_PILLOW_QUALITIES[0], AVIF_PILLOW_QUALITIES[1] + 1)), int(rng.integers(6, 11))
+    sub = str(rng.choice(degrade.AVIF_SUBSAMPLINGS, p=[0.7, 0.3]))
+    return degrade.encode_avif_pillow(rgb, quality, speed, sub), float(quality), f"pillow:q{quality}:s{speed}:{sub}"
+
+
+def _jxl_cjxl(rng: np.random.Generator, rgb: np.ndarray) -> tuple[np.ndarray, float, str]:
+    distance = round(float(rng.uniform(*JXL_DISTANCES)), 2)
+    return degrade.encode_jxl_cjxl(rgb, distance), degrade.jxl_distance_quality(distance), f"cjxl:d{distance:g}:e7"
+
+
+def _resized_lossy(codec: str, qualities: tuple[int, int], scales: tuple[float, float], kernels: tuple[str, ...]) -> EvalMaker:
+    """`codec` at a quality drawn from `qualities` (one of the wild encoders for JPEG, cwebp or Pillow for
+    WebP), then resized by a factor drawn from `scales` with one of `kernels`."""
+    def make(rng: np.random.Generator, rgb: np.ndarray) -> tuple[np.ndarray, float, str]:
+        quality = int(rng.integers(qualities[0], qualities[1] + 1))
+        if codec == "jpeg":
+            out, name = degrade.random_jpeg(rng, rgb, quality, str(rng.choice(WILD_JPEG_ENCODERS)))
+        elif "cwebp" in degrade.webp_encoders() and rng.random() < 0.5:
+            out, name = degrade.random_cwebp(rng, rgb, quality)
+        else:
+            out, name = degrade.encode_webp_pillow(rgb, quality, int(rng.integers(0, 7))), "pillow"
+        v = wild.random_resample(rng, out, float(rng.uniform(*scales)), kernels)
+        return v.image, float(quality), f"{name}:q{quality}:{v.detail}"
+
+    return make
+
+
+ISSUE12_KINDS: tuple[tuple[str, int, float, EvalMaker], ...] = (
+    ("jpeg_downscaled", degrade.JPEG, DRAWN, _resized_lossy("jpeg", (50, 90), (0.5, 0.9), wild.DOWNSCALE_KERNELS)),
+    ("jpeg_upscaled_x2", degrade.JPEG, DRAWN, _resized_lossy("jpeg", (50, 75), (2.0, 2.0), wild.UPSCALE_X2_KERNELS)),
+    ("webp_downscaled", degrade.WEBP, DRAWN, _resized_lossy("webp", (50, 90), (0.5, 0.9), wild.DOWNSCALE_KERNELS)),
+)
+if "pillow" in degrade.avif_encoders():
+    ISSUE12_KINDS += (("avif_pillow", degrade.AVIF, DRAWN, _avif_pillow),)
+if "avifenc" in degrade.avif_encoders():
+    ISSUE12_KINDS += (("avif_avifenc", degrade.AVIF, DRAWN, _avif_avifenc),)
+if "cjxl" in degrade.jxl_encoders():
+    ISSUE12_KINDS += (("jxl_cjxl", degrade.JXL, DRAWN, _jxl_cjxl),)
+EVAL_VARIANTS += ISSUE12_KINDS
+
+
+def _eval_image(args: tuple[int, int, Path, Path, Path, tuple[str, ...] | None]) -> list[dict]:
+    """The EVAL_VARIANTS versions (those named in `kinds`, or all) of one clean image, written under
+    out_dir/<kind>/; their manifest rows."""
+    seed, index, path, clean_dir, out_dir, kinds = args
     rel = path.relative_to(clean_dir)
     stem = str(rel.with_suffix("")).replace("/", "__")
     rgb = load_clean(path)
     rgb = rgb[:MAX_SIDE, :MAX_SIDE]  # top-left crop keeps the image origin, hence any grid, in place
     rows = []
     for kind, label, quality, make in EVAL_VARIANTS:
+        if kinds is not None and kind not in kinds:
+            continue
+        # Seeded per (image, kind): a kind built alone (--kinds) is the one a whole build gives.
         rng = np.random.default_rng([seed, index, zlib.crc32(kind.encode())])
         out, detail = make(rng, rgb), ""
         if isinstance(out, tuple):
@@ -304,30 +367,57 @@ def _eval_image(args: tuple[int, int, Path, Path, Path]) -> list[dict]:
     return rows
 
 
-def build_eval_set(clean_dir: str | Path, out_dir: str | Path, seed: int = 0, workers: int = 1, log=print) -> Path:
+MANIFEST_COLUMNS = ["path", "label", "quality", "kind", "source", "detail"]
+
+
+def build_eval_set(clean_dir: str | Path, out_dir: str | Path, seed: int = 0, workers: int = 1, log=print,
+                   kinds: tuple[str, ...] | None = None) -> Path:
     """Writes every EVAL_VARIANTS version of each clean image in `clean_dir` as PNG under
     `out_dir/<kind>/`, plus `out_dir/manifest.csv` (path relative to out_dir, label, quality, kind, source,
     detail: how a drawn variant was made, e.g. "lineart:canny:aa2:cjpeg:q57").
 
     Images are flattened over white, cropped to at most MAX_SIDE and processed in sorted order with a per-image
     seed, so the same folder and seed always give byte-identical outputs, whatever the number of workers.
+
+    `kinds`: build only these into the existing set `out_dir` (same clean folder and seed as it was built
+    with), adding their rows to its manifest.csv, which is replaced atomically; kinds the manifest already
+    lists are refused, so no existing file or row is touched.
     """
     clean_dir, out_dir = Path(clean_dir), Path(out_dir)
+    manifest = out_dir / "manifest.csv"
+    old_rows: list[dict] = []
+    if kinds is not None:
+        known = [kind for kind, *_ in EVAL_VARIANTS]
+        if unknown := [k for k in kinds if k not in known]:
+            raise ValueError(f"unknown evaluation kinds {', '.join(unknown)} (known: {', '.join(known)})")
+        if not manifest.is_file():
+            raise ValueError(f"{manifest} not found: --kinds adds to an existing evaluation set")
+        with open(manifest, newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != MANIFEST_COLUMNS:
+                raise ValueError(f"{manifest} has columns {reader.fieldnames}, not {MANIFEST_COLUMNS}")
+            old_rows = list(reader)
+        if present := sorted(set(kinds) & {r["kind"] for r in old_rows}):
+            raise ValueError(f"{manifest} already lists kinds {', '.join(present)}: they are never rebuilt in place")
+        kinds = tuple(kinds)
     files = sorted(p for p in clean_dir.rglob("*") if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff"))
-    tasks = [(seed, index, path, clean_dir, out_dir) for index, path in enumerate(files)]
+    tasks = [(seed, index, path, clean_dir, out_dir, kinds) for index, path in enumerate(files)]
     if workers > 1:
         with Pool(workers) as pool:
             per_image = list(pool.imap(_eval_image, tasks))
     else:
         per_image = [_eval_image(t) for t in tasks]
     rows = [row for image_rows in per_image for row in image_rows]
-    manifest = out_dir / "manifest.csv"
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(manifest, "w", newline="") as f:
-        writer = csv.DictWriter(f, ["path", "label", "quality", "kind", "source", "detail"])
+    tmp = manifest.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, MANIFEST_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
-    log(f"wrote {len(rows)} files for {len(files)} clean images to {out_dir}")
+        writer.writerows(old_rows + rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, manifest)  # a crash leaves the old manifest whole, never a half-written one
+    log(f"wrote {len(rows)} files for {len(files)} clean images to {out_dir}" + (f" (kinds {', '.join(kinds)})" if kinds else ""))
     return manifest
 
 
@@ -396,6 +486,26 @@ def add_chroma_twins(source: Path, out: Path, count: int, seed: int = 0) -> int:
     return n
 
 
+def merge_tile_sets(parts: list[Path], out: Path) -> int:
+    """Writes the tiles of every set in `parts` to one .npz; image ids are offset per part, so tiles of
+    different images never share one. Returns the tile count."""
+    merged: dict[str, list[np.ndarray]] = {}
+    offset = 0
+    for part in parts:
+        with np.load(part) as data:
+            arrays = {k: data[k] for k in data.files}
+        if merged and set(arrays) != set(merged):
+            raise ValueError(f"{part} has arrays {sorted(arrays)}, not {sorted(merged)}")
+        arrays["image_id"] = arrays["image_id"] + offset
+        offset = int(arrays["image_id"].max()) + 1 if len(arrays["image_id"]) else offset
+        for key, value in arrays.items():
+            merged.setdefault(key, []).append(value)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # String arrays of different widths concatenate to the widest.
+    np.savez(out, **{k: np.concatenate(v) for k, v in merged.items()})
+    return sum(len(v) for v in merged["label"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """`build-data`: tiles for training (--split) or, with --eval-from, the per-kind evaluation folders."""
     parser = argparse.ArgumentParser(prog="ccscore-export build-data", description=__doc__.splitlines()[0])
@@ -417,7 +527,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chroma-twins", type=int, default=0, metavar="N",
                         help="with --from: add N chroma-only JPEG q100 twins of its clean tiles, write --out")
     parser.add_argument("--from", dest="source", type=Path, default=None, help="a tile .npz (--chroma-twins)")
+    parser.add_argument("--mix", choices=sorted(degrade.MIXES), default="full",
+                        help="training mix of the tiles: full, or issue12 (AVIF, JPEG XL and resized damage alone, "
+                             "to --merge with a full set)")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None, metavar="NPZ",
+                        help="write these tile sets as one to --out (image ids kept apart)")
+    parser.add_argument("--kinds", default=None, metavar="K1,K2",
+                        help="with --eval-from: build only these kinds into the existing evaluation folder --out, "
+                             "appending to its manifest.csv (kinds it already lists are refused)")
     args = parser.parse_args(argv)
+    if args.kinds is not None and args.eval_from is None:
+        parser.error("--kinds needs --eval-from CLEAN_DIR (and the existing set as --out)")
+    if args.merge:
+        tiles = merge_tile_sets(args.merge, args.out)
+        print(f"wrote {args.out}: {tiles} tiles from {len(args.merge)} sets")
+        return 0
     if args.chroma_twins:
         if args.source is None:
             parser.error("--chroma-twins needs --from SOURCE.npz")
@@ -430,7 +554,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {len(written)} clean {args.split} images to {args.out}")
         return 0
     if args.eval_from is not None:
-        build_eval_set(args.eval_from, args.out, seed=args.seed or 0, workers=args.workers)
+        kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip()) if args.kinds else None
+        try:
+            build_eval_set(args.eval_from, args.out, seed=args.seed or 0, workers=args.workers, kinds=kinds)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.prepare_sources:
         from .sources import prepare_sources
@@ -438,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare_sources(args.cache, workers=args.workers)
     seed = args.seed if args.seed is not None else SPLITS.index(args.split)
     build_tiles(args.out, args.split, args.images, seed, args.tile_size, args.tiles_per_image,
-                args.procedural_share, args.cache, args.workers)  # fmt: skip
+                args.procedural_share, args.cache, args.workers, mix=args.mix)  # fmt: skip
     return 0
 
 

@@ -3,8 +3,10 @@
 Codecs run on the whole image (before tiling), so the block grid sits at the image origin as in real
 files; grid-shifting crops and light resizes happen after compression, as when someone crops or resizes a
 downloaded JPEG and saves it as PNG. Every function returns `Degraded(rgb, label, quality, kind)`:
-label 0 = clean, 1 = jpeg, 2 = webp (the *last* lossy codec applied); quality = that codec's setting
-(NaN for clean); kind = a ':'-joined description ("jpeg:mozjpeg:double:shift") that evaluation can split.
+label 0 = clean, 1 = jpeg, 2 = webp, 3 = avif, 4 = jxl (the *last* lossy codec applied); quality = that
+codec's setting on a 0-100 scale (AVIF: libavif's quality; JPEG XL: libjxl's quality equivalent of the distance),
+NaN for clean and for damage resized after compression (its quality is approximate: the quality head is not
+trained on it); kind = a ':'-joined description ("jpeg:mozjpeg:double:shift") that evaluation can split.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import imagecodecs
 import numpy as np
 from PIL import Image, ImageFilter
 
+from ..labels import LABELS
 from . import wild
 from .procedural import add_film_grain, add_screentone
 
@@ -34,8 +37,8 @@ try:  # Google's jpegli (adaptive quantisation, its own tables), the newest enco
 except ImportError:  # optional, like jpeglib
     pyjpegli = None
 
-CLEAN, JPEG, WEBP = 0, 1, 2
-LABEL_NAMES = {CLEAN: "clean", JPEG: "jpeg", WEBP: "webp"}
+CLEAN, JPEG, WEBP, AVIF, JXL = (LABELS.index(name) for name in ("clean", "jpeg", "webp", "avif", "jxl"))
+LABEL_NAMES = dict(enumerate(LABELS))
 
 
 class Degraded(NamedTuple):
@@ -57,12 +60,31 @@ def _pnm(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _check_encoder(cmd: list[str], done: subprocess.CompletedProcess) -> None:
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({done.returncode}): {done.stderr.decode(errors='replace').strip()[:200]}")
+
+
 def _run_encoder(cmd: list[str], image: np.ndarray) -> np.ndarray:
     """Pipes `image` through a command-line encoder (stdin -> stdout) and decodes what it wrote."""
     done = subprocess.run(cmd, input=_pnm(image), capture_output=True, check=False)
-    if done.returncode != 0 or not done.stdout:
-        raise RuntimeError(f"{cmd[0]} failed ({done.returncode}): {done.stderr.decode(errors='replace').strip()[:200]}")
+    _check_encoder(cmd, done)
+    if not done.stdout:
+        raise RuntimeError(f"{cmd[0]} wrote nothing")
     return _decode(done.stdout)
+
+
+def _run_file_encoder(cmd: list[str], image: np.ndarray, suffix: str) -> bytes:
+    """Runs an encoder that only reads and writes files (avifenc, cjxl): `cmd` + [input.png, output<suffix>];
+    returns the bytes it wrote."""
+    tmpdir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.TemporaryDirectory(dir=tmpdir) as tmp:
+        source, target = os.path.join(tmp, "in.png"), os.path.join(tmp, "out" + suffix)
+        Image.fromarray(image).save(source, compress_level=0)
+        full = cmd + [source, target]
+        _check_encoder(full, subprocess.run(full, capture_output=True, check=False))
+        with open(target, "rb") as f:
+            return f.read()
 
 
 # ---------------------------------------------------------------- JPEG encoders
@@ -306,6 +328,105 @@ def random_webp(rng: np.random.Generator, rgb: np.ndarray, quality: int) -> tupl
     return encode_webp_cv2(rgb, quality), encoder
 
 
+# ---------------------------------------------------------------- AVIF and JPEG XL encoders
+
+# Pillow's names for AVIF's chroma layouts; imagecodecs' pixel formats for the same.
+AVIF_SUBSAMPLINGS = ("4:2:0", "4:4:4")
+_AVIF_PIXEL_FORMATS = {"4:2:0": imagecodecs.AVIF.PIXEL_FORMAT.YUV420, "4:4:4": imagecodecs.AVIF.PIXEL_FORMAT.YUV444}
+
+
+def avif_quantizer_quality(quantizer: int) -> float:
+    """libavif's quality (0-100) for an avifenc quantiser (0-63): the inverse of its
+    quantizer = ((100 - quality) * 63 + 50) / 100, so AVIF qualities share one scale."""
+    return 100.0 - quantizer * 100.0 / 63.0
+
+
+def jxl_distance_quality(distance: float) -> float:
+    """libjxl's quality equivalent (cjxl -q) of a Butteraugli distance: the inverse of its
+    distance = 0.1 + (100 - quality) * 0.09, exact for qualities >= 30 (distances <= 6.4)."""
+    return 100.0 - (distance - 0.1) / 0.09
+
+
+def encode_avif_pillow(image: np.ndarray, quality: int, speed: int = 6, subsampling: str = "4:2:0") -> np.ndarray:
+    """libavif through Pillow; a grey [H, W] input is written 4:0:0 (one plane), as Pillow does for L images."""
+    buf = io.BytesIO()
+    sub = subsampling if image.ndim == 3 else "4:0:0"
+    Image.fromarray(image).save(buf, format="AVIF", quality=int(quality), speed=int(speed), subsampling=sub)
+    return _decode(buf.getvalue())
+
+
+def encode_avif_imagecodecs(image: np.ndarray, quality: int, speed: int = 6, subsampling: str = "4:2:0") -> np.ndarray:
+    """libavif through imagecodecs (its own build); decoded by Pillow, a second libavif/dav1d build."""
+    fmt = _AVIF_PIXEL_FORMATS[subsampling] if image.ndim == 3 else imagecodecs.AVIF.PIXEL_FORMAT.YUV400
+    data = imagecodecs.avif_encode(np.ascontiguousarray(image), level=int(quality), speed=int(speed), pixelformat=fmt)
+    return _decode(data)
+
+
+def encode_avif_avifenc(image: np.ndarray, quantizer: int, speed: int = 6, yuv: str = "420") -> np.ndarray:
+    """libavif's avifenc at a fixed quantiser (--min = --max, 0-63, lower is better)."""
+    cmd = ["avifenc", "--jobs", "1", "--speed", str(int(speed)), "--yuv", yuv,
+           "--min", str(int(quantizer)), "--max", str(int(quantizer))]
+    return _decode(_run_file_encoder(cmd, wild.as_rgb(image), ".avif"))
+
+
+def _decode_jxl(data: bytes) -> np.ndarray:
+    return np.ascontiguousarray(wild.as_rgb(imagecodecs.jpegxl_decode(data)))
+
+
+def encode_jxl_imagecodecs(image: np.ndarray, distance: float, effort: int = 7) -> np.ndarray:
+    """libjxl through imagecodecs at a Butteraugli distance (lower is better; 1 is "visually lossless")."""
+    return _decode_jxl(imagecodecs.jpegxl_encode(np.ascontiguousarray(image), distance=float(distance), effort=int(effort)))
+
+
+def encode_jxl_cjxl(image: np.ndarray, distance: float, effort: int = 7) -> np.ndarray:
+    """libjxl's cjxl; decoded through imagecodecs' libjxl."""
+    cmd = ["cjxl", "--quiet", "--num_threads=0", f"--distance={float(distance)}", f"--effort={int(effort)}"]
+    return _decode_jxl(_run_file_encoder(cmd, wild.as_rgb(image), ".jxl"))
+
+
+def avif_encoders() -> list[str]:
+    """The AVIF encoders available here: Pillow (11.3+ has AVIF built in), imagecodecs, avifenc if installed."""
+    encoders = [name for name, ok in (("pillow", _pillow_has_avif()), ("imagecodecs", imagecodecs.AVIF.available)) if ok]
+    return encoders + (["avifenc"] if shutil.which("avifenc") else [])
+
+
+def jxl_encoders() -> list[str]:
+    """The JPEG XL encoders available here: imagecodecs, cjxl if installed."""
+    return (["imagecodecs"] if imagecodecs.JPEGXL.available else []) + (["cjxl"] if shutil.which("cjxl") else [])
+
+
+def _pillow_has_avif() -> bool:
+    from PIL import features
+
+    return bool(features.check("avif"))
+
+
+def sample_avif_quality(rng: np.random.Generator) -> int:
+    return _quality(rng, 20, 90, 70)
+
+
+def sample_jxl_distance(rng: np.random.Generator) -> float:
+    """Distance 0.5-4, half the draws from the hard near-lossless band 0.5-1.5; two decimals."""
+    return round(float(rng.uniform(0.5, 1.5 if rng.random() < 0.5 else 4.0)), 2)
+
+
+def random_avif(rng: np.random.Generator, image: np.ndarray, quality: int) -> tuple[np.ndarray, str]:
+    """AVIF through Pillow or imagecodecs (the library encoders; avifenc is kept for evaluation) at a random
+    speed (4-10) and chroma layout; returns (rgb, 'encoder:s<speed>:<subsampling>')."""
+    encoders = [e for e in avif_encoders() if e != "avifenc"]
+    encoder = str(rng.choice(encoders, p=[0.6, 0.4] if len(encoders) == 2 else None))
+    speed = int(rng.choice([4, 5, 6, 6, 7, 8, 9, 10]))
+    sub = str(rng.choice(AVIF_SUBSAMPLINGS, p=[0.7, 0.3]))
+    encode = encode_avif_pillow if encoder == "pillow" else encode_avif_imagecodecs
+    return encode(image, quality, speed, sub), f"{encoder}:s{speed}:{sub.replace(':', '')}"
+
+
+def random_jxl(rng: np.random.Generator, image: np.ndarray, distance: float) -> tuple[np.ndarray, str]:
+    """JPEG XL through imagecodecs at a random effort (1-8; 9 is rare and slow); returns (rgb, 'imagecodecs:e<effort>')."""
+    effort = int(rng.choice([1, 3, 4, 5, 6, 7, 7, 7, 8]))
+    return encode_jxl_imagecodecs(image, distance, effort), f"imagecodecs:e{effort}"
+
+
 # ---------------------------------------------------------------- geometry after compression
 
 
@@ -434,13 +555,53 @@ def sample_webp_quality(rng: np.random.Generator) -> int:
     return _quality(rng, 20, 95, 75)
 
 
+# Codec name -> label; the codecs a first pass of double compression draws from (what is passed on and re-saved).
+LOSSY_LABELS = {"jpeg": JPEG, "webp": WEBP, "avif": AVIF, "jxl": JXL}
+
+
+def compress(rng: np.random.Generator, image: np.ndarray, codec: str, quality: int | None = None) -> tuple[np.ndarray, float, str]:
+    """One lossy save with `codec` and a random encoder of it at `quality` (0-100; drawn if None; for JPEG XL
+    turned into libjxl's distance); returns (rgb, quality, encoder description)."""
+    if codec == "jpeg":
+        quality = sample_jpeg_quality(rng) if quality is None else quality
+        out, enc = random_jpeg(rng, image, quality)
+    elif codec == "webp":
+        quality = sample_webp_quality(rng) if quality is None else quality
+        out, enc = random_webp(rng, image, quality)
+    elif codec == "avif":
+        quality = sample_avif_quality(rng) if quality is None else quality
+        out, enc = random_avif(rng, image, quality)
+    elif codec == "jxl":
+        distance = sample_jxl_distance(rng) if quality is None else 0.1 + (100 - quality) * 0.09
+        out, enc = random_jxl(rng, image, distance)
+        quality, enc = jxl_distance_quality(distance), f"{enc}:d{distance:g}"
+    else:
+        raise ValueError(f"unknown codec {codec!r}")
+    return out, float(quality), enc
+
+
+# Resizes after compression (thumbnailers, sites, "upscalers"): down 0.5-0.95 or up 1.25-4 (2x in half the
+# upscales), with every Pillow and OpenCV kernel.
+def random_rescale(rng: np.random.Generator) -> float:
+    if rng.random() < 0.5:
+        return float(rng.uniform(0.5, 0.95))
+    return float(2.0 if rng.random() < 0.5 else rng.uniform(1.25, 4.0))
+
+
 def degrade_lossy(
     rng: np.random.Generator, rgb: np.ndarray, codec: str, quality: int | None = None, double: bool = False,
     shift: tuple[int, int] | None = None, scale: float | None = None, content: str | None = None,
 ) -> Degraded:
-    """Compress with `codec` ('jpeg' / 'webp'), optionally after a first lossy pass (`double`), then
-    optionally crop `shift` = (dy, dx) off the top-left and resize by `scale`. `content` (a WILD_CONTENT key)
-    first turns the art into grey art, line art or manga; grey pictures become one-component JPEGs."""
+    """Compress with `codec` (a LOSSY_LABELS key), optionally after a first lossy pass (`double`), then
+    optionally crop `shift` = (dy, dx) off the top-left and resize by `scale` with a random kernel. `content`
+    (a WILD_CONTENT key) first turns the art into grey art, line art or manga; grey pictures become
+    one-component JPEGs (4:0:0 AVIFs, grey JPEG XLs).
+
+    A resized result keeps the codec's label but gets quality NaN: resampling blurs or smears the
+    quantisation, so the setting is no longer readable from the pixels, and the quality head is not trained
+    to state one."""
+    if codec not in LOSSY_LABELS:
+        raise ValueError(f"unknown codec {codec!r}")
     parts = []
     if content is not None:
         v = WILD_CONTENT[content](rng, rgb)
@@ -448,23 +609,11 @@ def degrade_lossy(
         parts.append(f"on_{content}")
     if double:
         first = str(rng.choice(["jpeg", "webp"], p=[0.7, 0.3]))
-        if first == "jpeg":
-            rgb, _ = random_jpeg(rng, rgb, sample_jpeg_quality(rng))
-        else:
-            rgb, _ = random_webp(rng, rgb, sample_webp_quality(rng))
+        rgb, _, _ = compress(rng, rgb, first)
         if rng.random() < 0.3:  # cropped between the two saves: the first grid no longer matches the second
             rgb = shift_grid(rgb, *_random_shift(rng))
             first += "_misaligned"
-    if codec == "jpeg":
-        quality = sample_jpeg_quality(rng) if quality is None else quality
-        rgb, enc = random_jpeg(rng, rgb, quality)
-        label = JPEG
-    elif codec == "webp":
-        quality = sample_webp_quality(rng) if quality is None else quality
-        rgb, enc = random_webp(rng, rgb, quality)
-        label = WEBP
-    else:
-        raise ValueError(f"unknown codec {codec!r}")
+    rgb, quality, enc = compress(rng, rgb, codec, quality)
     parts = [codec, enc] + parts
     if double:
         parts.append(f"double_{first}")
@@ -472,26 +621,62 @@ def degrade_lossy(
         rgb = shift_grid(rgb, *shift)
         parts.append("shift")
     if scale is not None:
-        rgb = resize(rgb, scale)
-        parts.append("resize")
-    return Degraded(np.ascontiguousarray(rgb), label, float(quality), ":".join(parts))
+        v = wild.random_resample(rng, rgb, scale, wild.ALL_KERNELS, max_side=MAX_RESCALED_SIDE)
+        parts.append(f"resized_from_q{quality:.0f}:{v.detail}")
+        rgb, quality = v.image, float("nan")
+    return Degraded(np.ascontiguousarray(rgb), LOSSY_LABELS[codec], quality, ":".join(parts))
 
 
-def random_degradation(rng: np.random.Generator, rgb: np.ndarray) -> Degraded:
-    """The training mix: ~48% clean (30% of it plain, 30% hard negatives, 40% wild negatives), ~30% JPEG,
-    ~22% WebP. Of the lossy: ~25% on wild content (grey, line art, manga), ~15% double-compressed, ~50%
-    grid-shifted, ~5% lightly resized (a hard case)."""
+MAX_RESCALED_SIDE = 1024  # upscales start from a top-left crop so the result stays affordable to tile
+
+
+# Qualities of damage resized after compression: above these a resize leaves next to no trace, and a lossy
+# label on what looks clean would teach false positives on clean resampled art.
+RESIZED_QUALITIES = {"jpeg": (30, 90), "webp": (30, 85)}
+
+
+class Mix(NamedTuple):
+    """A training mix. `lossy`: codec -> share of all images (the rest is clean); `resized`: codec -> share of
+    that codec's images resized after compression; `clean`: clean variants (degrade_clean's) -> weights."""
+
+    lossy: dict[str, float]
+    resized: dict[str, float]
+    clean: dict[str, float]
+
+
+# Clean side of the full mix: 30% plain, 30% hard negatives, 40% wild negatives.
+_CLEAN_FULL = {"plain": 0.3, **{k: 0.3 / len(HARD_NEGATIVES) for k in HARD_NEGATIVES},
+               **{k: 0.4 / len(WILD_NEGATIVES) for k in WILD_NEGATIVES}}
+MIXES = {
+    # Everything, in the shares of the shipped models (before issue #12: clean 48%, JPEG 30%, WebP 22%).
+    "full": Mix({"jpeg": 0.25, "webp": 0.14, "avif": 0.08, "jxl": 0.07}, {"jpeg": 0.25, "webp": 0.2}, _CLEAN_FULL),
+    # Issue #12's damage alone, to be merged with an earlier full set (build-data --merge): AVIF, JPEG XL,
+    # JPEG / WebP mostly resized after compression, and clean resampled art as their negatives.
+    "issue12": Mix({"jpeg": 0.2, "webp": 0.1, "avif": 0.22, "jxl": 0.18}, {"jpeg": 0.75, "webp": 0.75},
+                   {"plain": 0.2, "resampled": 0.2, "downscaled": 0.3, "upscaled": 0.3}),
+}
+
+
+def random_degradation(rng: np.random.Generator, rgb: np.ndarray, mix: Mix = MIXES["full"]) -> Degraded:
+    """One draw from `mix`. Of the lossy: ~25% on wild content (grey, line art, manga), ~15% double-compressed,
+    ~50% grid-shifted; `mix.resized` of them resized after compression (down 0.5-0.95 or up 1.25-4, every
+    kernel)."""
     u = rng.random()
-    if u < 0.48:
-        v = rng.random()
-        if v < 0.3:
-            return degrade_clean(rng, rgb)
-        pool = HARD_NEGATIVES if v < 0.6 else WILD_NEGATIVES
-        return degrade_clean(rng, rgb, str(rng.choice(list(pool))))
-    codec = "jpeg" if u < 0.78 else "webp"
+    clean_share = 1.0 - sum(mix.lossy.values())
+    if u < clean_share:
+        variants = list(mix.clean)
+        weights = np.array([mix.clean[v] for v in variants])
+        return degrade_clean(rng, rgb, str(rng.choice(variants, p=weights / weights.sum())))
+    bounds = clean_share + np.cumsum(list(mix.lossy.values()))
+    codec = list(mix.lossy)[min(int(np.searchsorted(bounds, u, side="right")), len(bounds) - 1)]
     content = None
     if rng.random() < 0.25:
         content = str(rng.choice(list(WILD_CONTENT), p=[0.5, 0.25, 0.25] if codec == "jpeg" else [0.6, 0.2, 0.2]))
     shift = _random_shift(rng) if rng.random() < 0.5 else None
-    scale = float(rng.uniform(0.9, 1.1)) if rng.random() < 0.05 else None
-    return degrade_lossy(rng, rgb, codec, double=bool(rng.random() < 0.15), shift=shift, scale=scale, content=content)
+    scale, quality = None, None
+    if rng.random() < mix.resized.get(codec, 0.0):
+        scale = random_rescale(rng)
+        low, high = RESIZED_QUALITIES[codec]
+        quality = int(rng.integers(low, high + 1))
+    return degrade_lossy(rng, rgb, codec, quality, double=bool(rng.random() < 0.15), shift=shift, scale=scale,
+                         content=content)

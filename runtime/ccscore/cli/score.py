@@ -165,7 +165,7 @@ def score(
                                              help="Parquet inputs: records are keyed FILE/VALUE of this column "
                                                   "(default: 'key' when present, else the row number)."),
 ) -> None:
-    """Tells whether each image carries JPEG or WebP compression artifacts, how strong, and where.
+    """Tells whether each image carries lossy compression artifacts (the model's labels: JPEG, WebP, AVIF, JPEG XL), how strong, and where.
 
     Folders are walked recursively (image extensions only, each real file once); files named on the command line or in --from-list are always tried, once per mention. A .tar shard or a .parquet file stands for the images in it, each keyed SHARD/MEMBER (or FILE/KEY); they are never acted on.
 
