@@ -23,6 +23,7 @@ import numpy as np
 
 from ccscore import ImageError, Scorer
 from ccscore.scorer import CLEAN, GridGate, decide, invalid_rows, output_problem
+from ccscore_export.labels import LABELS
 
 CENTERS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 WEAK = (0.5, 0.55, 0.6, 0.7)
@@ -58,7 +59,7 @@ def flagged_by_kind(scorer: Scorer, scored: list, gate: GridGate) -> dict[str, t
         scores = scorer.judge_as_scored(outputs, boxes)
         by_kind.setdefault(row["kind"], []).append(decide(scores, scorer.threshold) != CLEAN)
         label = row["label"]
-        labels[row["kind"]] = scorer.labels[int(label)] if label.isdigit() else label
+        labels[row["kind"]] = LABELS[int(label)] if label.isdigit() else label  # manifest codes, not the model's
     return {kind: (labels[kind], float(np.mean(flags))) for kind, flags in by_kind.items()}
 
 
