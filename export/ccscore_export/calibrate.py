@@ -28,7 +28,8 @@ from ccscore_export.labels import LABELS
 CENTERS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 WEAK = (0.5, 0.55, 0.6, 0.7)
 SLOPE = 20.0
-ROUNDS = 2  # passes of the per-label search: a label's best center can shift once the others have moved
+MAX_GRID = 64  # up to this many center combinations per weak factor are all tried (two gated labels: 49)
+ROUNDS = 2  # otherwise passes of a per-label search: a label's best center can shift once the others have moved
 
 
 def score_tiles(scorer: Scorer, root: Path, rows: list[dict], log=print) -> list[tuple[dict, object, list]]:
@@ -65,9 +66,9 @@ def flagged_by_kind(scorer: Scorer, scored: list, gate: GridGate) -> dict[str, t
 
 def choose_gate(scorer: Scorer, scored: list, periods: dict, max_clean: float, max_kind: float,
                 log=print) -> dict:
-    """Per weak factor, a search over each gated label's center in turn (ROUNDS passes, from the strictest
-    centers): the gate that catches the most lossy images within the clean limits; ties go to the stricter one
-    (higher centers, then lower weak)."""
+    """Per weak factor, every combination of the gated labels' centers (or, past MAX_GRID combinations, a
+    search over each label's center in turn, ROUNDS passes from the strictest): the gate that catches the most
+    lossy images within the clean limits; ties go to the stricter one (higher centers, then lower weak)."""
     tried: dict = {}
 
     def rate(centers: dict, weak: float):
@@ -85,18 +86,24 @@ def choose_gate(scorer: Scorer, scored: list, periods: dict, max_clean: float, m
             tried[key] = (ok, (float(np.mean(lossy)), sum(centers.values()), -weak), gate)
         return tried[key]
 
+    labels = sorted(periods)
     best = None
     for weak in WEAK:
-        centers = {label: max(CENTERS) for label in periods}
-        for _ in range(ROUNDS):
-            for label in sorted(periods):
-                options = [(rate({**centers, label: c}, weak), c) for c in CENTERS]
-                good = [(key, c) for (ok, key, _), c in options if ok]
-                if good:
-                    centers[label] = max(good)[1]
-        ok, key, gate = rate(centers, weak)
-        if ok and (best is None or key > best[0]):
-            best = (key, gate)
+        if len(CENTERS) ** len(labels) <= MAX_GRID:  # every combination: a search label by label can stall
+            candidates = [dict(zip(labels, combo)) for combo in itertools.product(CENTERS, repeat=len(labels))]
+        else:
+            centers = {label: max(CENTERS) for label in labels}
+            for _ in range(ROUNDS):
+                for label in labels:
+                    options = [(rate({**centers, label: c}, weak), c) for c in CENTERS]
+                    good = [(key, c) for (ok, key, _), c in options if ok]
+                    if good:
+                        centers[label] = max(good)[1]
+            candidates = [centers]
+        for centers in candidates:
+            ok, key, gate = rate(centers, weak)
+            if ok and (best is None or key > best[0]):
+                best = (key, gate)
     if best is None:
         raise SystemExit("no candidate gate keeps clean images within the limits")
     return best[1].metadata()
