@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .scorer import Scorer
 
 # Hue per lossy label (RGB); a label not named here (another model's) gets OTHER_COLOUR.
-CODEC_COLOURS = {"jpeg": (255, 64, 32), "webp": (40, 120, 255)}
+CODEC_COLOURS = {"jpeg": (255, 64, 32), "webp": (40, 120, 255), "avif": (30, 170, 80), "jxl": (230, 160, 0)}
 OTHER_COLOUR = (200, 40, 220)
 # Cells are drawn with this opacity range (0-255) from P(lossy) = 1 - threshold up to 1.
 MIN_ALPHA, MAX_ALPHA = 60, 150
