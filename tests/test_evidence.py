@@ -110,8 +110,9 @@ def test_results_carry_evidence_in_every_format(tmp_path, tiny_model, image_file
     assert "evidence" in csv_path.read_text().splitlines()[0]
 
 
-def _outputs_voting(phase_of_tile: list[int], lossy: float = 0.95):
-    """Tile outputs whose quadrants all peak at the given 8x8 (and matching 4x4) phase, tiles at origin 0."""
+def _outputs_voting(phase_of_tile: list[int], n_labels: int, lossy: float = 0.95):
+    """Tile outputs whose quadrants all peak at the given 8x8 (and matching 4x4) phase, tiles at origin 0;
+    P(jpeg) = `lossy`, the rest clean, of a model with `n_labels` labels."""
     from ccscore.scorer import TileOutputs
 
     n = len(phase_of_tile)
@@ -120,15 +121,16 @@ def _outputs_voting(phase_of_tile: list[int], lossy: float = 0.95):
         r, s = divmod(p, 8)
         phases[k, :256].reshape(4, 64)[:, p] = 0.9
         phases[k, 256:].reshape(4, 16)[:, (r % 4) * 4 + s % 4] = 0.9
-    probs = np.tile(np.array([[1 - lossy, lossy, 0.0]], np.float32), (n, 1))
+    probs = np.zeros((n, n_labels), np.float32)
+    probs[:, :2] = 1 - lossy, lossy
     return TileOutputs(probs, np.full(n, 80.0, np.float32), phases)
 
 
 def test_the_grid_gate_keeps_agreeing_damage_and_drops_scattered_phases(tiny_model):
     scorer = Scorer(tiny_model, all_tiles=True)
     boxes = [(128 * k, 0, 128 * k + 128, 128) for k in range(6)]  # origins on the 8-grid: local phase = image phase
-    agreeing, _ = scorer.judge(_outputs_voting([9] * 6), boxes)
-    scattered, evidence = scorer.judge(_outputs_voting([0, 9, 18, 27, 36, 45]), boxes)
+    agreeing, _ = scorer.judge(_outputs_voting([9] * 6, len(scorer.labels)), boxes)
+    scattered, evidence = scorer.judge(_outputs_voting([0, 9, 18, 27, 36, 45], len(scorer.labels)), boxes)
     assert evidence.grids[8].voting == 24 and evidence.grids[8].agreement == pytest.approx(3 / 23)
     assert agreeing["jpeg"] > 0.9 and agreeing["clean"] < 0.1  # the tiles' call stands
     assert scattered["clean"] > 0.5 and scattered["jpeg"] < 0.5  # same tiles, no common grid: clean
