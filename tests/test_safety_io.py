@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stub_model import build_stub_model
+from stub_model import STUB_LABELS, build_stub_model
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "runtime"), os.environ.get("PYTHONPATH", "")]),
@@ -52,7 +52,7 @@ def records_of(out: Path) -> list[dict]:
         with open(out, newline="", encoding="utf-8", errors="surrogateescape") as f:
             return list(csv.DictReader(f))
     header, *records = [json.loads(l.decode("utf-8", "surrogateescape")) for l in out.read_bytes().split(b"\n") if l]
-    assert header == {"ccscore_records": 1, "labels": ["clean", "jpeg", "webp"]}
+    assert header == {"ccscore_records": 1, "labels": list(STUB_LABELS)}
     return records
 
 
@@ -254,7 +254,7 @@ def test_a_second_run_on_a_locked_output_is_refused(model, tmp_path):
 
     img = image(tmp_path / "a.png")
     out = tmp_path / "r.jsonl"
-    writer, _, _ = open_output(str(out), ["clean", "jpeg", "webp"], resume=False)  # a run in progress
+    writer, _, _ = open_output(str(out), list(STUB_LABELS), resume=False)  # a run in progress
     try:
         writer.write_batch([{"path": "first.png", "error": "e"}])
         before = out.read_bytes()
