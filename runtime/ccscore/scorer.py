@@ -319,10 +319,11 @@ class Scorer:
     def judge_as_scored(self, outputs: TileOutputs, boxes: Sequence[Box]) -> dict[str, float]:
         """The scores `score` gives an image, from the stored outputs of ALL its tiles (calibration and
         benchmarks score every tile once, then try settings): early stopping is applied as scoring does."""
-        if self.early_stop is not None:
-            first = outputs.rows(0, self.early_stop.first_tiles)
-            if not self.wants_more_tiles(first, boxes):
-                return self.judge(first, boxes[: len(first)])[0]
+        stop = self.early_stop
+        if stop is not None and len(boxes) > stop.first_tiles:
+            first = self.judge(outputs.rows(0, stop.first_tiles), boxes[: stop.first_tiles])[0]
+            if stop.decided(first[CLEAN]):  # the test of wants_more_tiles, on scores judged once
+                return first
         return self.judge(outputs, boxes)[0]
 
     def result(self, tiles: Tiles, size: tuple[int, int], outputs: TileOutputs, path: Optional[str] = None,
