@@ -36,6 +36,11 @@ class ActionError(Exception):
     pass
 
 
+def action_targets(copy_to, symlink_to, move_to) -> list[tuple[str, object]]:
+    """(kind, destination) for each of --copy-to, --symlink-to, --move-to given (the commands refuse more than one)."""
+    return [(kind, d) for kind, d in (("copy", copy_to), ("symlink", symlink_to), ("move", move_to)) if d]
+
+
 def destination_problem(kind: str, dest: str, folders: Iterable[str], what: str) -> Optional[str]:
     """Why `dest` cannot take this kind of action (a usage error, one line), or None: it must be a folder (or
     not exist yet) and must not be, or hold, any of `folders` (`what` names them), where every file would be

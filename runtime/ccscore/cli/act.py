@@ -64,7 +64,8 @@ def act(
     Exit status: 0 done, 1 some records or actions failed, 2 usage error, 130 interrupted (Ctrl-C: the same
     command finishes the job).
     """
-    from ..actions import PAST_TENSE, ActionError, ActionJournal, Mover, destination_problem, mover_for
+    from ..actions import (PAST_TENSE, ActionError, ActionJournal, Mover, action_targets, destination_problem,
+                           mover_for)
     from ..errors import one_line
     from ..inputs import is_within
     from ..outputs import OutputError, RecordsFile
@@ -74,7 +75,7 @@ def act(
         selection = Selection(select, flag_below)
     except ValueError as exc:
         fail(str(exc))
-    targets = [(kind, d) for kind, d in (("copy", copy_to), ("symlink", symlink_to), ("move", move_to)) if d]
+    targets = action_targets(copy_to, symlink_to, move_to)
     if len(targets) != 1:
         fail("give exactly one of --copy-to, --symlink-to, --move-to")
     kind, dest = targets[0][0], os.fspath(targets[0][1])

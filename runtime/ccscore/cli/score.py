@@ -175,7 +175,8 @@ def score(
 
     Exit status: 0 all scored, 1 some files failed (or actions failed, or folders were unreadable), 2 usage error (bad option or value, unusable model, --output or --summary-json), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
     """
-    from ..actions import PAST_TENSE, ActionError, ActionJournal, Mover, destination_problem, mover_for
+    from ..actions import (PAST_TENSE, ActionError, ActionJournal, Mover, action_targets, destination_problem,
+                           mover_for)
     from ..errors import OnnxRuntimeMissing
     from ..inputs import is_shard_name, iter_inputs
     from ..outputs import (PARQUET_RECORDS_SUFFIX, JsonlWriter, OutputError, is_csv, is_parquet, open_output,
@@ -195,7 +196,7 @@ def score(
         selection = Selection(select or "flagged", flag_below)
     except ValueError as exc:
         fail(str(exc))
-    targets = [(kind, d) for kind, d in (("copy", copy_to), ("symlink", symlink_to), ("move", move_to)) if d]
+    targets = action_targets(copy_to, symlink_to, move_to)
     if len(targets) > 1:
         fail("use only one of --copy-to, --symlink-to, --move-to")
     if dry_run and not targets:
