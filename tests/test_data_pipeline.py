@@ -19,7 +19,7 @@ from ccscore_export.data import degrade, wild  # noqa: E402
 from ccscore_export.data.build import (  # noqa: E402
     ISSUE12_KINDS, WILD_JPEG_ENCODERS, build_eval_set, build_tiles, main as build_main, merge_tile_sets)
 from ccscore_export.data.lossless_check import auroc, grid_score  # noqa: E402
-from ccscore_export.data.procedural import draw_illustration  # noqa: E402
+from ccscore_export.data.procedural import draw_graphics, draw_illustration  # noqa: E402
 from ccscore_export.data.sources import SOURCES, is_forbidden  # noqa: E402
 
 
@@ -37,6 +37,28 @@ def test_procedural_shape_dtype_and_seed_dependence():
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
     assert a.std() > 5  # not a blank canvas
+
+
+def test_graphics_are_seeded_and_mostly_flat():
+    a = draw_graphics(np.random.default_rng(5), 300, 260)
+    assert a.shape == (300, 260, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, draw_graphics(np.random.default_rng(5), 300, 260))
+    pictures = [draw_graphics(np.random.default_rng(k), 256, 256) for k in range(12)]
+    # Flat backgrounds: in most pictures most pixels equal a neighbour (illustrations rarely do).
+    flat = [np.mean(np.all(p[:, 1:] == p[:, :-1], axis=2)) for p in pictures]
+    assert np.median(flat) > 0.8
+    assert all(p.std() > 1 for p in pictures)  # something drawn on every one
+
+
+def test_graphics_tiles_build_with_jpeg_and_webp_only(tmp_path):
+    summary = build_tiles(tmp_path / "g.npz", "train", 8, seed=3, tiles_per_image=2, cache_dir=tmp_path / "none",
+                          workers=1, log=lambda *_: None, mix="graphics", procedural_share=1.0,
+                          procedural_style="graphics")
+    data = np.load(tmp_path / "g.npz")
+    assert summary["real_images"] == 0 and set(data["source"].tolist()) == {"procedural_graphics"}
+    assert set(data["label"].tolist()) <= {degrade.CLEAN, degrade.JPEG, degrade.WEBP}
+    with pytest.raises(ValueError, match="procedural style"):
+        build_tiles(tmp_path / "x.npz", "train", 1, procedural_style="photos", log=lambda *_: None)
 
 
 def test_lossless_check_separates_jpeg_from_clean(images):

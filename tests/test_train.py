@@ -78,3 +78,23 @@ def test_unknown_quality_is_no_target():
     known = torch.tensor([1, 3])
     expected = F.cross_entropy(logits, labels) + recipe.quality_weight * F.l1_loss(q_pred[known, 0] / 100, rated[known] / 100)
     assert torch.isclose(loss, expected)
+
+
+def test_train_command_takes_a_leading_part_of_the_labels(splits, tmp_path):
+    """`--labels clean,jpeg,webp` trains a three-label head on data without AVIF or JPEG XL; labels out of
+    order would shift every code, so they are refused."""
+    from typer.testing import CliRunner
+
+    from ccscore_export.cli import app
+
+    train_path, val_path = splits
+    runner = CliRunner()
+    refused = runner.invoke(app, ["train", "--train", str(train_path), "--val", str(val_path), "--out",
+                                  str(tmp_path / "bad"), "--labels", "clean,webp,jpeg", "--epochs", "1"])
+    assert refused.exit_code == 2 and "leading part" in refused.output
+    done = runner.invoke(app, ["train", "--train", str(train_path), "--val", str(val_path), "--out",
+                               str(tmp_path / "run"), "--labels", "clean,jpeg,webp", "--epochs", "1"])
+    assert done.exit_code == 0, done.output
+    model, _ = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert model.config.labels == ("clean", "jpeg", "webp")
+    assert model.head.classify.out_features == 3

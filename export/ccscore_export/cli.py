@@ -42,16 +42,28 @@ def train(
                    "comma-separated, or 'all'. E.g. --frequencies 0,1,3,5,7 --frequencies all."),
     chroma: bool = typer.Option(False, "--chroma/--no-chroma",
                                 help="Add the fixed chroma-subsampling feature block to the encoder."),
+    labels: Optional[str] = typer.Option(
+        None, help="The head's labels, comma-separated, a leading part of the full list (clean,jpeg,webp,avif,jxl); "
+                   "default: all. E.g. clean,jpeg,webp for data without AVIF or JPEG XL."),
 ) -> None:
     """Trains the detector head (the encoder is fixed) with a seeded, resumable recipe."""
+    from .labels import LABELS
     from .model import DetectorConfig, EncoderConfig
     from .train import Recipe, train as run_training
 
+    head_labels = LABELS
+    if labels is not None:
+        head_labels = tuple(v.strip() for v in labels.split(","))
+        if head_labels != LABELS[: len(head_labels)] or len(head_labels) < 2:
+            typer.echo(f"error: --labels must be a leading part of {','.join(LABELS)} (codes are positions), "
+                       f"got {labels}", err=True)
+            raise typer.Exit(2)
     config = None
-    if frequencies or chroma:
+    if frequencies or chroma or labels is not None:
         try:
             kept = tuple(() if f.strip() == "all" else tuple(int(v) for v in f.split(",")) for f in frequencies or ())
-            config = DetectorConfig(encoder=EncoderConfig(frequencies=kept, chroma=chroma))
+            encoder = EncoderConfig(frequencies=kept, chroma=chroma) if frequencies or chroma else EncoderConfig()
+            config = DetectorConfig(labels=head_labels, encoder=encoder)
         except ValueError as exc:
             typer.echo(f"error: --frequencies: {exc}", err=True)
             raise typer.Exit(2)

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from . import degrade, wild
-from .procedural import draw_illustration
+from .procedural import PROCEDURAL_STYLES
 from .sources import DEFAULT_CACHE, REPO_ROOT, kept_files, load_clean
 
 try:
@@ -66,10 +66,13 @@ def _procedural_size(rng: np.random.Generator) -> tuple[int, int]:
     return h, w
 
 
-def clean_image(rng: np.random.Generator, real: list[tuple[str, Path]], procedural_share: float) -> tuple[np.ndarray, str]:
-    """(clean RGB, source name) for one work item."""
+def clean_image(rng: np.random.Generator, real: list[tuple[str, Path]], procedural_share: float,
+                style: str = "illustration") -> tuple[np.ndarray, str]:
+    """(clean RGB, source name) for one work item; procedural pictures are drawn in `style`
+    (procedural.PROCEDURAL_STYLES)."""
     if not real or rng.random() < procedural_share:
-        return draw_illustration(rng, *_procedural_size(rng)), "procedural"
+        name = "procedural" if style == "illustration" else f"procedural_{style}"
+        return PROCEDURAL_STYLES[style](rng, *_procedural_size(rng)), name
     source, path = real[int(rng.integers(len(real)))]
     return _crop_to(rng, load_clean(path, _random_background(rng)), MAX_SIDE), source
 
@@ -84,9 +87,9 @@ def _set_real(real: list[tuple[str, Path]]) -> None:
 
 
 def _make_item(args: tuple) -> dict:
-    seed, split, index, procedural_share, tile_size, tiles_per_image, mix = args
+    seed, split, index, procedural_share, tile_size, tiles_per_image, mix, style = args
     rng = _image_rng(seed, split, index)
-    rgb, source = clean_image(rng, _REAL, procedural_share)
+    rgb, source = clean_image(rng, _REAL, procedural_share, style)
     out = degrade.random_degradation(rng, rgb, degrade.MIXES[mix])
     image, kind = out.rgb, out.kind
     if rng.random() < SMALL_SHARE and min(image.shape[:2]) >= 24:  # small images and crops: the runtime tiles them edge-padded, so must training
@@ -111,6 +114,7 @@ def build_tiles(
     workers: int = 2,
     log=print,
     mix: str = "full",
+    procedural_style: str = "illustration",
 ) -> dict:
     """Draws `n_images` clean images, degrades each once (a draw from degrade.MIXES[mix]), tiles it and writes
     one .npz.
@@ -128,7 +132,10 @@ def build_tiles(
     real = kept_files(split, Path(cache_dir))
     if not real:
         log(f"no verified real sources for split {split!r} (run prepare-sources); procedural images only")
-    tasks = [(seed, split, i, procedural_share, tile_size, tiles_per_image, mix) for i in range(n_images)]
+    if procedural_style not in PROCEDURAL_STYLES:
+        raise ValueError(f"procedural style must be one of {sorted(PROCEDURAL_STYLES)}")
+    tasks = [(seed, split, i, procedural_share, tile_size, tiles_per_image, mix, procedural_style)
+             for i in range(n_images)]
     if workers > 1:
         with Pool(workers, initializer=_set_real, initargs=(real,)) as pool:
             items = list(pool.imap(_make_item, tasks, chunksize=8))
@@ -152,7 +159,7 @@ def build_tiles(
         "images": len(items),
         "tiles": int(len(data["label"])),
         "images_per_label": {degrade.LABEL_NAMES[k]: int((labels == k).sum()) for k in degrade.LABEL_NAMES},
-        "real_images": int(sum(it["source"] != "procedural" for it in items)),
+        "real_images": int(sum(not it["source"].startswith("procedural") for it in items)),
         "seconds": round(time.time() - start, 1),
     }
     log(f"wrote {out_path}: {summary}")
@@ -516,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile-size", type=int, default=128)
     parser.add_argument("--tiles-per-image", type=int, default=4)
     parser.add_argument("--procedural-share", type=float, default=0.5)
+    parser.add_argument("--procedural-style", choices=sorted(PROCEDURAL_STYLES), default="illustration",
+                        help="what procedural pictures look like: illustrations, or UI and retro-game graphics")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--prepare-sources", action="store_true", help="fetch and verify the real sources first")
@@ -567,7 +576,8 @@ def main(argv: list[str] | None = None) -> int:
         prepare_sources(args.cache, workers=args.workers)
     seed = args.seed if args.seed is not None else SPLITS.index(args.split)
     build_tiles(args.out, args.split, args.images, seed, args.tile_size, args.tiles_per_image,
-                args.procedural_share, args.cache, args.workers, mix=args.mix)  # fmt: skip
+                args.procedural_share, args.cache, args.workers, mix=args.mix,
+                procedural_style=args.procedural_style)  # fmt: skip
     return 0
 
 

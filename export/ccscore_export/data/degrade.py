@@ -654,6 +654,9 @@ MIXES = {
     # JPEG / WebP mostly resized after compression, and clean resampled art as their negatives.
     "issue12": Mix({"jpeg": 0.2, "webp": 0.1, "avif": 0.22, "jxl": 0.18}, {"jpeg": 0.75, "webp": 0.75},
                    {"plain": 0.2, "resampled": 0.2, "downscaled": 0.3, "upscaled": 0.3}),
+    # JPEG and WebP only (a clean/jpeg/webp model's labels), none resized: with --procedural-style graphics,
+    # the flat UI and retro-game pictures whose few edges carry all the trace, to merge with a full set.
+    "graphics": Mix({"jpeg": 0.35, "webp": 0.2}, {}, _CLEAN_FULL),
 }
 
 

@@ -241,3 +241,105 @@ def draw_illustration(rng: np.random.Generator, height: int, width: int) -> np.n
     if rng.random() < 0.2:
         add_film_grain(rng, img)
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- UI and retro-game graphics
+
+_GRAPHICS_GLYPHS = list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!?.,:;+-*/()[]#%&@")
+
+
+def _graphics_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Black, one solid colour, a dark smooth gradient or glow (night skies, vignettes), or a solid colour with
+    faint noise or dither: backgrounds where a codec's trace shows only next to the few edges."""
+    kind = rng.choice(["black", "solid", "dark_gradient", "glow", "faint_noise"], p=[0.3, 0.25, 0.2, 0.1, 0.15])
+    if kind == "black":
+        return np.zeros((h, w, 3), np.float32)
+    colour = _random_colour(rng)
+    if kind == "solid":
+        return np.broadcast_to(colour, (h, w, 3)).astype(np.float32).copy()
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dark = colour * rng.uniform(0.05, 0.4)
+    if kind == "dark_gradient":
+        t = (yy / h if rng.random() < 0.7 else xx / w)[..., None]
+        return dark * (1 - t) + dark * rng.uniform(0.2, 2.5) * t
+    if kind == "glow":
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.3, 1.0) * max(h, w)
+        t = np.clip(1 - np.hypot(yy - cy, xx - cx) / r, 0, 1)[..., None] ** 2
+        return dark + (colour - dark) * t * rng.uniform(0.3, 1.0)
+    return colour + rng.normal(0, rng.uniform(0.3, 1.5), (h, w, 1)).astype(np.float32)
+
+
+def _draw_maze(rng: np.random.Generator, draw: ImageDraw.ImageDraw, h: int, w: int) -> None:
+    """Walls on a cell grid, 1-3 px, aliased (tile-based game maps, pipes, circuit-like UI)."""
+    cell = int(rng.integers(4, 25))
+    colour = _as_tuple(_random_colour(rng))
+    width = int(rng.integers(1, 4))
+    x0, y0 = int(rng.integers(0, cell)), int(rng.integers(0, cell))
+    for _ in range(int(rng.integers(20, 120))):
+        cx, cy = x0 + cell * int(rng.integers(0, max(1, w // cell))), y0 + cell * int(rng.integers(0, max(1, h // cell)))
+        length = cell * int(rng.integers(1, 8))
+        end = (cx + length, cy) if rng.random() < 0.5 else (cx, cy + length)
+        draw.line([(cx, cy), end], fill=colour, width=width)
+    if rng.random() < 0.5:  # pellets
+        dot = _as_tuple(_random_colour(rng))
+        for _ in range(int(rng.integers(20, 200))):
+            px, py = int(rng.integers(0, w)), int(rng.integers(0, h))
+            r = int(rng.integers(1, 3))
+            draw.rectangle([px, py, px + r, py + r], fill=dot)
+
+
+def _draw_frames(rng: np.random.Generator, draw: ImageDraw.ImageDraw, h: int, w: int) -> None:
+    """Panels and buttons: flat fills, 1-2 px borders, bevels."""
+    for _ in range(int(rng.integers(1, 8))):
+        x0, y0 = int(rng.integers(0, max(1, w - 16))), int(rng.integers(0, max(1, h - 16)))
+        x1, y1 = x0 + int(rng.integers(16, max(17, w // 2))), y0 + int(rng.integers(12, max(13, h // 3)))
+        fill = _random_colour(rng)
+        draw.rectangle([x0, y0, x1, y1], fill=_as_tuple(fill) if rng.random() < 0.7 else None,
+                       outline=_as_tuple(_random_colour(rng)), width=int(rng.integers(1, 3)))
+        if rng.random() < 0.4:  # bevel: light top-left, dark bottom-right
+            draw.line([(x0, y1), (x0, y0), (x1, y0)], fill=_shade(fill, 1.4))
+            draw.line([(x0, y1), (x1, y1), (x1, y0)], fill=_shade(fill, 0.5))
+
+
+def _draw_glyphs(rng: np.random.Generator, img: Image.Image) -> None:
+    """Text lines or a font sheet (a grid of glyphs), aliased or anti-aliased."""
+    w, h = img.size
+    draw = ImageDraw.Draw(img)
+    draw.fontmode = "1" if rng.random() < 0.5 else "L"  # "1": bitmap-font look, no anti-aliasing
+    size = int(rng.integers(8, 33))
+    font = ImageFont.load_default(size=size)
+    fill = _as_tuple(_random_colour(rng)) if rng.random() < 0.7 else (255, 255, 255)
+    if rng.random() < 0.5:  # font sheet
+        step = size + int(rng.integers(0, 8))
+        for y in range(int(rng.integers(0, step)), h - size, step):
+            for x in range(int(rng.integers(0, step)), w - size, step):
+                draw.text((x, y), str(rng.choice(_GRAPHICS_GLYPHS)), font=font, fill=fill)
+        return
+    for _ in range(int(rng.integers(1, 10))):
+        text = "".join(rng.choice(_GRAPHICS_GLYPHS + [" "]) for _ in range(int(rng.integers(3, 30))))
+        draw.text((float(rng.uniform(0, w * 0.7)), float(rng.uniform(0, h * 0.95))), text, font=font, fill=fill)
+
+
+def draw_graphics(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """UI and retro-game graphics, uint8 RGB [height, width, 3]: mostly flat or dark backgrounds with thin
+    aliased lines, panels, glyphs and small flat sprites. Lossy codecs leave their trace on such pictures only
+    around the few edges (and clip it on black): these teach that trace, and that the clean edges are clean."""
+    img = _graphics_background(rng, height, width)
+    base = Image.fromarray(np.clip(np.round(img), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(base)
+    parts = [p for p, share in (("maze", 0.5), ("frames", 0.5), ("glyphs", 0.5), ("sprites", 0.3))
+             if rng.random() < share] or ["glyphs"]
+    if "maze" in parts:
+        _draw_maze(rng, draw, height, width)
+    if "frames" in parts:
+        _draw_frames(rng, draw, height, width)
+    if "sprites" in parts:  # small flat shapes, aliased
+        for _ in range(int(rng.integers(1, 12))):
+            cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(4, 40)
+            draw.polygon([tuple(p) for p in _shape_polygon(rng, cx, cy, r)], fill=_as_tuple(_random_colour(rng)))
+    if "glyphs" in parts:
+        _draw_glyphs(rng, base)
+    return np.asarray(base, dtype=np.uint8).copy()
+
+
+PROCEDURAL_STYLES = {"illustration": draw_illustration, "graphics": draw_graphics}
