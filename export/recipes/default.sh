@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Rebuilds the shipped default model (0.6.1) from scratch: data, training, export, calibration, evaluation.
+# Rebuilds the shipped default model (0.6.2) from scratch: data, training, export, calibration, evaluation.
 # On 2 CPU cores: source download ~4 min, tile builds ~10 min, features + training ~3 min, evaluation sets
 # ~25 min each, calibration and benchmark ~10 min. Needs the [train] extra (jpegli kinds also need `pip install
 # pyjpegli`; cjpeg/cwebp/ImageMagick/GraphicsMagick/avifenc/cjxl kinds need those Debian tools; kinds without
 # their encoder are left out). Writes data/ and runs/ (git-ignored).
 #
-# 0.6.1 keeps 0.6.0's weights and changes the image-level decision: flat tiles are never scored, and the grid
-# gate has a center per label (calibrated below). The weights' data and training run from commit 572be6a, where
-# they were made: later commits changed the training mix for the 0.7.0 candidate (AVIF, JPEG XL, resized damage:
-# export/recipes/candidate-0.7.0-codecs.sh, measured in the model card, not shipped). With every encoder present
-# (pyjpegli included) the tiles are bit-identical to the ones the shipped weights were trained on (checked).
+# 0.6.2 = 0.6.0/0.6.1's training data plus 3000 procedural UI and retro-game graphics (flat and dark
+# backgrounds, thin aliased lines, panels, glyph sheets; clean, JPEG and WebP), a new head trained on both, and
+# 0.6.1's image-level decision (flat tiles never scored, a grid gate center per label, calibrated below).
+# The 0.6.0 part of the data is built by commit 572be6a, where it was made: later commits changed the "full" mix
+# for the 0.7.0 candidate (AVIF, JPEG XL, resized damage: export/recipes/candidate-0.7.0-codecs.sh, measured in
+# the model card, not shipped). With every encoder present (pyjpegli included) those tiles are bit-identical to
+# the ones 0.6.0 was trained on (checked). The graphics part, the merge and the training run at this checkout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-version=${VERSION:-0.6.1}
+version=${VERSION:-0.6.2}
 v6src=data/src-572be6a
 [ -d "$v6src" ] || git worktree add --detach "$v6src" 572be6a
 at_v6() {  # ccscore-export as commit 572be6a had it, writing into this checkout's data/ and runs/
@@ -23,17 +25,27 @@ summary="8000 images (50% procedural illustrations, 50% verified-lossless GPL/CC
 from Debian packages: wesnoth, openclipart, hedgewars, tuxpaint stamps, frozen-bubble, desktop-base), wild-looking \
 negatives (grey, line art, manga, down/upscales with every kernel, smooth renders, 8% small crops) and positives \
 (JPEG from Pillow/OpenCV/imagecodecs/mozjpeg/libjpeg9/cjpeg/ImageMagick/jpegli, grey JPEG, JPEG'd line art and \
-manga, WebP from libwebp/cwebp, WebP of grey art), plus 2000 chroma-only JPEG q100 twins"
+manga, WebP from libwebp/cwebp, WebP of grey art), plus 2000 chroma-only JPEG q100 twins; plus 3000 procedural UI \
+and retro-game graphics (flat, black and dark-gradient backgrounds, thin aliased lines, panels, glyph sheets): 44% \
+clean (and their wild-looking variants), 35% JPEG, 20% WebP"
 
 at_v6 build-data --split train --images 8000 --out data/train-v6.npz --prepare-sources --cache data/cache
 at_v6 build-data --split val --images 1500 --out data/val-v6.npz --cache data/cache
 # Quality-100 JPEGs with subsampled chroma leave no luma trace: twins of clean tiles whose chroma alone went
 # through JPEG q100 teach the head to read the chroma block (--chroma).
 at_v6 build-data --chroma-twins 2000 --from data/train-v6.npz --out data/train-v6-twins.npz
+# Flat UI and retro-game graphics (0.6.1 missed JPEG and WebP of solid backgrounds, thin lines on black and font
+# sheets, and called 2x upscales WebP): JPEG and WebP only, none resized, the rest clean.
+ccscore-export build-data --split train --images 3000 --mix graphics --procedural-share 1.0 \
+    --procedural-style graphics --seed 21 --out data/train-graphics.npz
+ccscore-export build-data --split val --images 600 --mix graphics --procedural-share 1.0 \
+    --procedural-style graphics --seed 22 --out data/val-graphics.npz
+ccscore-export build-data --merge data/train-v6-twins.npz data/train-graphics.npz --out data/train-v62.npz
+ccscore-export build-data --merge data/val-v6.npz data/val-graphics.npz --out data/val-v62.npz
 # The encoder keeps 8x8 DCT frequencies 0,1,3,5,7 per direction (24 coefficients, 1.8x cheaper than all 63;
 # odd frequencies carry most of the on-grid contrast, and the 0 row and column keep false positives down).
-at_v6 train --train data/train-v6-twins.npz --val data/val-v6.npz --out runs/v6 --epochs 80 --seed 0 \
-    --frequencies 0,1,3,5,7 --frequencies all --chroma --training-data "$summary"
+ccscore-export train --train data/train-v62.npz --val data/val-v62.npz --out runs/v62 --epochs 80 --seed 0 \
+    --frequencies 0,1,3,5,7 --frequencies all --chroma --labels clean,jpeg,webp --training-data "$summary"
 
 # Two disjoint evaluation sets from the validation packages (never trained on): one to choose the grid gate on,
 # one to report on. Every clean image in 51 kinds (clean, grey, line art, manga, resampled, small, flat, ...;
@@ -44,11 +56,11 @@ ccscore-export build-data --eval-from data/eval-clean-val --out data/eval-wild -
 ccscore-export build-data --split val --export-clean 120 --out data/eval-clean-cal --seed 1 --exclude-from data/eval-clean-val
 ccscore-export build-data --eval-from data/eval-clean-cal --out data/eval-wild-cal --seed 1 --workers 2
 
-ccscore-export export runs/v6/best.pt --output runs/v6/candidate.onnx --validation-data data/val-v6.npz --version "$version"
-ccscore-export calibrate runs/v6/candidate.onnx --cal-set data/eval-wild-cal --periods jpeg=8,webp=4 \
-    --json runs/v6/grid-gate.json
-ccscore-export export runs/v6/best.pt --output models/ccscore-detector.onnx --validation-data data/val-v6.npz \
-    --version "$version" --grid-gate runs/v6/grid-gate.json
+ccscore-export export runs/v62/best.pt --output runs/v62/candidate.onnx --validation-data data/val-v62.npz --version "$version"
+ccscore-export calibrate runs/v62/candidate.onnx --cal-set data/eval-wild-cal --periods jpeg=8,webp=4 \
+    --json runs/v62/grid-gate.json
+ccscore-export export runs/v62/best.pt --output models/ccscore-detector.onnx --validation-data data/val-v62.npz \
+    --version "$version" --grid-gate runs/v62/grid-gate.json
 
 python -m ccscore_export.data.real_lossy --out data/real-lossy
-python benchmarks/accuracy.py --eval-set data/eval-wild --real-lossy data/real-lossy --json runs/v6/eval-wild.json
+python benchmarks/accuracy.py --eval-set data/eval-wild --real-lossy data/real-lossy --json runs/v62/eval-wild.json
