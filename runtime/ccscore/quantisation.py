@@ -178,20 +178,40 @@ def idct_blocks(c: np.ndarray) -> np.ndarray:
     return DCT8_32.T @ c.astype(np.float32) @ DCT8_32 + np.float32(128.0)
 
 
-def repair_clipped(luma: np.ndarray, clip: np.ndarray, tables: np.ndarray, rounds: int) -> np.ndarray:
+def repair_clipped(luma: np.ndarray, clip: np.ndarray, tables: np.ndarray, rounds: int,
+                   observed: Optional[np.ndarray] = None) -> np.ndarray:
     """DCT coefficients [C, N, 8, 8] of clipped blocks `luma` [N, 8, 8] as each candidate table [C, 8, 8] would
     have them before the decoder clipped them: alternately put the coefficients on the table's lattice and put
     back the pixels that were not clipped (clipped ones only move past their clip). For the encoder's table the
-    blocks settle on its lattice; other tables cannot hold both constraints."""
-    steps = tables[:, None].astype(np.float32)
+    blocks settle on its lattice; other tables cannot hold both constraints. `observed`: dct_blocks(luma), when
+    the caller has it.
+
+    A round changes each (table, block) pair on its own (8x8 products, elementwise steps): a pair that a round
+    leaves exactly as it was is settled for good, with the coefficients that round read; later rounds skip it
+    (most settle within two rounds)."""
+    candidates, blocks = len(tables), len(luma)
+    # One row per (table, block) pair, block-major (row n * candidates + t is block n under table t): the
+    # layout of numpy's broadcast products, so that sums over the result add in the same order as they did.
+    steps = np.tile(tables.astype(np.float32), (blocks, 1, 1))
     inverse = 1.0 / steps
     # Each pixel's bounds: equal for pixels not clipped, open above a channel at 255, below one at 0.
-    lowest = np.where((clip == -1) | (clip == 2), -np.inf, luma).astype(np.float32)
-    highest = np.where((clip == 1) | (clip == 2), np.inf, luma).astype(np.float32)
-    x = np.broadcast_to(luma, steps.shape[:1] + luma.shape)
-    for _ in range(rounds):
-        x = np.clip(idct_blocks(steps * np.round(dct_blocks(x) * inverse)), lowest, highest)
-    return dct_blocks(x)
+    lowest = np.repeat(np.where((clip == -1) | (clip == 2), -np.inf, luma).astype(np.float32), candidates, axis=0)
+    highest = np.repeat(np.where((clip == 1) | (clip == 2), np.inf, luma).astype(np.float32), candidates, axis=0)
+    x = np.repeat(luma.astype(np.float32), candidates, axis=0)
+    # Every table starts from the observed block: its coefficients are computed once, not once per table.
+    coefficients = np.repeat(dct_blocks(luma) if observed is None else observed, candidates, axis=0)
+    rows, read = np.arange(len(x)), coefficients  # the pairs still moving, their coefficients this round
+    for n in range(rounds):
+        if n:
+            read = dct_blocks(x)
+        after = np.clip(idct_blocks(steps * np.round(read * inverse)), lowest, highest)
+        moved = (after != x).reshape(len(x), -1).any(axis=1)
+        coefficients[rows[~moved]] = read[~moved]
+        if not moved.any():
+            return coefficients.reshape(blocks, candidates, 8, 8).swapaxes(0, 1)
+        rows, x, steps, inverse, lowest, highest = (a[moved] for a in (rows, after, steps, inverse, lowest, highest))
+    coefficients[rows] = dct_blocks(x)
+    return coefficients.reshape(blocks, candidates, 8, 8).swapaxes(0, 1)
 
 
 def frequency_step(values: np.ndarray) -> int:
@@ -310,7 +330,7 @@ def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], floa
 
     def evidence(qualities: np.ndarray, blocks: int, rounds: int) -> np.ndarray:
         tables = IJG_LUMA[qualities - 1]
-        repaired = repair_clipped(luma[:blocks], clip[:blocks], tables, rounds)
+        repaired = repair_clipped(luma[:blocks], clip[:blocks], tables, rounds, observed[:blocks])
         scores = lattice_evidence(repaired, tables[:, None], zero=True) * mask[:blocks]
         return scores.sum(axis=(1, 2, 3)) / max(mask[:blocks].sum(), 1)
 
