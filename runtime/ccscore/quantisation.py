@@ -110,15 +110,29 @@ def lattice_evidence(values: np.ndarray, steps: np.ndarray, zero: bool = False) 
     point, log(OUTLIERS) off it. Finer lattices explain more values but earn less for each, so the sum peaks at
     the true step. Zero is a lattice point only with `zero` (coefficients repaired from clipping, which may
     truly be zero): else near-flat noise would sit "on" every coarse lattice."""
+    # In place, in two buffers the shape (and memory order) of the broadcast: the same operations as
+    # written out, element for element, without a temporary per step.
     magnitude, steps = np.abs(np.asarray(values, np.float32)), np.asarray(steps, np.float32)
-    multiple = np.maximum(np.round(magnitude / steps), 0.0 if zero else 1.0)
-    residual = np.abs(magnitude - multiple * steps)
+    residual = np.divide(magnitude, steps)
+    np.round(residual, out=residual)
+    np.maximum(residual, 0.0 if zero else 1.0, out=residual)  # the nearest multiple, not zero unless `zero`
+    np.multiply(residual, steps, out=residual)
+    np.subtract(magnitude, residual, out=residual)
+    np.abs(residual, out=residual)
     scale = np.float32(-0.5 / NOISE**2)
-    density = np.exp(scale * residual**2)
+    density = np.square(residual)
+    np.multiply(density, scale, out=density)
+    np.exp(density, out=density)
     # The other neighbouring multiple, where it is not zero.
-    density += np.where(zero | (magnitude >= steps), np.exp(scale * (steps - residual) ** 2), 0.0)
+    far = np.subtract(steps, residual, out=residual)
+    np.square(far, out=far)
+    np.multiply(far, scale, out=far)
+    other = True if zero else magnitude >= steps
+    np.exp(far, out=far, where=other)
+    np.add(density, far, out=density, where=other)
     density *= steps * np.float32((1.0 - OUTLIERS) / (NOISE * np.sqrt(2 * np.pi)))
-    return np.log(density + np.float32(OUTLIERS))
+    density += np.float32(OUTLIERS)
+    return np.log(density, out=density)
 
 
 def _dct_matrix(n: int = 8) -> np.ndarray:
