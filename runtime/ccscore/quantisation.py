@@ -185,11 +185,11 @@ DCT8_32 = DCT8.astype(np.float32)
 
 def dct_blocks(x: np.ndarray) -> np.ndarray:
     """Pixels [..., 8, 8] -> JPEG's DCT coefficients [..., 8, 8] (float32)."""
-    return DCT8_32 @ (x.astype(np.float32) - np.float32(128.0)) @ DCT8_32.T
+    return DCT8_32 @ (x.astype(np.float32, copy=False) - np.float32(128.0)) @ DCT8_32.T
 
 
 def idct_blocks(c: np.ndarray) -> np.ndarray:
-    return DCT8_32.T @ c.astype(np.float32) @ DCT8_32 + np.float32(128.0)
+    return DCT8_32.T @ c.astype(np.float32, copy=False) @ DCT8_32 + np.float32(128.0)
 
 
 def repair_clipped(luma: np.ndarray, clip: np.ndarray, tables: np.ndarray, rounds: int,
@@ -218,7 +218,12 @@ def repair_clipped(luma: np.ndarray, clip: np.ndarray, tables: np.ndarray, round
     for n in range(rounds):
         if n:
             read = dct_blocks(x)
-        after = np.clip(idct_blocks(steps * np.round(read * inverse)), lowest, highest)
+        lattice = np.multiply(read, inverse)
+        np.round(lattice, out=lattice)
+        lattice *= steps
+        after = idct_blocks(lattice)
+        np.maximum(after, lowest, out=after)  # np.clip's values, without its checks
+        np.minimum(after, highest, out=after)
         moved = (after != x).reshape(len(x), -1).any(axis=1)
         coefficients[rows[~moved]] = read[~moved]
         if not moved.any():
