@@ -233,13 +233,26 @@ def repair_clipped(luma: np.ndarray, clip: np.ndarray, tables: np.ndarray, round
     return coefficients.reshape(blocks, candidates, 8, 8).swapaxes(0, 1)
 
 
+def lower_quartile_floor(magnitudes: np.ndarray) -> int:
+    """int(np.quantile(magnitudes, 0.25)) of magnitudes >= 0 [M], without np.quantile's cost where it can.
+
+    The quartile interpolates between two order statistics and lies between them: when they share an integer
+    part, that is its integer part too; only otherwise is it computed in full."""
+    low = (len(magnitudes) - 1) // 4  # np.quantile's linear method: the statistic at 0.25 (M - 1), then the next
+    high = min(low + 1, len(magnitudes) - 1)
+    below, above = np.partition(magnitudes, (low, high))[[low, high]]
+    if int(below) == int(above):
+        return int(below)
+    return int(np.quantile(magnitudes, 0.25))
+
+
 def frequency_step(values: np.ndarray) -> int:
     """The step whose lattice best explains the clearly non-zero coefficients `values` [M]; 0 when unknown
     (too few of them, or no lattice above a step of 1 explains them well: MIN_EVIDENCE per coefficient)."""
     if len(values) < MIN_SUPPORT:
         return 0
     # Every non-zero multiple of the step is at least the step: the candidates end near the small magnitudes.
-    top = min(int(np.quantile(np.abs(values), 0.25)) + 2, MAX_STEP)
+    top = min(lower_quartile_floor(np.abs(values)) + 2, MAX_STEP)
     candidates = np.arange(1, top + 1, dtype=np.float64)[:, None]
     evidence = lattice_evidence(values[None, :], candidates).mean(axis=1)
     best = int(np.argmax(evidence))
