@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from ccscore.container import read_container, recompressed
+from ccscore import quantisation as q
 from ccscore.quantisation import IJG_LUMA, ZIGZAG, estimate_luma_table, ijg_table, LUMA_BASE
 from ccscore.selection import Selection
 from conftest import BUNDLED_MODEL, draw_art, run_cli
@@ -144,6 +145,95 @@ def test_art_on_white_whose_every_block_clips_still_gives_its_quality():
     estimate = estimate_luma_table([pixels], [(0, 0)])
     assert estimate.blocks < 10  # nearly no unclipped block: the clipped ones were read
     assert (estimate.kind, estimate.quality) == ("ijg", 62)
+
+
+# The plain forms of the table reader's inner loops: the faster ones must give the same floats, bit for bit
+# (sums over them run in memory order, so the same layout too).
+
+
+def plain_lattice_evidence(values, steps, zero=False):
+    magnitude, steps = np.abs(np.asarray(values, np.float32)), np.asarray(steps, np.float32)
+    multiple = np.maximum(np.round(magnitude / steps), 0.0 if zero else 1.0)
+    residual = np.abs(magnitude - multiple * steps)
+    scale = np.float32(-0.5 / q.NOISE**2)
+    density = np.exp(scale * residual**2)
+    density += np.where(zero | (magnitude >= steps), np.exp(scale * (steps - residual) ** 2), 0.0)
+    density *= steps * np.float32((1.0 - q.OUTLIERS) / (q.NOISE * np.sqrt(2 * np.pi)))
+    return np.log(density + np.float32(q.OUTLIERS))
+
+
+def plain_dct(x):
+    return q.DCT8_32 @ (x.astype(np.float32) - np.float32(128.0)) @ q.DCT8_32.T
+
+
+def plain_repair_clipped(luma, clip, tables, rounds):
+    steps = tables[:, None].astype(np.float32)
+    inverse = 1.0 / steps
+    lowest = np.where((clip == -1) | (clip == 2), -np.inf, luma).astype(np.float32)
+    highest = np.where((clip == 1) | (clip == 2), np.inf, luma).astype(np.float32)
+    x = np.broadcast_to(luma, steps.shape[:1] + luma.shape)
+    for _ in range(rounds):
+        x = np.clip(q.idct_blocks(steps * np.round(plain_dct(x) * inverse)), lowest, highest)
+    return plain_dct(x)
+
+
+def same_floats(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same values, bit for bit, in the same memory order (the strides of axes longer than 1)."""
+    def order(x):
+        return [stride for stride, size in zip(x.strides, x.shape) if size > 1]
+    return a.dtype == b.dtype and a.shape == b.shape and order(a) == order(b) and a.tobytes() == b.tobytes()
+
+
+def clipped_jpeg_blocks(quality: int) -> tuple[np.ndarray, np.ndarray]:
+    """Luma and clip flags of the clipped blocks of art on white, JPEG'd at `quality`."""
+    rng = np.random.default_rng(quality)
+    art = np.full((128, 128, 3), 255, np.uint8)
+    for _ in range(150):
+        y, x = rng.integers(0, 122, 2)
+        art[y : y + 3, x : x + rng.integers(4, 12)] = rng.integers(0, 90, 3)
+    rgb, clip = q.rgb_blocks([decoded(jpeg_bytes(Image.fromarray(art), quality))], [(0, 0)])
+    clipped = (clip != 0).reshape(len(clip), -1).any(axis=1)
+    return (rgb @ q.YCBCR[0])[clipped][:40], clip[clipped][:40]
+
+
+def test_lattice_evidence_gives_the_plain_forms_floats():
+    rng = np.random.default_rng(0)
+    values = (rng.normal(0, 30, 700) * (rng.random(700) < 0.8)).astype(np.float32)
+    blocks = rng.normal(0, 40, (24, 5, 8, 8)).astype(np.float32).swapaxes(0, 1)  # as repair_clipped lays them out
+    cases = [(values[None, :], np.arange(1, 40, dtype=np.float64)[:, None]),  # frequency_step
+             (values[None, :], IJG_LUMA.reshape(100, 64)[:, rng.integers(1, 64, 700)]),  # fit_ijg_lattice
+             (blocks, IJG_LUMA[rng.integers(0, 100, 5)][:, None])]  # fit_clipped
+    for values_, steps in cases:
+        for zero in (False, True):
+            assert same_floats(q.lattice_evidence(values_, steps, zero), plain_lattice_evidence(values_, steps, zero))
+
+
+@pytest.mark.parametrize("quality", [30, 62, 90])
+def test_repair_clipped_gives_the_plain_loops_coefficients(quality):
+    luma, clip = clipped_jpeg_blocks(quality)
+    tables = IJG_LUMA[np.arange(quality - 6, quality + 7, 3) - 1]
+    for rounds in (0, 1, 4, 8):
+        plain = plain_repair_clipped(luma, clip, tables, rounds)
+        assert same_floats(q.repair_clipped(luma, clip, tables, rounds), plain)
+        assert same_floats(q.repair_clipped(luma, clip, tables, rounds, q.dct_blocks(luma)), plain)
+        for one_table, one_block in ((tables[:1], luma), (tables, luma[:1])):
+            clips = clip[: len(one_block)]
+            assert same_floats(q.repair_clipped(one_block, clips, one_table, rounds),
+                               plain_repair_clipped(one_block, clips, one_table, rounds))
+    # Both kinds of pair are there: ones that settle within the rounds (skipped after) and ones still moving.
+    fourth, fifth = plain_repair_clipped(luma, clip, tables, 4), plain_repair_clipped(luma, clip, tables, 5)
+    settled = (fourth == fifth).reshape(len(tables), len(luma), -1).all(axis=2)
+    assert settled.any() and not settled.all()
+
+
+def test_lower_quartile_floor_is_that_of_np_quantile():
+    rng = np.random.default_rng(1)
+    for trial in range(3000):
+        m = int(rng.integers(1, 70))
+        values = np.abs(rng.normal(0, rng.choice([1.0, 5.0, 40.0]), m)).astype(np.float32)
+        if trial % 2:  # order statistics on both sides of an integer, or on one: every branch
+            values = (np.floor(values) + rng.choice([0.0, 0.5, 0.99999994], m)).astype(np.float32)
+        assert q.lower_quartile_floor(values) == int(np.quantile(values, 0.25))
 
 
 @pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="bundled model missing")

@@ -201,7 +201,13 @@ def test_early_stop_scores_fewer_tiles_only_where_the_first_are_decisive():
         clean = draw_art(200 + seed, (900, 700))
         images += [clean, compress(clean, "JPEG", 60), compress(clean, "WEBP", 95)]
     tiled = [(None, *early.tile(im)) for im in images]
+    judged = []  # how many tiles each judgement reads: an image is judged once per tile set it is scored on
+    judge = early.judge
+    early.judge = lambda outputs, boxes: judged.append(len(boxes)) or judge(outputs, boxes)
     together = early.score_together(tiled)  # one batch for all: must equal scoring each image alone
+    del early.judge
+    expected = [stop.first_tiles] * len(images) + [len(r.tiles) for r in together if len(r.tiles) > stop.first_tiles]
+    assert sorted(judged) == sorted(expected)
     stopped = 0
     for (_, tiles, _), im, result in zip(tiled, images, together):
         alone, every = early.score(im), full.score(im)

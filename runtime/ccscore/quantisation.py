@@ -110,15 +110,29 @@ def lattice_evidence(values: np.ndarray, steps: np.ndarray, zero: bool = False) 
     point, log(OUTLIERS) off it. Finer lattices explain more values but earn less for each, so the sum peaks at
     the true step. Zero is a lattice point only with `zero` (coefficients repaired from clipping, which may
     truly be zero): else near-flat noise would sit "on" every coarse lattice."""
+    # In place, in two buffers the shape (and memory order) of the broadcast: the same operations as
+    # written out, element for element, without a temporary per step.
     magnitude, steps = np.abs(np.asarray(values, np.float32)), np.asarray(steps, np.float32)
-    multiple = np.maximum(np.round(magnitude / steps), 0.0 if zero else 1.0)
-    residual = np.abs(magnitude - multiple * steps)
+    residual = np.divide(magnitude, steps)
+    np.round(residual, out=residual)
+    np.maximum(residual, 0.0 if zero else 1.0, out=residual)  # the nearest multiple, not zero unless `zero`
+    np.multiply(residual, steps, out=residual)
+    np.subtract(magnitude, residual, out=residual)
+    np.abs(residual, out=residual)
     scale = np.float32(-0.5 / NOISE**2)
-    density = np.exp(scale * residual**2)
+    density = np.square(residual)
+    np.multiply(density, scale, out=density)
+    np.exp(density, out=density)
     # The other neighbouring multiple, where it is not zero.
-    density += np.where(zero | (magnitude >= steps), np.exp(scale * (steps - residual) ** 2), 0.0)
+    far = np.subtract(steps, residual, out=residual)
+    np.square(far, out=far)
+    np.multiply(far, scale, out=far)
+    other = True if zero else magnitude >= steps
+    np.exp(far, out=far, where=other)
+    np.add(density, far, out=density, where=other)
     density *= steps * np.float32((1.0 - OUTLIERS) / (NOISE * np.sqrt(2 * np.pi)))
-    return np.log(density + np.float32(OUTLIERS))
+    density += np.float32(OUTLIERS)
+    return np.log(density, out=density)
 
 
 def _dct_matrix(n: int = 8) -> np.ndarray:
@@ -171,27 +185,65 @@ DCT8_32 = DCT8.astype(np.float32)
 
 def dct_blocks(x: np.ndarray) -> np.ndarray:
     """Pixels [..., 8, 8] -> JPEG's DCT coefficients [..., 8, 8] (float32)."""
-    return DCT8_32 @ (x.astype(np.float32) - np.float32(128.0)) @ DCT8_32.T
+    return DCT8_32 @ (x.astype(np.float32, copy=False) - np.float32(128.0)) @ DCT8_32.T
 
 
 def idct_blocks(c: np.ndarray) -> np.ndarray:
-    return DCT8_32.T @ c.astype(np.float32) @ DCT8_32 + np.float32(128.0)
+    return DCT8_32.T @ c.astype(np.float32, copy=False) @ DCT8_32 + np.float32(128.0)
 
 
-def repair_clipped(luma: np.ndarray, clip: np.ndarray, tables: np.ndarray, rounds: int) -> np.ndarray:
+def repair_clipped(luma: np.ndarray, clip: np.ndarray, tables: np.ndarray, rounds: int,
+                   observed: Optional[np.ndarray] = None) -> np.ndarray:
     """DCT coefficients [C, N, 8, 8] of clipped blocks `luma` [N, 8, 8] as each candidate table [C, 8, 8] would
     have them before the decoder clipped them: alternately put the coefficients on the table's lattice and put
     back the pixels that were not clipped (clipped ones only move past their clip). For the encoder's table the
-    blocks settle on its lattice; other tables cannot hold both constraints."""
-    steps = tables[:, None].astype(np.float32)
+    blocks settle on its lattice; other tables cannot hold both constraints. `observed`: dct_blocks(luma), when
+    the caller has it.
+
+    A round changes each (table, block) pair on its own (8x8 products, elementwise steps): a pair that a round
+    leaves exactly as it was is settled for good, with the coefficients that round read; later rounds skip it
+    (on eval-wild-cal's JPEGs, 70% of the pairs settle within 8 rounds, most of them within 2)."""
+    candidates, blocks = len(tables), len(luma)
+    # One row per (table, block) pair, block-major (row n * candidates + t is block n under table t): the memory
+    # order numpy gave the plain loop's broadcast products, so that fit_clipped's sums add in the same order.
+    steps = np.tile(tables.astype(np.float32), (blocks, 1, 1))
     inverse = 1.0 / steps
     # Each pixel's bounds: equal for pixels not clipped, open above a channel at 255, below one at 0.
-    lowest = np.where((clip == -1) | (clip == 2), -np.inf, luma).astype(np.float32)
-    highest = np.where((clip == 1) | (clip == 2), np.inf, luma).astype(np.float32)
-    x = np.broadcast_to(luma, steps.shape[:1] + luma.shape)
-    for _ in range(rounds):
-        x = np.clip(idct_blocks(steps * np.round(dct_blocks(x) * inverse)), lowest, highest)
-    return dct_blocks(x)
+    lowest = np.repeat(np.where((clip == -1) | (clip == 2), -np.inf, luma).astype(np.float32), candidates, axis=0)
+    highest = np.repeat(np.where((clip == 1) | (clip == 2), np.inf, luma).astype(np.float32), candidates, axis=0)
+    x = np.repeat(luma.astype(np.float32), candidates, axis=0)
+    # Every table starts from the observed block: its coefficients are computed once, not once per table.
+    coefficients = np.repeat(dct_blocks(luma) if observed is None else observed, candidates, axis=0)
+    rows, read = np.arange(len(x)), coefficients  # the pairs still moving, their coefficients this round
+    for n in range(rounds):
+        if n:
+            read = dct_blocks(x)
+        lattice = np.multiply(read, inverse)
+        np.round(lattice, out=lattice)
+        lattice *= steps
+        after = idct_blocks(lattice)
+        np.maximum(after, lowest, out=after)  # np.clip's values, without its checks
+        np.minimum(after, highest, out=after)
+        moved = (after != x).reshape(len(x), -1).any(axis=1)
+        coefficients[rows[~moved]] = read[~moved]
+        if not moved.any():
+            return coefficients.reshape(blocks, candidates, 8, 8).swapaxes(0, 1)
+        rows, x, steps, inverse, lowest, highest = (a[moved] for a in (rows, after, steps, inverse, lowest, highest))
+    coefficients[rows] = dct_blocks(x)
+    return coefficients.reshape(blocks, candidates, 8, 8).swapaxes(0, 1)
+
+
+def lower_quartile_floor(magnitudes: np.ndarray) -> int:
+    """int(np.quantile(magnitudes, 0.25)) of magnitudes >= 0 [M], without np.quantile's cost where it can.
+
+    The quartile interpolates between two order statistics and lies between them: when they share an integer
+    part, that is its integer part too; only otherwise is it computed in full."""
+    low = (len(magnitudes) - 1) // 4  # np.quantile's linear method: the statistic at 0.25 (M - 1), then the next
+    high = min(low + 1, len(magnitudes) - 1)
+    below, above = np.partition(magnitudes, (low, high))[[low, high]]
+    if int(below) == int(above):
+        return int(below)
+    return int(np.quantile(magnitudes, 0.25))
 
 
 def frequency_step(values: np.ndarray) -> int:
@@ -200,7 +252,7 @@ def frequency_step(values: np.ndarray) -> int:
     if len(values) < MIN_SUPPORT:
         return 0
     # Every non-zero multiple of the step is at least the step: the candidates end near the small magnitudes.
-    top = min(int(np.quantile(np.abs(values), 0.25)) + 2, MAX_STEP)
+    top = min(lower_quartile_floor(np.abs(values)) + 2, MAX_STEP)
     candidates = np.arange(1, top + 1, dtype=np.float64)[:, None]
     evidence = lattice_evidence(values[None, :], candidates).mean(axis=1)
     best = int(np.argmax(evidence))
@@ -310,7 +362,7 @@ def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], floa
 
     def evidence(qualities: np.ndarray, blocks: int, rounds: int) -> np.ndarray:
         tables = IJG_LUMA[qualities - 1]
-        repaired = repair_clipped(luma[:blocks], clip[:blocks], tables, rounds)
+        repaired = repair_clipped(luma[:blocks], clip[:blocks], tables, rounds, observed[:blocks])
         scores = lattice_evidence(repaired, tables[:, None], zero=True) * mask[:blocks]
         return scores.sum(axis=(1, 2, 3)) / max(mask[:blocks].sum(), 1)
 

@@ -34,6 +34,8 @@ FIRST_TABLE_TILES = 2
 TABLE_PIXELS = 1 << 20  # at most this many pixels of tiles are read for a JPEG's table (the bundled model: 128K)
 # How far a tile's probabilities may sum from 1 (float16 graphs round to ~1e-3) before they count as invalid.
 PROB_SUM_TOLERANCE = 1e-2
+# An image's scores from its tiles' outputs, and the grid evidence they stand on (see Scorer.judge).
+Judgement = tuple[dict[str, float], Optional[ImageEvidence]]
 
 
 def aggregate(probs: np.ndarray, method: str, clean_index: Optional[int] = None) -> np.ndarray:
@@ -289,7 +291,7 @@ class Scorer:
             images.append(output_problem(rows) if bad_before[b] > bad_before[a] else rows)
         return images
 
-    def judge(self, outputs: TileOutputs, boxes: Sequence[Box]) -> tuple[dict[str, float], Optional[ImageEvidence]]:
+    def judge(self, outputs: TileOutputs, boxes: Sequence[Box]) -> Judgement:
         """One image's scores from its tiles' outputs: aggregated, then weighed by grid evidence when the model
         has a grid gate. No tile, or no detail in any: clean, by lack of evidence."""
         labels = self.labels
@@ -309,29 +311,30 @@ class Scorer:
                     scores[label] = kept
         return scores, evidence
 
-    def wants_more_tiles(self, first: TileOutputs, boxes: Sequence[Box]) -> bool:
-        """With early stopping: whether an image judged on the outputs of its first tiles (`first`) is still
-        undecided and has more tiles (`boxes`: all of its tiles) to score."""
+    def judge_first(self, first: TileOutputs, boxes: Sequence[Box]) -> Optional[Judgement]:
+        """With early stopping: an image's judgement on the outputs of its first tiles (`first`) when it settles
+        the image (`EarlyStop.decided`); None when its other tiles (`boxes`: all of them) must be scored too, or
+        there is nothing to stop (no early stopping, no other tile)."""
         stop = self.early_stop
-        return (stop is not None and len(boxes) > len(first)
-                and not stop.decided(self.judge(first, boxes[: len(first)])[0][CLEAN]))
+        if stop is None or len(boxes) <= len(first):
+            return None
+        judged = self.judge(first, boxes[: len(first)])
+        return judged if stop.decided(judged[0][CLEAN]) else None
 
     def judge_as_scored(self, outputs: TileOutputs, boxes: Sequence[Box]) -> dict[str, float]:
         """The scores `score` gives an image, from the stored outputs of ALL its tiles (calibration and
         benchmarks score every tile once, then try settings): early stopping is applied as scoring does."""
         stop = self.early_stop
-        if stop is not None and len(boxes) > stop.first_tiles:
-            first = self.judge(outputs.rows(0, stop.first_tiles), boxes[: stop.first_tiles])[0]
-            if stop.decided(first[CLEAN]):  # the test of wants_more_tiles, on scores judged once
-                return first
-        return self.judge(outputs, boxes)[0]
+        judged = self.judge_first(outputs.rows(0, stop.first_tiles), boxes) if stop is not None else None
+        return (judged or self.judge(outputs, boxes))[0]
 
     def result(self, tiles: Tiles, size: tuple[int, int], outputs: TileOutputs, path: Optional[str] = None,
-               table_tiles: Optional[Tiles] = None) -> ScoreResult:
-        """One image's result from the outputs of the tiles it stands on; a JPEG's quantisation table is read
-        from `table_tiles` (every tile chosen, scored or not; default `tiles`)."""
+               table_tiles: Optional[Tiles] = None, judged: Optional[Judgement] = None) -> ScoreResult:
+        """One image's result from the outputs of the tiles it stands on (`judged`: their judgement, when
+        already made); a JPEG's quantisation table is read from `table_tiles` (every tile chosen, scored or not;
+        default `tiles`)."""
         labels = self.labels
-        scores, evidence = self.judge(outputs, tiles.boxes)
+        scores, evidence = judged or self.judge(outputs, tiles.boxes)
         label = decide(scores, self.threshold)
         probs, quality = outputs.probs, outputs.quality
         image_quality, source = None, None
@@ -399,20 +402,28 @@ class Scorer:
         stop = self.early_stop
         per_image = self._run_images([tiles.pixels[: stop.first_tiles] if stop else tiles.pixels
                                       for _, tiles, _ in items])
+        settled: dict[int, Judgement] = {}  # images decided on their first tiles, judged once
         if stop is not None:
-            undecided = [k for k, out in enumerate(per_image)
-                         if not isinstance(out, str) and self.wants_more_tiles(out, items[k][1].boxes)]
+            undecided = []
+            for k, out in enumerate(per_image):
+                if isinstance(out, str) or len(items[k][1].boxes) <= len(out):
+                    continue
+                judged = self.judge_first(out, items[k][1].boxes)
+                if judged is None:
+                    undecided.append(k)
+                else:
+                    settled[k] = judged
             if undecided:
                 more = self._run_images([items[k][1].pixels[stop.first_tiles :] for k in undecided])
                 for k, extra in zip(undecided, more):
                     per_image[k] = extra if isinstance(extra, str) else per_image[k] + extra
         results: list[ScoreResult | ScoreFailure] = []
-        for (path, tiles, size), out in zip(items, per_image):
+        for k, ((path, tiles, size), out) in enumerate(zip(items, per_image)):
             if isinstance(out, str):
                 results.append(ScoreFailure(out, path))
                 continue
             scored = Tiles(tiles.pixels[: len(out)], tiles.boxes[: len(out)])  # the tiles the result stands on
-            results.append(self.result(scored, size, out, path, table_tiles=tiles))
+            results.append(self.result(scored, size, out, path, table_tiles=tiles, judged=settled.get(k)))
         return results
 
     def score_tiled(self, items: Iterable[tuple[Optional[str], Tiles, tuple[int, int]]]) -> Iterator[ScoreResult]:

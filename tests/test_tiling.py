@@ -1,0 +1,77 @@
+"""Tiling: which tiles count as flat."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ccscore.tiling import MIN_TILE_STD, SPARSE_ROWS, SURELY_TEXTURED_STD, Tiles, luma, without_flat
+
+
+def plain_rule(pixels: np.ndarray) -> np.ndarray:
+    """The definition without_flat must keep to: every pixel's luma, its std against MIN_TILE_STD."""
+    return luma(pixels).std(axis=(1, 2)) >= MIN_TILE_STD
+
+
+def adversarial_tiles(size: int, rng: np.random.Generator) -> np.ndarray:
+    """Tiles on both sides of MIN_TILE_STD, and of the sparse rows' bound, built to fool a shortcut."""
+    tiles = []
+    flat = np.full((size, size, 3), 128, np.uint8)
+    tiles += [flat, np.zeros_like(flat), np.full_like(flat, 255)]
+    # Near-flat noise whose std sweeps across 1 (and across the bound on the sparse rows).
+    for std in np.linspace(0.6, 3.5, 60):
+        tiles.append(np.clip(np.round(128 + rng.normal(0, std, (size, size, 1))), 0, 255).repeat(3, 2))
+    # Two levels one apart, in a share p of the pixels: std sqrt(p (1 - p)), 0.5 at most: flat.
+    for share in (0.1, 0.5, 0.9):
+        tiles.append((128 + (rng.random((size, size, 1)) < share)).repeat(3, 2))
+    # Two levels d apart in half the pixels: std d / 2, just below, at and just above 1.
+    for step in (1, 2, 3):
+        tiles.append((128 + step * (rng.random((size, size, 1)) < 0.5)).repeat(3, 2))
+    # Detail only on the rows the shortcut reads, and only on the rows it skips, of amplitudes around the bounds.
+    read = np.zeros(size, bool)
+    read[::SPARSE_ROWS] = True
+    for amplitude in np.linspace(0.5, 8, 40):
+        wave = np.round(amplitude * np.sign(np.sin(np.arange(size) * 1.7)))
+        for rows in (read, ~read):
+            tile = np.full((size, size, 3), 128.0)
+            tile[rows] += wave[None, :, None]
+            tiles.append(tile)
+    # Checkerboards at stride 2 (a 2x2 cell's corners alike), at single-pixel steps, in one channel or all.
+    yy, xx = np.mgrid[:size, :size]
+    for period in (1, 2):
+        board = ((yy // period + xx // period) % 2).astype(float)
+        for amplitude in (1, 2, 3, 5):
+            tiles.append(np.repeat(128 + amplitude * board[..., None], 3, 2))
+            blue = np.full((size, size, 3), 128.0)
+            blue[..., 2] += amplitude * 9 * board  # luma weight 0.114: a step of 9 blue is one of luma
+            tiles.append(blue)
+    # Ordinary content: random pixels, and gradients.
+    tiles += [rng.integers(0, 256, (size, size, 3)) for _ in range(5)]
+    tiles.append(np.repeat(np.linspace(100, 104, size)[None, :, None], size, 0).repeat(3, 2))
+    tiles.append(np.repeat(np.linspace(100, 108, size)[:, None, None], size, 1).repeat(3, 2))
+    return np.clip(np.stack(tiles), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size", [16, 30, 128])
+def test_without_flat_keeps_exactly_the_tiles_whose_full_luma_std_reaches_the_minimum(size):
+    rng = np.random.default_rng(size)
+    pixels = adversarial_tiles(size, rng)
+    expected = plain_rule(pixels)
+    # The cases cover both sides of the rule, and tiles the sparse rows cannot clear but which are kept.
+    sparse = luma(pixels[:, ::SPARSE_ROWS]).std(axis=(1, 2))
+    assert expected.any() and not expected.all()
+    assert (expected & (sparse < SURELY_TEXTURED_STD)).sum() >= 5
+    for order in (np.arange(len(pixels)), rng.permutation(len(pixels))):
+        boxes = [(int(k), 0, int(k) + size, size) for k in order]
+        kept = without_flat(Tiles(pixels[order], boxes))
+        assert [box[0] for box in kept.boxes] == [int(k) for k in order if expected[k]]
+        np.testing.assert_array_equal(kept.pixels, pixels[order][expected[order]])
+
+
+def test_without_flat_of_no_tile_and_of_all_kept_tiles():
+    empty = Tiles(np.zeros((0, 16, 16, 3), np.uint8), [])
+    assert without_flat(empty) is empty
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    kept = without_flat(Tiles(pixels, [(0, 0, 16, 16)] * 3))
+    assert kept.boxes == [(0, 0, 16, 16)] * 3 and np.array_equal(kept.pixels, pixels)
