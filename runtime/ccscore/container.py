@@ -192,6 +192,59 @@ def iso_facts(f: BinaryIO, brand: bytes) -> dict:
     return {"format": "avif", "animated": brand == b"avis"}
 
 
+JXL_CODESTREAM = b"\xff\x0a"
+JXL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+# SizeHeader's fixed aspect ratios (ISO/IEC 18181-1): xsize = ysize * numerator // denominator.
+JXL_RATIOS = {1: (1, 1), 2: (12, 10), 3: (4, 3), 4: (3, 2), 5: (16, 9), 6: (5, 4), 7: (2, 1)}
+JXL_SIZE_BITS = (9, 13, 18, 30)  # the U32 distribution of xsize - 1 and ysize - 1
+
+
+def is_jxl(head: bytes) -> bool:
+    """Whether a file's first 12 bytes start a JPEG XL codestream or container."""
+    return head[:2] == JXL_CODESTREAM or head[:12] == JXL_CONTAINER
+
+
+def _jxl_codestream_size(data: bytes) -> Optional[tuple[int, int]]:
+    """(width, height) from the SizeHeader after a codestream's 0xFF0A signature; None if `data` is too short."""
+    bits = int.from_bytes(data[2:16], "little")  # the header is at most 1 + 2 * 32 + 3 bits; read LSB first
+    position = 0
+
+    def read(n: int) -> int:
+        nonlocal position
+        value = (bits >> position) & ((1 << n) - 1)
+        position += n
+        return value
+
+    def size(div8: bool) -> int:
+        return (read(5) + 1) * 8 if div8 else read(JXL_SIZE_BITS[read(2)]) + 1
+
+    div8 = bool(read(1))
+    height = size(div8)
+    ratio = read(3)
+    if ratio == 0:
+        width = size(div8)
+    else:
+        numerator, denominator = JXL_RATIOS[ratio]
+        width = height * numerator // denominator
+    return (width, height) if position <= 8 * (len(data) - 2) else None
+
+
+def jxl_size(f: BinaryIO) -> Optional[tuple[int, int]]:
+    """(width, height) of a JPEG XL file from its header alone (`f` at any position; bounded reads), or None
+    when no codestream header is found: the pixel limit is checked before any decoder allocates the image."""
+    f.seek(0)
+    head = f.read(16)
+    if head[:2] == JXL_CODESTREAM:
+        return _jxl_codestream_size(head)
+    if head[:12] != JXL_CONTAINER:
+        return None
+    for kind, offset, length in _boxes(f, 0, None):
+        if kind in (b"jxlc", b"jxlp"):  # the whole codestream, or its first part after a 4-byte index
+            f.seek(offset + (4 if kind == b"jxlp" else 0))
+            return _jxl_codestream_size(f.read(16))
+    return None
+
+
 def png_facts(f: BinaryIO) -> dict:
     head = f.read(8 + 25)
     if len(head) < 33 or head[12:16] != b"IHDR":
@@ -218,9 +271,9 @@ def read_container(path) -> dict:
             if head[:8] == b"\x89PNG\r\n\x1a\n":
                 f.seek(0)
                 return png_facts(f)
-            if head[:2] == b"\xff\x0a":
+            if head[:2] == JXL_CODESTREAM:
                 return {"format": "jxl", "from_jpeg": False}
-            if head[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
+            if head[:12] == JXL_CONTAINER:
                 return iso_facts(f, b"jxl ")
             if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
                 return iso_facts(f, head[8:12])

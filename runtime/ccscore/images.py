@@ -11,6 +11,7 @@ from typing import BinaryIO, Optional, Union
 import numpy as np
 from PIL import Image, ImageOps
 
+from .container import is_jxl, jxl_size
 from .errors import ImageError, one_line
 from .inputs import EncodedImage
 
@@ -168,11 +169,13 @@ def open_image(path: Union[str, os.PathLike, EncodedImage], max_pixels: int | No
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             if pillow_limit is not None and limit > pillow_limit:
                 Image.MAX_IMAGE_PIXELS = limit
-            im = Image.open(fp)
-            width, height = im.size
-            if width * height > limit:
-                raise ImageError(f"{p}: {width}x{height} = {width * height / 1e6:.0f} megapixels exceeds "
-                                 f"the limit of {limit / 1e6:.0f} (--max-pixels)")
+            jxl = is_jxl(fp.read(12))
+            if jxl:  # the JPEG XL plugin decodes while opening: check the size on the header first
+                _check_pixels(p, jxl_size(fp) or _no_jxl_header(p), limit)
+                _register_jxl(p)
+            fp.seek(0)
+            im = Image.open(fp, formats=["JXL"] if jxl else None)
+            _check_pixels(p, im.size, limit)
             im.seek(0)  # animated images: the first frame
             im.load()
             ImageOps.exif_transpose(im, in_place=True)  # a copy per image otherwise, even without EXIF
@@ -191,6 +194,27 @@ def open_image(path: Union[str, os.PathLike, EncodedImage], max_pixels: int | No
     finally:
         Image.MAX_IMAGE_PIXELS = pillow_limit
     return im
+
+
+def _check_pixels(path, size: tuple[int, int], limit: int) -> None:
+    width, height = size
+    if width * height > limit:
+        raise ImageError(f"{path}: {width}x{height} = {width * height / 1e6:.0f} megapixels exceeds "
+                         f"the limit of {limit / 1e6:.0f} (--max-pixels)")
+
+
+def _no_jxl_header(path) -> tuple[int, int]:
+    raise ImageError(f"{path}: cannot decode image (truncated JPEG XL header)")
+
+
+def _register_jxl(path) -> None:
+    """Registers the JPEG XL decoder (the optional pillow-jxl-plugin) on first use."""
+    try:
+        from pillow_jxl import JpegXLImagePlugin
+    except ImportError:
+        raise ImageError(f"{path}: JPEG XL needs pillow-jxl-plugin: pip install 'ccscore[jxl]'") from None
+    # One decoding thread: the decode workers are the parallelism (its default takes every core per file).
+    JpegXLImagePlugin.DECODE_THREADS = 0
 
 
 def load_image(source: ImageInput, max_pixels: int | None = None) -> DecodedImage:

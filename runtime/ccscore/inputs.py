@@ -35,6 +35,7 @@ IMAGE_EXTENSIONS = frozenset({
     ".pgm", ".pbm", ".pnm", ".pfm", ".pcx", ".dcx", ".ico", ".cur", ".icns", ".dds", ".qoi", ".psd", ".sgi",
     ".rgb", ".rgba", ".bw", ".ras", ".xbm", ".xpm", ".im", ".msp", ".pcd", ".pxr", ".blp", ".ftc", ".ftu",
     ".gbr", ".fli", ".flc", ".fit", ".fits",
+    ".jxl",  # JPEG XL: decoded through the optional pillow-jxl-plugin (the [jxl] extra); without it, a clear error
 })
 # Formats Pillow lists but cannot decode by itself: EPS needs Ghostscript, WMF/EMF are vector and Windows-only,
 # MPEG and IPTC are only identified, BUFR/GRIB/HDF5 are stubs needing an outside handler.

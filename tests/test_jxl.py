@@ -1,0 +1,105 @@
+"""JPEG XL files: sized from the header before decoding (the pixel limit), decoded through the optional
+pillow-jxl-plugin (the [jxl] extra), and a clear error record where it is missing."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ccscore.container import JXL_CONTAINER, jxl_size, read_container
+from ccscore.errors import ImageError
+from ccscore.images import load_image
+from conftest import draw_art, run_cli
+
+pytest.importorskip("pillow_jxl", reason="the [jxl] extra (pillow-jxl-plugin) is not installed")
+
+
+def jxl_bytes(im: Image.Image, quality: int = 90) -> bytes:
+    out = io.BytesIO()
+    im.save(out, "JXL", quality=quality)
+    return out.getvalue()
+
+
+def box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def container(codestream: bytes, split: bool) -> bytes:
+    """The ISO BMFF form of a codestream: signature, ftyp, then jxlc (whole) or two jxlp parts."""
+    head = JXL_CONTAINER + box(b"ftyp", b"jxl \x00\x00\x00\x00jxl ") + box(b"jxll", b"\x0a")
+    if not split:
+        return head + box(b"jxlc", codestream)
+    half = len(codestream) // 2
+    return (head + box(b"jxlp", struct.pack(">I", 0) + codestream[:half])
+            + box(b"jxlp", struct.pack(">I", 0x80000001) + codestream[half:]))
+
+
+def huge_header(width_minus_1: int) -> bytes:
+    """A codestream whose SizeHeader claims a square of width_minus_1 + 1 pixels, with no image after it."""
+    bits = 0 | (3 << 1) | (width_minus_1 << 3) | (1 << 33)  # not div8; 30-bit ysize - 1; ratio 1:1
+    return b"\xff\x0a" + bits.to_bytes(8, "little") + b"\x00" * 8
+
+
+@pytest.mark.parametrize("size", [(1, 1), (8, 8), (256, 64), (640, 480), (1920, 1080), (600, 500), (123, 457),
+                                  (4000, 1), (17, 4097), (8197, 3)])
+def test_header_size_matches_every_aspect_ratio_and_width_code(size):
+    rng = np.random.default_rng(sum(size))
+    data = jxl_bytes(Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)))
+    assert jxl_size(io.BytesIO(data)) == size
+    for split in (False, True):
+        assert jxl_size(io.BytesIO(container(data, split))) == size
+
+
+def test_a_container_decodes_like_its_codestream():
+    art = draw_art(3, (200, 120))
+    data = jxl_bytes(art, 80)
+    plain = load_image(_Encoded(data)).rgb()
+    wrapped = load_image(_Encoded(container(data, split=False))).rgb()
+    assert plain.shape == (120, 200, 3) and np.array_equal(plain, wrapped)
+    assert np.abs(plain.astype(int) - np.asarray(art, dtype=int)).mean() < 8  # lossy, but the same picture
+    assert read_container(_Encoded(container(data, split=True)))["format"] == "jxl"
+
+
+def test_the_pixel_limit_is_checked_on_the_header_before_decoding():
+    # 60000 x 60000 claimed, no image data: the limit must refuse it before the decoder allocates 10 GB.
+    with pytest.raises(ImageError, match=r"60000x60000 .* exceeds the limit"):
+        load_image(_Encoded(huge_header(59999)))
+    with pytest.raises(ImageError, match="exceeds the limit"):
+        load_image(_Encoded(jxl_bytes(draw_art(1, (300, 200)))), max_pixels=300 * 200 - 1)
+    with pytest.raises(ImageError, match="truncated JPEG XL header"):
+        load_image(_Encoded(b"\xff\x0a\x00"))
+
+
+def test_a_folder_with_jpeg_xl_files_is_scored_and_without_the_plugin_each_gets_a_clear_error(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "art.jxl").write_bytes(jxl_bytes(draw_art(5, (384, 320)), 60))
+    draw_art(6).save(folder / "art.png")
+    out = tmp_path / "scores.jsonl"
+    proc = run_cli(str(folder), "--output", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    records = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, out.read_text().splitlines()) if "path" in r}
+    assert set(records) == {"art.jxl", "art.png"}
+    assert records["art.jxl"].get("error") is None and records["art.jxl"]["width"] == 384
+    assert records["art.jxl"]["container"]["format"] == "jxl"
+
+    missing = tmp_path / "missing.jsonl"
+    proc = run_cli(str(folder), "--output", str(missing), "--no-progress", blocked=("torch", "pillow_jxl"))
+    assert proc.returncode == 1, proc.stderr  # some files failed; the others are scored
+    records = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, missing.read_text().splitlines()) if "path" in r}
+    assert "pip install 'ccscore[jxl]'" in records["art.jxl"]["error"]
+    assert records["art.png"].get("error") is None
+
+
+class _Encoded:
+    """In-memory bytes as `load_image` takes a shard member's (an EncodedImage)."""
+
+    def __new__(cls, data: bytes):
+        from ccscore.inputs import EncodedImage
+
+        return EncodedImage("mem.jxl", data=data)
