@@ -61,6 +61,22 @@ def test_graphics_tiles_build_with_jpeg_and_webp_only(tmp_path):
         build_tiles(tmp_path / "x.npz", "train", 1, procedural_style="photos", log=lambda *_: None)
 
 
+def test_an_all_procedural_build_does_not_depend_on_the_sources_cache(tmp_path):
+    """At --procedural-share 1 no real image is used: the tiles must be the same whether or not the cache
+    lists verified sources (the recipe builds its graphics set after prepare-sources)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "manifest.csv").write_text("source,split,path,status\nwesnoth,train,wesnoth/a.png,kept\n")
+    built = []
+    for name, cache_dir in (("listed", cache), ("none", tmp_path / "none")):
+        build_tiles(tmp_path / f"{name}.npz", "train", 3, seed=3, tiles_per_image=2, cache_dir=cache_dir, workers=1,
+                    log=lambda *_: None, mix="graphics", procedural_share=1.0, procedural_style="graphics")
+        built.append(np.load(tmp_path / f"{name}.npz"))
+    assert len(built[0]["tiles"]) > 0
+    for key in ("tiles", "label", "quality", "kind", "source", "image_id"):
+        np.testing.assert_array_equal(built[0][key], built[1][key])
+
+
 def test_lossless_check_separates_jpeg_from_clean(images):
     clean = [grid_score(x) for x in images]
     jpeg = [grid_score(degrade.encode_jpeg_pillow(x, 90, "420")) for x in images]
@@ -163,7 +179,8 @@ def test_chroma_twins_keep_luma_and_change_only_chroma(images):
 def test_add_chroma_twins_appends_labelled_twins(tmp_path):
     from ccscore_export.data.build import add_chroma_twins
 
-    kwargs = dict(split="train", n_images=8, seed=3, tiles_per_image=2, cache_dir=tmp_path / "no_cache", log=lambda *_: None)
+    # Seed 4: its 8 images include plain clean ones, whose tiles get twins.
+    kwargs = dict(split="train", n_images=8, seed=4, tiles_per_image=2, cache_dir=tmp_path / "no_cache", log=lambda *_: None)
     build_tiles(tmp_path / "a.npz", workers=1, **kwargs)
     a = np.load(tmp_path / "a.npz")
     clean = int(((a["label"] == 0) & (a["kind"] == "clean")).sum())

@@ -226,6 +226,15 @@ def test_repair_clipped_gives_the_plain_loops_coefficients(quality):
     assert settled.any() and not settled.all()
 
 
+def test_repair_clipped_of_no_block_or_no_table_is_empty_like_the_plain_loop():
+    luma, clip = clipped_jpeg_blocks(62)
+    tables = IJG_LUMA[[60, 61]]
+    for blocks, clips, candidates in ((luma[:0], clip[:0], tables), (luma, clip, tables[:0])):
+        for rounds in (0, 3):
+            repaired, plain = (f(blocks, clips, candidates, rounds) for f in (q.repair_clipped, plain_repair_clipped))
+            assert (repaired.shape, repaired.dtype) == (plain.shape, plain.dtype)  # nothing in them to order
+
+
 def test_lower_quartile_floor_is_that_of_np_quantile():
     rng = np.random.default_rng(1)
     for trial in range(3000):

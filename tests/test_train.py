@@ -98,3 +98,24 @@ def test_train_command_takes_a_leading_part_of_the_labels(splits, tmp_path):
     model, _ = load_checkpoint(tmp_path / "run" / "best.pt")
     assert model.config.labels == ("clean", "jpeg", "webp")
     assert model.head.classify.out_features == 3
+
+
+def test_tiles_labelled_beyond_the_heads_labels_are_refused_before_training(splits, tmp_path):
+    """A three-label head on data with AVIF (code 3) tiles: a clear error naming the labels, before features are
+    computed, not an index error deep in the loss."""
+    from typer.testing import CliRunner
+
+    from ccscore_export.cli import app
+
+    train_path, val_path = splits
+    with np.load(train_path) as data:
+        arrays = dict(data)
+    arrays["label"] = arrays["label"].copy()
+    arrays["label"][-2:] = 3
+    avif_path = tmp_path / "with-avif.npz"
+    np.savez(avif_path, **arrays)
+    refused = CliRunner().invoke(app, ["train", "--train", str(avif_path), "--val", str(val_path), "--out",
+                                       str(tmp_path / "run"), "--labels", "clean,jpeg,webp", "--epochs", "1"])
+    assert refused.exit_code == 2, refused.output
+    assert "2 tiles have labels beyond the head's clean,jpeg,webp (codes [3])" in refused.output
+    assert not list((tmp_path / "run").glob("cache/features-*"))

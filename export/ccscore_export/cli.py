@@ -67,8 +67,12 @@ def train(
         except ValueError as exc:
             typer.echo(f"error: --frequencies: {exc}", err=True)
             raise typer.Exit(2)
-    best = run_training(train_data, val_data, out, Recipe(epochs=epochs, seed=seed), config=config,
-                        training_data=training_data, resume=resume)
+    try:
+        best = run_training(train_data, val_data, out, Recipe(epochs=epochs, seed=seed), config=config,
+                            training_data=training_data, resume=resume)
+    except ValueError as exc:  # a tile set the head cannot learn (labels beyond --labels)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
     typer.echo(f"best checkpoint: {best}")
 
 

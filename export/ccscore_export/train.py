@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from .detector_export import load_checkpoint, save_checkpoint
+from .labels import LABELS
 from .metrics import auroc
 from .model import ArtifactDetector, ArtifactEncoder, DetectorConfig
 
@@ -67,9 +68,15 @@ def encode_tiles(encoder: ArtifactEncoder, tiles: np.ndarray, batch: int = 128, 
     return np.concatenate(out).astype(np.float32)
 
 
-def load_split(path: Path, encoder: ArtifactEncoder, cache_dir: Path) -> dict[str, np.ndarray]:
-    """Loads a tile set and its encoder features, cached by file content and encoder configuration."""
+def load_split(path: Path, encoder: ArtifactEncoder, cache_dir: Path,
+               labels: tuple[str, ...] = LABELS) -> dict[str, np.ndarray]:
+    """Loads a tile set and its encoder features, cached by file content and encoder configuration. Every
+    tile's label must be one of `labels` (the head's): checked before the features are computed."""
     data = dict(np.load(path, allow_pickle=False))
+    outside = data["label"] >= len(labels)
+    if outside.any():
+        raise ValueError(f"{path}: {int(outside.sum())} tiles have labels beyond the head's {','.join(labels)} "
+                         f"(codes {sorted(set(data['label'][outside].tolist()))}); train with more --labels")
     key = hashlib.sha1((_file_digest(path) + json.dumps(encoder.config.__dict__, default=list)).encode()).hexdigest()[:16]
     cache = cache_dir / f"features-{path.stem}-{key}.npy"
     if cache.exists():
@@ -158,8 +165,8 @@ def train(train_path: Path, val_path: Path, out_dir: Path, recipe: Recipe | None
             log_path.unlink()
 
     cache_dir = out_dir / "cache"
-    train_split = load_split(train_path, model.encoder, cache_dir)
-    val_split = load_split(val_path, model.encoder, cache_dir)
+    train_split = load_split(train_path, model.encoder, cache_dir, model.config.labels)
+    val_split = load_split(val_path, model.encoder, cache_dir, model.config.labels)
     if blob is None:
         feats = train_split["features"]
         model.head.feature_mean.copy_(torch.from_numpy(feats.mean(0)))

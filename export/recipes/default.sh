@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds the shipped default model (0.6.2) from scratch: data, training, export, calibration, evaluation.
-# On 2 CPU cores: source download ~4 min, tile builds ~10 min, features + training ~3 min, evaluation sets
+# On 2 CPU cores: source download ~4 min, tile builds ~15 min, features + training ~6 min, evaluation sets
 # ~25 min each, calibration and benchmark ~10 min. Needs the [train] extra (jpegli kinds also need `pip install
 # pyjpegli`; cjpeg/cwebp/ImageMagick/GraphicsMagick/avifenc/cjxl kinds need those Debian tools; kinds without
 # their encoder are left out). Writes data/ and runs/ (git-ignored).
@@ -37,9 +37,9 @@ at_v6 build-data --chroma-twins 2000 --from data/train-v6.npz --out data/train-v
 # Flat UI and retro-game graphics (0.6.1 missed JPEG and WebP of solid backgrounds, thin lines on black and font
 # sheets, and called 2x upscales WebP): JPEG and WebP only, none resized, the rest clean.
 ccscore-export build-data --split train --images 3000 --mix graphics --procedural-share 1.0 \
-    --procedural-style graphics --seed 21 --out data/train-graphics.npz
+    --procedural-style graphics --seed 21 --cache data/cache --out data/train-graphics.npz
 ccscore-export build-data --split val --images 600 --mix graphics --procedural-share 1.0 \
-    --procedural-style graphics --seed 22 --out data/val-graphics.npz
+    --procedural-style graphics --seed 22 --cache data/cache --out data/val-graphics.npz
 ccscore-export build-data --merge data/train-v6-twins.npz data/train-graphics.npz --out data/train-v62.npz
 ccscore-export build-data --merge data/val-v6.npz data/val-graphics.npz --out data/val-v62.npz
 # The encoder keeps 8x8 DCT frequencies 0,1,3,5,7 per direction (24 coefficients, 1.8x cheaper than all 63;

@@ -224,7 +224,7 @@ def repair_clipped(luma: np.ndarray, clip: np.ndarray, tables: np.ndarray, round
         after = idct_blocks(lattice)
         np.maximum(after, lowest, out=after)  # np.clip's values, without its checks
         np.minimum(after, highest, out=after)
-        moved = (after != x).reshape(len(x), -1).any(axis=1)
+        moved = (after != x).reshape(len(x), 64).any(axis=1)  # not -1: numpy cannot infer it for no pairs
         coefficients[rows[~moved]] = read[~moved]
         if not moved.any():
             return coefficients.reshape(blocks, candidates, 8, 8).swapaxes(0, 1)

@@ -70,7 +70,10 @@ def clean_image(rng: np.random.Generator, real: list[tuple[str, Path]], procedur
                 style: str = "illustration") -> tuple[np.ndarray, str]:
     """(clean RGB, source name) for one work item; procedural pictures are drawn in `style`
     (procedural.PROCEDURAL_STYLES)."""
-    if not real or rng.random() < procedural_share:
+    # Drawn with or without real sources: a build's pictures never depend on whether the cache holds them
+    # (at --procedural-share 1 they are all procedural either way).
+    procedural = rng.random() < procedural_share
+    if procedural or not real:
         name = "procedural" if style == "illustration" else f"procedural_{style}"
         return PROCEDURAL_STYLES[style](rng, *_procedural_size(rng)), name
     source, path = real[int(rng.integers(len(real)))]
