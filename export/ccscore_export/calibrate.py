@@ -25,10 +25,12 @@ from ccscore import ImageError, Scorer
 from ccscore.scorer import CLEAN, GridGate, decide, invalid_rows, output_problem
 from ccscore_export.labels import LABELS
 
-CENTERS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+# 0.05 joined when 0.6.2's head chose 0.1 for both labels, the lowest center then tried: a choice on the edge
+# of the grid says the grid stops too early.
+CENTERS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 WEAK = (0.5, 0.55, 0.6, 0.7)
 SLOPE = 20.0
-MAX_GRID = 64  # up to this many center combinations per weak factor are all tried (two gated labels: 49)
+MAX_GRID = 64  # up to this many center combinations per weak factor are all tried (two gated labels: 64)
 ROUNDS = 2  # otherwise passes of a per-label search: a label's best center can shift once the others have moved
 
 
@@ -106,6 +108,9 @@ def choose_gate(scorer: Scorer, scored: list, periods: dict, max_clean: float, m
                 best = (key, gate)
     if best is None:
         raise SystemExit("no candidate gate keeps clean images within the limits")
+    for label, center in best[1].centers.items():
+        if center == min(CENTERS):
+            log(f"note: {label}'s chosen center {center} is the lowest tried: a lower one might catch more")
     return best[1].metadata()
 
 
