@@ -25,12 +25,13 @@ from ccscore import ImageError, Scorer
 from ccscore.scorer import CLEAN, GridGate, decide, invalid_rows, output_problem
 from ccscore_export.labels import LABELS
 
-# 0.05 joined when 0.6.2's head chose 0.1 for both labels, the lowest center then tried: a choice on the edge
-# of the grid says the grid stops too early.
-CENTERS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+# 0 and 0.05 joined when 0.6.2's head chose 0.1 for both labels, the lowest center then tried: a choice on the
+# edge of the grid says the grid stops too early. (At center 0 a label keeps half its probability where its
+# grid's votes agree no better than chance.)
+CENTERS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 WEAK = (0.5, 0.55, 0.6, 0.7)
 SLOPE = 20.0
-MAX_GRID = 64  # up to this many center combinations per weak factor are all tried (two gated labels: 64)
+MAX_GRID = 81  # up to this many center combinations per weak factor are all tried (two gated labels: 81)
 ROUNDS = 2  # otherwise passes of a per-label search: a label's best center can shift once the others have moved
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the shipped default model (0.6.2) from scratch: data, training, export, calibration, evaluation.
 # On 2 CPU cores: source download ~4 min, tile builds ~15 min, features + training ~6 min, evaluation sets
-# ~25 min each, calibration and benchmark ~10 min. Needs the [train] extra (jpegli kinds also need `pip install
+# ~25 min each, calibration ~15 min (324 gates), benchmark ~3 min. Needs the [train] extra (jpegli kinds also need `pip install
 # pyjpegli`; cjpeg/cwebp/ImageMagick/GraphicsMagick/avifenc/cjxl kinds need those Debian tools; kinds without
 # their encoder are left out). Writes data/ and runs/ (git-ignored).
 #
