@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -29,14 +30,13 @@ def box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", 8 + len(payload)) + kind + payload
 
 
-def container(codestream: bytes, split: bool) -> bytes:
-    """The ISO BMFF form of a codestream: signature, ftyp, then jxlc (whole) or two jxlp parts."""
+def container(codestream: bytes, split_at: Optional[int] = None) -> bytes:
+    """The ISO BMFF form of a codestream: signature, ftyp, then jxlc (whole) or two jxlp parts split at a byte."""
     head = JXL_CONTAINER + box(b"ftyp", b"jxl \x00\x00\x00\x00jxl ") + box(b"jxll", b"\x0a")
-    if not split:
+    if split_at is None:
         return head + box(b"jxlc", codestream)
-    half = len(codestream) // 2
-    return (head + box(b"jxlp", struct.pack(">I", 0) + codestream[:half])
-            + box(b"jxlp", struct.pack(">I", 0x80000001) + codestream[half:]))
+    return (head + box(b"jxlp", struct.pack(">I", 0) + codestream[:split_at])
+            + box(b"jxlp", struct.pack(">I", 0x80000001) + codestream[split_at:]))
 
 
 def huge_header(width_minus_1: int) -> bytes:
@@ -51,18 +51,18 @@ def test_header_size_matches_every_aspect_ratio_and_width_code(size):
     rng = np.random.default_rng(sum(size))
     data = jxl_bytes(Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)))
     assert jxl_size(io.BytesIO(data)) == size
-    for split in (False, True):
-        assert jxl_size(io.BytesIO(container(data, split))) == size
+    for split_at in (None, len(data) // 2):
+        assert jxl_size(io.BytesIO(container(data, split_at))) == size
 
 
 def test_a_container_decodes_like_its_codestream():
     art = draw_art(3, (200, 120))
     data = jxl_bytes(art, 80)
     plain = load_image(_Encoded(data)).rgb()
-    wrapped = load_image(_Encoded(container(data, split=False))).rgb()
+    wrapped = load_image(_Encoded(container(data))).rgb()
     assert plain.shape == (120, 200, 3) and np.array_equal(plain, wrapped)
     assert np.abs(plain.astype(int) - np.asarray(art, dtype=int)).mean() < 8  # lossy, but the same picture
-    assert read_container(_Encoded(container(data, split=True)))["format"] == "jxl"
+    assert read_container(_Encoded(container(data, len(data) // 2)))["format"] == "jxl"
 
 
 def test_the_pixel_limit_is_checked_on_the_header_before_decoding():
@@ -73,6 +73,38 @@ def test_the_pixel_limit_is_checked_on_the_header_before_decoding():
         load_image(_Encoded(jxl_bytes(draw_art(1, (300, 200)))), max_pixels=300 * 200 - 1)
     with pytest.raises(ImageError, match="truncated JPEG XL header"):
         load_image(_Encoded(b"\xff\x0a\x00"))
+
+
+def test_a_header_split_across_jxlp_parts_is_read_as_the_decoder_joins_them(monkeypatch):
+    # A part may hold only a byte or two of the codestream: read past its end, the next box's header would be
+    # taken for the size, and the decoder would decode all 800x600 before the limit was checked.
+    from pillow_jxl import JpegXLImagePlugin
+
+    data = jxl_bytes(draw_art(2, (800, 600)), 50)
+    for split_at in (2, 3, 5):
+        assert jxl_size(io.BytesIO(container(data, split_at))) == (800, 600)
+        assert load_image(_Encoded(container(data, split_at))).size == (800, 600)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the decoder ran on an image over the pixel limit")
+
+    monkeypatch.setattr(JpegXLImagePlugin, "Decoder", no_decoding)
+    for split_at in (2, 3, 5):
+        with pytest.raises(ImageError, match="800x600 .* exceeds the limit"):
+            load_image(_Encoded(container(data, split_at)), max_pixels=100_000)
+
+
+def test_box_sizes_past_the_end_stop_the_walk_and_read_container_never_raises():
+    data = jxl_bytes(draw_art(4, (64, 48)))
+    head = JXL_CONTAINER + box(b"ftyp", b"jxl \x00\x00\x00\x00jxl ")
+    for claimed in (2**64 - 1, 2**63, 2**40):  # a 64-bit box size: seeking there overflows an in-memory stream
+        hostile = head + struct.pack(">I", 1) + b"junk" + struct.pack(">Q", claimed) + box(b"jxlc", data)
+        assert read_container(_Encoded(hostile)) == {"format": "jxl", "from_jpeg": False}
+        assert jxl_size(io.BytesIO(hostile)) is None
+        with pytest.raises(ImageError, match="JPEG XL header"):
+            load_image(_Encoded(hostile))
+    avif = box(b"ftyp", b"avif\x00\x00\x00\x00") + struct.pack(">I", 1) + b"meta" + struct.pack(">Q", 2**64 - 1)
+    assert read_container(_Encoded(avif))["format"] == "avif"
 
 
 def test_a_folder_with_jpeg_xl_files_is_scored_and_without_the_plugin_each_gets_a_clear_error(tmp_path):

@@ -155,10 +155,13 @@ def webp_facts(f: BinaryIO, riff_size: int) -> dict:
 
 
 def _boxes(f: BinaryIO, start: int, end: Optional[int]):
-    """(type, payload offset, payload size) of ISO BMFF boxes from `start`, at most MAX_CHUNKS."""
+    """(type, payload offset, payload size) of ISO BMFF boxes from `start` to `end` (None: the end of the file),
+    at most MAX_CHUNKS; a payload size of None runs to the end of the file."""
+    if end is None:  # a box's claimed size may be anything up to 2**64: the walk stops at the real end
+        end = f.seek(0, 2)
     position = start
     for _ in range(MAX_CHUNKS):
-        if end is not None and position + 8 > end:
+        if position + 8 > end:
             return
         f.seek(position)
         head = f.read(8)
@@ -197,6 +200,7 @@ JXL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
 # SizeHeader's fixed aspect ratios (ISO/IEC 18181-1): xsize = ysize * numerator // denominator.
 JXL_RATIOS = {1: (1, 1), 2: (12, 10), 3: (4, 3), 4: (3, 2), 5: (16, 9), 6: (5, 4), 7: (2, 1)}
 JXL_SIZE_BITS = (9, 13, 18, 30)  # the U32 distribution of xsize - 1 and ysize - 1
+JXL_HEADER_BYTES = 16  # the signature and the longest SizeHeader (1 + 2 * (2 + 30) + 3 bits)
 
 
 def is_jxl(head: bytes) -> bool:
@@ -206,7 +210,9 @@ def is_jxl(head: bytes) -> bool:
 
 def _jxl_codestream_size(data: bytes) -> Optional[tuple[int, int]]:
     """(width, height) from the SizeHeader after a codestream's 0xFF0A signature; None if `data` is too short."""
-    bits = int.from_bytes(data[2:16], "little")  # the header is at most 1 + 2 * 32 + 3 bits; read LSB first
+    if data[:2] != JXL_CODESTREAM:
+        return None
+    bits = int.from_bytes(data[2:JXL_HEADER_BYTES], "little")  # the header is at most 1 + 2 * 32 + 3 bits
     position = 0
 
     def read(n: int) -> int:
@@ -229,20 +235,33 @@ def _jxl_codestream_size(data: bytes) -> Optional[tuple[int, int]]:
     return (width, height) if position <= 8 * (len(data) - 2) else None
 
 
+def _jxl_container_head(f: BinaryIO) -> bytes:
+    """The codestream's first JXL_HEADER_BYTES inside a container, as the decoder joins them: the jxlc box, or
+    the jxlp parts in order (a part may hold only a byte or two, so the header spans parts). Each read stays
+    inside its box: bytes past a part's end (the next box's header) are not the codestream's."""
+    head = b""
+    for kind, offset, length in _boxes(f, 0, None):
+        if kind not in (b"jxlc", b"jxlp"):
+            continue
+        if kind == b"jxlc" and head:  # a whole codestream after parts of one: malformed, no header to trust
+            return b""
+        skip = 4 if kind == b"jxlp" else 0  # a jxlp part starts with its 4-byte index
+        want = JXL_HEADER_BYTES - len(head)
+        f.seek(offset + skip)
+        head += f.read(want if length is None else max(0, min(want, length - skip)))
+        if kind == b"jxlc" or len(head) >= JXL_HEADER_BYTES:
+            break
+    return head
+
+
 def jxl_size(f: BinaryIO) -> Optional[tuple[int, int]]:
     """(width, height) of a JPEG XL file from its header alone (`f` at any position; bounded reads), or None
     when no codestream header is found: the pixel limit is checked before any decoder allocates the image."""
     f.seek(0)
-    head = f.read(16)
-    if head[:2] == JXL_CODESTREAM:
-        return _jxl_codestream_size(head)
-    if head[:12] != JXL_CONTAINER:
-        return None
-    for kind, offset, length in _boxes(f, 0, None):
-        if kind in (b"jxlc", b"jxlp"):  # the whole codestream, or its first part after a 4-byte index
-            f.seek(offset + (4 if kind == b"jxlp" else 0))
-            return _jxl_codestream_size(f.read(16))
-    return None
+    head = f.read(JXL_HEADER_BYTES)
+    if head[:12] == JXL_CONTAINER:
+        head = _jxl_container_head(f)
+    return _jxl_codestream_size(head)
 
 
 def png_facts(f: BinaryIO) -> dict:
