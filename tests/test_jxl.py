@@ -107,6 +107,16 @@ def test_box_sizes_past_the_end_stop_the_walk_and_read_container_never_raises():
     assert read_container(_Encoded(avif))["format"] == "avif"
 
 
+def test_a_grey_float_image_is_read_on_the_0_to_255_scale():
+    # The plugin gives float JPEG XL as mode F with samples 0..1: read as 0..255, it was a black image.
+    ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (48, 1))
+    out = io.BytesIO()
+    Image.fromarray(ramp, "F").save(out, "JXL", lossless=True)
+    pixels = load_image(_Encoded(out.getvalue())).rgb()
+    assert pixels.shape == (48, 64, 3)
+    assert np.abs(pixels[..., 0].astype(int) - np.round(ramp * 255)).max() <= 1
+
+
 def test_a_folder_with_jpeg_xl_files_is_scored_and_without_the_plugin_each_gets_a_clear_error(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

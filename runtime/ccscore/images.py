@@ -179,6 +179,8 @@ def open_image(path: Union[str, os.PathLike, EncodedImage], max_pixels: int | No
             im.seek(0)  # animated images: the first frame
             im.load()
             ImageOps.exif_transpose(im, in_place=True)  # a copy per image otherwise, even without EXIF
+            if jxl and im.mode == "F":  # JPEG XL's float samples run 0..1; `DecodedImage` reads mode F as 0..255
+                im = im.point(lambda value: value * 255)
     except ImageError:
         raise
     except FileNotFoundError:
