@@ -117,6 +117,22 @@ def test_a_grey_float_image_is_read_on_the_0_to_255_scale():
     assert np.abs(pixels[..., 0].astype(int) - np.round(ramp * 255)).max() <= 1
 
 
+def test_a_file_larger_than_its_pixels_could_need_is_refused_before_the_plugin_reads_it_whole(tmp_path):
+    from ccscore.images import JXL_BYTES_PER_PIXEL, JXL_METADATA_BYTES
+
+    data = jxl_bytes(draw_art(7, (64, 48)))
+    most = JXL_METADATA_BYTES + JXL_BYTES_PER_PIXEL * 64 * 48
+    padded = tmp_path / "padded.jxl"
+    with open(padded, "wb") as f:  # a 64x48 codestream with zeros after it; sparse, so no disk is spent
+        f.write(data)
+        f.truncate(most + 1)
+    with pytest.raises(ImageError, match=r"64x48 JPEG XL file of \d+ MiB is larger than its pixels could need"):
+        load_image(padded)
+    with open(padded, "r+b") as f:  # at the bound it is read (the decoder ignores what follows the codestream)
+        f.truncate(most)
+    assert load_image(padded).size == (64, 48)
+
+
 def test_a_folder_with_jpeg_xl_files_is_scored_and_without_the_plugin_each_gets_a_clear_error(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

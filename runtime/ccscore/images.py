@@ -17,6 +17,10 @@ from .inputs import EncodedImage
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, EncodedImage]
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own decompression-bomb limit
+# The most bytes a JPEG XL file may hold for its pixel count: twice RGBA float32 stored raw, beside room for
+# Exif, XMP and other metadata boxes (the decoder reads the file whole, so this bounds its memory).
+JXL_BYTES_PER_PIXEL = 32
+JXL_METADATA_BYTES = 64 * 2**20
 HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
@@ -170,8 +174,10 @@ def open_image(path: Union[str, os.PathLike, EncodedImage], max_pixels: int | No
             if pillow_limit is not None and limit > pillow_limit:
                 Image.MAX_IMAGE_PIXELS = limit
             jxl = is_jxl(fp.read(12))
-            if jxl:  # the JPEG XL plugin decodes while opening: check the size on the header first
-                _check_pixels(p, jxl_size(fp) or _no_jxl_header(p), limit)
+            if jxl:  # the JPEG XL plugin reads the whole file and decodes it while opening: check the header first
+                size = jxl_size(fp) or _no_jxl_header(p)
+                _check_pixels(p, size, limit)
+                _check_jxl_bytes(p, fp, size)
                 _register_jxl(p)
             fp.seek(0)
             im = Image.open(fp, formats=["JXL"] if jxl else None)
@@ -203,6 +209,16 @@ def _check_pixels(path, size: tuple[int, int], limit: int) -> None:
     if width * height > limit:
         raise ImageError(f"{path}: {width}x{height} = {width * height / 1e6:.0f} megapixels exceeds "
                          f"the limit of {limit / 1e6:.0f} (--max-pixels)")
+
+
+def _check_jxl_bytes(path, fp: BinaryIO, size: tuple[int, int]) -> None:
+    """The plugin reads a JPEG XL file whole into memory: one larger than its pixels could need (a small image
+    with gigabytes after it) is refused, so memory stays bounded by --max-pixels, not by the file."""
+    length = fp.seek(0, os.SEEK_END)
+    most = JXL_METADATA_BYTES + JXL_BYTES_PER_PIXEL * size[0] * size[1]
+    if length > most:
+        raise ImageError(f"{path}: a {size[0]}x{size[1]} JPEG XL file of {length / 2**20:.0f} MiB is larger than "
+                         f"its pixels could need (at most {most / 2**20:.0f} MiB)")
 
 
 def _no_jxl_header(path) -> tuple[int, int]:
