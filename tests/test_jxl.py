@@ -75,6 +75,14 @@ def test_the_pixel_limit_is_checked_on_the_header_before_decoding():
         load_image(_Encoded(b"\xff\x0a\x00"))
 
 
+def test_a_truncated_body_gets_a_plain_error_not_the_bindings_advice_to_rebuild_libjxl():
+    data = jxl_bytes(draw_art(8, (160, 120)))
+    for broken in (data[: len(data) // 2], container(data)[:60], data[:12] + b"\xff" * 200):
+        with pytest.raises(ImageError) as caught:
+            load_image(_Encoded(broken))
+        assert str(caught.value) == "mem.jxl: cannot decode image (corrupt or truncated JPEG XL)"
+
+
 def test_a_header_split_across_jxlp_parts_is_read_as_the_decoder_joins_them(monkeypatch):
     # A part may hold only a byte or two of the codestream: read past its end, the next box's header would be
     # taken for the size, and the decoder would decode all 800x600 before the limit was checked.

@@ -180,7 +180,7 @@ def open_image(path: Union[str, os.PathLike, EncodedImage], max_pixels: int | No
                 _check_jxl_bytes(p, fp, size)
                 _register_jxl(p)
             fp.seek(0)
-            im = Image.open(fp, formats=["JXL"] if jxl else None)
+            im = _open_jxl(p, fp) if jxl else Image.open(fp)
             _check_pixels(p, im.size, limit)
             im.seek(0)  # animated images: the first frame
             im.load()
@@ -223,6 +223,16 @@ def _check_jxl_bytes(path, fp: BinaryIO, size: tuple[int, int]) -> None:
 
 def _no_jxl_header(path) -> tuple[int, int]:
     raise ImageError(f"{path}: cannot decode image (truncated JPEG XL header)")
+
+
+def _open_jxl(path, fp: BinaryIO) -> Image.Image:
+    try:
+        return Image.open(fp, formats=["JXL"])
+    except RuntimeError as exc:
+        # Every libjxl failure (a truncated or corrupt file) reaches us as jpegxl-rs's "Generic Error. Please build
+        # libjxl from source ... in debug mode": advice for its developers, not for whoever reads the record.
+        reason = "corrupt or truncated JPEG XL" if str(exc).startswith("Generic Error") else one_line(exc)
+        raise ImageError(f"{path}: cannot decode image ({reason})") from None
 
 
 def _register_jxl(path) -> None:
