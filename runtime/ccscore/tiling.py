@@ -28,10 +28,14 @@ def as_decoded(image: DecodedImage | np.ndarray) -> DecodedImage:
     return image if isinstance(image, DecodedImage) else DecodedImage.from_array(image)
 
 
+# BT.601 luma weights, shared by `luma` and the flat check (float32: the products Python floats gave, bit for bit).
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
+
+
 def luma(rgb: np.ndarray) -> np.ndarray:
     """BT.601 luma as float32, the colour space JPEG and WebP quantise in."""
     rgb = rgb.astype(np.float32)
-    return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    return LUMA_WEIGHTS[0] * rgb[..., 0] + LUMA_WEIGHTS[1] * rgb[..., 1] + LUMA_WEIGHTS[2] * rgb[..., 2]
 
 
 # Below this many pixels on a side an image holds less than two 8x8 blocks across: no grid can show.
@@ -95,7 +99,6 @@ SPARSE_ROWS = 4
 # sqrt(SPARSE_ROWS) * MIN_TILE_STD varies by MIN_TILE_STD over all its pixels. The factor 1.25 keeps the bound
 # clear of float32 rounding (of this std and of the full one it stands for) on tiles of up to megapixels.
 SURELY_TEXTURED_STD = 1.25 * np.sqrt(SPARSE_ROWS) * MIN_TILE_STD
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def without_flat(tiles: Tiles) -> Tiles:
