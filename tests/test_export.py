@@ -109,3 +109,21 @@ def test_chroma_statistics_see_subsampled_chroma_even_at_quality_100():
         assert strongest_contrast(np.asarray(art)) > -0.3
         assert strongest_contrast(jpeg(art, 0)) > -0.3  # 4:4:4
         assert strongest_contrast(jpeg(art, 2)) < -0.6  # 4:2:0
+
+
+@pytest.mark.parametrize("frequencies", [(), (0, 1, 3, 5, 7)])
+def test_phase_statistics_ignore_brightness(frequencies):
+    """A constant added to luma moves only the DC coefficient (every other DCT basis sums to zero), which the
+    statistics leave out: features and phase scores stay the same. Any DC leaking into a sum (energy, quadrant
+    means, per-phase shares) moves them."""
+    from ccscore_export.model import PhaseStatistics
+
+    torch.manual_seed(0)
+    y = (torch.rand(3, 1, 128, 128) - 0.5) * 4  # coefficients near the thresholds, DC included
+    for block, fs in ((8, frequencies), (4, ())):
+        stats = PhaseStatistics(block, (1.0, 3.0), 20.0, fs or None)
+        features, phases = stats(y)
+        brighter_features, brighter_phases = stats(y + 37.0)
+        assert features.shape[1] == stats.feature_size
+        assert torch.allclose(features, brighter_features, atol=2e-3), (block, fs)
+        assert torch.allclose(phases, brighter_phases, atol=2e-4), (block, fs)

@@ -115,10 +115,11 @@ class PhaseStatistics(nn.Module):
         y = y[:, :, : h + n - 1, : w + n - 1]
         k = len(self.frequencies)
         coeffs = F.conv2d(F.conv2d(y, self.row_kernel), self.col_kernel, groups=k)  # [B, k*k, h, w]
-        if self.has_dc:
-            coeffs = coeffs[:, 1:]  # drop DC: brightness says nothing about quantisation
         magnitude = coeffs.abs()
-        b, c = magnitude.shape[0], magnitude.shape[1]
+        # DC (channel 0) says nothing about quantisation. It is dropped from the small per-phase sums, not from
+        # this tensor: slicing it off here copies the whole tensor, ~20% of the encoder's time on CPU.
+        first = 1 if self.has_dc else 0
+        b, c = magnitude.shape[0], magnitude.shape[1] - first
         rows, cols = h // n, w // n  # whole blocks per axis, both even
         samples = float(rows * cols)
         # Quadrants split the block rows and columns in two (top/bottom, left/right), so one tile still gives
@@ -126,9 +127,9 @@ class PhaseStatistics(nn.Module):
         shares, quadrant_shares = [], []
         for t in self.thresholds:
             clipped = torch.clamp(magnitude, max=t)
-            per_half = clipped.reshape(b, c, 2, rows // 2, n * w).sum(dim=3)  # [B, C, 2, n * w]
-            per_quadrant = per_half.reshape(b, c, 2, n, 2, cols // 2, n).sum(dim=5)  # [B, C, 2, n, 2, n]
-            per_quadrant = per_quadrant.permute(0, 1, 2, 4, 3, 5).reshape(b, c, 4, n * n)
+            per_half = clipped.reshape(b, c + first, 2, rows // 2, n * w).sum(dim=3)  # [B, C, 2, n * w]
+            per_quadrant = per_half.reshape(b, c + first, 2, n, 2, cols // 2, n).sum(dim=5)  # [B, C, 2, n, 2, n]
+            per_quadrant = per_quadrant.permute(0, 1, 2, 4, 3, 5).reshape(b, c + first, 4, n * n)[:, first:]
             shares.append(1.0 - per_quadrant.sum(dim=2) / (samples * t))
             quadrant_shares.append(1.0 - per_quadrant.mean(dim=1) / (samples / 4 * t))  # [B, 4, n * n]
         per_phase = torch.stack(shares, dim=2).reshape(b, c * len(self.thresholds), n * n)  # (coefficient, t)
@@ -140,7 +141,7 @@ class PhaseStatistics(nn.Module):
         contrast = (phase_score * weights).sum(dim=1, keepdim=True) - phase_score.mean(dim=1, keepdim=True)
         # Texture energy from one phase only: it needs no phase detail, and 1/n^2 of the samples suffice.
         # (In units of the first threshold, as the shipped heads were trained.)
-        energy = magnitude[:, :, ::n, ::n].mean(dim=(2, 3)) / self.thresholds[0]
+        energy = magnitude[:, :, ::n, ::n][:, first:].mean(dim=(2, 3)) / self.thresholds[0]
         return torch.cat([best, mean, torch.log1p(energy), contrast], dim=1), quadrant_phase_score
 
 
