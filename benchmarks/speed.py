@@ -110,7 +110,8 @@ def section_bar(folder: Path, model: str, paths, repeats: int, reference: bool) 
     print(f"\n== bar: {best['images']} images, `{best['command']}`")
     print(f"end to end {best['seconds']:.2f} s (runs {', '.join(f'{s:.2f}' for s in out['end_to_end_all_s'])}), "
           f"decode floor {floor:.2f} s (runs {', '.join(f'{s:.2f}' for s in floors)}) -> ratio {out['ratio']:.2f} "
-          f"(bar: <= 1.5); peak RSS {best['peak_rss_mb']:.0f} MB")
+          f"(bar: <= 1.5); peak RSS {best['peak_rss_mb']:.0f} MB; "
+          f"bytecode {'compiled, as pip install leaves it' if best['bytecode'] else 'NOT compiled (read-only package?)'}")
     ref = out["reference"]
     if ref.get("timed"):
         print(f"reference: {ref['seconds_per_image']:.1f} s/image; ccscore {out['e2e_ms_per_image']:.1f} ms/image "

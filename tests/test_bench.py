@@ -124,3 +124,17 @@ def test_provider_order_tensorrt_then_cuda_then_cpu():
     assert requested_providers("tensorrt", [CPU]) == [TENSORRT, CUDA, CPU]
     auto = requested_providers("auto", [TENSORRT, CUDA, CPU])
     assert auto[-2:] == [CUDA, CPU] and auto[0] in (TENSORRT, CUDA)  # TensorRT only where its libraries load
+
+
+def test_timed_package_is_byte_compiled_as_an_install_leaves_it():
+    """The end-to-end timings must not charge a source checkout's per-start compilation (PYTHONDONTWRITEBYTECODE)
+    to ccscore: every module of the timed package has bytecode for this interpreter once `compile_bytecode` ran."""
+    import importlib.util
+    from pathlib import Path
+
+    from ccscore import bench
+
+    assert bench.compile_bytecode()
+    package = Path(bench.__file__).resolve().parent
+    modules = sorted(package.rglob("*.py"))
+    assert modules and all(Path(importlib.util.cache_from_source(str(m))).is_file() for m in modules)
