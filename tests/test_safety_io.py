@@ -11,6 +11,7 @@ import csv
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -230,6 +231,53 @@ def test_a_kill_at_any_point_of_an_action_is_completed_once_by_resume(model, tmp
     assert resumed.returncode == 0, resumed.stderr.decode()
     assert Counter(r["path"] for r in records_of(out)) == Counter(str(root / n) for n in originals)
     assert files_under(dest) == originals  # complete, under their own names, once (no NAME-1)
+    assert files_under(root) == ({} if kind == "move" else originals)
+    assert not [p for p in tmp_path.rglob("*") if "ccscore-journal" in p.name or "ccscore-partial" in p.name]
+
+
+SMALL_JOURNAL = "import ccscore.actions as _actions; _actions.JOURNAL_COMPACT_BYTES = 0\n"
+
+
+@pytest.mark.parametrize("kind", ["move", "copy"])
+def test_the_action_journal_stays_one_batch_long_and_a_kill_after_emptying_it_loses_nothing(model, tmp_path, kind):
+    """A run over millions of files must not keep a journal line per action it ever took: with nothing pending
+    after a batch, the journal is emptied (here at any size). The journal never holds more than one batch, and a
+    kill right after it was emptied leaves a run that --resume completes exactly once."""
+    root, dest = tmp_path / "data", tmp_path / "flagged"
+    originals = {p.name: p.read_bytes() for p in (image(root / f"{i}.png", i) for i in range(8))}
+    out = tmp_path / "r.jsonl"
+    sizes = tmp_path / "sizes.json"
+    args = [root, "--model", model, "--output", out, f"--{kind}-to", dest, *FLAG_ALL, "--workers", "0",
+            "--batch-size", "1"]
+    spy = SMALL_JOURNAL + f"""
+import atexit, json, os
+_sizes = []
+_write = _actions.ActionJournal._write
+def _spy(self, entries, durable):
+    _write(self, entries, durable)
+    _sizes.append(os.path.getsize(self.path))
+_actions.ActionJournal._write = _spy
+atexit.register(lambda: open({str(sizes)!r}, "w").write(json.dumps(_sizes)))
+"""
+    whole = run(*args, prelude=spy)
+    assert whole.returncode == 0, whole.stderr.decode()
+    written = json.loads(sizes.read_text())
+    assert len(written) == 16  # an intent and a done mark per image
+    one_batch = max(written[:2])
+    assert max(written) <= one_batch + 64, written  # never the 8 images' entries together
+    assert files_under(dest) == originals
+
+    for folder in (root, dest):
+        shutil.rmtree(folder)
+    out.unlink()
+    for p in (image(root / f"{i}.png", i) for i in range(8)):
+        assert p.read_bytes() == originals[p.name]
+    killed = run(*args, prelude=SMALL_JOURNAL + _kill_at("ccscore.actions:ActionJournal.compact", 3, False, "after", ""))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    resumed = run(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    assert Counter(r["path"] for r in records_of(out)) == Counter(str(root / n) for n in originals)
+    assert files_under(dest) == originals
     assert files_under(root) == ({} if kind == "move" else originals)
     assert not [p for p in tmp_path.rglob("*") if "ccscore-journal" in p.name or "ccscore-partial" in p.name]
 

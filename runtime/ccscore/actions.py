@@ -287,6 +287,9 @@ def mover_for(action: Action, mover: Optional[Mover]) -> Mover:
     return Mover(action.kind, os.path.dirname(action.dst))
 
 
+JOURNAL_COMPACT_BYTES = 1 << 20  # a journal with nothing pending is emptied past this size
+
+
 class ActionJournal:
     """Intents of actions, made durable before the records that announce them and before the actions.
 
@@ -361,6 +364,16 @@ class ActionJournal:
 
     def record_done(self, action: Action) -> None:
         self._write([{"done": action.id}], durable=False)  # a lost `done` only repeats an idempotent check
+
+    def compact(self, limit: Optional[int] = None) -> None:
+        """Forgets every entry once the journal has grown past `limit` bytes (JOURNAL_COMPACT_BYTES): call only
+        when none is pending. A run over millions of files then keeps a journal of about one batch, not a line
+        per action it ever took. (Only `pending` is read back; `act` keeps its finished entries, see its journal.)"""
+        limit = JOURNAL_COMPACT_BYTES if limit is None else limit
+        if self.stream is not None and self.stream.seek(0, os.SEEK_END) > limit:
+            # Nothing is pending: an empty journal and the one truncated away say the same, whichever survives.
+            os.ftruncate(self.stream.fileno(), 0)
+            self.stream.seek(0, os.SEEK_END)
 
     def clear(self) -> None:
         """Forgets every entry: call only when none is pending."""

@@ -401,6 +401,8 @@ def score(
             writer.write_batch(records, durable=bool(actions))
         for action in actions:
             act(action)
+        if journal is not None and actions and not in_flight:
+            journal.compact()
         shown = [r for r in records if "error" in r or not select_given or selection.takes(r)]
         if stdout_writer is not None:
             stdout_writer.write_batch(shown)
