@@ -265,3 +265,29 @@ def test_without_hard_links_a_killed_write_never_leaves_part_of_a_file(tmp_path,
     assert (tmp_path / "r.html").read_bytes() == b"<html>" * 1000
     assert str(tmp_path / "r.html") not in opened
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
+
+
+def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_one(tmp_path):
+    """A report or heatmap killed mid-write leaves .NAME.ccscore-new-PID; the next writer of NAME removes it once
+    its process is gone, and leaves a live writer's temporary (and other files) alone."""
+    import os
+    import subprocess
+    import sys
+
+    from ccscore.outputs import create_new_file
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = tmp_path / f".r.html.ccscore-new-{gone.pid}"
+        live = tmp_path / f".r.html.ccscore-new-{alive.pid}"
+        other = tmp_path / f".s.html.ccscore-new-{gone.pid}"
+        for p in (stale, live, other):
+            p.write_bytes(b"<html> half")
+        assert create_new_file(str(tmp_path / "r.html"), b"<html>")
+        assert (tmp_path / "r.html").read_bytes() == b"<html>"
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["r.html", live.name, other.name])
+    finally:
+        alive.kill()
+        alive.wait()

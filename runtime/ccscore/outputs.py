@@ -426,12 +426,48 @@ def scan_output(path: str, labels: Sequence[str]) -> tuple[Counter, int]:
         raise OutputError(f"cannot read --output {path}: {exc.strerror or exc}") from None
 
 
+NEW_FILE_TAG = ".ccscore-new-"  # .NAME.ccscore-new-PID: a file being created by process PID
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str) -> None:
+    """Removes the temporaries that writers of `path` killed mid-write left (their process is gone), so a killed
+    report or heatmap leaves no hidden file behind once the command runs again. POSIX only: Windows' os.kill
+    would signal the process, not probe it."""
+    if os.name != "posix":
+        return
+    folder = os.path.dirname(path) or "."
+    prefix = f".{os.path.basename(path)}{NEW_FILE_TAG}"
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+
+
 def create_new_file(path: str, header: bytes) -> bool:
     """Creates `path` holding exactly `header` (any bytes), atomically, even where there are no hard links (a
-    kill never leaves part of a report under its name); False if it exists already (it is never replaced)."""
+    kill never leaves part of a report under its name); False if it exists already (it is never replaced).
+    Temporaries an earlier, killed writer of `path` left are removed first."""
     from .actions import link_no_overwrite
 
-    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.ccscore-new-{os.getpid()}")
+    remove_stale_temporaries(path)
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}{NEW_FILE_TAG}{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
             f.write(header)
