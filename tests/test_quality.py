@@ -271,6 +271,33 @@ def test_a_resized_jpeg_and_a_clean_image_have_no_table():
     assert estimate_luma_table([np.asarray(art)], [(0, 0)]).kind is None
 
 
+def test_a_jpeg_table_in_the_pixels_overrules_a_gate_that_saw_too_little_grid():
+    """High-quality JPEG (q95-98) often shows too little grid agreement for the gate, yet its table shows as a
+    lattice: the image is then JPEG, with P(clean) cut to LATTICE_CLEAN_SHARE. Clean art and a JPEG resized
+    afterwards show no lattice and stay as the gate said. (A gate that lets no JPEG through stands in for one
+    that found too little agreement.)"""
+    from ccscore import Scorer
+    from ccscore.scorer import LATTICE_CLEAN_SHARE, GridGate
+
+    scorer = Scorer(BUNDLED_MODEL)
+    gate = scorer.grid_gate
+    art = draw_art(12, (512, 384))
+    images = {
+        "jpeg q95": Image.open(io.BytesIO(jpeg_bytes(art, 95))),
+        "jpeg q85": Image.open(io.BytesIO(jpeg_bytes(art, 85))),
+        "clean": art,
+        "jpeg q60 then downscaled": Image.fromarray(decoded(jpeg_bytes(art, 60))).resize((427, 320), Image.Resampling.LANCZOS),
+    }
+    scorer.grid_gate = GridGate(gate.periods, {label: 2.0 for label in gate.periods}, gate.slope, gate.weak)
+    strict = {name: scorer.score(im) for name, im in images.items()}
+    for name in ("jpeg q95", "jpeg q85"):
+        assert strict[name].label == "jpeg", name
+        assert strict[name].scores["clean"] <= LATTICE_CLEAN_SHARE + 1e-9, name
+        assert strict[name].quality_source == "table" and strict[name].quality == int(name[-2:]), name
+    for name in ("clean", "jpeg q60 then downscaled"):
+        assert strict[name].label == "clean" and strict[name].table is None, name
+
+
 # ---------------------------------------------------------------- selection and recompression
 
 

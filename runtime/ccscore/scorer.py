@@ -32,6 +32,15 @@ JPEG = "jpeg"
 JPEG_GRID = 8  # JPEG's block size: the grid period whose modal phase the table is read on
 FIRST_TABLE_TILES = 2
 TABLE_PIXELS = 1 << 20  # at most this many pixels of tiles are read for a JPEG's table (the bundled model: 128K)
+# A JPEG's table read in its pixels overrules a grid gate that found too little agreement (high qualities: the
+# tiles barely show the grid). It is read only where the gate said clean although the tiles lean JPEG
+# (mean P(jpeg) before the gate) and some 8x8 phase agreement exists; it must show a lattice of
+# LATTICE_EVIDENCE per coefficient (quantisation.fit_ijg_lattice; IJG tables >= 0.5, JPEG q95-98 0.26-1.1,
+# clean art at most 0.22 on eval-wild-cal). The image's P(clean) is then cut to LATTICE_CLEAN_SHARE of itself.
+LATTICE_MIN_JPEG_P = 0.05
+LATTICE_MIN_AGREEMENT = 0.2
+LATTICE_EVIDENCE = 0.3
+LATTICE_CLEAN_SHARE = 0.1
 # How far a tile's probabilities may sum from 1 (float16 graphs round to ~1e-3) before they count as invalid.
 PROB_SUM_TOLERANCE = 1e-2
 # An image's scores from its tiles' outputs, and the grid evidence they stand on (see Scorer.judge).
@@ -336,13 +345,24 @@ class Scorer:
         labels = self.labels
         scores, evidence = judged or self.judge(outputs, tiles.boxes)
         label = decide(scores, self.threshold)
+        table = None
+        if label == CLEAN and self.lattice_may_show(outputs, evidence):
+            table = self.jpeg_table(table_tiles or tiles, evidence)
+            if table is not None and table.quality is not None and table.evidence >= LATTICE_EVIDENCE:
+                scores = dict(scores)
+                scores[JPEG] += scores[CLEAN] * (1.0 - LATTICE_CLEAN_SHARE)
+                scores[CLEAN] *= LATTICE_CLEAN_SHARE
+                label = decide(scores, self.threshold)
         probs, quality = outputs.probs, outputs.quality
         image_quality, source = None, None
         if quality is not None and label != CLEAN and len(quality):
             # Tiles weigh in by how sure they are of the damage: clean tiles have no quality to report.
             weight = 1.0 - probs[:, labels.index(CLEAN)] if CLEAN in labels else np.ones(len(probs))
             image_quality, source = float(np.average(quality, weights=weight + 1e-6)), "model"
-        table = self.jpeg_table(table_tiles or tiles, evidence) if label == JPEG else None
+        if label != JPEG:
+            table = None
+        elif table is None:
+            table = self.jpeg_table(table_tiles or tiles, evidence)
         if table is not None and table.kind == "ijg":
             image_quality, source = float(table.quality), "table"  # exact where IJG lattices hold
         elif table is not None and table.kind == "custom" and image_quality is not None:
@@ -353,6 +373,17 @@ class Scorer:
             for k, (box, row) in enumerate(zip(tiles.boxes, probs))
         ]
         return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence, source, table)
+
+    def lattice_may_show(self, outputs: TileOutputs, evidence: Optional[ImageEvidence]) -> bool:
+        """Whether an image the gate called clean is worth reading a JPEG table from (see LATTICE_EVIDENCE): the
+        tiles lean JPEG before the gate, and the 8x8 grid has some agreement among enough voting quadrants."""
+        if JPEG not in self.labels or CLEAN not in self.labels or evidence is None or not len(outputs):
+            return False
+        vote = evidence.grids.get(JPEG_GRID)
+        if vote is None or vote.voting < MIN_VOTES or vote.agreement < LATTICE_MIN_AGREEMENT:
+            return False
+        head = aggregate(outputs.probs, self.aggregation, self.labels.index(CLEAN))
+        return float(head[self.labels.index(JPEG)]) >= LATTICE_MIN_JPEG_P
 
     @staticmethod
     def jpeg_table(tiles: Tiles, evidence: Optional[ImageEvidence]) -> Optional[TableEstimate]:
