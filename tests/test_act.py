@@ -182,6 +182,23 @@ def test_a_gone_source_counts_as_moved_only_when_its_image_is_in_dir(scored, tmp
     assert tree(dest) == before
 
 
+@pytest.mark.parametrize("name, orientation", [("turned.jpg", 6), ("upside-down.jpg", 3), ("turned.webp", 8),
+                                               ("turned.png", 5), ("plain.png", None)])
+def test_the_size_that_recognises_a_moved_image_is_the_size_it_was_scored_at(tmp_path, name, orientation):
+    """Read from the header for speed, with EXIF orientation applied as decoding does: a turned photo's record
+    has the turned size, and a re-run must not take it for another image."""
+    from PIL import Image
+
+    from ccscore.images import open_image, oriented_size
+
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    draw_art(3, (96, 64)).save(tmp_path / name, exif=exif)
+    decoded = open_image(tmp_path / name).size
+    assert oriented_size(tmp_path / name) == decoded == ((64, 96) if orientation in (5, 6, 7, 8) else (96, 64))
+
+
 def test_missing_files_and_bad_lines_get_one_line_errors_and_the_run_goes_on(scored, tmp_path):
     root, data, flagged, _ = scored
     lines = (root / "scores.jsonl").read_text().splitlines()

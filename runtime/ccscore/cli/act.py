@@ -44,12 +44,12 @@ def source_problem(path: str) -> Optional[str]:
 def shows_scored_image(record: dict, path: str, scores_written: float) -> bool:
     """Whether the file at `path` shows every fact `record` gives of the image it scored: the evidence that a
     source now gone was moved there. It was not written since the scores were (a move keeps a file's mtime), it
-    has the record's header facts (`container`, in JSONL records) and its width and height once decoded (EXIF
-    orientation applied, as when scored). Evidence, not proof: another image with all the same facts, dated
-    before the scores, would pass. A record without width and height shows nothing."""
+    has the record's header facts (`container`, in JSONL records) and its width and height (EXIF orientation
+    applied, as when scored). Evidence, not proof: another image with all the same facts, dated before the
+    scores, would pass. A record without width and height shows nothing."""
     from ..container import read_container
     from ..errors import ImageError
-    from ..images import DEFAULT_MAX_PIXELS, open_image
+    from ..images import DEFAULT_MAX_PIXELS, oriented_size
 
     width, height = record.get("width"), record.get("height")
     if not width or not height:
@@ -63,8 +63,7 @@ def shows_scored_image(record: dict, path: str, scores_written: float) -> bool:
     if any(facts.get(key) != value for key, value in (record.get("container") or {}).items()):
         return False
     try:
-        with open_image(path, max(DEFAULT_MAX_PIXELS, width * height)) as image:
-            return image.size == (width, height)
+        return oriented_size(path, max(DEFAULT_MAX_PIXELS, width * height)) == (width, height)
     except ImageError:
         return False
 
@@ -157,9 +156,8 @@ def act(
 
     def moved_earlier(record: dict, path: str, real: str) -> Optional[Action]:
         """For --move-to, the move a finished run made of a record's file that is gone (only a killed run's
-        journal is kept: DEST itself must show it), or None."""
-        if kind != "move" or record.get("outside") or os.path.lexists(path) or not is_within(real, root) \
-                or is_within(real, real_dest):
+        journal is kept: DIR itself must show it), or None."""
+        if record.get("outside") or os.path.lexists(path) or not is_within(real, root) or is_within(real, real_dest):
             return None
         return mover.find_moved(real, os.path.relpath(real, root), record["path"],
                                 lambda candidate: shows_scored_image(record, candidate, scores_file.st_mtime))
