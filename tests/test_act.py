@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -76,21 +78,31 @@ def test_dry_run_writes_nothing(scored, tmp_path):
     assert run.stdout.count("would move") == len(flagged)
 
 
-def test_never_overwrites_and_moves_only_sources(scored, tmp_path):
-    root, data, flagged, _ = scored
+def movable_copy(scored, tmp_path: Path, scores_name: str = "scores.jsonl") -> tuple[Path, Path]:
+    """(a copy of the data set to move from, a copy of the saved scores naming it), dated as if scored an hour
+    ago: the images older than their scores, as a scoring run leaves them."""
+    root, data, _, _ = scored
     work = tmp_path / "data"
     work.mkdir()
-    for p in data.rglob("*.png"):  # a copy of the data set to move from, and a scores file naming it
+    an_hour_ago = time.time() - 3600
+    for p in data.rglob("*.png"):
         (work / p.relative_to(data)).parent.mkdir(exist_ok=True)
         (work / p.relative_to(data)).write_bytes(p.read_bytes())
-    lines = (root / "scores.jsonl").read_text().splitlines()
-    (tmp_path / "s.jsonl").write_text("\n".join([lines[0]] + [line.replace(str(data), str(work)) for line in lines[1:]])
-                                      + "\n")
+        os.utime(work / p.relative_to(data), (an_hour_ago - 60, an_hour_ago - 60))
+    scores = tmp_path / scores_name
+    scores.write_text((root / scores_name).read_text().replace(str(data), str(work)))
+    os.utime(scores, (an_hour_ago, an_hour_ago))
+    return work, scores
+
+
+def test_never_overwrites_and_moves_only_sources(scored, tmp_path):
+    root, data, flagged, _ = scored
+    work, scores = movable_copy(scored, tmp_path)
     taken = sorted(flagged)[0].relative_to(data)
     dest = tmp_path / "damaged"
     (dest / taken).parent.mkdir(parents=True)
     (dest / taken).write_bytes(b"the user's own file")
-    run = run_cli("act", str(tmp_path / "s.jsonl"), "--move-to", str(dest))
+    run = run_cli("act", str(scores), "--move-to", str(dest))
     assert run.returncode == 0, run.stderr
     assert (dest / taken).read_bytes() == b"the user's own file"
     suffixed = (dest / taken).with_name(taken.stem + "-1" + taken.suffix)
@@ -98,6 +110,93 @@ def test_never_overwrites_and_moves_only_sources(scored, tmp_path):
     for p in flagged:
         assert not (work / p.relative_to(data)).exists()
     assert len(list(work.rglob("*.png"))) == len(list(data.rglob("*.png"))) - len(flagged)
+
+
+def tree(folder: Path) -> dict[str, Optional[str]]:
+    """Every name under `folder`, hidden ones too, with each file's digest: what a run must leave as it was."""
+    return {str(p.relative_to(folder)): digest(p) if p.is_file() and not p.is_symlink() else None
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("scores_name", ["scores.jsonl", "s.csv"])
+def test_a_finished_move_run_again_finds_the_images_already_in_dir(scored, tmp_path, scores_name):
+    """The same --move-to again after it finished (its journal gone): each moved image is recognised where the
+    first run put it (under -1 where the user's own file had its name) and counted as already there, exit 0;
+    nothing is moved, written or created, and --dry-run says the same."""
+    root, data, flagged, _ = scored
+    work, scores = movable_copy(scored, tmp_path, scores_name)
+    taken = sorted(flagged)[0].relative_to(data)
+    dest = tmp_path / "damaged"
+    (dest / taken).parent.mkdir(parents=True)
+    (dest / taken).write_bytes(b"the user's own file")
+    args = ("act", str(scores), "--move-to", str(dest))
+    first = run_cli(*args)
+    assert first.returncode == 0 and f"{len(flagged)} moved" in first.stderr, first.stderr
+    before = tree(tmp_path)
+    for dry_run in ((), ("--dry-run",)):
+        again = run_cli(*args, *dry_run)
+        assert again.returncode == 0 and "error" not in again.stderr, again.stderr
+        assert f"{len(flagged)} selected, 0 {'to be moved' if dry_run else 'moved'}, {len(flagged)} already in " \
+               f"{dest}" in again.stderr
+        assert again.stdout.count("(already there)") == len(flagged)
+        suffixed = (dest / taken).with_name(taken.stem + "-1" + taken.suffix)
+        assert f"{work / taken} -> {suffixed} (already there)" in again.stdout
+        assert tree(tmp_path) == before
+
+
+def test_a_gone_source_counts_as_moved_only_when_its_image_is_in_dir(scored, tmp_path):
+    """After a finished move, a source whose image is not in DIR as the record describes it is still an error:
+    deleted without ever being moved; moved, then deleted from DIR; replaced in DIR by a different file of the
+    same name (written since the scoring; or older, but another size; or the same size, but grey). Only the
+    untouched one counts as already there, and nothing in DIR changes."""
+    from PIL import Image
+
+    root, data, _, _ = scored
+    work, scores = movable_copy(scored, tmp_path)
+    header, *lines = scores.read_text().splitlines()
+    records = sorted((json.loads(line) | {"label": "jpeg"} for line in lines), key=lambda r: r["path"])
+    assert len(records) == 6
+    scored_at = scores.stat().st_mtime
+    first = tmp_path / "first.jsonl"  # the first run: without the one deleted before it could be moved
+    for path, chosen in ((scores, records), (first, records[1:])):
+        path.write_text("\n".join([header, *map(json.dumps, chosen)]) + "\n")
+        os.utime(path, (scored_at, scored_at))
+    dest = tmp_path / "damaged"
+    assert run_cli("act", str(first), "--move-to", str(dest)).returncode == 0
+    never_moved, deleted, newer, other_size, grey, untouched = (Path(r["path"]).relative_to(work) for r in records)
+    (work / never_moved).unlink()
+    (dest / deleted).unlink()
+    (dest / newer).write_bytes((data / untouched).read_bytes())  # another image of the same size and format
+    draw_art(7, (320, 384)).save(dest / other_size)
+    Image.open(dest / grey).convert("L").save(dest / grey)
+    for older in (other_size, grey):
+        os.utime(dest / older, (scored_at - 60, scored_at - 60))
+    before = tree(dest)
+    again = run_cli("act", str(scores), "--move-to", str(dest))
+    assert again.returncode == 1
+    errors = [line for line in again.stderr.splitlines() if "error" in line]
+    assert len(errors) == 5 and all("no such file" in e for e in errors), again.stderr
+    assert {Path(e.split(": ")[2]).relative_to(work) for e in errors} == {never_moved, deleted, newer, other_size, grey}
+    assert "6 selected, 0 moved, 1 already in" in again.stderr and "5 failed" in again.stderr
+    assert f"{dest / untouched} (already there)" in again.stdout
+    assert tree(dest) == before
+
+
+@pytest.mark.parametrize("name, orientation", [("turned.jpg", 6), ("upside-down.jpg", 3), ("turned.webp", 8),
+                                               ("turned.png", 5), ("plain.png", None)])
+def test_the_size_that_recognises_a_moved_image_is_the_size_it_was_scored_at(tmp_path, name, orientation):
+    """Read from the header for speed, with EXIF orientation applied as decoding does: a turned photo's record
+    has the turned size, and a re-run must not take it for another image."""
+    from PIL import Image
+
+    from ccscore.images import open_image, oriented_size
+
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    draw_art(3, (96, 64)).save(tmp_path / name, exif=exif)
+    decoded = open_image(tmp_path / name).size
+    assert oriented_size(tmp_path / name) == decoded == ((64, 96) if orientation in (5, 6, 7, 8) else (96, 64))
 
 
 def test_missing_files_and_bad_lines_get_one_line_errors_and_the_run_goes_on(scored, tmp_path):

@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 from dataclasses import asdict, dataclass
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 KINDS = ("copy", "symlink", "move")
 VERBS = {"copy": "copy", "symlink": "link", "move": "move"}
@@ -89,9 +89,13 @@ def _candidates(target: str):
         n += 1
 
 
+def _regular_file(path: str) -> bool:
+    return os.path.isfile(path) and not os.path.islink(path)
+
+
 def _same_file_content(a: str, b: str) -> bool:
     try:
-        return os.path.isfile(b) and not os.path.islink(b) and filecmp.cmp(a, b, shallow=False)
+        return _regular_file(b) and filecmp.cmp(a, b, shallow=False)
     except OSError:
         return False
 
@@ -186,14 +190,17 @@ class Mover:
             return _same_file_content(src, candidate)
         return _same_file(src, candidate)  # the source itself, or a move killed between its link and unlink
 
-    def target_for(self, src: str, relative: str) -> tuple[str, bool]:
-        """(target path, already done): the first free name, or one that already holds this source."""
+    def target_for(self, src: str, relative: str,
+                   holds: Optional[Callable[[str], bool]] = None) -> tuple[str, bool]:
+        """(target path, already done): the first free name, or one that already holds this source (`holds`
+        recognises it; by default as this kind of action leaves it)."""
+        holds = holds or (lambda candidate: self._holds(src, candidate))
         base = os.path.join(self.dest, _safe_relative(relative))
         for candidate in _candidates(base):
             if candidate in self.claimed:
                 continue
             if os.path.lexists(candidate):
-                if self._holds(src, candidate):
+                if holds(candidate):
                     return candidate, True
                 continue
             return candidate, False
@@ -204,8 +211,24 @@ class Mover:
         src = os.path.abspath(src)
         if src in self.sources:
             return None
-        self.sources.add(src)
         target, already = self.target_for(src, relative)
+        return self._planned(src, target, path, relative, already)
+
+    def find_moved(self, src: str, relative: str, path: str, is_it: Callable[[str], bool]) -> Optional[Action]:
+        """For a move whose source `src` is gone: the move an earlier, finished run made (already done), or None.
+
+        Its target is the one `plan` chose then: the first name for `relative` (then -1, -2...) that was free, so
+        only the names in use up to the first free one are looked at, and the first of them that is a regular
+        file `is_it` recognises as the image is taken. `is_it` is the evidence: a gone source is never counted
+        as moved without it."""
+        src = os.path.abspath(src)
+        if self.kind != "move" or src in self.sources:
+            return None
+        target, found = self.target_for(src, relative, lambda candidate: _regular_file(candidate) and is_it(candidate))
+        return self._planned(src, target, path, relative, True) if found else None
+
+    def _planned(self, src: str, target: str, path: str, relative: str, already: bool) -> Action:
+        self.sources.add(src)
         self.claimed.add(target)
         self._next_id += 1
         return Action(self._next_id, self.kind, src, target, path, relative, already)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Optional, Union
+from typing import BinaryIO, Iterator, Optional, Union
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from .container import is_jxl, jxl_size
 from .errors import ImageError, one_line
@@ -154,9 +155,11 @@ def open_regular_file(path: Path) -> BinaryIO:
         raise
 
 
-def open_image(path: Union[str, os.PathLike, EncodedImage], max_pixels: int | None = None) -> Image.Image:
-    """Opens and fully decodes the first frame, EXIF orientation applied; every failure is an `ImageError`.
-    `path` may be an `EncodedImage` (a shard's member): the same limits apply to its bytes."""
+@contextmanager
+def _opened(path: Union[str, os.PathLike, EncodedImage],
+            max_pixels: Optional[int]) -> Iterator[tuple[Image.Image, bool]]:
+    """(the image with its header read, whether it is JPEG XL: decoded at open, the only format that is) within
+    the pixel limits; every failure, in the `with` body too, is an `ImageError`."""
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     if isinstance(path, EncodedImage):
         if path.error is not None:
@@ -182,11 +185,7 @@ def open_image(path: Union[str, os.PathLike, EncodedImage], max_pixels: int | No
             fp.seek(0)
             im = _open_jxl(p, fp) if jxl else Image.open(fp)
             _check_pixels(p, im.size, limit)
-            im.seek(0)  # animated images: the first frame
-            im.load()
-            ImageOps.exif_transpose(im, in_place=True)  # a copy per image otherwise, even without EXIF
-            if jxl and im.mode == "F":  # JPEG XL's float samples run 0..1; `DecodedImage` reads mode F as 0..255
-                im = im.point(lambda value: value * 255)
+            yield im, jxl
     except ImageError:
         raise
     except FileNotFoundError:
@@ -201,7 +200,28 @@ def open_image(path: Union[str, os.PathLike, EncodedImage], max_pixels: int | No
         raise ImageError(f"{p}: cannot decode image ({one_line(exc)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = pillow_limit
+
+
+def open_image(path: Union[str, os.PathLike, EncodedImage], max_pixels: int | None = None) -> Image.Image:
+    """Opens and fully decodes the first frame, EXIF orientation applied; every failure is an `ImageError`.
+    `path` may be an `EncodedImage` (a shard's member): the same limits apply to its bytes."""
+    with _opened(path, max_pixels) as (im, jxl):
+        im.seek(0)  # animated images: the first frame
+        im.load()
+        ImageOps.exif_transpose(im, in_place=True)  # a copy per image otherwise, even without EXIF
+        if jxl and im.mode == "F":  # JPEG XL's float samples run 0..1; `DecodedImage` reads mode F as 0..255
+            im = im.point(lambda value: value * 255)
     return im
+
+
+def oriented_size(path: Union[str, os.PathLike], max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) of the image `open_image` would give (EXIF orientation applied), read from the header
+    without decoding the pixels where the format allows (not PNG, whose EXIF may follow its pixels); every
+    failure is an `ImageError`."""
+    with _opened(path, max_pixels) as (im, _):
+        width, height = im.size
+        # The orientations that `exif_transpose` turns by a quarter (transpose, rotations, transverse).
+        return (height, width) if im.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8) else (width, height)
 
 
 def _check_pixels(path, size: tuple[int, int], limit: int) -> None:

@@ -561,7 +561,7 @@ def open_output(path: str, labels: Sequence[str], resume: bool):
 
 # The fields of a record (`ScoreResult.to_dict` and error records), the only ones `RecordsFile` passes on.
 RECORD_FIELDS = ("path", "label", "scores", "quality", "width", "height", "evidence", "grid_agreement", "tiles",
-                 "warnings", "outside", "error")
+                 "container", "warnings", "outside", "error")
 
 
 def _finite(value) -> bool:
@@ -628,6 +628,8 @@ class RecordsFile:
             return None, "width and height must be whole numbers"
         if not isinstance(record.get("evidence", ""), (str, type(None))):
             return None, "evidence that is not text"
+        if not isinstance(record.get("container", {}), (dict, type(None))):
+            return None, "header facts (container) that are not an object"
         return {k: v for k, v in record.items() if k in RECORD_FIELDS}, None
 
     def _bad(self, number: int, what: str) -> dict:

@@ -20,6 +20,9 @@ app = command_app()
 
 JOURNAL_NAME = ".ccscore-act-journal"  # in the destination: what a killed `act` had started
 BATCH = 64  # actions journaled together (one fsync per batch)
+# A move keeps a file's mtime, but a file system with a coarse clock (FAT keeps 2 s) may date the moved file a
+# little after the scores written elsewhere.
+MTIME_SLACK_S = 2.0
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -36,6 +39,33 @@ def source_problem(path: str) -> Optional[str]:
     except OSError as exc:
         return exc.strerror or str(exc)
     return None
+
+
+def shows_scored_image(record: dict, path: str, scores_written: float) -> bool:
+    """Whether the file at `path` shows every fact `record` gives of the image it scored: the evidence that a
+    source now gone was moved there. It was not written since the scores were (a move keeps a file's mtime), it
+    has the record's header facts (`container`, in JSONL records) and its width and height (EXIF orientation
+    applied, as when scored). Evidence, not proof: another image with all the same facts, dated before the
+    scores, would pass. A record without width and height shows nothing."""
+    from ..container import read_container
+    from ..errors import ImageError
+    from ..images import DEFAULT_MAX_PIXELS, oriented_size
+
+    width, height = record.get("width"), record.get("height")
+    if not width or not height:
+        return False
+    try:
+        if os.stat(path).st_mtime > scores_written + MTIME_SLACK_S:
+            return False
+    except OSError:
+        return False
+    facts = read_container(path)
+    if any(facts.get(key) != value for key, value in (record.get("container") or {}).items()):
+        return False
+    try:
+        return oriented_size(path, max(DEFAULT_MAX_PIXELS, width * height)) == (width, height)
+    except ImageError:
+        return False
 
 
 @app.command()
@@ -59,13 +89,15 @@ def act(
     Paths under DIR keep their layout relative to the folder that holds all the selected images; a name
     already taken gets a -1, -2 suffix (never overwritten); sources are untouched except by --move-to. A record
     whose file is missing or unusable gets a one-line error on stderr and the run goes on. A killed run leaves
-    DIR/.ccscore-act-journal: the same command finishes what it had started.
+    DIR/.ccscore-act-journal: the same command finishes what it had started. Run again after a --move-to
+    finished, an image whose file is gone counts as already in DIR when the file at its name there shows what
+    its record says of it (not written since, same size and header facts); otherwise it is an error.
 
     Exit status: 0 done, 1 some records or actions failed, 2 usage error, 130 interrupted (Ctrl-C: the same
     command finishes the job).
     """
-    from ..actions import (PAST_TENSE, ActionError, ActionJournal, Mover, action_targets, destination_problem,
-                           mover_for)
+    from ..actions import (PAST_TENSE, Action, ActionError, ActionJournal, Mover, action_targets,
+                           destination_problem, mover_for)
     from ..errors import one_line
     from ..inputs import is_within
     from ..outputs import OutputError, RecordsFile
@@ -122,6 +154,14 @@ def act(
             return exc.strerror or str(exc)
         return None
 
+    def moved_earlier(record: dict, path: str, real: str) -> Optional[Action]:
+        """For --move-to, the move a finished run made of a record's file that is gone (only a killed run's
+        journal is kept: DIR itself must show it), or None."""
+        if record.get("outside") or os.path.lexists(path) or not is_within(real, root) or is_within(real, real_dest):
+            return None
+        return mover.find_moved(real, os.path.relpath(real, root), record["path"],
+                                lambda candidate: shows_scored_image(record, candidate, scores_file.st_mtime))
+
     counts: Counter = Counter()
     mover = Mover(kind, dest, dry_run)
     journal = ActionJournal(os.path.join(dest, JOURNAL_NAME))  # only read by a dry run
@@ -176,6 +216,10 @@ def act(
                 continue  # counted as it was finished above
             if real in mover.sources:  # named twice, or acted on by the killed run this one finishes
                 counts["already"] += 1
+                continue
+            if (done := moved_earlier(record, path, real)) is not None:
+                counts["already"] += 1
+                print(mover.describe(done), flush=True)
                 continue
             if problem := problem_of(record, path, real):
                 error(f"{record['path']}: {problem}")
