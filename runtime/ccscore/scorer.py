@@ -33,8 +33,8 @@ JPEG_GRID = 8  # JPEG's block size: the grid period whose modal phase the table 
 FIRST_TABLE_TILES = 2
 TABLE_PIXELS = 1 << 20  # at most this many pixels of tiles are read for a JPEG's table (the bundled model: 128K)
 # A JPEG's table read in its pixels overrules a grid gate that found too little agreement (high qualities: the
-# tiles barely show the grid). It is read only where the gate said clean although the tiles lean JPEG
-# (mean P(jpeg) before the gate) and some 8x8 phase agreement exists; it must show a lattice of
+# tiles barely show the grid). It is read where the tiles lean JPEG (mean P(jpeg) before the gate) and some 8x8
+# phase agreement exists, whatever the gate and the threshold then say; it must show a lattice of
 # LATTICE_EVIDENCE per coefficient (quantisation.fit_ijg_lattice; IJG tables >= 0.5, JPEG q95-98 0.26-1.1,
 # clean art at most 0.22 on eval-wild-cal). The image's P(clean) is then cut to LATTICE_CLEAN_SHARE of itself.
 LATTICE_MIN_JPEG_P = 0.05
@@ -344,15 +344,16 @@ class Scorer:
         default `tiles`)."""
         labels = self.labels
         scores, evidence = judged or self.judge(outputs, tiles.boxes)
-        label = decide(scores, self.threshold)
         table = None
-        if label == CLEAN and self.lattice_may_show(outputs, evidence):
+        # Whatever the threshold: the scores are the image's, the threshold only labels them (records scored at
+        # one threshold label as a run at another would).
+        if self.lattice_may_show(outputs, evidence):
             table = self.jpeg_table(table_tiles or tiles, evidence)
             if table is not None and table.quality is not None and table.evidence >= LATTICE_EVIDENCE:
                 scores = dict(scores)
                 scores[JPEG] += scores[CLEAN] * (1.0 - LATTICE_CLEAN_SHARE)
                 scores[CLEAN] *= LATTICE_CLEAN_SHARE
-                label = decide(scores, self.threshold)
+        label = decide(scores, self.threshold)
         probs, quality = outputs.probs, outputs.quality
         image_quality, source = None, None
         if quality is not None and label != CLEAN and len(quality):
@@ -375,7 +376,7 @@ class Scorer:
         return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence, source, table)
 
     def lattice_may_show(self, outputs: TileOutputs, evidence: Optional[ImageEvidence]) -> bool:
-        """Whether an image the gate called clean is worth reading a JPEG table from (see LATTICE_EVIDENCE): the
+        """Whether an image is worth reading a JPEG table from for the table check (see LATTICE_EVIDENCE): the
         tiles lean JPEG before the gate, and the 8x8 grid has some agreement among enough voting quadrants."""
         if JPEG not in self.labels or CLEAN not in self.labels or evidence is None or not len(outputs):
             return False
