@@ -277,7 +277,7 @@ def test_a_jpeg_table_in_the_pixels_overrules_a_gate_that_saw_too_little_grid():
     afterwards show no lattice and stay as the gate said. (A gate that lets no JPEG through stands in for one
     that found too little agreement.)"""
     from ccscore import Scorer
-    from ccscore.scorer import LATTICE_CLEAN_SHARE, GridGate
+    from ccscore.scorer import LATTICE_CLEAN_SHARE, LATTICE_EVIDENCE, GridGate
 
     scorer = Scorer(BUNDLED_MODEL)
     gate = scorer.grid_gate
@@ -294,8 +294,11 @@ def test_a_jpeg_table_in_the_pixels_overrules_a_gate_that_saw_too_little_grid():
         assert strict[name].label == "jpeg", name
         assert strict[name].scores["clean"] <= LATTICE_CLEAN_SHARE + 1e-9, name
         assert strict[name].quality_source == "table" and strict[name].quality == int(name[-2:]), name
+        # --details shows what the label stands on, even where the lattice is too weak to name a table's kind
+        assert strict[name].details()["table_evidence"] >= LATTICE_EVIDENCE, name
     for name in ("clean", "jpeg q60 then downscaled"):
         assert strict[name].label == "clean" and strict[name].table is None, name
+        assert strict[name].details()["table_evidence"] is None, name
 
 
 def test_the_table_check_gives_the_same_scores_at_every_threshold():
