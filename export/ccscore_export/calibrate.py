@@ -5,7 +5,9 @@ training nor the reported evaluation uses (`build-data --export-clean ... --excl
 are scored once; each candidate gate is then applied to the stored outputs. The chosen gate is the one that
 catches the most lossy images while all clean kinds together stay at or under `max_clean`, and each clean kind
 at or under `max_kind` (ties: the stricter gate). Each gated label gets its own center; images are judged as
-scoring judges them, early stop included.
+scoring judges them, early stop included, but without the runtime's table check (ccscore.scorer.LATTICE_EVIDENCE:
+it reads pixels, not stored outputs, and does not depend on the gate). That check can only make more images JPEG:
+at scoring, clean and lossy kinds alike are flagged at least as often as the rates printed here.
 
     python -m ccscore_export.calibrate MODEL.onnx --cal-set data/eval-wild-cal [--json gate.json]
 """
@@ -55,7 +57,7 @@ def score_tiles(scorer: Scorer, root: Path, rows: list[dict], log=print) -> list
 
 def flagged_by_kind(scorer: Scorer, scored: list, gate: GridGate) -> dict[str, tuple[str, float]]:
     """kind -> (label name, share flagged) with `gate` in place, each image judged as scoring judges it (early
-    stop included), from its stored outputs."""
+    stop included; not the table check, see the module's docstring), from its stored outputs."""
     scorer.grid_gate = gate
     by_kind: dict[str, list[bool]] = {}
     labels: dict[str, str] = {}
