@@ -322,3 +322,14 @@ def test_a_temporary_that_a_live_writer_elsewhere_holds_is_left_alone(tmp_path):
         writer.wait()
     assert create_new_file(str(tmp_path / "r.html"), b"again") is False  # never replaced
     assert (tmp_path / "r.html").read_bytes() == b"<html>" and not elsewhere.exists()
+
+
+def test_a_temporary_name_with_an_impossible_pid_is_left_alone(tmp_path):
+    """A name that only looks like a writer's temporary (its PID past any the system gives) is not ours to judge:
+    the report is written and that file stays (probing such a PID raised OverflowError: no report at all)."""
+    from ccscore.outputs import create_new_file
+
+    odd = tmp_path / f".r.html.ccscore-new-{2**64}"
+    odd.write_bytes(b"someone's")
+    assert create_new_file(str(tmp_path / "r.html"), b"<html>")
+    assert odd.read_bytes() == b"someone's" and (tmp_path / "r.html").read_bytes() == b"<html>"

@@ -434,7 +434,7 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # exists, owned by another user
+    except (OSError, OverflowError):  # exists, owned by another user; or no PID at all: not ours to judge
         return True
     return True
 
