@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -45,6 +45,9 @@ LATTICE_CLEAN_SHARE = 0.1
 PROB_SUM_TOLERANCE = 1e-2
 # An image's scores from its tiles' outputs, and the grid evidence they stand on (see Scorer.judge).
 Judgement = tuple[dict[str, float], Optional[ImageEvidence]]
+# Whether an image's JPEG table shows as a lattice, given the outputs and evidence its scores stand on (see
+# Scorer.table_check, Scorer.judge_as_scored).
+LatticeCheck = Callable[["TileOutputs", Optional[ImageEvidence]], bool]
 
 
 def aggregate(probs: np.ndarray, method: str, clean_index: Optional[int] = None) -> np.ndarray:
@@ -97,6 +100,15 @@ def output_problem(outputs: "TileOutputs") -> str:
         worst = int(np.argmax(np.abs(sums - 1.0)))
         return f"model produced invalid output: probabilities sum to {sums[worst]:.4g}, not 1"
     return "model produced invalid output: quality holds NaN or infinity"
+
+
+def lattice_checked(scores: dict[str, float]) -> dict[str, float]:
+    """An image's scores once the table check found its JPEG table (see LATTICE_EVIDENCE): P(clean) cut to
+    LATTICE_CLEAN_SHARE of itself, the rest moved to JPEG."""
+    checked = dict(scores)
+    checked[JPEG] += checked[CLEAN] * (1.0 - LATTICE_CLEAN_SHARE)
+    checked[CLEAN] *= LATTICE_CLEAN_SHARE
+    return checked
 
 
 def decide(scores: dict[str, float], threshold: float) -> str:
@@ -330,12 +342,28 @@ class Scorer:
         judged = self.judge(first, boxes[: len(first)])
         return judged if stop.decided(judged[0][CLEAN]) else None
 
-    def judge_as_scored(self, outputs: TileOutputs, boxes: Sequence[Box]) -> dict[str, float]:
+    def judge_as_scored(self, outputs: TileOutputs, boxes: Sequence[Box],
+                        lattice: Optional[LatticeCheck] = None) -> dict[str, float]:
         """The scores `score` gives an image, from the stored outputs of ALL its tiles (calibration and
-        benchmarks score every tile once, then try settings): early stopping is applied as scoring does."""
+        benchmarks score every tile once, then try settings): early stopping is applied as scoring does, and
+        the table check where `lattice` makes it (e.g. `lambda o, e: scorer.table_check(o, e, tiles)[0]`)."""
         stop = self.early_stop
-        judged = self.judge_first(outputs.rows(0, stop.first_tiles), boxes) if stop is not None else None
-        return (judged or self.judge(outputs, boxes))[0]
+        first = outputs.rows(0, stop.first_tiles) if stop is not None else outputs
+        judged = self.judge_first(first, boxes) if stop is not None else None
+        scores, evidence = judged or self.judge(outputs, boxes)
+        if lattice is not None and lattice(first if judged else outputs, evidence):
+            scores = lattice_checked(scores)
+        return scores
+
+    def table_check(self, outputs: TileOutputs, evidence: Optional[ImageEvidence],
+                    tiles: Tiles) -> tuple[bool, Optional[TableEstimate]]:
+        """The table check (see LATTICE_EVIDENCE) on the outputs and evidence an image's scores stand on: (whether
+        its JPEG table shows as a lattice, the table read from `tiles`, every tile chosen; None where the tiles
+        give no reason to read one). It does not depend on the gate or the threshold."""
+        if not self.lattice_may_show(outputs, evidence):
+            return False, None
+        table = self.jpeg_table(tiles, evidence)
+        return table is not None and table.quality is not None and table.evidence >= LATTICE_EVIDENCE, table
 
     def result(self, tiles: Tiles, size: tuple[int, int], outputs: TileOutputs, path: Optional[str] = None,
                table_tiles: Optional[Tiles] = None, judged: Optional[Judgement] = None) -> ScoreResult:
@@ -344,15 +372,11 @@ class Scorer:
         default `tiles`)."""
         labels = self.labels
         scores, evidence = judged or self.judge(outputs, tiles.boxes)
-        table = None
         # Whatever the threshold: the scores are the image's, the threshold only labels them (records scored at
         # one threshold label as a run at another would).
-        if self.lattice_may_show(outputs, evidence):
-            table = self.jpeg_table(table_tiles or tiles, evidence)
-            if table is not None and table.quality is not None and table.evidence >= LATTICE_EVIDENCE:
-                scores = dict(scores)
-                scores[JPEG] += scores[CLEAN] * (1.0 - LATTICE_CLEAN_SHARE)
-                scores[CLEAN] *= LATTICE_CLEAN_SHARE
+        lattice, table = self.table_check(outputs, evidence, table_tiles or tiles)
+        if lattice:
+            scores = lattice_checked(scores)
         label = decide(scores, self.threshold)
         probs, quality = outputs.probs, outputs.quality
         image_quality, source = None, None
