@@ -33,7 +33,8 @@ PALETTE_KINDS = ("palette", "palette_dither")
 # The lossy kinds of issue #10's wild set (build.EVAL_VARIANTS). The earlier bar (bands, AUROC, codec right,
 # quality error) is measured without them, so its numbers stay comparable with older sets.
 WILD_JPEG_KINDS = ("jpeg_cjpeg", "jpeg_imagemagick", "jpeg_graphicsmagick", "jpeg_pillow", "jpeg_jpegli")
-WILD_POSITIVE_KINDS = WILD_JPEG_KINDS + ("jpeg_grey", "jpeg_lineart", "jpeg_manga", "webp_cwebp", "webp_grey")
+WILD_POSITIVE_KINDS = WILD_JPEG_KINDS + ("jpeg_grey", "jpeg_lineart", "jpeg_manga", "jpeg_small", "webp_cwebp",
+                                         "webp_grey")
 # Issue #12's kinds (AVIF, JPEG XL, JPEG / WebP resized after compression): measured by kind and by their own
 # bar only, so the earlier bars' numbers stay comparable with older sets.
 CODEC_KINDS = ("avif_avifenc", "avif_pillow", "jxl_cjxl", "jpeg_downscaled", "jpeg_upscaled_x2", "webp_downscaled")
@@ -65,6 +66,7 @@ LOSSY_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
     ("WebP (cwebp)", ("webp_cwebp",), 0.99, 0.98),
     ("JPEG line art", ("jpeg_lineart",), math.nan, math.nan),
     ("JPEG manga", ("jpeg_manga",), math.nan, math.nan),
+    ("JPEG smaller than a tile", ("jpeg_small",), math.nan, math.nan),
     ("WebP of grey art", ("webp_grey",), math.nan, math.nan),
 )
 # Issue #12's groups, in the same form (codec right counted over all the group's images).

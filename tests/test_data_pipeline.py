@@ -205,7 +205,7 @@ def test_build_eval_set(tmp_path):
     assert {"clean", "palette", "jpeg_q90", "webp_q90", "grid_shift", "double"} <= kinds
     wild_kinds = {"grey", "lineart", "manga", "downscaled", "downscaled_lanczos", "upscaled_x2", "upscaled_other",
                   "smooth_render", "small", "flat", "blurred", "noisy", "sharpened", "jpeg_pillow", "jpeg_grey",
-                  "jpeg_lineart", "jpeg_manga", "webp_grey"}
+                  "jpeg_lineart", "jpeg_manga", "jpeg_small", "webp_grey"}
     wild_kinds |= {f"jpeg_{e}" for e in WILD_JPEG_ENCODERS} | ({"webp_cwebp"} if "cwebp" in degrade.webp_encoders() else set())
     assert wild_kinds <= kinds
     for r in rows:
@@ -215,8 +215,11 @@ def test_build_eval_set(tmp_path):
         assert (int(r["label"]) > 0) == lossy
         if r["kind"].startswith(("jpeg_", "webp_")) and r["kind"] not in ("jpeg_q50", "jpeg_q70"):
             assert r["detail"] == "" or f"q{r['quality']}" in r["detail"]  # the drawn quality is the one recorded
-        if r["kind"] in ("jpeg_cjpeg", "jpeg_lineart", "jpeg_grey"):
+        if r["kind"] in ("jpeg_cjpeg", "jpeg_lineart", "jpeg_grey", "jpeg_small"):
             assert 30 <= int(r["quality"]) <= 98
+        if r["kind"] == "jpeg_small":
+            with Image.open(tmp_path / "eval" / r["path"]) as im:
+                assert max(im.size) <= 120  # smaller than a tile
     again = build_eval_set(clean_dir, tmp_path / "eval2", seed=0, log=lambda *_: None)
     first, second = tmp_path / "eval" / "palette_dither" / "one.png", again.parent / "palette_dither" / "one.png"
     assert first.read_bytes() == second.read_bytes()  # deterministic

@@ -326,6 +326,26 @@ def test_the_table_check_gives_the_same_scores_at_every_threshold():
         assert result.label == decide(first, threshold) == "jpeg", threshold
 
 
+def test_a_small_jpeg_too_small_to_check_a_grid_on_is_caught_by_its_table_and_a_gradient_is_not():
+    """An image with too few quadrants to vote on a grid (here 72x64: one tile) gets the gate's "weak" scaling
+    and was never flagged; a JPEG of it saved whole shows its table at the origin. A smooth gradient of that size
+    shows a lattice on one or two frequencies only, which is no table: it stays clean."""
+    from ccscore import Scorer
+
+    scorer = Scorer(BUNDLED_MODEL)
+    art = draw_art(13, (72, 64))
+    jpeg = scorer.score(Image.open(io.BytesIO(jpeg_bytes(art, 70))))
+    assert jpeg.evidence.word == "weak"
+    assert (jpeg.label, jpeg.quality_source, jpeg.quality) == ("jpeg", "table", 70)
+    assert scorer.score(art).label == "clean"
+    yy, _ = np.mgrid[0:71, 0:74]  # a dithered sky: each 8x8 block's one vertical coefficient is about -4, q85's step
+    ramp = np.stack([12 + 0.33 * yy, 163 + 0.14 * yy, 186 + 0.14 * yy], -1)
+    sky = np.floor(ramp + np.random.default_rng(0).random(ramp.shape)).astype(np.uint8)
+    table = q.estimate_luma_table([sky], [(0, 0)])
+    assert table.evidence >= 0.3 and table.frequencies_seen < 4  # a lattice, on too few frequencies
+    assert scorer.score(sky).label == "clean"
+
+
 # ---------------------------------------------------------------- selection and recompression
 
 

@@ -302,6 +302,12 @@ class TableEstimate:
         self._chroma = chroma  # unclipped Cb, Cr blocks [2, N, 8, 8], read by `subsampling`
 
     @property
+    def frequencies_seen(self) -> int:
+        """AC frequencies with a clearly non-zero coefficient in an unclipped block: a smooth gradient shows one
+        or two, whose few repeated values fit many lattices; JPEG'd art with any texture shows a dozen or more."""
+        return sum(len(s) > 0 for s in self.samples[1:])
+
+    @property
     def found(self) -> bool:
         """Whether the coefficients sit on an IJG table's lattices (not a resized or re-rendered image)."""
         return self.quality is not None and self.evidence >= MIN_EVIDENCE

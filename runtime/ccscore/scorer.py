@@ -33,13 +33,17 @@ JPEG_GRID = 8  # JPEG's block size: the grid period whose modal phase the table 
 FIRST_TABLE_TILES = 2
 TABLE_PIXELS = 1 << 20  # at most this many pixels of tiles are read for a JPEG's table (the bundled model: 128K)
 # A JPEG's table read in its pixels overrules a grid gate that found too little agreement (high qualities: the
-# tiles barely show the grid). It is read where the tiles lean JPEG (mean P(jpeg) before the gate) and some 8x8
-# phase agreement exists, whatever the gate and the threshold then say; it must show a lattice of
+# tiles barely show the grid; small images: too few quadrants to check one). It is read where the tiles lean JPEG
+# (P(jpeg) before the gate) and some 8x8 phase agreement exists or too few quadrants vote, whatever the gate and
+# the threshold then say (see Scorer.table_check); it must show a lattice of
 # LATTICE_EVIDENCE per coefficient (quantisation.fit_ijg_lattice; IJG tables >= 0.5, JPEG q95-98 0.26-1.1,
 # clean art at most 0.22 on eval-wild-cal). The image's P(clean) is then cut to LATTICE_CLEAN_SHARE of itself.
 LATTICE_MIN_JPEG_P = 0.05
 LATTICE_MIN_AGREEMENT = 0.2
 LATTICE_EVIDENCE = 0.3
+# Without grid votes (read at the origin), over at least this many AC frequencies (TableEstimate.frequencies_seen):
+# a smooth gradient's one or two repeated coefficients fit a lattice too (a clean 74x71 sky crop: 0.78).
+LATTICE_MIN_FREQUENCIES = 4
 LATTICE_CLEAN_SHARE = 0.1
 # How far a tile's probabilities may sum from 1 (float16 graphs round to ~1e-3) before they count as invalid.
 PROB_SUM_TOLERANCE = 1e-2
@@ -48,6 +52,12 @@ Judgement = tuple[dict[str, float], Optional[ImageEvidence]]
 # Whether an image's JPEG table shows as a lattice, given the outputs and evidence its scores stand on (see
 # Scorer.table_check, Scorer.judge_as_scored).
 LatticeCheck = Callable[["TileOutputs", Optional[ImageEvidence]], bool]
+
+
+def grid_offset(evidence: Optional[ImageEvidence]) -> Optional[tuple[int, int]]:
+    """The modal phase of the image's 8x8 grid vote (row, column), or None without one."""
+    vote = evidence.grids.get(JPEG_GRID) if evidence is not None else None
+    return None if vote is None else vote.offset
 
 
 def aggregate(probs: np.ndarray, method: str, clean_index: Optional[int] = None) -> np.ndarray:
@@ -358,12 +368,27 @@ class Scorer:
     def table_check(self, outputs: TileOutputs, evidence: Optional[ImageEvidence],
                     tiles: Tiles) -> tuple[bool, Optional[TableEstimate]]:
         """The table check (see LATTICE_EVIDENCE) on the outputs and evidence an image's scores stand on: (whether
-        its JPEG table shows as a lattice, the table read from `tiles`, every tile chosen; None where the tiles
-        give no reason to read one). It does not depend on the gate or the threshold."""
-        if not self.lattice_may_show(outputs, evidence):
+        its JPEG table shows as a lattice, the table read from `tiles`, every tile chosen, where it was read on the
+        image's 8x8 grid vote or holds; else None). It does not depend on the gate or the threshold.
+
+        Read only where the tiles lean JPEG before the gate, and either the 8x8 grid has some agreement among
+        enough voting quadrants (read at its modal phase) or too few quadrants vote to check one (small images,
+        one textured patch: read at the image's origin, where a JPEG saved whole has its grid; the origin being a
+        guess, and one smooth tile all there may be, the lattice must then span LATTICE_MIN_FREQUENCIES)."""
+        if JPEG not in self.labels or CLEAN not in self.labels or evidence is None or evidence.word == "none" \
+                or not len(outputs):
             return False, None
-        table = self.jpeg_table(tiles, evidence)
-        return table is not None and table.quality is not None and table.evidence >= LATTICE_EVIDENCE, table
+        head = aggregate(outputs.probs, self.aggregation, self.labels.index(CLEAN))
+        if float(head[self.labels.index(JPEG)]) < LATTICE_MIN_JPEG_P:
+            return False, None
+        vote = evidence.grids.get(JPEG_GRID)
+        unvoted = vote is None or vote.voting < MIN_VOTES
+        if not unvoted and vote.agreement < LATTICE_MIN_AGREEMENT:
+            return False, None
+        table = self.jpeg_table(tiles, (0, 0) if unvoted else vote.offset)
+        held = table is not None and table.quality is not None and table.evidence >= LATTICE_EVIDENCE and (
+            not unvoted or table.frequencies_seen >= LATTICE_MIN_FREQUENCIES)
+        return held, table if held or not unvoted else None  # read at the origin: a guess, kept only if it holds
 
     def result(self, tiles: Tiles, size: tuple[int, int], outputs: TileOutputs, path: Optional[str] = None,
                table_tiles: Optional[Tiles] = None, judged: Optional[Judgement] = None) -> ScoreResult:
@@ -387,7 +412,7 @@ class Scorer:
         if label != JPEG:
             table = None
         elif table is None:
-            table = self.jpeg_table(table_tiles or tiles, evidence)
+            table = self.jpeg_table(table_tiles or tiles, grid_offset(evidence))
         if table is not None and table.kind == "ijg":
             image_quality, source = float(table.quality), "table"  # exact where IJG lattices hold
         elif table is not None and table.kind == "custom" and image_quality is not None:
@@ -399,24 +424,13 @@ class Scorer:
         ]
         return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence, source, table)
 
-    def lattice_may_show(self, outputs: TileOutputs, evidence: Optional[ImageEvidence]) -> bool:
-        """Whether an image is worth reading a JPEG table from for the table check (see LATTICE_EVIDENCE): the
-        tiles lean JPEG before the gate, and the 8x8 grid has some agreement among enough voting quadrants."""
-        if JPEG not in self.labels or CLEAN not in self.labels or evidence is None or not len(outputs):
-            return False
-        vote = evidence.grids.get(JPEG_GRID)
-        if vote is None or vote.voting < MIN_VOTES or vote.agreement < LATTICE_MIN_AGREEMENT:
-            return False
-        head = aggregate(outputs.probs, self.aggregation, self.labels.index(CLEAN))
-        return float(head[self.labels.index(JPEG)]) >= LATTICE_MIN_JPEG_P
-
     @staticmethod
-    def jpeg_table(tiles: Tiles, evidence: Optional[ImageEvidence]) -> Optional[TableEstimate]:
-        """The luma quantisation table read from the tiles on the image's 8x8 grid (None without one)."""
-        vote = evidence.grids.get(JPEG_GRID) if evidence is not None else None
-        if vote is None or vote.offset is None:
+    def jpeg_table(tiles: Tiles, offset: Optional[tuple[int, int]]) -> Optional[TableEstimate]:
+        """The luma quantisation table read from the tiles on the 8x8 grid whose blocks start at `offset` (row,
+        column, image coordinates; None: no grid, no table)."""
+        if offset is None:
             return None
-        row, col = vote.offset
+        row, col = offset
         offsets = [((row - box[1]) % JPEG_GRID, (col - box[0]) % JPEG_GRID) for box in tiles.boxes]
         # A small image's tiles are edge-padded: the padding was never quantised, only the image's own pixels are.
         own = [tile[: box[3] - box[1], : box[2] - box[0]] for tile, box in zip(tiles.pixels, tiles.boxes)]

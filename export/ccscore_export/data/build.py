@@ -290,6 +290,8 @@ EVAL_VARIANTS += tuple(
     ("jpeg_grey", degrade.JPEG, DRAWN, _grey_jpeg),
     ("jpeg_lineart", degrade.JPEG, DRAWN, _lossy_kind("jpeg", WILD_JPEG_ENCODERS, wild.random_line_art)),
     ("jpeg_manga", degrade.JPEG, DRAWN, _lossy_kind("jpeg", WILD_JPEG_ENCODERS, wild.random_manga)),
+    # Emotes, icons and thumbnails saved as JPEG: images smaller than a tile, too small to check a grid on.
+    ("jpeg_small", degrade.JPEG, DRAWN, _lossy_kind("jpeg", WILD_JPEG_ENCODERS, wild.random_small)),
     ("webp_grey", degrade.WEBP, DRAWN, _lossy_kind("webp", tuple(e for e in ("cwebp", "pillow") if e in degrade.webp_encoders()), wild.random_grey)),
 )
 if "cwebp" in degrade.webp_encoders():
