@@ -40,7 +40,8 @@ def cal_set() -> list:
         # JPEG whose 8x8 votes split three ways (low-texture tiles): only a low JPEG center keeps it
         ("jpeg_weak_grid", "jpeg"): (THREE_WAY8, [5] * 8, (0.1, 0.9, 0.0)),
     }
-    return [({"kind": kind, "label": label, "path": f"{kind}/{n}.png"}, stored_outputs(*spec), BOXES)
+    no_lattice = dict.fromkeys(range(len(BOXES) + 1), False)  # stored outputs without pixels: no table to read
+    return [({"kind": kind, "label": label, "path": f"{kind}/{n}.png"}, stored_outputs(*spec), BOXES, no_lattice)
             for (kind, label), spec in kinds.items() for n in range(10)]
 
 
@@ -77,21 +78,47 @@ def test_per_label_centers_round_trip_through_metadata_and_a_single_center_still
 @pytest.mark.parametrize("bundled", [False, True])
 def test_stored_outputs_are_judged_as_scoring_judges_them(tiny_model, image_files, bundled):
     """Calibration and benchmarks score every tile once and judge from the stored outputs: with early stop
-    they must reach the scores `score` gives (the bundled model stops early on clear images, the untrained tiny
-    one never does)."""
+    and the table check they must reach the scores `score` gives (the bundled model stops early on clear
+    images, the untrained tiny one never does; the JPEG's table shows as a lattice)."""
     model = None if bundled else tiny_model
     scorer, everything = Scorer(model), Scorer(model, all_tiles=True)
     assert scorer.early_stop is not None
-    stopped = 0
+    stopped = checked = 0
     for path in image_files.values():
         tiles, _ = everything.tile(path)
         if not tiles.boxes:
             continue
         result = scorer.score(path)
         stopped += len(result.tiles) < len(tiles.boxes)
-        stored = scorer.judge_as_scored(everything.run(tiles.pixels), tiles.boxes)
+        outputs = everything.run(tiles.pixels)
+        stored = scorer.judge_as_scored(outputs, tiles.boxes, lambda used, evidence: scorer.table_check(
+            used, evidence, tiles)[0])
         assert stored == pytest.approx(result.scores, abs=1e-6)
+        checked += stored != scorer.judge_as_scored(outputs, tiles.boxes)
     assert stopped > 0 or not bundled
+    assert checked > 0  # the table check changed some image's scores: it is not left out
+
+
+def test_calibration_judges_each_image_as_scoring_does(tiny_model, image_files, monkeypatch):
+    """`calibrate` judges what it stored (tile outputs and the table check read once) as `score` judges the
+    image, with the model's early stop, under any gate it tries."""
+    from ccscore_export import calibrate
+
+    root = next(iter(image_files.values())).parent
+    rows = [{"path": p.name, "kind": name, "label": "clean"} for name, p in image_files.items()]
+    used = []
+    monkeypatch.setattr(calibrate, "choose_gate", lambda scorer, scored, *a, **k: used.append((scorer, scored)) or {})
+    (root / "manifest.csv").write_text("path,kind,label\n" + "".join(f"{r['path']},{r['kind']},clean\n" for r in rows))
+    assert calibrate.main([str(tiny_model), "--cal-set", str(root)]) == 0
+    (scorer, scored), = used
+    assert scorer.early_stop is not None
+    for center in (0.05, 0.5, 0.9):
+        gate = GridGate({"jpeg": 8, "webp": 4}, {"jpeg": center, "webp": center}, 20.0, 0.5)
+        rates = calibrate.flagged_by_kind(scorer, scored, gate)
+        scoring = Scorer(tiny_model)
+        scoring.grid_gate = gate
+        assert rates == {row["kind"]: ("clean", float(scoring.score(root / row["path"]).flagged))
+                         for row, *_ in scored}
 
 
 def test_images_with_unusable_outputs_are_left_out_of_calibration(tmp_path):
@@ -107,5 +134,5 @@ def test_images_with_unusable_outputs_are_left_out_of_calibration(tmp_path):
     rows = [{"path": "bright.png", "kind": "clean", "label": "0"}, {"path": "dark.png", "kind": "clean", "label": "0"}]
     said = []
     kept = score_tiles(scorer, tmp_path, rows, log=said.append)
-    assert [row["path"] for row, _, _ in kept] == ["bright.png"]
+    assert [row["path"] for row, *_ in kept] == ["bright.png"]
     assert said == ["left out dark.png: model produced invalid output: probs hold NaN or infinity"]

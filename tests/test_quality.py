@@ -277,7 +277,7 @@ def test_a_jpeg_table_in_the_pixels_overrules_a_gate_that_saw_too_little_grid():
     afterwards show no lattice and stay as the gate said. (A gate that lets no JPEG through stands in for one
     that found too little agreement.)"""
     from ccscore import Scorer
-    from ccscore.scorer import LATTICE_CLEAN_SHARE, GridGate
+    from ccscore.scorer import LATTICE_CLEAN_SHARE, LATTICE_EVIDENCE, GridGate
 
     scorer = Scorer(BUNDLED_MODEL)
     gate = scorer.grid_gate
@@ -294,8 +294,36 @@ def test_a_jpeg_table_in_the_pixels_overrules_a_gate_that_saw_too_little_grid():
         assert strict[name].label == "jpeg", name
         assert strict[name].scores["clean"] <= LATTICE_CLEAN_SHARE + 1e-9, name
         assert strict[name].quality_source == "table" and strict[name].quality == int(name[-2:]), name
+        # --details shows what the label stands on, even where the lattice is too weak to name a table's kind
+        assert strict[name].details()["table_evidence"] >= LATTICE_EVIDENCE, name
     for name in ("clean", "jpeg q60 then downscaled"):
         assert strict[name].label == "clean" and strict[name].table is None, name
+        assert strict[name].details()["table_evidence"] is None, name
+
+
+def test_the_table_check_gives_the_same_scores_at_every_threshold():
+    """Scores are the image's, the threshold only labels them ("clean unless P(clean) < 1 - T"): a table that
+    shows as a lattice cuts P(clean) whatever threshold the run uses, so records scored at one threshold and
+    re-read at another (sorted by scores.clean to choose T, as the README advises) label as a run at that
+    threshold would. (A gate centered on the image's own 8x8 agreement halves its P(jpeg): P(clean) between 0.3
+    and 0.7 before the table check, JPEG at T 0.3, clean at T 0.7.)"""
+    from ccscore import Scorer
+    from ccscore.scorer import LATTICE_CLEAN_SHARE, GridGate, decide
+
+    scorer = Scorer(BUNDLED_MODEL)
+    image = Image.open(io.BytesIO(jpeg_bytes(draw_art(12, (512, 384)), 95)))
+    agreement = scorer.score(image).evidence.grids[8].agreement
+    gate = scorer.grid_gate
+    scorer.grid_gate = GridGate(gate.periods, {**gate.centers, "jpeg": agreement}, gate.slope, gate.weak)
+    by_threshold = {}
+    for threshold in (0.3, 0.5, 0.7):
+        scorer.threshold = threshold
+        by_threshold[threshold] = scorer.score(image)
+    first = by_threshold[0.3].scores
+    assert first["clean"] <= LATTICE_CLEAN_SHARE  # the lattice held: P(clean) was cut
+    for threshold, result in by_threshold.items():
+        assert result.scores == pytest.approx(first, abs=1e-9), threshold
+        assert result.label == decide(first, threshold) == "jpeg", threshold
 
 
 def test_a_small_jpeg_too_small_to_check_a_grid_on_is_caught_by_its_table_and_a_gradient_is_not():

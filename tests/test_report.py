@@ -291,3 +291,45 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_one(tmp_path
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_temporary_that_a_live_writer_elsewhere_holds_is_left_alone(tmp_path):
+    """A writer on another machine (a shared folder) or in another PID namespace (a container) has a PID that
+    this machine does not see running: its temporary, which it holds open (and locked, as create_new_file does),
+    is not a killed writer's and must stay (removed, that writer's report would fail at its last step). Once
+    that writer is gone, the next writer of the name removes it."""
+    import os
+    import subprocess
+    import sys
+
+    from ccscore.outputs import create_new_file
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    elsewhere = tmp_path / f".r.html.ccscore-new-{gone.pid}"  # a PID this machine does not run
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, time\n"
+         f"f = open({str(elsewhere)!r}, 'wb')\n"
+         "fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+         "f.write(b'<html> half'); f.flush(); print('open', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout.readline() == b"open\n"
+        assert create_new_file(str(tmp_path / "r.html"), b"<html>")
+        assert elsewhere.read_bytes() == b"<html> half"
+    finally:
+        writer.kill()
+        writer.wait()
+    assert create_new_file(str(tmp_path / "r.html"), b"again") is False  # never replaced
+    assert (tmp_path / "r.html").read_bytes() == b"<html>" and not elsewhere.exists()
+
+
+def test_a_temporary_name_with_an_impossible_pid_is_left_alone(tmp_path):
+    """A name that only looks like a writer's temporary (its PID past any the system gives) is not ours to judge:
+    the report is written and that file stays (probing such a PID raised OverflowError: no report at all)."""
+    from ccscore.outputs import create_new_file
+
+    odd = tmp_path / f".r.html.ccscore-new-{2**64}"
+    odd.write_bytes(b"someone's")
+    assert create_new_file(str(tmp_path / "r.html"), b"<html>")
+    assert odd.read_bytes() == b"someone's" and (tmp_path / "r.html").read_bytes() == b"<html>"

@@ -404,3 +404,47 @@ def test_a_file_named_inside_the_destination_stays_where_it_is(model, tmp_path):
     proc = run(img, "--model", model, "--move-to", dest, *FLAG_ALL, "--workers", "0")
     assert proc.returncode == 0, proc.stderr.decode()
     assert files_under(dest) == {"x.png": content}
+
+
+def test_a_move_across_file_systems_makes_the_copys_name_durable_before_the_source_goes(tmp_path, monkeypatch):
+    """Across file systems a move is a copy, then the source's unlink. The two file systems commit apart: the
+    copy's name (its folder) must be on disk before the source is unlinked, or a power loss between the two
+    commits keeps neither. The same when a resumed move finds the copy complete."""
+    import errno
+
+    from ccscore.actions import Mover
+
+    real_link, real_fsync, real_unlink = os.link, os.fsync, os.unlink
+    events: list[tuple[str, str]] = []
+
+    def link(a, b, *args, **kwargs):
+        if os.path.basename(os.fspath(a)) == "x.png":  # the source: on "another file system"
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_link(a, b, *args, **kwargs)
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def unlink(path, *args, **kwargs):
+        events.append(("unlink", os.fspath(path)))
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "unlink", unlink)
+    for resumed in (False, True):
+        src = tmp_path / f"from{resumed}" / "x.png"
+        src.parent.mkdir()
+        src.write_bytes(b"the image")
+        dest = tmp_path / f"to{resumed}"
+        mover = Mover("move", str(dest))
+        action = mover.plan(str(src), "x.png", str(src))
+        if resumed:  # killed after the copy was complete, before the source's unlink
+            dest.mkdir()
+            shutil.copyfile(src, dest / "x.png")
+        events.clear()
+        assert mover.carry_out(action, resuming=resumed)
+        assert (dest / "x.png").read_bytes() == b"the image" and not src.exists()
+        gone = events.index(("unlink", str(src)))
+        assert ("fsync", str(dest)) in events[:gone], (resumed, events)

@@ -5,7 +5,8 @@ training nor the reported evaluation uses (`build-data --export-clean ... --excl
 are scored once; each candidate gate is then applied to the stored outputs. The chosen gate is the one that
 catches the most lossy images while all clean kinds together stay at or under `max_clean`, and each clean kind
 at or under `max_kind` (ties: the stricter gate). Each gated label gets its own center; images are judged as
-scoring judges them, early stop included.
+scoring judges them, early stop and the runtime's table check included (ccscore.scorer.LATTICE_EVIDENCE: read from
+the pixels once, on the tiles early stop would stop at and on all of them, since it does not depend on the gate).
 
     python -m ccscore_export.calibrate MODEL.onnx --cal-set data/eval-wild-cal [--json gate.json]
 """
@@ -35,10 +36,11 @@ MAX_GRID = 81  # up to this many center combinations per weak factor are all tri
 ROUNDS = 2  # otherwise passes of a per-label search: a label's best center can shift once the others have moved
 
 
-def score_tiles(scorer: Scorer, root: Path, rows: list[dict], log=print) -> list[tuple[dict, object, list]]:
-    """(manifest row, tile outputs, boxes) for every image that decodes, all tiles scored. Images whose outputs
-    are unusable (NaN, not summing to 1: see ccscore.scorer.output_problem) are reported and left out: they get
-    an error record, never a decision, so no gate applies to them."""
+def score_tiles(scorer: Scorer, root: Path, rows: list[dict], log=print) -> list[tuple[dict, object, list, dict]]:
+    """(manifest row, tile outputs, boxes, table check) for every image that decodes, all tiles scored; the table
+    check (Scorer.table_check) per count of tiles a judgement may stand on (early stop's first tiles, all).
+    Images whose outputs are unusable (NaN, not summing to 1: see ccscore.scorer.output_problem) are reported and
+    left out: they get an error record, never a decision, so no gate applies to them."""
     out = []
     for row in rows:
         try:
@@ -49,18 +51,23 @@ def score_tiles(scorer: Scorer, root: Path, rows: list[dict], log=print) -> list
         if invalid_rows(outputs).any():
             log(f"left out {row['path']}: {output_problem(outputs)}")
             continue
-        out.append((row, outputs, tiles.boxes))
+        counts = {len(outputs)} | ({min(scorer.early_stop.first_tiles, len(outputs))} if scorer.early_stop else set())
+        lattice = {}
+        for count in counts:
+            used = outputs.rows(0, count)
+            lattice[count] = scorer.table_check(used, scorer.judge(used, tiles.boxes[:count])[1], tiles)[0]
+        out.append((row, outputs, tiles.boxes, lattice))
     return out
 
 
 def flagged_by_kind(scorer: Scorer, scored: list, gate: GridGate) -> dict[str, tuple[str, float]]:
     """kind -> (label name, share flagged) with `gate` in place, each image judged as scoring judges it (early
-    stop included), from its stored outputs."""
+    stop and table check included), from its stored outputs."""
     scorer.grid_gate = gate
     by_kind: dict[str, list[bool]] = {}
     labels: dict[str, str] = {}
-    for row, outputs, boxes in scored:
-        scores = scorer.judge_as_scored(outputs, boxes)
+    for row, outputs, boxes, lattice in scored:
+        scores = scorer.judge_as_scored(outputs, boxes, lambda used, _: lattice[len(used)])
         by_kind.setdefault(row["kind"], []).append(decide(scores, scorer.threshold) != CLEAN)
         label = row["label"]
         labels[row["kind"]] = LABELS[int(label)] if label.isdigit() else label  # manifest codes, not the model's
@@ -134,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the lossy labels to gate and the grid each stands on (e.g. jpeg=8,webp=4,jxl=8); "
                              "default: the model's")
     args = parser.parse_args(argv)
-    scorer = Scorer(args.model, all_tiles=True)
+    scorer = Scorer(args.model)  # with the model's early stop: images are judged as scoring judges them
     if scorer.grid_gate is None:
         parser.error(f"{args.model} has no phases output and grid gate to calibrate")
     rows = list(csv.DictReader(open(args.cal_set / "manifest.csv", newline="")))

@@ -7,7 +7,8 @@ the walk): a symlink is never moved in place of the file it points to.
 Crash safety:
 - A copy (and a move across file systems) is written under a temporary name beside its target
   (`.NAME.ccscore-partial`), fsynced, then linked to the real name: a kill never leaves a truncated file
-  under the real name, and the next attempt at the same target removes the stale temporary first.
+  under the real name, and the next attempt at the same target removes the stale temporary first. A move
+  across file systems syncs the target's folder before it unlinks the source (they commit apart).
 - A move is a hard link then an unlink of the source: killed in between, both names are the same file,
   and the next attempt finishes it (it never makes a second copy).
 - With an output file, the CLI records each action's intent in an `ActionJournal` before the records and
@@ -112,6 +113,21 @@ def _remove(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _sync_folder(folder: str) -> None:
+    """Makes the names in `folder` durable: a moved copy's name must reach the disk before its source is unlinked
+    on another file system (the two commit apart: a power loss between them would keep neither)."""
+    try:
+        fd = os.open(folder or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # a file system that cannot (some network shares): nothing better exists
+    finally:
+        os.close(fd)
 
 
 def link_no_overwrite(src: str, dst: str) -> None:
@@ -277,6 +293,7 @@ class Mover:
                 if not os.path.lexists(src):
                     return False  # moved before the kill
                 if _same_file_content(src, dst):
+                    _sync_folder(os.path.dirname(dst))
                     os.unlink(src)  # a copy across file systems was complete: finish the move
                     return True
             raise FileExistsError(dst)
@@ -293,6 +310,7 @@ class Mover:
                 if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
                     raise
                 copy_atomically(src, dst)  # another file system, or no hard links
+                _sync_folder(os.path.dirname(dst))
             os.unlink(src)
         return True
 

@@ -434,15 +434,31 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # exists, owned by another user
+    except (OSError, OverflowError):  # exists, owned by another user; or no PID at all: not ours to judge
         return True
     return True
 
 
+def _remove_if_abandoned(temporary: str) -> None:
+    """Removes a writer's temporary unless a process holds its lock: a writer whose PID this machine cannot see
+    (another host on a shared folder, another PID namespace) still holds it."""
+    try:
+        fd = os.open(temporary, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return  # not ours to judge (a link, another user's file): left alone
+    try:
+        if hold_lock(fd):
+            os.unlink(temporary)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def remove_stale_temporaries(path: str) -> None:
-    """Removes the temporaries that writers of `path` killed mid-write left (their process is gone), so a killed
-    report or heatmap leaves no hidden file behind once the command runs again. POSIX only: Windows' os.kill
-    would signal the process, not probe it."""
+    """Removes the temporaries that writers of `path` killed mid-write left (their process is gone and holds no
+    lock on them), so a killed report or heatmap leaves no hidden file behind once the command runs again.
+    POSIX only: Windows' os.kill would signal the process, not probe it."""
     if os.name != "posix":
         return
     folder = os.path.dirname(path) or "."
@@ -454,10 +470,7 @@ def remove_stale_temporaries(path: str) -> None:
     for name in names:
         pid = name[len(prefix):]
         if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
-            try:
-                os.unlink(os.path.join(folder, name))
-            except OSError:
-                pass
+            _remove_if_abandoned(os.path.join(folder, name))
 
 
 def create_new_file(path: str, header: bytes) -> bool:
@@ -470,14 +483,15 @@ def create_new_file(path: str, header: bytes) -> bool:
     tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}{NEW_FILE_TAG}{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
+            hold_lock(f.fileno())  # until it has its name: see _remove_if_abandoned
             f.write(header)
             f.flush()
             os.fsync(f.fileno())
-        try:
-            link_no_overwrite(tmp, path)
-        except FileExistsError:
-            return False
-        return True
+            try:
+                link_no_overwrite(tmp, path)
+            except FileExistsError:
+                return False
+            return True
     finally:
         try:
             os.unlink(tmp)

@@ -57,13 +57,17 @@ class ScoreResult:
     def details(self) -> dict:
         """The --details view: the luma table read from the pixels (8x8, null where unknown), its kind ("ijg"
         with the match error of the steps found one by one, or "custom" with the nearest IJG quality), the
-        8x8 and 4x4 grid offsets (x, y), and the chroma subsampling guess."""
+        lattice evidence, the 8x8 and 4x4 grid offsets (x, y), and the chroma subsampling guess."""
         table = self.table
         d: dict = {"luma_table": table.table() if table is not None and table.kind else None,
                    "table_kind": table.kind if table is not None else None,
                    "table_quality": table.nearest_quality if table is not None and table.kind else None,
                    "table_match_error": (round(table.fit.error, 4) if table is not None and table.kind == "ijg"
-                                         and table.fit is not None else None)}
+                                         and table.fit is not None else None),
+                   # the IJG lattice fit's evidence per coefficient: what the table check stands on (JPEG from
+                   # ccscore.scorer.LATTICE_EVIDENCE, "ijg" from quantisation.MIN_EVIDENCE)
+                   "table_evidence": (round(table.evidence, 4) if table is not None and table.quality is not None
+                                      else None)}
         if self.evidence is not None:
             d["grid_offset"] = {f"{n}x{n}": (None if v.offset is None else [v.offset[1], v.offset[0]])
                                 for n, v in sorted(self.evidence.grids.items(), reverse=True)}

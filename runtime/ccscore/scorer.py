@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -33,9 +33,9 @@ JPEG_GRID = 8  # JPEG's block size: the grid period whose modal phase the table 
 FIRST_TABLE_TILES = 2
 TABLE_PIXELS = 1 << 20  # at most this many pixels of tiles are read for a JPEG's table (the bundled model: 128K)
 # A JPEG's table read in its pixels overrules a grid gate that found too little agreement (high qualities: the
-# tiles barely show the grid; small images: too few quadrants to check one). It is read only where the gate said
-# clean although the tiles lean JPEG (mean P(jpeg) before the gate) and some 8x8 phase agreement exists or too
-# few quadrants vote (see Scorer.lattice_table); it must show a lattice of
+# tiles barely show the grid; small images: too few quadrants to check one). It is read where the tiles lean JPEG
+# (P(jpeg) before the gate) and some 8x8 phase agreement exists or too few quadrants vote, whatever the gate and
+# the threshold then say (see Scorer.table_check); it must show a lattice of
 # LATTICE_EVIDENCE per coefficient (quantisation.fit_ijg_lattice; IJG tables >= 0.5, JPEG q95-98 0.26-1.1,
 # clean art at most 0.22 on eval-wild-cal). The image's P(clean) is then cut to LATTICE_CLEAN_SHARE of itself.
 LATTICE_MIN_JPEG_P = 0.05
@@ -49,6 +49,9 @@ LATTICE_CLEAN_SHARE = 0.1
 PROB_SUM_TOLERANCE = 1e-2
 # An image's scores from its tiles' outputs, and the grid evidence they stand on (see Scorer.judge).
 Judgement = tuple[dict[str, float], Optional[ImageEvidence]]
+# Whether an image's JPEG table shows as a lattice, given the outputs and evidence its scores stand on (see
+# Scorer.table_check, Scorer.judge_as_scored).
+LatticeCheck = Callable[["TileOutputs", Optional[ImageEvidence]], bool]
 
 
 def grid_offset(evidence: Optional[ImageEvidence]) -> Optional[tuple[int, int]]:
@@ -107,6 +110,15 @@ def output_problem(outputs: "TileOutputs") -> str:
         worst = int(np.argmax(np.abs(sums - 1.0)))
         return f"model produced invalid output: probabilities sum to {sums[worst]:.4g}, not 1"
     return "model produced invalid output: quality holds NaN or infinity"
+
+
+def lattice_checked(scores: dict[str, float]) -> dict[str, float]:
+    """An image's scores once the table check found its JPEG table (see LATTICE_EVIDENCE): P(clean) cut to
+    LATTICE_CLEAN_SHARE of itself, the rest moved to JPEG."""
+    checked = dict(scores)
+    checked[JPEG] += checked[CLEAN] * (1.0 - LATTICE_CLEAN_SHARE)
+    checked[CLEAN] *= LATTICE_CLEAN_SHARE
+    return checked
 
 
 def decide(scores: dict[str, float], threshold: float) -> str:
@@ -340,12 +352,43 @@ class Scorer:
         judged = self.judge(first, boxes[: len(first)])
         return judged if stop.decided(judged[0][CLEAN]) else None
 
-    def judge_as_scored(self, outputs: TileOutputs, boxes: Sequence[Box]) -> dict[str, float]:
+    def judge_as_scored(self, outputs: TileOutputs, boxes: Sequence[Box],
+                        lattice: Optional[LatticeCheck] = None) -> dict[str, float]:
         """The scores `score` gives an image, from the stored outputs of ALL its tiles (calibration and
-        benchmarks score every tile once, then try settings): early stopping is applied as scoring does."""
+        benchmarks score every tile once, then try settings): early stopping is applied as scoring does, and
+        the table check where `lattice` makes it (e.g. `lambda o, e: scorer.table_check(o, e, tiles)[0]`)."""
         stop = self.early_stop
-        judged = self.judge_first(outputs.rows(0, stop.first_tiles), boxes) if stop is not None else None
-        return (judged or self.judge(outputs, boxes))[0]
+        first = outputs.rows(0, stop.first_tiles) if stop is not None else outputs
+        judged = self.judge_first(first, boxes) if stop is not None else None
+        scores, evidence = judged or self.judge(outputs, boxes)
+        if lattice is not None and lattice(first if judged else outputs, evidence):
+            scores = lattice_checked(scores)
+        return scores
+
+    def table_check(self, outputs: TileOutputs, evidence: Optional[ImageEvidence],
+                    tiles: Tiles) -> tuple[bool, Optional[TableEstimate]]:
+        """The table check (see LATTICE_EVIDENCE) on the outputs and evidence an image's scores stand on: (whether
+        its JPEG table shows as a lattice, the table read from `tiles`, every tile chosen, where it was read on the
+        image's 8x8 grid vote or holds; else None). It does not depend on the gate or the threshold.
+
+        Read only where the tiles lean JPEG before the gate, and either the 8x8 grid has some agreement among
+        enough voting quadrants (read at its modal phase) or too few quadrants vote to check one (small images,
+        one textured patch: read at the image's origin, where a JPEG saved whole has its grid; the origin being a
+        guess, and one smooth tile all there may be, the lattice must then span LATTICE_MIN_FREQUENCIES)."""
+        if JPEG not in self.labels or CLEAN not in self.labels or evidence is None or evidence.word == "none" \
+                or not len(outputs):
+            return False, None
+        head = aggregate(outputs.probs, self.aggregation, self.labels.index(CLEAN))
+        if float(head[self.labels.index(JPEG)]) < LATTICE_MIN_JPEG_P:
+            return False, None
+        vote = evidence.grids.get(JPEG_GRID)
+        unvoted = vote is None or vote.voting < MIN_VOTES
+        if not unvoted and vote.agreement < LATTICE_MIN_AGREEMENT:
+            return False, None
+        table = self.jpeg_table(tiles, (0, 0) if unvoted else vote.offset)
+        held = table is not None and table.quality is not None and table.evidence >= LATTICE_EVIDENCE and (
+            not unvoted or table.frequencies_seen >= LATTICE_MIN_FREQUENCIES)
+        return held, table if held or not unvoted else None  # read at the origin: a guess, kept only if it holds
 
     def result(self, tiles: Tiles, size: tuple[int, int], outputs: TileOutputs, path: Optional[str] = None,
                table_tiles: Optional[Tiles] = None, judged: Optional[Judgement] = None) -> ScoreResult:
@@ -354,13 +397,12 @@ class Scorer:
         default `tiles`)."""
         labels = self.labels
         scores, evidence = judged or self.judge(outputs, tiles.boxes)
+        # Whatever the threshold: the scores are the image's, the threshold only labels them (records scored at
+        # one threshold label as a run at another would).
+        lattice, table = self.table_check(outputs, evidence, table_tiles or tiles)
+        if lattice:
+            scores = lattice_checked(scores)
         label = decide(scores, self.threshold)
-        table = None
-        if label == CLEAN and (table := self.lattice_table(table_tiles or tiles, outputs, evidence)) is not None:
-            scores = dict(scores)
-            scores[JPEG] += scores[CLEAN] * (1.0 - LATTICE_CLEAN_SHARE)
-            scores[CLEAN] *= LATTICE_CLEAN_SHARE
-            label = decide(scores, self.threshold)
         probs, quality = outputs.probs, outputs.quality
         image_quality, source = None, None
         if quality is not None and label != CLEAN and len(quality):
@@ -381,31 +423,6 @@ class Scorer:
             for k, (box, row) in enumerate(zip(tiles.boxes, probs))
         ]
         return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence, source, table)
-
-    def lattice_table(self, tiles: Tiles, outputs: TileOutputs, evidence: Optional[ImageEvidence]
-                      ) -> Optional[TableEstimate]:
-        """The JPEG table that overrules a gate which called the image clean (see LATTICE_EVIDENCE), or None.
-
-        Read only where the tiles lean JPEG before the gate, and either the 8x8 grid has some agreement among
-        enough voting quadrants (read at its modal phase) or too few quadrants vote to check one (small images,
-        one textured patch: read at the image's origin, where a JPEG saved whole has its grid; the origin being a
-        guess, and one smooth tile all there may be, the lattice must then span LATTICE_MIN_FREQUENCIES)."""
-        if JPEG not in self.labels or CLEAN not in self.labels or evidence is None or evidence.word == "none" \
-                or not len(outputs):
-            return None
-        head = aggregate(outputs.probs, self.aggregation, self.labels.index(CLEAN))
-        if float(head[self.labels.index(JPEG)]) < LATTICE_MIN_JPEG_P:
-            return None
-        vote = evidence.grids.get(JPEG_GRID)
-        unvoted = vote is None or vote.voting < MIN_VOTES
-        if not unvoted and vote.agreement < LATTICE_MIN_AGREEMENT:
-            return None
-        table = self.jpeg_table(tiles, (0, 0) if unvoted else vote.offset)
-        if table is None or table.quality is None or table.evidence < LATTICE_EVIDENCE:
-            return None
-        if unvoted and table.frequencies_seen < LATTICE_MIN_FREQUENCIES:
-            return None
-        return table
 
     @staticmethod
     def jpeg_table(tiles: Tiles, offset: Optional[tuple[int, int]]) -> Optional[TableEstimate]:
