@@ -418,3 +418,60 @@ def test_flag_below_drives_select_actions_and_summary(saved, tmp_path):
     assert json.loads(summary.read_text())["flagged"] == 3
     bad = run_cli(str(saved), "--flag-below", "0")
     assert bad.returncode == 2 and "--flag-below" in bad.stderr
+
+
+def _table_check_on(scorer, image, p_jpeg: float, vote: "GridVote"):
+    """The table check on `image`'s own tiles, with tile outputs leaning JPEG by `p_jpeg` and one 8x8 vote."""
+    from ccscore.evidence import ImageEvidence
+    from ccscore.scorer import TileOutputs
+
+    tiles, _ = scorer.tile(image)
+    probs = np.zeros((len(tiles.boxes), len(scorer.labels)), np.float32)
+    probs[:, scorer.labels.index("clean")] = 1.0 - p_jpeg
+    probs[:, scorer.labels.index("jpeg")] = p_jpeg
+    evidence = ImageEvidence(len(tiles.boxes), {8: vote})
+    return scorer.table_check(TileOutputs(probs), evidence, tiles)
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="bundled model missing")
+def test_the_table_check_reads_at_the_origin_where_quadrants_disagree_and_where_they_agree_whatever_the_tiles():
+    """Quadrants that vote but disagree (every textured block of text on white clips, so no phase wins) leave no
+    grid to read on: the table is read at the origin, where a JPEG saved whole has it. Quadrants that agree
+    strongly are JPEG's grid in 93% of JPEGs and in no clean art but pixel art (flat blocks: no lattice), so the
+    table is read there even when the tiles do not lean JPEG."""
+    from ccscore import Scorer
+    from ccscore.evidence import GridVote
+
+    scorer = Scorer(BUNDLED_MODEL)
+    art = draw_art(21, (256, 256))
+    jpeg = Image.open(io.BytesIO(jpeg_bytes(art, 70)))
+    disagreeing = GridVote(8, (3, 5), 1, 4)  # modal phase off the real grid, agreement 0
+    held, table = _table_check_on(scorer, jpeg, 0.2, disagreeing)
+    assert held and table.quality == 70
+    assert _table_check_on(scorer, art, 0.2, disagreeing) == (False, None)  # clean: a guess that does not hold
+    agreeing = GridVote(8, (0, 0), 8, 8)
+    held, table = _table_check_on(scorer, jpeg, 0.001, agreeing)
+    assert held and table.quality == 70
+    some = GridVote(8, (0, 0), 5, 8)  # agreement 4/7: the tiles must lean JPEG for a read
+    assert _table_check_on(scorer, jpeg, 0.001, some) == (False, None)
+
+
+def test_unclipped_blocks_without_a_lattice_spare_the_clipped_repair(monkeypatch):
+    """Read at a guessed grid (the table check's origin read), clean art with ample unclipped detail shows no
+    lattice (evidence <= 0): its clipped blocks are not repaired for one (the repair is most of a table read's
+    cost). Art clipped nearly everywhere still is, and a voted grid's clipped blocks always are."""
+    rng = np.random.default_rng(5)
+    noisy = np.clip(rng.normal(128, 30, (128, 128, 3)), 0, 255).astype(np.uint8)
+    noisy[::16, ::16] = 255  # a clipped pixel in every fourth block
+    calls = []
+    original = q.fit_clipped
+    monkeypatch.setattr(q, "fit_clipped", lambda luma, clip: calls.append(len(luma)) or original(luma, clip))
+    table = estimate_luma_table([noisy], [(0, 0)], guessed=True)
+    assert table.lattice_free and table.kind is None and calls == []
+    estimate_luma_table([noisy], [(0, 0)])
+    assert len(calls) == 1
+    calls.clear()
+    text = np.full((128, 128, 3), 255, np.uint8)
+    text[40:90:6, 20:100] = 0  # black lines on white: every textured block clips
+    estimate_luma_table([decoded(jpeg_bytes(Image.fromarray(text), 60))], [(0, 0)], guessed=True)
+    assert calls  # no unclipped support: the clipped blocks are read

@@ -100,6 +100,11 @@ MAX_STEP = 255
 # Evidence per coefficient (see lattice_evidence) below which no lattice holds: resized and re-rendered images
 # score about 0, IJG JPEGs 1.5-3 (measured on eval-wild-cal).
 MIN_EVIDENCE = 0.5
+# Clearly non-zero coefficients in unclipped blocks that, showing no lattice coarser than a step of 1 (evidence
+# <= 0: clean art reads about -0.04), settle that a grid guessed (not voted) has no table: clipped blocks are then
+# not repaired, nor more tiles read, for one (on clean art that is most of a table read's cost). On a voted grid
+# they still are: there a JPEG's unclipped blocks may read that low (smooth art, noisy coefficients).
+LATTICE_FREE_SUPPORT = 256
 # Steps of its own a table needs before it counts as a custom table.
 MIN_CUSTOM_STEPS = 5
 
@@ -297,15 +302,25 @@ class TableEstimate:
     (`fit`), and the chroma subsampling guess (`subsampling`)."""
 
     def __init__(self, samples: list[np.ndarray], blocks: int, quality: Optional[int], evidence: float,
-                 chroma: np.ndarray):
+                 chroma: np.ndarray, clipped_frequencies: Optional[int] = None):
         self.samples, self.blocks, self.quality, self.evidence = samples, blocks, quality, evidence
         self._chroma = chroma  # unclipped Cb, Cr blocks [2, N, 8, 8], read by `subsampling`
+        self._clipped_frequencies = clipped_frequencies  # set when the fit read clipped blocks (fit_clipped)
 
     @property
     def frequencies_seen(self) -> int:
-        """AC frequencies with a clearly non-zero coefficient in an unclipped block: a smooth gradient shows one
-        or two, whose few repeated values fit many lattices; JPEG'd art with any texture shows a dozen or more."""
+        """AC frequencies with a clearly non-zero coefficient in the blocks the fit read (unclipped ones, or the
+        clipped ones when only those could be read): a smooth gradient shows one or two, whose few repeated
+        values fit many lattices; JPEG'd art with any texture shows a dozen or more."""
+        if self._clipped_frequencies is not None:
+            return self._clipped_frequencies
         return sum(len(s) > 0 for s in self.samples[1:])
+
+    @property
+    def lattice_free(self) -> bool:
+        """Whether the unclipped blocks showed, with ample support, that there is no table (LATTICE_FREE_SUPPORT):
+        reading more of the image will not find one."""
+        return self._clipped_frequencies is None and lattice_free(self.samples, self.evidence)
 
     @property
     def found(self) -> bool:
@@ -349,13 +364,13 @@ class TableEstimate:
         return [[int(s) if s else None for s in row] for row in self.steps]
 
 
-def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], float]:
-    """The IJG quality whose lattices best explain clipped blocks once repaired for it (`repair_clipped`), and
-    its evidence per coefficient; coefficients are those clearly non-zero as observed."""
+def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], float, int]:
+    """The IJG quality whose lattices best explain clipped blocks once repaired for it (`repair_clipped`), its
+    evidence per coefficient, and the AC frequencies read; coefficients are those clearly non-zero as observed."""
     clipped = (clip != 0).reshape(len(clip), -1).sum(axis=1)
     usable = (clipped > 0) & (clipped <= MAX_CLIPPED_PIXELS)
     if not usable.any():
-        return None, 0.0
+        return None, 0.0, 0
     luma, clip = luma[usable], clip[usable]
     observed = dct_blocks(luma)
     energy = (np.abs(observed) >= NONZERO).reshape(len(luma), -1).sum(axis=1)
@@ -363,8 +378,9 @@ def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], floa
     luma, clip, observed = luma[keep], clip[keep], observed[keep]
     mask = np.abs(observed) >= NONZERO
     mask[:, 0, 0] = False
+    frequencies = int(mask.any(axis=0).sum())
     if mask.sum() < MIN_CLIPPED_SUPPORT:
-        return None, 0.0
+        return None, 0.0, frequencies
 
     def evidence(qualities: np.ndarray, blocks: int, rounds: int) -> np.ndarray:
         tables = IJG_LUMA[qualities - 1]
@@ -378,7 +394,7 @@ def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], floa
     fine = np.arange(max(1, centre - COARSE_STEP + 1), min(100, centre + COARSE_STEP - 1) + 1)
     scores = evidence(fine, MAX_CLIPPED_BLOCKS, REPAIR_ROUNDS)
     best = len(scores) - 1 - int(np.argmax(scores[::-1]))
-    return int(fine[best]), float(scores[best])
+    return int(fine[best]), float(scores[best]), frequencies
 
 
 # Clipped blocks are read only when no unclipped block shows a lattice (art on white or black backgrounds):
@@ -394,16 +410,26 @@ COARSE_BLOCKS = 32
 COARSE_ROUNDS = 4
 
 
-def estimate_luma_table(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> TableEstimate:
-    """RGB uint8 tiles and the (row, column) where each tile's first whole 8x8 block starts."""
+def lattice_free(samples: list[np.ndarray], evidence: float) -> bool:
+    """Whether unclipped blocks' coefficients `samples` with the lattice fit's `evidence` show that there is no
+    table to find (see LATTICE_FREE_SUPPORT)."""
+    return evidence <= 0 and sum(len(v) for v in samples[1:]) >= LATTICE_FREE_SUPPORT
+
+
+def estimate_luma_table(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]],
+                        guessed: bool = False) -> TableEstimate:
+    """RGB uint8 tiles and the (row, column) where each tile's first whole 8x8 block starts (`guessed`: not
+    where a grid vote found blocks; see LATTICE_FREE_SUPPORT)."""
     rgb, clip = rgb_blocks(tiles, offsets)
     luma = rgb @ YCBCR[0]
     unclipped = ~(clip != 0).reshape(len(clip), -1).any(axis=1)
     samples = nonzero_samples(dct_blocks(luma[unclipped]).reshape(-1, 64))
     quality, evidence = fit_ijg_lattice(samples)
-    if (quality is None or evidence < MIN_EVIDENCE) and not unclipped.all():
-        quality, evidence = fit_clipped(luma, clip)
-    return TableEstimate(samples, int(unclipped.sum()), quality, evidence, rgb[unclipped])
+    clipped_frequencies = None
+    if (quality is None or evidence < MIN_EVIDENCE) and not unclipped.all() and not (
+            guessed and lattice_free(samples, evidence)):
+        quality, evidence, clipped_frequencies = fit_clipped(luma, clip)
+    return TableEstimate(samples, int(unclipped.sum()), quality, evidence, rgb[unclipped], clipped_frequencies)
 
 
 # Low chroma frequencies whose steps show a full-resolution chroma lattice (4:4:4).

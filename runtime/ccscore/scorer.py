@@ -34,14 +34,17 @@ FIRST_TABLE_TILES = 2
 TABLE_PIXELS = 1 << 20  # at most this many pixels of tiles are read for a JPEG's table (the bundled model: 128K)
 # A JPEG's table read in its pixels overrules a grid gate that found too little agreement (high qualities: the
 # tiles barely show the grid; small images: too few quadrants to check one). It is read where the tiles lean JPEG
-# (P(jpeg) before the gate) and some 8x8 phase agreement exists or too few quadrants vote, whatever the gate and
-# the threshold then say (see Scorer.table_check); it must show a lattice of
+# (P(jpeg) before the gate), on the 8x8 grid where its quadrants agree, else at the image's origin, whatever the
+# gate and the threshold then say (see Scorer.table_check); it must show a lattice of
 # LATTICE_EVIDENCE per coefficient (quantisation.fit_ijg_lattice; IJG tables >= 0.5, JPEG q95-98 0.26-1.1,
 # clean art at most 0.22 on eval-wild-cal). The image's P(clean) is then cut to LATTICE_CLEAN_SHARE of itself.
 LATTICE_MIN_JPEG_P = 0.05
+# ...or, whatever the tiles lean to, where the 8x8 quadrants agree this much: JPEG's grid does so in 93% of images,
+# clean art of every kind in none but pixel art (whose flat blocks show no lattice).
+LATTICE_STRONG_AGREEMENT = 0.75
 LATTICE_MIN_AGREEMENT = 0.2
 LATTICE_EVIDENCE = 0.3
-# Without grid votes (read at the origin), over at least this many AC frequencies (TableEstimate.frequencies_seen):
+# Read at the origin (no agreeing grid vote), over at least this many AC frequencies (TableEstimate.frequencies_seen):
 # a smooth gradient's one or two repeated coefficients fit a lattice too (a clean 74x71 sky crop: 0.78).
 LATTICE_MIN_FREQUENCIES = 4
 LATTICE_CLEAN_SHARE = 0.1
@@ -371,24 +374,24 @@ class Scorer:
         its JPEG table shows as a lattice, the table read from `tiles`, every tile chosen, where it was read on the
         image's 8x8 grid vote or holds; else None). It does not depend on the gate or the threshold.
 
-        Read only where the tiles lean JPEG before the gate, and either the 8x8 grid has some agreement among
-        enough voting quadrants (read at its modal phase) or too few quadrants vote to check one (small images,
-        one textured patch: read at the image's origin, where a JPEG saved whole has its grid; the origin being a
-        guess, and one smooth tile all there may be, the lattice must then span LATTICE_MIN_FREQUENCIES)."""
+        Read only where the tiles lean JPEG before the gate or the 8x8 quadrants agree strongly: at the 8x8
+        grid's modal phase when enough quadrants vote with some agreement; else at the image's origin, where a
+        JPEG saved whole has its grid (too few quadrants vote in small images and single textured patches; they
+        disagree where every textured block clips, as text on white does). The origin being a guess, and one smooth tile all there may be, the
+        lattice must then span LATTICE_MIN_FREQUENCIES."""
         if JPEG not in self.labels or CLEAN not in self.labels or evidence is None or evidence.word == "none" \
                 or not len(outputs):
             return False, None
-        head = aggregate(outputs.probs, self.aggregation, self.labels.index(CLEAN))
-        if float(head[self.labels.index(JPEG)]) < LATTICE_MIN_JPEG_P:
-            return False, None
         vote = evidence.grids.get(JPEG_GRID)
-        unvoted = vote is None or vote.voting < MIN_VOTES
-        if not unvoted and vote.agreement < LATTICE_MIN_AGREEMENT:
+        on_grid = vote is not None and vote.voting >= MIN_VOTES and vote.agreement >= LATTICE_MIN_AGREEMENT
+        head = aggregate(outputs.probs, self.aggregation, self.labels.index(CLEAN))
+        if float(head[self.labels.index(JPEG)]) < LATTICE_MIN_JPEG_P and not (
+                on_grid and vote.agreement >= LATTICE_STRONG_AGREEMENT):
             return False, None
-        table = self.jpeg_table(tiles, (0, 0) if unvoted else vote.offset)
+        table = self.jpeg_table(tiles, vote.offset if on_grid else (0, 0), guessed=not on_grid)
         held = table is not None and table.quality is not None and table.evidence >= LATTICE_EVIDENCE and (
-            not unvoted or table.frequencies_seen >= LATTICE_MIN_FREQUENCIES)
-        return held, table if held or not unvoted else None  # read at the origin: a guess, kept only if it holds
+            on_grid or table.frequencies_seen >= LATTICE_MIN_FREQUENCIES)
+        return held, table if held or on_grid else None  # read at the origin: a guess, kept only if it holds
 
     def result(self, tiles: Tiles, size: tuple[int, int], outputs: TileOutputs, path: Optional[str] = None,
                table_tiles: Optional[Tiles] = None, judged: Optional[Judgement] = None) -> ScoreResult:
@@ -425,9 +428,9 @@ class Scorer:
         return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence, source, table)
 
     @staticmethod
-    def jpeg_table(tiles: Tiles, offset: Optional[tuple[int, int]]) -> Optional[TableEstimate]:
+    def jpeg_table(tiles: Tiles, offset: Optional[tuple[int, int]], guessed: bool = False) -> Optional[TableEstimate]:
         """The luma quantisation table read from the tiles on the 8x8 grid whose blocks start at `offset` (row,
-        column, image coordinates; None: no grid, no table)."""
+        column, image coordinates; None: no grid, no table; `guessed`: not found by a grid vote)."""
         if offset is None:
             return None
         row, col = offset
@@ -435,11 +438,13 @@ class Scorer:
         # A small image's tiles are edge-padded: the padding was never quantised, only the image's own pixels are.
         own = [tile[: box[3] - box[1], : box[2] - box[0]] for tile, box in zip(tiles.pixels, tiles.boxes)]
         # The most textured tiles come first: the first two settle most images; the others (up to TABLE_PIXELS,
-        # whatever the model's tiling) are read only when those two show no table (art clipped on white).
+        # whatever the model's tiling) are read only when those two show no table (art clipped on white); at a
+        # `guessed` offset, not when their unclipped blocks showed there is none (the guess is then most likely
+        # wrong: clean art, whose reads would cost more than its scoring).
         count = max(1, int((np.cumsum([t.shape[0] * t.shape[1] for t in own]) <= TABLE_PIXELS).sum()))
-        table = estimate_luma_table(own[:FIRST_TABLE_TILES], offsets[:FIRST_TABLE_TILES])
-        if table.kind is None and count > FIRST_TABLE_TILES:
-            table = estimate_luma_table(own[:count], offsets[:count])
+        table = estimate_luma_table(own[:FIRST_TABLE_TILES], offsets[:FIRST_TABLE_TILES], guessed)
+        if table.kind is None and count > FIRST_TABLE_TILES and not (guessed and table.lattice_free):
+            table = estimate_luma_table(own[:count], offsets[:count], guessed)
         return table
 
     def score(self, image: ImageInput) -> ScoreResult:
