@@ -429,3 +429,19 @@ def test_merge_keeps_images_apart(tmp_path):
     assert n == len(a["label"]) + len(b["label"]) == len(m["label"])
     assert np.array_equal(m["tiles"][len(a["label"]):], b["tiles"])
     assert not set(m["image_id"][: len(a["label"])]) & set(m["image_id"][len(a["label"]):])
+
+
+def test_merge_leaves_out_tiles_by_a_word_of_their_kind(tmp_path):
+    """`--leave-out resized_from` drops JPEG/WebP resized after compression (kind words like resized_from_q64)
+    from a merged set, and nothing else."""
+    kinds = np.array(["jpeg:pillow:resized_from_q64:x2.00:pil_box", "jpeg:pillow", "clean:resampled",
+                      "webp:cwebp:text:resized_from_q71:x0.59:pil_hamming", "avif:pillow:s6:420"])
+    n = len(kinds)
+    np.savez(tmp_path / "a.npz", tiles=np.arange(n * 12, dtype=np.uint8).reshape(n, 2, 2, 3),
+             label=np.array([1, 1, 0, 2, 3]), quality=np.zeros(n, np.float32), kind=kinds,
+             source=np.array(["procedural"] * n), image_id=np.arange(n))
+    assert build_main(["--merge", str(tmp_path / "a.npz"), "--leave-out", "resized_from,nothing",
+                       "--out", str(tmp_path / "m.npz")]) == 0
+    m = np.load(tmp_path / "m.npz")
+    assert list(m["kind"]) == ["jpeg:pillow", "clean:resampled", "avif:pillow:s6:420"]
+    assert list(m["label"]) == [1, 0, 3] and np.array_equal(m["tiles"][0], np.load(tmp_path / "a.npz")["tiles"][1])

@@ -498,9 +498,10 @@ def add_chroma_twins(source: Path, out: Path, count: int, seed: int = 0) -> int:
     return n
 
 
-def merge_tile_sets(parts: list[Path], out: Path) -> int:
-    """Writes the tiles of every set in `parts` to one .npz; image ids are offset per part, so tiles of
-    different images never share one. Returns the tile count."""
+def merge_tile_sets(parts: list[Path], out: Path, leave_out: tuple[str, ...] = ()) -> int:
+    """Writes the tiles of every set in `parts` to one .npz, less those whose kind has a word starting with one
+    of `leave_out` (e.g. "resized_from": jpeg:pillow:resized_from_q64:x2.00); image ids are offset per part, so tiles of different images never share one.
+    Returns the tile count."""
     merged: dict[str, list[np.ndarray]] = {}
     offset = 0
     for part in parts:
@@ -508,6 +509,10 @@ def merge_tile_sets(parts: list[Path], out: Path) -> int:
             arrays = {k: data[k] for k in data.files}
         if merged and set(arrays) != set(merged):
             raise ValueError(f"{part} has arrays {sorted(arrays)}, not {sorted(merged)}")
+        if leave_out:
+            keep = np.array([not any(word.startswith(leave_out) for word in str(kind).split(":"))
+                             for kind in arrays["kind"]], bool)
+            arrays = {k: v[keep] for k, v in arrays.items()}
         arrays["image_id"] = arrays["image_id"] + offset
         offset = int(arrays["image_id"].max()) + 1 if len(arrays["image_id"]) else offset
         for key, value in arrays.items():
@@ -546,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
                              "to --merge with a full set)")
     parser.add_argument("--merge", type=Path, nargs="+", default=None, metavar="NPZ",
                         help="write these tile sets as one to --out (image ids kept apart)")
+    parser.add_argument("--leave-out", default="", metavar="W1,W2",
+                        help="with --merge: leave out tiles whose kind has a word starting with one of these "
+                             "(kinds are colon-separated words, e.g. resized_from: jpeg:pillow:resized_from_q64:x2.00)")
     parser.add_argument("--kinds", default=None, metavar="K1,K2",
                         help="with --eval-from: build only these kinds into the existing evaluation folder --out, "
                              "appending to its manifest.csv (kinds it already lists are refused)")
@@ -553,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.kinds is not None and args.eval_from is None:
         parser.error("--kinds needs --eval-from CLEAN_DIR (and the existing set as --out)")
     if args.merge:
-        tiles = merge_tile_sets(args.merge, args.out)
+        tiles = merge_tile_sets(args.merge, args.out, tuple(w.strip() for w in args.leave_out.split(",") if w.strip()))
         print(f"wrote {args.out}: {tiles} tiles from {len(args.merge)} sets")
         return 0
     if args.chroma_twins:
