@@ -135,16 +135,19 @@ def test_the_grid_offset_is_honoured():
     assert not estimate_luma_table([pixels], [(0, 0)]).found
 
 
-def test_art_on_white_whose_every_block_clips_still_gives_its_quality():
+@pytest.mark.parametrize("quality", [30, 40, 56, 62, 66, 76])
+def test_art_on_white_whose_every_block_clips_still_gives_its_quality(quality):
+    """Not a table of about half its steps, whose lattice holds the true one's points too (a search over every
+    5th quality read q30 as 59, q66 as 83, q45 as 72, q76 as 88 on real art)."""
     rng = np.random.default_rng(7)
     art = np.full((256, 256, 3), 255, np.uint8)
     for _ in range(400):  # dark strokes all over a white page: every block touches 255 or 0
         y, x = rng.integers(0, 250, 2)
         art[y : y + 3, x : x + rng.integers(4, 12)] = rng.integers(0, 90, 3)
-    pixels = decoded(jpeg_bytes(Image.fromarray(art), 62))
+    pixels = decoded(jpeg_bytes(Image.fromarray(art), quality))
     estimate = estimate_luma_table([pixels], [(0, 0)])
     assert estimate.blocks < 10  # nearly no unclipped block: the clipped ones were read
-    assert (estimate.kind, estimate.quality) == ("ijg", 62)
+    assert (estimate.kind, estimate.quality) == ("ijg", quality)
 
 
 # The plain forms of the table reader's inner loops: the faster ones must give the same floats, bit for bit
@@ -436,9 +439,8 @@ def _table_check_on(scorer, image, p_jpeg: float, vote: "GridVote"):
 @pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="bundled model missing")
 def test_the_table_check_reads_at_the_origin_where_quadrants_disagree_and_where_they_agree_whatever_the_tiles():
     """Quadrants that vote but disagree (every textured block of text on white clips, so no phase wins) leave no
-    grid to read on: the table is read at the origin, where a JPEG saved whole has it. Quadrants that agree
-    strongly are JPEG's grid in 93% of JPEGs and in no clean art but pixel art (flat blocks: no lattice), so the
-    table is read there even when the tiles do not lean JPEG."""
+    grid to read on: the table is read at the origin, where a JPEG saved whole has it. Where quadrants agree well
+    (LATTICE_STRONG_AGREEMENT), the table is read on their grid even when the tiles do not lean JPEG."""
     from ccscore import Scorer
     from ccscore.evidence import GridVote
 
@@ -452,7 +454,7 @@ def test_the_table_check_reads_at_the_origin_where_quadrants_disagree_and_where_
     agreeing = GridVote(8, (0, 0), 8, 8)
     held, table = _table_check_on(scorer, jpeg, 0.001, agreeing)
     assert held and table.quality == 70
-    some = GridVote(8, (0, 0), 5, 8)  # agreement 4/7: the tiles must lean JPEG for a read
+    some = GridVote(8, (0, 0), 3, 8)  # agreement 2/7: the tiles must lean JPEG for a read
     assert _table_check_on(scorer, jpeg, 0.001, some) == (False, None)
 
 

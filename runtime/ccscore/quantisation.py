@@ -388,10 +388,9 @@ def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], floa
         scores = lattice_evidence(repaired, tables[:, None], zero=True) * mask[:blocks]
         return scores.sum(axis=(1, 2, 3)) / max(mask[:blocks].sum(), 1)
 
-    coarse = np.arange(COARSE_STEP // 2 + 1, 101, COARSE_STEP)
-    scores = evidence(coarse, COARSE_BLOCKS, COARSE_ROUNDS)
-    centre = int(coarse[int(np.argmax(scores))])
-    fine = np.arange(max(1, centre - COARSE_STEP + 1), min(100, centre + COARSE_STEP - 1) + 1)
+    scores = evidence(QUALITIES, COARSE_BLOCKS, COARSE_ROUNDS)
+    centre = int(QUALITIES[int(np.argmax(scores))])
+    fine = np.arange(max(1, centre - FINE_SPAN), min(100, centre + FINE_SPAN) + 1)
     scores = evidence(fine, MAX_CLIPPED_BLOCKS, REPAIR_ROUNDS)
     best = len(scores) - 1 - int(np.argmax(scores[::-1]))
     return int(fine[best]), float(scores[best]), frequencies
@@ -399,15 +398,18 @@ def fit_clipped(luma: np.ndarray, clip: np.ndarray) -> tuple[Optional[int], floa
 
 # Clipped blocks are read only when no unclipped block shows a lattice (art on white or black backgrounds):
 # at most this many, those with the most detail, with at most this many clipped pixels each (beyond, a block
-# could settle on any lattice), repaired in this many rounds per candidate quality, candidates first every
-# COARSE_STEP qualities (on fewer blocks, in fewer rounds), then every quality near the best.
+# could settle on any lattice), repaired in this many rounds per candidate quality: first every quality on the
+# COARSE_BLOCKS most detailed blocks in COARSE_ROUNDS rounds, then the qualities within FINE_SPAN of the best on
+# all. The true table's evidence is a sharp peak (its lattice alone holds): a coarse grid of qualities (every 5th)
+# missed it and settled on a table of about half its steps (q30 read 59, q66 83, q45 72), whose lattice holds the
+# true one's points too.
 MAX_CLIPPED_BLOCKS = 64
 MIN_CLIPPED_SUPPORT = 64  # clearly non-zero AC coefficients among them: fewer, and a near-flat page could fit
 MAX_CLIPPED_PIXELS = 24
 REPAIR_ROUNDS = 8
-COARSE_STEP = 5
-COARSE_BLOCKS = 32
-COARSE_ROUNDS = 4
+COARSE_BLOCKS = 12
+COARSE_ROUNDS = 3
+FINE_SPAN = 4
 
 
 def lattice_free(samples: list[np.ndarray], evidence: float) -> bool:
