@@ -443,7 +443,8 @@ class Scorer:
         # wrong: clean art, whose reads would cost more than its scoring).
         count = max(1, int((np.cumsum([t.shape[0] * t.shape[1] for t in own]) <= TABLE_PIXELS).sum()))
         table = estimate_luma_table(own[:FIRST_TABLE_TILES], offsets[:FIRST_TABLE_TILES], guessed)
-        if table.kind is None and count > FIRST_TABLE_TILES and not (guessed and table.lattice_free):
+        # (`kind` estimates every frequency's step: most of a read's cost, so asked last.)
+        if count > FIRST_TABLE_TILES and not (guessed and table.lattice_free) and table.kind is None:
             table = estimate_luma_table(own[:count], offsets[:count], guessed)
         return table
 
