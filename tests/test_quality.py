@@ -477,3 +477,16 @@ def test_unclipped_blocks_without_a_lattice_spare_the_clipped_repair(monkeypatch
     text[40:90:6, 20:100] = 0  # black lines on white: every textured block clips
     estimate_luma_table([decoded(jpeg_bytes(Image.fromarray(text), 60))], [(0, 0)], guessed=True)
     assert calls  # no unclipped support: the clipped blocks are read
+
+
+def test_a_jpeg_table_moves_every_other_labels_probability_to_jpeg():
+    """A JPEG lattice on the 8x8 grid is JPEG's trace, whatever label the tiles lean to: clean and other codecs
+    (a model with AVIF and JPEG XL labels called JPEG from some encoders AVIF) keep a tenth of their share."""
+    from ccscore.scorer import LATTICE_CLEAN_SHARE, lattice_checked
+
+    scores = {"clean": 0.3, "jpeg": 0.2, "webp": 0.1, "avif": 0.4}
+    checked = lattice_checked(scores)
+    for label in ("clean", "webp", "avif"):
+        assert checked[label] == pytest.approx(scores[label] * LATTICE_CLEAN_SHARE)
+    assert checked["jpeg"] == pytest.approx(0.2 + 0.8 * (1 - LATTICE_CLEAN_SHARE))
+    assert sum(checked.values()) == pytest.approx(1.0)

@@ -116,11 +116,15 @@ def output_problem(outputs: "TileOutputs") -> str:
 
 
 def lattice_checked(scores: dict[str, float]) -> dict[str, float]:
-    """An image's scores once the table check found its JPEG table (see LATTICE_EVIDENCE): P(clean) cut to
-    LATTICE_CLEAN_SHARE of itself, the rest moved to JPEG."""
+    """An image's scores once the table check found its JPEG table (see LATTICE_EVIDENCE): P(clean), and every
+    other codec's probability, cut to LATTICE_CLEAN_SHARE of itself, the rest moved to JPEG (a JPEG lattice on the
+    8x8 grid is JPEG's trace: with AVIF and JPEG XL labels, JPEG called AVIF fell from 53 to 38 of 2,640 on the
+    calibration set)."""
     checked = dict(scores)
-    checked[JPEG] += checked[CLEAN] * (1.0 - LATTICE_CLEAN_SHARE)
-    checked[CLEAN] *= LATTICE_CLEAN_SHARE
+    for label in checked:
+        if label != JPEG:
+            checked[JPEG] += checked[label] * (1.0 - LATTICE_CLEAN_SHARE)
+            checked[label] *= LATTICE_CLEAN_SHARE
     return checked
 
 
