@@ -8,7 +8,7 @@ import struct
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from ccscore.container import read_container, recompressed
 from ccscore import quantisation as q
@@ -490,3 +490,56 @@ def test_a_jpeg_table_moves_every_other_labels_probability_to_jpeg():
         assert checked[label] == pytest.approx(scores[label] * LATTICE_CLEAN_SHARE)
     assert checked["jpeg"] == pytest.approx(0.2 + 0.8 * (1 - LATTICE_CLEAN_SHARE))
     assert sum(checked.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="bundled model missing")
+def test_a_clean_pattern_repeated_on_the_grid_shows_no_table():
+    """A block repeated across the grid (checkerboards, stripes, dither: any period dividing 8) is one
+    observation: counted once per copy, its few coefficient values fit some IJG lattice by chance with a JPEG's
+    support (this checkerboard read q50 at 3.9 per coefficient on its voted grid; the stripes, whose white
+    columns clip, q76 at 0.66 at the origin). Clean, they hold no table wherever it is read; a JPEG of varied art
+    still does."""
+    from ccscore import Scorer
+    from ccscore.evidence import GridVote
+
+    scorer = Scorer(BUNDLED_MODEL)
+    yy, xx = np.mgrid[0:256, 0:256]
+    checks = np.where(((yy // 2 + xx // 2) % 2 == 0)[..., None], 153, 102).astype(np.uint8).repeat(3, axis=2)
+    stripes = np.where((xx % 4 == 0)[..., None], 255, 204).astype(np.uint8).repeat(3, axis=2)
+    agreeing, unvoted = GridVote(8, (0, 0), 4, 4), GridVote(8, None, 0, 0)
+    for pattern in (checks, stripes):
+        for vote in (agreeing, unvoted):
+            held, _ = _table_check_on(scorer, pattern, 0.1, vote)
+            assert not held
+    for offset in ((0, 0), (1, 1)):  # one distinct block, however many copies
+        table = q.estimate_luma_table([checks], [offset])
+        assert table.blocks == 1 and not table.found
+    jpeg = Image.open(io.BytesIO(jpeg_bytes(draw_art(21, (256, 256)), 70)))
+    held, table = _table_check_on(scorer, jpeg, 0.1, agreeing)
+    assert held and table.quality == 70
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="bundled model missing")
+def test_clean_art_with_saturated_strokes_shows_no_table_from_its_clipped_blocks():
+    """Pixels with a channel at 0 or 255 count as clipped, free to move in the repair; clean art drawn in pure
+    red or yellow is full of them, and flattening its blocks puts every coefficient on every lattice at zero,
+    where the coarsest tables win (this x8 pixel art with aliased strokes, whose 8x8 quadrants all agree, read
+    q1-8 at 1-2 per coefficient and was flagged JPEG). A JPEG of art on white, read on its clipped blocks, still
+    shows its table."""
+    from ccscore import Scorer
+    from ccscore.evidence import GridVote
+
+    rng = np.random.default_rng(13)
+    palette = rng.integers(40, 215, (6, 3)).astype(np.uint8)
+    art = Image.fromarray(np.repeat(np.repeat(palette[rng.integers(0, 6, (32, 32))], 8, 0), 8, 1))
+    draw = ImageDraw.Draw(art)
+    for _ in range(30):
+        draw.line([tuple(int(v) for v in rng.integers(0, 256, 2)) for _ in range(2)],
+                  fill=[(255, 0, 0), (255, 255, 0), (0, 0, 255), (255, 0, 255)][rng.integers(0, 4)], width=1)
+    pixels = np.asarray(art)
+    assert not q.estimate_luma_table([pixels], [(0, 0)]).found
+    scorer = Scorer(BUNDLED_MODEL)
+    held, _ = _table_check_on(scorer, art, 0.001, GridVote(8, (0, 0), 8, 8))
+    assert not held
+    luma, clip = clipped_jpeg_blocks(40)
+    assert q.fit_clipped(luma, clip)[0] == 40
