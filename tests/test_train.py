@@ -80,9 +80,9 @@ def test_unknown_quality_is_no_target():
     assert torch.isclose(loss, expected)
 
 
-def test_train_command_takes_a_leading_part_of_the_labels(splits, tmp_path):
+def test_train_command_takes_clean_and_some_codecs_in_order(splits, tmp_path):
     """`--labels clean,jpeg,webp` trains a three-label head on data without AVIF or JPEG XL; labels out of
-    order would shift every code, so they are refused."""
+    order, or without clean first, are refused."""
     from typer.testing import CliRunner
 
     from ccscore_export.cli import app
@@ -91,7 +91,10 @@ def test_train_command_takes_a_leading_part_of_the_labels(splits, tmp_path):
     runner = CliRunner()
     refused = runner.invoke(app, ["train", "--train", str(train_path), "--val", str(val_path), "--out",
                                   str(tmp_path / "bad"), "--labels", "clean,webp,jpeg", "--epochs", "1"])
-    assert refused.exit_code == 2 and "leading part" in refused.output
+    assert refused.exit_code == 2 and "must be clean and at least one of" in refused.output
+    no_clean = runner.invoke(app, ["train", "--train", str(train_path), "--val", str(val_path), "--out",
+                                   str(tmp_path / "bad"), "--labels", "jpeg,webp", "--epochs", "1"])
+    assert no_clean.exit_code == 2 and "must be clean and at least one of" in no_clean.output
     done = runner.invoke(app, ["train", "--train", str(train_path), "--val", str(val_path), "--out",
                                str(tmp_path / "run"), "--labels", "clean,jpeg,webp", "--epochs", "1"])
     assert done.exit_code == 0, done.output
@@ -117,5 +120,26 @@ def test_tiles_labelled_beyond_the_heads_labels_are_refused_before_training(spli
     refused = CliRunner().invoke(app, ["train", "--train", str(avif_path), "--val", str(val_path), "--out",
                                        str(tmp_path / "run"), "--labels", "clean,jpeg,webp", "--epochs", "1"])
     assert refused.exit_code == 2, refused.output
-    assert "2 tiles have labels beyond the head's clean,jpeg,webp (codes [3])" in refused.output
+    assert "2 tiles are labelled avif, which the head (clean,jpeg,webp) does not have" in refused.output
+
+
+def test_a_head_without_avif_learns_jpeg_xl_tiles_under_its_own_index(splits, tmp_path):
+    """`--labels clean,jpeg,webp,jxl`: JPEG XL tiles (code 4 in tile sets) are the head's class 3, not an index
+    past its end; the checkpoint names its labels."""
+    from ccscore_export.labels import LABELS
+    from ccscore_export.model import ArtifactDetector, DetectorConfig
+    from ccscore_export.train import load_split
+
+    train_path, _ = splits
+    with np.load(train_path) as data:
+        arrays = dict(data)
+    arrays["label"] = arrays["label"].copy()
+    arrays["label"][-3:] = LABELS.index("jxl")
+    jxl_path = tmp_path / "with-jxl.npz"
+    np.savez(jxl_path, **arrays)
+    labels = ("clean", "jpeg", "webp", "jxl")
+    model = ArtifactDetector(DetectorConfig(labels=labels))
+    split = load_split(jxl_path, model.encoder, tmp_path / "cache", labels)
+    assert split["label"][-3:].tolist() == [3, 3, 3]
+    assert np.array_equal(split["label"][:-3], arrays["label"][:-3])  # clean, jpeg, webp keep their codes
     assert not list((tmp_path / "run").glob("cache/features-*"))

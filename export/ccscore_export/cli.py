@@ -43,8 +43,8 @@ def train(
     chroma: bool = typer.Option(False, "--chroma/--no-chroma",
                                 help="Add the fixed chroma-subsampling feature block to the encoder."),
     labels: Optional[str] = typer.Option(
-        None, help="The head's labels, comma-separated, a leading part of the full list (clean,jpeg,webp,avif,jxl); "
-                   "default: all. E.g. clean,jpeg,webp for data without AVIF or JPEG XL."),
+        None, help="The head's labels, comma-separated: clean first, then any of jpeg,webp,avif,jxl (in that "
+                   "order); default: all. E.g. clean,jpeg,webp for data without AVIF or JPEG XL."),
 ) -> None:
     """Trains the detector head (the encoder is fixed) with a seeded, resumable recipe."""
     from .labels import LABELS
@@ -54,8 +54,9 @@ def train(
     head_labels = LABELS
     if labels is not None:
         head_labels = tuple(v.strip() for v in labels.split(","))
-        if head_labels != LABELS[: len(head_labels)] or len(head_labels) < 2:
-            typer.echo(f"error: --labels must be a leading part of {','.join(LABELS)} (codes are positions), "
+        if head_labels != tuple(name for name in LABELS if name in head_labels) or head_labels[0] != LABELS[0] \
+                or len(head_labels) < 2:
+            typer.echo(f"error: --labels must be clean and at least one of {','.join(LABELS[1:])}, in that order, "
                        f"got {labels}", err=True)
             raise typer.Exit(2)
     config = None

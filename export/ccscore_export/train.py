@@ -70,13 +70,20 @@ def encode_tiles(encoder: ArtifactEncoder, tiles: np.ndarray, batch: int = 128, 
 
 def load_split(path: Path, encoder: ArtifactEncoder, cache_dir: Path,
                labels: tuple[str, ...] = LABELS) -> dict[str, np.ndarray]:
-    """Loads a tile set and its encoder features, cached by file content and encoder configuration. Every
-    tile's label must be one of `labels` (the head's): checked before the features are computed."""
+    """Loads a tile set and its encoder features, cached by file content and encoder configuration. Tile labels
+    are codes into LABELS; they come back as the head's class indices (`labels`: the head's label names, clean
+    first; e.g. clean,jpeg,webp,jxl leaves AVIF out). Every tile's label must be one of the head's: checked
+    before the features are computed."""
     data = dict(np.load(path, allow_pickle=False))
-    outside = data["label"] >= len(labels)
+    head_index = np.array([labels.index(name) if name in labels else -1 for name in LABELS])
+    codes = data["label"]
+    outside = (codes < 0) | (codes >= len(LABELS))
+    outside[~outside] = head_index[codes[~outside]] < 0
     if outside.any():
-        raise ValueError(f"{path}: {int(outside.sum())} tiles have labels beyond the head's {','.join(labels)} "
-                         f"(codes {sorted(set(data['label'][outside].tolist()))}); train with more --labels")
+        names = sorted({LABELS[c] if 0 <= c < len(LABELS) else str(c) for c in codes[outside].tolist()})
+        raise ValueError(f"{path}: {int(outside.sum())} tiles are labelled {','.join(names)}, which the head "
+                         f"({','.join(labels)}) does not have; train with those --labels, or merge without them")
+    data["label"] = head_index[codes]
     key = hashlib.sha1((_file_digest(path) + json.dumps(encoder.config.__dict__, default=list)).encode()).hexdigest()[:16]
     cache = cache_dir / f"features-{path.stem}-{key}.npy"
     if cache.exists():
