@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The 0.7.2 candidate (labels avif and jxl on 0.6.2's data): measured in the model card, NOT shipped (see there).
+# The 0.7.2 candidate (labels avif and jxl on 0.6.2's data), and with VARIANT=jxl the 0.7.3 candidate (label jxl
+# alone, AVIF tiles left out too): measured in the model card, NOT shipped (see there).
 # Needs the tiles of both other recipes: data/train-v62.npz, data/val-v62.npz (export/recipes/default.sh) and
 # data/train-v7-codecs.npz, data/val-v7-codecs.npz (export/recipes/candidate-0.7.0-codecs.sh: AVIF, JPEG XL,
 # resized damage and resampled clean negatives). On 2 CPU cores: merge ~1 min, features + training ~5 min,
@@ -7,24 +8,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 version=${VERSION:-0.7.2}
+run=v72 labels=clean,jpeg,webp,avif,jxl leave_out=resized_from periods=jpeg=8,webp=4,avif=4,jxl=8
 summary="v0.6.2's training tiles (see the 0.6.2 recipe) plus issue #12's AVIF (Pillow/imagecodecs libavif, speeds \
 4-10, 4:2:0 and 4:4:4) and JPEG XL (imagecodecs libjxl, distance 0.5-4, efforts 1-8) tiles and their resampled clean \
 negatives; JPEG and WebP resized after compression left out"
+if [ "${VARIANT:-}" = jxl ]; then
+    version=${VERSION:-0.7.3}
+    run=v73 labels=clean,jpeg,webp,jxl leave_out=resized_from,avif periods=jpeg=8,webp=4,jxl=8
+    summary="v0.6.2's training tiles (see the 0.6.2 recipe) plus issue #12's JPEG XL tiles (imagecodecs libjxl, \
+distance 0.5-4, efforts 1-8) and resampled clean negatives; AVIF, and JPEG and WebP resized after compression, left out"
+fi
 
 # JPEG and WebP resized after compression are left out: the encoder's fixed-grid statistics cannot see them, and
 # as positives they teach the head to flag resampled clean art (the 0.7.0 candidate's lesson).
-ccscore-export build-data --merge data/train-v62.npz data/train-v7-codecs.npz --leave-out resized_from \
-    --out data/train-v72.npz
-ccscore-export build-data --merge data/val-v62.npz data/val-v7-codecs.npz --leave-out resized_from --out data/val-v72.npz
-ccscore-export train --train data/train-v72.npz --val data/val-v72.npz --out runs/v72 --epochs 80 --seed 0 \
-    --frequencies 0,1,3,5,7 --frequencies all --chroma --labels clean,jpeg,webp,avif,jxl --training-data "$summary"
-ccscore-export export runs/v72/best.pt --output runs/v72/candidate.onnx --validation-data data/val-v72.npz \
+ccscore-export build-data --merge data/train-v62.npz data/train-v7-codecs.npz --leave-out "$leave_out" \
+    --out "data/train-$run.npz"
+ccscore-export build-data --merge data/val-v62.npz data/val-v7-codecs.npz --leave-out "$leave_out" --out "data/val-$run.npz"
+ccscore-export train --train "data/train-$run.npz" --val "data/val-$run.npz" --out "runs/$run" --epochs 80 --seed 0 \
+    --frequencies 0,1,3,5,7 --frequencies all --chroma --labels "$labels" --training-data "$summary"
+ccscore-export export "runs/$run/best.pt" --output "runs/$run/candidate.onnx" --validation-data "data/val-$run.npz" \
     --version "$version"
-ccscore-export calibrate runs/v72/candidate.onnx --cal-set data/eval-wild-cal --periods jpeg=8,webp=4,avif=4,jxl=8 \
-    --json runs/v72/grid-gate.json
-ccscore-export export runs/v72/best.pt --output runs/v72/gated.onnx --validation-data data/val-v72.npz \
-    --version "$version" --grid-gate runs/v72/grid-gate.json
-python benchmarks/accuracy.py --model runs/v72/gated.onnx --eval-set data/eval-wild-cal --workers 2 \
-    --json runs/v72/eval-wild-cal.json
-python benchmarks/accuracy.py --model runs/v72/gated.onnx --eval-set data/eval-wild --real-lossy data/real-lossy \
-    --workers 2 --json runs/v72/eval-wild.json
+ccscore-export calibrate "runs/$run/candidate.onnx" --cal-set data/eval-wild-cal --periods "$periods" \
+    --json "runs/$run/grid-gate.json"
+ccscore-export export "runs/$run/best.pt" --output "runs/$run/gated.onnx" --validation-data "data/val-$run.npz" \
+    --version "$version" --grid-gate "runs/$run/grid-gate.json"
+python benchmarks/accuracy.py --model "runs/$run/gated.onnx" --eval-set data/eval-wild-cal --workers 2 \
+    --json "runs/$run/eval-wild-cal.json"
+python benchmarks/accuracy.py --model "runs/$run/gated.onnx" --eval-set data/eval-wild --real-lossy data/real-lossy \
+    --workers 2 --json "runs/$run/eval-wild.json"
