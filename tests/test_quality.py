@@ -440,7 +440,7 @@ def _table_check_on(scorer, image, p_jpeg: float, vote: "GridVote"):
 def test_the_table_check_reads_at_the_origin_where_quadrants_disagree_and_where_they_agree_whatever_the_tiles():
     """Quadrants that vote but disagree (every textured block of text on white clips, so no phase wins) leave no
     grid to read on: the table is read at the origin, where a JPEG saved whole has it. Where quadrants agree well
-    (LATTICE_STRONG_AGREEMENT), the table is read on their grid even when the tiles do not lean JPEG."""
+    (LATTICE_AGREEMENT_ANY_LEAN), the table is read on their grid even when the tiles do not lean JPEG."""
     from ccscore import Scorer
     from ccscore.evidence import GridVote
 

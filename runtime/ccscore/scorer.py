@@ -41,7 +41,7 @@ TABLE_PIXELS = 1 << 20  # at most this many pixels of tiles are read for a JPEG'
 LATTICE_MIN_JPEG_P = 0.05
 # ...or, whatever the tiles lean to, where the 8x8 quadrants agree this much (clean art agrees 0.2-0.3 on average,
 # JPEG about 0.96): on both evaluation sets about 1% of images, clean ones showing a lattice of at most 0.05.
-LATTICE_STRONG_AGREEMENT = 0.4
+LATTICE_AGREEMENT_ANY_LEAN = 0.4
 LATTICE_MIN_AGREEMENT = 0.2
 LATTICE_EVIDENCE = 0.3
 # Read at the origin (no agreeing grid vote), over at least this many AC frequencies (TableEstimate.frequencies_seen):
@@ -378,11 +378,12 @@ class Scorer:
         its JPEG table shows as a lattice, the table read from `tiles`, every tile chosen, where it was read on the
         image's 8x8 grid vote or holds; else None). It does not depend on the gate or the threshold.
 
-        Read only where the tiles lean JPEG before the gate or the 8x8 quadrants agree strongly: at the 8x8
-        grid's modal phase when enough quadrants vote with some agreement; else at the image's origin, where a
-        JPEG saved whole has its grid (too few quadrants vote in small images and single textured patches; they
-        disagree where every textured block clips, as text on white does). The origin being a guess, and one smooth tile all there may be, the
-        lattice must then span LATTICE_MIN_FREQUENCIES."""
+        Read only where the tiles lean JPEG before the gate, or the 8x8 quadrants agree well
+        (LATTICE_AGREEMENT_ANY_LEAN): at the 8x8 grid's modal phase when enough quadrants vote with some agreement;
+        else at the image's origin, where a JPEG saved whole has its grid (too few quadrants vote in small images
+        and single textured patches; they disagree where every textured block clips, as text on white does). The
+        origin being a guess, and one smooth tile all there may be, the lattice must then span
+        LATTICE_MIN_FREQUENCIES."""
         if JPEG not in self.labels or CLEAN not in self.labels or evidence is None or evidence.word == "none" \
                 or not len(outputs):
             return False, None
@@ -390,7 +391,7 @@ class Scorer:
         on_grid = vote is not None and vote.voting >= MIN_VOTES and vote.agreement >= LATTICE_MIN_AGREEMENT
         head = aggregate(outputs.probs, self.aggregation, self.labels.index(CLEAN))
         if float(head[self.labels.index(JPEG)]) < LATTICE_MIN_JPEG_P and not (
-                on_grid and vote.agreement >= LATTICE_STRONG_AGREEMENT):
+                on_grid and vote.agreement >= LATTICE_AGREEMENT_ANY_LEAN):
             return False, None
         table = self.jpeg_table(tiles, vote.offset if on_grid else (0, 0), guessed=not on_grid)
         held = table is not None and table.quality is not None and table.evidence >= LATTICE_EVIDENCE and (
