@@ -445,3 +445,5 @@ def test_merge_leaves_out_tiles_by_a_word_of_their_kind(tmp_path):
     m = np.load(tmp_path / "m.npz")
     assert list(m["kind"]) == ["jpeg:pillow", "clean:resampled", "avif:pillow:s6:420"]
     assert list(m["label"]) == [1, 0, 3] and np.array_equal(m["tiles"][0], np.load(tmp_path / "a.npz")["tiles"][1])
+    with pytest.raises(SystemExit):  # --leave-out means nothing without --merge: refused, not ignored
+        build_main(["--leave-out", "resized_from", "--out", str(tmp_path / "x.npz")])

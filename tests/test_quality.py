@@ -276,11 +276,11 @@ def test_a_resized_jpeg_and_a_clean_image_have_no_table():
 
 def test_a_jpeg_table_in_the_pixels_overrules_a_gate_that_saw_too_little_grid():
     """High-quality JPEG (q95-98) often shows too little grid agreement for the gate, yet its table shows as a
-    lattice: the image is then JPEG, with P(clean) cut to LATTICE_CLEAN_SHARE. Clean art and a JPEG resized
+    lattice: the image is then JPEG, with P(clean) cut to LATTICE_KEPT_SHARE. Clean art and a JPEG resized
     afterwards show no lattice and stay as the gate said. (A gate that lets no JPEG through stands in for one
     that found too little agreement.)"""
     from ccscore import Scorer
-    from ccscore.scorer import LATTICE_CLEAN_SHARE, LATTICE_EVIDENCE, GridGate
+    from ccscore.scorer import LATTICE_KEPT_SHARE, LATTICE_EVIDENCE, GridGate
 
     scorer = Scorer(BUNDLED_MODEL)
     gate = scorer.grid_gate
@@ -295,7 +295,7 @@ def test_a_jpeg_table_in_the_pixels_overrules_a_gate_that_saw_too_little_grid():
     strict = {name: scorer.score(im) for name, im in images.items()}
     for name in ("jpeg q95", "jpeg q85"):
         assert strict[name].label == "jpeg", name
-        assert strict[name].scores["clean"] <= LATTICE_CLEAN_SHARE + 1e-9, name
+        assert strict[name].scores["clean"] <= LATTICE_KEPT_SHARE + 1e-9, name
         assert strict[name].quality_source == "table" and strict[name].quality == int(name[-2:]), name
         # --details shows what the label stands on, even where the lattice is too weak to name a table's kind
         assert strict[name].details()["table_evidence"] >= LATTICE_EVIDENCE, name
@@ -311,7 +311,7 @@ def test_the_table_check_gives_the_same_scores_at_every_threshold():
     threshold would. (A gate centered on the image's own 8x8 agreement halves its P(jpeg): P(clean) between 0.3
     and 0.7 before the table check, JPEG at T 0.3, clean at T 0.7.)"""
     from ccscore import Scorer
-    from ccscore.scorer import LATTICE_CLEAN_SHARE, GridGate, decide
+    from ccscore.scorer import LATTICE_KEPT_SHARE, GridGate, decide
 
     scorer = Scorer(BUNDLED_MODEL)
     image = Image.open(io.BytesIO(jpeg_bytes(draw_art(12, (512, 384)), 95)))
@@ -323,7 +323,7 @@ def test_the_table_check_gives_the_same_scores_at_every_threshold():
         scorer.threshold = threshold
         by_threshold[threshold] = scorer.score(image)
     first = by_threshold[0.3].scores
-    assert first["clean"] <= LATTICE_CLEAN_SHARE  # the lattice held: P(clean) was cut
+    assert first["clean"] <= LATTICE_KEPT_SHARE  # the lattice held: P(clean) was cut
     for threshold, result in by_threshold.items():
         assert result.scores == pytest.approx(first, abs=1e-9), threshold
         assert result.label == decide(first, threshold) == "jpeg", threshold
@@ -482,13 +482,13 @@ def test_unclipped_blocks_without_a_lattice_spare_the_clipped_repair(monkeypatch
 def test_a_jpeg_table_moves_every_other_labels_probability_to_jpeg():
     """A JPEG lattice on the 8x8 grid is JPEG's trace, whatever label the tiles lean to: clean and other codecs
     (a model with AVIF and JPEG XL labels called JPEG from some encoders AVIF) keep a tenth of their share."""
-    from ccscore.scorer import LATTICE_CLEAN_SHARE, lattice_checked
+    from ccscore.scorer import LATTICE_KEPT_SHARE, lattice_checked
 
     scores = {"clean": 0.3, "jpeg": 0.2, "webp": 0.1, "avif": 0.4}
     checked = lattice_checked(scores)
     for label in ("clean", "webp", "avif"):
-        assert checked[label] == pytest.approx(scores[label] * LATTICE_CLEAN_SHARE)
-    assert checked["jpeg"] == pytest.approx(0.2 + 0.8 * (1 - LATTICE_CLEAN_SHARE))
+        assert checked[label] == pytest.approx(scores[label] * LATTICE_KEPT_SHARE)
+    assert checked["jpeg"] == pytest.approx(0.2 + 0.8 * (1 - LATTICE_KEPT_SHARE))
     assert sum(checked.values()) == pytest.approx(1.0)
 
 
@@ -543,3 +543,32 @@ def test_clean_art_with_saturated_strokes_shows_no_table_from_its_clipped_blocks
     assert not held
     luma, clip = clipped_jpeg_blocks(40)
     assert q.fit_clipped(luma, clip)[0] == 40
+
+
+def test_a_read_of_tiles_without_a_whole_block_is_empty():
+    """Tiles under 8 px, or offsets that leave no whole 8x8 block, give an empty read, not an error."""
+    for tile, offset in ((np.zeros((5, 5, 3), np.uint8), (0, 0)), (np.full((12, 12, 3), 90, np.uint8), (7, 7))):
+        table = estimate_luma_table([tile], [offset])
+        assert table.blocks == 0 and table.quality is None and not table.found
+
+
+def test_a_guessed_read_that_shows_no_lattice_reads_no_more_tiles(monkeypatch):
+    """At a guessed grid, the first tiles' unclipped blocks showing no lattice at all end the read (clean art:
+    no table elsewhere either, and more tiles would cost more than the image's scoring); on a voted grid the
+    other tiles are still read (their table may show where the first tiles' did not)."""
+    from ccscore import scorer as scoring
+    from ccscore.scorer import FIRST_TABLE_TILES, Scorer
+    from ccscore.tiling import Tiles
+
+    rng = np.random.default_rng(3)
+    pixels = np.clip(rng.normal(128, 30, (4, 128, 128, 3)), 1, 254).astype(np.uint8)
+    tiles = Tiles(pixels, [(128 * k, 0, 128 * k + 128, 128) for k in range(4)])
+    reads = []
+    original = scoring.estimate_luma_table
+    monkeypatch.setattr(scoring, "estimate_luma_table",
+                        lambda own, offsets, guessed=False: reads.append(len(own)) or original(own, offsets, guessed))
+    assert Scorer.jpeg_table(tiles, (0, 0), guessed=True).lattice_free
+    assert reads == [FIRST_TABLE_TILES]
+    reads.clear()
+    Scorer.jpeg_table(tiles, (0, 0))
+    assert reads == [FIRST_TABLE_TILES, 4]

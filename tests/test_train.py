@@ -121,11 +121,12 @@ def test_tiles_labelled_beyond_the_heads_labels_are_refused_before_training(spli
                                        str(tmp_path / "run"), "--labels", "clean,jpeg,webp", "--epochs", "1"])
     assert refused.exit_code == 2, refused.output
     assert "2 tiles are labelled avif, which the head (clean,jpeg,webp) does not have" in refused.output
+    assert not list((tmp_path / "run").glob("cache/features-*"))
 
 
 def test_a_head_without_avif_learns_jpeg_xl_tiles_under_its_own_index(splits, tmp_path):
     """`--labels clean,jpeg,webp,jxl`: JPEG XL tiles (code 4 in tile sets) are the head's class 3, not an index
-    past its end; the checkpoint names its labels."""
+    past its end."""
     from ccscore_export.labels import LABELS
     from ccscore_export.model import ArtifactDetector, DetectorConfig
     from ccscore_export.train import load_split
@@ -142,4 +143,3 @@ def test_a_head_without_avif_learns_jpeg_xl_tiles_under_its_own_index(splits, tm
     split = load_split(jxl_path, model.encoder, tmp_path / "cache", labels)
     assert split["label"][-3:].tolist() == [3, 3, 3]
     assert np.array_equal(split["label"][:-3], arrays["label"][:-3])  # clean, jpeg, webp keep their codes
-    assert not list((tmp_path / "run").glob("cache/features-*"))

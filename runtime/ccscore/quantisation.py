@@ -186,6 +186,8 @@ def rgb_blocks(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) 
     if not blocks:
         return np.zeros((0, 8, 8, 3), np.float32), np.zeros((0, 8, 8), np.int8)
     pixels, clips = np.concatenate(blocks), np.concatenate(clips)
+    if not len(pixels):  # tiles too small, or offsets too far in, for one whole block
+        return np.zeros((0, 8, 8, 3), np.float32), clips
     # Each block's 192 bytes as one opaque value (clip flags follow from the pixels): sorted ~30x faster than rows.
     keys = np.ascontiguousarray(pixels.reshape(len(pixels), -1)).view(np.dtype((np.void, 8 * 8 * 3)))
     first = np.sort(np.unique(keys.ravel(), return_index=True)[1])
@@ -446,7 +448,7 @@ def estimate_luma_table(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int
     where a grid vote found blocks; see LATTICE_FREE_SUPPORT)."""
     rgb, clip = rgb_blocks(tiles, offsets)
     luma = rgb @ YCBCR[0]
-    unclipped = ~(clip != 0).reshape(len(clip), -1).any(axis=1)
+    unclipped = ~(clip != 0).reshape(len(clip), 64).any(axis=1)
     samples = nonzero_samples(dct_blocks(luma[unclipped]).reshape(-1, 64))
     quality, evidence = fit_ijg_lattice(samples)
     clipped_frequencies = None

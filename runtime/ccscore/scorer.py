@@ -37,7 +37,8 @@ TABLE_PIXELS = 1 << 20  # at most this many pixels of tiles are read for a JPEG'
 # (P(jpeg) before the gate), on the 8x8 grid where its quadrants agree, else at the image's origin, whatever the
 # gate and the threshold then say (see Scorer.table_check); it must show a lattice of
 # LATTICE_EVIDENCE per coefficient (quantisation.fit_ijg_lattice; IJG tables >= 0.5, JPEG q95-98 0.26-1.1,
-# clean art at most 0.22 on eval-wild-cal). The image's P(clean) is then cut to LATTICE_CLEAN_SHARE of itself.
+# clean art at most 0.22 on eval-wild-cal). The image's P(clean), and every other codec's probability, is then
+# cut to LATTICE_KEPT_SHARE of itself, the rest moved to JPEG.
 LATTICE_MIN_JPEG_P = 0.05
 # ...or, whatever the tiles lean to, where the 8x8 quadrants agree this much (clean art agrees 0.2-0.3 on average,
 # JPEG about 0.96): on both evaluation sets about 1% of images, clean ones showing a lattice of at most 0.05.
@@ -47,7 +48,7 @@ LATTICE_EVIDENCE = 0.3
 # Read at the origin (no agreeing grid vote), over at least this many AC frequencies (TableEstimate.frequencies_seen):
 # a smooth gradient's one or two repeated coefficients fit a lattice too (a clean 74x71 sky crop: 0.78).
 LATTICE_MIN_FREQUENCIES = 4
-LATTICE_CLEAN_SHARE = 0.1
+LATTICE_KEPT_SHARE = 0.1
 # How far a tile's probabilities may sum from 1 (float16 graphs round to ~1e-3) before they count as invalid.
 PROB_SUM_TOLERANCE = 1e-2
 # An image's scores from its tiles' outputs, and the grid evidence they stand on (see Scorer.judge).
@@ -117,14 +118,14 @@ def output_problem(outputs: "TileOutputs") -> str:
 
 def lattice_checked(scores: dict[str, float]) -> dict[str, float]:
     """An image's scores once the table check found its JPEG table (see LATTICE_EVIDENCE): P(clean), and every
-    other codec's probability, cut to LATTICE_CLEAN_SHARE of itself, the rest moved to JPEG (a JPEG lattice on the
+    other codec's probability, cut to LATTICE_KEPT_SHARE of itself, the rest moved to JPEG (a JPEG lattice on the
     8x8 grid is JPEG's trace: with AVIF and JPEG XL labels, JPEG called AVIF fell from 53 to 38 of 2,640 on the
     calibration set)."""
     checked = dict(scores)
     for label in checked:
         if label != JPEG:
-            checked[JPEG] += checked[label] * (1.0 - LATTICE_CLEAN_SHARE)
-            checked[label] *= LATTICE_CLEAN_SHARE
+            checked[JPEG] += checked[label] * (1.0 - LATTICE_KEPT_SHARE)
+            checked[label] *= LATTICE_KEPT_SHARE
     return checked
 
 

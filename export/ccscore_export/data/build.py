@@ -500,8 +500,8 @@ def add_chroma_twins(source: Path, out: Path, count: int, seed: int = 0) -> int:
 
 def merge_tile_sets(parts: list[Path], out: Path, leave_out: tuple[str, ...] = ()) -> int:
     """Writes the tiles of every set in `parts` to one .npz, less those whose kind has a word starting with one
-    of `leave_out` (e.g. "resized_from": jpeg:pillow:resized_from_q64:x2.00); image ids are offset per part, so tiles of different images never share one.
-    Returns the tile count."""
+    of `leave_out` (e.g. "resized_from": jpeg:pillow:resized_from_q64:x2.00); image ids are offset per part, so
+    tiles of different images never share one. Returns the tile count."""
     merged: dict[str, list[np.ndarray]] = {}
     offset = 0
     for part in parts:
@@ -558,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --eval-from: build only these kinds into the existing evaluation folder --out, "
                              "appending to its manifest.csv (kinds it already lists are refused)")
     args = parser.parse_args(argv)
+    if args.leave_out and not args.merge:
+        parser.error("--leave-out needs --merge NPZ ...")
     if args.kinds is not None and args.eval_from is None:
         parser.error("--kinds needs --eval-from CLEAN_DIR (and the existing set as --out)")
     if args.merge:
