@@ -459,23 +459,23 @@ def test_the_table_check_reads_at_the_origin_where_quadrants_disagree_and_where_
 
 
 def test_unclipped_blocks_without_a_lattice_spare_the_clipped_repair(monkeypatch):
-    """Read at a guessed grid (the table check's origin read), clean art with ample unclipped detail shows no
+    """Read as a long shot (e.g. the table check's origin read), clean art with ample unclipped detail shows no
     lattice (evidence <= 0): its clipped blocks are not repaired for one (the repair is most of a table read's
-    cost). Art clipped nearly everywhere still is, and a voted grid's clipped blocks always are."""
+    cost). Art clipped nearly everywhere still is, and other reads' clipped blocks always are."""
     rng = np.random.default_rng(5)
     noisy = np.clip(rng.normal(128, 30, (128, 128, 3)), 0, 255).astype(np.uint8)
     noisy[::16, ::16] = 255  # a clipped pixel in every fourth block
     calls = []
     original = q.fit_clipped
     monkeypatch.setattr(q, "fit_clipped", lambda luma, clip: calls.append(len(luma)) or original(luma, clip))
-    table = estimate_luma_table([noisy], [(0, 0)], guessed=True)
+    table = estimate_luma_table([noisy], [(0, 0)], long_shot=True)
     assert table.lattice_free and table.kind is None and calls == []
     estimate_luma_table([noisy], [(0, 0)])
     assert len(calls) == 1
     calls.clear()
     text = np.full((128, 128, 3), 255, np.uint8)
     text[40:90:6, 20:100] = 0  # black lines on white: every textured block clips
-    estimate_luma_table([decoded(jpeg_bytes(Image.fromarray(text), 60))], [(0, 0)], guessed=True)
+    estimate_luma_table([decoded(jpeg_bytes(Image.fromarray(text), 60))], [(0, 0)], long_shot=True)
     assert calls  # no unclipped support: the clipped blocks are read
 
 
@@ -552,10 +552,10 @@ def test_a_read_of_tiles_without_a_whole_block_is_empty():
         assert table.blocks == 0 and table.quality is None and not table.found
 
 
-def test_a_guessed_read_that_shows_no_lattice_reads_no_more_tiles(monkeypatch):
-    """At a guessed grid, the first tiles' unclipped blocks showing no lattice at all end the read (clean art:
-    no table elsewhere either, and more tiles would cost more than the image's scoring); on a voted grid the
-    other tiles are still read (their table may show where the first tiles' did not)."""
+def test_a_long_shot_read_that_shows_no_lattice_reads_no_more_tiles(monkeypatch):
+    """For a long shot (e.g. at a guessed origin), the first tiles' unclipped blocks showing no lattice at all
+    end the read (clean art: no table elsewhere either, and more tiles would cost more than the image's scoring);
+    otherwise the other tiles are still read (their table may show where the first tiles' did not)."""
     from ccscore import scorer as scoring
     from ccscore.scorer import FIRST_TABLE_TILES, Scorer
     from ccscore.tiling import Tiles
@@ -566,9 +566,36 @@ def test_a_guessed_read_that_shows_no_lattice_reads_no_more_tiles(monkeypatch):
     reads = []
     original = scoring.estimate_luma_table
     monkeypatch.setattr(scoring, "estimate_luma_table",
-                        lambda own, offsets, guessed=False: reads.append(len(own)) or original(own, offsets, guessed))
-    assert Scorer.jpeg_table(tiles, (0, 0), guessed=True).lattice_free
+                        lambda own, offsets, long_shot=False: reads.append(len(own))
+                        or original(own, offsets, long_shot))
+    assert Scorer.jpeg_table(tiles, (0, 0), long_shot=True).lattice_free
     assert reads == [FIRST_TABLE_TILES]
     reads.clear()
     Scorer.jpeg_table(tiles, (0, 0))
     assert reads == [FIRST_TABLE_TILES, 4]
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="bundled model missing")
+def test_a_read_where_the_tiles_do_not_lean_jpeg_reads_only_the_first_tiles(monkeypatch):
+    """Quadrants that agree well get a read whatever the tiles lean, but where they do not lean JPEG it is a long
+    shot (pixel art agrees on every grid): the first tiles alone, read economically (pixel art's reads cost 5x less);
+    where they lean JPEG, the other tiles are read too when the first show no table."""
+    from ccscore import Scorer
+    from ccscore import scorer as scoring
+    from ccscore.evidence import GridVote
+    from ccscore.scorer import FIRST_TABLE_TILES
+
+    scorer = Scorer(BUNDLED_MODEL)
+    art = draw_art(22, (512, 384))
+    assert len(scorer.tile(art)[0].boxes) > FIRST_TABLE_TILES
+    reads = []
+    original = scoring.estimate_luma_table
+    monkeypatch.setattr(scoring, "estimate_luma_table",
+                        lambda own, offsets, long_shot=False: reads.append((len(own), long_shot))
+                        or original(own, offsets, long_shot))
+    agreeing = GridVote(8, (0, 0), 8, 8)
+    assert _table_check_on(scorer, art, 0.001, agreeing)[0] is False
+    assert reads == [(FIRST_TABLE_TILES, True)]
+    reads.clear()
+    assert _table_check_on(scorer, art, 0.2, agreeing)[0] is False
+    assert reads[0] == (FIRST_TABLE_TILES, False) and len(reads) == 2 and reads[1][0] > FIRST_TABLE_TILES

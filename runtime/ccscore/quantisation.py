@@ -101,9 +101,10 @@ MAX_STEP = 255
 # score about 0, IJG JPEGs 1.5-3 (measured on eval-wild-cal).
 MIN_EVIDENCE = 0.5
 # Clearly non-zero coefficients in unclipped blocks that, showing no lattice coarser than a step of 1 (evidence
-# <= 0: clean art reads about -0.04), settle that a grid guessed (not voted) has no table: clipped blocks are then
-# not repaired, nor more tiles read, for one (on clean art that is most of a table read's cost). On a voted grid
-# they still are: there a JPEG's unclipped blocks may read that low (smooth art, noisy coefficients).
+# <= 0: clean art reads about -0.04), settle that a long-shot read (at a guessed grid, or where the tiles do not
+# lean JPEG) has no table: clipped blocks are then not repaired, nor more tiles read, for one (on clean art that is
+# most of a table read's cost). Otherwise they still are: a JPEG's unclipped blocks may read that low (smooth art,
+# noisy coefficients).
 LATTICE_FREE_SUPPORT = 256
 # Steps of its own a table needs before it counts as a custom table.
 MIN_CUSTOM_STEPS = 5
@@ -443,9 +444,9 @@ def lattice_free(samples: list[np.ndarray], evidence: float) -> bool:
 
 
 def estimate_luma_table(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]],
-                        guessed: bool = False) -> TableEstimate:
-    """RGB uint8 tiles and the (row, column) where each tile's first whole 8x8 block starts (`guessed`: not
-    where a grid vote found blocks; see LATTICE_FREE_SUPPORT)."""
+                        long_shot: bool = False) -> TableEstimate:
+    """RGB uint8 tiles and the (row, column) where each tile's first whole 8x8 block starts (`long_shot`: a read
+    that will most likely find nothing; see LATTICE_FREE_SUPPORT)."""
     rgb, clip = rgb_blocks(tiles, offsets)
     luma = rgb @ YCBCR[0]
     unclipped = ~(clip != 0).reshape(len(clip), 64).any(axis=1)
@@ -453,7 +454,7 @@ def estimate_luma_table(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int
     quality, evidence = fit_ijg_lattice(samples)
     clipped_frequencies = None
     if (quality is None or evidence < MIN_EVIDENCE) and not unclipped.all() and not (
-            guessed and lattice_free(samples, evidence)):
+            long_shot and lattice_free(samples, evidence)):
         quality, evidence, clipped_frequencies = fit_clipped(luma, clip)
     return TableEstimate(samples, int(unclipped.sum()), quality, evidence, rgb[unclipped], clipped_frequencies)
 

@@ -391,10 +391,12 @@ class Scorer:
         vote = evidence.grids.get(JPEG_GRID)
         on_grid = vote is not None and vote.voting >= MIN_VOTES and vote.agreement >= LATTICE_MIN_AGREEMENT
         head = aggregate(outputs.probs, self.aggregation, self.labels.index(CLEAN))
-        if float(head[self.labels.index(JPEG)]) < LATTICE_MIN_JPEG_P and not (
-                on_grid and vote.agreement >= LATTICE_AGREEMENT_ANY_LEAN):
+        leaning = float(head[self.labels.index(JPEG)]) >= LATTICE_MIN_JPEG_P
+        if not leaning and not (on_grid and vote.agreement >= LATTICE_AGREEMENT_ANY_LEAN):
             return False, None
-        table = self.jpeg_table(tiles, vote.offset if on_grid else (0, 0), guessed=not on_grid)
+        if not leaning:  # a long shot (pixel art agrees on every grid): the first tiles alone, read economically
+            tiles = Tiles(tiles.pixels[:FIRST_TABLE_TILES], tiles.boxes[:FIRST_TABLE_TILES])
+        table = self.jpeg_table(tiles, vote.offset if on_grid else (0, 0), long_shot=not on_grid or not leaning)
         held = table is not None and table.quality is not None and table.evidence >= LATTICE_EVIDENCE and (
             on_grid or table.frequencies_seen >= LATTICE_MIN_FREQUENCIES)
         return held, table if held or on_grid else None  # read at the origin: a guess, kept only if it holds
@@ -434,9 +436,10 @@ class Scorer:
         return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence, source, table)
 
     @staticmethod
-    def jpeg_table(tiles: Tiles, offset: Optional[tuple[int, int]], guessed: bool = False) -> Optional[TableEstimate]:
+    def jpeg_table(tiles: Tiles, offset: Optional[tuple[int, int]], long_shot: bool = False) -> Optional[TableEstimate]:
         """The luma quantisation table read from the tiles on the 8x8 grid whose blocks start at `offset` (row,
-        column, image coordinates; None: no grid, no table; `guessed`: not found by a grid vote)."""
+        column, image coordinates; None: no grid, no table; `long_shot`: most likely no table there, as at a
+        guessed offset or where the tiles do not lean JPEG)."""
         if offset is None:
             return None
         row, col = offset
@@ -444,14 +447,14 @@ class Scorer:
         # A small image's tiles are edge-padded: the padding was never quantised, only the image's own pixels are.
         own = [tile[: box[3] - box[1], : box[2] - box[0]] for tile, box in zip(tiles.pixels, tiles.boxes)]
         # The most textured tiles come first: the first two settle most images; the others (up to TABLE_PIXELS,
-        # whatever the model's tiling) are read only when those two show no table (art clipped on white); at a
-        # `guessed` offset, not when their unclipped blocks showed there is none (the guess is then most likely
-        # wrong: clean art, whose reads would cost more than its scoring).
+        # whatever the model's tiling) are read only when those two show no table (art clipped on white); for a
+        # `long_shot`, not when their unclipped blocks showed there is none (clean art, most likely, whose reads
+        # would cost more than its scoring).
         count = max(1, int((np.cumsum([t.shape[0] * t.shape[1] for t in own]) <= TABLE_PIXELS).sum()))
-        table = estimate_luma_table(own[:FIRST_TABLE_TILES], offsets[:FIRST_TABLE_TILES], guessed)
+        table = estimate_luma_table(own[:FIRST_TABLE_TILES], offsets[:FIRST_TABLE_TILES], long_shot)
         # (`kind` estimates every frequency's step: most of a read's cost, so asked last.)
-        if count > FIRST_TABLE_TILES and not (guessed and table.lattice_free) and table.kind is None:
-            table = estimate_luma_table(own[:count], offsets[:count], guessed)
+        if count > FIRST_TABLE_TILES and not (long_shot and table.lattice_free) and table.kind is None:
+            table = estimate_luma_table(own[:count], offsets[:count], long_shot)
         return table
 
     def score(self, image: ImageInput) -> ScoreResult:
