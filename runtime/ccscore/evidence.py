@@ -42,6 +42,11 @@ class GridVote:
         with itself whatever the image: counting it would lift few random votes (2 of 4) to a grid."""
         return (self.agreeing - 1) / (self.voting - 1) if self.voting > 1 else 0.0
 
+    @property
+    def checkable(self) -> bool:
+        """Whether enough quadrants voted (MIN_VOTES) for their agreement to be worth checking."""
+        return self.voting >= MIN_VOTES
+
 
 # Fewer voting quadrants than this leave no agreement worth checking.
 MIN_VOTES = 3
@@ -59,7 +64,7 @@ class ImageEvidence:
         'grid': enough quadrants to measure their agreement."""
         if self.detailed_tiles == 0:
             return "none"
-        return "grid" if max(v.voting for v in self.grids.values()) >= MIN_VOTES else "weak"
+        return "grid" if any(v.checkable for v in self.grids.values()) else "weak"
 
 
 def quadrant_extents(tile_size: int, period: int) -> tuple[int, int]:

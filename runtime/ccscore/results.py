@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .container import recompressed
-from .evidence import MIN_VOTES, ImageEvidence
+from .evidence import ImageEvidence
 from .quantisation import TableEstimate
 from .tiling import Box
 
@@ -86,7 +86,7 @@ class ScoreResult:
         if self.evidence is not None:
             d["evidence"] = self.evidence.word
             # null where too few quadrants voted to measure an agreement (evidence "weak" or "none")
-            d["grid_agreement"] = {f"{n}x{n}": round(v.agreement, 4) if v.voting >= MIN_VOTES else None
+            d["grid_agreement"] = {f"{n}x{n}": round(v.agreement, 4) if v.checkable else None
                                    for n, v in sorted(self.evidence.grids.items())}
         if self.container is not None:
             d["container"] = self.container

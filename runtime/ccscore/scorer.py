@@ -11,7 +11,7 @@ import numpy as np
 
 from .container import read_container
 from .errors import ImageError, ModelError, ModelOutputError, one_line, without_path
-from .evidence import MIN_VOTES, ImageEvidence, image_evidence
+from .evidence import ImageEvidence, image_evidence
 from .images import ImageInput, load_image
 from .model_info import MAX_TILES_RANGE, PHASES, PROBS, QUALITY, ModelInfo, default_model_path, number
 from .pipeline import DEFAULT_FILE_TIMEOUT
@@ -213,7 +213,7 @@ class GridGate:
         if period is None:
             return 1.0
         vote = evidence.grids.get(period)
-        if vote is None or vote.voting < MIN_VOTES:
+        if vote is None or not vote.checkable:
             return self.weak
         return float(1.0 / (1.0 + np.exp(-self.slope * (vote.agreement - self.centers[label]))))
 
@@ -389,7 +389,7 @@ class Scorer:
                 or not len(outputs):
             return False, None
         vote = evidence.grids.get(JPEG_GRID)
-        on_grid = vote is not None and vote.voting >= MIN_VOTES and vote.agreement >= LATTICE_MIN_AGREEMENT
+        on_grid = vote is not None and vote.checkable and vote.agreement >= LATTICE_MIN_AGREEMENT
         head = aggregate(outputs.probs, self.aggregation, self.labels.index(CLEAN))
         leaning = float(head[self.labels.index(JPEG)]) >= LATTICE_MIN_JPEG_P
         if not leaning and not (on_grid and vote.agreement >= LATTICE_AGREEMENT_ANY_LEAN):
