@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ccscore import Scorer
+from ccscore.decoders import decoder_trace
 from ccscore.model_info import _grid_gate
 from ccscore.scorer import GridGate, TileOutputs
 
@@ -41,8 +42,9 @@ def cal_set() -> list:
         ("jpeg_weak_grid", "jpeg"): (THREE_WAY8, [5] * 8, (0.1, 0.9, 0.0)),
     }
     no_lattice = dict.fromkeys(range(len(BOXES) + 1), False)  # stored outputs without pixels: no table to read
-    return [({"kind": kind, "label": label, "path": f"{kind}/{n}.png"}, stored_outputs(*spec), BOXES, no_lattice)
-            for (kind, label), spec in kinds.items() for n in range(10)]
+    no_colours = decoder_trace([])  # nor colours to read
+    return [({"kind": kind, "label": label, "path": f"{kind}/{n}.png"}, stored_outputs(*spec), BOXES, no_lattice,
+             no_colours) for (kind, label), spec in kinds.items() for n in range(10)]
 
 
 def test_calibration_gives_each_label_its_own_center(tiny_model):
@@ -77,8 +79,8 @@ def test_per_label_centers_round_trip_through_metadata_and_a_single_center_still
 
 @pytest.mark.parametrize("bundled", [False, True])
 def test_stored_outputs_are_judged_as_scoring_judges_them(tiny_model, image_files, bundled):
-    """Calibration and benchmarks score every tile once and judge from the stored outputs: with early stop
-    and the table check they must reach the scores `score` gives (the bundled model stops early on clear
+    """Calibration and benchmarks score every tile once and judge from the stored outputs: with early stop,
+    the table check and the decoder check they must reach the scores `score` gives (the bundled model stops early on clear
     images, the untrained tiny one never does; the JPEG's table shows as a lattice)."""
     model = None if bundled else tiny_model
     scorer, everything = Scorer(model), Scorer(model, all_tiles=True)
@@ -92,7 +94,7 @@ def test_stored_outputs_are_judged_as_scoring_judges_them(tiny_model, image_file
         stopped += len(result.tiles) < len(tiles.boxes)
         outputs = everything.run(tiles.pixels)
         stored = scorer.judge_as_scored(outputs, tiles.boxes, lambda used, evidence: scorer.table_check(
-            used, evidence, tiles)[0])
+            used, evidence, tiles)[0], decoder_trace(tiles.own()))
         assert stored == pytest.approx(result.scores, abs=1e-6)
         checked += stored != scorer.judge_as_scored(outputs, tiles.boxes)
     assert stopped > 0 or not bundled

@@ -482,10 +482,10 @@ def test_unclipped_blocks_without_a_lattice_spare_the_clipped_repair(monkeypatch
 def test_a_jpeg_table_moves_every_other_labels_probability_to_jpeg():
     """A JPEG lattice on the 8x8 grid is JPEG's trace, whatever label the tiles lean to: clean and other codecs
     (a model with AVIF and JPEG XL labels called JPEG from some encoders AVIF) keep a tenth of their share."""
-    from ccscore.scorer import LATTICE_KEPT_SHARE, lattice_checked
+    from ccscore.scorer import LATTICE_KEPT_SHARE, proven
 
     scores = {"clean": 0.3, "jpeg": 0.2, "webp": 0.1, "avif": 0.4}
-    checked = lattice_checked(scores)
+    checked = proven(scores, "jpeg")
     for label in ("clean", "webp", "avif"):
         assert checked[label] == pytest.approx(scores[label] * LATTICE_KEPT_SHARE)
     assert checked["jpeg"] == pytest.approx(0.2 + 0.8 * (1 - LATTICE_KEPT_SHARE))

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ccscore import ImageError, Scorer
+from ccscore.decoders import decoder_trace
 from ccscore.scorer import CLEAN, GridGate, decide, invalid_rows, output_problem
 from ccscore_export.labels import LABELS
 
@@ -37,8 +38,9 @@ ROUNDS = 2  # otherwise passes of a per-label search: a label's best center can 
 
 
 def score_tiles(scorer: Scorer, root: Path, rows: list[dict], log=print) -> list[tuple[dict, object, list, dict]]:
-    """(manifest row, tile outputs, boxes, table check) for every image that decodes, all tiles scored; the table
-    check (Scorer.table_check) per count of tiles a judgement may stand on (early stop's first tiles, all).
+    """(manifest row, tile outputs, boxes, table check, colours) for every image that decodes, all tiles scored; the
+    table check (Scorer.table_check) per count of tiles a judgement may stand on (early stop's first tiles, all);
+    the colours' decoder trace (ccscore.decoders) for the decoder check.
     Images whose outputs are unusable (NaN, not summing to 1: see ccscore.scorer.output_problem) are reported and
     left out: they get an error record, never a decision, so no gate applies to them."""
     out = []
@@ -56,7 +58,7 @@ def score_tiles(scorer: Scorer, root: Path, rows: list[dict], log=print) -> list
         for count in counts:
             used = outputs.rows(0, count)
             lattice[count] = scorer.table_check(used, scorer.judge(used, tiles.boxes[:count])[1], tiles)[0]
-        out.append((row, outputs, tiles.boxes, lattice))
+        out.append((row, outputs, tiles.boxes, lattice, decoder_trace(tiles.own())))
     return out
 
 
@@ -66,8 +68,8 @@ def flagged_by_kind(scorer: Scorer, scored: list, gate: GridGate) -> dict[str, t
     scorer.grid_gate = gate
     by_kind: dict[str, list[bool]] = {}
     labels: dict[str, str] = {}
-    for row, outputs, boxes, lattice in scored:
-        scores = scorer.judge_as_scored(outputs, boxes, lambda used, _: lattice[len(used)])
+    for row, outputs, boxes, lattice, colours in scored:
+        scores = scorer.judge_as_scored(outputs, boxes, lambda used, _: lattice[len(used)], colours)
         by_kind.setdefault(row["kind"], []).append(decide(scores, scorer.threshold) != CLEAN)
         label = row["label"]
         labels[row["kind"]] = LABELS[int(label)] if label.isdigit() else label  # manifest codes, not the model's

@@ -40,6 +40,9 @@ class ScoreResult:
     quality_source: Optional[str] = None
     table: Optional[TableEstimate] = None  # a JPEG's luma quantisation table read from its pixels
     container: Optional[dict] = None  # header facts of the file (ccscore.container); None for arrays and images
+    # The codec whose decoder the colours came out of (ccscore.decoders), where the decoder check asked and
+    # found one; else None.
+    decoder: Optional[str] = None
 
     @property
     def flagged(self) -> bool:
@@ -57,7 +60,8 @@ class ScoreResult:
     def details(self) -> dict:
         """The --details view: the luma table read from the pixels (8x8, null where unknown), its kind ("ijg"
         with the match error of the steps found one by one, or "custom" with the nearest IJG quality), the
-        lattice evidence, the 8x8 and 4x4 grid offsets (x, y), and the chroma subsampling guess."""
+        lattice evidence, the 8x8 and 4x4 grid offsets (x, y), the chroma subsampling guess, and the codec whose
+        decoder made the colours (null where not asked or not found)."""
         table = self.table
         d: dict = {"luma_table": table.table() if table is not None and table.kind else None,
                    "table_kind": table.kind if table is not None else None,
@@ -72,6 +76,7 @@ class ScoreResult:
             d["grid_offset"] = {f"{n}x{n}": (None if v.offset is None else [v.offset[1], v.offset[0]])
                                 for n, v in sorted(self.evidence.grids.items(), reverse=True)}
         d["subsampling"] = table.subsampling if table is not None else None
+        d["decoder"] = self.decoder
         return d
 
     def to_dict(self, with_tiles: bool = False, with_details: bool = False) -> dict:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequen
 import numpy as np
 
 from .container import read_container
+from .decoders import DecoderTrace, decoder_trace
 from .errors import ImageError, ModelError, ModelOutputError, one_line, without_path
 from .evidence import ImageEvidence, image_evidence
 from .images import ImageInput, load_image
@@ -49,6 +50,13 @@ LATTICE_EVIDENCE = 0.3
 # a smooth gradient's one or two repeated coefficients fit a lattice too (a clean 74x71 sky crop: 0.78).
 LATTICE_MIN_FREQUENCIES = 4
 LATTICE_KEPT_SHARE = 0.1
+# The decoder check (ccscore.decoders): where the scores see any lossy trace at all (P(clean) at most 1 - this,
+# gate and table check applied), the colours of the image's tiles are asked which decoder made them; a proof moves
+# the scores to that codec as a held table does (Scorer.decoder_proof). It names the codec of images the tiles
+# call the other one (WebP of thin lines on black called JPEG) and lifts weak evidence (small JPEGs, q95-98).
+# Images whose tiles see no trace at all are left alone (and cost nothing): a PNG made from a JPEG at quality 100
+# is not what a curator throws away.
+DECODER_MIN_LOSSY = 0.02
 # How far a tile's probabilities may sum from 1 (float16 graphs round to ~1e-3) before they count as invalid.
 PROB_SUM_TOLERANCE = 1e-2
 # An image's scores from its tiles' outputs, and the grid evidence they stand on (see Scorer.judge).
@@ -116,15 +124,15 @@ def output_problem(outputs: "TileOutputs") -> str:
     return "model produced invalid output: quality holds NaN or infinity"
 
 
-def lattice_checked(scores: dict[str, float]) -> dict[str, float]:
-    """An image's scores once the table check found its JPEG table (see LATTICE_EVIDENCE): P(clean), and every
-    other codec's probability, cut to LATTICE_KEPT_SHARE of itself, the rest moved to JPEG (a JPEG lattice on the
-    8x8 grid is JPEG's trace: with AVIF and JPEG XL labels, JPEG called AVIF fell from 53 to 38 of 2,640 on the
-    calibration set)."""
+def proven(scores: dict[str, float], codec: str) -> dict[str, float]:
+    """An image's scores once a check found `codec`'s own trace (the table check: a JPEG lattice, see
+    LATTICE_EVIDENCE; the decoder check: colours only its decoder outputs, see DECODER_MIN_LOSSY): P(clean), and
+    every other codec's probability, cut to LATTICE_KEPT_SHARE of itself, the rest moved to `codec` (with AVIF and
+    JPEG XL labels, JPEG called AVIF fell from 53 to 38 of 2,640 on the calibration set)."""
     checked = dict(scores)
     for label in checked:
-        if label != JPEG:
-            checked[JPEG] += checked[label] * (1.0 - LATTICE_KEPT_SHARE)
+        if label != codec:
+            checked[codec] += checked[label] * (1.0 - LATTICE_KEPT_SHARE)
             checked[label] *= LATTICE_KEPT_SHARE
     return checked
 
@@ -360,18 +368,28 @@ class Scorer:
         judged = self.judge(first, boxes[: len(first)])
         return judged if stop.decided(judged[0][CLEAN]) else None
 
-    def judge_as_scored(self, outputs: TileOutputs, boxes: Sequence[Box],
-                        lattice: Optional[LatticeCheck] = None) -> dict[str, float]:
+    def judge_as_scored(self, outputs: TileOutputs, boxes: Sequence[Box], lattice: Optional[LatticeCheck] = None,
+                        colours: Optional[DecoderTrace] = None) -> dict[str, float]:
         """The scores `score` gives an image, from the stored outputs of ALL its tiles (calibration and
-        benchmarks score every tile once, then try settings): early stopping is applied as scoring does, and
-        the table check where `lattice` makes it (e.g. `lambda o, e: scorer.table_check(o, e, tiles)[0]`)."""
+        benchmarks score every tile once, then try settings): early stopping is applied as scoring does, the
+        table check where `lattice` makes it (e.g. `lambda o, e: scorer.table_check(o, e, tiles)[0]`) and the
+        decoder check where `colours` (`decoder_trace(tiles.own())`) are given."""
         stop = self.early_stop
         first = outputs.rows(0, stop.first_tiles) if stop is not None else outputs
         judged = self.judge_first(first, boxes) if stop is not None else None
         scores, evidence = judged or self.judge(outputs, boxes)
         if lattice is not None and lattice(first if judged else outputs, evidence):
-            scores = lattice_checked(scores)
-        return scores
+            scores = proven(scores, JPEG)
+        decoder = self.decoder_proof(scores, lambda: colours) if colours is not None else None
+        return proven(scores, decoder) if decoder else scores
+
+    def decoder_proof(self, scores: dict[str, float], colours: Callable[[], DecoderTrace]) -> Optional[str]:
+        """The decoder check (see DECODER_MIN_LOSSY): the label whose decoder made the image's colours (`colours`,
+        asked only where the scores see a lossy trace), or None."""
+        if CLEAN not in scores or 1.0 - scores[CLEAN] < DECODER_MIN_LOSSY:
+            return None
+        codec = colours().proven
+        return codec if codec in self.labels else None
 
     def table_check(self, outputs: TileOutputs, evidence: Optional[ImageEvidence],
                     tiles: Tiles) -> tuple[bool, Optional[TableEstimate]]:
@@ -412,7 +430,10 @@ class Scorer:
         # one threshold label as a run at another would).
         lattice, table = self.table_check(outputs, evidence, table_tiles or tiles)
         if lattice:
-            scores = lattice_checked(scores)
+            scores = proven(scores, JPEG)
+        decoder = self.decoder_proof(scores, lambda: decoder_trace((table_tiles or tiles).own()))
+        if decoder:
+            scores = proven(scores, decoder)
         label = decide(scores, self.threshold)
         probs, quality = outputs.probs, outputs.quality
         image_quality, source = None, None
@@ -433,7 +454,8 @@ class Scorer:
             TileScore(box, {l: float(p) for l, p in zip(labels, row)}, None if quality is None else float(quality[k]))
             for k, (box, row) in enumerate(zip(tiles.boxes, probs))
         ]
-        return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence, source, table)
+        return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence, source, table,
+                           decoder=decoder)
 
     @staticmethod
     def jpeg_table(tiles: Tiles, offset: Optional[tuple[int, int]], long_shot: bool = False) -> Optional[TableEstimate]:
@@ -444,8 +466,7 @@ class Scorer:
             return None
         row, col = offset
         offsets = [((row - box[1]) % JPEG_GRID, (col - box[0]) % JPEG_GRID) for box in tiles.boxes]
-        # A small image's tiles are edge-padded: the padding was never quantised, only the image's own pixels are.
-        own = [tile[: box[3] - box[1], : box[2] - box[0]] for tile, box in zip(tiles.pixels, tiles.boxes)]
+        own = tiles.own()  # the padding of a small image's tiles was never quantised
         # The most textured tiles come first: the first two settle most images; the others (up to TABLE_PIXELS,
         # whatever the model's tiling) are read only when those two show no table (art clipped on white); for a
         # `long_shot`, not when their unclipped blocks showed there is none (clean art, most likely, whose reads

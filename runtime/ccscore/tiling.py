@@ -22,6 +22,10 @@ class Tiles:
     pixels: np.ndarray  # uint8 [N, T, T, 3]
     boxes: list[Box]
 
+    def own(self) -> list[np.ndarray]:
+        """Each tile's own pixels: a small image's tiles are edge-padded, and the padding is not the image's."""
+        return [tile[: box[3] - box[1], : box[2] - box[0]] for tile, box in zip(self.pixels, self.boxes)]
+
 
 def as_decoded(image: DecodedImage | np.ndarray) -> DecodedImage:
     """Strategies read a `DecodedImage`; a plain RGB array is wrapped as one."""

@@ -1,0 +1,177 @@
+"""Which lossy decoder an image's colours came out of: the fingerprint of its YCbCr -> RGB conversion.
+
+A JPEG or lossy WebP decoder turns integer luma and chroma samples into RGB with fixed-point arithmetic
+(libjpeg and libjpeg-turbo: jdcolor.c's tables, full-range BT.601; libwebp: dsp/yuv.h, limited-range BT.601), so
+the colours it can output are a sparse subset of the RGB cube: 25% of it for JPEG, 18% for WebP. Every colour of
+an image decoded by one of them, and stored as PNG without further change, lies in that decoder's subset, whatever
+the quality, the subsampling and the content; clean art's colours fall in it by chance (measured on our evaluation
+sets: 0.15-0.24 of the colours, at most 0.5 per image; JPEG and WebP of the same art: 1.000 in every image with
+enough colours). Resizing, blending or noise in more than one channel erases the trace; greys carry none for JPEG
+(every grey is a JPEG output) but do for WebP (it skips every seventh); clipped pixels are left out.
+
+Other decoders (AVIF through libavif/libyuv, JPEG XL) reach far less than all of one subset, so they prove
+neither: 0.45-1.0 of AVIF's colours lie in JPEG's subset, which is why a proof also asks the other codec's share
+to stay at chance.
+"""
+
+from __future__ import annotations
+
+import lzma
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+# An image's colours prove a decoder (DecoderTrace.proven) when at least this many of its distinct colours tell
+# about it, at least DECODER_SHARE of them lie in its subset and at most DECODER_OTHER_SHARE of another's in that
+# one's. By chance, 64 colours of clean art would all but never pass (P < 1e-40 at 25% each; greys, for WebP:
+# 85% of them lie in its subset, but clean grey art's levels run through the 15% it skips).
+DECODER_MIN_COLOURS = 64
+DECODER_SHARE = 0.98
+DECODER_OTHER_SHARE = 0.5
+# A first tile whose telling colours reach less than this share of every decoder's subset ends the read: more
+# tiles could not lift it to DECODER_SHARE unless they held 4 times its colours, none of them off the subset.
+DECODER_REFUTED = 0.9
+
+# A decoder's conversion as three tables over a luma sample y: red[y] (256 reds, one per chroma sample that red
+# depends on), blue[y] (256, likewise) and green[y] (65536, one per chroma pair, first chroma sample major): the
+# colours it outputs for y are (red[y][second], green[y][first, second], blue[y][first]).
+Conversion = Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]]
+_SAMPLES = np.arange(256, dtype=np.int32)
+
+
+def _libwebp_rgb(y: int):
+    """libwebp's VP8YUVToR/G/B (src/dsp/yuv.h: 14-bit fixed point, YUV_FIX2 = 6; its SIMD paths agree). Chroma:
+    first u, second v."""
+    def mult_hi(value, coeff):
+        return (value * coeff) >> 8
+
+    def clip8(value):  # VP8Clip8
+        return np.clip(value >> 6, 0, 255)
+
+    luma, u, v = mult_hi(y, 19077), _SAMPLES, _SAMPLES
+    green = luma - mult_hi(u, 6419)[:, None] - mult_hi(v, 13320)[None, :] + 8708
+    return clip8(luma + mult_hi(v, 26149) - 14234), clip8(green).ravel(), clip8(luma + mult_hi(u, 33050) - 17685)
+
+
+def _libjpeg_rgb(y: int):
+    """libjpeg's ycc_rgb_convert (jdcolor.c: 16-bit fixed-point tables, rounded; libjpeg-turbo's SIMD agrees).
+    Chroma: first Cb, second Cr."""
+    bits, half = 16, 1 << 15
+
+    def fix(x: float) -> int:
+        return int(x * (1 << bits) + 0.5)
+
+    cb = cr = _SAMPLES - 128
+    green = (-fix(0.34414) * cb[:, None] + half - fix(0.71414) * cr[None, :]) >> bits
+    return (np.clip(y + ((fix(1.40200) * cr + half) >> bits), 0, 255), np.clip(y + green, 0, 255).ravel(),
+            np.clip(y + ((fix(1.77200) * cb + half) >> bits), 0, 255))
+
+
+CONVERSIONS: dict[str, Conversion] = {"jpeg": _libjpeg_rgb, "webp": _libwebp_rgb}
+
+
+def build_reachable(codec: str) -> np.ndarray:
+    """Bit set (packed, 2 MiB) of the RGB colours `codec`'s decoder can output, indexed by r << 16 | g << 8 | b,
+    from the conversion's formula (0.2-0.4 s: 16.7M scattered writes)."""
+    convert = CONVERSIONS[codec]
+    seen = np.zeros(1 << 24, dtype=bool)
+    for y in range(256):
+        red, green, blue = convert(y)
+        seen[((red[None, :] << 16) | (green.reshape(256, 256) << 8) | blue[:, None]).ravel()] = True
+    return np.packbits(seen)
+
+
+def shipped_path(codec: str) -> Path:
+    """Where the package keeps `build_reachable(codec)`, xz-compressed (60-110 KB, 10-25 ms to read): building it
+    would cost a run that meets its first lossy-looking image a third of a second. A test rebuilds and compares."""
+    return Path(__file__).with_name(f"decoder-colours-{codec}.bits.xz")
+
+
+@lru_cache(maxsize=None)
+def reachable(codec: str) -> np.ndarray:
+    """`build_reachable(codec)`, read from the package (built where a source tree lacks the file)."""
+    path = shipped_path(codec)
+    if path.is_file():
+        bits = np.frombuffer(lzma.decompress(path.read_bytes()), dtype=np.uint8)
+        if bits.size == 1 << 21:
+            return bits
+    return build_reachable(codec)
+
+
+@lru_cache(maxsize=None)
+def outputs_every_grey(codec: str) -> bool:
+    """Whether `codec`'s decoder outputs every grey (JPEG's does: neutral chroma adds nothing to luma; WebP's
+    limited-range conversion skips every seventh grey): greys then tell nothing about it."""
+    levels = np.arange(1, 255, dtype=np.int64)
+    return bool(_contains(reachable(codec), (levels << 16) | (levels << 8) | levels).all())
+
+
+def _contains(bits: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    return ((bits[colours >> 3] >> (7 - (colours & 7))) & 1).astype(bool)
+
+
+@dataclass(frozen=True)
+class DecoderTrace:
+    """Per codec: how many of an image's distinct colours tell about its decoder (`counts`: unclipped ones,
+    without greys where the decoder outputs every grey) and the share of them it can output (`shares`)."""
+
+    counts: dict[str, int]
+    shares: dict[str, float]
+
+    @property
+    def refutes_every_decoder(self) -> bool:
+        """Enough telling colours for every decoder, too many of them outside its subset for any proof."""
+        return all(self.counts[c] >= DECODER_MIN_COLOURS and self.shares[c] < DECODER_REFUTED for c in self.shares)
+
+    @property
+    def proven(self) -> Optional[str]:
+        """The codec whose decoder made these colours, or None when the colours do not say: at least
+        DECODER_MIN_COLOURS telling colours, DECODER_SHARE of them in its subset, and no other decoder that has
+        enough telling colours reaching more than DECODER_OTHER_SHARE of its own."""
+        for codec, share in self.shares.items():
+            if self.counts[codec] < DECODER_MIN_COLOURS or share < DECODER_SHARE:
+                continue
+            if all(self.shares[other] <= DECODER_OTHER_SHARE for other in self.shares
+                   if other != codec and self.counts[other] >= DECODER_MIN_COLOURS):
+                return codec
+        return None
+
+
+def distinct_colours(pixels: Sequence[np.ndarray]) -> np.ndarray:
+    """The distinct colours of uint8 RGB arrays, as r << 16 | g << 8 | b, without clipped ones (a channel at 0
+    or 255: many decoder inputs reach them)."""
+    flat = np.concatenate([np.asarray(p).reshape(-1, 3) for p in pixels]) if len(pixels) else np.zeros((0, 3), np.uint8)
+    red, green, blue = (flat[:, k].astype(np.int64) for k in range(3))
+    low, high = np.minimum(np.minimum(red, green), blue), np.maximum(np.maximum(red, green), blue)
+    codes = np.sort(((red << 16) | (green << 8) | blue)[(low > 0) & (high < 255)])
+    # (sorted, then one of each run: np.unique is 40x slower on this numpy)
+    return codes[np.concatenate(([True], codes[1:] != codes[:-1]))] if len(codes) else codes
+
+
+def decoder_trace(pixels: Sequence[np.ndarray]) -> DecoderTrace:
+    """The decoder fingerprint of uint8 RGB arrays (an image's own pixels, e.g. its tiles without padding, the
+    most telling first). The first array alone settles most clean images: when its colours already fall short of
+    every decoder's subset, the others are not read (a decoded image's colours all lie in it, in every tile)."""
+    first = _trace(distinct_colours(pixels[:1]))
+    if len(pixels) > 1 and not first.refutes_every_decoder:
+        return _trace(distinct_colours(pixels))
+    return first
+
+
+def _trace(colours: np.ndarray) -> DecoderTrace:
+    grey = ((colours >> 16) == (colours & 255)) & (((colours >> 8) & 255) == (colours & 255))
+    counts, shares = {}, {}
+    for codec in CONVERSIONS:
+        telling = colours[~grey] if outputs_every_grey(codec) else colours
+        counts[codec] = len(telling)
+        shares[codec] = float(_contains(reachable(codec), telling).mean()) if len(telling) else 0.0
+    return DecoderTrace(counts, shares)
+
+
+if __name__ == "__main__":  # python -m ccscore.decoders: (re)writes the shipped tables
+    for name in CONVERSIONS:
+        shipped_path(name).write_bytes(lzma.compress(build_reachable(name).tobytes(), preset=9))
+        print(shipped_path(name), shipped_path(name).stat().st_size)

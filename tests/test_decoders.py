@@ -1,0 +1,100 @@
+"""The decoder check: an image's colours name the lossy decoder they came out of (ccscore.decoders)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ccscore import decoders
+from ccscore.decoders import DECODER_MIN_COLOURS, build_reachable, decoder_trace
+from conftest import BUNDLED_MODEL, draw_art
+
+
+def saved(im: Image.Image, fmt: str, **options) -> np.ndarray:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **options)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+@pytest.mark.parametrize("codec", sorted(decoders.CONVERSIONS))
+def test_the_shipped_colour_sets_are_the_conversions_own(codec):
+    shipped = decoders.reachable(codec)
+    assert decoders.shipped_path(codec).is_file()  # read, not rebuilt: the first lossy-looking image costs no build
+    assert np.array_equal(shipped, build_reachable(codec))
+    share = np.unpackbits(shipped).mean()
+    assert share == pytest.approx({"jpeg": 0.254, "webp": 0.176}[codec], abs=0.005)  # sparse: chance stays low
+
+
+@pytest.mark.parametrize("fmt,options,codec", [
+    ("WEBP", {"quality": 30}, "webp"), ("WEBP", {"quality": 80}, "webp"), ("WEBP", {"quality": 100}, "webp"),
+    ("JPEG", {"quality": 50}, "jpeg"), ("JPEG", {"quality": 95, "subsampling": 0}, "jpeg"),
+    ("JPEG", {"quality": 100}, "jpeg"),
+])
+def test_decoded_jpeg_and_webp_name_their_decoder_at_every_quality(fmt, options, codec):
+    trace = decoder_trace([saved(draw_art(3), fmt, **options)])
+    assert trace.proven == codec
+    assert trace.shares[codec] == 1.0
+
+
+def test_greys_name_webp_but_never_jpeg():
+    grey = draw_art(4).convert("L")
+    assert decoder_trace([saved(grey, "WEBP", quality=70)]).proven == "webp"  # it skips every seventh grey
+    jpeg = decoder_trace([saved(grey, "JPEG", quality=70)])
+    assert jpeg.proven is None and jpeg.counts["jpeg"] == 0  # every grey is a JPEG output: nothing told
+
+
+def test_clean_resized_and_sparse_colours_name_nothing():
+    art = draw_art(5)
+    assert decoder_trace([np.asarray(art)]).proven is None
+    noise = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    clean = decoder_trace([noise])
+    assert clean.proven is None and max(clean.shares.values()) < 0.3  # chance: 25% and 18% of the cube
+    resized = Image.fromarray(saved(art, "JPEG", quality=60)).resize((300, 250), Image.LANCZOS)
+    assert decoder_trace([np.asarray(resized)]).proven is None  # resampling mixes colours off the subset
+    few = saved(Image.new("RGB", (64, 64), (200, 40, 90)), "WEBP", quality=50)
+    trace = decoder_trace([few])
+    assert trace.counts["webp"] < DECODER_MIN_COLOURS and trace.proven is None
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="bundled model missing")
+def test_the_decoder_check_names_the_codec_where_the_scores_see_lossy_damage(monkeypatch):
+    from ccscore import scorer as scoring
+    from ccscore.scorer import Scorer, TileOutputs
+
+    scorer = Scorer()
+    tiles, size = scorer.tile(saved(draw_art(6), "WEBP", quality=60))
+    outputs = TileOutputs(np.full((len(tiles.boxes), len(scorer.labels)), 1.0 / len(scorer.labels), np.float32))
+    leaning_jpeg = {"clean": 0.35, "jpeg": 0.6, "webp": 0.05}  # thin lines on black, WebP, called JPEG
+    result = scorer.result(tiles, size, outputs, judged=(leaning_jpeg, None))
+    assert result.label == "webp" and result.decoder == "webp" and result.details()["decoder"] == "webp"
+    assert result.scores["clean"] == pytest.approx(0.035) and sum(result.scores.values()) == pytest.approx(1.0)
+    weak = {"clean": 0.9, "jpeg": 0.01, "webp": 0.09}  # weak evidence lifted: the colours prove it
+    assert scorer.result(tiles, size, outputs, judged=(weak, None)).label == "webp"
+
+    def never(_):
+        raise AssertionError("colours read for an image without any lossy trace")
+
+    monkeypatch.setattr(scoring, "decoder_trace", never)
+    nothing = {"clean": 1.0 - scoring.DECODER_MIN_LOSSY / 2, "jpeg": scoring.DECODER_MIN_LOSSY / 2, "webp": 0.0}
+    result = scorer.result(tiles, size, outputs, judged=(nothing, None))
+    assert result.label == "clean" and result.decoder is None
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="bundled model missing")
+@pytest.mark.parametrize("fmt", ["WEBP", "JPEG", "PNG"])
+def test_stored_outputs_are_judged_with_the_decoder_check_as_scoring_does(fmt):
+    """Calibration judges stored outputs (Scorer.judge_as_scored): the decoder check must apply there alike."""
+    from ccscore.scorer import Scorer
+
+    scorer = Scorer()
+    image = saved(draw_art(7), fmt, **({} if fmt == "PNG" else {"quality": 85}))
+    tiles, _ = scorer.tile(image)
+    outputs = scorer.run(tiles.pixels)
+    stored = scorer.judge_as_scored(outputs, tiles.boxes, lambda used, evidence: scorer.table_check(
+        used, evidence, tiles)[0], decoder_trace(tiles.own()))
+    scored = scorer.score(image)
+    assert stored == pytest.approx(scored.scores)
+    assert scored.label == fmt.lower().replace("png", "clean")
