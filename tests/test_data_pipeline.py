@@ -447,3 +447,26 @@ def test_merge_leaves_out_tiles_by_a_word_of_their_kind(tmp_path):
     assert list(m["label"]) == [1, 0, 3] and np.array_equal(m["tiles"][0], np.load(tmp_path / "a.npz")["tiles"][1])
     with pytest.raises(SystemExit):  # --leave-out means nothing without --merge: refused, not ignored
         build_main(["--leave-out", "resized_from", "--out", str(tmp_path / "x.npz")])
+
+
+def test_a_png_made_from_a_high_quality_jpeg_is_not_kept_as_clean(tmp_path):
+    """At quality 100 the block grid barely shows (grid_score passes it); its colours still lie in libjpeg's
+    output set, so the source scan rejects it. Clean art, and WebP-free sprites with soft alpha edges, are kept."""
+    import io
+
+    from PIL import Image
+
+    from ccscore_export.data.sources import inspect_file
+
+    art = draw_illustration(np.random.default_rng(3), 512, 512)
+    Image.fromarray(art).save(tmp_path / "clean.png")
+    buf = io.BytesIO()
+    Image.fromarray(art).save(buf, "JPEG", quality=100, subsampling=0)
+    Image.open(buf).convert("RGB").save(tmp_path / "from_jpeg.png")
+    sprite = Image.fromarray(art).convert("RGBA")
+    sprite.putalpha(Image.fromarray(np.tile(np.linspace(0, 255, 512).astype(np.uint8), (512, 1))))
+    sprite.save(tmp_path / "sprite.png")
+    assert inspect_file(tmp_path / "clean.png")["status"] == "kept"
+    assert inspect_file(tmp_path / "sprite.png")["status"] == "kept"
+    row = inspect_file(tmp_path / "from_jpeg.png")
+    assert row["status"] == "rejected_decoded", row

@@ -1,7 +1,8 @@
 """Real clean art shipped by Debian packages, fetched at build time into a cache, verified lossless.
 
 `prepare_sources()` downloads each package with `apt-get download` (no root install: `dpkg -x` unpacks it
-into the cache), scans its lossless images, rejects any with block-grid evidence (`lossless_check`) and
+into the cache), scans its lossless images, rejects any with block-grid evidence (`lossless_check`) or whose
+colours came out of a JPEG or WebP decoder (`ccscore.decoders`: a PNG made from a high-quality JPEG) and
 writes `manifest.csv` listing every candidate, kept or rejected, with its source, license and scores.
 Training and validation draw from different packages, so validation measures art never trained on.
 
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from ccscore.decoders import decoder_trace
 
 from .lossless_check import THRESHOLD_4X4, THRESHOLD_8X8, grid_score
 
@@ -126,8 +129,9 @@ def load_clean(path: str | Path, background: tuple[int, int, int] = (255, 255, 2
         return flatten_alpha(im, background)
 
 
-def _load_candidate(path: Path, row: dict) -> np.ndarray | None:
-    """Fills size/mode into `row`; returns the flattened image, or None with row["status"] set to why not."""
+def _load_candidate(path: Path, row: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """Fills size/mode into `row`; returns the flattened image and its opaque pixels [N, 3], or None with
+    row["status"] set to why not."""
     with warnings.catch_warnings():
         # Size limits are ours (MAX_PIXELS); Pillow's bomb warning for the few posters is just noise here.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -142,7 +146,8 @@ def _load_candidate(path: Path, row: dict) -> np.ndarray | None:
             else:
                 rgb = flatten_alpha(im)
                 if _content_share(rgb) >= MIN_CONTENT:
-                    return rgb
+                    rgba = np.asarray(im.convert("RGBA"))
+                    return rgb, rgba[..., :3][rgba[..., 3] == 255]
                 row["status"] = "rejected_blank"
     return None
 
@@ -160,16 +165,21 @@ def inspect_file(path: Path) -> dict:
         row["status"] = "rejected_forbidden"
         return row
     try:
-        rgb = _load_candidate(path, row)
+        loaded = _load_candidate(path, row)
     except Exception as exc:  # broken or exotic files are common in game data; skip, but say why
         row["status"] = f"rejected_error:{type(exc).__name__}"
         return row
-    if rgb is None:
+    if loaded is None:
         return row
+    rgb, opaque = loaded
     score = grid_score(rgb)  # the 512 px window the thresholds were calibrated on
     row.update(score8=round(score.score8, 5), score4=round(score.score4, 5))
     if score.score8 > THRESHOLD_8X8 or score.score4 > THRESHOLD_4X4:
         row["status"] = "rejected_lossy"
+    elif decoder_trace([opaque]).proven:
+        # A PNG made from a JPEG or WebP at a quality too high for the grid to show: its colours still lie
+        # in that decoder's output set (ccscore.decoders), which clean art's do not.
+        row["status"] = "rejected_decoded"
     return row
 
 
@@ -203,7 +213,7 @@ def prepare_sources(
     for s in sources:
         mine = [r for r in rows if r["source"] == s.name]
         kept = sum(r["status"] == "kept" for r in mine)
-        lossy = sum(r["status"] == "rejected_lossy" for r in mine)
+        lossy = sum(r["status"] in ("rejected_lossy", "rejected_decoded") for r in mine)
         log(f"{s.name} [{s.split}]: kept {kept}, rejected as lossy {lossy}, other rejects {len(mine) - kept - lossy}")
     return manifest
 
