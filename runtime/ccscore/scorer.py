@@ -19,6 +19,7 @@ from .quantisation import TableEstimate, estimate_luma_table
 from .providers import Device, Session, create_session, import_onnxruntime
 from .results import ScoreFailure, ScoreResult, TileScore
 from .tiling import Box, Tiles, make_tiles
+from .webp_quality import MACROBLOCK, WebPQualityEstimate, estimate_webp_quality
 
 if TYPE_CHECKING:
     from .heatmap import Heatmap
@@ -30,6 +31,11 @@ AGGREGATIONS = ("mean", "median", "max", "min", "worst_half")
 CLEAN = "clean"
 JPEG = "jpeg"
 JPEG_GRID = 8  # JPEG's block size: the grid period whose modal phase the table is read on
+WEBP = "webp"
+# A WebP's quality read from its quantiser steps (ccscore.webp_quality) replaces the head's, unless the two are
+# further apart than this: then the steps most likely came from the art (a few edge values that fit a coarse step),
+# not the codec (on eval-wild-cal, 3 of 720 WebP images; the head's own misses are within 25).
+WEBP_MAX_DISAGREEMENT = 30.0
 FIRST_TABLE_TILES = 2
 TABLE_PIXELS = 1 << 20  # at most this many pixels of tiles are read for a JPEG's table (the bundled model: 128K)
 # A JPEG's table read in its pixels overrules a grid gate that found too little agreement (high qualities: the
@@ -62,6 +68,17 @@ def grid_offset(evidence: Optional[ImageEvidence]) -> Optional[tuple[int, int]]:
     """The modal phase of the image's 8x8 grid vote (row, column), or None without one."""
     vote = evidence.grids.get(JPEG_GRID) if evidence is not None else None
     return None if vote is None else vote.offset
+
+
+def tile_grid_offsets(boxes: Sequence[Box], origin: tuple[int, int], period: int) -> list[tuple[int, int]]:
+    """Where the image's grid of `period`, starting at `origin` (row, column), starts in each tile."""
+    return [((origin[0] - box[1]) % period, (origin[1] - box[0]) % period) for box in boxes]
+
+
+def own_pixels(tiles: Tiles) -> list[np.ndarray]:
+    """The tiles without their padding: a small image's tiles are edge-padded, and the padding was never
+    quantised, only the image's own pixels were."""
+    return [tile[: box[3] - box[1], : box[2] - box[0]] for tile, box in zip(tiles.pixels, tiles.boxes)]
 
 
 def aggregate(probs: np.ndarray, method: str, clean_index: Optional[int] = None) -> np.ndarray:
@@ -429,11 +446,20 @@ class Scorer:
         elif table is not None and table.kind == "custom" and image_quality is not None:
             # Two independent guesses, each off by 6-8 on jpegli and mozjpeg tables: their mean by about 5-6.
             image_quality, source = (image_quality + table.nearest_quality) / 2.0, "both"
+        webp = self.webp_quality(table_tiles or tiles) if label == WEBP else None
+        if webp is not None and (image_quality is None or abs(webp.quality - image_quality) <= WEBP_MAX_DISAGREEMENT):
+            image_quality, source = webp.quality, "steps"
         tile_scores = [
             TileScore(box, {l: float(p) for l, p in zip(labels, row)}, None if quality is None else float(quality[k]))
             for k, (box, row) in enumerate(zip(tiles.boxes, probs))
         ]
-        return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence, source, table)
+        return ScoreResult(label, scores, image_quality, tile_scores, size, path, evidence, source, table, webp=webp)
+
+    @staticmethod
+    def webp_quality(tiles: Tiles) -> Optional[WebPQualityEstimate]:
+        """A WebP's quality read from the quantiser steps on its tiles' 4x4 grids (VP8's macroblocks start at the
+        image's origin: a WebP is never cropped on decode), or None where they show none."""
+        return estimate_webp_quality(own_pixels(tiles), tile_grid_offsets(tiles.boxes, (0, 0), MACROBLOCK))
 
     @staticmethod
     def jpeg_table(tiles: Tiles, offset: Optional[tuple[int, int]], long_shot: bool = False) -> Optional[TableEstimate]:
@@ -442,10 +468,7 @@ class Scorer:
         guessed offset or where the tiles do not lean JPEG)."""
         if offset is None:
             return None
-        row, col = offset
-        offsets = [((row - box[1]) % JPEG_GRID, (col - box[0]) % JPEG_GRID) for box in tiles.boxes]
-        # A small image's tiles are edge-padded: the padding was never quantised, only the image's own pixels are.
-        own = [tile[: box[3] - box[1], : box[2] - box[0]] for tile, box in zip(tiles.pixels, tiles.boxes)]
+        offsets, own = tile_grid_offsets(tiles.boxes, offset, JPEG_GRID), own_pixels(tiles)
         # The most textured tiles come first: the first two settle most images; the others (up to TABLE_PIXELS,
         # whatever the model's tiling) are read only when those two show no table (art clipped on white); for a
         # `long_shot`, not when their unclipped blocks showed there is none (clean art, most likely, whose reads
