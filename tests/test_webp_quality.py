@@ -99,3 +99,14 @@ def test_steps_far_from_the_heads_estimate_give_way_to_it(bundled, tmp_path, mon
     result = bundled.score(path)
     assert head.quality_source == "steps" and abs(head.quality - 90) <= 8
     assert result.quality_source == "model" and result.webp is far
+
+
+def test_the_fit_recovers_a_line_and_names_its_groups():
+    from ccscore_export.fit_webp_quality import group, least_squares
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3)) * [1, 10, 100]
+    w = least_squares(x, x @ [2.0, -0.5, 0.01] + 7.0)
+    assert np.allclose(w, [2.0, -0.5, 0.01, 7.0], atol=1e-3)
+    assert [group(h) for h in ("pillow:pillow", "grey:pillow", "cwebp:cwebp:photo:sharp_yuv", "grey:cwebp:text")] \
+        == ["pillow", "grey:pillow", "cwebp:photo", "grey:text"]

@@ -5,7 +5,7 @@ the grids show.
 The files are made as the evaluation sets make theirs, on other art: a third Pillow (quality 30-95, method 0-6),
 a third cwebp (a random preset, method, sometimes -sharp_yuv), a third grey art through either.
 
-    python -m ccscore_export.fit_webp_quality [--samples 1200] [--workers 2] [--seed 0]
+    python -m ccscore_export.fit_webp_quality [--samples 2000] [--workers 2] [--seed 0]
 """
 
 from __future__ import annotations
@@ -63,8 +63,10 @@ def sample_features(seed: int) -> Optional[tuple[np.ndarray, int, str]]:
 
 def group(how: str) -> str:
     """'grey:cwebp:photo:sharp_yuv' -> 'grey:photo'; 'pillow:pillow' -> 'pillow'."""
-    parts = how.split(":")
-    return parts[0] if parts[-1] == "pillow" and parts[0] != "grey" else f"{parts[0]}:{parts[2] if parts[1] == 'cwebp' else parts[1]}"
+    way, encoder, *preset = how.split(":")
+    if encoder == "pillow":
+        return way if way == "pillow" else f"{way}:pillow"
+    return f"{way}:{preset[0]}"
 
 
 def least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -79,7 +81,7 @@ def least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=1200)
+    parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -99,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     groups = np.array([group(r[2]) for r in read])
     for way in sorted(set(groups)):
         m = groups == way
-        print(f"  {way:18s} n={int(m.sum()):4d}  MAE {np.mean(np.abs(cv[m] - y[m])):.2f}  bias {np.mean(cv[m] - y[m]):+.2f}")
+        error = cv[m] - y[m]
+        print(f"  {way:18s} n={int(m.sum()):4d}  MAE {np.mean(np.abs(error)):.2f}  bias {np.mean(error):+.2f}")
     w = least_squares(x, y)
     print("QUALITY_FIT = np.array([" + ", ".join(f"{v:.6g}" for v in w) + "])")
     return 0

@@ -18,7 +18,7 @@ presets, colour and grey), never on an evaluation set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -179,12 +179,10 @@ def read_lattice(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]
                                float(contrast[quantisers[0]]))
 
 
-def estimate_webp_quality(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]],
-                          fit: np.ndarray = QUALITY_FIT) -> Optional[WebPQualityEstimate]:
+def estimate_webp_quality(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> Optional[WebPQualityEstimate]:
     """The quality of a WebP from RGB uint8 tiles (`offsets`: where the image's 16x16 macroblock grid starts in
     each, row and column), or None where its grid shows no step."""
     read = read_lattice(tiles, offsets)
     if read is None:
         return None
-    quality = float(np.clip(read.features @ fit[:-1] + fit[-1], 0.0, 100.0))
-    return WebPQualityEstimate(quality, read.quantisers, read.macroblocks, read.macroblocks_seen, read.contrast)
+    return replace(read, quality=float(np.clip(read.features @ QUALITY_FIT[:-1] + QUALITY_FIT[-1], 0.0, 100.0)))
