@@ -110,3 +110,11 @@ def test_the_fit_recovers_a_line_and_names_its_groups():
     assert np.allclose(w, [2.0, -0.5, 0.01, 7.0], atol=1e-3)
     assert [group(h) for h in ("pillow:pillow", "grey:pillow", "cwebp:cwebp:photo:sharp_yuv", "grey:cwebp:text")] \
         == ["pillow", "grey:pillow", "cwebp:photo", "grey:text"]
+
+
+@pytest.mark.parametrize("quality", [40, 85])
+def test_a_cropped_webp_is_read_where_its_4x4_quadrants_vote_the_grid(bundled, quality):
+    pixels = decoded(webp_bytes(draw_art(4, (512, 384)), quality))[2:, 1:]  # the grid now at row 2, column 3
+    result = bundled.score(np.ascontiguousarray(pixels))
+    assert result.label == "webp" and result.evidence.grids[4].offset == (2, 3)
+    assert result.quality_source == "steps" and abs(result.quality - quality) <= 8
