@@ -9,6 +9,7 @@ from .container import recompressed
 from .evidence import ImageEvidence
 from .quantisation import TableEstimate
 from .tiling import Box
+from .webp_quality import WebPQualityEstimate
 
 
 @dataclass
@@ -34,8 +35,9 @@ class ScoreResult:
     path: Optional[str] = None
     # What the tiles could show (ccscore.evidence); None for models without grid evidence.
     evidence: Optional[ImageEvidence] = None
-    # Where `quality` comes from: "table" (the IJG table read from the pixels: exact), "model" (the learned
-    # head: approximate, as for WebP and resized images), "both" (a custom table's nearest IJG quality averaged
+    # Where `quality` comes from: "table" (the IJG table read from the pixels: exact), "steps" (a WebP's
+    # quantiser steps read from the pixels, fitted to libwebp's quality: ccscore.webp_quality), "model" (the
+    # learned head: approximate, as for resized images), "both" (a custom table's nearest IJG quality averaged
     # with the head's); None without a quality.
     quality_source: Optional[str] = None
     table: Optional[TableEstimate] = None  # a JPEG's luma quantisation table read from its pixels
@@ -43,6 +45,7 @@ class ScoreResult:
     # The codec whose decoder the colours came out of (ccscore.decoders), where the decoder check asked and
     # found one; else None.
     decoder: Optional[str] = None
+    webp: Optional[WebPQualityEstimate] = None  # a WebP's quantiser steps read from its pixels
 
     @property
     def flagged(self) -> bool:
@@ -60,8 +63,9 @@ class ScoreResult:
     def details(self) -> dict:
         """The --details view: the luma table read from the pixels (8x8, null where unknown), its kind ("ijg"
         with the match error of the steps found one by one, or "custom" with the nearest IJG quality), the
-        lattice evidence, the 8x8 and 4x4 grid offsets (x, y), the chroma subsampling guess, and the codec whose
-        decoder made the colours (null where not asked or not found)."""
+        lattice evidence, the 8x8 and 4x4 grid offsets (x, y), the chroma subsampling guess, a WebP's quantiser
+        steps (ccscore.webp_quality), and the codec whose decoder made the colours (null where not asked or not
+        found)."""
         table = self.table
         d: dict = {"luma_table": table.table() if table is not None and table.kind else None,
                    "table_kind": table.kind if table is not None else None,
@@ -76,6 +80,11 @@ class ScoreResult:
             d["grid_offset"] = {f"{n}x{n}": (None if v.offset is None else [v.offset[1], v.offset[0]])
                                 for n, v in sorted(self.evidence.grids.items(), reverse=True)}
         d["subsampling"] = table.subsampling if table is not None else None
+        webp = self.webp
+        # a WebP's quantisers shown (strongest first) with the macroblocks read at each, and the strongest's contrast
+        d["webp_steps"] = None if webp is None else {"quantisers": list(webp.quantisers),
+                                                     "macroblocks": list(webp.macroblocks),
+                                                     "contrast": round(webp.contrast, 4)}
         d["decoder"] = self.decoder
         return d
 
