@@ -222,6 +222,11 @@ class DecodePool:
         self._wake_w.send_bytes(b"")
         return seq
 
+    def ready(self, seq: int) -> bool:
+        """Whether `result(seq)` would return at once."""
+        with self._cv:
+            return seq in self._results
+
     def result(self, seq: int):
         with self._cv:
             while seq not in self._results:
@@ -363,15 +368,18 @@ class Decoded:
     container: Optional[dict] = None  # header facts (ccscore.container)
     error: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
+    # Every input is in the workers' hands and the next image is still decoding: a batch waiting for more tiles
+    # would only wait (see `batches`).
+    drained: bool = False
 
 
-def _as_decoded(item: InputItem, result) -> Decoded:
+def _as_decoded(item: InputItem, result, drained: bool = False) -> Decoded:
     """From decode_with_warnings' (outcome, warnings), or the pool's error string (a worker died or timed out)."""
     out, warned = (result, []) if isinstance(result, str) else result
     if isinstance(out, str):
-        return Decoded(item, error=out, warnings=warned)
+        return Decoded(item, error=out, warnings=warned, drained=drained)
     pixels, boxes, size, container = out
-    return Decoded(item, pixels, boxes, size, container, warnings=warned)
+    return Decoded(item, pixels, boxes, size, container, warnings=warned, drained=drained)
 
 
 def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, window: Optional[int] = None,
@@ -389,17 +397,20 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, wind
     window = window or max(8, len(pool._workers) * 8)
     pending: deque = deque()  # (item, ticket), in input order
     items = iter(items)
+    handed_out = False  # every input submitted
     try:
         while True:
-            while len(pending) < window:
+            while len(pending) < window and not handed_out:
                 item = next(items, None)
                 if item is None:
+                    handed_out = True
                     break
                 pending.append((item, pool.submit(item.decode_source, spec)))
             if not pending:
                 return
             item, ticket = pending.popleft()
-            yield _as_decoded(item, pool.result(ticket))
+            result = pool.result(ticket)
+            yield _as_decoded(item, result, drained=handed_out and not (pending and pool.ready(pending[0][1])))
     finally:
         if not keep_pool:
             pool.close()
@@ -409,14 +420,16 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, wind
 
 
 def batches(decoded: Iterable[Decoded], batch_tiles: int) -> Iterator[list[Decoded]]:
-    """Groups decoded images (errors included, in order) into batches of about `batch_tiles` tiles."""
+    """Groups decoded images (errors included, in order) into batches of about `batch_tiles` tiles; cut short
+    where the stream is `drained`, so that the last images are scored while the workers finish the others rather
+    than after them (a result never depends on which images share a batch)."""
     batch: list[Decoded] = []
     tiles = 0
     for d in decoded:
         batch.append(d)
         if d.pixels is not None:
             tiles += len(d.pixels)
-        if tiles >= batch_tiles or len(batch) >= batch_tiles:  # error-only runs must flush too
+        if tiles >= batch_tiles or len(batch) >= batch_tiles or d.drained:  # error-only runs must flush too
             yield batch
             batch, tiles = [], 0
     if batch:
