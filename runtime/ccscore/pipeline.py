@@ -11,8 +11,8 @@
 - Each worker holds one file at a time, so the main process always knows which file a worker is on: a worker
   that dies (a decoder crash, the OOM killer) costs that one file an error record, and a worker past the
   per-file time limit is killed and its file recorded as too slow; either way a new worker takes its place.
-- The CLI starts its workers before the session exists (`start_workers`), with a plain fork on Linux, so they
-  decode while the session is created. Workers started later (replacements, or pools started by library
+- The CLI starts its workers before the session exists (`start_workers`), with a plain fork on Linux; they get
+  their first files once it exists (the tiling is the model's). Workers started later (replacements, or pools started by library
   callers) use `forkserver` on Linux (onnxruntime's thread pools make plain fork unsafe once a session
   exists) and `spawn` elsewhere.
 """
@@ -339,8 +339,8 @@ class DecodePool:
 
 
 def start_workers(workers: int, file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT) -> Optional[DecodePool]:
-    """Starts `workers` decode processes now, before the session exists, so that they decode while it is
-    created. Hand the pool to `run_pipeline`, which closes it. None for 0.
+    """Starts `workers` decode processes now, before the session exists (they start up while it is created;
+    files reach them in `run_pipeline`, which closes the pool). None for 0.
 
     Started this early they can be forked from this process (~10 ms) rather than from a fresh forkserver
     (~250 ms); replacements started later use `mp_context()`.
