@@ -385,3 +385,43 @@ def test_records_carry_every_label_of_the_model(labels, pictures, tmp_path):
     assert run(*files, "--model", str(model), "--output", str(csv_out), "--workers", "0").returncode == 0
     columns = next(csv.reader(csv_out.open(newline="")))
     assert [c for c in columns if c.startswith("score_")] == [f"score_{label}" for label in labels]
+
+
+# ---------------------------------------------------------------- the program's exit (issue #10: speed)
+
+# What the `ccscore` script and `python -m ccscore` run; an object that reports the interpreter's teardown if it happens.
+PROGRAM = [sys.executable, "-c", """
+import os, sys
+class Teardown:
+    def __del__(self):
+        os.write(2, b"interpreter teardown\\n")
+sys.modules["__main__"].witness = Teardown()
+from ccscore.cli import run
+run()
+"""]
+
+
+def test_the_program_skips_the_teardown_but_keeps_records_and_exit_status(stub_model, pictures, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    proc = subprocess.run([*PROGRAM, str(pictures), "--model", str(stub_model), "--jsonl", "--output", str(out),
+                           "--workers", "2"], capture_output=True, text=True, env=ENV, timeout=120)
+    assert proc.returncode == 1, proc.stderr  # empty.png fails: the command's own status
+    assert "interpreter teardown" not in proc.stderr
+    printed = [json.loads(line) for line in proc.stdout.splitlines()]
+    written = [json.loads(line) for line in out.read_text().splitlines()][1:]  # after the header
+    assert len(printed) == 7 and printed == written  # every record flushed to stdout and to --output
+    assert "scored, 1 failed" in proc.stderr
+    for args, status in ((["--help"], 0), (["--no-such-option"], 2), ([str(pictures / "p0.png"), "--model",
+                                                                        str(stub_model), "--jsonl"], 0)):
+        proc = subprocess.run([*PROGRAM, *args], capture_output=True, text=True, env=ENV, timeout=120)
+        assert proc.returncode == status, (args, proc.stderr)
+        assert "interpreter teardown" not in proc.stderr
+        assert bool(proc.stdout) == (status == 0)  # the help, or the record, reached stdout
+
+
+def test_the_fast_exit_waits_like_the_interpreter_for_a_running_thread():
+    code = ("import threading, time\nfrom ccscore.cli import exit_without_teardown\n"
+            "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done', flush=True))).start()\n"
+            "exit_without_teardown(3)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert proc.returncode == 3 and proc.stdout == "thread done\n", proc

@@ -459,3 +459,44 @@ def test_error_only_inputs_are_flushed_batch_by_batch():
 
     sizes = [len(b) for b in batches((Decoded(InputItem(str(i)), error="bad") for i in range(100)), 8)]
     assert max(sizes) <= 8 and sum(sizes) == 100
+
+
+def _sleepy_stream(monkeypatch, names, window):
+    """decode_stream over fake files: 'slow' takes 0.5 s in its worker, the others return at once."""
+    import multiprocessing
+    import time
+
+    import ccscore.pipeline as pipeline
+    from ccscore.inputs import InputItem
+
+    def decode_or_sleep(path, spec):
+        if path == "slow":
+            time.sleep(0.5)
+        return f"decoded {path}"
+
+    monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(pipeline, "decode_one", decode_or_sleep)
+    spec = pipeline.TileSpec("content", 128, {}, None)
+    return list(pipeline.decode_stream([InputItem(n) for n in names], spec, workers=2, window=window))
+
+
+def test_the_stream_is_drained_once_every_input_is_out_and_the_next_image_still_decodes(monkeypatch):
+    names = ["a", "slow", "c", "d", "e", "last"]
+    out = _sleepy_stream(monkeypatch, names, window=8)
+    assert [d.item.path for d in out] == names
+    # 'a' waits for 'slow', with nothing left to hand out; 'slow' is followed by images decoded meanwhile.
+    assert [d.drained for d in out] == [True, False, False, False, False, True]
+    # While inputs remain to be handed out, waiting for the next image is how a batch fills.
+    out = _sleepy_stream(monkeypatch, ["a", "slow", "c", "d", "e", "f", "g", "last"], window=2)
+    assert [d.drained for d in out][:2] == [False, False] and out[-1].drained
+
+
+def test_a_drained_stream_cuts_the_batch_short():
+    from ccscore.inputs import InputItem
+    from ccscore.pipeline import Decoded, batches
+
+    tiles = np.zeros((2, 8, 8, 3), np.uint8)
+    stream = [Decoded(InputItem(str(i)), tiles, [(0, 0, 8, 8)] * 2, (8, 8), drained=i in (2, 4)) for i in range(9)]
+    # Without the cuts: 0-3 and 4-7 (8 tiles each), then 8.
+    assert [[d.item.path for d in b] for b in batches(stream, 8)] == [
+        ["0", "1", "2"], ["3", "4"], ["5", "6", "7", "8"]]

@@ -11,8 +11,8 @@
 - Each worker holds one file at a time, so the main process always knows which file a worker is on: a worker
   that dies (a decoder crash, the OOM killer) costs that one file an error record, and a worker past the
   per-file time limit is killed and its file recorded as too slow; either way a new worker takes its place.
-- The CLI starts its workers before the session exists (`start_workers`), with a plain fork on Linux, so they
-  decode while the session is created. Workers started later (replacements, or pools started by library
+- The CLI starts its workers before the session exists (`start_workers`), with a plain fork on Linux; they get
+  their first files once it exists (the tiling is the model's). Workers started later (replacements, or pools started by library
   callers) use `forkserver` on Linux (onnxruntime's thread pools make plain fork unsafe once a session
   exists) and `spawn` elsewhere.
 """
@@ -222,6 +222,11 @@ class DecodePool:
         self._wake_w.send_bytes(b"")
         return seq
 
+    def ready(self, seq: int) -> bool:
+        """Whether `result(seq)` would return at once."""
+        with self._cv:
+            return seq in self._results
+
     def result(self, seq: int):
         with self._cv:
             while seq not in self._results:
@@ -334,8 +339,8 @@ class DecodePool:
 
 
 def start_workers(workers: int, file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT) -> Optional[DecodePool]:
-    """Starts `workers` decode processes now, before the session exists, so that they decode while it is
-    created. Hand the pool to `run_pipeline`, which closes it. None for 0.
+    """Starts `workers` decode processes now, before the session exists (they start up while it is created;
+    files reach them in `run_pipeline`, which closes the pool). None for 0.
 
     Started this early they can be forked from this process (~10 ms) rather than from a fresh forkserver
     (~250 ms); replacements started later use `mp_context()`.
@@ -363,15 +368,18 @@ class Decoded:
     container: Optional[dict] = None  # header facts (ccscore.container)
     error: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
+    # Every input is in the workers' hands and the next image is still decoding: a batch waiting for more tiles
+    # would only wait (see `batches`).
+    drained: bool = False
 
 
-def _as_decoded(item: InputItem, result) -> Decoded:
+def _as_decoded(item: InputItem, result, drained: bool = False) -> Decoded:
     """From decode_with_warnings' (outcome, warnings), or the pool's error string (a worker died or timed out)."""
     out, warned = (result, []) if isinstance(result, str) else result
     if isinstance(out, str):
-        return Decoded(item, error=out, warnings=warned)
+        return Decoded(item, error=out, warnings=warned, drained=drained)
     pixels, boxes, size, container = out
-    return Decoded(item, pixels, boxes, size, container, warnings=warned)
+    return Decoded(item, pixels, boxes, size, container, warnings=warned, drained=drained)
 
 
 def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, window: Optional[int] = None,
@@ -389,17 +397,20 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, wind
     window = window or max(8, len(pool._workers) * 8)
     pending: deque = deque()  # (item, ticket), in input order
     items = iter(items)
+    handed_out = False  # every input submitted
     try:
         while True:
-            while len(pending) < window:
+            while len(pending) < window and not handed_out:
                 item = next(items, None)
                 if item is None:
+                    handed_out = True
                     break
                 pending.append((item, pool.submit(item.decode_source, spec)))
             if not pending:
                 return
             item, ticket = pending.popleft()
-            yield _as_decoded(item, pool.result(ticket))
+            result = pool.result(ticket)
+            yield _as_decoded(item, result, drained=handed_out and not (pending and pool.ready(pending[0][1])))
     finally:
         if not keep_pool:
             pool.close()
@@ -409,14 +420,16 @@ def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, wind
 
 
 def batches(decoded: Iterable[Decoded], batch_tiles: int) -> Iterator[list[Decoded]]:
-    """Groups decoded images (errors included, in order) into batches of about `batch_tiles` tiles."""
+    """Groups decoded images (errors included, in order) into batches of about `batch_tiles` tiles; cut short
+    where the stream is `drained`, so that the last images are scored while the workers finish the others rather
+    than after them (a result never depends on which images share a batch)."""
     batch: list[Decoded] = []
     tiles = 0
     for d in decoded:
         batch.append(d)
         if d.pixels is not None:
             tiles += len(d.pixels)
-        if tiles >= batch_tiles or len(batch) >= batch_tiles:  # error-only runs must flush too
+        if tiles >= batch_tiles or len(batch) >= batch_tiles or d.drained:  # error-only runs must flush too
             yield batch
             batch, tiles = [], 0
     if batch:

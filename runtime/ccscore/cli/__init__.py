@@ -8,10 +8,12 @@ One module per command; each exposes a Typer `app`. Usage errors of every comman
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import signal
 import sys
+import threading
 
 # Subcommand name -> module in this package. Anything else on the command line is an image to score.
 COMMANDS = {"score": "score", "bench": "bench", "heatmap": "heatmap", "report": "report", "act": "act", "ray": "ray"}
@@ -72,6 +74,37 @@ def main(argv: list[str] | None = None) -> None:
     except aborts:  # Ctrl-C before scoring started (newer typers return 130 themselves)
         code = EXIT_INTERRUPTED
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def run() -> None:
+    """The program's entry point (the `ccscore` script, `python -m ccscore`): `main`, then `exit_without_teardown`.
+    `main` itself ends in SystemExit, which an in-process caller can catch."""
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = EXIT_OK
+    if code is not None and not isinstance(code, int):  # sys.exit("message"), as the interpreter reports it
+        print(code, file=sys.stderr)
+        code = 1
+    exit_without_teardown(code or EXIT_OK)
+
+
+def exit_without_teardown(code: int) -> None:
+    """Ends the process with `code` after what an exit must do (atexit handlers: the decode workers are stopped;
+    stdout and stderr flushed), skipping the interpreter's teardown: freeing the ONNX session and every module
+    object by object, ~0.1 s of CPU after the last record that the OS does at once. Every file a command writes
+    is closed by then. A thread that the interpreter would wait for gets the ordinary exit."""
+    if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: the interpreter exits 120 then, and so do we
+            code = 120
+    os._exit(code)
 
 
 def command_app():
