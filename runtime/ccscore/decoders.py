@@ -28,13 +28,16 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 # An image's colours prove a decoder (DecoderTrace.proven) when at least this many of its distinct colours tell
-# about it independently (for JPEG: one per hue, see GREY_SHIFT_CLOSED), at least DECODER_SHARE of them lie in
-# its subset and at most DECODER_OTHER_SHARE of another's in that one's. By chance, 64 independent colours of
-# clean art would all but never pass (P < 1e-40 at 25% each; greys, for WebP: 85% of them lie in its subset, but
-# clean grey art's levels run through the 15% it skips). Decoded images reach 1.000; the textbook floating-point
+# about it, at least DECODER_SHARE of them lie in its subset and at most DECODER_OTHER_SHARE of another's in that
+# one's. By chance, 64 colours of clean art would all but never pass (P < 1e-40 at 18% each; greys, for WebP: 85%
+# of them lie in its subset, but clean grey art's levels run through the 15% it skips). For a decoder in
+# GREY_SHIFT_CLOSED a colour tells only its hue, and DECODER_MIN_HUES of them are asked: each lies in JPEG's subset
+# with a chance of 1 in 4 (neighbouring hues less often together), all 32 with 5e-20 (clean art of the evaluation
+# set: at most 0.86 of its hues). Decoded images reach a share of 1.000; the textbook floating-point
 # limited-range BT.601 conversion, rounded (YCbCr pipelines, no codec), lands 0.98-0.99 of its colours in
 # libwebp's subset by nearness of arithmetic, hence a share close to all.
 DECODER_MIN_COLOURS = 64
+DECODER_MIN_HUES = 32
 DECODER_SHARE = 0.995
 DECODER_OTHER_SHARE = 0.5
 # A first tile whose telling colours reach less than this share of every decoder's subset ends the read: more
@@ -125,21 +128,26 @@ class DecoderTrace:
     counts: dict[str, int]
     shares: dict[str, float]
 
+    def telling(self, codec: str) -> bool:
+        """Whether enough colours tell about `codec`'s decoder to weigh its share: DECODER_MIN_HUES hues for a
+        decoder in GREY_SHIFT_CLOSED, else DECODER_MIN_COLOURS colours."""
+        return self.counts[codec] >= (DECODER_MIN_HUES if codec in GREY_SHIFT_CLOSED else DECODER_MIN_COLOURS)
+
     @property
     def refutes_every_decoder(self) -> bool:
         """Enough telling colours for every decoder, too many of them outside its subset for any proof."""
-        return all(self.counts[c] >= DECODER_MIN_COLOURS and self.shares[c] < DECODER_REFUTED for c in self.shares)
+        return all(self.telling(c) and self.shares[c] < DECODER_REFUTED for c in self.shares)
 
     @property
     def proven(self) -> Optional[str]:
-        """The codec whose decoder made these colours, or None when the colours do not say: at least
-        DECODER_MIN_COLOURS telling colours, DECODER_SHARE of them in its subset, and no other decoder that has
-        enough telling colours reaching more than DECODER_OTHER_SHARE of its own."""
+        """The codec whose decoder made these colours, or None when the colours do not say: enough telling
+        colours (`telling`), DECODER_SHARE of them in its subset, and no other decoder that has enough telling
+        colours reaching more than DECODER_OTHER_SHARE of its own."""
         for codec, share in self.shares.items():
-            if self.counts[codec] < DECODER_MIN_COLOURS or share < DECODER_SHARE:
+            if not self.telling(codec) or share < DECODER_SHARE:
                 continue
             if all(self.shares[other] <= DECODER_OTHER_SHARE for other in self.shares
-                   if other != codec and self.counts[other] >= DECODER_MIN_COLOURS):
+                   if other != codec and self.telling(other)):
                 return codec
         return None
 
