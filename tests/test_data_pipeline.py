@@ -470,3 +470,9 @@ def test_a_png_made_from_a_high_quality_jpeg_is_not_kept_as_clean(tmp_path):
     assert inspect_file(tmp_path / "sprite.png")["status"] == "kept"
     row = inspect_file(tmp_path / "from_jpeg.png")
     assert row["status"] == "rejected_decoded", row
+    # Its opaque pixels are read, not the image flattened on white: soft edges blend colours off the subset.
+    decoded = Image.open(tmp_path / "from_jpeg.png").convert("RGBA")
+    yy, xx = np.mgrid[0:512, 0:512]
+    decoded.putalpha(Image.fromarray(np.clip(600 - 2.5 * np.hypot(yy - 256, xx - 256), 0, 255).astype(np.uint8)))
+    decoded.save(tmp_path / "sprite_from_jpeg.png")
+    assert inspect_file(tmp_path / "sprite_from_jpeg.png")["status"] == "rejected_decoded"

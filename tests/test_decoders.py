@@ -28,6 +28,15 @@ def test_the_shipped_colour_sets_are_the_conversions_own(codec):
     assert share == pytest.approx({"jpeg": 0.254, "webp": 0.176}[codec], abs=0.005)  # sparse: chance stays low
 
 
+@pytest.mark.parametrize("codec", sorted(decoders.CONVERSIONS))
+def test_grey_shift_closed_says_which_subsets_a_grey_shift_keeps(codec):
+    """Counting JPEG's telling colours once per hue stands on this: c in the subset exactly when c + (1, 1, 1)
+    is, for every unclipped pair."""
+    seen = np.unpackbits(decoders.reachable(codec)).reshape(256, 256, 256)
+    closed = np.array_equal(seen[1:254, 1:254, 1:254], seen[2:255, 2:255, 2:255])
+    assert closed == (codec in decoders.GREY_SHIFT_CLOSED)
+
+
 @pytest.mark.parametrize("fmt,options,codec", [
     ("WEBP", {"quality": 30}, "webp"), ("WEBP", {"quality": 80}, "webp"), ("WEBP", {"quality": 100}, "webp"),
     ("JPEG", {"quality": 50}, "jpeg"), ("JPEG", {"quality": 95, "subsampling": 0}, "jpeg"),
@@ -98,3 +107,31 @@ def test_stored_outputs_are_judged_with_the_decoder_check_as_scoring_does(fmt):
     scored = scorer.score(image)
     assert stored == pytest.approx(scored.scores)
     assert scored.label == fmt.lower().replace("png", "clean")
+
+
+def test_colours_one_grey_shift_apart_tell_jpeg_once():
+    """JPEG's subset is closed under adding a grey (its decoder adds luma to every channel), so a hue run through
+    the luma levels is one trial, not 200: 20 hues JPEG's decoder outputs, each shifted through every level it
+    can take (4,000 colours, all in the subset: clean procedural art, an 'add' blend of a grey ramp), prove
+    nothing."""
+    red, green, blue = decoders.CONVERSIONS["jpeg"](128)  # mid luma: no channel clips near neutral chroma
+    hues = np.random.default_rng(0).integers(96, 160, (20, 2))  # (Cb, Cr) near neutral: long runs
+    offsets = np.array([[red[cr], green.reshape(256, 256)[cb, cr], blue[cb]] for cb, cr in hues]) - 128
+    levels = np.arange(256)[:, None, None]
+    image = (offsets[None, :, :] + levels).astype(np.int64)
+    # (the levels at which a hue would clip: mid grey, which tells JPEG nothing)
+    image = np.where(((image > 0) & (image < 255)).all(-1, keepdims=True), image, 128).astype(np.uint8)
+    trace = decoder_trace([image])
+    assert trace.shares["jpeg"] == 1.0 and trace.proven is None
+    assert trace.counts["jpeg"] == len(np.unique(offsets[:, :2] - offsets[:, 2:], axis=0))
+
+
+def test_a_float_limited_range_conversion_is_not_libwebps():
+    """Planes converted to RGB by the textbook limited-range BT.601 formula in floating point, rounded (video
+    frames, YCbCr pipelines: no lossy codec), land in libwebp's subset for 98-99% of their colours by nearness
+    of arithmetic, never all: a proof asks for more than that."""
+    planes = np.random.default_rng(1).integers(16, 241, (128, 128, 3)).astype(np.float64)
+    y, cb, cr = (planes[..., 0] - 16) * 255 / 219, (planes[..., 1] - 128) * 255 / 224, (planes[..., 2] - 128) * 255 / 224
+    rgb = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], -1)
+    trace = decoder_trace([np.clip(np.round(rgb), 0, 255).astype(np.uint8)])
+    assert 0.97 < trace.shares["webp"] < 0.995 and trace.proven is None

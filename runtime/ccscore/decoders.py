@@ -6,12 +6,15 @@ the colours it can output are a sparse subset of the RGB cube: 25% of it for JPE
 an image decoded by one of them, and stored as PNG without further change, lies in that decoder's subset, whatever
 the quality, the subsampling and the content; clean art's colours fall in it by chance (measured on our evaluation
 sets: 0.15-0.24 of the colours, at most 0.5 per image; JPEG and WebP of the same art: 1.000 in every image with
-enough colours). Resizing, blending or noise in more than one channel erases the trace; greys carry none for JPEG
-(every grey is a JPEG output) but do for WebP (it skips every seventh); clipped pixels are left out.
+enough colours). Resizing, blending or noise in more than one channel erases the trace; for JPEG a colour tells only
+its hue (the subset is closed under adding a grey: greys carry nothing) but for WebP its level too (it skips every
+seventh grey); clipped pixels are left out. What the colours prove is the conversion, not the codec: planes
+converted by the textbook full-range BT.601 formula in floating point and rounded (a YCbCr pipeline, e.g. one
+that works on luma alone) make the same colours as libjpeg's, so they prove JPEG too.
 
-Other decoders (AVIF through libavif/libyuv, JPEG XL) reach far less than all of one subset, so they prove
-neither: 0.45-1.0 of AVIF's colours lie in JPEG's subset, which is why a proof also asks the other codec's share
-to stay at chance.
+Other decoders (AVIF through libavif/libyuv, JPEG XL) mostly reach far less than all of one subset: 0.45-1.0 of
+AVIF's colours lie in JPEG's subset, and 5 of the 240 AVIF images of eval-wild are proven JPEG (all of 32 hues or
+more in it; 14 when colours counted one by one). No label of ours is AVIF's: they are called lossy either way.
 """
 
 from __future__ import annotations
@@ -26,10 +29,16 @@ import numpy as np
 
 # An image's colours prove a decoder (DecoderTrace.proven) when at least this many of its distinct colours tell
 # about it, at least DECODER_SHARE of them lie in its subset and at most DECODER_OTHER_SHARE of another's in that
-# one's. By chance, 64 colours of clean art would all but never pass (P < 1e-40 at 25% each; greys, for WebP:
-# 85% of them lie in its subset, but clean grey art's levels run through the 15% it skips).
+# one's. By chance, 64 colours of clean art would all but never pass (P < 1e-40 at 18% each; greys, for WebP: 85%
+# of them lie in its subset, but clean grey art's levels run through the 15% it skips). For a decoder in
+# GREY_SHIFT_CLOSED a colour tells only its hue, and DECODER_MIN_HUES of them are asked: each lies in JPEG's subset
+# with a chance of 1 in 4 (neighbouring hues less often together), all 32 with 5e-20 (clean art of the evaluation
+# set: at most 0.86 of its hues). Decoded images reach a share of 1.000; the textbook floating-point
+# limited-range BT.601 conversion, rounded (YCbCr pipelines, no codec), lands 0.98-0.99 of its colours in
+# libwebp's subset by nearness of arithmetic, hence a share close to all.
 DECODER_MIN_COLOURS = 64
-DECODER_SHARE = 0.98
+DECODER_MIN_HUES = 32
+DECODER_SHARE = 0.995
 DECODER_OTHER_SHARE = 0.5
 # A first tile whose telling colours reach less than this share of every decoder's subset ends the read: more
 # tiles could not lift it to DECODER_SHARE unless they held 4 times its colours, none of them off the subset.
@@ -71,6 +80,11 @@ def _libjpeg_rgb(y: int):
 
 
 CONVERSIONS: dict[str, Conversion] = {"jpeg": _libjpeg_rgb, "webp": _libwebp_rgb}
+# Decoders whose subset is closed under adding a grey (JPEG's adds the luma sample to every channel; a test checks
+# it on the sets): for them a colour tells only its hue, (r - g, b - g), the same as its brighter and darker
+# shifts (an 'add' blend of a grey ramp over one hue: 200 colours, one trial), and greys tell nothing. WebP's
+# scaled luma makes its membership depend on the level as well.
+GREY_SHIFT_CLOSED = frozenset({"jpeg"})
 
 
 def build_reachable(codec: str) -> np.ndarray:
@@ -101,41 +115,39 @@ def reachable(codec: str) -> np.ndarray:
     return build_reachable(codec)
 
 
-@lru_cache(maxsize=None)
-def outputs_every_grey(codec: str) -> bool:
-    """Whether `codec`'s decoder outputs every grey (JPEG's does: neutral chroma adds nothing to luma; WebP's
-    limited-range conversion skips every seventh grey): greys then tell nothing about it."""
-    levels = np.arange(1, 255, dtype=np.int64)
-    return bool(_contains(reachable(codec), (levels << 16) | (levels << 8) | levels).all())
-
-
 def _contains(bits: np.ndarray, colours: np.ndarray) -> np.ndarray:
     return ((bits[colours >> 3] >> (7 - (colours & 7))) & 1).astype(bool)
 
 
 @dataclass(frozen=True)
 class DecoderTrace:
-    """Per codec: how many of an image's distinct colours tell about its decoder (`counts`: unclipped ones,
-    without greys where the decoder outputs every grey) and the share of them it can output (`shares`)."""
+    """Per codec: how many of an image's distinct colours tell about its decoder independently (`counts`:
+    unclipped ones; for a decoder in GREY_SHIFT_CLOSED one per hue, greys left out) and the share of them it can
+    output (`shares`)."""
 
     counts: dict[str, int]
     shares: dict[str, float]
 
+    def telling(self, codec: str) -> bool:
+        """Whether enough colours tell about `codec`'s decoder to weigh its share: DECODER_MIN_HUES hues for a
+        decoder in GREY_SHIFT_CLOSED, else DECODER_MIN_COLOURS colours."""
+        return self.counts[codec] >= (DECODER_MIN_HUES if codec in GREY_SHIFT_CLOSED else DECODER_MIN_COLOURS)
+
     @property
     def refutes_every_decoder(self) -> bool:
         """Enough telling colours for every decoder, too many of them outside its subset for any proof."""
-        return all(self.counts[c] >= DECODER_MIN_COLOURS and self.shares[c] < DECODER_REFUTED for c in self.shares)
+        return all(self.telling(c) and self.shares[c] < DECODER_REFUTED for c in self.shares)
 
     @property
     def proven(self) -> Optional[str]:
-        """The codec whose decoder made these colours, or None when the colours do not say: at least
-        DECODER_MIN_COLOURS telling colours, DECODER_SHARE of them in its subset, and no other decoder that has
-        enough telling colours reaching more than DECODER_OTHER_SHARE of its own."""
+        """The codec whose decoder made these colours, or None when the colours do not say: enough telling
+        colours (`telling`), DECODER_SHARE of them in its subset, and no other decoder that has enough telling
+        colours reaching more than DECODER_OTHER_SHARE of its own."""
         for codec, share in self.shares.items():
-            if self.counts[codec] < DECODER_MIN_COLOURS or share < DECODER_SHARE:
+            if not self.telling(codec) or share < DECODER_SHARE:
                 continue
             if all(self.shares[other] <= DECODER_OTHER_SHARE for other in self.shares
-                   if other != codec and self.counts[other] >= DECODER_MIN_COLOURS):
+                   if other != codec and self.telling(other)):
                 return codec
         return None
 
@@ -162,13 +174,26 @@ def decoder_trace(pixels: Sequence[np.ndarray]) -> DecoderTrace:
 
 
 def _trace(colours: np.ndarray) -> DecoderTrace:
-    grey = ((colours >> 16) == (colours & 255)) & (((colours >> 8) & 255) == (colours & 255))
     counts, shares = {}, {}
     for codec in CONVERSIONS:
-        telling = colours[~grey] if outputs_every_grey(codec) else colours
-        counts[codec] = len(telling)
-        shares[codec] = float(_contains(reachable(codec), telling).mean()) if len(telling) else 0.0
+        inside = _contains(reachable(codec), colours)
+        if codec in GREY_SHIFT_CLOSED:
+            inside = _per_hue(colours, inside)
+        counts[codec] = len(inside)
+        shares[codec] = float(inside.mean()) if len(inside) else 0.0
     return DecoderTrace(counts, shares)
+
+
+def _per_hue(colours: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """`inside` (whether each colour lies in a GREY_SHIFT_CLOSED subset) once per hue (r - g, b - g), the greys'
+    left out: the colours of one hue all lie in it or all do not."""
+    red, green, blue = colours >> 16, (colours >> 8) & 255, colours & 255
+    hue = ((red - green + 255) << 9) | (blue - green + 255)
+    coloured = hue != (255 << 9 | 255)
+    # (membership in the lowest bit, one sort, then one of each hue's run: np.unique is slow on this numpy)
+    keyed = np.sort((hue[coloured] << 1) | inside[coloured])
+    first = np.concatenate(([True], (keyed[1:] >> 1) != (keyed[:-1] >> 1))) if len(keyed) else keyed.astype(bool)
+    return (keyed[first] & 1).astype(bool)
 
 
 if __name__ == "__main__":  # python -m ccscore.decoders: (re)writes the shipped tables
