@@ -40,7 +40,9 @@ WEBP_GRID = 4  # VP8's transform block: the grid period a WebP's quantiser steps
 # within 5 of the truth were up to 27 from the head, which flattens low qualities (q30-40 read as about 57).
 WEBP_MAX_DISAGREEMENT = 30.0
 FIRST_TABLE_TILES = 2
-TABLE_PIXELS = 1 << 20  # at most this many pixels of tiles are read for a JPEG's table (the bundled model: 128K)
+# At most this many pixels of tiles (the first, most textured; always one) are read for a JPEG's table or a
+# WebP's steps, whatever the model's tiling (the bundled model's: 128K).
+TABLE_PIXELS = 1 << 20
 # A JPEG's table read in its pixels overrules a grid gate that found too little agreement (high qualities: the
 # tiles barely show the grid; small images: too few quadrants to check one). It is read where the tiles lean JPEG
 # (P(jpeg) before the gate), on the 8x8 grid where its quadrants agree, else at the image's origin, whatever the
@@ -83,6 +85,11 @@ def grid_offset(evidence: Optional[ImageEvidence]) -> Optional[tuple[int, int]]:
 def tile_grid_offsets(boxes: Sequence[Box], origin: tuple[int, int], period: int) -> list[tuple[int, int]]:
     """Where the image's grid of `period`, starting at `origin` (row, column), starts in each tile."""
     return [((origin[0] - box[1]) % period, (origin[1] - box[0]) % period) for box in boxes]
+
+
+def within_table_pixels(own: Sequence[np.ndarray]) -> int:
+    """How many of the first tiles `own` (their own pixels) fit TABLE_PIXELS; at least one."""
+    return max(1, int((np.cumsum([t.shape[0] * t.shape[1] for t in own]) <= TABLE_PIXELS).sum()))
 
 
 def aggregate(probs: np.ndarray, method: str, clean_index: Optional[int] = None) -> np.ndarray:
@@ -485,8 +492,9 @@ class Scorer:
         vote = evidence.grids.get(WEBP_GRID) if evidence is not None else None
         origins = [vote.offset] if vote is not None and vote.checkable and vote.offset != (0, 0) else []
         own = tiles.own()
+        own = own[: within_table_pixels(own)]
         for origin in origins + [(0, 0)]:
-            read = estimate_webp_quality(own, tile_grid_offsets(tiles.boxes, origin, MACROBLOCK))
+            read = estimate_webp_quality(own, tile_grid_offsets(tiles.boxes[: len(own)], origin, MACROBLOCK))
             if read is not None:
                 return read
         return None
@@ -503,7 +511,7 @@ class Scorer:
         # whatever the model's tiling) are read only when those two show no table (art clipped on white); for a
         # `long_shot`, not when their unclipped blocks showed there is none (clean art, most likely, whose reads
         # would cost more than its scoring).
-        count = max(1, int((np.cumsum([t.shape[0] * t.shape[1] for t in own]) <= TABLE_PIXELS).sum()))
+        count = within_table_pixels(own)
         table = estimate_luma_table(own[:FIRST_TABLE_TILES], offsets[:FIRST_TABLE_TILES], long_shot)
         # (`kind` estimates every frequency's step: most of a read's cost, so asked last.)
         if count > FIRST_TABLE_TILES and not (long_shot and table.lattice_free) and table.kind is None:
