@@ -425,3 +425,15 @@ def test_the_fast_exit_waits_like_the_interpreter_for_a_running_thread():
             "exit_without_teardown(3)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
     assert proc.returncode == 3 and proc.stdout == "thread done\n", proc
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_run_with_stdout_closed_writes_its_output_and_exits_with_its_status(stub_model, pictures, tmp_path, workers):
+    # cron and daemons may start ccscore with no stdout at all (the interpreter's sys.stdout is then None)
+    out = tmp_path / "scores.jsonl"
+    proc = subprocess.run([*PROGRAM, str(pictures), "--model", str(stub_model), "--output", str(out),
+                           "--workers", workers], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                          timeout=120, preexec_fn=lambda: os.close(1))
+    assert "Traceback" not in proc.stderr and "scored, 1 failed" in proc.stderr, proc.stderr
+    assert proc.returncode == 1  # empty.png fails: the command's own status
+    assert len(out.read_text().splitlines()) == 1 + 7

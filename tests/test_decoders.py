@@ -135,3 +135,18 @@ def test_a_float_limited_range_conversion_is_not_libwebps():
     rgb = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], -1)
     trace = decoder_trace([np.clip(np.round(rgb), 0, 255).astype(np.uint8)])
     assert 0.97 < trace.shares["webp"] < 0.995 and trace.proven is None
+
+
+def test_the_decoder_check_reads_at_most_the_tables_pixels_whatever_the_tiling(tmp_path, monkeypatch):
+    # A tiling of many tiles (256 of 512 read whole: 4 GB and 7 s for one image's colours) is read only in part.
+    import ccscore.scorer as scorer_module
+    from ccscore import Scorer
+
+    read = []
+    monkeypatch.setattr(scorer_module, "decoder_trace", lambda pixels: read.append(pixels) or decoder_trace(pixels))
+    scorer = Scorer(BUNDLED_MODEL, max_tiles=256)
+    path = tmp_path / "big.jpg"
+    draw_art(5, (2400, 1800)).save(path, quality=40)
+    assert scorer.tile(path)[0].pixels[..., 0].size > 2 * scorer_module.TABLE_PIXELS  # the tiling is large
+    assert scorer.score(path).decoder == "jpeg"
+    assert read and all(0 < sum(t.shape[0] * t.shape[1] for t in r) <= scorer_module.TABLE_PIXELS for r in read)

@@ -118,3 +118,18 @@ def test_a_cropped_webp_is_read_where_its_4x4_quadrants_vote_the_grid(bundled, q
     result = bundled.score(np.ascontiguousarray(pixels))
     assert result.label == "webp" and result.evidence.grids[4].offset == (2, 3)
     assert result.quality_source == "steps" and abs(result.quality - quality) <= 8
+
+
+def test_the_steps_are_read_on_at_most_the_tables_pixels_whatever_the_tiling(monkeypatch):
+    # A user model's tiling can hold 256 large tiles: reading all of them would cost ~12 bytes of memory a pixel.
+    from ccscore.tiling import Tiles
+
+    read = []
+    monkeypatch.setattr(scorer_module, "estimate_webp_quality", lambda tiles, offsets: read.append(tiles))
+    tiles = Tiles(np.zeros((40, 512, 512, 3), np.uint8), [(0, 512 * k, 512, 512 * (k + 1)) for k in range(40)])
+    assert Scorer.webp_quality(tiles, None) is None
+    assert read and all(0 < sum(t.shape[0] * t.shape[1] for t in r) <= scorer_module.TABLE_PIXELS for r in read)
+    one_big = Tiles(np.zeros((2, 2048, 2048, 3), np.uint8), [(0, 0, 2048, 2048), (0, 2048, 2048, 4096)])
+    read.clear()
+    Scorer.webp_quality(one_big, None)
+    assert [len(r) for r in read] == [1]  # the first tile is read whatever its size

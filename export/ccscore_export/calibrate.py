@@ -24,7 +24,7 @@ import numpy as np
 
 from ccscore import ImageError, Scorer
 from ccscore.decoders import decoder_trace
-from ccscore.scorer import CLEAN, GridGate, decide, invalid_rows, output_problem
+from ccscore.scorer import CLEAN, GridGate, decide, invalid_rows, output_problem, pixels_read
 from ccscore_export.labels import LABELS
 
 # 0 and 0.05 joined when 0.6.2's head chose 0.1 for both labels, the lowest center then tried: a choice on the
@@ -58,7 +58,7 @@ def score_tiles(scorer: Scorer, root: Path, rows: list[dict], log=print) -> list
         for count in counts:
             used = outputs.rows(0, count)
             lattice[count] = scorer.table_check(used, scorer.judge(used, tiles.boxes[:count])[1], tiles)[0]
-        out.append((row, outputs, tiles.boxes, lattice, decoder_trace(tiles.own())))
+        out.append((row, outputs, tiles.boxes, lattice, decoder_trace(pixels_read(tiles))))
     return out
 
 

@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 
 from ccscore import Scorer
-from ccscore.scorer import tile_grid_offsets
+from ccscore.scorer import pixels_read, tile_grid_offsets
 from ccscore.webp_quality import MACROBLOCK, read_lattice
 from ccscore_export.data import degrade, sources, wild
 
@@ -57,7 +57,7 @@ def sample_features(seed: int) -> Optional[tuple[np.ndarray, int, str]]:
     rgb = np.ascontiguousarray(rgb[y0 : y0 + MAX_SIDE, x0 : x0 + MAX_SIDE])
     decoded, quality, how = encoded_sample(rng, rgb)
     tiles, _ = _SCORER.tile(decoded)
-    read = read_lattice(tiles.own(), tile_grid_offsets(tiles.boxes, (0, 0), MACROBLOCK))
+    read = read_lattice(pixels_read(tiles), tile_grid_offsets(tiles.boxes, (0, 0), MACROBLOCK))
     return None if read is None else (read.features, quality, how)
 
 

@@ -349,7 +349,8 @@ def start_workers(workers: int, file_timeout: Optional[float] = DEFAULT_FILE_TIM
         return None
     if _fork_is_safe():
         for stream in (sys.stdout, sys.stderr):
-            stream.flush()  # a child flushes inherited buffers when it exits: nothing may be pending
+            if stream is not None:  # None: started without that descriptor (cron, daemons)
+                stream.flush()  # a child flushes inherited buffers when it exits: nothing may be pending
         ctx = multiprocessing.get_context("fork")
     else:
         ctx = mp_context()

@@ -40,7 +40,10 @@ WEBP_GRID = 4  # VP8's transform block: the grid period a WebP's quantiser steps
 # within 5 of the truth were up to 27 from the head, which flattens low qualities (q30-40 read as about 57).
 WEBP_MAX_DISAGREEMENT = 30.0
 FIRST_TABLE_TILES = 2
-TABLE_PIXELS = 1 << 20  # at most this many pixels of tiles are read for a JPEG's table (the bundled model: 128K)
+# At most this many pixels of tiles (the first, most textured; always one) are read for a JPEG's table, a WebP's
+# steps or the decoder check's colours, whatever the model's tiling (the bundled model's: 128K; 256 tiles of 512
+# read whole: 4 GB and 7 s for the colours).
+TABLE_PIXELS = 1 << 20
 # A JPEG's table read in its pixels overrules a grid gate that found too little agreement (high qualities: the
 # tiles barely show the grid; small images: too few quadrants to check one). It is read where the tiles lean JPEG
 # (P(jpeg) before the gate), on the 8x8 grid where its quadrants agree, else at the image's origin, whatever the
@@ -83,6 +86,13 @@ def grid_offset(evidence: Optional[ImageEvidence]) -> Optional[tuple[int, int]]:
 def tile_grid_offsets(boxes: Sequence[Box], origin: tuple[int, int], period: int) -> list[tuple[int, int]]:
     """Where the image's grid of `period`, starting at `origin` (row, column), starts in each tile."""
     return [((origin[0] - box[1]) % period, (origin[1] - box[0]) % period) for box in boxes]
+
+
+def pixels_read(tiles: Tiles) -> list[np.ndarray]:
+    """The tiles' own pixels that the reads of the pixels look at (a JPEG's table, a WebP's steps, the decoder
+    check's colours): the first, most textured tiles up to TABLE_PIXELS, at least one."""
+    own = tiles.own()
+    return own[: max(1, int((np.cumsum([t.shape[0] * t.shape[1] for t in own]) <= TABLE_PIXELS).sum()))]
 
 
 def aggregate(probs: np.ndarray, method: str, clean_index: Optional[int] = None) -> np.ndarray:
@@ -386,7 +396,7 @@ class Scorer:
         """The scores `score` gives an image, from the stored outputs of ALL its tiles (calibration and
         benchmarks score every tile once, then try settings): early stopping is applied as scoring does, the
         table check where `lattice` makes it (e.g. `lambda o, e: scorer.table_check(o, e, tiles)[0]`) and the
-        decoder check where `colours` (`decoder_trace(tiles.own())`) are given."""
+        decoder check where `colours` (`decoder_trace(pixels_read(tiles))`) are given."""
         stop = self.early_stop
         first = outputs.rows(0, stop.first_tiles) if stop is not None else outputs
         judged = self.judge_first(first, boxes) if stop is not None else None
@@ -444,7 +454,7 @@ class Scorer:
         lattice, table = self.table_check(outputs, evidence, table_tiles or tiles)
         if lattice:
             scores = proven(scores, JPEG)
-        decoder = self.decoder_proof(scores, lambda: decoder_trace((table_tiles or tiles).own()))
+        decoder = self.decoder_proof(scores, lambda: decoder_trace(pixels_read(table_tiles or tiles)))
         if decoder:
             scores = proven(scores, decoder)
         label = decide(scores, self.threshold)
@@ -484,9 +494,9 @@ class Scorer:
         for most images, but a coarse step for 5 of eval-wild-cal's 120 (13 of eval-wild's), 30 points off."""
         vote = evidence.grids.get(WEBP_GRID) if evidence is not None else None
         origins = [vote.offset] if vote is not None and vote.checkable and vote.offset != (0, 0) else []
-        own = tiles.own()
+        own = pixels_read(tiles)
         for origin in origins + [(0, 0)]:
-            read = estimate_webp_quality(own, tile_grid_offsets(tiles.boxes, origin, MACROBLOCK))
+            read = estimate_webp_quality(own, tile_grid_offsets(tiles.boxes[: len(own)], origin, MACROBLOCK))
             if read is not None:
                 return read
         return None
@@ -503,7 +513,7 @@ class Scorer:
         # whatever the model's tiling) are read only when those two show no table (art clipped on white); for a
         # `long_shot`, not when their unclipped blocks showed there is none (clean art, most likely, whose reads
         # would cost more than its scoring).
-        count = max(1, int((np.cumsum([t.shape[0] * t.shape[1] for t in own]) <= TABLE_PIXELS).sum()))
+        count = len(pixels_read(tiles))
         table = estimate_luma_table(own[:FIRST_TABLE_TILES], offsets[:FIRST_TABLE_TILES], long_shot)
         # (`kind` estimates every frequency's step: most of a read's cost, so asked last.)
         if count > FIRST_TABLE_TILES and not (long_shot and table.lattice_free) and table.kind is None:

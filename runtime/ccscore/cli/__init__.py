@@ -101,7 +101,8 @@ def exit_without_teardown(code: int) -> None:
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None: started without that descriptor (cron, daemons)
+                stream.flush()
         except (OSError, ValueError):  # a closed pipe or stream: the interpreter exits 120 then, and so do we
             code = 120
     os._exit(code)
