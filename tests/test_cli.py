@@ -437,3 +437,15 @@ def test_a_run_with_stdout_closed_writes_its_output_and_exits_with_its_status(st
     assert "Traceback" not in proc.stderr and "scored, 1 failed" in proc.stderr, proc.stderr
     assert proc.returncode == 1  # empty.png fails: the command's own status
     assert len(out.read_text().splitlines()) == 1 + 7
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_run_with_stderr_closed_keeps_stdout_to_its_records_and_exits_with_its_status(stub_model, pictures,
+                                                                                          workers):
+    # `2>&-`: the interpreter's sys.stderr is None, and print(file=None) would write the summary into stdout
+    proc = subprocess.run([*PROGRAM, str(pictures), "--model", str(stub_model), "--jsonl", "--workers", workers],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, timeout=120,
+                          preexec_fn=lambda: os.close(2))
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 7 and all(json.loads(line).get("path") for line in lines), proc.stdout
+    assert proc.returncode == 1 and proc.stderr == ""  # empty.png fails: the command's own status

@@ -48,6 +48,11 @@ class AmbiguousCommand(ValueError):
 
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, exit_interrupted)  # first, before anything slow is imported
+    for stream_name in ("stdout", "stderr"):
+        if getattr(sys, stream_name) is None:
+            # Started with the stream closed (cron, `2>&-`): what would go there goes nowhere. Left None, a
+            # print to stderr would land in stdout (print's fallback), inside JSONL records.
+            setattr(sys, stream_name, open(os.devnull, "w"))
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         name, args = split_command(args)
