@@ -159,8 +159,13 @@ def distinct_colours(pixels: Sequence[np.ndarray]) -> np.ndarray:
     red, green, blue = (flat[:, k].astype(np.int64) for k in range(3))
     low, high = np.minimum(np.minimum(red, green), blue), np.maximum(np.maximum(red, green), blue)
     codes = np.sort(((red << 16) | (green << 8) | blue)[(low > 0) & (high < 255)])
-    # (sorted, then one of each run: np.unique is 40x slower on this numpy)
-    return codes[np.concatenate(([True], codes[1:] != codes[:-1]))] if len(codes) else codes
+    return codes[_run_starts(codes)]
+
+
+def _run_starts(keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal values in sorted `keys` starts (sorting, then this, is np.unique: 40x faster on
+    this numpy)."""
+    return np.concatenate(([True], keys[1:] != keys[:-1])) if len(keys) else np.zeros(0, dtype=bool)
 
 
 def decoder_trace(pixels: Sequence[np.ndarray]) -> DecoderTrace:
@@ -190,10 +195,8 @@ def _per_hue(colours: np.ndarray, inside: np.ndarray) -> np.ndarray:
     red, green, blue = colours >> 16, (colours >> 8) & 255, colours & 255
     hue = ((red - green + 255) << 9) | (blue - green + 255)
     coloured = hue != (255 << 9 | 255)
-    # (membership in the lowest bit, one sort, then one of each hue's run: np.unique is slow on this numpy)
-    keyed = np.sort((hue[coloured] << 1) | inside[coloured])
-    first = np.concatenate(([True], (keyed[1:] >> 1) != (keyed[:-1] >> 1))) if len(keyed) else keyed.astype(bool)
-    return (keyed[first] & 1).astype(bool)
+    keyed = np.sort((hue[coloured] << 1) | inside[coloured])  # membership in the lowest bit: one sort
+    return (keyed[_run_starts(keyed >> 1)] & 1).astype(bool)
 
 
 if __name__ == "__main__":  # python -m ccscore.decoders: (re)writes the shipped tables
