@@ -104,10 +104,9 @@ def exit_without_teardown(code: int) -> None:
     if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
+    for stream in (sys.stdout, sys.stderr):  # never None here: `main` gave a missing one devnull
         try:
-            if stream is not None:  # None: started without that descriptor (cron, daemons)
-                stream.flush()
+            stream.flush()
         except (OSError, ValueError):  # a closed pipe or stream: the interpreter exits 120 then, and so do we
             code = 120
     os._exit(code)
