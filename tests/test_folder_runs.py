@@ -500,3 +500,88 @@ def test_a_drained_stream_cuts_the_batch_short():
     # Without the cuts: 0-3 and 4-7 (8 tiles each), then 8.
     assert [[d.item.path for d in b] for b in batches(stream, 8)] == [
         ["0", "1", "2"], ["3", "4"], ["5", "6", "7", "8"]]
+
+
+# ---------------------------------------------------------------- scoring in the workers (CPU)
+
+
+@pytest.fixture(scope="module")
+def scored_set(tmp_path_factory) -> list[Path]:
+    """Clean pictures, JPEGs and WebPs stored as PNG, and a file that is no image: records of every kind."""
+    root = tmp_path_factory.mktemp("scored")
+    rng = np.random.default_rng(7)
+    files = []
+    for i in range(12):
+        im = Image.fromarray(_picture(rng, 300 + 20 * i, 260))
+        if i % 3:
+            buf = io.BytesIO()
+            im.save(buf, "JPEG" if i % 3 == 1 else "WEBP", quality=60 + 3 * i)
+            im = Image.open(buf).convert("RGB")
+        files.append(root / f"{i:02d}.png")
+        im.save(files[-1])
+    (root / "05-broken.png").write_bytes(b"not a png")
+    return sorted(root.iterdir())
+
+
+def _records(scorer, files, workers: int, score_in_workers: bool, **options) -> tuple[list[dict], list]:
+    from ccscore.inputs import InputItem
+    from ccscore.pipeline import run_pipeline
+
+    pairs = []
+    run_pipeline(scorer, [InputItem(str(f)) for f in files], workers, 8, pairs.extend,
+                 score_in_workers=score_in_workers, **options)
+    return [r for _, r in pairs], [d.scored for d, _ in pairs]
+
+
+def test_workers_score_as_the_main_process_does(scored_set):
+    """On CPU the workers score each image with their own session; every record (details and tiles included)
+    is the one the main process's session gives, in the same order."""
+    from ccscore import Scorer
+
+    scorer = Scorer(device="cpu")
+    options = {"with_tiles": True, "with_details": True}
+    in_workers, by_workers = _records(scorer, scored_set, 2, True, **options)
+    in_main, by_main = _records(scorer, scored_set, 2, False, **options)
+    assert in_workers == in_main
+    assert [r["path"] for r in in_workers] == [str(f) for f in scored_set]
+    assert {r.get("label") for r in in_workers} >= {"clean", "jpeg", "webp"}  # a real mix, not one answer
+    assert all(s is None for s in by_main)
+    assert [s is not None for s in by_workers] == ["error" not in r for r in in_workers]  # the workers scored
+    assert in_workers == _records(scorer, scored_set, 0, True, **options)[0]  # no workers: scored here
+
+
+def test_workers_score_with_settings_changed_after_the_scorer_was_built(scored_set):
+    """A Scorer's threshold or grid gate set after construction (as calibration does) is what the workers use."""
+    from ccscore import Scorer
+
+    scorer = Scorer(device="cpu")
+    default, _ = _records(scorer, scored_set, 2, True)
+    scorer.threshold = 1.0  # everything not certainly clean is flagged
+    strict, _ = _records(scorer, scored_set, 2, True)
+    assert strict != default  # the setting matters here ...
+    assert strict == _records(scorer, scored_set, 2, False)[0]  # ... and the workers applied it
+
+
+def test_a_replacement_worker_scores_too(scored_set, monkeypatch):
+    """A worker killed by a file is replaced by one that is told what to score with before it takes a file."""
+    import multiprocessing
+
+    import ccscore.pipeline as pipeline
+    from ccscore import Scorer
+
+    scorer = Scorer(device="cpu")
+    expected, _ = _records(scorer, scored_set, 0, True)
+    decode = pipeline.decode_one
+
+    def decode_or_die(path, spec):
+        if path.endswith("04.png"):
+            os._exit(1)
+        return decode(path, spec)
+
+    monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(pipeline, "decode_one", decode_or_die)
+    records, by_workers = _records(scorer, scored_set, 1, True)
+    died = [i for i, f in enumerate(scored_set) if f.name == "04.png"]
+    assert "decoder died on this file" in records[died[0]]["error"]
+    assert [r for i, r in enumerate(records) if i not in died] == [r for i, r in enumerate(expected) if i not in died]
+    assert all(s is not None for i, (s, r) in enumerate(zip(by_workers, records)) if i > died[0] and "error" not in r)

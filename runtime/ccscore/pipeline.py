@@ -1,16 +1,20 @@
-"""Streaming folder runs: decode and tile in worker processes, score in batches, keep input order.
+"""Streaming folder runs: decode, tile and (on CPU) score in worker processes, keep input order.
 
-    inputs --> [bounded window of files in flight in decode processes] --> tiles, in input order
-           --> batches of ~batch_size tiles --> one session run each --> records, one write per batch
+    inputs --> [bounded window of files in flight in worker processes] --> results or tiles, in input order
+           --> batches of ~batch_size tiles --> records, one write per batch
 
-- Workers import only Pillow, numpy and ccscore's decoding/tiling code, never onnxruntime: the one
-  session lives in the main process. Workers send back tiles (<= max_tiles x T x T x 3 bytes per image),
-  not decoded images.
+- On CPU each worker scores its own images with its own one-thread session (`ScorerSettings`: the main
+  process's model and settings), so a core decodes and scores an image in turn instead of three processes
+  (two decoders and the session) taking turns on two cores; workers send back results. On an accelerator
+  the one session lives in the main process and runs whole batches: workers import only Pillow, numpy and
+  ccscore's decoding/tiling code, and send back tiles (<= max_tiles x T x T x 3 bytes per image), never
+  decoded images.
 - At most `window` files are in flight, so memory stays flat whatever the number of inputs; the
   window is larger than a batch, so workers keep decoding while the session runs.
 - Each worker holds one file at a time, so the main process always knows which file a worker is on: a worker
   that dies (a decoder crash, the OOM killer) costs that one file an error record, and a worker past the
-  per-file time limit is killed and its file recorded as too slow; either way a new worker takes its place.
+  per-file time limit (decoding and scoring) is killed and its file recorded as too slow; either way a new
+  worker takes its place. A worker builds its session before it counts as ready, so no file's limit pays for it.
 - The CLI starts its workers before the session exists (`start_workers`), with a plain fork on Linux; they get
   their first files once it exists (the tiling is the model's). Workers started later (replacements, or pools started by library
   callers) use `forkserver` on Linux (onnxruntime's thread pools make plain fork unsafe once a session
@@ -79,9 +83,26 @@ def decode_one(path, spec: TileSpec):
 MAX_WARNINGS = 10  # per record: a hostile file can warn thousands of times
 
 
-def decode_with_warnings(path, spec: TileSpec) -> tuple:
-    """(`decode_one`'s result, the warnings it raised): library warnings (Pillow's corrupt EXIF and the like)
-    belong to the image's record, not to the terminal, where workers would interleave them."""
+def score_decoded(decoded: tuple, path, scorer) -> tuple | str:
+    """`decode_one`'s tuple -> (None, boxes, size, header facts, the image's ScoreResult or ScoreFailure), scored
+    by `scorer` in this process; an error string where scoring itself fails (as decode_one's errors read)."""
+    from .errors import one_line
+    from .tiling import Tiles
+
+    pixels, boxes, size, container = decoded
+    try:
+        result = scorer.score_together([(source_name(path), Tiles(pixels, boxes), size)])[0]
+    except MemoryError:
+        return f"{source_name(path)}: out of memory while scoring"
+    except Exception as exc:  # a bug: still one record, one line
+        return f"{source_name(path)}: cannot score image ({type(exc).__name__}: {one_line(exc)})"
+    return None, boxes, size, container, result
+
+
+def decode_with_warnings(path, spec: TileSpec, scorer=None) -> tuple:
+    """(`decode_one`'s result, scored by `scorer` when given (`score_decoded`), the warnings both raised):
+    library warnings (Pillow's corrupt EXIF and the like) belong to the image's record, not to the terminal,
+    where workers would interleave them."""
     import warnings
 
     from .errors import one_line
@@ -90,6 +111,8 @@ def decode_with_warnings(path, spec: TileSpec) -> tuple:
     # catch_warnings resets "once per location", so every image reports its own.
     with warnings.catch_warnings(record=True) as caught:
         out = decode_one(path, spec)
+        if scorer is not None and not isinstance(out, str):
+            out = score_decoded(out, path, scorer)
     texts = dict.fromkeys(f"{w.category.__name__}: {one_line(w.message)}" for w in caught)
     return out, list(texts)[:MAX_WARNINGS]
 
@@ -112,13 +135,21 @@ def _worker_init() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@dataclass(frozen=True)
+class UseScorer:
+    """To a worker: score from now on with a Scorer built from `settings` (None: decode and tile only)."""
+
+    settings: Any  # scorer.ScorerSettings or None
+
+
 def _worker_main(conn) -> None:
-    """A decode process: None (ready) out first, then (seq, path, spec) in and (seq, decode_with_warnings'
-    result) out, one file at a time, until EOF."""
+    """A worker process: None (ready) out first, then (seq, path, spec) in and (seq, decode_with_warnings'
+    result) out, one file at a time, until EOF. A `UseScorer` in is answered None once the scorer is built."""
     _worker_init()
     from . import images, tiling  # noqa: F401  (imported now, not on the first image's time)
 
     conn.send(None)
+    scorer = None
     while True:
         try:
             task = conn.recv()
@@ -126,8 +157,12 @@ def _worker_main(conn) -> None:
             return
         if task is None:
             return
+        if isinstance(task, UseScorer):
+            scorer = task.settings.build() if task.settings is not None else None
+            conn.send(None)
+            continue
         seq, path, spec = task
-        out = decode_with_warnings(path, spec)
+        out = decode_with_warnings(path, spec, scorer)
         try:
             conn.send((seq, out))
         except OSError:
@@ -160,7 +195,7 @@ def _died(path: str, exitcode: Optional[int]) -> str:
 
 
 def _too_slow(path: str, limit: float) -> str:
-    return f"{path}: too slow: decoding took over {limit:g} s (--file-timeout)"
+    return f"{path}: too slow: its worker took over {limit:g} s on it (--file-timeout)"
 
 
 # Workers in a row that may die before they are ready before the pool gives up (none can be started).
@@ -171,13 +206,15 @@ MAX_STARTUP_DEATHS = 5
 class _Worker:
     process: Any
     conn: Any  # this process's end of the worker's pipe
-    ready: bool = False  # started up: its first file's time limit does not pay for the start
+    ready: bool = False  # started up (and scorer built): its first file's time limit does not pay for the start
+    scoring: Any = None  # the ScorerSettings it was last told to use
     task: Optional[tuple[int, str]] = None  # (seq, path) of the file in flight
     deadline: float = math.inf
 
 
 class DecodePool:
     """Decode processes fed one file at a time by a dispatching thread, which also replaces any that die.
+    After `score_with(settings)` they score too (each its own session), and so do their replacements.
 
     `submit` queues a file and returns its ticket; `result` waits for that file's outcome: decode_with_warnings'
     result, or an error string when the worker died on it or ran past `file_timeout` seconds (then it is killed).
@@ -193,6 +230,7 @@ class DecodePool:
         self._workers = [self._start(first_ctx) for _ in range(workers)]
         self._cv = threading.Condition()
         self._todo: deque = deque()  # (seq, path, spec) not yet given to a worker
+        self._scoring = None  # ScorerSettings the workers score with (None: decode and tile only)
         self._results: dict = {}  # seq -> outcome, until taken
         self._next = 0
         self._closed = False
@@ -221,6 +259,13 @@ class DecodePool:
             self._todo.append((seq, path, spec))
         self._wake_w.send_bytes(b"")
         return seq
+
+    def score_with(self, settings) -> None:
+        """From the next file on, workers score with a Scorer built from `settings` (a `ScorerSettings`), or only
+        decode and tile (None). Each builds its scorer before it takes another file."""
+        with self._cv:
+            self._scoring = settings
+        self._wake_w.send_bytes(b"")
 
     def ready(self, seq: int) -> bool:
         """Whether `result(seq)` would return at once."""
@@ -260,7 +305,11 @@ class DecodePool:
         try:
             while not self._closed:
                 with self._cv:
+                    scoring = self._scoring
                     idle = [w for w in self._workers if w.ready and w.task is None]
+                    for w in [w for w in idle if w.scoring != scoring]:
+                        idle.remove(w)
+                        self._prepare(w, scoring)
                     tasks = [self._todo.popleft() for _ in range(min(len(idle), len(self._todo)))]
                 for w, (seq, path, spec) in zip(idle, tasks):
                     self._give(w, seq, path, spec)
@@ -284,6 +333,15 @@ class DecodePool:
             with self._cv:
                 self._failure = exc
                 self._cv.notify_all()
+
+    @staticmethod
+    def _prepare(w: _Worker, scoring) -> None:
+        """Tells an idle worker what to score with; it is not ready again until it says so."""
+        w.ready, w.scoring = False, scoring
+        try:
+            w.conn.send(UseScorer(scoring))
+        except OSError:
+            pass  # dead: its sentinel says so next
 
     def _give(self, w: _Worker, seq: int, path, spec: TileSpec) -> None:
         w.task = (seq, source_name(path))
@@ -369,6 +427,7 @@ class Decoded:
     container: Optional[dict] = None  # header facts (ccscore.container)
     error: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
+    scored: Any = None  # the ScoreResult or ScoreFailure of a worker that scored it (then pixels is None)
     # Every input is in the workers' hands and the next image is still decoding: a batch waiting for more tiles
     # would only wait (see `batches`).
     drained: bool = False
@@ -379,22 +438,25 @@ def _as_decoded(item: InputItem, result, drained: bool = False) -> Decoded:
     out, warned = (result, []) if isinstance(result, str) else result
     if isinstance(out, str):
         return Decoded(item, error=out, warnings=warned, drained=drained)
-    pixels, boxes, size, container = out
-    return Decoded(item, pixels, boxes, size, container, warnings=warned, drained=drained)
+    pixels, boxes, size, container, *scored = out
+    return Decoded(item, pixels, boxes, size, container, warnings=warned, scored=scored[0] if scored else None,
+                   drained=drained)
 
 
 def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, window: Optional[int] = None,
                   pool: Optional[DecodePool] = None, file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT,
-                  keep_pool: bool = False) -> Iterator[Decoded]:
+                  keep_pool: bool = False, scoring=None) -> Iterator[Decoded]:
     """Decoded images in input order. workers=0 decodes in this process, where no time limit can stop a
     decoder. `pool`: workers already started (see `start_workers`, which sets their time limit); closed
-    here like the pools made here, unless `keep_pool` (a caller that decodes stream after stream)."""
+    here like the pools made here, unless `keep_pool` (a caller that decodes stream after stream).
+    `scoring` (a `ScorerSettings`): the workers also score each image (`Decoded.scored`)."""
     if workers <= 0 and pool is None:
         for item in items:
             yield _as_decoded(item, decode_with_warnings(item.decode_source, spec))
         return
 
     pool = pool or DecodePool(workers, file_timeout)
+    pool.score_with(scoring)
     window = window or max(8, len(pool._workers) * 8)
     pending: deque = deque()  # (item, ticket), in input order
     items = iter(items)
@@ -428,8 +490,8 @@ def batches(decoded: Iterable[Decoded], batch_tiles: int) -> Iterator[list[Decod
     tiles = 0
     for d in decoded:
         batch.append(d)
-        if d.pixels is not None:
-            tiles += len(d.pixels)
+        if d.boxes is not None:
+            tiles += len(d.boxes)
         if tiles >= batch_tiles or len(batch) >= batch_tiles or d.drained:  # error-only runs must flush too
             yield batch
             batch, tiles = [], 0
@@ -439,16 +501,21 @@ def batches(decoded: Iterable[Decoded], batch_tiles: int) -> Iterator[list[Decod
 
 def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False,
                 with_details: bool = False) -> list[tuple[Decoded, dict]]:
-    """One session run for the whole batch; returns (decoded, record) in order."""
+    """Records of the batch, in order: the images its workers scored as they were, the others scored here in
+    one session run."""
+    from dataclasses import replace
+
     from .errors import without_path
     from .tiling import Tiles
 
-    good = [d for d in batch if d.pixels is not None]
-    scored = scorer.score_together([(d.item.path, Tiles(d.pixels, d.boxes), d.size) for d in good])
-    records = {id(d): r.with_container(d.container).to_dict(with_tiles, with_details) for d, r in zip(good, scored)}
+    to_score = [d for d in batch if d.pixels is not None]
+    scored = {id(d): r for d, r in zip(to_score, scorer.score_together(
+        [(d.item.path, Tiles(d.pixels, d.boxes), d.size) for d in to_score]))}
+    scored.update((id(d), replace(d.scored, path=d.item.path)) for d in batch if d.scored is not None)
     out = []
     for d in batch:
-        record = records[id(d)] if d.pixels is not None else {
+        result = scored.get(id(d))
+        record = result.with_container(d.container).to_dict(with_tiles, with_details) if result is not None else {
             "path": d.item.path, "error": without_path(d.error or "unknown error", d.item.path)}
         if d.warnings:
             record["warnings"] = d.warnings
@@ -521,17 +588,23 @@ def format_seconds(s: float) -> str:
 
 def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: int,
                  on_batch: Callable[[list[tuple[Decoded, dict]]], None], with_tiles: bool = False,
-                 pool: Optional[DecodePool] = None, keep_pool: bool = False, with_details: bool = False) -> None:
+                 pool: Optional[DecodePool] = None, keep_pool: bool = False, with_details: bool = False,
+                 score_in_workers: bool = True) -> None:
     """Decodes, scores and hands each batch's (decoded, record) pairs to `on_batch`, in input order.
-    Decoding a file in a worker may take `scorer.file_timeout` seconds (a `pool` brings its own limit).
-    `pool` is closed at the end unless `keep_pool`."""
+    Decoding (and scoring) a file in a worker may take `scorer.file_timeout` seconds (a `pool` brings its own
+    limit). `pool` is closed at the end unless `keep_pool`. With workers and a session on CPU, the workers
+    score (`score_in_workers`; results identical to scoring here); on an accelerator, this process does."""
+    from .scorer import ScorerSettings
+
     spec = TileSpec(scorer.info.tiling, scorer.info.tile_size, dict(scorer.tiling_params), scorer.max_pixels)
+    in_workers = score_in_workers and (workers > 0 or pool is not None) and scorer.runs_on_cpu
+    scoring = ScorerSettings.of(scorer) if in_workers else None
     # Enough images in flight to fill the next batch while the session runs the current one.
     per_image = max(1, int(spec.params.get("max_tiles", 8)))
     images_per_batch = max(1, -(-batch_tiles // per_image))
     window = max(workers * 8, 2 * images_per_batch, 8)
     stream = decode_stream(items, spec, workers, window=window, pool=pool, file_timeout=scorer.file_timeout,
-                           keep_pool=keep_pool)
+                           keep_pool=keep_pool, scoring=scoring)
     try:
         for batch in batches(stream, batch_tiles):
             on_batch(score_batch(scorer, batch, with_tiles, with_details))

@@ -17,7 +17,7 @@ from .images import ImageInput, load_image
 from .model_info import MAX_TILES_RANGE, PHASES, PROBS, QUALITY, ModelInfo, default_model_path, number
 from .pipeline import DEFAULT_FILE_TIMEOUT
 from .quantisation import TableEstimate, estimate_luma_table
-from .providers import Device, Session, create_session, import_onnxruntime
+from .providers import CPU, Device, Session, create_session, import_onnxruntime
 from .results import ScoreFailure, ScoreResult, TileScore
 from .tiling import Box, Tiles, make_tiles
 from .webp_quality import MACROBLOCK, WebPQualityEstimate, estimate_webp_quality
@@ -249,6 +249,31 @@ class GridGate:
         return float(1.0 / (1.0 + np.exp(-self.slope * (vote.agreement - self.centers[label]))))
 
 
+# The Scorer attributes that decide results beside the model file: set at construction, or changed since (the
+# calibration and tests set grid_gate and threshold on a built Scorer).
+DECIDING_SETTINGS = ("aggregation", "threshold", "tiling_params", "max_pixels", "early_stop", "grid_gate")
+
+
+@dataclass(frozen=True)
+class ScorerSettings:
+    """What another process needs to score exactly as a CPU `Scorer` does: the model file and the deciding
+    settings' values. The pipeline's workers score with it (see `pipeline.run_pipeline`)."""
+
+    model: str
+    values: tuple  # (name, value) for each of DECIDING_SETTINGS
+
+    @classmethod
+    def of(cls, scorer: "Scorer") -> "ScorerSettings":
+        return cls(os.path.abspath(scorer.info.path), tuple((n, getattr(scorer, n)) for n in DECIDING_SETTINGS))
+
+    def build(self) -> "Scorer":
+        """A one-thread CPU Scorer with these settings (a worker runs one per core: more threads would contend)."""
+        scorer = Scorer(self.model, device="cpu", intra_op_threads=1, file_timeout=None)
+        for name, value in self.values:
+            setattr(scorer, name, value)
+        return scorer
+
+
 class Scorer:
     """Scores images with one ONNX model; the session is created once and reused for every call.
 
@@ -256,9 +281,9 @@ class Scorer:
     device: "auto" (CUDA when onnxruntime-gpu has it, else CPU), "cpu", "cuda", or a list of providers.
     aggregate / threshold / max_tiles: override the model's defaults from its metadata.
     all_tiles: score every chosen tile, never stopping early (see `EarlyStop`; the model's metadata sets it).
-    file_timeout: seconds one file may take to decode and tile in `pipeline.run_pipeline`'s worker processes
-        before it is killed and recorded as too slow (None: no limit). Decoding in this process (`score`,
-        `score_many`) cannot be stopped midway: use the pipeline for untrusted files.
+    file_timeout: seconds one file may take to decode, tile and (on CPU) score in `pipeline.run_pipeline`'s
+        worker processes before it is killed and recorded as too slow (None: no limit). Decoding in this process
+        (`score`, `score_many`) cannot be stopped midway: use the pipeline for untrusted files.
     """
 
     def __init__(self, model: Optional[os.PathLike | str] = None, device: Device = "auto",
@@ -311,6 +336,10 @@ class Scorer:
     @property
     def providers(self) -> list[str]:
         return self._session.active
+
+    @property
+    def runs_on_cpu(self) -> bool:
+        return self.providers == [CPU]
 
     @property
     def fallback_note(self) -> Optional[str]:

@@ -129,11 +129,11 @@ def score(
                                "as indented lines under each image in readable output (not in CSV)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger images (default: Pillow's limit)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
-                                          help="Decoding processes (default: number of cores; 0: decode in-process, "
-                                               "where --file-timeout cannot apply)."),
+                                          help="Worker processes: decode, and on CPU score (default: number of cores; "
+                                               "0: all in this process, where --file-timeout cannot apply)."),
     file_timeout: float = typer.Option(DEFAULT_FILE_TIMEOUT, "--file-timeout", metavar="SECONDS", min=0,
-                                       help="A file that takes longer to decode gets a 'too slow' error record "
-                                            "(its decoding process is killed and replaced; 0: no limit)."),
+                                       help="A file that takes its worker longer (decoding, and on CPU scoring) gets a "
+                                            "'too slow' error record (the worker is killed and replaced; 0: no limit)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
                                              help="Tiles scored, and records written, together, across images "
                                                   "(default: 32 on CPU, 64 on GPU; on CPU the session itself runs "
