@@ -8,8 +8,8 @@
                             batch_format="pyarrow")                  # or num_gpus=1, "device": "cuda"
     scored.write_parquet("scores/")
 
-Each actor holds one onnxruntime session and a pool of decoding processes (ccscore.pipeline): the bytes are
-decoded with every limit of the command line (--max-pixels, the per-file time limit, a crashing decoder costs
+Each actor holds one onnxruntime session and a pool of worker processes (ccscore.pipeline; on CPU each worker
+also scores, with its own one-thread session): the bytes are decoded with every limit of the command line (--max-pixels, the per-file time limit, a crashing decoder costs
 that image an error record), so one hostile image never takes an actor down. A batch's rows come back in
 order as the columns of a Parquet output (`ccscore.outputs.parquet_schema`: path = the key, label,
 score_LABEL..., quality, width, height, evidence, error), plus the batch's other columns passed through.

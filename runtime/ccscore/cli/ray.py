@@ -96,8 +96,8 @@ def ray(
                                          "onnxruntime session and its decoding processes (default: one per node)."),
     num_gpus: float = typer.Option(0.0, "--num-gpus", min=0.0, help="GPUs per actor (> 0: the session runs "
                                    "on CUDA)."),
-    decode_workers: Optional[int] = typer.Option(None, "--decode-workers", min=1, help="Decoding processes "
-                                                 "per actor (default: the cores of its node)."),
+    decode_workers: Optional[int] = typer.Option(None, "--decode-workers", min=1, help="Worker processes "
+                                                 "per actor: decode, and on CPU score (default: the cores of its node)."),
     files_per_shard: int = typer.Option(1000, "--files-per-shard", min=1, help="Files of a folder per unit."),
     image_column: Optional[str] = typer.Option(None, "--image-column", metavar="COL",
                                                help="Parquet inputs: the column of encoded image bytes."),
