@@ -1,7 +1,7 @@
-"""Fits ccscore.webp_quality.QUALITY_FIT: WebP files encoded here from training art (never an evaluation set's),
-read as the runtime reads them (the model's tiles, their 4x4 grids), the quality a line in what the grids show
-(`fit_terms`: piecewise linear in the steps' mean quality, its knots at the samples' quartiles) of the least mean
-absolute error, the benchmark's measure (least squares let a few reads far off pull the line).
+"""Fits ccscore.webp_quality.QUALITY_KNOTS and QUALITY_FIT: WebP files encoded here from training art (never an
+evaluation set's), read as the runtime reads them (the model's tiles, their 4x4 grids), the quality a line in what
+the grids show (`fit_terms`: piecewise linear in the steps' mean quality, its knots at the samples' quartiles) of
+the least mean absolute error, the benchmark's measure (least squares let a few reads far off pull the line).
 
 The files are made as the evaluation sets make theirs, on other art, in the proportions of their six WebP kinds:
 4 in 6 Pillow (quality 30-95, method 0-6; the sets' four Pillow kinds), 1 in 6 cwebp (a random preset, method,
