@@ -123,7 +123,8 @@ def test_the_quality_is_piecewise_linear_in_the_mean_quality_with_knots_at_the_s
     rng = np.random.default_rng(1)
     features = np.column_stack([rng.uniform(30, 95, 400), rng.uniform(0, 1, (400, 7))])
     # the steps' mean quality reads flatter than the truth above 60 and steeper below 45, say
-    truth = 20 + 0.6 * features[:, 0] + 0.5 * np.maximum(features[:, 0] - 45, 0) - 0.7 * np.maximum(features[:, 0] - 60, 0)
+    mean_quality = features[:, 0]
+    truth = 20 + 0.6 * mean_quality + 0.5 * np.maximum(mean_quality - 45, 0) - 0.7 * np.maximum(mean_quality - 60, 0)
     truth += features[:, 1:] @ np.arange(1.0, 8.0)
     knots, weights = fit(features, truth)
     assert np.allclose(knots, np.quantile(features[:, 0], [0.25, 0.5, 0.75]))
