@@ -10,7 +10,7 @@ from PIL import Image
 
 from ccscore import Scorer
 from ccscore import scorer as scorer_module
-from ccscore.webp_quality import WebPQualityEstimate, estimate_webp_quality, quality_of_quantiser
+from ccscore.webp_quality import WebPQualityEstimate, estimate_webp_quality, fit_terms, quality_of_quantiser
 from conftest import BUNDLED_MODEL, draw_art
 
 
@@ -102,14 +102,35 @@ def test_steps_far_from_the_heads_estimate_give_way_to_it(bundled, tmp_path, mon
 
 
 def test_the_fit_recovers_a_line_and_names_its_groups():
-    from ccscore_export.fit_webp_quality import group, least_squares
+    from ccscore_export.fit_webp_quality import group, least_absolute_deviations, least_squares
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3)) * [1, 10, 100]
     w = least_squares(x, x @ [2.0, -0.5, 0.01] + 7.0)
     assert np.allclose(w, [2.0, -0.5, 0.01, 7.0], atol=1e-3)
+    # A few reads far off (a coarse step from the art) pull a least-squares line, not the least absolute one.
+    y = x @ [2.0, -0.5, 0.01] + 7.0
+    y[:20] += 40.0
+    assert np.allclose(least_absolute_deviations(x, y), [2.0, -0.5, 0.01, 7.0], atol=0.1)
+    assert least_squares(x, y)[-1] > 7.0 + 3
     assert [group(h) for h in ("pillow:pillow", "grey:pillow", "cwebp:cwebp:photo:sharp_yuv", "grey:cwebp:text")] \
         == ["pillow", "grey:pillow", "cwebp:photo", "grey:text"]
+
+
+def test_the_quality_is_piecewise_linear_in_the_mean_quality_with_knots_at_the_samples_quartiles():
+    from ccscore_export.fit_webp_quality import fit, predict
+
+    rng = np.random.default_rng(1)
+    features = np.column_stack([rng.uniform(30, 95, 400), rng.uniform(0, 1, (400, 7))])
+    # the steps' mean quality reads flatter than the truth above 60 and steeper below 45, say
+    mean_quality = features[:, 0]
+    truth = 20 + 0.6 * mean_quality + 0.5 * np.maximum(mean_quality - 45, 0) - 0.7 * np.maximum(mean_quality - 60, 0)
+    truth += features[:, 1:] @ np.arange(1.0, 8.0)
+    knots, weights = fit(features, truth)
+    assert np.allclose(knots, np.quantile(features[:, 0], [0.25, 0.5, 0.75]))
+    assert np.abs(predict(knots, weights, features) - truth).mean() < 0.6  # three knots for the truth's two
+    assert fit_terms(features[0], knots).shape == (8 + 3,)
+    assert np.allclose(fit_terms(np.array([[50.0] + [0] * 7]), np.array([40.0, 45.0, 60.0]))[0, 8:], [10, 5, 0])
 
 
 @pytest.mark.parametrize("quality", [40, 85])

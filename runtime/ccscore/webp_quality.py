@@ -11,9 +11,9 @@ The steps shown (`lattice_contrast`: how much more of the coefficients' mass lie
 half-way between them) give the quantisers, libwebp's quality scale (QualityToCompression) turns those into a
 quality. Spatial noise shaping (`sns`, 50 in Pillow and cwebp's default) spreads up to four segments around the
 quality's quantiser, textured macroblocks coarser, flat ones finer; the textured ones are those the steps are
-read on, so the quality is a linear fit (`QUALITY_FIT`) of what the steps show: made by
-`python -m ccscore_export.fit_webp_quality` on WebP files it encodes from training art (Pillow and cwebp's
-presets, colour and grey), never on an evaluation set.
+read on, so the quality is a fit (`QUALITY_FIT`, piecewise linear in the steps' mean quality) of what the steps
+show: made by `python -m ccscore_export.fit_webp_quality` on WebP files it encodes from training art (Pillow and
+cwebp's presets, colour and grey), never on an evaluation set.
 """
 
 from __future__ import annotations
@@ -146,20 +146,34 @@ class WebPQualityEstimate:
 
     @property
     def features(self) -> np.ndarray:
-        """What QUALITY_FIT weighs: the quality of the macroblocks' mean quantiser (in libwebp's compression
-        scale, where segments spread evenly), the strongest contrast, the share of macroblocks read, the
-        quality span of the segments shown, two products."""
+        """What QUALITY_FIT weighs (with `fit_terms`): the quality of the macroblocks' mean quantiser (in libwebp's
+        compression scale, where segments spread evenly), the strongest contrast, the share of macroblocks read,
+        the quality span of the segments shown, two products, the quality of the quantiser most macroblocks read
+        at and their share of those read."""
         counts = np.array(self.macroblocks, np.float64)
         compression = np.exp(np.average(np.log(1.0 - np.array(self.quantisers) / MAX_QUANTISER), weights=counts))
         mean_quality = quality_of_quantiser(MAX_QUANTISER * (1.0 - compression))
         share = float(counts.sum()) / self.macroblocks_seen
         span = quality_of_quantiser(min(self.quantisers)) - quality_of_quantiser(max(self.quantisers))
-        return np.array([mean_quality, self.contrast, mean_quality * self.contrast, share, mean_quality * share, span])
+        dominant = int(np.argmax(counts))
+        return np.array([mean_quality, self.contrast, mean_quality * self.contrast, share, mean_quality * share, span,
+                         quality_of_quantiser(self.quantisers[dominant]), counts[dominant] / counts.sum()])
 
 
-# Weights of WebPQualityEstimate.features and a constant: `python -m ccscore_export.fit_webp_quality --samples
-# 2000` (1,904 samples showed a step; 5-fold MAE 5.35: Pillow 4.7, cwebp's presets 4.6-7.7, grey 2.9-7.0).
-QUALITY_FIT = np.array([0.694797, -7.73449, -0.0287847, -22.3053, 0.273018, -0.0778698, 29.7844])
+def fit_terms(features: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """WebPQualityEstimate.features (one row or several) and the mean quality's excess over each of `knots`: what
+    QUALITY_FIT is a line in, so piecewise linear in the mean quality (the steps shown and the quality part more
+    towards the ends of the scale)."""
+    features = np.asarray(features, np.float64)
+    return np.concatenate([features, np.maximum(features[..., :1] - knots, 0.0)], axis=-1)
+
+
+# The knots of fit_terms and the weights of its terms then a constant, both from `python -m
+# ccscore_export.fit_webp_quality --samples 6000` (5,712 samples showed a step; 5-fold MAE 4.86: Pillow 4.3, cwebp's
+# presets 3.3-8.7, grey 3.3-8.0; cwebp's icon and text, sns off, read 6-8 high, photo and picture 2-3 low).
+QUALITY_KNOTS = np.array([37.49, 53.38, 76.67])
+QUALITY_FIT = np.array([0.59968, -6.88879, 0.0355827, -22.8865, 0.232065, -0.0627971, 0.26801, 0.362899, -0.015309,
+                        -0.294932, 0.212998, 23.0393])
 
 
 def read_lattice(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[int, int]]) -> Optional[WebPQualityEstimate]:
@@ -185,4 +199,5 @@ def estimate_webp_quality(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[i
     read = read_lattice(tiles, offsets)
     if read is None:
         return None
-    return replace(read, quality=float(np.clip(read.features @ QUALITY_FIT[:-1] + QUALITY_FIT[-1], 0.0, 100.0)))
+    quality = fit_terms(read.features, QUALITY_KNOTS) @ QUALITY_FIT[:-1] + QUALITY_FIT[-1]
+    return replace(read, quality=float(np.clip(quality, 0.0, 100.0)))
