@@ -585,3 +585,59 @@ def test_a_replacement_worker_scores_too(scored_set, monkeypatch):
     assert "decoder died on this file" in records[died[0]]["error"]
     assert [r for i, r in enumerate(records) if i not in died] == [r for i, r in enumerate(expected) if i not in died]
     assert all(s is not None for i, (s, r) in enumerate(zip(by_workers, records)) if i > died[0] and "error" not in r)
+
+
+def test_workers_score_with_the_model_the_main_process_loaded(scored_set, tmp_path, monkeypatch):
+    """The workers score with the very model the main process loaded: given by a relative path and the working
+    folder changed since, replaced on disk, or deleted, the records stay those of the loaded model (a worker that
+    cannot load it decodes only, and the main process scores its images)."""
+    from ccscore import Scorer
+
+    monkeypatch.chdir(tmp_path)
+    build_stub_model(Path("model.onnx"))
+    scorer = Scorer("model.onnx", device="cpu")  # relative to tmp_path
+    expected, _ = _records(scorer, scored_set, 0, True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    records, by_workers = _records(scorer, scored_set, 2, True)
+    assert records == expected
+    assert any(s is not None for s in by_workers)  # still scored in the workers
+    build_stub_model(tmp_path / "model.onnx", labels=("clean", "jpeg", "webp"))  # another model, same path
+    assert _records(scorer, scored_set, 2, True)[0] == expected
+    (tmp_path / "model.onnx").unlink()
+    assert _records(scorer, scored_set, 2, True)[0] == expected
+
+
+def test_a_kept_pool_scores_with_settings_changed_in_place(scored_set):
+    """Settings changed in place between two runs on one pool (a grid gate's centers edited) reach its workers:
+    they are told the values of each run, not handed objects that compare equal to themselves."""
+    from ccscore import Scorer
+    from ccscore.pipeline import DecodePool
+
+    scorer = Scorer(device="cpu")
+    pool = DecodePool(2)
+    try:
+        first, _ = _records(scorer, scored_set, 2, True, pool=pool, keep_pool=True)
+        scorer.grid_gate.centers["jpeg"] = 2.0  # no agreement reaches it: JPEG is gated away
+        second, _ = _records(scorer, scored_set, 2, True, pool=pool, keep_pool=True)
+    finally:
+        pool.close()
+    assert second != first
+    assert second == _records(scorer, scored_set, 2, False)[0]
+
+
+def test_a_scorer_subclass_scores_in_the_main_process(scored_set):
+    """A Scorer subclass's overrides cannot travel to a worker's plain Scorer: its images are scored here."""
+    from dataclasses import replace
+
+    from ccscore import Scorer
+
+    class Relabelled(Scorer):
+        def result(self, *args, **kwargs):
+            return replace(super().result(*args, **kwargs), label="relabelled")
+
+    scorer = Relabelled(device="cpu")
+    records, by_workers = _records(scorer, scored_set, 2, True)
+    assert all(s is None for s in by_workers)
+    assert {r.get("label") for r in records} == {"relabelled", None}

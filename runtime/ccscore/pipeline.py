@@ -158,7 +158,10 @@ def _worker_main(conn) -> None:
         if task is None:
             return
         if isinstance(task, UseScorer):
-            scorer = task.settings.build() if task.settings is not None else None
+            try:
+                scorer = task.settings.build() if task.settings is not None else None
+            except Exception:  # the model file replaced or deleted since, no memory: decode only, main scores
+                scorer = None
             conn.send(None)
             continue
         seq, path, spec = task
@@ -598,7 +601,7 @@ def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: 
 
     spec = TileSpec(scorer.info.tiling, scorer.info.tile_size, dict(scorer.tiling_params), scorer.max_pixels)
     in_workers = score_in_workers and (workers > 0 or pool is not None) and scorer.runs_on_cpu
-    scoring = ScorerSettings.of(scorer) if in_workers else None
+    scoring = ScorerSettings.of(scorer) if in_workers else None  # None: scored here
     # Enough images in flight to fill the next batch while the session runs the current one.
     per_image = max(1, int(spec.params.get("max_tiles", 8)))
     images_per_batch = max(1, -(-batch_tiles // per_image))
