@@ -609,6 +609,21 @@ def test_workers_score_with_the_model_the_main_process_loaded(scored_set, tmp_pa
     assert _records(scorer, scored_set, 2, True)[0] == expected
 
 
+def test_warnings_raised_while_scoring_stay_out_of_the_records(scored_set):
+    """A record's warnings are its decoding's (Pillow's): a warning raised while scoring (here numpy's overflow in a
+    steep grid gate) is not the image's, and a record does not depend on which process scored it."""
+    from ccscore import Scorer
+    from ccscore.scorer import GridGate
+
+    scorer = Scorer(device="cpu")
+    gate = scorer.grid_gate
+    scorer.grid_gate = GridGate(gate.periods, gate.centers, 1e5, gate.weak)  # exp overflows far from a center
+    in_workers, by_workers = _records(scorer, scored_set, 2, True)
+    assert any(s is not None for s in by_workers)
+    assert in_workers == _records(scorer, scored_set, 2, False)[0]
+    assert not any("warnings" in r for r in in_workers)
+
+
 def test_a_kept_pool_scores_with_settings_changed_in_place(scored_set):
     """Settings changed in place between two runs on one pool (a grid gate's centers edited) reach its workers:
     they are told the values of each run, not handed objects that compare equal to themselves."""

@@ -100,7 +100,7 @@ def score_decoded(decoded: tuple, path, scorer) -> tuple | str:
 
 
 def decode_with_warnings(path, spec: TileSpec, scorer=None) -> tuple:
-    """(`decode_one`'s result, scored by `scorer` when given (`score_decoded`), the warnings both raised):
+    """(`decode_one`'s result, scored by `scorer` when given (`score_decoded`), the warnings decoding raised):
     library warnings (Pillow's corrupt EXIF and the like) belong to the image's record, not to the terminal,
     where workers would interleave them."""
     import warnings
@@ -111,9 +111,11 @@ def decode_with_warnings(path, spec: TileSpec, scorer=None) -> tuple:
     # catch_warnings resets "once per location", so every image reports its own.
     with warnings.catch_warnings(record=True) as caught:
         out = decode_one(path, spec)
-        if scorer is not None and not isinstance(out, str):
-            out = score_decoded(out, path, scorer)
     texts = dict.fromkeys(f"{w.category.__name__}: {one_line(w.message)}" for w in caught)
+    # Scoring's warnings are shown, not recorded, as the main process's session shows them: a record does not
+    # depend on which process scored it.
+    if scorer is not None and not isinstance(out, str):
+        out = score_decoded(out, path, scorer)
     return out, list(texts)[:MAX_WARNINGS]
 
 
