@@ -593,13 +593,11 @@ def test_workers_score_with_the_model_the_main_process_loaded(scored_set, tmp_pa
     cannot load it decodes only, and the main process scores its images)."""
     from ccscore import Scorer
 
+    model = build_stub_model(tmp_path / "model.onnx")
+    scorer = Scorer(os.path.relpath(model), device="cpu")  # relative to the working folder, changed below
+    expected, _ = _records(scorer, scored_set, 2, False)
+    # (After the forkserver started, in the first folder: its workers find this ccscore on a relative PYTHONPATH.)
     monkeypatch.chdir(tmp_path)
-    build_stub_model(Path("model.onnx"))
-    scorer = Scorer("model.onnx", device="cpu")  # relative to tmp_path
-    expected, _ = _records(scorer, scored_set, 0, True)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
     records, by_workers = _records(scorer, scored_set, 2, True)
     assert records == expected
     assert any(s is not None for s in by_workers)  # still scored in the workers
