@@ -622,20 +622,27 @@ def test_warnings_raised_while_scoring_stay_out_of_the_records(scored_set):
     assert not any("warnings" in r for r in in_workers)
 
 
-def test_a_kept_pool_scores_with_settings_changed_in_place(scored_set):
+def test_a_kept_pool_scores_with_settings_changed_in_place(scored_set, monkeypatch):
     """Settings changed in place between two runs on one pool (a grid gate's centers edited) reach its workers:
-    they are told the values of each run, not handed objects that compare equal to themselves."""
+    they are told the values of each run, not handed objects that compare equal to themselves; runs with equal
+    settings (Ray's actors run one per batch) build no session again."""
     from ccscore import Scorer
     from ccscore.pipeline import DecodePool
 
+    prepared = []
+    prepare = DecodePool._prepare
+    monkeypatch.setattr(DecodePool, "_prepare", staticmethod(lambda w, s: (prepared.append(s), prepare(w, s))))
     scorer = Scorer(device="cpu")
     pool = DecodePool(2)
     try:
         first, _ = _records(scorer, scored_set, 2, True, pool=pool, keep_pool=True)
+        assert _records(scorer, scored_set, 2, True, pool=pool, keep_pool=True)[0] == first
+        assert len(prepared) == 2  # once per worker
         scorer.grid_gate.centers["jpeg"] = 2.0  # no agreement reaches it: JPEG is gated away
         second, _ = _records(scorer, scored_set, 2, True, pool=pool, keep_pool=True)
     finally:
         pool.close()
+    assert len(prepared) == 4
     assert second != first
     assert second == _records(scorer, scored_set, 2, False)[0]
 
