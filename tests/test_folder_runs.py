@@ -661,3 +661,22 @@ def test_a_scorer_subclass_scores_in_the_main_process(scored_set):
     records, by_workers = _records(scorer, scored_set, 2, True)
     assert all(s is None for s in by_workers)
     assert {r.get("label") for r in records} == {"relabelled", None}
+
+
+def test_a_worker_that_dies_building_its_scorer_leaves_the_scoring_to_the_main_process(scored_set, monkeypatch):
+    """A worker killed while it builds its session (a native crash, the OOM killer) is replaced by one that only
+    decodes, and the main process scores: the run goes on with the same records, rather than ending once five
+    in a row have died."""
+    import multiprocessing
+
+    import ccscore.pipeline as pipeline
+    from ccscore import Scorer
+    from ccscore.scorer import ScorerSettings
+
+    scorer = Scorer(device="cpu")
+    expected, _ = _records(scorer, scored_set, 0, True)
+    monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(ScorerSettings, "build", lambda self: os._exit(1))
+    records, by_workers = _records(scorer, scored_set, 2, True)
+    assert records == expected
+    assert all(s is None for s in by_workers)

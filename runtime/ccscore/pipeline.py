@@ -219,7 +219,8 @@ class _Worker:
 
 class DecodePool:
     """Decode processes fed one file at a time by a dispatching thread, which also replaces any that die.
-    After `score_with(settings)` they score too (each its own session), and so do their replacements.
+    After `score_with(settings)` they score too (each its own session), and so do their replacements, until one
+    dies building its session.
 
     `submit` queues a file and returns its ticket; `result` waits for that file's outcome: decode_with_warnings'
     result, or an error string when the worker died on it or ran past `file_timeout` seconds (then it is killed).
@@ -381,12 +382,18 @@ class DecodePool:
 
     def _replace(self, i: int, too_slow: bool) -> None:
         """Kills worker i (when not dead already) and starts another; its file in flight, if any, gets its
-        error record: too slow, or the decoder died on it. Workers that keep dying before they are ready (no
-        processes or memory left to start one) end the pool rather than be replaced forever."""
+        error record: too slow, or the decoder died on it. One that died building its scorer ends the scoring in
+        the workers. Workers that keep dying before they are ready (no processes or memory left to start one) end
+        the pool rather than be replaced forever."""
         w = self._workers[i]
         w.process.kill()
         w.process.join()
         w.conn.close()
+        if not w.ready and w.scoring is not None:
+            # It died building its scorer (`_prepare`): this pool's workers only decode until told otherwise, and
+            # the main process scores, rather than a worker at a time dying the same way until the pool gives up.
+            with self._cv:
+                self._scoring = None
         self._startup_deaths = 0 if w.ready else self._startup_deaths + 1
         if self._startup_deaths >= MAX_STARTUP_DEATHS:
             from .errors import DecodePoolError
