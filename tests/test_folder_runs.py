@@ -585,3 +585,98 @@ def test_a_replacement_worker_scores_too(scored_set, monkeypatch):
     assert "decoder died on this file" in records[died[0]]["error"]
     assert [r for i, r in enumerate(records) if i not in died] == [r for i, r in enumerate(expected) if i not in died]
     assert all(s is not None for i, (s, r) in enumerate(zip(by_workers, records)) if i > died[0] and "error" not in r)
+
+
+def test_workers_score_with_the_model_the_main_process_loaded(scored_set, tmp_path, monkeypatch):
+    """The workers score with the very model the main process loaded: given by a relative path and the working
+    folder changed since, replaced on disk, or deleted, the records stay those of the loaded model (a worker that
+    cannot load it decodes only, and the main process scores its images)."""
+    from ccscore import Scorer
+
+    model = build_stub_model(tmp_path / "model.onnx")
+    scorer = Scorer(os.path.relpath(model), device="cpu")  # relative to the working folder, changed below
+    expected, _ = _records(scorer, scored_set, 2, False)
+    # (After the forkserver started, in the first folder: its workers find this ccscore on a relative PYTHONPATH.)
+    monkeypatch.chdir(tmp_path)
+    records, by_workers = _records(scorer, scored_set, 2, True)
+    assert records == expected
+    assert any(s is not None for s in by_workers)  # still scored in the workers
+    build_stub_model(tmp_path / "model.onnx", labels=("clean", "jpeg", "webp"))  # another model, same path
+    assert _records(scorer, scored_set, 2, True)[0] == expected
+    (tmp_path / "model.onnx").unlink()
+    assert _records(scorer, scored_set, 2, True)[0] == expected
+
+
+def test_warnings_raised_while_scoring_stay_out_of_the_records(scored_set):
+    """A record's warnings are its decoding's (Pillow's): a warning raised while scoring (here numpy's overflow in a
+    steep grid gate) is not the image's, and a record does not depend on which process scored it."""
+    from ccscore import Scorer
+    from ccscore.scorer import GridGate
+
+    scorer = Scorer(device="cpu")
+    gate = scorer.grid_gate
+    scorer.grid_gate = GridGate(gate.periods, gate.centers, 1e5, gate.weak)  # exp overflows far from a center
+    in_workers, by_workers = _records(scorer, scored_set, 2, True)
+    assert any(s is not None for s in by_workers)
+    assert in_workers == _records(scorer, scored_set, 2, False)[0]
+    assert not any("warnings" in r for r in in_workers)
+
+
+def test_a_kept_pool_scores_with_settings_changed_in_place(scored_set, monkeypatch):
+    """Settings changed in place between two runs on one pool (a grid gate's centers edited) reach its workers:
+    they are told the values of each run, not handed objects that compare equal to themselves; runs with equal
+    settings (Ray's actors run one per batch) build no session again."""
+    from ccscore import Scorer
+    from ccscore.pipeline import DecodePool
+
+    prepared = []
+    prepare = DecodePool._prepare
+    monkeypatch.setattr(DecodePool, "_prepare", staticmethod(lambda w, s: (prepared.append(s), prepare(w, s))))
+    scorer = Scorer(device="cpu")
+    pool = DecodePool(2)
+    try:
+        first, _ = _records(scorer, scored_set, 2, True, pool=pool, keep_pool=True)
+        assert _records(scorer, scored_set, 2, True, pool=pool, keep_pool=True)[0] == first
+        assert len(prepared) == 2  # once per worker
+        scorer.grid_gate.centers["jpeg"] = 2.0  # no agreement reaches it: JPEG is gated away
+        second, _ = _records(scorer, scored_set, 2, True, pool=pool, keep_pool=True)
+    finally:
+        pool.close()
+    assert len(prepared) == 4
+    assert second != first
+    assert second == _records(scorer, scored_set, 2, False)[0]
+
+
+def test_a_scorer_subclass_scores_in_the_main_process(scored_set):
+    """A Scorer subclass's overrides cannot travel to a worker's plain Scorer: its images are scored here."""
+    from dataclasses import replace
+
+    from ccscore import Scorer
+
+    class Relabelled(Scorer):
+        def result(self, *args, **kwargs):
+            return replace(super().result(*args, **kwargs), label="relabelled")
+
+    scorer = Relabelled(device="cpu")
+    records, by_workers = _records(scorer, scored_set, 2, True)
+    assert all(s is None for s in by_workers)
+    assert {r.get("label") for r in records} == {"relabelled", None}
+
+
+def test_a_worker_that_dies_building_its_scorer_leaves_the_scoring_to_the_main_process(scored_set, monkeypatch):
+    """A worker killed while it builds its session (a native crash, the OOM killer) is replaced by one that only
+    decodes, and the main process scores: the run goes on with the same records, rather than ending once five
+    in a row have died."""
+    import multiprocessing
+
+    import ccscore.pipeline as pipeline
+    from ccscore import Scorer
+    from ccscore.scorer import ScorerSettings
+
+    scorer = Scorer(device="cpu")
+    expected, _ = _records(scorer, scored_set, 0, True)
+    monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(ScorerSettings, "build", lambda self: os._exit(1))
+    records, by_workers = _records(scorer, scored_set, 2, True)
+    assert records == expected
+    assert all(s is None for s in by_workers)

@@ -100,7 +100,7 @@ def score_decoded(decoded: tuple, path, scorer) -> tuple | str:
 
 
 def decode_with_warnings(path, spec: TileSpec, scorer=None) -> tuple:
-    """(`decode_one`'s result, scored by `scorer` when given (`score_decoded`), the warnings both raised):
+    """(`decode_one`'s result, scored by `scorer` when given (`score_decoded`), the warnings decoding raised):
     library warnings (Pillow's corrupt EXIF and the like) belong to the image's record, not to the terminal,
     where workers would interleave them."""
     import warnings
@@ -111,9 +111,11 @@ def decode_with_warnings(path, spec: TileSpec, scorer=None) -> tuple:
     # catch_warnings resets "once per location", so every image reports its own.
     with warnings.catch_warnings(record=True) as caught:
         out = decode_one(path, spec)
-        if scorer is not None and not isinstance(out, str):
-            out = score_decoded(out, path, scorer)
     texts = dict.fromkeys(f"{w.category.__name__}: {one_line(w.message)}" for w in caught)
+    # Scoring's warnings are shown, not recorded, as the main process's session shows them: a record does not
+    # depend on which process scored it.
+    if scorer is not None and not isinstance(out, str):
+        out = score_decoded(out, path, scorer)
     return out, list(texts)[:MAX_WARNINGS]
 
 
@@ -158,7 +160,10 @@ def _worker_main(conn) -> None:
         if task is None:
             return
         if isinstance(task, UseScorer):
-            scorer = task.settings.build() if task.settings is not None else None
+            try:
+                scorer = task.settings.build() if task.settings is not None else None
+            except Exception:  # the model file replaced or deleted since, no memory: decode only, main scores
+                scorer = None
             conn.send(None)
             continue
         seq, path, spec = task
@@ -214,7 +219,8 @@ class _Worker:
 
 class DecodePool:
     """Decode processes fed one file at a time by a dispatching thread, which also replaces any that die.
-    After `score_with(settings)` they score too (each its own session), and so do their replacements.
+    After `score_with(settings)` they score too (each its own session), and so do their replacements, until one
+    dies building its session.
 
     `submit` queues a file and returns its ticket; `result` waits for that file's outcome: decode_with_warnings'
     result, or an error string when the worker died on it or ran past `file_timeout` seconds (then it is killed).
@@ -376,12 +382,18 @@ class DecodePool:
 
     def _replace(self, i: int, too_slow: bool) -> None:
         """Kills worker i (when not dead already) and starts another; its file in flight, if any, gets its
-        error record: too slow, or the decoder died on it. Workers that keep dying before they are ready (no
-        processes or memory left to start one) end the pool rather than be replaced forever."""
+        error record: too slow, or the decoder died on it. One that died building its scorer ends the scoring in
+        the workers. Workers that keep dying before they are ready (no processes or memory left to start one) end
+        the pool rather than be replaced forever."""
         w = self._workers[i]
         w.process.kill()
         w.process.join()
         w.conn.close()
+        if not w.ready and w.scoring is not None:
+            # It died building its scorer (`_prepare`): this pool's workers only decode until told otherwise, and
+            # the main process scores, rather than a worker at a time dying the same way until the pool gives up.
+            with self._cv:
+                self._scoring = None
         self._startup_deaths = 0 if w.ready else self._startup_deaths + 1
         if self._startup_deaths >= MAX_STARTUP_DEATHS:
             from .errors import DecodePoolError
@@ -598,7 +610,7 @@ def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: 
 
     spec = TileSpec(scorer.info.tiling, scorer.info.tile_size, dict(scorer.tiling_params), scorer.max_pixels)
     in_workers = score_in_workers and (workers > 0 or pool is not None) and scorer.runs_on_cpu
-    scoring = ScorerSettings.of(scorer) if in_workers else None
+    scoring = ScorerSettings.of(scorer) if in_workers else None  # None: scored here
     # Enough images in flight to fill the next batch while the session runs the current one.
     per_image = max(1, int(spec.params.get("max_tiles", 8)))
     images_per_batch = max(1, -(-batch_tiles // per_image))

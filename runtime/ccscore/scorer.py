@@ -254,21 +254,47 @@ class GridGate:
 DECIDING_SETTINGS = ("aggregation", "threshold", "tiling_params", "max_pixels", "early_stop", "grid_gate")
 
 
+def file_digest(path: os.PathLike | str) -> Optional[str]:
+    """The file's SHA-256 (hex), or None when it cannot be read."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class ScorerSettings:
-    """What another process needs to score exactly as a CPU `Scorer` does: the model file and the deciding
-    settings' values. The pipeline's workers score with it (see `pipeline.run_pipeline`)."""
+    """What another process needs to score exactly as a CPU `Scorer` does: the model file it loaded (by absolute
+    path and content) and the deciding settings' values. The pipeline's workers score with it (see
+    `pipeline.run_pipeline`)."""
 
     model: str
-    values: tuple  # (name, value) for each of DECIDING_SETTINGS
+    digest: str  # the model file's SHA-256 when the Scorer loaded it
+    values: tuple  # (name, value) for each of DECIDING_SETTINGS, copied: later changes in place are not these
 
     @classmethod
-    def of(cls, scorer: "Scorer") -> "ScorerSettings":
-        return cls(os.path.abspath(scorer.info.path), tuple((n, getattr(scorer, n)) for n in DECIDING_SETTINGS))
+    def of(cls, scorer: "Scorer") -> Optional["ScorerSettings"]:
+        """None where a Scorer built elsewhere could not score as `scorer` does: a subclass (its overrides stay
+        here), or a model file that could not be read back."""
+        if type(scorer) is not Scorer or scorer.model_digest is None:
+            return None
+        import copy
+
+        return cls(scorer.model_file, scorer.model_digest,
+                   tuple((n, copy.deepcopy(getattr(scorer, n))) for n in DECIDING_SETTINGS))
 
     def build(self) -> "Scorer":
-        """A one-thread CPU Scorer with these settings (a worker runs one per core: more threads would contend)."""
+        """A one-thread CPU Scorer with these settings (a worker runs one per core: more threads would contend).
+        `ModelError` when the model file is no longer the one loaded (replaced or deleted since)."""
         scorer = Scorer(self.model, device="cpu", intra_op_threads=1, file_timeout=None)
+        if scorer.model_digest != self.digest:
+            raise ModelError(f"{self.model}: the model file changed since it was loaded")
         for name, value in self.values:
             setattr(scorer, name, value)
         return scorer
@@ -296,6 +322,9 @@ class Scorer:
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
         self._session: Session = create_session(str(path), device, intra_op_threads)
+        # What the session loaded, for other processes to load the same (`ScorerSettings`): read once it has, as
+        # close to its read as can be; an absolute path, as the working folder may change.
+        self.model_file, self.model_digest = os.path.abspath(path), file_digest(path)
         session = self._session.session
         self.info = ModelInfo.from_metadata(path, session.get_modelmeta().custom_metadata_map)
         self._input, self._outputs = self.info.check_graph(session.get_inputs(), session.get_outputs())
