@@ -538,7 +538,7 @@ def test_workers_score_as_the_main_process_does(scored_set):
     is the one the main process's session gives, in the same order."""
     from ccscore import Scorer
 
-    scorer = Scorer(device="cpu")
+    scorer = Scorer(device="cpu", intra_op_threads=1)
     options = {"with_tiles": True, "with_details": True}
     in_workers, by_workers = _records(scorer, scored_set, 2, True, **options)
     in_main, by_main = _records(scorer, scored_set, 2, False, **options)
@@ -554,7 +554,7 @@ def test_workers_score_with_settings_changed_after_the_scorer_was_built(scored_s
     """A Scorer's threshold or grid gate set after construction (as calibration does) is what the workers use."""
     from ccscore import Scorer
 
-    scorer = Scorer(device="cpu")
+    scorer = Scorer(device="cpu", intra_op_threads=1)
     default, _ = _records(scorer, scored_set, 2, True)
     scorer.threshold = 1.0  # everything not certainly clean is flagged
     strict, _ = _records(scorer, scored_set, 2, True)
@@ -569,7 +569,7 @@ def test_a_replacement_worker_scores_too(scored_set, monkeypatch):
     import ccscore.pipeline as pipeline
     from ccscore import Scorer
 
-    scorer = Scorer(device="cpu")
+    scorer = Scorer(device="cpu", intra_op_threads=1)
     expected, _ = _records(scorer, scored_set, 0, True)
     decode = pipeline.decode_one
 
@@ -580,7 +580,7 @@ def test_a_replacement_worker_scores_too(scored_set, monkeypatch):
 
     monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
     monkeypatch.setattr(pipeline, "decode_one", decode_or_die)
-    records, by_workers = _records(scorer, scored_set, 1, True)
+    records, by_workers = _records(scorer, scored_set, 2, True)
     died = [i for i, f in enumerate(scored_set) if f.name == "04.png"]
     assert "decoder died on this file" in records[died[0]]["error"]
     assert [r for i, r in enumerate(records) if i not in died] == [r for i, r in enumerate(expected) if i not in died]
@@ -594,7 +594,8 @@ def test_workers_score_with_the_model_the_main_process_loaded(scored_set, tmp_pa
     from ccscore import Scorer
 
     model = build_stub_model(tmp_path / "model.onnx")
-    scorer = Scorer(os.path.relpath(model), device="cpu")  # relative to the working folder, changed below
+    # The model named relative to the working folder, changed below.
+    scorer = Scorer(os.path.relpath(model), device="cpu", intra_op_threads=1)
     expected, _ = _records(scorer, scored_set, 2, False)
     # (After the forkserver started, in the first folder: its workers find this ccscore on a relative PYTHONPATH.)
     monkeypatch.chdir(tmp_path)
@@ -613,7 +614,7 @@ def test_warnings_raised_while_scoring_stay_out_of_the_records(scored_set):
     from ccscore import Scorer
     from ccscore.scorer import GridGate
 
-    scorer = Scorer(device="cpu")
+    scorer = Scorer(device="cpu", intra_op_threads=1)
     gate = scorer.grid_gate
     scorer.grid_gate = GridGate(gate.periods, gate.centers, 1e5, gate.weak)  # exp overflows far from a center
     in_workers, by_workers = _records(scorer, scored_set, 2, True)
@@ -632,7 +633,7 @@ def test_a_kept_pool_scores_with_settings_changed_in_place(scored_set, monkeypat
     prepared = []
     prepare = DecodePool._prepare
     monkeypatch.setattr(DecodePool, "_prepare", staticmethod(lambda w, s: (prepared.append(s), prepare(w, s))))
-    scorer = Scorer(device="cpu")
+    scorer = Scorer(device="cpu", intra_op_threads=1)
     pool = DecodePool(2)
     try:
         first, _ = _records(scorer, scored_set, 2, True, pool=pool, keep_pool=True)
@@ -657,7 +658,7 @@ def test_a_scorer_subclass_scores_in_the_main_process(scored_set):
         def result(self, *args, **kwargs):
             return replace(super().result(*args, **kwargs), label="relabelled")
 
-    scorer = Relabelled(device="cpu")
+    scorer = Relabelled(device="cpu", intra_op_threads=1)
     records, by_workers = _records(scorer, scored_set, 2, True)
     assert all(s is None for s in by_workers)
     assert {r.get("label") for r in records} == {"relabelled", None}
@@ -673,10 +674,23 @@ def test_a_worker_that_dies_building_its_scorer_leaves_the_scoring_to_the_main_p
     from ccscore import Scorer
     from ccscore.scorer import ScorerSettings
 
-    scorer = Scorer(device="cpu")
+    scorer = Scorer(device="cpu", intra_op_threads=1)
     expected, _ = _records(scorer, scored_set, 0, True)
     monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
     monkeypatch.setattr(ScorerSettings, "build", lambda self: os._exit(1))
     records, by_workers = _records(scorer, scored_set, 2, True)
     assert records == expected
     assert all(s is None for s in by_workers)
+
+
+def test_workers_score_only_where_they_outnumber_the_sessions_threads(scored_set):
+    """One worker decoding while this process's session scores beats one that does both in turn (a single file,
+    `--workers 1`); so does a session with as many threads as there are workers. Records are the same."""
+    from ccscore import Scorer
+
+    one_thread = Scorer(device="cpu", intra_op_threads=1)
+    expected, _ = _records(one_thread, scored_set, 0, True)
+    for scorer, workers in ((one_thread, 1), (Scorer(device="cpu", intra_op_threads=2), 2)):
+        records, by_workers = _records(scorer, scored_set, workers, True)
+        assert records == expected and all(s is None for s in by_workers)
+    assert any(s is not None for s in _records(one_thread, scored_set, 2, True)[1])

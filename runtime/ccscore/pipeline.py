@@ -604,12 +604,16 @@ def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: 
                  score_in_workers: bool = True) -> None:
     """Decodes, scores and hands each batch's (decoded, record) pairs to `on_batch`, in input order.
     Decoding (and scoring) a file in a worker may take `scorer.file_timeout` seconds (a `pool` brings its own
-    limit). `pool` is closed at the end unless `keep_pool`. With workers and a session on CPU, the workers
-    score (`score_in_workers`; results identical to scoring here); on an accelerator, this process does."""
+    limit). `pool` is closed at the end unless `keep_pool`. With a session on CPU and more workers than its
+    threads, the workers score (`score_in_workers`; results identical to scoring here); otherwise (an
+    accelerator, one worker) this process does."""
     from .scorer import ScorerSettings
 
     spec = TileSpec(scorer.info.tiling, scorer.info.tile_size, dict(scorer.tiling_params), scorer.max_pixels)
-    in_workers = score_in_workers and (workers > 0 or pool is not None) and scorer.runs_on_cpu
+    # Workers scoring one image each beat this process's session only where they outnumber its threads: one
+    # worker that decodes and scores in turn is slower than it decoding while the session scores.
+    pool_size = len(pool._workers) if pool is not None else workers
+    in_workers = score_in_workers and scorer.runs_on_cpu and pool_size > scorer.intra_op_threads
     scoring = ScorerSettings.of(scorer) if in_workers else None  # None: scored here
     # Enough images in flight to fill the next batch while the session runs the current one.
     per_image = max(1, int(spec.params.get("max_tiles", 8)))

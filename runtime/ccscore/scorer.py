@@ -371,6 +371,12 @@ class Scorer:
         return self.providers == [CPU]
 
     @property
+    def intra_op_threads(self) -> int:
+        """Threads one run of the session may use (onnxruntime's 0: one per core)."""
+        threads = self._session.session.get_session_options().intra_op_num_threads
+        return threads if threads > 0 else os.cpu_count() or 1
+
+    @property
     def fallback_note(self) -> Optional[str]:
         """Set when an accelerator was asked for and onnxruntime dropped it."""
         return self._session.fallback_note
