@@ -694,3 +694,32 @@ def test_workers_score_only_where_they_outnumber_the_sessions_threads(scored_set
         records, by_workers = _records(scorer, scored_set, workers, True)
         assert records == expected and all(s is None for s in by_workers)
     assert any(s is not None for s in _records(one_thread, scored_set, 2, True)[1])
+
+
+def test_workers_that_all_die_building_their_scorers_do_not_end_the_run(scored_set, monkeypatch):
+    """However many workers die building their sessions at once, they had started: the run goes on with the main
+    process scoring, and a kept pool does not try those settings again on its next run (Ray's actors run one per
+    batch), where each try would cost every worker."""
+    import multiprocessing
+
+    import ccscore.pipeline as pipeline
+    from ccscore import Scorer
+    from ccscore.pipeline import MAX_STARTUP_DEATHS, DecodePool
+    from ccscore.scorer import ScorerSettings
+
+    scorer = Scorer(device="cpu", intra_op_threads=1)
+    expected, _ = _records(scorer, scored_set, 0, True)
+    monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(ScorerSettings, "build", lambda self: os._exit(1))
+    prepared = []
+    prepare = DecodePool._prepare
+    monkeypatch.setattr(DecodePool, "_prepare", staticmethod(lambda w, s: (prepared.append(s), prepare(w, s))))
+    pool = DecodePool(MAX_STARTUP_DEATHS, ctx=multiprocessing.get_context("fork"))
+    try:
+        for _ in range(2):
+            records, by_workers = _records(scorer, scored_set, MAX_STARTUP_DEATHS, True, pool=pool, keep_pool=True)
+            assert records == expected
+            assert all(s is None for s in by_workers)
+    finally:
+        pool.close()
+    assert sum(s is not None for s in prepared) <= MAX_STARTUP_DEATHS  # the first run's tries only

@@ -237,6 +237,7 @@ class DecodePool:
         self._cv = threading.Condition()
         self._todo: deque = deque()  # (seq, path, spec) not yet given to a worker
         self._scoring = None  # ScorerSettings the workers score with (None: decode and tile only)
+        self._unbuildable = None  # ScorerSettings a worker died building a scorer from: not tried again
         self._results: dict = {}  # seq -> outcome, until taken
         self._next = 0
         self._closed = False
@@ -268,9 +269,10 @@ class DecodePool:
 
     def score_with(self, settings) -> None:
         """From the next file on, workers score with a Scorer built from `settings` (a `ScorerSettings`), or only
-        decode and tile (None). Each builds its scorer before it takes another file."""
+        decode and tile (None). Each builds its scorer before it takes another file. Settings a worker died
+        building a scorer from stay off: each try would cost every worker, run after run of a kept pool."""
         with self._cv:
-            self._scoring = settings
+            self._scoring = None if settings == self._unbuildable else settings
         self._wake_w.send_bytes(b"")
 
     def ready(self, seq: int) -> bool:
@@ -383,18 +385,21 @@ class DecodePool:
     def _replace(self, i: int, too_slow: bool) -> None:
         """Kills worker i (when not dead already) and starts another; its file in flight, if any, gets its
         error record: too slow, or the decoder died on it. One that died building its scorer ends the scoring in
-        the workers. Workers that keep dying before they are ready (no processes or memory left to start one) end
+        the workers with those settings. Workers that keep dying before they are ready (no processes or memory left to start one) end
         the pool rather than be replaced forever."""
         w = self._workers[i]
         w.process.kill()
         w.process.join()
         w.conn.close()
-        if not w.ready and w.scoring is not None:
-            # It died building its scorer (`_prepare`): this pool's workers only decode until told otherwise, and
-            # the main process scores, rather than a worker at a time dying the same way until the pool gives up.
+        died_building = not w.ready and w.scoring is not None  # (`_prepare`)
+        if died_building:
+            # This pool's workers only decode from now on and the main process scores, rather than each worker
+            # dying the same way. It had started: no sign that workers cannot be started, so no startup death.
             with self._cv:
-                self._scoring = None
-        self._startup_deaths = 0 if w.ready else self._startup_deaths + 1
+                self._unbuildable = w.scoring
+                if self._scoring == w.scoring:
+                    self._scoring = None
+        self._startup_deaths = 0 if w.ready or died_building else self._startup_deaths + 1
         if self._startup_deaths >= MAX_STARTUP_DEATHS:
             from .errors import DecodePoolError
 
