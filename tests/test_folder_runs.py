@@ -632,7 +632,7 @@ def test_a_kept_pool_scores_with_settings_changed_in_place(scored_set, monkeypat
 
     prepared = []
     prepare = DecodePool._prepare
-    monkeypatch.setattr(DecodePool, "_prepare", staticmethod(lambda w, s: (prepared.append(s), prepare(w, s))))
+    monkeypatch.setattr(DecodePool, "_prepare", lambda pool, w, s: (prepared.append(s), prepare(pool, w, s)))
     scorer = Scorer(device="cpu", intra_op_threads=1)
     pool = DecodePool(2)
     try:
@@ -713,7 +713,7 @@ def test_workers_that_all_die_building_their_scorers_do_not_end_the_run(scored_s
     monkeypatch.setattr(ScorerSettings, "build", lambda self: os._exit(1))
     prepared = []
     prepare = DecodePool._prepare
-    monkeypatch.setattr(DecodePool, "_prepare", staticmethod(lambda w, s: (prepared.append(s), prepare(w, s))))
+    monkeypatch.setattr(DecodePool, "_prepare", lambda pool, w, s: (prepared.append(s), prepare(pool, w, s)))
     pool = DecodePool(MAX_STARTUP_DEATHS, ctx=multiprocessing.get_context("fork"))
     try:
         for _ in range(2):
@@ -723,3 +723,28 @@ def test_workers_that_all_die_building_their_scorers_do_not_end_the_run(scored_s
     finally:
         pool.close()
     assert sum(s is not None for s in prepared) <= MAX_STARTUP_DEATHS  # the first run's tries only
+
+
+def test_a_worker_stuck_building_its_scorer_is_replaced_within_the_file_time_limit(scored_set, monkeypatch):
+    """Building a session may hang (the model's folder on a stalled network mount): past the per-file limit the
+    worker is killed and the main process scores, as when one dies building it, rather than the run waiting for
+    a worker that never says it is ready."""
+    import multiprocessing
+    import threading
+
+    import ccscore.pipeline as pipeline
+    from ccscore import Scorer
+    from ccscore.scorer import ScorerSettings
+
+    expected, _ = _records(Scorer(device="cpu", intra_op_threads=1), scored_set, 0, True)
+    scorer = Scorer(device="cpu", intra_op_threads=1, file_timeout=2)
+    monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(ScorerSettings, "build", lambda self: time.sleep(600))
+    out = []
+    run = threading.Thread(target=lambda: out.append(_records(scorer, scored_set, 2, True)), daemon=True)
+    run.start()
+    run.join(60)
+    assert not run.is_alive(), "the run waits for workers stuck building their scorers"
+    records, by_workers = out[0]
+    assert records == expected
+    assert all(s is None for s in by_workers)

@@ -14,7 +14,8 @@
 - Each worker holds one file at a time, so the main process always knows which file a worker is on: a worker
   that dies (a decoder crash, the OOM killer) costs that one file an error record, and a worker past the
   per-file time limit (decoding and scoring) is killed and its file recorded as too slow; either way a new
-  worker takes its place. A worker builds its session before it counts as ready, so no file's limit pays for it.
+  worker takes its place. A worker builds its session before it counts as ready, so no file's limit pays for it
+  (building has a limit of its own, as long).
 - The CLI starts its workers before the session exists (`start_workers`), with a plain fork on Linux; they get
   their first files once it exists (the tiling is the model's). Workers started later (replacements, or pools started by library
   callers) use `forkserver` on Linux (onnxruntime's thread pools make plain fork unsafe once a session
@@ -214,7 +215,7 @@ class _Worker:
     ready: bool = False  # started up (and scorer built): its first file's time limit does not pay for the start
     scoring: Any = None  # the ScorerSettings it was last told to use
     task: Optional[tuple[int, str]] = None  # (seq, path) of the file in flight
-    deadline: float = math.inf
+    deadline: float = math.inf  # of the file in flight, or of building its scorer
 
 
 class DecodePool:
@@ -335,17 +336,18 @@ class DecodePool:
                         self._replace(i, too_slow=False)
                 now = time.monotonic()
                 for i, w in enumerate(self._workers):
-                    if w.task is not None and now >= w.deadline:
+                    if now >= w.deadline:  # on a file, or building its scorer
                         self._replace(i, too_slow=True)
         except BaseException as exc:  # a bug here must not leave the main thread waiting forever
             with self._cv:
                 self._failure = exc
                 self._cv.notify_all()
 
-    @staticmethod
-    def _prepare(w: _Worker, scoring) -> None:
-        """Tells an idle worker what to score with; it is not ready again until it says so."""
+    def _prepare(self, w: _Worker, scoring) -> None:
+        """Tells an idle worker what to score with; it is not ready again until it says so, within the per-file
+        time limit (past it, it is replaced as if it had died building its scorer)."""
         w.ready, w.scoring = False, scoring
+        w.deadline = time.monotonic() + self.file_timeout if self.file_timeout else math.inf
         try:
             w.conn.send(UseScorer(scoring))
         except OSError:
@@ -370,7 +372,7 @@ class DecodePool:
                 return False
             message = (w.task[0], f"{w.task[1]}: cannot read the decoder's result ({type(exc).__name__})")
         if message is None:
-            w.ready = True
+            w.ready, w.deadline = True, math.inf
             return True
         seq, out = message
         w.task, w.deadline = None, math.inf
@@ -385,8 +387,8 @@ class DecodePool:
     def _replace(self, i: int, too_slow: bool) -> None:
         """Kills worker i (when not dead already) and starts another; its file in flight, if any, gets its
         error record: too slow, or the decoder died on it. One that died building its scorer ends the scoring in
-        the workers with those settings. Workers that keep dying before they are ready (no processes or memory left to start one) end
-        the pool rather than be replaced forever."""
+        the workers with those settings. Workers that keep dying before they are ready (no processes or memory
+        left to start one) end the pool rather than be replaced forever."""
         w = self._workers[i]
         w.process.kill()
         w.process.join()
