@@ -40,7 +40,7 @@ import numpy as np
 
 from .inputs import InputItem
 
-DEFAULT_FILE_TIMEOUT = 60.0  # seconds one file may take to decode and tile in a worker
+DEFAULT_FILE_TIMEOUT = 60.0  # seconds one file may take to decode, tile and (on CPU) score in a worker
 
 # ---------------------------------------------------------------- decoding (runs in the workers)
 

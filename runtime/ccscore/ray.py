@@ -8,11 +8,12 @@
                             batch_format="pyarrow")                  # or num_gpus=1, "device": "cuda"
     scored.write_parquet("scores/")
 
-Each actor holds one onnxruntime session and a pool of worker processes (ccscore.pipeline; on CPU each worker
-also scores, with its own one-thread session): the bytes are decoded with every limit of the command line (--max-pixels, the per-file time limit, a crashing decoder costs
-that image an error record), so one hostile image never takes an actor down. A batch's rows come back in
-order as the columns of a Parquet output (`ccscore.outputs.parquet_schema`: path = the key, label,
-score_LABEL..., quality, width, height, evidence, error), plus the batch's other columns passed through.
+Each actor holds one onnxruntime session and a pool of worker processes (ccscore.pipeline; on CPU, where they
+outnumber the session's threads, each also scores with its own one-thread session): the bytes are decoded with
+every limit of the command line (--max-pixels, the per-file time limit, a crashing decoder costs that image an
+error record), so one hostile image never takes an actor down. A batch's rows come back in order as the columns
+of a Parquet output (`ccscore.outputs.parquet_schema`: path = the key, label, score_LABEL..., quality, width,
+height, evidence, error), plus the batch's other columns passed through.
 
 This module is `ccscore.ray`; `import ray` inside it is the Ray package (imports are absolute).
 """
@@ -41,8 +42,8 @@ class Scorer:
     key_column / image_column: the batch's columns holding each row's key (its record's `path`) and its
     encoded image bytes (a null image is an error record; so is a row whose `error` column is set, for readers
     that could not read an image). model, device, threshold, aggregate, max_tiles, max_pixels, all_tiles: as
-    `ccscore.Scorer`. decode_workers: decoding processes of this actor (default: the cores of its machine);
-    file_timeout: seconds one image may take to decode (None: no limit).
+    `ccscore.Scorer`. decode_workers: worker processes of this actor, which decode and on CPU score (default: the
+    cores of its machine); file_timeout: seconds one image may take its worker (None: no limit).
     """
 
     def __init__(self, model: Optional[str] = None, device: str = "cpu", key_column: str = KEY_COLUMN,
