@@ -129,8 +129,9 @@ def score(
                                "as indented lines under each image in readable output (not in CSV)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger images (default: Pillow's limit)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
-                                          help="Worker processes: decode, and on CPU score (default: number of cores; "
-                                               "0: all in this process, where --file-timeout cannot apply)."),
+                                          help="Worker processes: decode, and on CPU score where more than the session's "
+                                               "threads (default: number of cores; 0: all in this process, where "
+                                               "--file-timeout cannot apply)."),
     file_timeout: float = typer.Option(DEFAULT_FILE_TIMEOUT, "--file-timeout", metavar="SECONDS", min=0,
                                        help="A file that takes its worker longer (decoding, and on CPU scoring) gets a "
                                             "'too slow' error record (the worker is killed and replaced; 0: no limit)."),
