@@ -80,13 +80,14 @@ def group(how: str) -> str:
     return f"{way}:{preset[0]}"
 
 
-def least_squares(x: np.ndarray, y: np.ndarray, weights: Optional[np.ndarray] = None) -> np.ndarray:
-    """Weights then constant, lightly ridged (on standardised features, so no feature's scale matters)."""
+def least_squares(x: np.ndarray, y: np.ndarray, sample_weights: Optional[np.ndarray] = None) -> np.ndarray:
+    """Weights then constant, lightly ridged (on standardised features, so no feature's scale matters); each
+    sample's squared error counted `sample_weights` times (default once)."""
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
     z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
     penalty = RIDGE * np.eye(z.shape[1])
     penalty[-1, -1] = 0.0
-    weighted = z * (np.ones(len(y)) if weights is None else weights)[:, None]
+    weighted = z * (np.ones(len(y)) if sample_weights is None else sample_weights)[:, None]
     w = np.linalg.solve(weighted.T @ z + penalty, weighted.T @ y)
     return np.append(w[:-1] / scale, w[-1] - np.sum(w[:-1] * mean / scale))
 

@@ -149,7 +149,8 @@ class WebPQualityEstimate:
         """What QUALITY_FIT weighs (with `fit_terms`): the quality of the macroblocks' mean quantiser (in libwebp's
         compression scale, where segments spread evenly), the strongest contrast, the share of macroblocks read,
         the quality span of the segments shown, two products, the quality of the quantiser most macroblocks read
-        at and their share of those read."""
+        at (of a tie, the strongest shown) and their share of those read. `read_lattice` reads at least one
+        macroblock: no term divides by zero."""
         counts = np.array(self.macroblocks, np.float64)
         compression = np.exp(np.average(np.log(1.0 - np.array(self.quantisers) / MAX_QUANTISER), weights=counts))
         mean_quality = quality_of_quantiser(MAX_QUANTISER * (1.0 - compression))
