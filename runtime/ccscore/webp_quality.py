@@ -63,13 +63,17 @@ MAX_SEGMENTS = 4
 MACROBLOCK_MARGIN = 2
 
 
+def on_and_off_step(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of magnitudes in units of a step (`ratio`): which lie within CONTRAST_WIDTH of a non-zero multiple ("on"),
+    which of a half-way point ("off")."""
+    beyond_zero = ratio > 0.5
+    frac = np.abs(ratio - np.rint(ratio))
+    return (frac < CONTRAST_WIDTH) & beyond_zero, (np.abs(frac - 0.5) < CONTRAST_WIDTH) & beyond_zero
+
+
 def _lattice_masks() -> tuple[np.ndarray, np.ndarray]:
     centres = (BIN_EDGES[:-1] + BIN_EDGES[1:]) / 2
-    ratio = centres[None, :] / AC_STEPS[READ_QUANTISERS][:, None]
-    off_zero = ratio > 0.5
-    frac = np.abs(ratio - np.rint(ratio))
-    on = (frac < CONTRAST_WIDTH) & off_zero
-    off = (np.abs(frac - 0.5) < CONTRAST_WIDTH) & off_zero
+    on, off = on_and_off_step(centres[None, :] / AC_STEPS[READ_QUANTISERS][:, None])
     return on.astype(np.float32), off.astype(np.float32)
 
 
@@ -121,12 +125,8 @@ def macroblock_counts(coefficients: np.ndarray, quantisers: list[int]) -> np.nda
     """How many macroblocks read at each of `quantisers` (see MACROBLOCK_MARGIN)."""
     margins = []
     for q in quantisers:
-        ratio = coefficients / AC_STEPS[q]
-        frac = np.abs(ratio - np.rint(ratio))
-        beyond_zero = ratio > 0.5
-        on = ((frac < CONTRAST_WIDTH) & beyond_zero).sum(axis=1)
-        off = ((np.abs(frac - 0.5) < CONTRAST_WIDTH) & beyond_zero).sum(axis=1)
-        margins.append(on - off)
+        on, off = on_and_off_step(coefficients / AC_STEPS[q])
+        margins.append(on.sum(axis=1) - off.sum(axis=1))
     margins = np.array(margins)
     best = np.argmax(margins, axis=0)
     decided = margins[best, np.arange(margins.shape[1])] >= MACROBLOCK_MARGIN
