@@ -118,7 +118,8 @@ def test_the_fit_recovers_a_line_and_names_its_groups():
 
 
 def test_the_quality_is_piecewise_linear_in_the_mean_quality_with_knots_at_the_samples_quartiles():
-    from ccscore_export.fit_webp_quality import fit, predict
+    from ccscore.webp_quality import fitted_quality
+    from ccscore_export.fit_webp_quality import fit
 
     rng = np.random.default_rng(1)
     features = np.column_stack([rng.uniform(30, 95, 400), rng.uniform(0, 1, (400, 7))])
@@ -128,7 +129,7 @@ def test_the_quality_is_piecewise_linear_in_the_mean_quality_with_knots_at_the_s
     truth += features[:, 1:] @ np.arange(1.0, 8.0)
     knots, weights = fit(features, truth)
     assert np.allclose(knots, np.quantile(features[:, 0], [0.25, 0.5, 0.75]))
-    assert np.abs(predict(knots, weights, features) - truth).mean() < 0.6  # three knots for the truth's two
+    assert np.abs(fitted_quality(features, knots, weights) - truth).mean() < 0.6  # three knots for the truth's two
     assert fit_terms(features[0], knots).shape == (8 + 3,)
     assert np.allclose(fit_terms(np.array([[50.0] + [0] * 7]), np.array([40.0, 45.0, 60.0]))[0, 8:], [10, 5, 0])
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ccscore import Scorer
 from ccscore.scorer import pixels_read, tile_grid_offsets
-from ccscore.webp_quality import MACROBLOCK, fit_terms, read_lattice
+from ccscore.webp_quality import MACROBLOCK, fit_terms, fitted_quality, read_lattice
 from ccscore_export.data import degrade, sources, wild
 
 QUALITIES = (30, 95)
@@ -106,10 +106,6 @@ def fit(features: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return knots, least_absolute_deviations(fit_terms(features, knots), y)
 
 
-def predict(knots: np.ndarray, weights: np.ndarray, features: np.ndarray) -> np.ndarray:
-    return np.clip(fit_terms(features, knots) @ weights[:-1] + weights[-1], 0, 100)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=6000)
@@ -126,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     fold = np.arange(len(y)) % FOLDS
     cv = np.zeros(len(y))
     for k in range(FOLDS):
-        cv[fold == k] = predict(*fit(x[fold != k], y[fold != k]), x[fold == k])
+        cv[fold == k] = fitted_quality(x[fold == k], *fit(x[fold != k], y[fold != k]))
     print(f"{len(y)} of {args.samples} samples show a step; {FOLDS}-fold MAE {np.mean(np.abs(cv - y)):.2f}")
     groups = np.array([group(r[2]) for r in read])
     for way in sorted(set(groups)):

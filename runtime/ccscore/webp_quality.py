@@ -169,6 +169,12 @@ def fit_terms(features: np.ndarray, knots: np.ndarray) -> np.ndarray:
     return np.concatenate([features, np.maximum(features[..., :1] - knots, 0.0)], axis=-1)
 
 
+def fitted_quality(features: np.ndarray, knots: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The quality of `features` (one row or several) by a fit: `knots` for `fit_terms`, `weights` its terms'
+    weights then a constant; clipped to libwebp's 0-100."""
+    return np.clip(fit_terms(features, knots) @ weights[:-1] + weights[-1], 0.0, 100.0)
+
+
 # The knots of fit_terms and the weights of its terms then a constant, both from `python -m
 # ccscore_export.fit_webp_quality --samples 6000` (5,712 samples showed a step; 5-fold MAE 4.86: Pillow 4.3, cwebp's
 # presets 3.3-8.7, grey 3.3-8.0; cwebp's icon and text, sns off, read 6-8 high, photo and picture 2-3 low).
@@ -200,5 +206,4 @@ def estimate_webp_quality(tiles: Sequence[np.ndarray], offsets: Sequence[tuple[i
     read = read_lattice(tiles, offsets)
     if read is None:
         return None
-    quality = fit_terms(read.features, QUALITY_KNOTS) @ QUALITY_FIT[:-1] + QUALITY_FIT[-1]
-    return replace(read, quality=float(np.clip(quality, 0.0, 100.0)))
+    return replace(read, quality=float(fitted_quality(read.features, QUALITY_KNOTS, QUALITY_FIT)))
