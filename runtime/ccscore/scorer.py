@@ -92,7 +92,12 @@ def pixels_read(tiles: Tiles) -> list[np.ndarray]:
     """The tiles' own pixels that the reads of the pixels look at (a JPEG's table, a WebP's steps, the decoder
     check's colours): the first, most textured tiles up to TABLE_PIXELS, at least one."""
     own = tiles.own()
-    return own[: max(1, int((np.cumsum([t.shape[0] * t.shape[1] for t in own]) <= TABLE_PIXELS).sum()))]
+    return own[: tiles_read(own)]
+
+
+def tiles_read(own: Sequence[np.ndarray]) -> int:
+    """How many of the first tiles' own pixels (`Tiles.own`) fit in TABLE_PIXELS, at least one."""
+    return max(1, int((np.cumsum([t.shape[0] * t.shape[1] for t in own]) <= TABLE_PIXELS).sum()))
 
 
 def aggregate(probs: np.ndarray, method: str, clean_index: Optional[int] = None) -> np.ndarray:
@@ -577,7 +582,7 @@ class Scorer:
         # whatever the model's tiling) are read only when those two show no table (art clipped on white); for a
         # `long_shot`, not when their unclipped blocks showed there is none (clean art, most likely, whose reads
         # would cost more than its scoring).
-        count = len(pixels_read(tiles))
+        count = tiles_read(own)
         table = estimate_luma_table(own[:FIRST_TABLE_TILES], offsets[:FIRST_TABLE_TILES], long_shot)
         # (`kind` estimates every frequency's step: most of a read's cost, so asked last.)
         if count > FIRST_TABLE_TILES and not (long_shot and table.lattice_free) and table.kind is None:
