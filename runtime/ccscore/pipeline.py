@@ -343,11 +343,15 @@ class DecodePool:
                 self._failure = exc
                 self._cv.notify_all()
 
+    def _deadline(self) -> float:
+        """When a worker given something now (a file, or a scorer to build) is past the per-file time limit."""
+        return time.monotonic() + self.file_timeout if self.file_timeout else math.inf
+
     def _prepare(self, w: _Worker, scoring) -> None:
         """Tells an idle worker what to score with; it is not ready again until it says so, within the per-file
         time limit (past it, it is replaced as if it had died building its scorer)."""
         w.ready, w.scoring = False, scoring
-        w.deadline = time.monotonic() + self.file_timeout if self.file_timeout else math.inf
+        w.deadline = self._deadline()
         try:
             w.conn.send(UseScorer(scoring))
         except OSError:
@@ -355,7 +359,7 @@ class DecodePool:
 
     def _give(self, w: _Worker, seq: int, path, spec: TileSpec) -> None:
         w.task = (seq, source_name(path))
-        w.deadline = time.monotonic() + self.file_timeout if self.file_timeout else math.inf
+        w.deadline = self._deadline()
         try:
             w.conn.send((seq, path, spec))
         except OSError:
