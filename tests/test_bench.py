@@ -126,6 +126,19 @@ def test_provider_order_tensorrt_then_cuda_then_cpu():
     assert auto[-2:] == [CUDA, CPU] and auto[0] in (TENSORRT, CUDA)  # TensorRT only where its libraries load
 
 
+def test_a_device_is_surely_cpu_only_where_no_accelerator_can_be_chosen(monkeypatch):
+    """Told before onnxruntime is imported (workers are forked first): "auto" is CPU only without onnxruntime-gpu."""
+    import ccscore.providers as providers
+    from ccscore.providers import CPU, CUDA, surely_cpu
+
+    assert surely_cpu("cpu") and surely_cpu("CPU") and surely_cpu([CPU])
+    assert not surely_cpu("cuda") and not surely_cpu("tensorrt") and not surely_cpu([CUDA, CPU])
+    monkeypatch.setattr(providers, "onnxruntime_builds", lambda: ["onnxruntime 1.20.1"])
+    assert surely_cpu("auto")
+    monkeypatch.setattr(providers, "onnxruntime_builds", lambda: ["onnxruntime-gpu 1.20.1"])
+    assert not surely_cpu("auto")
+
+
 def test_timed_package_is_byte_compiled_as_an_install_leaves_it():
     """The end-to-end timings must not charge a source checkout's per-start compilation (PYTHONDONTWRITEBYTECODE)
     to ccscore: every module of the timed package has bytecode for this interpreter once `compile_bytecode` ran."""

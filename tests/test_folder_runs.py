@@ -677,7 +677,7 @@ def test_a_worker_that_dies_building_its_scorer_leaves_the_scoring_to_the_main_p
     scorer = Scorer(device="cpu", intra_op_threads=1)
     expected, _ = _records(scorer, scored_set, 0, True)
     monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
-    monkeypatch.setattr(ScorerSettings, "build", lambda self: os._exit(1))
+    monkeypatch.setattr(ScorerSettings, "build", lambda self, spare=None: os._exit(1))
     records, by_workers = _records(scorer, scored_set, 2, True)
     assert records == expected
     assert all(s is None for s in by_workers)
@@ -710,7 +710,7 @@ def test_workers_that_all_die_building_their_scorers_do_not_end_the_run(scored_s
     scorer = Scorer(device="cpu", intra_op_threads=1)
     expected, _ = _records(scorer, scored_set, 0, True)
     monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
-    monkeypatch.setattr(ScorerSettings, "build", lambda self: os._exit(1))
+    monkeypatch.setattr(ScorerSettings, "build", lambda self, spare=None: os._exit(1))
     prepared = []
     prepare = DecodePool._prepare
     monkeypatch.setattr(DecodePool, "_prepare", lambda pool, w, s: (prepared.append(s), prepare(pool, w, s)))
@@ -739,7 +739,7 @@ def test_a_worker_stuck_building_its_scorer_is_replaced_within_the_file_time_lim
     expected, _ = _records(Scorer(device="cpu", intra_op_threads=1), scored_set, 0, True)
     scorer = Scorer(device="cpu", intra_op_threads=1, file_timeout=2)
     monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
-    monkeypatch.setattr(ScorerSettings, "build", lambda self: time.sleep(600))
+    monkeypatch.setattr(ScorerSettings, "build", lambda self, spare=None: time.sleep(600))
     out = []
     run = threading.Thread(target=lambda: out.append(_records(scorer, scored_set, 2, True)), daemon=True)
     run.start()
@@ -748,3 +748,41 @@ def test_a_worker_stuck_building_its_scorer_is_replaced_within_the_file_time_lim
     records, by_workers = out[0]
     assert records == expected
     assert all(s is None for s in by_workers)
+
+
+def test_workers_build_their_scorers_while_the_main_process_builds_its_own(scored_set, tmp_path, monkeypatch):
+    """Workers started with the model file (`start_workers` where they will likely score) build a spare session
+    as they start, keep it until told what to score with, and score with it: one session per worker, records
+    as the main process's."""
+    import multiprocessing
+
+    from ccscore import Scorer
+    from ccscore.model_info import default_model_path
+    from ccscore.pipeline import PRELOADING, DecodePool
+    from ccscore.scorer import ScorerSettings
+
+    scorer = Scorer(device="cpu", intra_op_threads=1)
+    expected, _ = _records(scorer, scored_set, 0, True)
+    built = tmp_path / "sessions built"
+    blank = ScorerSettings.blank
+
+    def counted(model):
+        with open(built, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return blank(model)
+
+    monkeypatch.setattr(ScorerSettings, "blank", staticmethod(counted))
+    pool = DecodePool(2, 60.0, ctx=multiprocessing.get_context("fork"), preload=str(default_model_path()))
+    try:
+        deadline = time.monotonic() + 60
+        while not all(w.ready for w in pool._workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the dispatcher had its chance to tell them something
+        assert all(w.scoring == PRELOADING for w in pool._workers)  # not told to drop their spares
+        records, by_workers = _records(scorer, scored_set, 2, True, pool=pool, keep_pool=True)
+    finally:
+        pool.close()
+    assert records == expected
+    assert [s is not None for s in by_workers] == ["error" not in r for r in records]  # the workers scored
+    pids = built.read_text().split()
+    assert len(pids) == len(set(pids)) == 2  # one session each: the spare was used, not built again

@@ -17,7 +17,8 @@
   worker takes its place. A worker builds its session before it counts as ready, so no file's limit pays for it
   (building has a limit of its own, as long).
 - The CLI starts its workers before the session exists (`start_workers`), with a plain fork on Linux; they get
-  their first files once it exists (the tiling is the model's). Workers started later (replacements, or pools started by library
+  their first files once it exists (the tiling is the model's). Where they will likely score, each builds its
+  session meanwhile, beside the main process's. Workers started later (replacements, or pools started by library
   callers) use `forkserver` on Linux (onnxruntime's thread pools make plain fork unsafe once a session
   exists) and `spawn` elsewhere.
 """
@@ -145,13 +146,26 @@ class UseScorer:
     settings: Any  # scorer.ScorerSettings or None
 
 
-def _worker_main(conn) -> None:
+def _spare_scorer(model: Optional[str]):
+    """`ScorerSettings.blank(model)`, built ahead of the settings it will score with; None when it cannot be."""
+    from .scorer import ScorerSettings
+
+    try:
+        return ScorerSettings.blank(model)
+    except Exception:  # no such model, no memory: the scorer is built (or its failure handled) when told
+        return None
+
+
+def _worker_main(conn, preload: Optional[str] = None) -> None:
     """A worker process: None (ready) out first, then (seq, path, spec) in and (seq, decode_with_warnings'
-    result) out, one file at a time, until EOF. A `UseScorer` in is answered None once the scorer is built."""
+    result) out, one file at a time, until EOF. A `UseScorer` in is answered None once the scorer is built.
+    `preload`: a model file to build a spare CPU scorer for right after start-up, while the main process builds
+    its own session; the first `UseScorer` uses it if its settings name that file, else drops it."""
     _worker_init()
     from . import images, tiling  # noqa: F401  (imported now, not on the first image's time)
 
     conn.send(None)
+    spare = _spare_scorer(preload) if preload else None
     scorer = None
     while True:
         try:
@@ -162,9 +176,10 @@ def _worker_main(conn) -> None:
             return
         if isinstance(task, UseScorer):
             try:
-                scorer = task.settings.build() if task.settings is not None else None
+                scorer = task.settings.build(spare) if task.settings is not None else None
             except Exception:  # the model file replaced or deleted since, no memory: decode only, main scores
                 scorer = None
+            spare = None
             conn.send(None)
             continue
         seq, path, spec = task
@@ -208,12 +223,17 @@ def _too_slow(path: str, limit: float) -> str:
 MAX_STARTUP_DEATHS = 5
 
 
+# A started worker's `scoring` while it builds a spare scorer (`_worker_main`'s preload), and the pool's until
+# `score_with`: unequal to any settings and to None, so the first `UseScorer` reaches it, if only to drop the spare.
+PRELOADING = "building a spare scorer"
+
+
 @dataclass
 class _Worker:
     process: Any
     conn: Any  # this process's end of the worker's pipe
     ready: bool = False  # started up (and scorer built): its first file's time limit does not pay for the start
-    scoring: Any = None  # the ScorerSettings it was last told to use
+    scoring: Any = None  # the ScorerSettings it was last told to use (PRELOADING: none yet, building a spare)
     task: Optional[tuple[int, str]] = None  # (seq, path) of the file in flight
     deadline: float = math.inf  # of the file in flight, or of building its scorer
 
@@ -226,18 +246,21 @@ class DecodePool:
     `submit` queues a file and returns its ticket; `result` waits for that file's outcome: decode_with_warnings'
     result, or an error string when the worker died on it or ran past `file_timeout` seconds (then it is killed).
     Each file gets exactly one outcome whatever happens to the workers. `close` kills the workers.
+    `preload`: a model file the first workers build a spare scorer for as they start (see `_worker_main`).
     """
 
-    def __init__(self, workers: int, file_timeout: Optional[float] = None, ctx=None):
+    def __init__(self, workers: int, file_timeout: Optional[float] = None, ctx=None, preload: Optional[str] = None):
         if workers < 1:
             raise ValueError("a DecodePool needs at least one worker")
         self.file_timeout = file_timeout
         self._replacement_ctx = None  # mp_context(), made when a first replacement is needed
         first_ctx = ctx or mp_context()
-        self._workers = [self._start(first_ctx) for _ in range(workers)]
+        self._workers = [self._start(first_ctx, preload) for _ in range(workers)]
         self._cv = threading.Condition()
         self._todo: deque = deque()  # (seq, path, spec) not yet given to a worker
-        self._scoring = None  # ScorerSettings the workers score with (None: decode and tile only)
+        # ScorerSettings the workers score with (None: decode and tile only; PRELOADING: not told yet, so workers
+        # keep the spare scorers they build until `score_with` says what to use)
+        self._scoring = PRELOADING if preload else None
         self._unbuildable = None  # ScorerSettings a worker died building a scorer from: not tried again
         self._results: dict = {}  # seq -> outcome, until taken
         self._next = 0
@@ -250,12 +273,12 @@ class DecodePool:
         atexit.register(self.close)  # before multiprocessing's own exit handler stops the workers under it
 
     @staticmethod
-    def _start(ctx) -> _Worker:
+    def _start(ctx, preload: Optional[str] = None) -> _Worker:
         ours, theirs = ctx.Pipe()
-        process = ctx.Process(target=_worker_main, args=(theirs,), daemon=True)
+        process = ctx.Process(target=_worker_main, args=(theirs, preload), daemon=True)
         process.start()
         theirs.close()  # only the worker holds its end now, so its death reads as EOF here
-        return _Worker(process, ours)
+        return _Worker(process, ours, scoring=PRELOADING if preload else None)
 
     def submit(self, path, spec: TileSpec) -> int:
         """`path`: a file's path or an `EncodedImage`."""
@@ -316,7 +339,7 @@ class DecodePool:
                 with self._cv:
                     scoring = self._scoring
                     idle = [w for w in self._workers if w.ready and w.task is None]
-                    for w in [w for w in idle if w.scoring != scoring]:
+                    for w in [w for w in idle if w.scoring != scoring and scoring is not PRELOADING]:
                         idle.remove(w)
                         self._prepare(w, scoring)
                     tasks = [self._todo.popleft() for _ in range(min(len(idle), len(self._todo)))]
@@ -397,7 +420,7 @@ class DecodePool:
         w.process.kill()
         w.process.join()
         w.conn.close()
-        died_building = not w.ready and w.scoring is not None  # (`_prepare`)
+        died_building = not w.ready and w.scoring not in (None, PRELOADING)  # (`_prepare`)
         if died_building:
             # This pool's workers only decode from now on and the main process scores, rather than each worker
             # dying the same way. It had started: no sign that workers cannot be started, so no startup death.
@@ -419,9 +442,12 @@ class DecodePool:
         self._workers[i] = self._start(self._replacement_ctx)
 
 
-def start_workers(workers: int, file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT) -> Optional[DecodePool]:
+def start_workers(workers: int, file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT, model=None,
+                  device=None) -> Optional[DecodePool]:
     """Starts `workers` decode processes now, before the session exists (they start up while it is created;
-    files reach them in `run_pipeline`, which closes the pool). None for 0.
+    files reach them in `run_pipeline`, which closes the pool). None for 0. Given the session's `device` (and
+    `model`, None for the bundled one), workers that will likely score (`likely_scored_in_workers`) each build
+    their own session while the main process builds its, instead of after.
 
     Started this early they can be forked from this process (~10 ms) rather than from a fresh forkserver
     (~250 ms); replacements started later use `mp_context()`.
@@ -435,7 +461,25 @@ def start_workers(workers: int, file_timeout: Optional[float] = DEFAULT_FILE_TIM
         ctx = multiprocessing.get_context("fork")
     else:
         ctx = mp_context()
-    return DecodePool(workers, file_timeout, ctx)
+    preload = None
+    if device is not None and likely_scored_in_workers(workers, device):
+        from .errors import ModelError
+        from .model_info import default_model_path
+
+        try:
+            preload = os.fspath(model) if model is not None else str(default_model_path())
+        except ModelError:
+            pass  # the main process's Scorer says so
+    return DecodePool(workers, file_timeout, ctx, preload)
+
+
+def likely_scored_in_workers(workers: int, device) -> bool:
+    """Whether `run_pipeline` will likely have `workers` score, told before any session exists (onnxruntime is
+    not imported yet, so that workers can still be forked): `device` surely CPU, and more workers than a default
+    session's threads. A wrong guess costs each worker one spare session, dropped when it learns the truth."""
+    from .providers import default_intra_op_threads, surely_cpu
+
+    return surely_cpu(device) and workers > default_intra_op_threads()
 
 
 # ---------------------------------------------------------------- ordered, bounded decoding

@@ -106,6 +106,16 @@ def why_unusable(provider: str, available: Sequence[str], loadable=library_loada
     return "onnxruntime could not start it (no GPU or driver? nvidia-smi tells)"
 
 
+def surely_cpu(device: Device) -> bool:
+    """Whether `device` runs on CPU alone, told without importing onnxruntime: "cpu", or "auto" where no
+    onnxruntime with accelerators (onnxruntime-gpu) is installed."""
+    if not isinstance(device, str):
+        return list(device) == [CPU]
+    device = device.lower()
+    gpu_build = any(build.startswith("onnxruntime-gpu ") for build in onnxruntime_builds())
+    return device == "cpu" or (device == "auto" and not gpu_build)
+
+
 def requested_providers(device: Device, available: Sequence[str]) -> list[str]:
     """Maps auto/cpu/cuda/tensorrt or an explicit provider list to the list passed to onnxruntime."""
     if not isinstance(device, str):

@@ -57,7 +57,8 @@ class Scorer:
         import os
 
         self.workers = max(1, decode_workers or os.cpu_count() or 1)
-        self.pool = start_workers(self.workers, file_timeout)  # before the session: they start while it loads
+        # Before the session: they start (and on CPU build theirs) while it loads.
+        self.pool = start_workers(self.workers, file_timeout, model, device)
         try:
             self.scorer = SessionScorer(model, device=device, batch_size=batch_tiles, file_timeout=file_timeout,
                                         **options)

@@ -294,10 +294,18 @@ class ScorerSettings:
         return cls(scorer.model_file, scorer.model_digest,
                    tuple((n, copy.deepcopy(getattr(scorer, n))) for n in DECIDING_SETTINGS))
 
-    def build(self) -> "Scorer":
-        """A one-thread CPU Scorer with these settings (a worker runs one per core: more threads would contend).
-        `ModelError` when the model file is no longer the one loaded (replaced or deleted since)."""
-        scorer = Scorer(self.model, device="cpu", intra_op_threads=1, file_timeout=None)
+    @staticmethod
+    def blank(model: str) -> "Scorer":
+        """The Scorer `build` starts from: `model` on CPU in one thread (a worker runs one per core: more threads
+        would contend), default settings."""
+        return Scorer(model, device="cpu", intra_op_threads=1, file_timeout=None)
+
+    def build(self, spare: Optional["Scorer"] = None) -> "Scorer":
+        """A one-thread CPU Scorer with these settings: `spare` (an unused `blank` Scorer built ahead of time) when
+        it loaded this model file with this content, else a new one. `ModelError` when the model file is no longer
+        the one loaded (replaced or deleted since)."""
+        reuse = spare is not None and (spare.model_file, spare.model_digest) == (self.model, self.digest)
+        scorer = spare if reuse else self.blank(self.model)
         if scorer.model_digest != self.digest:
             raise ModelError(f"{self.model}: the model file changed since it was loaded")
         for name, value in self.values:

@@ -241,7 +241,7 @@ def score(
         only_few_files = from_list is None and len(paths) <= 2 and not any(os.path.isdir(p) for p in paths)
         # Only a worker process can be stopped midway through a decoder: one is enough for a few files.
         workers = (1 if time_limit else 0) if only_few_files else (os.cpu_count() or 1)
-    pool = start_workers(workers, time_limit)  # they start up while the session is created
+    pool = start_workers(workers, time_limit, model, device)  # they start up while the session is created
 
     def abort(message: str) -> None:
         if pool is not None:
