@@ -135,9 +135,6 @@ BAD_METADATA = [
     ("early_stop", '{"first_tiles": "2", "margin": 0.05}'),
     ("early_stop", '{"first_tiles": 2, "margin": 0.9}'),
     ("early_stop", "[2, 0.05]"),
-    ("early_stop", '{"first_tiles": 2, "margin": 0.05, "clean_tiles": 3}'),
-    ("early_stop", '{"first_tiles": 2, "margin": 0.05, "clean_tiles": 0}'),
-    ("early_stop", '{"first_tiles": 2, "margin": 0.05, "clean": 1}'),
     ("name", ""),
     # hostile JSON: integers too long to read, nesting too deep to parse, unhashable items, a huge list
     ("tile_size", "1" + "0" * 5000),

@@ -53,8 +53,7 @@ def score_tiles(scorer: Scorer, root: Path, rows: list[dict], log=print) -> list
         if invalid_rows(outputs).any():
             log(f"left out {row['path']}: {output_problem(outputs)}")
             continue
-        stages = scorer.early_stop.stages() if scorer.early_stop else []
-        counts = {len(outputs)} | {min(count, len(outputs)) for count, _ in stages}
+        counts = {len(outputs)} | ({min(scorer.early_stop.first_tiles, len(outputs))} if scorer.early_stop else set())
         lattice = {}
         for count in counts:
             used = outputs.rows(0, count)

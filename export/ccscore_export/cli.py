@@ -84,10 +84,8 @@ def export(
     validation_data: Optional[Path] = typer.Option(None, exists=True, dir_okay=False,
                                                    help="A tile .npz whose tiles join the validation."),
     max_tiles: int = typer.Option(8, help="Tiles per image the runtime takes by default."),
-    first_tiles: Optional[int] = typer.Option(None, help="Early stop: tiles that settle an image either way "
-                                              "(default 2; 0: the runtime scores every tile)."),
-    clean_tiles: Optional[int] = typer.Option(None, help="Early stop: fewer tiles scored before those, which settle "
-                                              "an image as clean only (default 1; 0: none)."),
+    first_tiles: Optional[int] = typer.Option(None, help="Early stop: tiles scored first (default 1; 0: the "
+                                              "runtime scores every tile)."),
     stop_margin: Optional[float] = typer.Option(None, help="Early stop: no more tiles once P(clean) is this close "
                                                 "to 0 or 1 (default 0.05)."),
     grid_gate: Optional[Path] = typer.Option(None, exists=True, dir_okay=False,
@@ -105,10 +103,8 @@ def export(
 
     real = np.load(validation_data)["tiles"] if validation_data else None
     try:
-        given = {"first_tiles": first_tiles, "margin": stop_margin, "clean_tiles": clean_tiles}
+        given = {"first_tiles": first_tiles, "margin": stop_margin}
         early_stop = {**DEFAULT_EARLY_STOP, **{k: v for k, v in given.items() if v is not None}}
-        if not 0 < early_stop["clean_tiles"] < early_stop["first_tiles"]:
-            del early_stop["clean_tiles"]  # no stage before the first tiles
         diffs = export_detector(checkpoint, output, real_tiles=real, max_tiles=max_tiles, version=version,
                                 early_stop=early_stop if early_stop["first_tiles"] > 0 else {},
                                 grid_gate=json.loads(grid_gate.read_text()) if grid_gate else None)

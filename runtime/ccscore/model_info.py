@@ -115,15 +115,10 @@ def _outputs(value: Any) -> tuple[str, ...]:
 def _early_stop(value: Any) -> dict:
     if value in (None, {}):
         return {}
-    if not isinstance(value, dict) or not {"first_tiles", "margin"} <= set(value) <= {"first_tiles", "margin",
-                                                                                       "clean_tiles"}:
-        raise ValueError(f"early_stop must be {{}} or {{\"first_tiles\": k, \"margin\": m}}, optionally with "
-                         f"\"clean_tiles\": c, got {shown(value)}")
-    stop = {"first_tiles": number("early_stop first_tiles", value["first_tiles"], int, *MAX_TILES_RANGE),
+    if not isinstance(value, dict) or set(value) != {"first_tiles", "margin"}:
+        raise ValueError(f"early_stop must be {{}} or {{\"first_tiles\": k, \"margin\": m}}, got {shown(value)}")
+    return {"first_tiles": number("early_stop first_tiles", value["first_tiles"], int, *MAX_TILES_RANGE),
             "margin": number("early_stop margin", value["margin"], float, 0.0, 0.5)}
-    if "clean_tiles" in value:
-        stop["clean_tiles"] = number("early_stop clean_tiles", value["clean_tiles"], int, 1, stop["first_tiles"])
-    return stop
 
 
 def _phase_grids(value: Any, outputs: tuple[str, ...]) -> tuple[int, ...]:
@@ -182,8 +177,7 @@ class ModelInfo:
     aggregation: str = "mean"
     threshold: float = 0.5
     outputs: tuple[str, ...] = (PROBS,)
-    # {"first_tiles": k, "margin": m} and optionally "clean_tiles": see scorer.EarlyStop. Absent: every chosen
-    # tile is scored.
+    # {"first_tiles": k, "margin": m}: see scorer.EarlyStop. Absent: every chosen tile is scored.
     early_stop: dict = field(default_factory=dict)
     # Grid periods of the `phases` output, in its order (ccscore.evidence); empty: the model has none.
     phase_grids: tuple[int, ...] = ()

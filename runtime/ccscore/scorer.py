@@ -198,9 +198,6 @@ class TileOutputs:
 class EarlyStop:
     """Scores an image's `first_tiles` (its most textured), and stops there when the image judged on them
     (`Scorer.judge`: aggregate, then the grid gate on their quadrants) has P(clean) within `margin` of 0 or of 1.
-    With `clean_tiles` (fewer), its first `clean_tiles` are scored before: an image they judge clean within
-    `margin` stops there, while one they judge lossy goes on to `first_tiles` (what is damaged gets its codec,
-    quality and table from as many tiles as before; clean images, most of any collection, cost fewer).
 
     Most images are that clear: v0.6.0 scores 2.2 tiles per image on the wild evaluation set, and every group's
     figure moves by at most a point against scoring every tile (see the model card). Decisions near the
@@ -210,19 +207,12 @@ class EarlyStop:
 
     first_tiles: int
     margin: float
-    clean_tiles: Optional[int] = None  # None: first_tiles
 
     def applies(self, threshold: float) -> bool:
         return self.first_tiles > 0 and self.margin <= 1.0 - threshold <= 1.0 - self.margin
 
-    def stages(self) -> list[tuple[int, bool]]:
-        """(tiles scored, whether a lossy judgement settles the image too) at each point where it may stop."""
-        if self.clean_tiles is not None and self.clean_tiles < self.first_tiles:
-            return [(self.clean_tiles, False), (self.first_tiles, True)]
-        return [(self.first_tiles, True)]
-
-    def decided(self, p_clean: float, lossy_too: bool = True) -> bool:
-        return p_clean >= 1.0 - self.margin or (lossy_too and p_clean <= self.margin)
+    def decided(self, p_clean: float) -> bool:
+        return p_clean <= self.margin or p_clean >= 1.0 - self.margin
 
 
 @dataclass(frozen=True)
@@ -377,7 +367,7 @@ class Scorer:
         stop = self.info.early_stop
         self.early_stop: Optional[EarlyStop] = None
         if stop and not all_tiles and CLEAN in self.labels:
-            candidate = EarlyStop(stop["first_tiles"], stop["margin"], stop.get("clean_tiles"))
+            candidate = EarlyStop(stop["first_tiles"], stop["margin"])
             self.early_stop = candidate if candidate.applies(self.threshold) else None
         self.grid_gate = GridGate.from_metadata(self.info.grid_gate) if self.info.grid_gate else None
 
@@ -468,15 +458,15 @@ class Scorer:
                     scores[label] = kept
         return scores, evidence
 
-    def judge_first(self, first: TileOutputs, boxes: Sequence[Box], lossy_too: bool = True) -> Optional[Judgement]:
+    def judge_first(self, first: TileOutputs, boxes: Sequence[Box]) -> Optional[Judgement]:
         """With early stopping: an image's judgement on the outputs of its first tiles (`first`) when it settles
-        the image (`EarlyStop.decided`; `lossy_too`: as at that count's stage); None when more of its tiles
-        (`boxes`: all of them) must be scored, or there is nothing to stop (no early stopping, no other tile)."""
+        the image (`EarlyStop.decided`); None when its other tiles (`boxes`: all of them) must be scored too, or
+        there is nothing to stop (no early stopping, no other tile)."""
         stop = self.early_stop
         if stop is None or len(boxes) <= len(first):
             return None
         judged = self.judge(first, boxes[: len(first)])
-        return judged if stop.decided(judged[0][CLEAN], lossy_too) else None
+        return judged if stop.decided(judged[0][CLEAN]) else None
 
     def judge_as_scored(self, outputs: TileOutputs, boxes: Sequence[Box], lattice: Optional[LatticeCheck] = None,
                         colours: Optional[DecoderTrace] = None) -> dict[str, float]:
@@ -484,14 +474,11 @@ class Scorer:
         benchmarks score every tile once, then try settings): early stopping is applied as scoring does, the
         table check where `lattice` makes it (e.g. `lambda o, e: scorer.table_check(o, e, tiles)[0]`) and the
         decoder check where `colours` (`decoder_trace(pixels_read(tiles))`) are given."""
-        judged, used = None, outputs
-        for count, lossy_too in self.early_stop.stages() if self.early_stop is not None else []:
-            judged = self.judge_first(outputs.rows(0, count), boxes, lossy_too)
-            if judged is not None:
-                used = outputs.rows(0, count)
-                break
+        stop = self.early_stop
+        first = outputs.rows(0, stop.first_tiles) if stop is not None else outputs
+        judged = self.judge_first(first, boxes) if stop is not None else None
         scores, evidence = judged or self.judge(outputs, boxes)
-        if lattice is not None and lattice(used, evidence):
+        if lattice is not None and lattice(first if judged else outputs, evidence):
             scores = proven(scores, JPEG)
         decoder = self.decoder_proof(scores, lambda: colours) if colours is not None else None
         return proven(scores, decoder) if decoder else scores
@@ -632,30 +619,27 @@ class Scorer:
 
         An image whose model outputs are unusable (NaN, negative, not summing to 1, the wrong shape, a run that
         fails) gets a `ScoreFailure`, never a decision; the other images of the batch are scored as usual.
-        With early stopping, one run takes the first tiles of every image and each later one the next tiles of
-        the images still undecided (`EarlyStop.stages`), so a result never depends on which images share a batch.
+        With early stopping, one run takes the first tiles of every image and a second one the other tiles
+        of the images still undecided, so a result never depends on which images share a batch.
         """
         if not items:
             return []
-        stages = self.early_stop.stages() if self.early_stop is not None else []
-        per_image = self._run_images([tiles.pixels[: stages[0][0]] if stages else tiles.pixels
+        stop = self.early_stop
+        per_image = self._run_images([tiles.pixels[: stop.first_tiles] if stop else tiles.pixels
                                       for _, tiles, _ in items])
         settled: dict[int, Judgement] = {}  # images decided on their first tiles, judged once
-        undecided = range(len(items))
-        for stage, (count, lossy_too) in enumerate(stages):
-            undecided, before = [], undecided
-            for k in before:
-                out = per_image[k]
+        if stop is not None:
+            undecided = []
+            for k, out in enumerate(per_image):
                 if isinstance(out, str) or len(items[k][1].boxes) <= len(out):
                     continue
-                judged = self.judge_first(out, items[k][1].boxes, lossy_too)
+                judged = self.judge_first(out, items[k][1].boxes)
                 if judged is None:
                     undecided.append(k)
                 else:
                     settled[k] = judged
             if undecided:
-                until = stages[stage + 1][0] if stage + 1 < len(stages) else None  # None: every other tile
-                more = self._run_images([items[k][1].pixels[count:until] for k in undecided])
+                more = self._run_images([items[k][1].pixels[stop.first_tiles :] for k in undecided])
                 for k, extra in zip(undecided, more):
                     per_image[k] = extra if isinstance(extra, str) else per_image[k] + extra
         results: list[ScoreResult | ScoreFailure] = []
