@@ -84,7 +84,7 @@ def export(
     validation_data: Optional[Path] = typer.Option(None, exists=True, dir_okay=False,
                                                    help="A tile .npz whose tiles join the validation."),
     max_tiles: int = typer.Option(8, help="Tiles per image the runtime takes by default."),
-    first_tiles: Optional[int] = typer.Option(None, help="Early stop: tiles scored first (default 1; 0: the "
+    first_tiles: Optional[int] = typer.Option(None, help="Early stop: tiles scored first (default 2; 0: the "
                                               "runtime scores every tile)."),
     stop_margin: Optional[float] = typer.Option(None, help="Early stop: no more tiles once P(clean) is this close "
                                                 "to 0 or 1 (default 0.05)."),
