@@ -133,10 +133,28 @@ def test_a_device_is_surely_cpu_only_where_no_accelerator_can_be_chosen(monkeypa
 
     assert surely_cpu("cpu") and surely_cpu("CPU") and surely_cpu([CPU])
     assert not surely_cpu("cuda") and not surely_cpu("tensorrt") and not surely_cpu([CUDA, CPU])
-    monkeypatch.setattr(providers, "onnxruntime_builds", lambda: ["onnxruntime 1.20.1"])
+    monkeypatch.setattr(providers, "cuda_provider_installed", lambda: False)
     assert surely_cpu("auto")
-    monkeypatch.setattr(providers, "onnxruntime_builds", lambda: ["onnxruntime-gpu 1.20.1"])
+    monkeypatch.setattr(providers, "cuda_provider_installed", lambda: True)
     assert not surely_cpu("auto")
+
+
+def test_the_cuda_provider_is_found_by_its_library(tmp_path, monkeypatch):
+    """onnxruntime-gpu ships libonnxruntime_providers_cuda.so (onnxruntime_providers_cuda.dll) beside its bindings;
+    the CPU build does not. Told from the files, without importing onnxruntime."""
+    import sys
+
+    from ccscore.providers import cuda_provider_installed
+
+    assert cuda_provider_installed() == ("CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers())
+    fake = tmp_path / "onnxruntime"
+    (fake / "capi").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "onnxruntime", raising=False)
+    assert not cuda_provider_installed()
+    (fake / "capi" / "libonnxruntime_providers_cuda.so").write_bytes(b"")
+    assert cuda_provider_installed()
 
 
 def test_timed_package_is_byte_compiled_as_an_install_leaves_it():
