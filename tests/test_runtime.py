@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -35,8 +36,12 @@ def test_library_scores_in_a_process_where_torch_cannot_be_imported(tiny_model, 
     assert 1 <= len(result["tiles"]) <= 8
 
 
-def test_missing_onnxruntime_prints_install_hint_and_exits_2(image_files):
-    proc = run_cli(str(image_files["clean"]), blocked=("torch", "onnxruntime"))
+@pytest.mark.parametrize("many", [False, True])
+def test_missing_onnxruntime_prints_install_hint_and_exits_2(image_files, many):
+    # A folder: workers are started, and asked whether they will score, before any session exists.
+    args = [str(image_files["clean"].parent), "--workers", str((os.cpu_count() or 1) + 1)] if many else \
+        [str(image_files["clean"])]
+    proc = run_cli(*args, blocked=("torch", "onnxruntime"))
     assert proc.returncode == 2
     assert "pip install 'ccscore[cpu]'" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -479,7 +479,7 @@ def likely_scored_in_workers(workers: int, device) -> bool:
     session's threads. A wrong guess costs each worker one spare session, dropped when it learns the truth."""
     from .providers import default_intra_op_threads, surely_cpu
 
-    return surely_cpu(device) and workers > default_intra_op_threads()
+    return workers > default_intra_op_threads() and surely_cpu(device)
 
 
 # ---------------------------------------------------------------- ordered, bounded decoding

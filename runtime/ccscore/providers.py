@@ -111,12 +111,11 @@ def cuda_provider_installed() -> bool:
     importing it and in well under a millisecond (package metadata takes ~50 ms to read)."""
     import importlib.util
 
-    spec = importlib.util.find_spec("onnxruntime")
-    if spec is None or spec.origin is None:
-        return False
     try:
-        return any("providers_cuda" in name for name in os.listdir(Path(spec.origin).parent / "capi"))
-    except OSError:
+        spec = importlib.util.find_spec("onnxruntime")
+        return spec is not None and spec.origin is not None and any(
+            "providers_cuda" in name for name in os.listdir(Path(spec.origin).parent / "capi"))
+    except (ImportError, ValueError, OSError):  # none installed, or a broken one: the session says what is wrong
         return False
 
 
