@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from ccscore import ImageError, Scorer
+from ccscore_export.bars import CLEAN_GROUPS, PALETTE_KINDS  # issue #10's clean groups and bars
 from ccscore_export.labels import LABELS  # manifest label codes: LABELS[i]
 from ccscore_export.metrics import auroc
 
 BANDS = ((0, 80, "<=80"), (81, 90, "81-90"), (91, 95, "91-95"), (96, 100, "96-100"))
-PALETTE_KINDS = ("palette", "palette_dither")
 # The lossy kinds of issue #10's wild set (build.EVAL_VARIANTS). The earlier bar (bands, AUROC, codec right,
 # quality error) is measured without them, so its numbers stay comparable with older sets.
 WILD_JPEG_KINDS = ("jpeg_cjpeg", "jpeg_imagemagick", "jpeg_graphicsmagick", "jpeg_pillow", "jpeg_jpegli")
@@ -42,22 +42,6 @@ CODEC_KINDS = ("avif_avifenc", "avif_pillow", "jxl_cjxl", "jpeg_downscaled", "jp
 BAND_EXCLUDED_KINDS = ("resize",) + WILD_POSITIVE_KINDS + CODEC_KINDS
 # Kinds the detector issue's (#7) summary figures leave out (AUROC, codec right, quality error).
 LATER_KINDS = WILD_POSITIVE_KINDS + CODEC_KINDS
-# Issue #10's groups of clean art, each with its bar (largest flagged share); None: all clean kinds together.
-CLEAN_GROUPS: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
-    ("all clean kinds", None, 0.03),
-    ("originals", ("clean",), 0.05),
-    ("grey", ("grey",), 0.04),
-    ("line art", ("lineart",), 0.06),
-    ("manga", ("manga",), 0.06),
-    ("downscaled", ("downscaled", "downscaled_lanczos", "resampled"), 0.03),
-    ("upscaled x2", ("upscaled_x2",), 0.04),
-    ("upscaled other", ("upscaled_other",), math.nan),
-    ("smooth renders", ("smooth_render",), math.nan),
-    ("blurred/noisy/sharpened", ("blurred", "noisy", "sharpened"), 0.02),
-    ("palette", PALETTE_KINDS, 0.01),
-    ("pixel art", ("pixel_art",), math.nan),
-    ("smaller than a tile", ("small",), 0.06),
-)
 FLAT_KIND = "flat"  # bar: every one labelled clean, with "no evidence"
 # Issue #10's lossy groups: (name, kinds, least caught share, least codec-right share over the group).
 LOSSY_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (

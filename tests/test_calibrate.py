@@ -138,3 +138,20 @@ def test_images_with_unusable_outputs_are_left_out_of_calibration(tmp_path):
     kept = score_tiles(scorer, tmp_path, rows, log=said.append)
     assert [row["path"] for row, *_ in kept] == ["bright.png"]
     assert said == ["left out dark.png: model produced invalid output: probs hold NaN or infinity"]
+
+
+def test_pooled_limits_weigh_clean_kinds_as_issue_10s_groups_do():
+    """With pool_groups a group's kinds are limited together, at the lower of its bar and max_kind: one
+    downscaled kind at 4% among three passes (the group is at 1%), palette at 2% does not (bar 1%), and a
+    kind in a group without a bar keeps max_kind."""
+    from ccscore_export.calibrate import clean_units
+
+    rates = {"downscaled": ("clean", 0.04), "downscaled_lanczos": ("clean", 0.0), "resampled": ("clean", 0.0),
+             "palette": ("clean", 0.02), "palette_dither": ("clean", 0.02), "upscaled_other": ("clean", 0.035),
+             "jpeg_q50": ("jpeg", 1.0)}
+    sizes = dict.fromkeys(rates, 100) | {"resampled": 200}
+    each = {name: (share, limit) for name, share, limit in clean_units(rates, sizes, 0.03, pool_groups=False)}
+    assert each == {kind: (share, 0.03) for kind, (label, share) in rates.items() if label == "clean"}
+    pooled = {name: (share, limit) for name, share, limit in clean_units(rates, sizes, 0.03, pool_groups=True)}
+    assert pooled == {"downscaled": (pytest.approx(0.01), 0.03), "palette": (pytest.approx(0.02), 0.01),
+                      "upscaled_other": (0.035, 0.03)}
