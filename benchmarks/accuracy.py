@@ -25,14 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from ccscore import ImageError, Scorer
-from ccscore_export.bars import CLEAN_GROUPS, PALETTE_KINDS  # issue #10's clean groups and bars
+from ccscore_export.bars import CLEAN_GROUPS, LOSSY_GROUPS, PALETTE_KINDS, WILD_JPEG_KINDS  # issue #10's bars
 from ccscore_export.labels import LABELS  # manifest label codes: LABELS[i]
 from ccscore_export.metrics import auroc
 
 BANDS = ((0, 80, "<=80"), (81, 90, "81-90"), (91, 95, "91-95"), (96, 100, "96-100"))
 # The lossy kinds of issue #10's wild set (build.EVAL_VARIANTS). The earlier bar (bands, AUROC, codec right,
 # quality error) is measured without them, so its numbers stay comparable with older sets.
-WILD_JPEG_KINDS = ("jpeg_cjpeg", "jpeg_imagemagick", "jpeg_graphicsmagick", "jpeg_pillow", "jpeg_jpegli")
 WILD_POSITIVE_KINDS = WILD_JPEG_KINDS + ("jpeg_grey", "jpeg_lineart", "jpeg_manga", "jpeg_small", "webp_cwebp",
                                          "webp_grey")
 # Issue #12's kinds (AVIF, JPEG XL, JPEG / WebP resized after compression): measured by kind and by their own
@@ -43,16 +42,6 @@ BAND_EXCLUDED_KINDS = ("resize",) + WILD_POSITIVE_KINDS + CODEC_KINDS
 # Kinds the detector issue's (#7) summary figures leave out (AUROC, codec right, quality error).
 LATER_KINDS = WILD_POSITIVE_KINDS + CODEC_KINDS
 FLAT_KIND = "flat"  # bar: every one labelled clean, with "no evidence"
-# Issue #10's lossy groups: (name, kinds, least caught share, least codec-right share over the group).
-LOSSY_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
-    ("plain JPEG, five encoders", WILD_JPEG_KINDS, 0.99, 0.98),
-    ("grey JPEG", ("jpeg_grey",), 0.97, math.nan),
-    ("WebP (cwebp)", ("webp_cwebp",), 0.99, 0.98),
-    ("JPEG line art", ("jpeg_lineart",), math.nan, math.nan),
-    ("JPEG manga", ("jpeg_manga",), math.nan, math.nan),
-    ("JPEG smaller than a tile", ("jpeg_small",), math.nan, math.nan),
-    ("WebP of grey art", ("webp_grey",), math.nan, math.nan),
-)
 # Issue #12's groups, in the same form (codec right counted over all the group's images).
 CODEC_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
     ("AVIF (avifenc, Pillow)", ("avif_avifenc", "avif_pillow"), 0.90, 0.90),

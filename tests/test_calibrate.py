@@ -155,3 +155,20 @@ def test_pooled_limits_weigh_clean_kinds_as_issue_10s_groups_do():
     pooled = {name: (share, limit) for name, share, limit in clean_units(rates, sizes, 0.03, pool_groups=True)}
     assert pooled == {"downscaled": (pytest.approx(0.01), 0.03), "palette": (pytest.approx(0.02), 0.01),
                       "upscaled_other": (0.035, 0.03)}
+
+
+def test_lossy_lines_must_hold_with_an_image_to_spare():
+    """WebP (cwebp), bar 99% caught and 98% codec right over 120 images: one miss holds the bar (99.2%) but not
+    with an image to spare; no miss does. Groups the set lacks are no line."""
+    from ccscore_export.calibrate import lossy_lines_short
+
+    def webp(missed: int, wrong: int) -> list:
+        return ([("webp_cwebp", "webp", "clean")] * missed + [("webp_cwebp", "webp", "jpeg")] * wrong
+                + [("webp_cwebp", "webp", "webp")] * (120 - missed - wrong))
+
+    jpeg = [("jpeg_cjpeg", "jpeg", "jpeg")] * 200 + [("jpeg_cjpeg", "jpeg", "clean")]  # 1 in 201 missed: spare
+    assert lossy_lines_short(webp(0, 0) + jpeg) == []
+    assert lossy_lines_short(webp(1, 0) + jpeg) == ["WebP (cwebp)"]
+    assert lossy_lines_short(webp(0, 2)) == ["WebP (cwebp)"]  # caught, but 98.3% right: one more wrong breaks it
+    assert lossy_lines_short(webp(0, 1)) == []
+    assert lossy_lines_short(jpeg + [("jpeg_cjpeg", "jpeg", "clean")]) == ["plain JPEG, five encoders"]

@@ -1,11 +1,12 @@
-"""Issue #10's limits on clean art, shared by the accuracy benchmark (which reports them) and calibration (which
-may choose a gate within them)."""
+"""Issue #10's bar (limits on clean art, least shares caught of lossy art), shared by the accuracy benchmark (which
+reports it) and calibration (which may choose a gate within it)."""
 
 from __future__ import annotations
 
 import math
 
 PALETTE_KINDS = ("palette", "palette_dither")
+WILD_JPEG_KINDS = ("jpeg_cjpeg", "jpeg_imagemagick", "jpeg_graphicsmagick", "jpeg_pillow", "jpeg_jpegli")
 # Issue #10's groups of clean art, each with its bar (largest flagged share; NaN: shown, no bar); None: all
 # clean kinds together.
 CLEAN_GROUPS: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
@@ -22,4 +23,14 @@ CLEAN_GROUPS: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
     ("palette", PALETTE_KINDS, 0.01),
     ("pixel art", ("pixel_art",), math.nan),
     ("smaller than a tile", ("small",), 0.06),
+)
+# Issue #10's lossy groups: (name, kinds, least caught share, least codec-right share over the group).
+LOSSY_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
+    ("plain JPEG, five encoders", WILD_JPEG_KINDS, 0.99, 0.98),
+    ("grey JPEG", ("jpeg_grey",), 0.97, math.nan),
+    ("WebP (cwebp)", ("webp_cwebp",), 0.99, 0.98),
+    ("JPEG line art", ("jpeg_lineart",), math.nan, math.nan),
+    ("JPEG manga", ("jpeg_manga",), math.nan, math.nan),
+    ("JPEG smaller than a tile", ("jpeg_small",), math.nan, math.nan),
+    ("WebP of grey art", ("webp_grey",), math.nan, math.nan),
 )
