@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The 0.7.2 candidate (labels avif and jxl on 0.6.2's data), and with VARIANT=jxl the 0.7.3 candidate (label jxl
-# alone, AVIF tiles left out too): measured in the model card, NOT shipped (see there). POOL=1 calibrates the same
-# training with `calibrate --pool-groups` (issue #10's clean groups pooled, each at the lower of its bar and 3%)
-# into runs/v74 (0.7.4; with VARIANT=jxl, runs/v75, 0.7.5): the candidates for the runtime's decoder check with
-# AVIF's libyuv conversion.
+# alone, AVIF tiles left out too): measured in the model card, NOT shipped (see there). BAR=1 calibrates the same
+# training on issue #10's bar (`calibrate --pool-groups --lossy-lines`: clean groups pooled, each at the lower of
+# its bar and 3%; lossy lines held with an image to spare) into runs/v74 (0.7.4; with VARIANT=jxl, runs/v75,
+# 0.7.5): the candidates for the runtime's decoder check with AVIF's libyuv conversion.
 # Needs the tiles of both other recipes: data/train-v62.npz, data/val-v62.npz (export/recipes/default.sh) and
 # data/train-v7-codecs.npz, data/val-v7-codecs.npz (export/recipes/candidate-0.7.0-codecs.sh: AVIF, JPEG XL,
 # resized damage and resampled clean negatives). On 2 CPU cores: merge ~1 min, features + training ~5 min,
@@ -22,9 +22,9 @@ if [ "${VARIANT:-}" = jxl ]; then
 distance 0.5-4, efforts 1-8) and resampled clean negatives; AVIF, and JPEG and WebP resized after compression, left out"
 fi
 data=$run calibration=()
-if [ "${POOL:-}" = 1 ]; then
+if [ "${BAR:-}" = 1 ]; then
     version=${VERSION:-$([ "$run" = v72 ] && echo 0.7.4 || echo 0.7.5)}
-    run=$([ "$run" = v72 ] && echo v74 || echo v75) calibration=(--pool-groups)
+    run=$([ "$run" = v72 ] && echo v74 || echo v75) calibration=(--pool-groups --lossy-lines)
 fi
 
 # JPEG and WebP resized after compression are left out: the encoder's fixed-grid statistics cannot see them, and
