@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ccscore import ImageError, Scorer
-from ccscore_export.bars import CLEAN_GROUPS, LOSSY_GROUPS, PALETTE_KINDS, WILD_JPEG_KINDS  # issue #10's bars
+from ccscore_export.bars import (CLEAN_GROUPS, LOSSY_GROUPS, NEW_CODEC_GROUPS, PALETTE_KINDS,  # issues #10, #12
+                                 RESIZED_GROUPS, WILD_JPEG_KINDS)
 from ccscore_export.labels import LABELS  # manifest label codes: LABELS[i]
 from ccscore_export.metrics import auroc
 
@@ -42,14 +43,7 @@ BAND_EXCLUDED_KINDS = ("resize",) + WILD_POSITIVE_KINDS + CODEC_KINDS
 # Kinds the detector issue's (#7) summary figures leave out (AUROC, codec right, quality error).
 LATER_KINDS = WILD_POSITIVE_KINDS + CODEC_KINDS
 FLAT_KIND = "flat"  # bar: every one labelled clean, with "no evidence"
-# Issue #12's groups, in the same form (codec right counted over all the group's images).
-CODEC_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
-    ("AVIF (avifenc, Pillow)", ("avif_avifenc", "avif_pillow"), 0.90, 0.90),
-    ("JPEG XL (cjxl)", ("jxl_cjxl",), 0.80, 0.85),
-    ("JPEG then downscaled", ("jpeg_downscaled",), 0.95, 0.90),
-    ("JPEG then upscaled x2", ("jpeg_upscaled_x2",), 0.90, math.nan),
-    ("WebP then downscaled", ("webp_downscaled",), math.nan, math.nan),
-)
+CODEC_GROUPS = NEW_CODEC_GROUPS + RESIZED_GROUPS  # issue #12's
 RELIABILITY_BINS = (0.0, 0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 0.98, 1.0)
 # Issue #11: quality error by encoder family. A missed image (no quality: labelled clean) counts as an error of
 # MISSED_ERROR. Standard-table encoders (IJG tables scaled by quality) carry the bar; the others are shown.

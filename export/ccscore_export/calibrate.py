@@ -6,7 +6,7 @@ are scored once; each candidate gate is then applied to the stored outputs. The 
 catches the most lossy images while all clean kinds together stay at or under `max_clean`, and each clean kind
 at or under `max_kind` (ties: the stricter gate); with `--pool-groups`, issue #10's groups of clean kinds each at
 or under the lower of their bar and `max_kind`, their kinds pooled as the issue measures them; with `--lossy-lines`, only gates that hold issue #10's lossy lines
-with an image to spare. Each gated label gets its own center; images are judged as
+(and #12's of the model's new codecs) with an image to spare, the catch counted without resized damage. Each gated label gets its own center; images are judged as
 scoring judges them, early stop and the runtime's table check included (ccscore.scorer.LATTICE_EVIDENCE: read from
 the pixels once, on the tiles early stop would stop at and on all of them, since it does not depend on the gate).
 
@@ -22,13 +22,14 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from ccscore import ImageError, Scorer
 from ccscore.decoders import decoder_trace
 from ccscore.scorer import CLEAN, GridGate, decide, invalid_rows, output_problem, pixels_read
-from ccscore_export.bars import CLEAN_GROUPS, LOSSY_GROUPS
+from ccscore_export.bars import CLEAN_GROUPS, LOSSY_GROUPS, NEW_CODEC_GROUPS, RESIZED_GROUPS
 from ccscore_export.labels import LABELS
 
 # 0 and 0.05 joined when 0.6.2's head chose 0.1 for both labels, the lowest center then tried: a choice on the
@@ -94,14 +95,15 @@ def flagged_by_kind(scorer: Scorer, scored: list, gate: GridGate) -> dict[str, t
     return shares_by_kind(decisions(scorer, scored, gate))
 
 
-def lossy_lines_short(decided: list[tuple[str, str, str]]) -> list[str]:
-    """Issue #10's lossy lines (ccscore_export.bars.LOSSY_GROUPS, for the groups the set has) that `decisions`
-    do not hold with one image to spare: one more image missed, or named the wrong codec, would break them.
-    A line held on the calibration set by its last image is a coin toss on another set of the same size."""
+def lossy_lines_short(decided: list[tuple[str, str, str]], labels: Sequence[str]) -> list[str]:
+    """The lossy lines of issue #10 (ccscore_export.bars.LOSSY_GROUPS) and of issue #12's new codecs that have a
+    label in `labels` (NEW_CODEC_GROUPS), for the groups the set has, that `decisions` do not hold with one image
+    to spare: one more image missed, or named the wrong codec, would break them. A line held on the calibration
+    set by its last image is a coin toss on another set of the same size."""
     short = []
-    for name, kinds, least_caught, least_right in LOSSY_GROUPS:
+    for name, kinds, least_caught, least_right in LOSSY_GROUPS + NEW_CODEC_GROUPS:
         group = [(label, pred) for kind, label, pred in decided if kind in kinds]
-        if not group or math.isnan(least_caught):
+        if not group or math.isnan(least_caught) or group[0][0] not in labels:
             continue
         caught = sum(pred != CLEAN for _, pred in group)
         right = sum(pred == label for label, pred in group)
@@ -132,9 +134,12 @@ def choose_gate(scorer: Scorer, scored: list, periods: dict, max_clean: float, m
                 log=print, pool_groups: bool = False, lossy_lines: bool = False) -> dict:
     """Per weak factor, every combination of the gated labels' centers (or, past MAX_GRID combinations, a
     search over each label's center in turn, ROUNDS passes from the strictest): the gate that catches the most
-    lossy images within the clean limits (`clean_units`) and, with `lossy_lines`, holding issue #10's lossy
-    lines with an image to spare (`lossy_lines_short`); ties go to the stricter one (higher centers, then
-    lower weak)."""
+    lossy images within the clean limits (`clean_units`); ties go to the stricter one (higher centers, then
+    lower weak). With `lossy_lines`, only gates that hold the lossy lines with an image to spare
+    (`lossy_lines_short`), and damage resized after compression (ccscore_export.bars.RESIZED_GROUPS) left out
+    of the catch: the gate cannot see it, and lowering a center to catch some of it spends the clean limits
+    that the lines need."""
+    resized = {kind for _, kinds, _, _ in RESIZED_GROUPS for kind in kinds} if lossy_lines else set()
     tried: dict = {}
     sizes: dict[str, int] = {}
     for row, *_ in scored:
@@ -146,9 +151,9 @@ def choose_gate(scorer: Scorer, scored: list, periods: dict, max_clean: float, m
             gate = GridGate(periods, dict(centers), SLOPE, weak)
             decided = decisions(scorer, scored, gate)
             rates = shares_by_kind(decided)
-            short = lossy_lines_short(decided) if lossy_lines else []
+            short = lossy_lines_short(decided, scorer.labels) if lossy_lines else []
             clean = [r for label, r in rates.values() if label == CLEAN]
-            lossy = [r for label, r in rates.values() if label != CLEAN]
+            lossy = [r for kind, (label, r) in rates.items() if label != CLEAN and kind not in resized]
             units = clean_units(rates, sizes, max_kind, pool_groups)
             worst = max(units, key=lambda unit: unit[1] - unit[2])
             ok = np.mean(clean) <= max_clean and all(share <= limit for _, share, limit in units) and not short
@@ -203,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="limit issue #10's groups of clean kinds (pooled) to their bars, at most --max-kind, "
                              "instead of each of their kinds to --max-kind")
     parser.add_argument("--lossy-lines", action="store_true",
-                        help="only gates that hold issue #10's lossy lines (caught, codec right) with one image to spare")
+                        help="only gates that hold issue #10's lossy lines, and #12's for the model's new codecs, with one image "
+                             "to spare; catch counted without damage resized after compression")
     parser.add_argument("--json", type=Path, help="write the chosen gate here (for `export --grid-gate`)")
     parser.add_argument("--periods", type=parse_periods, default=None, metavar="LABEL=N,...",
                         help="the lossy labels to gate and the grid each stands on (e.g. jpeg=8,webp=4,jxl=8); "
