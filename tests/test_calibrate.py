@@ -177,3 +177,23 @@ def test_lossy_lines_must_hold_with_an_image_to_spare():
     assert lossy_lines_short(webp(0, 2), LABELS) == ["WebP (cwebp)"]  # caught, but 98.3% right: one more wrong breaks it
     assert lossy_lines_short(webp(0, 1), LABELS) == []
     assert lossy_lines_short(jpeg + [("jpeg_cjpeg", "jpeg", "clean")], LABELS) == ["plain JPEG, five encoders"]
+
+
+def test_the_search_label_by_label_moves_until_every_line_holds(tiny_model):
+    """Three gated labels: a search one label at a time. WebP and JPEG XL whose grids agree 0.35 need both their
+    centers lowered before any gate holds their lines; the search moves each toward the lines meanwhile."""
+    from ccscore_export.calibrate import choose_gate, decisions, lossy_lines_short
+
+    kinds = {("webp_cwebp", "webp"): (SCATTERED8, THREE_WAY4, (0.1, 0.0, 0.9, 0.0, 0.0)),
+             ("jxl_cjxl", "jxl"): (THREE_WAY8, SCATTERED4, (0.1, 0.0, 0.0, 0.0, 0.9)),
+             ("plain", "clean"): (SCATTERED8, SCATTERED4, (0.9, 0.05, 0.05, 0.0, 0.0))}
+    no_lattice = dict.fromkeys(range(len(BOXES) + 1), False)
+    scored = [({"kind": kind, "label": label, "path": f"{kind}/{n}.png"}, stored_outputs(*spec), BOXES, no_lattice,
+               decoder_trace([])) for (kind, label), spec in kinds.items() for n in range(100)]  # 99%: 1 in 100 spare
+    scorer = Scorer(tiny_model)
+    periods = {"jpeg": 8, "webp": 4, "jxl": 8}
+    chosen = choose_gate(scorer, scored, periods, max_clean=0.01, max_kind=0.03, log=lambda _: None,
+                         lossy_lines=True)
+    gate = GridGate.from_metadata(_grid_gate(chosen, scorer.labels, (8, 4)))
+    assert lossy_lines_short(decisions(scorer, scored, gate), scorer.labels) == []
+    assert gate.centers["webp"] < 0.35 and gate.centers["jxl"] < 0.35

@@ -156,12 +156,13 @@ def choose_gate(scorer: Scorer, scored: list, periods: dict, max_clean: float, m
             lossy = [r for kind, (label, r) in rates.items() if label != CLEAN and kind not in resized]
             units = clean_units(rates, sizes, max_kind, pool_groups)
             worst = max(units, key=lambda unit: unit[1] - unit[2])
-            ok = np.mean(clean) <= max_clean and all(share <= limit for _, share, limit in units) and not short
+            within = np.mean(clean) <= max_clean and all(share <= limit for _, share, limit in units)
+            ok = within and not short
             shown = " ".join(f"{label} {c:.2f}" for label, c in sorted(centers.items()))
             log(f"centers {shown}, weak {weak:.2f}: clean kinds flagged {100 * np.mean(clean):.2f}% "
                 f"(nearest its limit: {worst[0]} {100 * worst[1]:.1f}%), lossy kinds caught {100 * np.mean(lossy):.2f}%"
                 f"{'' if ok else '  (over the clean limits)' if not short else '  (short: ' + ', '.join(short) + ')'}")
-            tried[key] = (ok, (float(np.mean(lossy)), sum(centers.values()), -weak), gate)
+            tried[key] = (ok, (float(np.mean(lossy)), sum(centers.values()), -weak), gate, within, len(short))
         return tried[key]
 
     labels = sorted(periods)
@@ -174,12 +175,17 @@ def choose_gate(scorer: Scorer, scored: list, periods: dict, max_clean: float, m
             for _ in range(ROUNDS):
                 for label in labels:
                     options = [(rate({**centers, label: c}, weak), c) for c in CENTERS]
-                    good = [(key, c) for (ok, key, _), c in options if ok]
+                    good = [(key, c) for (ok, key, *_), c in options if ok]
+                    # No center holds every line (each may wait on another label's center): the highest that,
+                    # within the clean limits, holds the most, so the search moves without spending them.
+                    nearer = [((-short, c), c) for (_, _, _, within, short), c in options if within]
                     if good:
                         centers[label] = max(good)[1]
+                    elif lossy_lines and nearer:
+                        centers[label] = max(nearer)[1]
             candidates = [centers]
         for centers in candidates:
-            ok, key, gate = rate(centers, weak)
+            ok, key, gate, *_ = rate(centers, weak)
             if ok and (best is None or key > best[0]):
                 best = (key, gate)
     if best is None:
