@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from ccscore import ImageError, Scorer
+from ccscore_export.bars import (CLEAN_GROUPS, LOSSY_GROUPS, NEW_CODEC_GROUPS, PALETTE_KINDS,  # issues #10, #12
+                                 RESIZED_GROUPS, WILD_JPEG_KINDS)
 from ccscore_export.labels import LABELS  # manifest label codes: LABELS[i]
 from ccscore_export.metrics import auroc
 
 BANDS = ((0, 80, "<=80"), (81, 90, "81-90"), (91, 95, "91-95"), (96, 100, "96-100"))
-PALETTE_KINDS = ("palette", "palette_dither")
 # The lossy kinds of issue #10's wild set (build.EVAL_VARIANTS). The earlier bar (bands, AUROC, codec right,
 # quality error) is measured without them, so its numbers stay comparable with older sets.
-WILD_JPEG_KINDS = ("jpeg_cjpeg", "jpeg_imagemagick", "jpeg_graphicsmagick", "jpeg_pillow", "jpeg_jpegli")
 WILD_POSITIVE_KINDS = WILD_JPEG_KINDS + ("jpeg_grey", "jpeg_lineart", "jpeg_manga", "jpeg_small", "webp_cwebp",
                                          "webp_grey")
 # Issue #12's kinds (AVIF, JPEG XL, JPEG / WebP resized after compression): measured by kind and by their own
@@ -42,41 +42,8 @@ CODEC_KINDS = ("avif_avifenc", "avif_pillow", "jxl_cjxl", "jpeg_downscaled", "jp
 BAND_EXCLUDED_KINDS = ("resize",) + WILD_POSITIVE_KINDS + CODEC_KINDS
 # Kinds the detector issue's (#7) summary figures leave out (AUROC, codec right, quality error).
 LATER_KINDS = WILD_POSITIVE_KINDS + CODEC_KINDS
-# Issue #10's groups of clean art, each with its bar (largest flagged share); None: all clean kinds together.
-CLEAN_GROUPS: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
-    ("all clean kinds", None, 0.03),
-    ("originals", ("clean",), 0.05),
-    ("grey", ("grey",), 0.04),
-    ("line art", ("lineart",), 0.06),
-    ("manga", ("manga",), 0.06),
-    ("downscaled", ("downscaled", "downscaled_lanczos", "resampled"), 0.03),
-    ("upscaled x2", ("upscaled_x2",), 0.04),
-    ("upscaled other", ("upscaled_other",), math.nan),
-    ("smooth renders", ("smooth_render",), math.nan),
-    ("blurred/noisy/sharpened", ("blurred", "noisy", "sharpened"), 0.02),
-    ("palette", PALETTE_KINDS, 0.01),
-    ("pixel art", ("pixel_art",), math.nan),
-    ("smaller than a tile", ("small",), 0.06),
-)
 FLAT_KIND = "flat"  # bar: every one labelled clean, with "no evidence"
-# Issue #10's lossy groups: (name, kinds, least caught share, least codec-right share over the group).
-LOSSY_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
-    ("plain JPEG, five encoders", WILD_JPEG_KINDS, 0.99, 0.98),
-    ("grey JPEG", ("jpeg_grey",), 0.97, math.nan),
-    ("WebP (cwebp)", ("webp_cwebp",), 0.99, 0.98),
-    ("JPEG line art", ("jpeg_lineart",), math.nan, math.nan),
-    ("JPEG manga", ("jpeg_manga",), math.nan, math.nan),
-    ("JPEG smaller than a tile", ("jpeg_small",), math.nan, math.nan),
-    ("WebP of grey art", ("webp_grey",), math.nan, math.nan),
-)
-# Issue #12's groups, in the same form (codec right counted over all the group's images).
-CODEC_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
-    ("AVIF (avifenc, Pillow)", ("avif_avifenc", "avif_pillow"), 0.90, 0.90),
-    ("JPEG XL (cjxl)", ("jxl_cjxl",), 0.80, 0.85),
-    ("JPEG then downscaled", ("jpeg_downscaled",), 0.95, 0.90),
-    ("JPEG then upscaled x2", ("jpeg_upscaled_x2",), 0.90, math.nan),
-    ("WebP then downscaled", ("webp_downscaled",), math.nan, math.nan),
-)
+CODEC_GROUPS = NEW_CODEC_GROUPS + RESIZED_GROUPS  # issue #12's
 RELIABILITY_BINS = (0.0, 0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 0.98, 1.0)
 # Issue #11: quality error by encoder family. A missed image (no quality: labelled clean) counts as an error of
 # MISSED_ERROR. Standard-table encoders (IJG tables scaled by quality) carry the bar; the others are shown.

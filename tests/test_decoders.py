@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, features
 
 from ccscore import decoders
 from ccscore.decoders import DECODER_MIN_COLOURS, build_reachable, decoder_trace
@@ -25,7 +25,7 @@ def test_the_shipped_colour_sets_are_the_conversions_own(codec):
     assert decoders.shipped_path(codec).is_file()  # read, not rebuilt: the first lossy-looking image costs no build
     assert np.array_equal(shipped, build_reachable(codec))
     share = np.unpackbits(shipped).mean()
-    assert share == pytest.approx({"jpeg": 0.254, "webp": 0.176}[codec], abs=0.005)  # sparse: chance stays low
+    assert share == pytest.approx({"jpeg": 0.254, "webp": 0.176, "avif": 0.254}[codec], abs=0.005)  # sparse: chance stays low
 
 
 @pytest.mark.parametrize("codec", sorted(decoders.CONVERSIONS))
@@ -46,6 +46,44 @@ def test_decoded_jpeg_and_webp_name_their_decoder_at_every_quality(fmt, options,
     trace = decoder_trace([saved(draw_art(3), fmt, **options)])
     assert trace.proven == codec
     assert trace.shares[codec] == 1.0
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="Pillow without AVIF")
+@pytest.mark.parametrize("options", [{"quality": 30}, {"quality": 90}, {"quality": 60, "subsampling": "4:4:4"}])
+def test_decoded_avif_names_libyuv_not_jpeg(options):
+    """libavif's libyuv conversion: every colour in its subset, and enough of them outside JPEG's (which holds
+    0.6-0.7 of them) to rule JPEG out."""
+    trace = decoder_trace([saved(draw_art(3), "AVIF", **options)])
+    assert trace.proven == "avif"
+    assert trace.shares["avif"] == 1.0 and 0.5 < trace.shares["jpeg"] < 0.9
+
+
+def _hues(codec_in: set, codec_out: set, count: int, seed: int) -> list[tuple[int, int, int]]:
+    """`count` colours of distinct hues that lie in the subsets of `codec_in` and outside those of `codec_out`."""
+    colours = np.random.default_rng(seed).integers(40, 216, (100_000, 3))
+    codes = colours[:, 0] << 16 | colours[:, 1] << 8 | colours[:, 2]
+    keep = np.ones(len(codes), dtype=bool)
+    for codec in codec_in | codec_out:
+        keep &= decoders._contains(decoders.reachable(codec), codes) == (codec in codec_in)
+    hues = colours[:, :2] - colours[:, 2:]
+    _, first = np.unique(hues[keep], axis=0, return_index=True)
+    assert len(first) >= count
+    return [tuple(int(x) for x in c) for c in colours[keep][np.sort(first)[:count]]]
+
+
+def test_colours_two_decoders_can_both_output_prove_neither():
+    both = _hues({"jpeg", "avif"}, set(), 48, seed=0)
+    trace = decoder_trace([np.array(both, np.uint8)[None]])
+    assert trace.shares["jpeg"] == trace.shares["avif"] == 1.0 and trace.proven is None
+
+
+def test_a_decoder_ruled_out_by_its_misses_leaves_the_other_proven_whatever_share_it_reaches():
+    """Colours libjpeg outputs, 3 in 4 of them in libyuv's subset too: libyuv, missing the rest, is ruled out."""
+    colours = _hues({"jpeg", "avif"}, set(), 36, seed=1) + _hues({"jpeg"}, {"avif"}, 12, seed=2)
+    trace = decoder_trace([np.array(colours, np.uint8)[None]])
+    assert trace.shares["avif"] == pytest.approx(0.75) and trace.proven == "jpeg"
+    one_miss = _hues({"jpeg", "avif"}, set(), 47, seed=3) + _hues({"jpeg"}, {"avif"}, 1, seed=4)
+    assert decoder_trace([np.array(one_miss, np.uint8)[None]]).proven is None  # a miss the proven one may have too
 
 
 def test_greys_name_webp_but_never_jpeg():

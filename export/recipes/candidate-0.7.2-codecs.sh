@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The 0.7.2 candidate (labels avif and jxl on 0.6.2's data), and with VARIANT=jxl the 0.7.3 candidate (label jxl
-# alone, AVIF tiles left out too): measured in the model card, NOT shipped (see there).
+# alone, AVIF tiles left out too): measured in the model card, NOT shipped (see there). BAR=1 calibrates the same
+# training on issue #10's bar (`calibrate --pool-groups --lossy-lines`: clean groups pooled, each at the lower of
+# its bar and 3%; lossy lines held with an image to spare) into runs/v74 (0.7.4; with VARIANT=jxl, runs/v75,
+# 0.7.5): the candidates for the runtime's decoder check with AVIF's libyuv conversion.
 # Needs the tiles of both other recipes: data/train-v62.npz, data/val-v62.npz (export/recipes/default.sh) and
 # data/train-v7-codecs.npz, data/val-v7-codecs.npz (export/recipes/candidate-0.7.0-codecs.sh: AVIF, JPEG XL,
 # resized damage and resampled clean negatives). On 2 CPU cores: merge ~1 min, features + training ~5 min,
@@ -18,19 +21,24 @@ if [ "${VARIANT:-}" = jxl ]; then
     summary="v0.6.2's training tiles (see the 0.6.2 recipe) plus issue #12's JPEG XL tiles (imagecodecs libjxl, \
 distance 0.5-4, efforts 1-8) and resampled clean negatives; AVIF, and JPEG and WebP resized after compression, left out"
 fi
+data=$run calibration=()
+if [ "${BAR:-}" = 1 ]; then
+    version=${VERSION:-$([ "$run" = v72 ] && echo 0.7.4 || echo 0.7.5)}
+    run=$([ "$run" = v72 ] && echo v74 || echo v75) calibration=(--pool-groups --lossy-lines)
+fi
 
 # JPEG and WebP resized after compression are left out: the encoder's fixed-grid statistics cannot see them, and
 # as positives they teach the head to flag resampled clean art (the 0.7.0 candidate's lesson).
 ccscore-export build-data --merge data/train-v62.npz data/train-v7-codecs.npz --leave-out "$leave_out" \
-    --out "data/train-$run.npz"
-ccscore-export build-data --merge data/val-v62.npz data/val-v7-codecs.npz --leave-out "$leave_out" --out "data/val-$run.npz"
-ccscore-export train --train "data/train-$run.npz" --val "data/val-$run.npz" --out "runs/$run" --epochs 80 --seed 0 \
+    --out "data/train-$data.npz"
+ccscore-export build-data --merge data/val-v62.npz data/val-v7-codecs.npz --leave-out "$leave_out" --out "data/val-$data.npz"
+ccscore-export train --train "data/train-$data.npz" --val "data/val-$data.npz" --out "runs/$run" --epochs 80 --seed 0 \
     --frequencies 0,1,3,5,7 --frequencies all --chroma --labels "$labels" --training-data "$summary"
-ccscore-export export "runs/$run/best.pt" --output "runs/$run/candidate.onnx" --validation-data "data/val-$run.npz" \
+ccscore-export export "runs/$run/best.pt" --output "runs/$run/candidate.onnx" --validation-data "data/val-$data.npz" \
     --version "$version"
 ccscore-export calibrate "runs/$run/candidate.onnx" --cal-set data/eval-wild-cal --periods "$periods" \
-    --json "runs/$run/grid-gate.json"
-ccscore-export export "runs/$run/best.pt" --output "runs/$run/gated.onnx" --validation-data "data/val-$run.npz" \
+    "${calibration[@]}" --json "runs/$run/grid-gate.json"
+ccscore-export export "runs/$run/best.pt" --output "runs/$run/gated.onnx" --validation-data "data/val-$data.npz" \
     --version "$version" --grid-gate "runs/$run/grid-gate.json"
 python benchmarks/accuracy.py --model "runs/$run/gated.onnx" --eval-set data/eval-wild-cal --workers 2 \
     --json "runs/$run/eval-wild-cal.json"

@@ -12,9 +12,10 @@ seventh grey); clipped pixels are left out. What the colours prove is the conver
 converted by the textbook full-range BT.601 formula in floating point and rounded (a YCbCr pipeline, e.g. one
 that works on luma alone) make the same colours as libjpeg's, so they prove JPEG too.
 
-Other decoders (AVIF through libavif/libyuv, JPEG XL) mostly reach far less than all of one subset: 0.45-1.0 of
-AVIF's colours lie in JPEG's subset, and 5 of the 240 AVIF images of eval-wild are proven JPEG (all of 32 hues or
-more in it; 14 when colours counted one by one). No label of ours is AVIF's: they are called lossy either way.
+AVIF decoded through libavif (Pillow's plugin, avifdec) is converted by libyuv, whose full-range BT.601
+conversion (the encoders' default for RGB input) has a subset of its own, 25% of the cube like JPEG's and sharing
+57% of it: an image's colours name the decoder whose subset holds them all while every other one's misses some,
+and prove nothing where two subsets hold them all. JPEG XL (libjxl decodes in floating point) has no subset.
 """
 
 from __future__ import annotations
@@ -28,18 +29,21 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 # An image's colours prove a decoder (DecoderTrace.proven) when at least this many of its distinct colours tell
-# about it, at least DECODER_SHARE of them lie in its subset and at most DECODER_OTHER_SHARE of another's in that
-# one's. By chance, 64 colours of clean art would all but never pass (P < 1e-40 at 18% each; greys, for WebP: 85%
-# of them lie in its subset, but clean grey art's levels run through the 15% it skips). For a decoder in
-# GREY_SHIFT_CLOSED a colour tells only its hue, and DECODER_MIN_HUES of them are asked: each lies in JPEG's subset
-# with a chance of 1 in 4 (neighbouring hues less often together), all 32 with 5e-20 (clean art of the evaluation
-# set: at most 0.86 of its hues). Decoded images reach a share of 1.000; the textbook floating-point
-# limited-range BT.601 conversion, rounded (YCbCr pipelines, no codec), lands 0.98-0.99 of its colours in
-# libwebp's subset by nearness of arithmetic, hence a share close to all.
+# about it, at least DECODER_SHARE of them lie in its subset and every other decoder that has enough telling
+# colours misses at least DECODER_OTHER_OUTSIDE of them: colours its decoder cannot output rule it out, whatever
+# share of them it can (AVIF's lie 0.58-0.98 in JPEG's subset, JPEG's 0.24-0.97 in libyuv's). By chance, 64
+# colours of clean art would all but never pass (P < 1e-40 at 18% each; greys, for WebP: 85% of them lie in its
+# subset, but clean grey art's levels run through the 15% it skips). For a decoder in GREY_SHIFT_CLOSED a colour
+# tells only its hue, and DECODER_MIN_HUES of them are asked: each lies in JPEG's subset with a chance of 1 in 4
+# (neighbouring hues less often together), all 32 with 5e-20 (clean art of the evaluation set: at most 0.86 of
+# its hues). Decoded images reach a share of 1.000; the textbook floating-point limited-range BT.601 conversion,
+# rounded (YCbCr pipelines, no codec), lands 0.98-0.99 of its colours in libwebp's subset by nearness of
+# arithmetic, hence a share close to all. Two misses, not one, rule a decoder out: a share of DECODER_SHARE lets
+# the proven one miss one colour in 200.
 DECODER_MIN_COLOURS = 64
 DECODER_MIN_HUES = 32
 DECODER_SHARE = 0.995
-DECODER_OTHER_SHARE = 0.5
+DECODER_OTHER_OUTSIDE = 2
 # A first tile whose telling colours reach less than this share of every decoder's subset ends the read: more
 # tiles could not lift it to DECODER_SHARE unless they held 4 times its colours, none of them off the subset.
 DECODER_REFUTED = 0.9
@@ -79,12 +83,26 @@ def _libjpeg_rgb(y: int):
             np.clip(y + ((fix(1.77200) * cb + half) >> bits), 0, 255))
 
 
-CONVERSIONS: dict[str, Conversion] = {"jpeg": _libjpeg_rgb, "webp": _libwebp_rgb}
-# Decoders whose subset is closed under adding a grey (JPEG's adds the luma sample to every channel; a test checks
-# it on the sets): for them a colour tells only its hue, (r - g, b - g), the same as its brighter and darker
-# shifts (an 'add' blend of a grey ramp over one hue: 200 colours, one trial), and greys tell nothing. WebP's
-# scaled luma makes its membership depend on the level as well.
-GREY_SHIFT_CLOSED = frozenset({"jpeg"})
+def _libyuv_full_range_rgb(y: int):
+    """libyuv's I444/I420ToARGB with kYuvJPEGConstants (row_common.cc, YuvPixel: full-range BT.601, luma scaled by
+    YG = 16320 in 16.16 fixed point, chroma coefficients in 6 bits: UB 113, UG 22, VG 46, VR 90, bias YB 32), which
+    libavif uses to turn 8-bit full-range BT.601 AVIF into RGB. Chroma: first u, second v."""
+    luma = ((y * 0x0101 * 16320) & 0xFFFFFFFF) >> 16
+    u = v = _SAMPLES
+
+    def clip8(value):
+        return np.clip(value >> 6, 0, 255)
+
+    green = luma + (22 + 46) * 128 + 32 - (u[:, None] * 22 + v[None, :] * 46)
+    return clip8(luma + v * 90 - 90 * 128 + 32), clip8(green).ravel(), clip8(luma + u * 113 - 113 * 128 + 32)
+
+
+CONVERSIONS: dict[str, Conversion] = {"jpeg": _libjpeg_rgb, "webp": _libwebp_rgb, "avif": _libyuv_full_range_rgb}
+# Decoders whose subset is closed under adding a grey (JPEG's and libyuv's add the luma sample, one scaling for
+# all three channels; a test checks it on the sets): for them a colour tells only its hue, (r - g, b - g), the
+# same as its brighter and darker shifts (an 'add' blend of a grey ramp over one hue: 200 colours, one trial), and
+# greys tell nothing. WebP's scaled luma makes its membership depend on the level as well.
+GREY_SHIFT_CLOSED = frozenset({"jpeg", "avif"})
 
 
 def build_reachable(codec: str) -> np.ndarray:
@@ -138,16 +156,21 @@ class DecoderTrace:
         """Enough telling colours for every decoder, too many of them outside its subset for any proof."""
         return all(self.telling(c) and self.shares[c] < DECODER_REFUTED for c in self.shares)
 
+    def outside(self, codec: str) -> int:
+        """How many of the telling colours `codec`'s decoder cannot output."""
+        return round(self.counts[codec] * (1.0 - self.shares[codec]))
+
     @property
     def proven(self) -> Optional[str]:
         """The codec whose decoder made these colours, or None when the colours do not say: enough telling
-        colours (`telling`), DECODER_SHARE of them in its subset, and no other decoder that has enough telling
-        colours reaching more than DECODER_OTHER_SHARE of its own."""
+        colours (`telling`), DECODER_SHARE of them in its subset, and every other decoder that has enough
+        telling colours ruled out by DECODER_OTHER_OUTSIDE colours it cannot output (two subsets that hold them
+        all prove neither)."""
         for codec, share in self.shares.items():
             if not self.telling(codec) or share < DECODER_SHARE:
                 continue
-            if all(self.shares[other] <= DECODER_OTHER_SHARE for other in self.shares
-                   if other != codec and self.telling(other)):
+            if all(self.shares[other] < DECODER_SHARE and self.outside(other) >= DECODER_OTHER_OUTSIDE
+                   for other in self.shares if other != codec and self.telling(other)):
                 return codec
         return None
 
