@@ -28,6 +28,7 @@ def scorer():
 
 def test_half_jpeg_colours_the_jpeg_half_and_leaves_the_clean_half(scorer):
     right = considered = 0
+    labels = []
     for seed in range(4):
         heat = scorer.heatmap(half_jpeg(seed))
         # The JPEG half: its textured cells coloured (untextured ones cannot be judged); the clean half:
@@ -36,8 +37,11 @@ def test_half_jpeg_colours_the_jpeg_half_and_leaves_the_clean_half(scorer):
         right += cells_right
         considered += cells
         left_cells = heat.boxes[..., 2] <= HALF
-        assert set(heat.cell_labels()[left_cells & heat.coloured]) == {"jpeg"}
+        labels += heat.cell_labels()[left_cells & heat.coloured].tolist()
     assert right / considered >= 0.9, f"{right} of {considered} cells right"
+    # Each cell is judged alone, without the image's grid agreement: a few JPEG cells read as another codec
+    # (over 20 such images, 0.6.2: 2 of 450 called WebP; 0.7.4, with AVIF and JPEG XL labels too: 5 of 449).
+    assert labels.count("jpeg") >= 0.95 * len(labels), labels
 
 
 def test_cells_without_texture_are_not_scored_and_not_coloured(scorer):

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The 0.7.2 candidate (labels avif and jxl on 0.6.2's data), and with VARIANT=jxl the 0.7.3 candidate (label jxl
-# alone, AVIF tiles left out too): measured in the model card, NOT shipped (see there). BAR=1 calibrates the same
+# alone, AVIF tiles left out too): measured in the model card, not shipped (see there). BAR=1 calibrates the same
 # training on issue #10's bar (`calibrate --pool-groups --lossy-lines`: clean groups pooled, each at the lower of
 # its bar and 3%; lossy lines held with an image to spare) into runs/v74 (0.7.4; with VARIANT=jxl, runs/v75,
-# 0.7.5): the candidates for the runtime's decoder check with AVIF's libyuv conversion.
+# 0.7.5): the candidates for the runtime's decoder check with AVIF's libyuv conversion. 0.7.4 is the shipped
+# model (export/recipes/default.sh runs this with BAR=1 and exports runs/v74 into models/).
 # Needs the tiles of both other recipes: data/train-v62.npz, data/val-v62.npz (export/recipes/default.sh) and
 # data/train-v7-codecs.npz, data/val-v7-codecs.npz (export/recipes/candidate-0.7.0-codecs.sh: AVIF, JPEG XL,
 # resized damage and resampled clean negatives). On 2 CPU cores: merge ~1 min, features + training ~5 min,
