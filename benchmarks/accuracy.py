@@ -404,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", help="comma-separated kinds to score (default: all), for quick checks")
     parser.add_argument("--workers", type=int, default=1, help="scoring processes (default 1)")
     args = parser.parse_args(argv)
+    for folder, option in ((args.real_lossy, "--real-lossy"), (args.real_jpegs, "--real-jpegs")):
+        if folder is not None and not folder.is_dir():  # else no file is scored and its line silently missing
+            parser.error(f"{option} {folder}: no such folder")
 
     if args.clean_dir is not None:
         from ccscore_export.data.build import build_eval_set  # needs the [train] extra

@@ -96,3 +96,17 @@ def test_codec_bar_lines_and_labels_past_webp():
     assert bar["JPEG then downscaled caught >= 95% with the codec right >= 90%"]  # 100% caught, 95% right
     assert "JPEG then upscaled x2 caught >= 90%" not in bar  # a group the set lacks is no line
     assert "caught_jpeg_<=80" not in s  # the resized kinds stay out of the quality bands
+
+
+def test_a_missing_real_lossy_folder_is_refused_before_scoring(tmp_path, capsys):
+    """A --real-lossy folder that is not there would otherwise score no file and drop the real-files line from
+    the summary and the bar without a word."""
+    import pytest
+
+    eval_set = tmp_path / "eval"
+    eval_set.mkdir()
+    (eval_set / "manifest.csv").write_text("path,label,quality,kind\n")
+    with pytest.raises(SystemExit) as exit_:
+        accuracy.main(["--eval-set", str(eval_set), "--real-lossy", str(tmp_path / "real-lossy")])
+    assert exit_.value.code == 2
+    assert "real-lossy" in capsys.readouterr().err

@@ -64,6 +64,9 @@ ccscore-export calibrate runs/v62/candidate.onnx --cal-set data/eval-wild-cal --
 ccscore-export export runs/v62/best.pt --output runs/v62/gated.onnx --validation-data data/val-v62.npz \
     --version "$version" --grid-gate runs/v62/grid-gate.json
 
+# Real lossy files (re-saved as PNG) for the evaluations below, the candidate recipe's included.
+python -m ccscore_export.data.real_lossy --out data/real-lossy
+
 # 0.7.4: issue #12's AVIF and JPEG XL tiles (with resampled clean negatives; the JPEG and WebP resized after
 # compression that this mix also makes are left out by the recipe), as export/recipes/candidate-0.7.0-codecs.sh
 # builds them (they were made at commit 2b431ed; not checked bit for bit at later commits), then 0.7.2's training
@@ -75,5 +78,4 @@ BAR=1 bash export/recipes/candidate-0.7.2-codecs.sh
 ccscore-export export runs/v74/best.pt --output models/ccscore-detector.onnx --validation-data data/val-v72.npz \
     --version 0.7.4 --grid-gate runs/v74/grid-gate.json
 
-python -m ccscore_export.data.real_lossy --out data/real-lossy
 python benchmarks/accuracy.py --eval-set data/eval-wild --real-lossy data/real-lossy --json runs/v74/eval-wild.json
