@@ -786,3 +786,17 @@ def test_workers_build_their_scorers_while_the_main_process_builds_its_own(score
     assert [s is not None for s in by_workers] == ["error" not in r for r in records]  # the workers scored
     pids = built.read_text().split()
     assert len(pids) == len(set(pids)) == 2  # one session each: the spare was used, not built again
+
+
+@pytest.mark.parametrize("threads_env, threads", [("0", None), ("", 1), ("", None)])
+def test_the_guess_that_workers_will_score_is_the_pipelines_own_rule(monkeypatch, threads_env, threads):
+    """`likely_scored_in_workers`, told before any session exists, says what `run_pipeline` decides once it does
+    (more workers than the CPU session's threads), CCSCORE_THREADS=0 (one thread per core) and a session's own
+    thread count included: a wrong guess builds a spare session in every worker, and delays the workers' start."""
+    from ccscore import Scorer
+    from ccscore.pipeline import likely_scored_in_workers
+
+    monkeypatch.setenv("CCSCORE_THREADS", threads_env)
+    scorer = Scorer(device="cpu", intra_op_threads=threads)
+    for workers in range(1, (os.cpu_count() or 1) + 3):
+        assert likely_scored_in_workers(workers, "cpu", threads) == (workers > scorer.intra_op_threads), workers

@@ -443,11 +443,12 @@ class DecodePool:
 
 
 def start_workers(workers: int, file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT, model=None,
-                  device=None) -> Optional[DecodePool]:
+                  device=None, intra_op_threads: Optional[int] = None) -> Optional[DecodePool]:
     """Starts `workers` decode processes now, before the session exists (they start up while it is created;
     files reach them in `run_pipeline`, which closes the pool). None for 0. Given the session's `device` (and
-    `model`, None for the bundled one), workers that will likely score (`likely_scored_in_workers`) each build
-    their own session while the main process builds its, instead of after.
+    `model`, None for the bundled one, and `intra_op_threads` as the session gets them), workers that will
+    likely score (`likely_scored_in_workers`) each build their own session while the main process builds its,
+    instead of after.
 
     Started this early they can be forked from this process (~10 ms) rather than from a fresh forkserver
     (~250 ms); replacements started later use `mp_context()`.
@@ -462,7 +463,7 @@ def start_workers(workers: int, file_timeout: Optional[float] = DEFAULT_FILE_TIM
     else:
         ctx = mp_context()
     preload = None
-    if device is not None and likely_scored_in_workers(workers, device):
+    if device is not None and likely_scored_in_workers(workers, device, intra_op_threads):
         from .errors import ModelError
         from .model_info import default_model_path
 
@@ -473,13 +474,14 @@ def start_workers(workers: int, file_timeout: Optional[float] = DEFAULT_FILE_TIM
     return DecodePool(workers, file_timeout, ctx, preload)
 
 
-def likely_scored_in_workers(workers: int, device) -> bool:
+def likely_scored_in_workers(workers: int, device, intra_op_threads: Optional[int] = None) -> bool:
     """Whether `run_pipeline` will likely have `workers` score, told before any session exists (onnxruntime is
-    not imported yet, so that workers can still be forked): `device` surely CPU, and more workers than a default
-    session's threads. A wrong guess costs each worker one spare session, dropped when it learns the truth."""
-    from .providers import default_intra_op_threads, surely_cpu
+    not imported yet, so that workers can still be forked): `device` surely CPU, and more workers than the
+    threads of a session made with `intra_op_threads`. A wrong guess costs each worker one spare session, built
+    before it answers what it is told first, and dropped then."""
+    from .providers import session_threads, surely_cpu
 
-    return workers > default_intra_op_threads() and surely_cpu(device)
+    return workers > session_threads(intra_op_threads) and surely_cpu(device)
 
 
 # ---------------------------------------------------------------- ordered, bounded decoding

@@ -212,6 +212,13 @@ def default_intra_op_threads() -> int:
     return _env_int("CCSCORE_THREADS", max(1, (os.cpu_count() or 1) // 2), 0)
 
 
+def session_threads(intra_op_threads: int | None = None) -> int:
+    """Threads one run of a CPU session made with `intra_op_threads` (None: `default_intra_op_threads`) may use:
+    onnxruntime's 0 is one per core."""
+    threads = default_intra_op_threads() if intra_op_threads is None else intra_op_threads
+    return threads if threads > 0 else os.cpu_count() or 1
+
+
 def cpu_batch() -> int:
     """Tiles per session run on CPU (CCSCORE_CPU_BATCH, default 1)."""
     return _env_int("CCSCORE_CPU_BATCH", 1, 1)

@@ -58,7 +58,7 @@ class Scorer:
 
         self.workers = max(1, decode_workers or os.cpu_count() or 1)
         # Before the session: they start (and on CPU build theirs) while it loads.
-        self.pool = start_workers(self.workers, file_timeout, model, device)
+        self.pool = start_workers(self.workers, file_timeout, model, device, options.get("intra_op_threads"))
         try:
             self.scorer = SessionScorer(model, device=device, batch_size=batch_tiles, file_timeout=file_timeout,
                                         **options)

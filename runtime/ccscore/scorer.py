@@ -17,7 +17,7 @@ from .images import ImageInput, load_image
 from .model_info import MAX_TILES_RANGE, PHASES, PROBS, QUALITY, ModelInfo, default_model_path, number
 from .pipeline import DEFAULT_FILE_TIMEOUT
 from .quantisation import TableEstimate, estimate_luma_table
-from .providers import CPU, Device, Session, create_session, import_onnxruntime
+from .providers import CPU, Device, Session, create_session, import_onnxruntime, session_threads
 from .results import ScoreFailure, ScoreResult, TileScore
 from .tiling import Box, Tiles, make_tiles
 from .webp_quality import MACROBLOCK, WebPQualityEstimate, estimate_webp_quality
@@ -386,8 +386,7 @@ class Scorer:
     @property
     def intra_op_threads(self) -> int:
         """Threads one run of the session may use (onnxruntime's 0: one per core)."""
-        threads = self._session.session.get_session_options().intra_op_num_threads
-        return threads if threads > 0 else os.cpu_count() or 1
+        return session_threads(self._session.session.get_session_options().intra_op_num_threads)
 
     @property
     def fallback_note(self) -> Optional[str]:
