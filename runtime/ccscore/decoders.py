@@ -117,7 +117,7 @@ def build_reachable(codec: str) -> np.ndarray:
 
 
 def shipped_path(codec: str) -> Path:
-    """Where the package keeps `build_reachable(codec)`, xz-compressed (60-110 KB, 10-25 ms to read): building it
+    """Where the package keeps `build_reachable(codec)`, xz-compressed (15-110 KB, 10-25 ms to read): building it
     would cost a run that meets its first lossy-looking image a third of a second. A test rebuilds and compares."""
     return Path(__file__).with_name(f"decoder-colours-{codec}.bits.xz")
 
