@@ -800,3 +800,26 @@ def test_the_guess_that_workers_will_score_is_the_pipelines_own_rule(monkeypatch
     scorer = Scorer(device="cpu", intra_op_threads=threads)
     for workers in range(1, (os.cpu_count() or 1) + 3):
         assert likely_scored_in_workers(workers, "cpu", threads) == (workers > scorer.intra_op_threads), workers
+
+
+def test_workers_slow_to_build_a_spare_they_are_told_to_drop_do_not_end_the_run(scored_set, monkeypatch):
+    """A worker that started (said it is ready) and then outlasts the time limit building a spare scorer it is
+    told to drop (the main process scores after all) is replaced like any slow worker: not a sign that workers
+    cannot be started, which ends the pool after MAX_STARTUP_DEATHS in a row."""
+    import multiprocessing
+
+    from ccscore import Scorer
+    from ccscore import pipeline
+    from ccscore.model_info import default_model_path
+    from ccscore.pipeline import MAX_STARTUP_DEATHS, DecodePool
+    from ccscore.scorer import ScorerSettings
+
+    scorer = Scorer(device="cpu", intra_op_threads=1)
+    expected, _ = _records(scorer, scored_set, 0, False)
+    monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(ScorerSettings, "blank", staticmethod(lambda model: time.sleep(600)))
+    pool = DecodePool(MAX_STARTUP_DEATHS, 1.0, ctx=multiprocessing.get_context("fork"),
+                      preload=str(default_model_path()))
+    records, by_workers = _records(scorer, scored_set, MAX_STARTUP_DEATHS, False, pool=pool)
+    assert records == expected
+    assert all(s is None for s in by_workers)

@@ -233,6 +233,7 @@ class _Worker:
     process: Any
     conn: Any  # this process's end of the worker's pipe
     ready: bool = False  # started up (and scorer built): its first file's time limit does not pay for the start
+    started: bool = False  # it said ready once: its death, whenever, is no sign that workers cannot be started
     scoring: Any = None  # the ScorerSettings it was last told to use (PRELOADING: none yet, building a spare)
     task: Optional[tuple[int, str]] = None  # (seq, path) of the file in flight
     deadline: float = math.inf  # of the file in flight, or of building its scorer
@@ -399,7 +400,7 @@ class DecodePool:
                 return False
             message = (w.task[0], f"{w.task[1]}: cannot read the decoder's result ({type(exc).__name__})")
         if message is None:
-            w.ready, w.deadline = True, math.inf
+            w.ready, w.started, w.deadline = True, True, math.inf
             return True
         seq, out = message
         w.task, w.deadline = None, math.inf
@@ -428,7 +429,9 @@ class DecodePool:
                 self._unbuildable = w.scoring
                 if self._scoring == w.scoring:
                     self._scoring = None
-        self._startup_deaths = 0 if w.ready or died_building else self._startup_deaths + 1
+        # One that said ready once had started, whatever it died doing since (a file, building a scorer, or
+        # still building a spare one it was told to drop).
+        self._startup_deaths = 0 if w.started else self._startup_deaths + 1
         if self._startup_deaths >= MAX_STARTUP_DEATHS:
             from .errors import DecodePoolError
 
