@@ -5,8 +5,9 @@ training nor the reported evaluation uses (`build-data --export-clean ... --excl
 are scored once; each candidate gate is then applied to the stored outputs. The chosen gate is the one that
 catches the most lossy images while all clean kinds together stay at or under `max_clean`, and each clean kind
 at or under `max_kind` (ties: the stricter gate); with `--pool-groups`, issue #10's groups of clean kinds each at
-or under the lower of their bar and `max_kind`, their kinds pooled as the issue measures them; with `--lossy-lines`, only gates that hold issue #10's lossy lines
-(and #12's of the model's new codecs) with an image to spare, the catch counted without resized damage. Each gated label gets its own center; images are judged as
+or under the lower of their bar and `max_kind`, their kinds pooled as the issue measures them; with
+`--lossy-lines`, only gates that hold issue #10's lossy lines (and #12's of the model's new codecs) with an image
+to spare, the catch counted without resized damage. Each gated label gets its own center; images are judged as
 scoring judges them, early stop and the runtime's table check included (ccscore.scorer.LATTICE_EVIDENCE: read from
 the pixels once, on the tiles early stop would stop at and on all of them, since it does not depend on the gate).
 
@@ -214,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="limit issue #10's groups of clean kinds (pooled) to their bars, at most --max-kind, "
                              "instead of each of their kinds to --max-kind")
     parser.add_argument("--lossy-lines", action="store_true",
-                        help="only gates that hold issue #10's lossy lines, and #12's for the model's new codecs, with one image "
-                             "to spare; catch counted without damage resized after compression")
+                        help="only gates that hold issue #10's lossy lines, and #12's for the model's new codecs, "
+                             "with one image to spare; catch counted without damage resized after compression")
     parser.add_argument("--json", type=Path, help="write the chosen gate here (for `export --grid-gate`)")
     parser.add_argument("--periods", type=parse_periods, default=None, metavar="LABEL=N,...",
                         help="the lossy labels to gate and the grid each stands on (e.g. jpeg=8,webp=4,jxl=8); "
