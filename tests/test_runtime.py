@@ -198,7 +198,10 @@ def test_early_stop_scores_fewer_tiles_only_where_the_first_are_decisive():
 
     from ccscore import Scorer
 
-    early, full = Scorer(device="cpu"), Scorer(device="cpu", all_tiles=True)
+    # Without the halved judgement (tests/test_upscaled.py): a soft picture judged clean and judged again halved
+    # adds judgements of its halved tiles to the count below.
+    early = Scorer(device="cpu", halve_upscaled=False)
+    full = Scorer(device="cpu", all_tiles=True, halve_upscaled=False)
     stop = early.early_stop
     assert stop is not None and full.early_stop is None  # the bundled model asks for it; --all-tiles turns it off
     images = []

@@ -56,12 +56,16 @@ MIN_VOTES = 3
 class ImageEvidence:
     detailed_tiles: int  # scored tiles with any detail a codec must quantise
     grids: dict[int, GridVote]  # by period
+    halved: bool = False  # measured on the image halved, where damage upscaled x2 since shows (Scorer.halve_upscaled)
 
     @property
     def word(self) -> str:
         """'none': nothing a codec could have marked (flat, blank, too small); 'weak': detail, but too few
         quadrants of the image's own pixels to check one grid on (small images, one textured patch);
-        'grid': enough quadrants to measure their agreement."""
+        'grid': enough quadrants to measure their agreement; 'halved': damage found only on the image halved (an
+        upscale x2 after compression), the grids being the halved image's."""
+        if self.halved:
+            return "halved"
         if self.detailed_tiles == 0:
             return "none"
         return "grid" if any(v.checkable for v in self.grids.values()) else "weak"

@@ -136,7 +136,8 @@ def compute_heatmap(scorer: "Scorer", image, display_side: int = DISPLAY_SIDE, w
     decoded = load_image(image, scorer.max_pixels)
     result = None
     if whole:  # the image's own decision, exactly as the score command makes it (same tiles, early stop, gate)
-        tiles = make_tiles(decoded, scorer.info.tiling, scorer.info.tile_size, scorer.tiling_params)
+        tiles = make_tiles(decoded, scorer.info.tiling, scorer.info.tile_size, scorer.tiling_params,
+                           scorer.halve_upscaled)
         result = succeeded(scorer.score_together([(path, tiles, decoded.size)])[0])
     boxes, textured = grid_cells(decoded, scorer.info.tiling, scorer.info.tile_size, scorer.tiling_params)
     rows, cols = textured.shape

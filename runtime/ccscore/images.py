@@ -113,6 +113,11 @@ class DecodedImage:
         region = self._image.resize((right - left, bottom - top), Image.NEAREST, box=(left, top, right, bottom))
         return _pil_array(flatten_on_white(region))
 
+    def halved(self) -> "HalvedImage":
+        """The image at half size, each pixel the mean of a 2x2 block (Pillow's reduce of the flattened image),
+        computed only where read."""
+        return HalvedImage(self)
+
     def sparse_green(self, step: int) -> np.ndarray:
         """The green channel at the centre pixel of every whole step x step cell, uint8: for c = step // 2,
         rgb()[c::step, c::step, 1] cut to whole cells. The image must be at least `step` pixels each way."""
@@ -131,6 +136,37 @@ class DecodedImage:
             white.paste(green, mask=small.getchannel("A"))
             green = white
         return _pil_array(green)
+
+
+class HalvedImage(DecodedImage):
+    """A `DecodedImage` halved where it is read: a crop is the source's crop at twice the coordinates, reduced
+    (2x2 means; the same pixels as reducing the whole image, since blocks start at even coordinates there), and
+    the sparse green plane that ranks cells is the source's at twice the step (a pixel of each 2x2 block stands in
+    for their mean: it only ranks). Tiling an image halved thus costs its tiles, not a pass over every pixel."""
+
+    def __init__(self, source: DecodedImage):
+        self._source = source
+
+    @property
+    def size(self) -> tuple[int, int]:
+        width, height = self._source.size
+        return (width + 1) // 2, (height + 1) // 2
+
+    def rgb(self) -> np.ndarray:
+        return _pil_array(Image.fromarray(self._source.rgb()).reduce(2))
+
+    def crop(self, left: int, top: int, right: int, bottom: int) -> np.ndarray:
+        width, height = self._source.size
+        region = self._source.crop(2 * left, 2 * top, min(2 * right, width), min(2 * bottom, height))
+        return _pil_array(Image.fromarray(np.ascontiguousarray(region)).reduce(2))
+
+    def sparse_green(self, step: int) -> np.ndarray:
+        width, height = self.size
+        green = self._source.sparse_green(2 * step)
+        return green[: height // step, : width // step]
+
+    def halved(self) -> "HalvedImage":
+        return HalvedImage(self)
 
 
 _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),

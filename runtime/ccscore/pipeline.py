@@ -52,6 +52,7 @@ class TileSpec:
     tile_size: int
     params: dict
     max_pixels: Optional[int]
+    halve_upscaled: bool = False  # also tile the image halved where it looks upscaled x2 (tiling.halved_tiles)
 
 
 def source_name(source) -> str:
@@ -60,8 +61,8 @@ def source_name(source) -> str:
 
 
 def decode_one(path, spec: TileSpec):
-    """path (or an `EncodedImage`) -> (pixels [N,T,T,3] uint8, boxes, (width, height), header facts) or an
-    error string; never raises."""
+    """path (or an `EncodedImage`) -> (pixels [N,T,T,3] uint8, boxes, (width, height), header facts, the halved
+    image's `Tiles` or None) or an error string; never raises."""
     from .container import read_container
     from .errors import ImageError, one_line
     from .images import load_image
@@ -69,11 +70,11 @@ def decode_one(path, spec: TileSpec):
 
     try:
         decoded = load_image(path, spec.max_pixels)
-        tiles = make_tiles(decoded, spec.strategy, spec.tile_size, spec.params)
+        tiles = make_tiles(decoded, spec.strategy, spec.tile_size, spec.params, spec.halve_upscaled)
         size = decoded.size
         del decoded
         return (np.ascontiguousarray(tiles.pixels), [tuple(int(v) for v in b) for b in tiles.boxes], size,
-                read_container(path))
+                read_container(path), tiles.halved)
     except ImageError as exc:
         return one_line(exc)
     except MemoryError:
@@ -86,19 +87,19 @@ MAX_WARNINGS = 10  # per record: a hostile file can warn thousands of times
 
 
 def score_decoded(decoded: tuple, path, scorer) -> tuple | str:
-    """`decode_one`'s tuple -> (None, boxes, size, header facts, the image's ScoreResult or ScoreFailure), scored
-    by `scorer` in this process; an error string where scoring itself fails (as decode_one's errors read)."""
+    """`decode_one`'s tuple -> (None, boxes, size, header facts, None, the image's ScoreResult or ScoreFailure),
+    scored by `scorer` in this process; an error string where scoring itself fails (as decode_one's errors read)."""
     from .errors import one_line
     from .tiling import Tiles
 
-    pixels, boxes, size, container = decoded
+    pixels, boxes, size, container, halved = decoded
     try:
-        result = scorer.score_together([(source_name(path), Tiles(pixels, boxes), size)])[0]
+        result = scorer.score_together([(source_name(path), Tiles(pixels, boxes, halved), size)])[0]
     except MemoryError:
         return f"{source_name(path)}: out of memory while scoring"
     except Exception as exc:  # a bug: still one record, one line
         return f"{source_name(path)}: cannot score image ({type(exc).__name__}: {one_line(exc)})"
-    return None, boxes, size, container, result
+    return None, boxes, size, container, None, result
 
 
 def decode_with_warnings(path, spec: TileSpec, scorer=None) -> tuple:
@@ -497,6 +498,7 @@ class Decoded:
     boxes: Optional[list] = None
     size: Optional[tuple[int, int]] = None
     container: Optional[dict] = None  # header facts (ccscore.container)
+    halved: Any = None  # the image halved, tiled (tiling.Tiles), where it looks upscaled x2
     error: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
     scored: Any = None  # the ScoreResult or ScoreFailure of a worker that scored it (then pixels is None)
@@ -510,9 +512,9 @@ def _as_decoded(item: InputItem, result, drained: bool = False) -> Decoded:
     out, warned = (result, []) if isinstance(result, str) else result
     if isinstance(out, str):
         return Decoded(item, error=out, warnings=warned, drained=drained)
-    pixels, boxes, size, container, *scored = out
-    return Decoded(item, pixels, boxes, size, container, warnings=warned, scored=scored[0] if scored else None,
-                   drained=drained)
+    pixels, boxes, size, container, halved, *scored = out
+    return Decoded(item, pixels, boxes, size, container, halved, warnings=warned,
+                   scored=scored[0] if scored else None, drained=drained)
 
 
 def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, window: Optional[int] = None,
@@ -582,7 +584,7 @@ def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False,
 
     to_score = [d for d in batch if d.pixels is not None]
     scored = {id(d): r for d, r in zip(to_score, scorer.score_together(
-        [(d.item.path, Tiles(d.pixels, d.boxes), d.size) for d in to_score]))}
+        [(d.item.path, Tiles(d.pixels, d.boxes, d.halved), d.size) for d in to_score]))}
     scored.update((id(d), replace(d.scored, path=d.item.path)) for d in batch if d.scored is not None)
     out = []
     for d in batch:
@@ -592,7 +594,7 @@ def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False,
         if d.warnings:
             record["warnings"] = d.warnings
         out.append((d, record))
-        d.pixels = None  # the batch's tiles can go now
+        d.pixels = d.halved = None  # the batch's tiles can go now
     return out
 
 
@@ -669,7 +671,8 @@ def run_pipeline(scorer, items: Iterable[InputItem], workers: int, batch_tiles: 
     accelerator, one worker) this process does."""
     from .scorer import ScorerSettings
 
-    spec = TileSpec(scorer.info.tiling, scorer.info.tile_size, dict(scorer.tiling_params), scorer.max_pixels)
+    spec = TileSpec(scorer.info.tiling, scorer.info.tile_size, dict(scorer.tiling_params), scorer.max_pixels,
+                    scorer.halve_upscaled)
     # Workers scoring one image each beat this process's session only where they outnumber its threads: one
     # worker that decodes and scores in turn is slower than it decoding while the session scores.
     pool_size = len(pool._workers) if pool is not None else workers

@@ -8,7 +8,7 @@ Every strategy reads a `DecodedImage` (an RGB array is wrapped as one) and retur
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -21,6 +21,9 @@ Box = tuple[int, int, int, int]  # left, top, right, bottom in image pixels (rig
 class Tiles:
     pixels: np.ndarray  # uint8 [N, T, T, 3]
     boxes: list[Box]
+    # The image halved and tiled again (boxes in halved pixels), where its first tiles look upscaled x2
+    # (`halved_tiles`); None otherwise.
+    halved: Optional["Tiles"] = None
 
     def own(self) -> list[np.ndarray]:
         """Each tile's own pixels: a small image's tiles are edge-padded, and the padding is not the image's."""
@@ -272,6 +275,49 @@ def city96_fivecrop_tiles(image: DecodedImage | np.ndarray, tile_size: int, shor
     return Tiles(pixels, boxes)
 
 
+# An x2 upscale keeps the source's spectrum below a quarter cycle per pixel and, whatever the interpolating kernel,
+# damps what it adds above: the spectrum drops off a cliff there. Soft art, blurs and renders fade smoothly. A block
+# grid that an upscale after compression doubled to 16 pixels shows again at 8 once the image is halved.
+UPSCALE_BELOW, UPSCALE_ABOVE = (0.17, 0.23), (0.27, 0.33)  # cycles per pixel, either side of the cliff
+# Power below over power above, on every axis of the first tiles. It only spares time: judged halved, clean art is
+# flagged no more often (eval-wild-cal, every image halved: 21 of 2,160 clean images flagged, against 19 at any
+# cliff from 2.5). JPEG then upscaled x2 found on eval-wild-cal: 118 of 120 halving every image, 117 from a cliff
+# of 2.5, 115 from 3, 112 from 4; the Debian-art speed set has 16% of its images over 3, 4% over 4.
+UPSCALE_MIN_CLIFF = 3.0
+UPSCALE_PROBE_TILES = 2  # the most textured tiles, those scored first
+
+
+def upscale_cliff(pixels: np.ndarray, stop_below: float = 0.0) -> float:
+    """The weakest spectral cliff at a quarter cycle per pixel over `pixels` [N, T, T, 3] and both axes: mean
+    Hann-windowed row (column) power of luma in UPSCALE_BELOW over that in UPSCALE_ABOVE. 0 for no tile. The
+    first cliff under `stop_below` is returned as soon as found (most images fail on their first tile)."""
+    weakest = float("inf") if len(pixels) else 0.0
+    for tile in pixels:
+        y = luma(tile)
+        window = np.hanning(y.shape[1]).astype(np.float32)
+        freqs = np.fft.rfftfreq(y.shape[1])
+        below = (freqs >= UPSCALE_BELOW[0]) & (freqs <= UPSCALE_BELOW[1])
+        above = (freqs >= UPSCALE_ABOVE[0]) & (freqs <= UPSCALE_ABOVE[1])
+        for rows in (y, y.T):  # horizontal frequencies along rows, then vertical ones along columns
+            power = (np.abs(np.fft.rfft((rows - rows.mean(axis=1, keepdims=True)) * window, axis=1)) ** 2).mean(axis=0)
+            weakest = min(weakest, float(power[below].mean() / (power[above].mean() + 1e-6)))
+            if weakest < stop_below:
+                return weakest
+    return weakest
+
+
+def halved_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: int, params: dict | None = None
+                 ) -> Optional[Tiles]:
+    """`content_tiles` of the image halved (2x2 means), where its first tiles show an x2 upscale's spectral cliff
+    (`upscale_cliff` >= UPSCALE_MIN_CLIFF) and the halved image still holds a whole tile each way; else None."""
+    image = as_decoded(image)
+    if min(image.size) < 2 * tile_size or len(tiles.boxes) == 0:
+        return None
+    if upscale_cliff(tiles.pixels[:UPSCALE_PROBE_TILES], stop_below=UPSCALE_MIN_CLIFF) < UPSCALE_MIN_CLIFF:
+        return None
+    return content_tiles(image.halved(), tile_size, **(params or {}))
+
+
 TilingStrategy = Callable[..., Tiles]
 
 # Strategy name (as written in model metadata) -> function(image, tile_size, **params).
@@ -281,9 +327,16 @@ STRATEGIES: dict[str, TilingStrategy] = {
 }
 
 
-def make_tiles(image: DecodedImage | np.ndarray, strategy: str, tile_size: int, params: dict | None = None) -> Tiles:
+def make_tiles(image: DecodedImage | np.ndarray, strategy: str, tile_size: int, params: dict | None = None,
+               halve_upscaled: bool = False) -> Tiles:
+    """The strategy's tiles; with `halve_upscaled` (content tiling only), also those of the image halved where it
+    looks upscaled x2 (`halved_tiles`)."""
     try:
         fn = STRATEGIES[strategy]
     except KeyError:
         raise ValueError(f"unknown tiling strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}") from None
-    return fn(as_decoded(image), tile_size, **(params or {}))
+    image = as_decoded(image)
+    tiles = fn(image, tile_size, **(params or {}))
+    if halve_upscaled and strategy == "content":
+        tiles.halved = halved_tiles(image, tiles, tile_size, params)
+    return tiles

@@ -1,0 +1,94 @@
+"""Damage upscaled x2 after compression: found on the image halved (Scorer.halve_upscaled, tiling.halved_tiles)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import compress, draw_art, run_cli
+from ccscore.tiling import UPSCALE_MIN_CLIFF, content_tiles, halved_tiles, upscale_cliff
+
+KERNELS = {"bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS, "bilinear": Image.BILINEAR}
+
+
+def upscaled(im: Image.Image, kernel: str) -> np.ndarray:
+    return np.asarray(im.resize((2 * im.width, 2 * im.height), KERNELS[kernel]).convert("RGB"))
+
+
+def first_tiles_cliff(rgb: np.ndarray) -> float:
+    return upscale_cliff(content_tiles(rgb, 128, max_tiles=8).pixels[:2])
+
+
+@pytest.fixture(scope="module")
+def scorers():
+    from ccscore import Scorer
+
+    return Scorer(device="cpu"), Scorer(device="cpu", halve_upscaled=False)
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
+def test_an_x2_upscale_shows_the_spectral_cliff(seed, kernel):
+    art = draw_art(seed)
+    source, x2 = first_tiles_cliff(np.asarray(art)), first_tiles_cliff(upscaled(art, kernel))
+    assert x2 >= UPSCALE_MIN_CLIFF and x2 > 1.4 * source
+    if seed == 1:  # the test art is blurred a little: some seeds' sources come near the cliff too
+        assert source < UPSCALE_MIN_CLIFF
+
+
+def test_only_images_that_look_upscaled_and_hold_a_halved_tile_are_halved():
+    art = draw_art(1)
+    rgb = np.asarray(art)
+    assert halved_tiles(rgb, content_tiles(rgb, 128), 128) is None  # no cliff
+    big = upscaled(art, "bicubic")  # 768 x 640
+    halved = halved_tiles(big, content_tiles(big, 128), 128)
+    assert halved is not None and len(halved.boxes)
+    assert all(r <= 384 and b <= 320 for _, _, r, b in halved.boxes)  # in halved pixels
+    small = upscaled(art.resize((120, 100)), "bicubic")  # halved, smaller than a tile
+    assert first_tiles_cliff(small) >= UPSCALE_MIN_CLIFF
+    assert halved_tiles(small, content_tiles(small, 128), 128) is None
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_jpeg_upscaled_x2_is_flagged_halved_and_its_clean_source_upscaled_is_not(scorers, seed):
+    scorer, without = scorers
+    art = draw_art(seed)
+    damaged = upscaled(compress(art, "JPEG", 60), "bicubic")
+    assert without.score(damaged).label == "clean"  # the grid doubled to 16 px: unseen at the image's own scale
+    result = scorer.score(damaged)
+    assert result.flagged and result.evidence.word == "halved"
+    assert result.quality is None or result.quality_source == "model"
+    assert result.table is None and result.decoder is None
+    width, height = result.size
+    assert (width, height) == (768, 640)
+    assert all(r - l == 256 and b - t == 256 and r <= width and b <= height for l, t, r, b in
+               (tile.box for tile in result.tiles))  # halved tiles' boxes, back in image pixels
+    clean = scorer.score(upscaled(art, "bicubic"))
+    assert clean.label == "clean" and clean.evidence.word == "grid"
+
+
+def test_damage_seen_at_the_image_own_scale_is_not_judged_again(scorers):
+    scorer, _ = scorers
+    result = scorer.score(np.asarray(compress(draw_art(1), "JPEG", 60)))
+    assert result.label == "jpeg" and result.evidence.word == "grid" and result.quality_source == "table"
+
+
+@pytest.mark.parametrize("workers", ["0", "1", "2"])
+def test_the_score_command_finds_it_whichever_process_scores(tmp_path, scorers, workers):
+    """0: decoded and scored here; 1: a worker decodes, the main process scores (the halved tiles travel);
+    2: the workers score."""
+    scorer, _ = scorers
+    art = draw_art(2)
+    Image.fromarray(upscaled(compress(art, "JPEG", 60), "lanczos")).save(tmp_path / "jpeg-x2.png")
+    Image.fromarray(upscaled(art, "lanczos")).save(tmp_path / "clean-x2.png")
+    done = run_cli(str(tmp_path), "--jsonl", "--workers", workers, "--device", "cpu")
+    records = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, done.stdout.splitlines())}
+    for name, record in records.items():
+        expected = scorer.score(tmp_path / name).to_dict()
+        assert {k: record[k] for k in ("label", "evidence", "grid_agreement")} == \
+            {k: expected[k] for k in ("label", "evidence", "grid_agreement")}
+        assert record["scores"] == pytest.approx(expected["scores"], abs=1e-6)  # records keep 6 decimals
+        assert (record["quality"] is None) == (expected["quality"] is None)
+    assert records["jpeg-x2.png"]["evidence"] == "halved" and records["jpeg-x2.png"]["label"] != "clean"
+    assert records["clean-x2.png"]["label"] == "clean"
