@@ -92,3 +92,16 @@ def test_the_score_command_finds_it_whichever_process_scores(tmp_path, scorers, 
         assert (record["quality"] is None) == (expected["quality"] is None)
     assert records["jpeg-x2.png"]["evidence"] == "halved" and records["jpeg-x2.png"]["label"] != "clean"
     assert records["clean-x2.png"]["label"] == "clean"
+
+
+def test_a_scorer_whose_grid_gate_is_taken_away_judges_nothing_halved():
+    """The halved verdict stands on the gate's grid votes: a Scorer built with the gate and then set without one
+    (as calibration sets grid_gate on a built Scorer) scores upscaled damage as the model alone does."""
+    from ccscore import Scorer
+
+    damaged = upscaled(compress(draw_art(1), "JPEG", 60), "bicubic")
+    gateless, plain = Scorer(device="cpu"), Scorer(device="cpu", halve_upscaled=False)
+    assert gateless.halve_upscaled
+    gateless.grid_gate = plain.grid_gate = None
+    result, expected = gateless.score(damaged), plain.score(damaged)
+    assert (result.label, result.scores, result.evidence) == (expected.label, expected.scores, None)

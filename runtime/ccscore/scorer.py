@@ -333,7 +333,7 @@ class Scorer:
     all_tiles: score every chosen tile, never stopping early (see `EarlyStop`; the model's metadata sets it).
     halve_upscaled: an image judged clean whose first tiles look upscaled x2 (`tiling.halved_tiles`) is judged
         again halved, where an upscale after compression leaves the codec's grid at its period (evidence "halved").
-        Needs the model's grid gate and content tiling; off otherwise.
+        Needs a grid gate (also where one is set on the built Scorer) and the model's content tiling; off otherwise.
     file_timeout: seconds one file may take to decode, tile and (on CPU) score in `pipeline.run_pipeline`'s
         worker processes before it is killed and recorded as too slow (None: no limit). Decoding in this process
         (`score`, `score_many`) cannot be stopped midway: use the pipeline for untrusted files.
@@ -640,7 +640,7 @@ class Scorer:
         of the images still undecided, so a result never depends on which images share a batch.
         """
         results = self._score_together(items)
-        if self.halve_upscaled:
+        if self.halve_upscaled and self.grid_gate is not None:  # a halved verdict stands on the gate's grid votes
             self._judge_halved(items, results)
         return results
 
