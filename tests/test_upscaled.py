@@ -105,3 +105,22 @@ def test_a_scorer_whose_grid_gate_is_taken_away_judges_nothing_halved():
     gateless.grid_gate = plain.grid_gate = None
     result, expected = gateless.score(damaged), plain.score(damaged)
     assert (result.label, result.scores, result.evidence) == (expected.label, expected.scores, None)
+
+
+@pytest.mark.parametrize("size", [(513, 257), (256, 256), (300, 1001)])
+def test_halved_tiles_are_the_whole_image_reduced_at_odd_borders_and_under_alpha(size):
+    """HalvedImage reads crops of the source: its tiles must be those of the whole (flattened) image reduced 2x2,
+    the last row and column of an odd side included, whether Pillow or an array holds the pixels."""
+    from ccscore.images import DecodedImage
+
+    width, height = size
+    rgba = np.asarray(draw_art(4).convert("RGBA").resize(size, Image.BICUBIC)).copy()
+    rgba[: height // 3, :, 3] = 0  # transparent: flattened on white before halving
+    for decoded in (DecodedImage.from_pil(Image.fromarray(rgba, "RGBA")), DecodedImage.from_array(rgba)):
+        halved = decoded.halved()
+        whole = np.asarray(Image.fromarray(decoded.rgb()).reduce(2))
+        assert halved.size == (whole.shape[1], whole.shape[0]) == ((width + 1) // 2, (height + 1) // 2)
+        assert np.array_equal(halved.crop(0, 0, *halved.size), whole)
+        tiles = content_tiles(halved, 128)
+        assert len(tiles.boxes) and all(np.array_equal(tile, whole[t:b, l:r])
+                                        for tile, (l, t, r, b) in zip(tiles.pixels, tiles.boxes))
