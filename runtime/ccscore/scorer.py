@@ -650,7 +650,9 @@ class Scorer:
         run; where that finds damage, it replaces the result (evidence "halved", tile boxes back in image pixels).
         On the halved tiles only the model and its gate judge: the table, decoder and WebP-step reads assume the
         codec's own pixels, and the quality is the head's, approximate. The halved image's quadrants must agree on a
-        grid (HALVED_MIN_AGREEMENT); where its 8x8 grid agrees (HALVED_JPEG_AGREEMENT), the damage is JPEG's."""
+        grid (HALVED_MIN_AGREEMENT); where its 8x8 grid agrees (HALVED_JPEG_AGREEMENT), the damage is JPEG's.
+        Judged only where clean at this threshold: these records, unlike others, do not relabel at another threshold
+        as a run there would."""
         again = [k for k, result in enumerate(results) if isinstance(result, ScoreResult) and not result.flagged
                  and items[k][1].halved is not None and len(items[k][1].halved.boxes)]
         if not again:
