@@ -75,10 +75,11 @@ def test_damage_seen_at_the_image_own_scale_is_not_judged_again(scorers):
 
 
 @pytest.mark.parametrize("workers", ["0", "1", "2"])
-def test_the_score_command_finds_it_whichever_process_scores(tmp_path, scorers, workers):
+def test_the_score_command_finds_it_whichever_process_scores(tmp_path, monkeypatch, scorers, workers):
     """0: decoded and scored here; 1: a worker decodes, the main process scores (the halved tiles travel);
-    2: the workers score."""
+    2: the workers score (they outnumber the session's one thread, whatever the machine's cores)."""
     scorer, _ = scorers
+    monkeypatch.setenv("CCSCORE_THREADS", "1")
     art = draw_art(2)
     Image.fromarray(upscaled(compress(art, "JPEG", 60), "lanczos")).save(tmp_path / "jpeg-x2.png")
     Image.fromarray(upscaled(art, "lanczos")).save(tmp_path / "clean-x2.png")
@@ -92,3 +93,35 @@ def test_the_score_command_finds_it_whichever_process_scores(tmp_path, scorers, 
         assert (record["quality"] is None) == (expected["quality"] is None)
     assert records["jpeg-x2.png"]["evidence"] == "halved" and records["jpeg-x2.png"]["label"] != "clean"
     assert records["clean-x2.png"]["label"] == "clean"
+
+
+def test_a_scorer_whose_grid_gate_is_taken_away_judges_nothing_halved():
+    """The halved verdict stands on the gate's grid votes: a Scorer built with the gate and then set without one
+    (as calibration sets grid_gate on a built Scorer) scores upscaled damage as the model alone does."""
+    from ccscore import Scorer
+
+    damaged = upscaled(compress(draw_art(1), "JPEG", 60), "bicubic")
+    gateless, plain = Scorer(device="cpu"), Scorer(device="cpu", halve_upscaled=False)
+    assert gateless.halve_upscaled
+    gateless.grid_gate = plain.grid_gate = None
+    result, expected = gateless.score(damaged), plain.score(damaged)
+    assert (result.label, result.scores, result.evidence) == (expected.label, expected.scores, None)
+
+
+@pytest.mark.parametrize("size", [(513, 257), (256, 256), (300, 1001)])
+def test_halved_tiles_are_the_whole_image_reduced_at_odd_borders_and_under_alpha(size):
+    """HalvedImage reads crops of the source: its tiles must be those of the whole (flattened) image reduced 2x2,
+    the last row and column of an odd side included, whether Pillow or an array holds the pixels."""
+    from ccscore.images import DecodedImage
+
+    width, height = size
+    rgba = np.asarray(draw_art(4).convert("RGBA").resize(size, Image.BICUBIC)).copy()
+    rgba[: height // 3, :, 3] = 0  # transparent: flattened on white before halving
+    for decoded in (DecodedImage.from_pil(Image.fromarray(rgba, "RGBA")), DecodedImage.from_array(rgba)):
+        halved = decoded.halved()
+        whole = np.asarray(Image.fromarray(decoded.rgb()).reduce(2))
+        assert halved.size == (whole.shape[1], whole.shape[0]) == ((width + 1) // 2, (height + 1) // 2)
+        assert np.array_equal(halved.crop(0, 0, *halved.size), whole)
+        tiles = content_tiles(halved, 128)
+        assert len(tiles.boxes) and all(np.array_equal(tile, whole[t:b, l:r])
+                                        for tile, (l, t, r, b) in zip(tiles.pixels, tiles.boxes))

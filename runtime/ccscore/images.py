@@ -161,6 +161,8 @@ class HalvedImage(DecodedImage):
         return _pil_array(Image.fromarray(np.ascontiguousarray(region)).reduce(2))
 
     def sparse_green(self, step: int) -> np.ndarray:
+        # Where a side of the source is odd, a cell fewer than the halved size holds can come back (the last one
+        # would take in the half pixel): tile_texture_scores measures its border cells on the samples there are.
         width, height = self.size
         green = self._source.sparse_green(2 * step)
         return green[: height // step, : width // step]

@@ -333,7 +333,7 @@ class Scorer:
     all_tiles: score every chosen tile, never stopping early (see `EarlyStop`; the model's metadata sets it).
     halve_upscaled: an image judged clean whose first tiles look upscaled x2 (`tiling.halved_tiles`) is judged
         again halved, where an upscale after compression leaves the codec's grid at its period (evidence "halved").
-        Needs the model's grid gate and content tiling; off otherwise.
+        Needs a grid gate (also where one is set on the built Scorer) and the model's content tiling; off otherwise.
     file_timeout: seconds one file may take to decode, tile and (on CPU) score in `pipeline.run_pipeline`'s
         worker processes before it is killed and recorded as too slow (None: no limit). Decoding in this process
         (`score`, `score_many`) cannot be stopped midway: use the pipeline for untrusted files.
@@ -640,7 +640,7 @@ class Scorer:
         of the images still undecided, so a result never depends on which images share a batch.
         """
         results = self._score_together(items)
-        if self.halve_upscaled:
+        if self.halve_upscaled and self.grid_gate is not None:  # a halved verdict stands on the gate's grid votes
             self._judge_halved(items, results)
         return results
 
@@ -650,7 +650,9 @@ class Scorer:
         run; where that finds damage, it replaces the result (evidence "halved", tile boxes back in image pixels).
         On the halved tiles only the model and its gate judge: the table, decoder and WebP-step reads assume the
         codec's own pixels, and the quality is the head's, approximate. The halved image's quadrants must agree on a
-        grid (HALVED_MIN_AGREEMENT); where its 8x8 grid agrees (HALVED_JPEG_AGREEMENT), the damage is JPEG's."""
+        grid (HALVED_MIN_AGREEMENT); where its 8x8 grid agrees (HALVED_JPEG_AGREEMENT), the damage is JPEG's.
+        Judged only where clean at this threshold: these records, unlike others, do not relabel at another threshold
+        as a run there would."""
         again = [k for k, result in enumerate(results) if isinstance(result, ScoreResult) and not result.flagged
                  and items[k][1].halved is not None and len(items[k][1].halved.boxes)]
         if not again:
