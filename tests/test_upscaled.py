@@ -93,6 +93,9 @@ def test_the_score_command_finds_it_whichever_process_scores(tmp_path, monkeypat
         assert (record["quality"] is None) == (expected["quality"] is None)
     assert records["jpeg-x2.png"]["evidence"] == "halved" and records["jpeg-x2.png"]["label"] != "clean"
     assert records["clean-x2.png"]["label"] == "clean"
+    if workers == "0":  # the readable line says where the damage was seen
+        lines = run_cli(str(tmp_path / "jpeg-x2.png"), "--device", "cpu").stdout.splitlines()
+        assert len(lines) == 1 and "seen halved (upscaled x2 after compression)" in lines[0]
 
 
 def test_a_scorer_whose_grid_gate_is_taken_away_judges_nothing_halved():

@@ -222,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the lossy labels to gate and the grid each stands on (e.g. jpeg=8,webp=4,jxl=8); "
                              "default: the model's")
     args = parser.parse_args(argv)
-    scorer = Scorer(args.model)  # with the model's early stop: images are judged as scoring judges them
+    # With the model's early stop: images are judged as scoring judges them. Not halved: the gate is chosen on
+    # native-scale judgements (the runtime's halved judgement of images that look upscaled comes after it).
+    scorer = Scorer(args.model, halve_upscaled=False)
     if scorer.grid_gate is None:
         parser.error(f"{args.model} has no phases output and grid gate to calibrate")
     rows = list(csv.DictReader(open(args.cal_set / "manifest.csv", newline="")))
