@@ -128,3 +128,19 @@ def test_halved_tiles_are_the_whole_image_reduced_at_odd_borders_and_under_alpha
         tiles = content_tiles(halved, 128)
         assert len(tiles.boxes) and all(np.array_equal(tile, whole[t:b, l:r])
                                         for tile, (l, t, r, b) in zip(tiles.pixels, tiles.boxes))
+
+
+def test_one_halved_tile_is_too_few_votes_for_a_verdict(scorers, monkeypatch):
+    """An upscale whose halved image holds one tile (here 360x300 -> 180x150): its four quadrants share one patch
+    of content, too little to tell a grid across the image (HALVED_MIN_VOTES), so it stays clean. Without the
+    rule the same image would be flagged halved: the rule, not the model, decides here."""
+    import ccscore.scorer as scorer_module
+
+    scorer, _ = scorers
+    damaged = np.asarray(compress(draw_art(1, (180, 150)), "JPEG", 60).resize((360, 300), Image.BICUBIC))
+    tiles, _ = scorer.tile(damaged)
+    assert tiles.halved is not None and len(tiles.halved.boxes) == 1
+    assert scorer.score(damaged).label == "clean"
+    monkeypatch.setattr(scorer_module, "HALVED_MIN_VOTES", 0)
+    result = scorer.score(damaged)
+    assert result.flagged and result.evidence.word == "halved"

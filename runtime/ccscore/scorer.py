@@ -263,6 +263,10 @@ HALVED_JPEG_AGREEMENT = 0.75
 # (either period). On eval-wild-cal, clean art flagged halved agreed at most 0.41 (4 of 2,160 images, most with
 # one or two tiles' votes); the JPEGs upscaled x2, 0.80 or more but for 2 of 109 (0.43).
 HALVED_MIN_AGREEMENT = 0.6
+# ...among more quadrant votes than one tile gives: a tile's four quadrants share its content, and their agreement
+# says little about one grid across the image. On eval-wild-cal every JPEG found halved had 5-8 votes; the clean
+# images flagged halved on the report set (2 of 2,160 before this rule) had one tile each.
+HALVED_MIN_VOTES = 5
 
 # The Scorer attributes that decide results beside the model file: set at construction, or changed since (the
 # calibration and tests set grid_gate and threshold on a built Scorer).
@@ -650,7 +654,8 @@ class Scorer:
         run; where that finds damage, it replaces the result (evidence "halved", tile boxes back in image pixels).
         On the halved tiles only the model and its gate judge: the table, decoder and WebP-step reads assume the
         codec's own pixels, and the quality is the head's, approximate. The halved image's quadrants must agree on a
-        grid (HALVED_MIN_AGREEMENT); where its 8x8 grid agrees (HALVED_JPEG_AGREEMENT), the damage is JPEG's.
+        grid (HALVED_MIN_AGREEMENT, HALVED_MIN_VOTES); where its 8x8 grid agrees (HALVED_JPEG_AGREEMENT), the damage
+        is JPEG's.
         Judged only where clean at this threshold: these records, unlike others, do not relabel at another threshold
         as a run there would."""
         again = [k for k, result in enumerate(results) if isinstance(result, ScoreResult) and not result.flagged
@@ -661,7 +666,8 @@ class Scorer:
                                       checks=False)
         for k, result in zip(again, halved):
             if isinstance(result, ScoreResult) and result.flagged and any(
-                    v.checkable and v.agreement >= HALVED_MIN_AGREEMENT for v in result.evidence.grids.values()):
+                    v.voting >= HALVED_MIN_VOTES and v.agreement >= HALVED_MIN_AGREEMENT
+                    for v in result.evidence.grids.values()):
                 vote = result.evidence.grids.get(JPEG_GRID) if JPEG in self.labels else None
                 if vote is not None and vote.checkable and vote.agreement >= HALVED_JPEG_AGREEMENT:
                     result.scores = proven(result.scores, JPEG)
