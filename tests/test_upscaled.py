@@ -144,3 +144,21 @@ def test_one_halved_tile_is_too_few_votes_for_a_verdict(scorers, monkeypatch):
     monkeypatch.setattr(scorer_module, "HALVED_MIN_VOTES", 0)
     result = scorer.score(damaged)
     assert result.flagged and result.evidence.word == "halved"
+
+
+@pytest.mark.parametrize("crop", [(1, 0), (0, 1), (1, 1)])
+def test_an_x2_upscale_cropped_at_an_odd_offset_is_halved_from_its_pairs(scorers, crop):
+    """Halved from the image's origin, an odd crop's 2x2 blocks straddle the source's pixels (upscale_pairing): the
+    halving from where the pairs start finds it, its tiles' boxes starting there."""
+    from ccscore.tiling import upscale_pairing
+
+    scorer, _ = scorers
+    x, y = crop
+    damaged = np.ascontiguousarray(upscaled(compress(draw_art(1), "JPEG", 60), "bicubic")[y:, x:])
+    assert upscale_pairing(content_tiles(damaged, 128)) == crop
+    assert halved_tiles(damaged, content_tiles(damaged, 128), 128).alternative.origin == crop
+    result = scorer.score(damaged)
+    assert result.label == "jpeg" and result.evidence.word == "halved"
+    assert all(left % 2 == x and top % 2 == y for left, top, _, _ in (tile.box for tile in result.tiles))
+    uncropped = upscaled(compress(draw_art(1), "JPEG", 60), "bicubic")
+    assert halved_tiles(uncropped, content_tiles(uncropped, 128), 128).alternative is None  # pairs at the origin

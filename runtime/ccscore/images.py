@@ -113,10 +113,11 @@ class DecodedImage:
         region = self._image.resize((right - left, bottom - top), Image.NEAREST, box=(left, top, right, bottom))
         return _pil_array(flatten_on_white(region))
 
-    def halved(self) -> "HalvedImage":
+    def halved(self, offset: tuple[int, int] = (0, 0)) -> "HalvedImage":
         """The image at half size, each pixel the mean of a 2x2 block (Pillow's reduce of the flattened image),
-        computed only where read."""
-        return HalvedImage(self)
+        computed only where read; `offset` (x, y in {0, 1}): the blocks start there, the first column (row) left
+        out."""
+        return HalvedImage(self, offset)
 
     def sparse_green(self, step: int) -> np.ndarray:
         """The green channel at the centre pixel of every whole step x step cell, uint8: for c = step // 2,
@@ -144,20 +145,23 @@ class HalvedImage(DecodedImage):
     the sparse green plane that ranks cells is the source's at twice the step (a pixel of each 2x2 block stands in
     for their mean: it only ranks). Tiling an image halved thus costs its tiles, not a pass over every pixel."""
 
-    def __init__(self, source: DecodedImage):
+    def __init__(self, source: DecodedImage, offset: tuple[int, int] = (0, 0)):
         self._source = source
+        self.offset = offset
 
     @property
     def size(self) -> tuple[int, int]:
         width, height = self._source.size
-        return (width + 1) // 2, (height + 1) // 2
+        return (width - self.offset[0] + 1) // 2, (height - self.offset[1] + 1) // 2
 
     def rgb(self) -> np.ndarray:
-        return _pil_array(Image.fromarray(self._source.rgb()).reduce(2))
+        x, y = self.offset
+        return _pil_array(Image.fromarray(np.ascontiguousarray(self._source.rgb()[y:, x:])).reduce(2))
 
     def crop(self, left: int, top: int, right: int, bottom: int) -> np.ndarray:
         width, height = self._source.size
-        region = self._source.crop(2 * left, 2 * top, min(2 * right, width), min(2 * bottom, height))
+        x, y = self.offset
+        region = self._source.crop(2 * left + x, 2 * top + y, min(2 * right + x, width), min(2 * bottom + y, height))
         return _pil_array(Image.fromarray(np.ascontiguousarray(region)).reduce(2))
 
     def sparse_green(self, step: int) -> np.ndarray:
@@ -167,8 +171,8 @@ class HalvedImage(DecodedImage):
         green = self._source.sparse_green(2 * step)
         return green[: height // step, : width // step]
 
-    def halved(self) -> "HalvedImage":
-        return HalvedImage(self)
+    def halved(self, offset: tuple[int, int] = (0, 0)) -> "HalvedImage":
+        return HalvedImage(self, offset)
 
 
 _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),

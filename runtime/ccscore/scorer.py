@@ -651,32 +651,39 @@ class Scorer:
     def _judge_halved(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
                       results: list[ScoreResult | ScoreFailure]) -> None:
         """Images judged clean that carry halved tiles (`Tiles.halved`) are judged again on those, in one shared
-        run; where that finds damage, it replaces the result (evidence "halved", tile boxes back in image pixels).
+        run, and those still clean on their `alternative` (halved where the pairs likely start), in another; where
+        that finds damage, it replaces the result (`_as_halved`: evidence "halved", tile boxes in image pixels).
         On the halved tiles only the model and its gate judge: the table, decoder and WebP-step reads assume the
         codec's own pixels, and the quality is the head's, approximate. The halved image's quadrants must agree on a
         grid (HALVED_MIN_AGREEMENT, HALVED_MIN_VOTES); where its 8x8 grid agrees (HALVED_JPEG_AGREEMENT), the damage
         is JPEG's.
         Judged only where clean at this threshold: these records, unlike others, do not relabel at another threshold
         as a run there would."""
-        again = [k for k, result in enumerate(results) if isinstance(result, ScoreResult) and not result.flagged
-                 and items[k][1].halved is not None and len(items[k][1].halved.boxes)]
-        if not again:
-            return
-        halved = self._score_together([(items[k][0], items[k][1].halved, items[k][2]) for k in again],
-                                      checks=False)
-        for k, result in zip(again, halved):
-            if isinstance(result, ScoreResult) and result.flagged and any(
-                    v.voting >= HALVED_MIN_VOTES and v.agreement >= HALVED_MIN_AGREEMENT
-                    for v in result.evidence.grids.values()):
-                vote = result.evidence.grids.get(JPEG_GRID) if JPEG in self.labels else None
-                if vote is not None and vote.checkable and vote.agreement >= HALVED_JPEG_AGREEMENT:
-                    result.scores = proven(result.scores, JPEG)
-                    result.label = decide(result.scores, self.threshold)
-                width, height = items[k][2]
-                result.tiles = [TileScore((2 * l, 2 * t, min(width, 2 * r), min(height, 2 * b)), tile.scores,
-                                          tile.quality) for tile in result.tiles for l, t, r, b in [tile.box]]
-                result.evidence = replace(result.evidence, halved=True)
-                results[k] = result
+        candidates = {k: items[k][1].halved for k, result in enumerate(results)
+                      if isinstance(result, ScoreResult) and not result.flagged and items[k][1].halved is not None}
+        while candidates:  # the image halved from its origin, then where the pairs likely start (Tiles.alternative)
+            again = [k for k, halved in candidates.items() if len(halved.boxes)]
+            judged = self._score_together([(items[k][0], candidates[k], items[k][2]) for k in again], checks=False)
+            for k, result in zip(again, judged):
+                if isinstance(result, ScoreResult) and result.flagged and any(
+                        v.voting >= HALVED_MIN_VOTES and v.agreement >= HALVED_MIN_AGREEMENT
+                        for v in result.evidence.grids.values()):
+                    results[k] = self._as_halved(result, items[k][2], candidates[k].origin)
+            candidates = {k: halved.alternative for k, halved in candidates.items()
+                          if halved.alternative is not None and not results[k].flagged}
+
+    def _as_halved(self, result: ScoreResult, size: tuple[int, int], origin: tuple[int, int]) -> ScoreResult:
+        """A verdict found on halved tiles as the image's: JPEG's where the 8x8 grid agrees, tile boxes back in
+        image pixels (`origin`: where the halving's blocks start), evidence "halved"."""
+        vote = result.evidence.grids.get(JPEG_GRID) if JPEG in self.labels else None
+        if vote is not None and vote.checkable and vote.agreement >= HALVED_JPEG_AGREEMENT:
+            result.scores = proven(result.scores, JPEG)
+            result.label = decide(result.scores, self.threshold)
+        (width, height), (x, y) = size, origin
+        result.tiles = [TileScore((2 * l + x, 2 * t + y, min(width, 2 * r + x), min(height, 2 * b + y)), tile.scores,
+                                  tile.quality) for tile in result.tiles for l, t, r, b in [tile.box]]
+        result.evidence = replace(result.evidence, halved=True)
+        return result
 
     def _score_together(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]], checks: bool = True
                         ) -> list[ScoreResult | ScoreFailure]:

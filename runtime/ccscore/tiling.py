@@ -24,6 +24,10 @@ class Tiles:
     # The image halved and tiled again (boxes in halved pixels), where its first tiles look upscaled x2
     # (`halved_tiles`); None otherwise.
     halved: Optional["Tiles"] = None
+    # Of halved tiles: the source pixel (x, y) where the 2x2 blocks start, and the image halved from another one
+    # (`upscale_pairing`), to judge where these show nothing.
+    origin: tuple[int, int] = (0, 0)
+    alternative: Optional["Tiles"] = None
 
     def own(self) -> list[np.ndarray]:
         """Each tile's own pixels: a small image's tiles are edge-padded, and the padding is not the image's."""
@@ -306,16 +310,45 @@ def upscale_cliff(pixels: np.ndarray, stop_below: float = 0.0) -> float:
     return weakest
 
 
+# An x2 upscale cropped at an odd offset since has its pixel pairs there: halved from the image's origin, each 2x2
+# block straddles two of the source's pixels and a codec's grid is smeared over two pixels. A JPEG's block
+# boundaries, every 16 px once doubled, fall between pairs: where the strongest boundary of luma's |first difference|
+# folded at 16 px lies at an odd position, by this margin over the even ones, the pairs start at 1 (eval-wild-cal,
+# 40 JPEG x2 over the 8 tiles: 39 of 40 uncropped read even; cropped by a column 29 read right, by a row and a
+# column 24).
+UPSCALE_PAIRING_MARGIN = 1.1
+
+
+def upscale_pairing(tiles: Tiles) -> tuple[int, int]:
+    """The source pixel (x, y), 0 or 1, where an x2 upscale's pixel pairs likely start, read from `tiles`."""
+    folded = np.zeros((2, 16))
+    for tile, (left, top, _, _) in zip(tiles.pixels, tiles.boxes):
+        y = luma(tile)
+        for axis, steps, origin in ((0, np.abs(np.diff(y, axis=1)).mean(axis=0), left),
+                                    (1, np.abs(np.diff(y, axis=0)).mean(axis=1), top)):
+            before = (np.arange(1, len(steps) + 1) + origin) % 16  # each step is the boundary before that pixel
+            folded[axis] += np.bincount(before, weights=steps, minlength=16)
+    x, y = (int(f[1::2].max() > UPSCALE_PAIRING_MARGIN * f[0::2].max()) for f in folded)
+    return x, y
+
+
 def halved_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: int, params: dict | None = None
                  ) -> Optional[Tiles]:
-    """`content_tiles` of the image halved (2x2 means), where its first tiles show an x2 upscale's spectral cliff
-    (`upscale_cliff` >= UPSCALE_MIN_CLIFF) and the halved image still holds a whole tile each way; else None."""
+    """`content_tiles` of the image halved (2x2 means from its origin), where its first tiles show an x2 upscale's
+    spectral cliff (`upscale_cliff` >= UPSCALE_MIN_CLIFF) and the halved image still holds a whole tile each way;
+    else None. Where the pairs likely start elsewhere (`upscale_pairing`), the image halved from there too, as the
+    `alternative`."""
     image = as_decoded(image)
     if min(image.size) < 2 * tile_size or len(tiles.boxes) == 0:
         return None
     if upscale_cliff(tiles.pixels[:UPSCALE_PROBE_TILES], stop_below=UPSCALE_MIN_CLIFF) < UPSCALE_MIN_CLIFF:
         return None
-    return content_tiles(image.halved(), tile_size, **(params or {}))
+    halved = content_tiles(image.halved(), tile_size, **(params or {}))
+    pairing = upscale_pairing(tiles)
+    if pairing != (0, 0):
+        halved.alternative = content_tiles(image.halved(pairing), tile_size, **(params or {}))
+        halved.alternative.origin = pairing
+    return halved
 
 
 TilingStrategy = Callable[..., Tiles]
