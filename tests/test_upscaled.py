@@ -135,6 +135,17 @@ def test_halved_tiles_are_the_whole_image_reduced_at_odd_borders_and_under_alpha
                                         for tile, (l, t, r, b) in zip(tiles.pixels, tiles.boxes))
 
 
+@pytest.mark.parametrize("size, found", [((250, 240), False), ((180, 400), True)])
+def test_a_halved_image_of_one_tile_each_way_is_what_stays_clean(scorers, size, found):
+    """As the README says: an upscale under 512 px each way (500x480 here) holds one halved tile and is not found
+    halved, while one with a short side of 360 px but 800 px long holds several and is."""
+    scorer, _ = scorers
+    damaged = np.asarray(compress(draw_art(1, size), "JPEG", 60).resize((2 * size[0], 2 * size[1]), Image.BICUBIC))
+    tiles, _ = scorer.tile(damaged)
+    assert (len(tiles.halved.boxes) > 1) == found
+    assert (scorer.score(damaged).evidence.word == "halved") == found
+
+
 def test_one_halved_tile_is_too_few_votes_for_a_verdict(scorers, monkeypatch):
     """An upscale whose halved image holds one tile (here 360x300 -> 180x150): its four quadrants share one patch
     of content, too little to tell a grid across the image (HALVED_MIN_VOTES), so it stays clean. Without the
