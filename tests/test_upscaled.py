@@ -83,6 +83,8 @@ def test_the_score_command_finds_it_whichever_process_scores(tmp_path, monkeypat
     art = draw_art(2)
     Image.fromarray(upscaled(compress(art, "JPEG", 60), "lanczos")).save(tmp_path / "jpeg-x2.png")
     Image.fromarray(upscaled(art, "lanczos")).save(tmp_path / "clean-x2.png")
+    odd = upscaled(compress(draw_art(1), "JPEG", 60), "bicubic")[1:, 1:]  # judged on the halving's alternative
+    Image.fromarray(np.ascontiguousarray(odd)).save(tmp_path / "jpeg-x2-odd.png")
     done = run_cli(str(tmp_path), "--jsonl", "--workers", workers, "--device", "cpu")
     records = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, done.stdout.splitlines())}
     for name, record in records.items():
@@ -91,7 +93,8 @@ def test_the_score_command_finds_it_whichever_process_scores(tmp_path, monkeypat
             {k: expected[k] for k in ("label", "evidence", "grid_agreement")}
         assert record["scores"] == pytest.approx(expected["scores"], abs=1e-6)  # records keep 6 decimals
         assert (record["quality"] is None) == (expected["quality"] is None)
-    assert records["jpeg-x2.png"]["evidence"] == "halved" and records["jpeg-x2.png"]["label"] != "clean"
+    assert all(records[name]["evidence"] == "halved" and records[name]["label"] != "clean"
+               for name in ("jpeg-x2.png", "jpeg-x2-odd.png"))
     assert records["clean-x2.png"]["label"] == "clean"
     if workers == "0":  # the readable line says where the damage was seen
         lines = run_cli(str(tmp_path / "jpeg-x2.png"), "--device", "cpu").stdout.splitlines()
@@ -111,8 +114,9 @@ def test_a_scorer_whose_grid_gate_is_taken_away_judges_nothing_halved():
     assert (result.label, result.scores, result.evidence) == (expected.label, expected.scores, None)
 
 
+@pytest.mark.parametrize("offset", [(0, 0), (1, 0), (1, 1)])
 @pytest.mark.parametrize("size", [(513, 257), (256, 256), (300, 1001)])
-def test_halved_tiles_are_the_whole_image_reduced_at_odd_borders_and_under_alpha(size):
+def test_halved_tiles_are_the_whole_image_reduced_at_odd_borders_and_under_alpha(size, offset):
     """HalvedImage reads crops of the source: its tiles must be those of the whole (flattened) image reduced 2x2,
     the last row and column of an odd side included, whether Pillow or an array holds the pixels."""
     from ccscore.images import DecodedImage
@@ -121,13 +125,25 @@ def test_halved_tiles_are_the_whole_image_reduced_at_odd_borders_and_under_alpha
     rgba = np.asarray(draw_art(4).convert("RGBA").resize(size, Image.BICUBIC)).copy()
     rgba[: height // 3, :, 3] = 0  # transparent: flattened on white before halving
     for decoded in (DecodedImage.from_pil(Image.fromarray(rgba, "RGBA")), DecodedImage.from_array(rgba)):
-        halved = decoded.halved()
-        whole = np.asarray(Image.fromarray(decoded.rgb()).reduce(2))
-        assert halved.size == (whole.shape[1], whole.shape[0]) == ((width + 1) // 2, (height + 1) // 2)
+        x, y = offset
+        halved = decoded.halved(offset)  # the first column (row) left out where the offset is 1
+        whole = np.asarray(Image.fromarray(np.ascontiguousarray(decoded.rgb()[y:, x:])).reduce(2))
+        assert halved.size == (whole.shape[1], whole.shape[0]) == ((width - x + 1) // 2, (height - y + 1) // 2)
         assert np.array_equal(halved.crop(0, 0, *halved.size), whole)
         tiles = content_tiles(halved, 128)
         assert len(tiles.boxes) and all(np.array_equal(tile, whole[t:b, l:r])
                                         for tile, (l, t, r, b) in zip(tiles.pixels, tiles.boxes))
+
+
+@pytest.mark.parametrize("size, found", [((250, 240), False), ((180, 400), True)])
+def test_a_halved_image_of_one_tile_each_way_is_what_stays_clean(scorers, size, found):
+    """As the README says: an upscale under 512 px each way (500x480 here) holds one halved tile and is not found
+    halved, while one with a short side of 360 px but 800 px long holds several and is."""
+    scorer, _ = scorers
+    damaged = np.asarray(compress(draw_art(1, size), "JPEG", 60).resize((2 * size[0], 2 * size[1]), Image.BICUBIC))
+    tiles, _ = scorer.tile(damaged)
+    assert (len(tiles.halved.boxes) > 1) == found
+    assert (scorer.score(damaged).evidence.word == "halved") == found
 
 
 def test_one_halved_tile_is_too_few_votes_for_a_verdict(scorers, monkeypatch):
