@@ -295,13 +295,16 @@ def upscale_cliff(pixels: np.ndarray, stop_below: float = 0.0) -> float:
     """The weakest spectral cliff at a quarter cycle per pixel over `pixels` [N, T, T, 3] and both axes: mean
     Hann-windowed row (column) power of luma in UPSCALE_BELOW over that in UPSCALE_ABOVE. 0 for no tile. The
     first cliff under `stop_below` is returned as soon as found (most images fail on their first tile)."""
-    weakest = float("inf") if len(pixels) else 0.0
+    if not len(pixels):
+        return 0.0
+    size = pixels.shape[2]  # tiles are square
+    window = np.hanning(size).astype(np.float32)
+    freqs = np.fft.rfftfreq(size)
+    below = (freqs >= UPSCALE_BELOW[0]) & (freqs <= UPSCALE_BELOW[1])
+    above = (freqs >= UPSCALE_ABOVE[0]) & (freqs <= UPSCALE_ABOVE[1])
+    weakest = float("inf")
     for tile in pixels:
         y = luma(tile)
-        window = np.hanning(y.shape[1]).astype(np.float32)
-        freqs = np.fft.rfftfreq(y.shape[1])
-        below = (freqs >= UPSCALE_BELOW[0]) & (freqs <= UPSCALE_BELOW[1])
-        above = (freqs >= UPSCALE_ABOVE[0]) & (freqs <= UPSCALE_ABOVE[1])
         for rows in (y, y.T):  # horizontal frequencies along rows, then vertical ones along columns
             power = (np.abs(np.fft.rfft((rows - rows.mean(axis=1, keepdims=True)) * window, axis=1)) ** 2).mean(axis=0)
             weakest = min(weakest, float(power[below].mean() / (power[above].mean() + 1e-6)))
