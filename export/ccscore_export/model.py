@@ -68,8 +68,8 @@ class PhaseStatistics(nn.Module):
 
     The near-zero share at threshold t is the mean of relu(1 - |c| / t), computed as 1 - mean(min(|c|, t)) / t:
     the same number with one Abs for all thresholds and one Min per threshold, which onnxruntime's CPU kernels
-    run much faster than 5-D broadcasts. The per-phase mean is two plain sums over reshaped axes (a 6-D
-    ReduceMean is ~4x slower).
+    run much faster than 5-D broadcasts. The per-phase mean is a plain sum over reshaped rows, then a matrix
+    product over columns (a 6-D ReduceMean is ~4x slower).
     """
 
     def __init__(self, block: int, thresholds: tuple[float, ...], phase_sharpness: float,
@@ -110,8 +110,10 @@ class PhaseStatistics(nn.Module):
         # Keep a whole number of grid periods so every phase has the same count of samples; crop the
         # one-channel input rather than the many-channel output (a copy of the whole tensor).
         # An even number of blocks per axis, so the quadrants are equal halves: plain reshapes and sums.
-        h = ((y.shape[-2] - n + 1) // (2 * n)) * 2 * n
-        w = ((y.shape[-1] - n + 1) // (2 * n)) * 2 * n
+        # Sizes are Python ints and reshapes keep the batch as -1: the exported graph then has fixed shapes
+        # after the batch, without the ~170 small shape-computing nodes a traced y.shape leaves in it.
+        h = ((int(y.shape[-2]) - n + 1) // (2 * n)) * 2 * n
+        w = ((int(y.shape[-1]) - n + 1) // (2 * n)) * 2 * n
         y = y[:, :, : h + n - 1, : w + n - 1]
         k = len(self.frequencies)
         coeffs = F.conv2d(F.conv2d(y, self.row_kernel), self.col_kernel, groups=k)  # [B, k*k, h, w]
@@ -119,29 +121,39 @@ class PhaseStatistics(nn.Module):
         # DC (channel 0) says nothing about quantisation. It is dropped from the small per-phase sums, not from
         # this tensor: slicing it off here copies the whole tensor, ~20% of the encoder's time on CPU.
         first = 1 if self.has_dc else 0
-        b, c = magnitude.shape[0], magnitude.shape[1] - first
+        channels = k * k
+        c = channels - first
         rows, cols = h // n, w // n  # whole blocks per axis, both even
         samples = float(rows * cols)
+        # Column x -> (left/right half, phase x mod n), one-hot: the per-quadrant sums over columns as one matrix
+        # product on a small tensor (a 6-D ReduceSum and a Transpose of it cost onnxruntime ~4x more).
+        x = torch.arange(w, device=y.device)
+        columns = torch.zeros(w, 2 * n, device=y.device)
+        columns[x, (x // (w // 2)) * n + x % n] = 1.0
         # Quadrants split the block rows and columns in two (top/bottom, left/right), so one tile still gives
         # several independent grid votes; the whole tile's sums are the quadrants' sums.
         shares, quadrant_shares = [], []
         for t in self.thresholds:
             clipped = torch.clamp(magnitude, max=t)
-            per_half = clipped.reshape(b, c + first, 2, rows // 2, n * w).sum(dim=3)  # [B, C, 2, n * w]
-            per_quadrant = per_half.reshape(b, c + first, 2, n, 2, cols // 2, n).sum(dim=5)  # [B, C, 2, n, 2, n]
-            per_quadrant = per_quadrant.permute(0, 1, 2, 4, 3, 5).reshape(b, c + first, 4, n * n)[:, first:]
-            shares.append(1.0 - per_quadrant.sum(dim=2) / (samples * t))
-            quadrant_shares.append(1.0 - per_quadrant.mean(dim=1) / (samples / 4 * t))  # [B, 4, n * n]
-        per_phase = torch.stack(shares, dim=2).reshape(b, c * len(self.thresholds), n * n)  # (coefficient, t)
+            per_half = clipped.reshape(-1, channels, 2, rows // 2, n * w).sum(dim=3)  # [B, C, 2, n * w]
+            # [B, C, (top/bottom, row phase), (left/right, column phase)] -> [B, c, 2, n, 2, n], DC left out
+            per_quadrant = torch.matmul(per_half.reshape(-1, channels, 2 * n, w), columns)[:, first:]
+            per_quadrant = per_quadrant.reshape(-1, c, 2, n, 2, n)
+            shares.append(1.0 - per_quadrant.sum(dim=(2, 4)).reshape(-1, c, n * n) / (samples * t))
+            quadrant_mean = per_quadrant.mean(dim=1).permute(0, 1, 3, 2, 4).reshape(-1, 4, n * n)  # quadrant, phase
+            quadrant_shares.append(1.0 - quadrant_mean / (samples / 4 * t))  # [B, 4, n * n]
+        per_phase = torch.stack(shares, dim=2).reshape(-1, c * len(self.thresholds), n * n)  # (coefficient, t)
         phase_score = per_phase.mean(dim=1)  # [B, phases]
-        quadrant_phase_score = torch.stack(quadrant_shares, dim=1).mean(dim=1).reshape(b, 4 * n * n)
+        quadrant_phase_score = torch.stack(quadrant_shares, dim=1).mean(dim=1).reshape(-1, 4 * n * n)
         weights = torch.softmax(phase_score * self.phase_sharpness, dim=1)
         best = (per_phase * weights[:, None, :]).sum(dim=2)
         mean = per_phase.mean(dim=2)
         contrast = (phase_score * weights).sum(dim=1, keepdim=True) - phase_score.mean(dim=1, keepdim=True)
-        # Texture energy from one phase only: it needs no phase detail, and 1/n^2 of the samples suffice.
-        # (In units of the first threshold, as the shipped heads were trained.)
-        energy = magnitude[:, :, ::n, ::n][:, first:].mean(dim=(2, 3)) / self.thresholds[0]
+        # Texture energy from one phase only: it needs no phase detail, and 1/n^2 of the samples suffice. Those
+        # blocks are transformed again by strided convolutions (tiny) rather than sliced out of `magnitude`
+        # (two strided copies of the large tensor). (In units of the first threshold, as the heads were trained.)
+        origin_blocks = F.conv2d(F.conv2d(y, self.row_kernel, stride=(1, n)), self.col_kernel, groups=k, stride=(n, 1))
+        energy = origin_blocks[:, first:].abs().mean(dim=(2, 3)) / self.thresholds[0]
         return torch.cat([best, mean, torch.log1p(energy), contrast], dim=1), quadrant_phase_score
 
 
