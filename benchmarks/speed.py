@@ -218,7 +218,7 @@ def section_stages(model: str, paths) -> dict:
 
     s = Scorer(model, device="cpu", intra_op_threads=1)
     t = collections.Counter()
-    tiles = scored = 0
+    tiles = halved_tiles = scored = 0
     for p in paths:
         t0 = time.perf_counter()
         with Image.open(p) as im:
@@ -228,21 +228,23 @@ def section_stages(model: str, paths) -> dict:
         t2 = time.perf_counter()
         decoded = DecodedImage.from_pil(im)
         t3 = time.perf_counter()
-        tl = make_tiles(decoded, s.info.tiling, s.info.tile_size, s.tiling_params)
+        tl = make_tiles(decoded, s.info.tiling, s.info.tile_size, s.tiling_params, s.halve_upscaled)
         t4 = time.perf_counter()
         (result,) = s.score_together([(str(p), tl, decoded.size)])
         t5 = time.perf_counter()
         t["decode (Pillow load)"] += t1 - t0
         t["open_image (decode + EXIF)"] += t2 - t1
         t["mode conversion (rare modes only)"] += t3 - t2
-        t["tiling (incl. alpha flattening)"] += t4 - t3
-        t["model (1 thread, early stop)"] += t5 - t4
+        t["tiling (incl. alpha flattening, halving)"] += t4 - t3
+        t["scoring (1 thread, early stop, halved)"] += t5 - t4
         tiles += len(tl.boxes)
+        for halved in (tl.halved, tl.halved and tl.halved.alternative):  # cut where the image looks upscaled x2
+            halved_tiles += len(halved.boxes) if halved is not None else 0
         scored += len(result.tiles)
     n = len(paths)
     out = {k: 1000 * v / n for k, v in t.items()}
-    print(f"\n== stages: ms per image, one process ({n} images, {tiles / n:.1f} tiles cut and "
-          f"{scored / n:.1f} scored per image)")
+    print(f"\n== stages: ms per image, one process ({n} images, {tiles / n:.1f} tiles cut, {halved_tiles / n:.1f} "
+          f"more halved, {scored / n:.1f} in the result per image)")
     for k, v in out.items():
         print(f"  {k:<38} {v:7.1f}")
     return out
