@@ -85,6 +85,8 @@ def test_the_score_command_finds_it_whichever_process_scores(tmp_path, monkeypat
     Image.fromarray(upscaled(art, "lanczos")).save(tmp_path / "clean-x2.png")
     odd = upscaled(compress(draw_art(1), "JPEG", 60), "bicubic")[1:, 1:]  # judged on the halving's alternative
     Image.fromarray(np.ascontiguousarray(odd)).save(tmp_path / "jpeg-x2-odd.png")
+    x4 = compress(draw_art(3, (320, 256)), "JPEG", 60)  # halved twice: the nested halved tiles travel too
+    Image.fromarray(np.asarray(x4.resize((1280, 1024), Image.LANCZOS))[1:, 2:]).save(tmp_path / "jpeg-x4.png")
     done = run_cli(str(tmp_path), "--jsonl", "--workers", workers, "--device", "cpu")
     records = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, done.stdout.splitlines())}
     for name, record in records.items():
@@ -94,11 +96,11 @@ def test_the_score_command_finds_it_whichever_process_scores(tmp_path, monkeypat
         assert record["scores"] == pytest.approx(expected["scores"], abs=1e-6)  # records keep 6 decimals
         assert (record["quality"] is None) == (expected["quality"] is None)
     assert all(records[name]["evidence"] == "halved" and records[name]["label"] != "clean"
-               for name in ("jpeg-x2.png", "jpeg-x2-odd.png"))
+               for name in ("jpeg-x2.png", "jpeg-x2-odd.png", "jpeg-x4.png"))
     assert records["clean-x2.png"]["label"] == "clean"
     if workers == "0":  # the readable line says where the damage was seen
         lines = run_cli(str(tmp_path / "jpeg-x2.png"), "--device", "cpu").stdout.splitlines()
-        assert len(lines) == 1 and "seen halved (upscaled x2 after compression)" in lines[0]
+        assert len(lines) == 1 and "seen halved (upscaled after compression)" in lines[0]
 
 
 def test_a_scorer_whose_grid_gate_is_taken_away_judges_nothing_halved():
@@ -178,3 +180,69 @@ def test_an_x2_upscale_cropped_at_an_odd_offset_is_halved_from_its_pairs(scorers
     assert all(left % 2 == x and top % 2 == y for left, top, _, _ in (tile.box for tile in result.tiles))
     uncropped = upscaled(compress(draw_art(1), "JPEG", 60), "bicubic")
     assert halved_tiles(uncropped, content_tiles(uncropped, 128), 128).alternative is None  # pairs at the origin
+
+
+def upscaled_x4(im: Image.Image, kernel: str) -> np.ndarray:
+    return np.asarray(im.resize((4 * im.width, 4 * im.height), KERNELS[kernel]).convert("RGB"))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("kernel", ["bicubic", "lanczos"])
+def test_jpeg_upscaled_x4_is_found_halved_twice_and_its_clean_source_upscaled_is_not(scorers, seed, kernel):
+    scorer, without = scorers
+    art = draw_art(seed, (320, 256))
+    damaged = upscaled_x4(compress(art, "JPEG", 60), kernel)  # 1280 x 1024: halved twice, 320 x 256 (4 tiles)
+    assert without.score(damaged).label == "clean"
+    result = scorer.score(damaged)
+    assert result.flagged and result.evidence.word == "halved"
+    assert result.details()["halved"] == {"times": 2, "from": [0, 0]}
+    assert all(r - l == 512 and b - t == 512 for l, t, r, b in (tile.box for tile in result.tiles))
+    clean = scorer.score(upscaled_x4(art, kernel))
+    assert clean.label == "clean" and clean.details()["halved"] is None
+
+
+def test_an_x4_upscale_shows_its_cliff_an_octave_lower_and_the_x2_cliff_once_halved():
+    art = draw_art(1, (320, 256))
+    x4 = upscaled_x4(art, "bicubic")
+    tiles = content_tiles(x4, 128)
+    assert upscale_cliff(tiles.pixels[:2], factor=4) >= UPSCALE_MIN_CLIFF
+    own = draw_art(1, (640, 512))  # the same kind of art at that size, not upscaled
+    assert upscale_cliff(content_tiles(np.asarray(own), 128).pixels[:2], factor=4) < UPSCALE_MIN_CLIFF
+    halved = halved_tiles(x4, tiles, 128)
+    assert halved.scale == 2 and upscale_cliff(halved.pixels[:2]) >= UPSCALE_MIN_CLIFF
+    assert halved.halved is not None and halved.halved.scale == 4
+    assert halved.halved.halved is None  # MAX_HALVINGS: never a third time
+
+
+def test_halvings_are_judged_once_then_twice_each_from_the_origin_before_the_pairs():
+    from ccscore.tiling import Tiles, halvings
+
+    def tiles(name):
+        t = Tiles(np.zeros((0, 128, 128, 3), np.uint8), [])
+        t.name = name
+        return t
+
+    native, once, once_alt, twice, twice_alt, alt_twice = (tiles(n) for n in ("native", "h", "ha", "hh", "hha", "hah"))
+    native.halved, once.alternative, once.halved, twice.alternative, once_alt.halved = once, once_alt, twice, twice_alt, alt_twice
+    assert [[t.name for t in level] for level in halvings(native)] == [["h", "ha"], ["hh", "hha", "hah"]]
+    assert halvings(twice) == []
+
+
+@pytest.mark.parametrize("crop", [(1, 1), (2, 0), (3, 2)])
+def test_an_x4_upscale_cropped_anywhere_is_halved_from_where_its_quads_start(scorers, crop):
+    """Cropped by (x, y), an x4 upscale's 4x4 pixel quads start at (-x, -y) mod 4: read as the pairs of the image
+    (upscale_pairing), then those of the image halved from there, one of the halvings twice starts there. (The
+    halving from the origin, judged first, may find the damage already: its blocks straddle the quads, which
+    smears the grid less than at x2.)"""
+    from ccscore.tiling import halvings
+
+    scorer, _ = scorers
+    x, y = crop
+    damaged = np.ascontiguousarray(upscaled_x4(compress(draw_art(1, (320, 256)), "JPEG", 60), "bicubic")[y:, x:])
+    tiles = content_tiles(damaged, 128)
+    tiles.halved = halved_tiles(damaged, tiles, 128)
+    once, twice = halvings(tiles)
+    assert [t.scale for t in once] == [2] * len(once) and [t.scale for t in twice] == [4] * len(twice)
+    assert (-x % 4, -y % 4) in [t.origin for t in twice]
+    result = scorer.score(damaged)
+    assert result.flagged and result.evidence.word == "halved" and result.details()["halved"]["times"] == 2

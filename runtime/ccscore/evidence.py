@@ -56,15 +56,19 @@ MIN_VOTES = 3
 class ImageEvidence:
     detailed_tiles: int  # scored tiles with any detail a codec must quantise
     grids: dict[int, GridVote]  # by period
-    halved: bool = False  # measured on the image halved, where damage upscaled x2 since shows (Scorer.halve_upscaled)
+    # Times the image was halved before damage showed (Scorer.halve_upscaled): 1 where it was upscaled x2 after
+    # compression, 2 where x4; the grids are then the halved image's. `halved_from`: the image pixel (x, y) where
+    # the halving's blocks start.
+    halvings: int = 0
+    halved_from: tuple[int, int] = (0, 0)
 
     @property
     def word(self) -> str:
         """'none': nothing a codec could have marked (flat, blank, too small); 'weak': detail, but too few
         quadrants of the image's own pixels to check one grid on (small images, one textured patch);
-        'grid': enough quadrants to measure their agreement; 'halved': damage found only on the image halved (an
-        upscale x2 after compression), the grids being the halved image's."""
-        if self.halved:
+        'grid': enough quadrants to measure their agreement; 'halved': damage found only on the image halved, once
+        or twice (an upscale x2 or x4 after compression), the grids being the halved image's."""
+        if self.halvings:
             return "halved"
         if self.detailed_tiles == 0:
             return "none"

@@ -63,7 +63,8 @@ class ScoreResult:
     def details(self) -> dict:
         """The --details view: the luma table read from the pixels (8x8, null where unknown), its kind ("ijg"
         with the match error of the steps found one by one, or "custom" with the nearest IJG quality), the
-        lattice evidence, the 8x8 and 4x4 grid offsets (x, y), the chroma subsampling guess, a WebP's quantiser
+        lattice evidence, the 8x8 and 4x4 grid offsets (x, y), how the image was halved (evidence "halved"), the
+        chroma subsampling guess, a WebP's quantiser
         steps (ccscore.webp_quality), and the codec whose decoder made the colours (null where not asked or not
         found)."""
         table = self.table
@@ -79,6 +80,10 @@ class ScoreResult:
         if self.evidence is not None:
             d["grid_offset"] = {f"{n}x{n}": (None if v.offset is None else [v.offset[1], v.offset[0]])
                                 for n, v in sorted(self.evidence.grids.items(), reverse=True)}
+            # evidence "halved": how many times (1: upscaled x2 after compression, 2: x4) and from which image
+            # pixel (x, y) the 2x2 blocks were taken; null otherwise
+            halvings = self.evidence.halvings
+            d["halved"] = {"times": halvings, "from": list(self.evidence.halved_from)} if halvings else None
         d["subsampling"] = table.subsampling if table is not None else None
         webp = self.webp
         # a WebP's quantisers shown (strongest first) with the macroblocks read at each, and the strongest's contrast

@@ -19,7 +19,7 @@ from .pipeline import DEFAULT_FILE_TIMEOUT
 from .quantisation import TableEstimate, estimate_luma_table
 from .providers import CPU, Device, Session, create_session, import_onnxruntime, session_threads
 from .results import ScoreFailure, ScoreResult, TileScore
-from .tiling import Box, Tiles, make_tiles
+from .tiling import Box, Tiles, halvings, make_tiles
 from .webp_quality import MACROBLOCK, WebPQualityEstimate, estimate_webp_quality
 
 if TYPE_CHECKING:
@@ -650,39 +650,41 @@ class Scorer:
 
     def _judge_halved(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
                       results: list[ScoreResult | ScoreFailure]) -> None:
-        """Images judged clean that carry halved tiles (`Tiles.halved`) are judged again on those, in one shared
-        run, and those still clean on their `alternative` (halved where the pairs likely start), in another; where
-        that finds damage, it replaces the result (`_as_halved`: evidence "halved", tile boxes in image pixels).
+        """Images judged clean that carry halved tiles (`Tiles.halved`) are judged again on those, in shared runs:
+        halved from the origin, then where the pairs likely start (`Tiles.alternative`), then each of those halved
+        again (upscaled x4; `tiling.halvings` gives the order), until damage is found; that replaces the result
+        (`_as_halved`: evidence "halved", tile boxes in image pixels).
         On the halved tiles only the model and its gate judge: the table, decoder and WebP-step reads assume the
         codec's own pixels, and the quality is the head's, approximate. The halved image's quadrants must agree on a
         grid (HALVED_MIN_AGREEMENT, HALVED_MIN_VOTES); where its 8x8 grid agrees (HALVED_JPEG_AGREEMENT), the damage
         is JPEG's.
         Judged only where clean at this threshold: these records, unlike others, do not relabel at another threshold
         as a run there would."""
-        candidates = {k: items[k][1].halved for k, result in enumerate(results)
-                      if isinstance(result, ScoreResult) and not result.flagged and items[k][1].halved is not None}
-        while candidates:  # the image halved from its origin, then where the pairs likely start (Tiles.alternative)
-            again = [k for k, halved in candidates.items() if len(halved.boxes)]
-            judged = self._score_together([(items[k][0], candidates[k], items[k][2]) for k in again], checks=False)
-            for k, result in zip(again, judged):
+        queues = {k: [t for level in halvings(items[k][1]) for t in level if len(t.boxes)]
+                  for k, result in enumerate(results) if isinstance(result, ScoreResult) and not result.flagged}
+        queues = {k: queue for k, queue in queues.items() if queue}
+        while queues:  # one candidate of every image still clean per shared run
+            candidates = {k: queue.pop(0) for k, queue in queues.items()}
+            judged = self._score_together([(items[k][0], halved, items[k][2]) for k, halved in candidates.items()],
+                                          checks=False)
+            for (k, halved), result in zip(candidates.items(), judged):
                 if isinstance(result, ScoreResult) and result.flagged and any(
                         v.voting >= HALVED_MIN_VOTES and v.agreement >= HALVED_MIN_AGREEMENT
                         for v in result.evidence.grids.values()):
-                    results[k] = self._as_halved(result, items[k][2], candidates[k].origin)
-            candidates = {k: halved.alternative for k, halved in candidates.items()
-                          if halved.alternative is not None and not results[k].flagged}
+                    results[k] = self._as_halved(result, items[k][2], halved)
+            queues = {k: queue for k, queue in queues.items() if queue and not results[k].flagged}
 
-    def _as_halved(self, result: ScoreResult, size: tuple[int, int], origin: tuple[int, int]) -> ScoreResult:
-        """A verdict found on halved tiles as the image's: JPEG's where the 8x8 grid agrees, tile boxes back in
-        image pixels (`origin`: where the halving's blocks start), evidence "halved"."""
+    def _as_halved(self, result: ScoreResult, size: tuple[int, int], halved: Tiles) -> ScoreResult:
+        """A verdict found on `halved` tiles as the image's: JPEG's where the 8x8 grid agrees, tile boxes back in
+        image pixels (the tiles' `scale` and `origin`: where the halving's blocks start), evidence "halved"."""
         vote = result.evidence.grids.get(JPEG_GRID) if JPEG in self.labels else None
         if vote is not None and vote.checkable and vote.agreement >= HALVED_JPEG_AGREEMENT:
             result.scores = proven(result.scores, JPEG)
             result.label = decide(result.scores, self.threshold)
-        (width, height), (x, y) = size, origin
-        result.tiles = [TileScore((2 * l + x, 2 * t + y, min(width, 2 * r + x), min(height, 2 * b + y)), tile.scores,
-                                  tile.quality) for tile in result.tiles for l, t, r, b in [tile.box]]
-        result.evidence = replace(result.evidence, halved=True)
+        (width, height), (x, y), scale = size, halved.origin, halved.scale
+        result.tiles = [TileScore((scale * l + x, scale * t + y, min(width, scale * r + x), min(height, scale * b + y)),
+                                  tile.scores, tile.quality) for tile in result.tiles for l, t, r, b in [tile.box]]
+        result.evidence = replace(result.evidence, halvings=scale.bit_length() - 1, halved_from=halved.origin)
         return result
 
     def _score_together(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]], checks: bool = True
