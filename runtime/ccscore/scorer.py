@@ -335,8 +335,9 @@ class Scorer:
     device: "auto" (CUDA when onnxruntime-gpu has it, else CPU), "cpu", "cuda", or a list of providers.
     aggregate / threshold / max_tiles: override the model's defaults from its metadata.
     all_tiles: score every chosen tile, never stopping early (see `EarlyStop`; the model's metadata sets it).
-    halve_upscaled: an image judged clean whose first tiles look upscaled x2 (`tiling.halved_tiles`) is judged
-        again halved, where an upscale after compression leaves the codec's grid at its period (evidence "halved").
+    halve_upscaled: an image judged clean whose first tiles look upscaled x2 or x4 (`tiling.halved_tiles`) is
+        judged again halved (twice for x4), where an upscale after compression leaves the codec's grid at its
+        period (evidence "halved").
         Needs a grid gate (also where one is set on the built Scorer) and the model's content tiling; off otherwise.
     file_timeout: seconds one file may take to decode, tile and (on CPU) score in `pipeline.run_pipeline`'s
         worker processes before it is killed and recorded as too slow (None: no limit). Decoding in this process
