@@ -246,3 +246,27 @@ def test_an_x4_upscale_cropped_anywhere_is_halved_from_where_its_quads_start(sco
     assert (-x % 4, -y % 4) in [t.origin for t in twice]
     result = scorer.score(damaged)
     assert result.flagged and result.evidence.word == "halved" and result.details()["halved"]["times"] == 2
+
+
+def test_an_image_with_an_x4_cliff_alone_is_halved_once_only_to_be_halved_again(scorers, monkeypatch):
+    """Halved once, an x4 upscale is an x2 one whose grid still hides: that halving is a stepping stone, never
+    judged (judging it flagged a clean supertux backdrop of the report set), while the next one is."""
+    import ccscore.tiling as tiling
+
+    real, asked = tiling.upscale_cliff, []
+
+    def x4_cliff_alone(pixels, stop_below=0.0, factor=2):  # the image's own tiles show only an x4 cliff
+        asked.append(factor)
+        return 5.0 if factor == 4 or len(asked) > 2 else 1.0
+
+    scorer, _ = scorers
+    damaged = upscaled(compress(draw_art(1, (640, 512)), "JPEG", 60), "bicubic")  # x2: its damage shows halved once
+    monkeypatch.setattr(tiling, "upscale_cliff", x4_cliff_alone)
+    tiles, _ = scorer.tile(damaged)
+    assert asked[:2] == [2, 4] and tiles.halved.stepping_stone and not tiles.halved.halved.stepping_stone
+    asked.clear()
+    result = scorer.score(damaged)
+    assert asked[:2] == [2, 4]
+    assert result.evidence.word != "halved" or result.details()["halved"]["times"] == 2
+    monkeypatch.setattr(tiling, "upscale_cliff", real)
+    assert scorer.score(damaged).details()["halved"] == {"times": 1, "from": [0, 0]}

@@ -661,7 +661,7 @@ class Scorer:
         is JPEG's.
         Judged only where clean at this threshold: these records, unlike others, do not relabel at another threshold
         as a run there would."""
-        queues = {k: [t for level in halvings(items[k][1]) for t in level if len(t.boxes)]
+        queues = {k: [t for level in halvings(items[k][1]) for t in level if len(t.boxes) and not t.stepping_stone]
                   for k, result in enumerate(results) if isinstance(result, ScoreResult) and not result.flagged}
         queues = {k: queue for k, queue in queues.items() if queue}
         while queues:  # one candidate of every image still clean per shared run

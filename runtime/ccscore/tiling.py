@@ -30,6 +30,9 @@ class Tiles:
     origin: tuple[int, int] = (0, 0)
     scale: int = 1
     alternative: Optional["Tiles"] = None
+    # Halved only to be halved again, not judged: the image showed an x4 upscale's cliff alone, and halved once an x4
+    # upscale is an x2 one, whose grid is still hidden (judging it found nothing there, and flagged clean art).
+    stepping_stone: bool = False
 
     def own(self) -> list[np.ndarray]:
         """Each tile's own pixels: a small image's tiles are edge-padded, and the padding is not the image's."""
@@ -360,14 +363,17 @@ def halved_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: int,
     # The image's own tiles are also asked for an x4 upscale's cliff, an octave lower: there the x2 bands hold
     # little of either side (eval-wild-cal sources as JPEG then x4: 4 of 30 show no x2 cliff, every one an x4 cliff).
     # Halved once, an x4 upscale is an x2 one.
-    if (upscale_cliff(probe, stop_below=UPSCALE_MIN_CLIFF) < UPSCALE_MIN_CLIFF
-            and (tiles.scale > 1 or upscale_cliff(probe, UPSCALE_MIN_CLIFF, factor=4) < UPSCALE_MIN_CLIFF)):
-        return None
+    stepping_stone = False
+    if upscale_cliff(probe, stop_below=UPSCALE_MIN_CLIFF) < UPSCALE_MIN_CLIFF:
+        if tiles.scale > 1 or upscale_cliff(probe, UPSCALE_MIN_CLIFF, factor=4) < UPSCALE_MIN_CLIFF:
+            return None
+        stepping_stone = True
     pairing = upscale_pairing(tiles)
     halved = None
     for start in ((0, 0), pairing) if pairing != (0, 0) else ((0, 0),):
         source = image.halved(start)
         found = content_tiles(source, tile_size, **(params or {}))
+        found.stepping_stone = stepping_stone
         found.scale = 2 * tiles.scale
         found.origin = (tiles.origin[0] + tiles.scale * start[0], tiles.origin[1] + tiles.scale * start[1])
         found.halved = halved_tiles(source, found, tile_size, params)
@@ -379,8 +385,9 @@ def halved_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: int,
 
 
 def halvings(tiles: Tiles) -> list[list[Tiles]]:
-    """The halved tiles to judge, per halving: [[halved from the origin, its alternative], [each of those halved
-    again, then its alternative], ...], in that order; empty where the image did not look upscaled."""
+    """The halved tiles, per halving: [[halved from the origin, its alternative], [each of those halved again, then
+    its alternative], ...], in that order (those to judge: not `stepping_stone`); empty where the image did not
+    look upscaled."""
     levels: list[list[Tiles]] = []
     current = [tiles]
     while True:
