@@ -253,20 +253,20 @@ def test_an_image_with_an_x4_cliff_alone_is_halved_once_only_to_be_halved_again(
     judged (judging it flagged a clean supertux backdrop of the report set), while the next one is."""
     import ccscore.tiling as tiling
 
-    real, asked = tiling.upscale_cliff, []
+    real, asked = tiling.upscale_cliffs, []
 
-    def x4_cliff_alone(pixels, stop_below=0.0, factor=2):  # the image's own tiles show only an x4 cliff
-        asked.append(factor)
-        return 5.0 if factor == 4 or len(asked) > 2 else 1.0
+    def x4_cliff_alone(pixels, factors=(2,), stop_below=0.0):  # the image's own tiles show only an x4 cliff
+        asked.append(factors)
+        return tuple(5.0 if factor == 4 or len(asked) > 1 else 1.0 for factor in factors)
 
     scorer, _ = scorers
     damaged = upscaled(compress(draw_art(1, (640, 512)), "JPEG", 60), "bicubic")  # x2: its damage shows halved once
-    monkeypatch.setattr(tiling, "upscale_cliff", x4_cliff_alone)
+    monkeypatch.setattr(tiling, "upscale_cliffs", x4_cliff_alone)
     tiles, _ = scorer.tile(damaged)
-    assert asked[:2] == [2, 4] and tiles.halved.stepping_stone and not tiles.halved.halved.stepping_stone
+    assert asked[0] == (2, 4) and tiles.halved.stepping_stone and not tiles.halved.halved.stepping_stone
     asked.clear()
     result = scorer.score(damaged)
-    assert asked[:2] == [2, 4]
+    assert asked[0] == (2, 4)
     assert result.evidence.word != "halved" or result.details()["halved"]["times"] == 2
-    monkeypatch.setattr(tiling, "upscale_cliff", real)
+    monkeypatch.setattr(tiling, "upscale_cliffs", real)
     assert scorer.score(damaged).details()["halved"] == {"times": 1, "from": [0, 0]}

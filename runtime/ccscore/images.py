@@ -143,36 +143,42 @@ class HalvedImage(DecodedImage):
     """A `DecodedImage` halved where it is read: a crop is the source's crop at twice the coordinates, reduced
     (2x2 means; the same pixels as reducing the whole image, since blocks start at even coordinates there), and
     the sparse green plane that ranks cells is the source's at twice the step (a pixel of each 2x2 block stands in
-    for their mean: it only ranks). Tiling an image halved thus costs its tiles, not a pass over every pixel."""
+    for their mean: it only ranks). Tiling an image halved thus costs its tiles, not a pass over every pixel.
+    Halved again, it is the source reduced by 4 (4x4 means, rounded once) from the two offsets combined: one
+    reduction of each crop instead of two."""
 
-    def __init__(self, source: DecodedImage, offset: tuple[int, int] = (0, 0)):
+    def __init__(self, source: DecodedImage, offset: tuple[int, int] = (0, 0), factor: int = 2):
         self._source = source
-        self.offset = offset
+        self.offset = offset  # in the source's pixels
+        self.factor = factor
 
     @property
     def size(self) -> tuple[int, int]:
         width, height = self._source.size
-        return (width - self.offset[0] + 1) // 2, (height - self.offset[1] + 1) // 2
+        f = self.factor
+        return (width - self.offset[0] + f - 1) // f, (height - self.offset[1] + f - 1) // f
 
     def rgb(self) -> np.ndarray:
         x, y = self.offset
-        return _pil_array(Image.fromarray(np.ascontiguousarray(self._source.rgb()[y:, x:])).reduce(2))
+        return _pil_array(Image.fromarray(np.ascontiguousarray(self._source.rgb()[y:, x:])).reduce(self.factor))
 
     def crop(self, left: int, top: int, right: int, bottom: int) -> np.ndarray:
         width, height = self._source.size
-        x, y = self.offset
-        region = self._source.crop(2 * left + x, 2 * top + y, min(2 * right + x, width), min(2 * bottom + y, height))
-        return _pil_array(Image.fromarray(np.ascontiguousarray(region)).reduce(2))
+        (x, y), f = self.offset, self.factor
+        region = self._source.crop(f * left + x, f * top + y, min(f * right + x, width), min(f * bottom + y, height))
+        return _pil_array(Image.fromarray(np.ascontiguousarray(region)).reduce(f))
 
     def sparse_green(self, step: int) -> np.ndarray:
-        # Where a side of the source is odd, a cell fewer than the halved size holds can come back (the last one
-        # would take in the half pixel): tile_texture_scores measures its border cells on the samples there are.
+        # Where a side of the source is not a whole number of blocks, a cell fewer than the halved size holds can
+        # come back (the last one would take in the partial block): tile_texture_scores measures its border cells
+        # on the samples there are.
         width, height = self.size
-        green = self._source.sparse_green(2 * step)
+        green = self._source.sparse_green(self.factor * step)
         return green[: height // step, : width // step]
 
     def halved(self, offset: tuple[int, int] = (0, 0)) -> "HalvedImage":
-        return HalvedImage(self, offset)
+        (x, y), f = self.offset, self.factor
+        return HalvedImage(self._source, (x + f * offset[0], y + f * offset[1]), 2 * f)
 
 
 _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
