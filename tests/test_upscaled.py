@@ -270,3 +270,25 @@ def test_an_image_with_an_x4_cliff_alone_is_halved_once_only_to_be_halved_again(
     assert result.evidence.word != "halved" or result.details()["halved"]["times"] == 2
     monkeypatch.setattr(tiling, "upscale_cliffs", real)
     assert scorer.score(damaged).details()["halved"] == {"times": 1, "from": [0, 0]}
+
+
+@pytest.mark.parametrize("first, second", [((0, 0), (0, 0)), ((1, 0), (1, 1)), ((1, 1), (0, 1))])
+def test_an_image_halved_twice_is_the_whole_image_reduced_by_4_from_both_offsets(first, second):
+    """Halved again, a HalvedImage reads the source once per crop, reduced by 4 from the offsets combined: the same
+    blocks as halving twice (rounded once), odd borders and alpha included."""
+    from ccscore.images import DecodedImage
+
+    rgba = np.asarray(draw_art(4).convert("RGBA").resize((1031, 777), Image.BICUBIC)).copy()
+    rgba[:200, :, 3] = 60
+    x, y = first[0] + 2 * second[0], first[1] + 2 * second[1]
+    for decoded in (DecodedImage.from_pil(Image.fromarray(rgba, "RGBA")), DecodedImage.from_array(rgba)):
+        twice = decoded.halved(first).halved(second)
+        whole = np.asarray(Image.fromarray(np.ascontiguousarray(decoded.rgb()[y:, x:])).reduce(4))
+        assert twice.size == (whole.shape[1], whole.shape[0]) == ((1031 - x + 3) // 4, (777 - y + 3) // 4)
+        assert np.array_equal(twice.crop(0, 0, *twice.size), whole)
+        twice_by_halves = decoded.halved(first).rgb()[second[1]:, second[0]:]
+        assert np.abs(np.asarray(Image.fromarray(np.ascontiguousarray(twice_by_halves)).reduce(2)).astype(int)
+                      - whole).max() <= 1  # halving twice rounds twice
+        tiles = content_tiles(twice, 128)
+        assert len(tiles.boxes) and all(np.array_equal(tile, whole[t:b, l:r])
+                                        for tile, (l, t, r, b) in zip(tiles.pixels, tiles.boxes))
