@@ -292,3 +292,30 @@ def test_an_image_halved_twice_is_the_whole_image_reduced_by_4_from_both_offsets
         tiles = content_tiles(twice, 128)
         assert len(tiles.boxes) and all(np.array_equal(tile, whole[t:b, l:r])
                                         for tile, (l, t, r, b) in zip(tiles.pixels, tiles.boxes))
+
+
+@pytest.mark.parametrize("grid, found_once, found_twice", [(4, True, False), (8, True, True)])
+def test_halved_twice_only_jpeg_grid_decides(scorers, monkeypatch, grid, found_once, found_twice):
+    """A verdict on the image halved once stands on either grid; halved twice, only on JPEG's 8x8 grid: smoothly
+    upscaled pixel art shows its cells' 4 px grid there (WebP-like) as often as damage does."""
+    from ccscore.evidence import GridVote, ImageEvidence
+    from ccscore.results import ScoreResult
+    from ccscore.tiling import Tiles
+
+    scorer, _ = scorers
+    votes = {period: GridVote(period, (0, 0), 9 if period == grid else 2, 9) for period in (4, 8)}
+
+    def flagged_on(items, checks=True):  # every halved candidate judged lossy on `grid`
+        return [ScoreResult("webp" if grid == 4 else "jpeg", {"clean": 0.1, "jpeg": 0.45, "webp": 0.45, "avif": 0.0,
+                                                               "jxl": 0.0}, evidence=ImageEvidence(2, votes))
+                for _ in items]
+
+    for scale, found in ((2, found_once), (4, found_twice)):
+        halved = Tiles(np.zeros((2, 128, 128, 3), np.uint8), [(0, 0, 128, 128), (128, 0, 256, 128)], scale=scale)
+        native = Tiles(np.zeros((0, 128, 128, 3), np.uint8), [], halved=halved)
+        results = [ScoreResult("clean", {"clean": 1.0, "jpeg": 0.0, "webp": 0.0, "avif": 0.0, "jxl": 0.0},
+                               evidence=ImageEvidence(2, votes))]
+        monkeypatch.setattr(scorer, "_score_together", flagged_on)
+        scorer._judge_halved([("x.png", native, (1024, 1024))], results)
+        monkeypatch.undo()
+        assert results[0].flagged == found and (not found or results[0].evidence.halvings == scale.bit_length() - 1)

@@ -267,6 +267,10 @@ HALVED_MIN_AGREEMENT = 0.6
 # says little about one grid across the image. On eval-wild-cal every JPEG found halved had 5-8 votes; the clean
 # images flagged halved on the report set (2 of 2,160 before this rule) had one tile each.
 HALVED_MIN_VOTES = 5
+# Halved twice (upscaled x4), only JPEG's own grid decides: the 8x8 grid agreeing HALVED_JPEG_AGREEMENT. Pixel art
+# of eval-wild-cal upscaled x4 by a smoothing kernel, halved twice, shows its cells' 4 and 8 px grid: 11 of 480
+# flagged (7 WebP on a 4x4 grid agreeing 0.93-1.0) without this rule. JPEG x4 named AVIF are lost with it.
+HALVED_TWICE_ONLY_JPEG_SCALE = 4
 
 # The Scorer attributes that decide results beside the model file: set at construction, or changed since (the
 # calibration and tests set grid_gate and threshold on a built Scorer).
@@ -671,15 +675,20 @@ class Scorer:
             for (k, halved), result in zip(candidates.items(), judged):
                 if isinstance(result, ScoreResult) and result.flagged and any(
                         v.voting >= HALVED_MIN_VOTES and v.agreement >= HALVED_MIN_AGREEMENT
-                        for v in result.evidence.grids.values()):
+                        for v in result.evidence.grids.values()) and (
+                        halved.scale < HALVED_TWICE_ONLY_JPEG_SCALE or self._shows_jpeg_grid(result)):
                     results[k] = self._as_halved(result, items[k][2], halved)
             queues = {k: queue for k, queue in queues.items() if queue and not results[k].flagged}
+
+    def _shows_jpeg_grid(self, result: ScoreResult) -> bool:
+        """Whether a halved judgement's quadrants agree on JPEG's 8x8 grid (HALVED_JPEG_AGREEMENT)."""
+        vote = result.evidence.grids.get(JPEG_GRID) if JPEG in self.labels else None
+        return vote is not None and vote.checkable and vote.agreement >= HALVED_JPEG_AGREEMENT
 
     def _as_halved(self, result: ScoreResult, size: tuple[int, int], halved: Tiles) -> ScoreResult:
         """A verdict found on `halved` tiles as the image's: JPEG's where the 8x8 grid agrees, tile boxes back in
         image pixels (the tiles' `scale` and `origin`: where the halving's blocks start), evidence "halved"."""
-        vote = result.evidence.grids.get(JPEG_GRID) if JPEG in self.labels else None
-        if vote is not None and vote.checkable and vote.agreement >= HALVED_JPEG_AGREEMENT:
+        if self._shows_jpeg_grid(result):
             result.scores = proven(result.scores, JPEG)
             result.label = decide(result.scores, self.threshold)
         (width, height), (x, y), scale = size, halved.origin, halved.scale
