@@ -409,8 +409,8 @@ def halved_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: int,
 
 def halvings(tiles: Tiles) -> list[list[Tiles]]:
     """The halved tiles, per halving: [[halved from the origin, its alternative], [each of those halved again, then
-    its alternative], ...], in that order (those to judge: not `stepping_stone`); empty where the image did not
-    look upscaled."""
+    its alternative], ...], in that order (those to judge: not `stepping_stone`, which is halved from the pairs
+    alone); empty where the image did not look upscaled."""
     levels: list[list[Tiles]] = []
     current = [tiles]
     while True:
