@@ -319,3 +319,27 @@ def test_halved_twice_only_jpeg_grid_decides(scorers, monkeypatch, grid, found_o
         scorer._judge_halved([("x.png", native, (1024, 1024))], results)
         monkeypatch.undo()
         assert results[0].flagged == found and (not found or results[0].evidence.halvings == scale.bit_length() - 1)
+
+
+@pytest.mark.parametrize("size, pairs, second_cliff, kept", [
+    ((1280, 1024), (1, 1), True, [(1, 1)]),  # the origin's halving is never halved again: not cut
+    ((1280, 1024), (0, 0), False, []),  # halved once, no x2 cliff: no second halving, the step leads nowhere
+    ((700, 500), (0, 0), True, []),  # halved once, too small to be halved again (350 x 250)
+])
+def test_a_stepping_stone_is_cut_only_where_it_leads_to_a_second_halving(monkeypatch, size, pairs, second_cliff,
+                                                                         kept):
+    """A halving the image's x4 cliff alone asked for is never judged: its tiles are cut (and travel from the
+    workers) only where they are halved again."""
+    import ccscore.tiling as tiling
+
+    def x4_cliff_alone(pixels, factors=(2,), stop_below=0.0):
+        return tuple(5.0 if factor == 4 or (second_cliff and factors != (2, 4)) else 1.0 for factor in factors)
+
+    monkeypatch.setattr(tiling, "upscale_cliffs", x4_cliff_alone)
+    monkeypatch.setattr(tiling, "upscale_pairing", lambda tiles: pairs if tiles.scale == 1 else (0, 0))
+    rgb = np.asarray(draw_art(1, size))
+    tiles = content_tiles(rgb, 128)
+    tiles.halved = halved_tiles(rgb, tiles, 128)
+    levels = tiling.halvings(tiles)
+    assert [t.origin for t in (levels[0] if levels else [])] == kept
+    assert all(t.stepping_stone and t.halved is not None for t in (levels[0] if levels else []))

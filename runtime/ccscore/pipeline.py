@@ -7,7 +7,8 @@
   process's model and settings), so a core decodes and scores an image in turn instead of three processes
   (two decoders and the session) taking turns on two cores; workers send back results. On an accelerator
   the one session lives in the main process and runs whole batches: workers import only Pillow, numpy and
-  ccscore's decoding/tiling code, and send back tiles (<= max_tiles x T x T x 3 bytes per image), never
+  ccscore's decoding/tiling code, and send back tiles (<= max_tiles x T x T x 3 bytes per image; an image
+  that looks upscaled adds those of its halvings, up to 2 x max_tiles + 8 more: `tiling.halved_tiles`), never
   decoded images.
 - At most `window` files are in flight, so memory stays flat whatever the number of inputs; the
   window is larger than a batch, so workers keep decoding while the session runs.

@@ -656,13 +656,13 @@ class Scorer:
     def _judge_halved(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
                       results: list[ScoreResult | ScoreFailure]) -> None:
         """Images judged clean that carry halved tiles (`Tiles.halved`) are judged again on those, in shared runs:
-        halved from the origin, then where the pairs likely start (`Tiles.alternative`), then each of those halved
-        again (upscaled x4; `tiling.halvings` gives the order), until damage is found; that replaces the result
-        (`_as_halved`: evidence "halved", tile boxes in image pixels).
+        halved from the origin, then where the pairs likely start (`Tiles.alternative`), then the one from the pairs
+        halved again, from its origin and its pairs (upscaled x4; `tiling.halvings` gives the order), until damage
+        is found; that replaces the result (`_as_halved`: evidence "halved", tile boxes in image pixels).
         On the halved tiles only the model and its gate judge: the table, decoder and WebP-step reads assume the
         codec's own pixels, and the quality is the head's, approximate. The halved image's quadrants must agree on a
         grid (HALVED_MIN_AGREEMENT, HALVED_MIN_VOTES); where its 8x8 grid agrees (HALVED_JPEG_AGREEMENT), the damage
-        is JPEG's.
+        is JPEG's, and halved twice only that grid decides (HALVED_TWICE_ONLY_JPEG_SCALE).
         Judged only where clean at this threshold: these records, unlike others, do not relabel at another threshold
         as a run there would."""
         queues = {k: [t for level in halvings(items[k][1]) for t in level if len(t.boxes) and not t.stepping_stone]

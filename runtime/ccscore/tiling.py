@@ -366,7 +366,9 @@ def halved_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: int,
     """`content_tiles` of the image halved (2x2 means from its origin), where its first tiles show an x2 upscale's
     spectral cliff (`upscale_cliff` >= UPSCALE_MIN_CLIFF) and the halved image still holds a whole tile each way;
     else None. Where the pairs likely start elsewhere (`upscale_pairing`), the image halved from there too, as the
-    `alternative`. Each halved image is tried again the same way (its own `halved`), up to MAX_HALVINGS.
+    `alternative`. The halving from where the pairs start (the origin's where they start there) is tried again the
+    same way (its own `halved`), up to MAX_HALVINGS; one only the x4 cliff asked for (`stepping_stone`) is kept only
+    where it is halved again.
     `tiles` are `image`'s; their `scale` and `origin` place it in the first image's pixels."""
     image = as_decoded(image)
     if tiles.scale >= 2 ** MAX_HALVINGS or min(image.size) < 2 * tile_size or len(tiles.boxes) == 0:
@@ -381,8 +383,12 @@ def halved_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: int,
     stepping_stone = x2 < UPSCALE_MIN_CLIFF
     pairing = upscale_pairing(tiles)
     halved = None
-    for start in ((0, 0), pairing) if pairing != (0, 0) else ((0, 0),):
+    # A stepping stone is never judged: it is cut only from where the pairs start (the one halving halved again)
+    # and kept only where it is halved again, else its tiles would cost a cut and travel from the workers for nothing.
+    for start in (pairing,) if stepping_stone or pairing == (0, 0) else ((0, 0), pairing):
         source = image.halved(start)
+        if stepping_stone and min(source.size) < 2 * tile_size:
+            continue
         options = dict(params or {})
         if tiles.scale > 1:  # halving twice
             options["max_tiles"] = min(HALVED_TWICE_MAX_TILES, options.get("max_tiles", HALVED_TWICE_MAX_TILES))
@@ -392,6 +398,8 @@ def halved_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: int,
         found.origin = (tiles.origin[0] + tiles.scale * start[0], tiles.origin[1] + tiles.scale * start[1])
         if start == pairing:  # halved again only from where the pairs start: the other halving straddles them
             found.halved = halved_tiles(source, found, tile_size, params)
+        if stepping_stone and found.halved is None:
+            continue
         if halved is None:
             halved = found
         else:
@@ -401,8 +409,8 @@ def halved_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: int,
 
 def halvings(tiles: Tiles) -> list[list[Tiles]]:
     """The halved tiles, per halving: [[halved from the origin, its alternative], [each of those halved again, then
-    its alternative], ...], in that order (those to judge: not `stepping_stone`); empty where the image did not
-    look upscaled."""
+    its alternative], ...], in that order (those to judge: not `stepping_stone`, which is halved from the pairs
+    alone); empty where the image did not look upscaled."""
     levels: list[list[Tiles]] = []
     current = [tiles]
     while True:
