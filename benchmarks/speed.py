@@ -214,7 +214,7 @@ def section_stages(model: str, paths) -> dict:
 
     from ccscore import Scorer
     from ccscore.images import DecodedImage, open_image
-    from ccscore.tiling import make_tiles
+    from ccscore.tiling import halvings, make_tiles
 
     s = Scorer(model, device="cpu", intra_op_threads=1)
     t = collections.Counter()
@@ -238,8 +238,7 @@ def section_stages(model: str, paths) -> dict:
         t["tiling (incl. alpha flattening, halving)"] += t4 - t3
         t["scoring (1 thread, early stop, halved)"] += t5 - t4
         tiles += len(tl.boxes)
-        for halved in (tl.halved, tl.halved and tl.halved.alternative):  # cut where the image looks upscaled x2
-            halved_tiles += len(halved.boxes) if halved is not None else 0
+        halved_tiles += sum(len(t.boxes) for level in halvings(tl) for t in level)  # where it looks upscaled
         scored += len(result.tiles)
     n = len(paths)
     out = {k: 1000 * v / n for k, v in t.items()}

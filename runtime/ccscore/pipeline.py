@@ -53,7 +53,7 @@ class TileSpec:
     tile_size: int
     params: dict
     max_pixels: Optional[int]
-    halve_upscaled: bool = False  # also tile the image halved where it looks upscaled x2 (tiling.halved_tiles)
+    halve_upscaled: bool = False  # also tile the image halved where it looks upscaled (tiling.halved_tiles)
 
 
 def source_name(source) -> str:
@@ -499,7 +499,7 @@ class Decoded:
     boxes: Optional[list] = None
     size: Optional[tuple[int, int]] = None
     container: Optional[dict] = None  # header facts (ccscore.container)
-    halved: Any = None  # the image halved, tiled (tiling.Tiles), where it looks upscaled x2
+    halved: Any = None  # the image halved (and halved again), tiled (tiling.Tiles), where it looks upscaled
     error: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
     scored: Any = None  # the ScoreResult or ScoreFailure of a worker that scored it (then pixels is None)

@@ -81,7 +81,7 @@ class ScoreResult:
             d["grid_offset"] = {f"{n}x{n}": (None if v.offset is None else [v.offset[1], v.offset[0]])
                                 for n, v in sorted(self.evidence.grids.items(), reverse=True)}
             # evidence "halved": how many times (1: upscaled x2 after compression, 2: x4) and from which image
-            # pixel (x, y) the 2x2 blocks were taken; null otherwise
+            # pixel (x, y) the blocks (2x2 or 4x4) were taken; null otherwise
             halvings = self.evidence.halvings
             d["halved"] = {"times": halvings, "from": list(self.evidence.halved_from)} if halvings else None
         d["subsampling"] = table.subsampling if table is not None else None

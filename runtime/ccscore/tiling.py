@@ -377,8 +377,8 @@ def halved_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: int,
     # The image's own tiles are also asked for an x4 upscale's cliff, an octave lower: there the x2 bands hold
     # little of either side (eval-wild-cal sources as JPEG then x4: 4 of 30 show no x2 cliff, every one an x4 cliff).
     # Halved once, an x4 upscale is an x2 one.
-    x2, x4 = upscale_cliffs(probe, (2, 4) if tiles.scale == 1 else (2, 2), stop_below=UPSCALE_MIN_CLIFF)
-    if x2 < UPSCALE_MIN_CLIFF and (tiles.scale > 1 or x4 < UPSCALE_MIN_CLIFF):
+    x2, *x4 = upscale_cliffs(probe, (2, 4) if tiles.scale == 1 else (2,), stop_below=UPSCALE_MIN_CLIFF)
+    if x2 < UPSCALE_MIN_CLIFF and (not x4 or x4[0] < UPSCALE_MIN_CLIFF):
         return None
     stepping_stone = x2 < UPSCALE_MIN_CLIFF
     pairing = upscale_pairing(tiles)
@@ -432,8 +432,8 @@ STRATEGIES: dict[str, TilingStrategy] = {
 
 def make_tiles(image: DecodedImage | np.ndarray, strategy: str, tile_size: int, params: dict | None = None,
                halve_upscaled: bool = False) -> Tiles:
-    """The strategy's tiles; with `halve_upscaled` (content tiling only), also those of the image halved where it
-    looks upscaled x2 (`halved_tiles`)."""
+    """The strategy's tiles; with `halve_upscaled` (content tiling only), also those of the image halved (once or
+    twice) where it looks upscaled x2 or x4 (`halved_tiles`)."""
     try:
         fn = STRATEGIES[strategy]
     except KeyError:
