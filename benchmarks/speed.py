@@ -213,7 +213,7 @@ def section_stages(model: str, paths) -> dict:
     from PIL import Image
 
     from ccscore import Scorer
-    from ccscore.images import DecodedImage, open_image
+    from ccscore.images import DecodedImage, load_image, open_image
     from ccscore.tiling import halvings, make_tiles
 
     s = Scorer(model, device="cpu", intra_op_threads=1)
@@ -226,8 +226,10 @@ def section_stages(model: str, paths) -> dict:
         t1 = time.perf_counter()
         im = open_image(p)
         t2 = time.perf_counter()
-        decoded = DecodedImage.from_pil(im)
+        DecodedImage.from_pil(im)
         t3 = time.perf_counter()
+        decoded = load_image(p)
+        t3b = time.perf_counter()
         tl = make_tiles(decoded, s.info.tiling, s.info.tile_size, s.tiling_params, s.halve_upscaled)
         t4 = time.perf_counter()
         (result,) = s.score_together([(str(p), tl, decoded.size)])
@@ -235,7 +237,8 @@ def section_stages(model: str, paths) -> dict:
         t["decode (Pillow load)"] += t1 - t0
         t["open_image (decode + EXIF)"] += t2 - t1
         t["mode conversion (rare modes only)"] += t3 - t2
-        t["tiling (incl. alpha flattening, halving)"] += t4 - t3
+        t["load_image (as scoring decodes: libspng)"] += t3b - t3
+        t["tiling (incl. alpha flattening, halving)"] += t4 - t3b
         t["scoring (1 thread, early stop, halved)"] += t5 - t4
         tiles += len(tl.boxes)
         halved_tiles += sum(len(t.boxes) for level in halvings(tl) for t in level)  # where it looks upscaled

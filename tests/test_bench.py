@@ -45,8 +45,11 @@ def test_bench_json_reports_fields_and_unavailable_providers(tiny_model, two_ima
     assert list(rows) == providers.split(",")
     cpu = rows["cpu"]
     assert cpu["available"] is True and "CPUExecutionProvider" in cpu["active"]
-    for key in ("tiles_per_s", "model_ms_per_image", "images_per_s", "end_to_end_vs_decode_floor"):
+    for key in ("tiles_per_s", "model_ms_per_image", "images_per_s", "end_to_end_vs_decode_floor",
+                "end_to_end_vs_own_decoding"):
         assert cpu[key] > 0, key
+    own = report["decode_own"]  # decoding as ccscore does, beside Pillow's floor
+    assert own["seconds"] > 0 and own["megapixels"] == floor["megapixels"]
     e2e = cpu["end_to_end"]
     assert e2e["returncode"] == 0 and e2e["images"] == 2 and e2e["failed"] == 0
     assert e2e["command"].startswith("ccscore ") and "--jsonl" in e2e["command"]
@@ -65,7 +68,7 @@ def test_bench_table_without_dir_uses_synthetic_images(tiny_model):
                    "--repeats", "1", "--no-reference", "--no-end-to-end", timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "decode floor" in out and "synthetic" in out and "tiles/s" in out
+    assert "decode floor" in out and "synthetic" in out and "tiles/s" in out and "ccscore's own decoding" in out
     assert "GFLOP/image" in out
     if missing != "cpu":
         assert "not available" in out

@@ -1,0 +1,154 @@
+"""PNG decoding by libspng (pyspng): the same pixels as Pillow's wherever it is used, Pillow wherever it must decide."""
+
+import io
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, PngImagePlugin
+
+import ccscore.images as images
+from ccscore.errors import ImageError
+from ccscore.images import DecodedImage, fast_png_pixels, load_image, open_image
+
+pyspng = pytest.importorskip("pyspng", reason="pyspng has wheels for x86-64 and Apple silicon only")
+
+RNG = np.random.default_rng(7)
+PIXELS = RNG.integers(0, 256, (53, 71, 4), dtype=np.uint8)
+
+
+def png(image: Image.Image, **options) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG", **options)
+    return buf.getvalue()
+
+
+def with_xmp_orientation() -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta><rdf:Description tiff:Orientation="6"/></x:xmpmeta>')
+    return png(Image.fromarray(PIXELS[..., :3], "RGB"), pnginfo=info)
+
+
+def with_exif_orientation(tag: int = 6) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = tag
+    return png(Image.fromarray(PIXELS[..., :3], "RGB"), exif=exif.tobytes())
+
+
+def animated() -> bytes:
+    frames = [Image.fromarray(np.roll(PIXELS[..., :3], k, axis=0), "RGB") for k in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:])
+    return buf.getvalue()
+
+
+def text_chunks() -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a cat, masterpiece")  # what generated art carries
+    info.add_text("Comment", "zipped", zip=True)
+    return png(Image.fromarray(PIXELS[..., :3], "RGB"), pnginfo=info)
+
+
+FAST = {
+    "rgba": lambda: png(Image.fromarray(PIXELS, "RGBA")),
+    "rgba half transparent": lambda: png(Image.fromarray(np.dstack([PIXELS[..., :3], PIXELS[..., 3] // 2]), "RGBA")),
+    "rgb": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB")),
+    "rgb stored": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB"), compress_level=0),
+    "grey": lambda: png(Image.fromarray(PIXELS[..., 0], "L")),
+    "rgb with text chunks": text_chunks,
+}
+PILLOW = {
+    "grey with alpha": lambda: png(Image.fromarray(PIXELS[..., :2], "LA")),
+    "palette": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB").convert("P")),
+    "rgb colour key": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB"), transparency=(1, 2, 3)),
+    "grey colour key": lambda: png(Image.fromarray(PIXELS[..., 0], "L"), transparency=5),
+    "16-bit grey": lambda: png(Image.fromarray(PIXELS[..., 0].astype(np.uint16) * 257)),
+    "exif orientation": with_exif_orientation,
+    "xmp orientation": with_xmp_orientation,
+    "animated": animated,
+}
+
+
+def pillow_pixels(path) -> np.ndarray:
+    return DecodedImage.from_pil(open_image(path)).rgb()
+
+
+def fast_pixels(path):
+    with images._opened(path, None) as (im, _):
+        return fast_png_pixels(im)
+
+
+@pytest.mark.parametrize("kind", sorted(FAST))
+def test_libspng_decodes_these_to_pillows_pixels(tmp_path, kind):
+    path = tmp_path / "image.png"
+    path.write_bytes(FAST[kind]())
+    assert fast_pixels(path) is not None
+    decoded = load_image(path)
+    assert np.array_equal(decoded.rgb(), pillow_pixels(path))
+    # Every read the tilers make, not only the whole image: crops, halved crops and the sparse plane that ranks cells.
+    reference = DecodedImage.from_pil(open_image(path))
+    for image, expected in ((decoded, reference), (decoded.halved((1, 0)), reference.halved((1, 0)))):
+        assert np.array_equal(image.crop(3, 5, 40, 30), expected.crop(3, 5, 40, 30))
+        assert np.array_equal(image.sparse_green(4), expected.sparse_green(4))
+
+
+@pytest.mark.parametrize("kind", sorted(PILLOW))
+def test_pillow_decodes_what_pixels_alone_do_not_settle(tmp_path, kind):
+    """Other modes and bit depths, colour keys, orientation (EXIF or XMP, which Pillow applies) and animation."""
+    path = tmp_path / "image.png"
+    path.write_bytes(PILLOW[kind]())
+    assert fast_pixels(path) is None
+    assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
+
+
+def test_orientation_is_applied_either_way(tmp_path):
+    path = tmp_path / "turned.png"
+    path.write_bytes(with_exif_orientation(6))
+    assert load_image(path).size == (PIXELS.shape[0], PIXELS.shape[1])  # turned a quarter: height x width
+
+
+def test_without_pyspng_pillow_decodes(tmp_path, monkeypatch):
+    path = tmp_path / "image.png"
+    path.write_bytes(FAST["rgba"]())
+    monkeypatch.setitem(sys.modules, "pyspng", None)  # import pyspng now raises ImportError
+    assert fast_pixels(path) is None
+    assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
+
+
+def test_a_file_much_larger_than_its_pixels_is_left_to_pillow(tmp_path, monkeypatch):
+    """libspng is handed the whole file; Pillow streams it. A small image with a huge file stays with Pillow."""
+    data = FAST["rgb"]()
+    path = tmp_path / "padded.png"
+    path.write_bytes(data + b"\0" * 65536)  # bytes after IEND, which both decoders ignore
+    assert fast_pixels(path) is not None
+    monkeypatch.setattr(images, "FAST_PNG_EXTRA_BYTES", 1024)
+    assert fast_pixels(path) is None
+    assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9])
+def test_a_truncated_png_fails_as_pillow_says(tmp_path, monkeypatch, cut):
+    """libspng refuses it, Pillow then decides: the same error record with and without pyspng."""
+    data = png(Image.fromarray(RNG.integers(0, 256, (300, 300, 3), dtype=np.uint8), "RGB"))
+    path = tmp_path / "cut.png"
+    path.write_bytes(data[: int(len(data) * cut)])
+    assert fast_pixels(path) is None
+    with pytest.raises(ImageError) as with_spng:
+        load_image(path)
+    monkeypatch.setitem(sys.modules, "pyspng", None)
+    with pytest.raises(ImageError) as without:
+        load_image(path)
+    assert str(with_spng.value) == str(without.value)
+
+
+def test_the_file_position_is_left_where_pillow_expects_it(tmp_path, monkeypatch):
+    """Where libspng gives up after reading the file, Pillow decodes from where its header reading left off."""
+    path = tmp_path / "image.png"
+    path.write_bytes(FAST["rgb"]())
+
+    def refuses(data, mode):
+        raise RuntimeError("pyspng: could not decode image: a test")
+
+    monkeypatch.setattr(pyspng, "load", refuses)
+    assert fast_pixels(path) is None
+    assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
