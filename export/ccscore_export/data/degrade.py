@@ -11,6 +11,7 @@ trained on it); kind = a ':'-joined description ("jpeg:mozjpeg:double:shift") th
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shutil
@@ -197,11 +198,25 @@ def encode_jpeg_jpegli(image: np.ndarray, quality: int) -> np.ndarray:
     return _decode(pyjpegli.encode(rgb.tobytes(), rgb.shape[1], rgb.shape[0], int(quality)))
 
 
+@functools.lru_cache(maxsize=None)
+def _magick_installed(command: tuple[str, ...], name: str) -> bool:
+    """Whether `command -version` is the real `name` (ImageMagick, GraphicsMagick): a `convert` on the PATH can be
+    something else (a sandbox's stand-in that only converts PNG to PPM)."""
+    if not shutil.which(command[0]):
+        return False
+    try:
+        done = subprocess.run([*command, "-version"], capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0 and name.encode() in done.stdout.lstrip().split(b"\n", 1)[0]
+
+
 def jpeg_encoders() -> list[str]:
     """The JPEG encoders available here (the optional ones when their library or tool is installed)."""
     encoders = ["pillow", "cv2", "imagecodecs"] + (["mozjpeg", "libjpeg9"] if jpeglib is not None else [])
-    tools = {"cjpeg": "cjpeg", "imagemagick": "convert", "graphicsmagick": "gm"}
-    encoders += [name for name, tool in tools.items() if shutil.which(tool)]
+    encoders += ["cjpeg"] if shutil.which("cjpeg") else []
+    encoders += ["imagemagick"] if _magick_installed(("convert",), "ImageMagick") else []
+    encoders += ["graphicsmagick"] if _magick_installed(("gm", "convert"), "GraphicsMagick") else []
     return encoders + (["jpegli"] if pyjpegli is not None else [])
 
 
