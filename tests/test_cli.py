@@ -449,3 +449,20 @@ def test_a_run_with_stderr_closed_keeps_stdout_to_its_records_and_exits_with_its
     lines = proc.stdout.splitlines()
     assert len(lines) == 7 and all(json.loads(line).get("path") for line in lines), proc.stdout
     assert proc.returncode == 1 and proc.stderr == ""  # empty.png fails: the command's own status
+
+
+def test_the_command_turns_off_onnxruntimes_telemetry_unless_asked(tmp_path):
+    """onnxruntime keeps a device id and usage events under ~/.cache/Microsoft where telemetry is on (its default
+    on Linux since 1.2x, where the build has it); the command sets ORT_DISABLE_TELEMETRY=1 unless it is set."""
+    image = Path(__file__).resolve().parents[1] / "examples" / "art-clean.png"
+    homes = {}
+    for setting in (None, "0"):
+        home = homes[setting] = tmp_path / f"home-{setting}"
+        home.mkdir()
+        env = {k: v for k, v in ENV.items() if k != "ORT_DISABLE_TELEMETRY"} | {"HOME": str(home)}
+        env |= {"ORT_DISABLE_TELEMETRY": setting} if setting is not None else {}
+        proc = subprocess.run([*CLI, str(image), "--jsonl"], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    assert not (homes[None] / ".cache" / "Microsoft").exists()
+    if not (homes["0"] / ".cache" / "Microsoft").exists():
+        pytest.skip("this onnxruntime keeps no telemetry store (a build without telemetry)")

@@ -437,7 +437,7 @@ def test_a_crashing_file_fails_alone(monkeypatch):
     import ccscore.pipeline as pipeline
     from ccscore.inputs import InputItem
 
-    def decode_or_die(path, spec):
+    def decode_or_die(path, spec, keep_tiles=False):
         if "crash" in path:
             os._exit(1)
         return f"decoded {path}"  # a string stands for an error record: enough to check order and blame
@@ -469,7 +469,7 @@ def _sleepy_stream(monkeypatch, names, window):
     import ccscore.pipeline as pipeline
     from ccscore.inputs import InputItem
 
-    def decode_or_sleep(path, spec):
+    def decode_or_sleep(path, spec, keep_tiles=False):
         if path == "slow":
             time.sleep(0.5)
         return f"decoded {path}"
@@ -573,10 +573,10 @@ def test_a_replacement_worker_scores_too(scored_set, monkeypatch):
     expected, _ = _records(scorer, scored_set, 0, True)
     decode = pipeline.decode_one
 
-    def decode_or_die(path, spec):
+    def decode_or_die(path, spec, keep_tiles=False):
         if path.endswith("04.png"):
             os._exit(1)
-        return decode(path, spec)
+        return decode(path, spec, keep_tiles)
 
     monkeypatch.setattr(pipeline, "mp_context", lambda: multiprocessing.get_context("fork"))
     monkeypatch.setattr(pipeline, "decode_one", decode_or_die)

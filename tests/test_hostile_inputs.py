@@ -125,7 +125,7 @@ def test_a_decoder_killed_on_a_file_is_replaced(monkeypatch):
     import ccscore.pipeline as pipeline
     from ccscore.inputs import InputItem
 
-    def decode_or_die(path, spec):
+    def decode_or_die(path, spec, keep_tiles=False):
         if path.startswith("die"):
             os.kill(os.getpid(), signal.SIGKILL)
         return f"decoded {path} in {os.getpid()}"

@@ -1,4 +1,4 @@
-"""Tiling: which tiles count as flat."""
+"""Tiling: which tiles count as flat, and tiles cut as they are read."""
 
 from __future__ import annotations
 
@@ -75,3 +75,59 @@ def test_without_flat_of_no_tile_and_of_all_kept_tiles():
     pixels = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
     kept = without_flat(Tiles(pixels, [(0, 0, 16, 16)] * 3))
     assert kept.boxes == [(0, 0, 16, 16)] * 3 and np.array_equal(kept.pixels, pixels)
+
+
+def test_tiles_cut_on_read_are_those_cut_at_once():
+    """`content_tiles` cuts tiles as scoring reads them; whatever is read first, they are exactly the tiles cutting
+    every candidate and leaving out flat ones gives (`without_flat`), in their order."""
+    import pickle
+
+    from ccscore.images import DecodedImage
+    from ccscore.tiling import CutOnRead
+
+    size, rng = 32, np.random.default_rng(5)
+    pixels = adversarial_tiles(size, rng)[:48]  # flat, near-flat and textured tiles side by side
+    image = DecodedImage.from_array(np.concatenate([np.concatenate(list(row), axis=1)
+                                                    for row in pixels.reshape(6, 8, size, size, 3)]))
+    ranked = [(int(x) * size, int(y) * size, int(x + 1) * size, int(y + 1) * size)
+              for y, x in (divmod(int(k), 8) for k in rng.permutation(48))]
+    at_once = without_flat(Tiles(np.stack([image.crop(*box) for box in ranked]), ranked))
+    assert 0 < len(at_once.boxes) < len(ranked)
+    for reads in ([0], [1, 1], [2, 5], [len(ranked)]):
+        tiles = CutOnRead(image, ranked, size)
+        for n in reads:
+            assert tiles.first_boxes(n) == at_once.boxes[:n]
+            np.testing.assert_array_equal(tiles.first(n), at_once.pixels[:n])
+            assert tiles.more_than(n) == (len(at_once.boxes) > n)
+        assert len(tiles.cut_boxes()) <= max(reads) + 1  # nothing cut beyond what was asked (and one more)
+        assert tiles.boxes == at_once.boxes
+        np.testing.assert_array_equal(tiles.pixels, at_once.pixels)
+    sent = pickle.loads(pickle.dumps(CutOnRead(image, ranked, size)))  # as a worker sends tiles: all of them
+    assert type(sent) is Tiles and sent.boxes == at_once.boxes
+    np.testing.assert_array_equal(sent.pixels, at_once.pixels)
+
+
+def test_scoring_cuts_only_the_tiles_it_reads():
+    """A clean image decided on its first two tiles, judged by the model and its gate alone (as halved tiles are),
+    cuts three (the third says there are more), with the same result as its every tile cut first. (The decoder
+    check, asked where P(lossy) >= 2%, reads every tile.)"""
+    from pathlib import Path
+
+    from ccscore import Scorer
+    from ccscore.images import load_image
+    from ccscore.tiling import make_tiles
+
+    scorer = Scorer(device="cpu", intra_op_threads=1)
+    path = Path(__file__).resolve().parents[1] / "examples" / "art-clean.png"
+    decoded = load_image(path)
+    lazy = make_tiles(decoded, scorer.info.tiling, scorer.info.tile_size, scorer.tiling_params)
+    eager = make_tiles(decoded, scorer.info.tiling, scorer.info.tile_size, scorer.tiling_params)
+    eager = Tiles(eager.pixels, eager.boxes)
+    (by_lazy,), (by_eager,) = (scorer._score_together([(str(path), t, decoded.size)], checks=False)
+                               for t in (lazy, eager))
+    assert by_lazy.to_dict(True, True) == by_eager.to_dict(True, True) and by_lazy.label == "clean"
+    assert len(by_lazy.tiles) == 2 < len(eager.boxes)
+    assert len(lazy.cut_boxes()) == 3
+    (checked,) = scorer.score_together([(str(path), make_tiles(decoded, scorer.info.tiling, scorer.info.tile_size,
+                                                                 scorer.tiling_params), decoded.size)])
+    assert checked.to_dict(True, True) == scorer.score_together([(str(path), eager, decoded.size)])[0].to_dict(True, True)

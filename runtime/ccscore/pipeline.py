@@ -61,9 +61,10 @@ def source_name(source) -> str:
     return getattr(source, "name", source)
 
 
-def decode_one(path, spec: TileSpec):
+def decode_one(path, spec: TileSpec, keep_tiles: bool = False):
     """path (or an `EncodedImage`) -> (pixels [N,T,T,3] uint8, boxes, (width, height), header facts, the halved
-    image's `Tiles` or None) or an error string; never raises."""
+    image's `Tiles` or None) or an error string; never raises. With `keep_tiles` (scored in this process):
+    (the `Tiles`, (width, height), header facts), its tiles cut only as scoring reads them (`tiling.CutOnRead`)."""
     from .container import read_container
     from .errors import ImageError, one_line
     from .images import load_image
@@ -73,7 +74,9 @@ def decode_one(path, spec: TileSpec):
         decoded = load_image(path, spec.max_pixels)
         tiles = make_tiles(decoded, spec.strategy, spec.tile_size, spec.params, spec.halve_upscaled)
         size = decoded.size
-        del decoded
+        del decoded  # tiles still to cut hold it
+        if keep_tiles:
+            return tiles, size, read_container(path)
         return (np.ascontiguousarray(tiles.pixels), [tuple(int(v) for v in b) for b in tiles.boxes], size,
                 read_container(path), tiles.halved)
     except ImageError as exc:
@@ -88,14 +91,15 @@ MAX_WARNINGS = 10  # per record: a hostile file can warn thousands of times
 
 
 def score_decoded(decoded: tuple, path, scorer) -> tuple | str:
-    """`decode_one`'s tuple -> (None, boxes, size, header facts, None, the image's ScoreResult or ScoreFailure),
-    scored by `scorer` in this process; an error string where scoring itself fails (as decode_one's errors read)."""
+    """`decode_one`'s tuple with `keep_tiles` -> (None, boxes of the tiles cut, size, header facts, None, the image's
+    ScoreResult or ScoreFailure), scored by `scorer` in this process; an error string where scoring itself fails
+    (as decode_one's errors read)."""
     from .errors import one_line
-    from .tiling import Tiles
 
-    pixels, boxes, size, container, halved = decoded
+    tiles, size, container = decoded
     try:
-        result = scorer.score_together([(source_name(path), Tiles(pixels, boxes, halved), size)])[0]
+        result = scorer.score_together([(source_name(path), tiles, size)])[0]
+        boxes = [tuple(int(v) for v in b) for b in tiles.cut_boxes()]  # batches count them, nothing more
     except MemoryError:
         return f"{source_name(path)}: out of memory while scoring"
     except Exception as exc:  # a bug: still one record, one line
@@ -114,7 +118,7 @@ def decode_with_warnings(path, spec: TileSpec, scorer=None) -> tuple:
     # The filters stay as set (-W, PYTHONWARNINGS; by default ResourceWarning and the like are ignored); entering
     # catch_warnings resets "once per location", so every image reports its own.
     with warnings.catch_warnings(record=True) as caught:
-        out = decode_one(path, spec)
+        out = decode_one(path, spec, keep_tiles=scorer is not None)
     texts = dict.fromkeys(f"{w.category.__name__}: {one_line(w.message)}" for w in caught)
     # Scoring's warnings are shown, not recorded, as the main process's session shows them: a record does not
     # depend on which process scored it.

@@ -484,8 +484,8 @@ class Scorer:
 
     def judge_first(self, first: TileOutputs, boxes: Sequence[Box]) -> Optional[Judgement]:
         """With early stopping: an image's judgement on the outputs of its first tiles (`first`) when it settles
-        the image (`EarlyStop.decided`); None when its other tiles (`boxes`: all of them) must be scored too, or
-        there is nothing to stop (no early stopping, no other tile)."""
+        the image (`EarlyStop.decided`); None when its other tiles must be scored too, or there is nothing to stop
+        (no early stopping, no other tile). `boxes`: all the image's, or at least one more than `first` has."""
         stop = self.early_stop
         if stop is None or len(boxes) <= len(first):
             return None
@@ -665,7 +665,7 @@ class Scorer:
         is JPEG's, and halved twice only that grid decides (HALVED_TWICE_ONLY_JPEG_SCALE).
         Judged only where clean at this threshold: these records, unlike others, do not relabel at another threshold
         as a run there would."""
-        queues = {k: [t for level in halvings(items[k][1]) for t in level if len(t.boxes) and not t.stepping_stone]
+        queues = {k: [t for level in halvings(items[k][1]) for t in level if t.more_than(0) and not t.stepping_stone]
                   for k, result in enumerate(results) if isinstance(result, ScoreResult) and not result.flagged}
         queues = {k: queue for k, queue in queues.items() if queue}
         while queues:  # one candidate of every image still clean per shared run
@@ -703,15 +703,17 @@ class Scorer:
         if not items:
             return []
         stop = self.early_stop
-        per_image = self._run_images([tiles.pixels[: stop.first_tiles] if stop else tiles.pixels
+        # Tiles are read only as far as needed (`tiling.CutOnRead` cuts them then): the first ones, then whether there
+        # are more, then the rest for the images still undecided.
+        per_image = self._run_images([tiles.first(stop.first_tiles) if stop else tiles.pixels
                                       for _, tiles, _ in items])
         settled: dict[int, Judgement] = {}  # images decided on their first tiles, judged once
         if stop is not None:
             undecided = []
             for k, out in enumerate(per_image):
-                if isinstance(out, str) or len(items[k][1].boxes) <= len(out):
+                if isinstance(out, str) or not items[k][1].more_than(len(out)):
                     continue
-                judged = self.judge_first(out, items[k][1].boxes)
+                judged = self.judge_first(out, items[k][1].first_boxes(len(out) + 1))
                 if judged is None:
                     undecided.append(k)
                 else:
@@ -725,7 +727,7 @@ class Scorer:
             if isinstance(out, str):
                 results.append(ScoreFailure(out, path))
                 continue
-            scored = Tiles(tiles.pixels[: len(out)], tiles.boxes[: len(out)])  # the tiles the result stands on
+            scored = Tiles(tiles.first(len(out)), tiles.first_boxes(len(out)))  # the tiles the result stands on
             results.append(self.result(scored, size, out, path, table_tiles=tiles, judged=settled.get(k),
                                        checks=checks))
         return results

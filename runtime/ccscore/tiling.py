@@ -38,6 +38,80 @@ class Tiles:
         """Each tile's own pixels: a small image's tiles are edge-padded, and the padding is not the image's."""
         return [tile[: box[3] - box[1], : box[2] - box[0]] for tile, box in zip(self.pixels, self.boxes)]
 
+    # What scoring reads first (`CutOnRead` cuts only as far as these ask).
+    def first(self, n: int) -> np.ndarray:
+        """The first n tiles' pixels (fewer where there are fewer)."""
+        return self.pixels[:n]
+
+    def first_boxes(self, n: int) -> list[Box]:
+        return self.boxes[:n]
+
+    def more_than(self, n: int) -> bool:
+        return len(self.boxes) > n
+
+    def cut_boxes(self) -> list[Box]:
+        """The boxes of the tiles cut so far: all of them (`CutOnRead`: those read)."""
+        return self.boxes
+
+
+class CutOnRead(Tiles):
+    """`content_tiles`' tiles, cut from the image only as far as they are read: scoring stops early on the first
+    two for most images, and the others' crops (a halved one reads 4 times a tile's area, flattened and reduced)
+    would cost for nothing. `first(n)`, `first_boxes(n)` and `more_than(n)` cut until n + 1 tiles are kept; `pixels`
+    and `boxes` cut them all. Flat tiles are left out as they are met (`textured`, as `without_flat` decides), so
+    the tiles are exactly a plain `Tiles`'. Pickled (a worker sending tiles), it is that plain `Tiles`."""
+
+    def __init__(self, image: DecodedImage, ranked: list[Box], tile_size: int):
+        self._image, self._ranked, self._tile_size = image, ranked, tile_size
+        self._tried = 0  # boxes of `ranked` cut so far
+        self._kept: list[np.ndarray] = []
+        self._boxes: list[Box] = []
+        self.halved, self.origin, self.scale, self.alternative, self.stepping_stone = None, (0, 0), 1, None, False
+
+    def _cut(self, n: int) -> None:
+        """Cuts ranked boxes until n tiles are kept or none is left."""
+        while len(self._boxes) < n and self._tried < len(self._ranked):
+            box = self._ranked[self._tried]
+            self._tried += 1
+            tile = self._image.crop(*box)
+            if textured(tile[None])[0]:
+                self._kept.append(np.ascontiguousarray(tile))
+                self._boxes.append(box)
+
+    @property
+    def pixels(self) -> np.ndarray:  # type: ignore[override]
+        self._cut(len(self._ranked))
+        if len(self._kept) != getattr(self, "_stacked", -1):
+            self._all = np.stack(self._kept) if self._kept else np.zeros((0, self._tile_size, self._tile_size, 3), np.uint8)
+            self._stacked = len(self._kept)
+        return self._all
+
+    @property
+    def boxes(self) -> list[Box]:  # type: ignore[override]
+        self._cut(len(self._ranked))
+        return list(self._boxes)
+
+    def first(self, n: int) -> np.ndarray:
+        self._cut(n)
+        kept = self._kept[:n]
+        return np.stack(kept) if kept else np.zeros((0, self._tile_size, self._tile_size, 3), np.uint8)
+
+    def first_boxes(self, n: int) -> list[Box]:
+        self._cut(n)
+        return self._boxes[:n]
+
+    def more_than(self, n: int) -> bool:
+        self._cut(n + 1)
+        return len(self._boxes) > n
+
+    def cut_boxes(self) -> list[Box]:
+        """The boxes of the tiles cut and kept so far (nothing more is cut)."""
+        return list(self._boxes)
+
+    def __reduce__(self):
+        return Tiles, (self.pixels, self.boxes, self.halved, self.origin, self.scale, self.alternative,
+                       self.stepping_stone)
+
 
 def as_decoded(image: DecodedImage | np.ndarray) -> DecodedImage:
     """Strategies read a `DecodedImage`; a plain RGB array is wrapped as one."""
@@ -117,20 +191,26 @@ SPARSE_ROWS = 4
 SURELY_TEXTURED_STD = 1.25 * np.sqrt(SPARSE_ROWS) * MIN_TILE_STD
 
 
-def without_flat(tiles: Tiles) -> Tiles:
-    """The tiles whose luma varies by at least MIN_TILE_STD, in their order.
+def textured(pixels: np.ndarray) -> np.ndarray:
+    """Per tile of `pixels` [N, T, T, 3], whether its luma varies by at least MIN_TILE_STD.
 
-    Exactly those whose full `luma` std is at least MIN_TILE_STD; that std is computed only for the tiles a
+    Exactly whether its full `luma` std is at least MIN_TILE_STD; that std is computed only for the tiles a
     quarter of their rows cannot already clear (SURELY_TEXTURED_STD): near-flat ones, a few per thousand.
     """
-    if not len(tiles.boxes):
-        return tiles
-    rows = tiles.pixels[:, ::SPARSE_ROWS]
+    rows = pixels[:, ::SPARSE_ROWS]
     sparse = rows.reshape(len(rows), -1, 3).astype(np.float32) @ LUMA_WEIGHTS
     keep = sparse.std(axis=1) >= SURELY_TEXTURED_STD
     doubtful = np.flatnonzero(~keep)
     if len(doubtful):
-        keep[doubtful] = luma(tiles.pixels[doubtful]).std(axis=(1, 2)) >= MIN_TILE_STD
+        keep[doubtful] = luma(pixels[doubtful]).std(axis=(1, 2)) >= MIN_TILE_STD
+    return keep
+
+
+def without_flat(tiles: Tiles) -> Tiles:
+    """The tiles that are `textured`, in their order."""
+    if not len(tiles.boxes):
+        return tiles
+    keep = textured(tiles.pixels)
     if keep.all():
         return tiles
     return Tiles(tiles.pixels[keep], [box for box, k in zip(tiles.boxes, keep) if k])
@@ -194,14 +274,11 @@ def content_tiles(image: DecodedImage | np.ndarray, tile_size: int, max_tiles: i
     order = np.argsort(-scores.ravel(), kind="stable")[:max_tiles]
     order = order[: max(1, int((scores.ravel()[order] >= min_texture).sum()))]
     boxes: list[Box] = []
-    pixels = np.empty((len(order), tile_size, tile_size, 3), np.uint8)
-    for n, flat in enumerate(order):
+    for flat in order:
         i, j = divmod(int(flat), scores.shape[1])
         y0, x0 = int(ys[i]), int(xs[j])
-        box = (x0, y0, x0 + tile_size, y0 + tile_size)
-        pixels[n] = image.crop(*box)
-        boxes.append(box)
-    return without_flat(Tiles(pixels, boxes))
+        boxes.append((x0, y0, x0 + tile_size, y0 + tile_size))
+    return CutOnRead(image, boxes, tile_size)  # flat ones left out as they are cut
 
 
 # Resizing an image larger than this (pixels) resizes only the regions a tiling keeps, from the original.
@@ -371,9 +448,9 @@ def halved_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: int,
     where it is halved again.
     `tiles` are `image`'s; their `scale` and `origin` place it in the first image's pixels."""
     image = as_decoded(image)
-    if tiles.scale >= 2 ** MAX_HALVINGS or min(image.size) < 2 * tile_size or len(tiles.boxes) == 0:
+    if tiles.scale >= 2 ** MAX_HALVINGS or min(image.size) < 2 * tile_size or not tiles.more_than(0):
         return None
-    probe = tiles.pixels[:UPSCALE_PROBE_TILES]
+    probe = tiles.first(UPSCALE_PROBE_TILES)
     # The image's own tiles are also asked for an x4 upscale's cliff, an octave lower: there the x2 bands hold
     # little of either side (eval-wild-cal sources as JPEG then x4: 4 of 30 show no x2 cliff, every one an x4 cliff).
     # Halved once, an x4 upscale is an x2 one.

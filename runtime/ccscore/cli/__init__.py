@@ -48,6 +48,10 @@ class AmbiguousCommand(ValueError):
 
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, exit_interrupted)  # first, before anything slow is imported
+    # onnxruntime (1.2x on Linux too) records usage telemetry by default: a device id and events kept in
+    # ~/.cache/Microsoft/DeveloperTools and sent to Microsoft. The command turns it off unless the variable is set
+    # (ORT_DISABLE_TELEMETRY=0 keeps it on); its workers inherit the choice.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     for stream_name in ("stdout", "stderr"):
         if getattr(sys, stream_name) is None:
             # Started with the stream closed (cron, `2>&-`): what would go there goes nowhere. Left None, a
