@@ -55,11 +55,13 @@ FAST = {
     "rgb": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB")),
     "rgb stored": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB"), compress_level=0),
     "grey": lambda: png(Image.fromarray(PIXELS[..., 0], "L")),
+    "palette": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB").convert("P")),
+    "palette of 4 colours, 2 bits": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB").quantize(4), bits=2),
     "rgb with text chunks": text_chunks,
 }
 PILLOW = {
     "grey with alpha": lambda: png(Image.fromarray(PIXELS[..., :2], "LA")),
-    "palette": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB").convert("P")),
+    "palette with transparency": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB").convert("P"), transparency=3),
     "rgb colour key": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB"), transparency=(1, 2, 3)),
     "grey colour key": lambda: png(Image.fromarray(PIXELS[..., 0], "L"), transparency=5),
     "16-bit grey": lambda: png(Image.fromarray(PIXELS[..., 0].astype(np.uint16) * 257)),

@@ -326,7 +326,10 @@ _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 # A PNG whose file is larger than this beyond its raw pixels is left to Pillow, which streams it: libspng is
 # given the whole file in memory (twice: pyspng copies it), so memory stays bounded by --max-pixels.
 FAST_PNG_EXTRA_BYTES = 64 * 2**20
-FAST_PNG_MODES = ("L", "RGB", "RGBA")  # 8-bit samples (the tile's raw mode says so), no palette
+# Pillow's mode -> the raw modes (sample layouts) libspng is given, and the layout it decodes to: 8-bit samples
+# (16-bit ones Pillow reads as "RGB;16B" and the like), palettes of any depth expanded to RGB as Pillow converts them.
+FAST_PNG_MODES = {"L": (("L",), "L"), "RGB": (("RGB",), "RGB"), "RGBA": (("RGBA",), "RGBA"),
+                  "P": (("P", "P;1", "P;2", "P;4"), "RGB")}
 
 
 def _png_pixels_only(data: bytes) -> bool:
@@ -345,13 +348,14 @@ def _png_pixels_only(data: bytes) -> bool:
 
 
 def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
-    """An opened (not yet decoded) 8-bit grey, RGB or RGBA PNG's pixels [H, W, 3 | 4] (grey repeated) decoded by libspng (pyspng), the
-    same values Pillow gives in ~60% of its time; None where Pillow decodes it: another mode or bit depth, a
+    """An opened (not yet decoded) 8-bit grey, RGB, RGBA or palette PNG's pixels [H, W, 3 | 4] (grey repeated, a
+    palette applied) decoded by libspng (pyspng), the same values Pillow gives in ~60% of its time; None where
+    Pillow decodes it: another mode or bit depth, a
     transparent colour key, animation or orientation (`_png_pixels_only`), a file much larger than its pixels
     (FAST_PNG_EXTRA_BYTES), pyspng not installed (it has wheels for x86-64 and Apple silicon only), or libspng
     refusing the file (a broken one then fails, or not, as Pillow decides)."""
-    if im.format != "PNG" or im.mode not in FAST_PNG_MODES or "transparency" in im.info or len(im.tile) != 1 \
-            or im.tile[0][3] != im.mode:  # the raw mode: "RGB;16B" for 16-bit samples
+    rawmodes, layout = FAST_PNG_MODES.get(im.mode, ((), ""))
+    if im.format != "PNG" or "transparency" in im.info or len(im.tile) != 1 or im.tile[0][3] not in rawmodes:
         return None
     try:
         import pyspng
@@ -361,18 +365,18 @@ def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
     fp = im.fp
     start = fp.tell()
     try:
-        if fp.seek(0, os.SEEK_END) > FAST_PNG_EXTRA_BYTES + 2 * width * height * len(im.mode):
+        if fp.seek(0, os.SEEK_END) > FAST_PNG_EXTRA_BYTES + 2 * width * height * len(layout):
             return None
         fp.seek(0)
         data = fp.read()
         if not _png_pixels_only(data):
             return None
-        pixels = pyspng.load(data, im.mode)
+        pixels = pyspng.load(data, layout)
     except Exception:  # libspng's errors are RuntimeErrors; Pillow decodes (or refuses) the file as before
         return None
     finally:
         fp.seek(start)
-    channels = len(im.mode)
+    channels = len(layout)
     if pixels.shape != ((height, width, channels) if channels > 1 else (height, width)) or pixels.dtype != np.uint8:
         return None
     return pixels if channels > 1 else np.repeat(pixels[..., None], 3, axis=2)  # grey made RGB, as from_pil does
