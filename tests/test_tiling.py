@@ -100,7 +100,7 @@ def test_tiles_cut_on_read_are_those_cut_at_once():
             np.testing.assert_array_equal(tiles.first(n), at_once.pixels[:n])
             assert tiles.more_than(n) == (len(at_once.boxes) > n)
         assert len(tiles.cut_boxes()) <= max(reads) + 1  # nothing cut beyond what was asked (and one more)
-        assert tiles.boxes == at_once.boxes
+        assert tiles.boxes == at_once.boxes and tiles._image is None  # all cut: the image let go
         np.testing.assert_array_equal(tiles.pixels, at_once.pixels)
     sent = pickle.loads(pickle.dumps(CutOnRead(image, ranked, size)))  # as a worker sends tiles: all of them
     assert type(sent) is Tiles and sent.boxes == at_once.boxes
@@ -120,14 +120,14 @@ def test_scoring_cuts_only_the_tiles_it_reads():
     scorer = Scorer(device="cpu", intra_op_threads=1)
     path = Path(__file__).resolve().parents[1] / "examples" / "art-clean.png"
     decoded = load_image(path)
-    lazy = make_tiles(decoded, scorer.info.tiling, scorer.info.tile_size, scorer.tiling_params)
+    lazy = make_tiles(decoded, scorer.info.tiling, scorer.info.tile_size, scorer.tiling_params, cut_on_read=True)
     eager = make_tiles(decoded, scorer.info.tiling, scorer.info.tile_size, scorer.tiling_params)
-    eager = Tiles(eager.pixels, eager.boxes)
+    assert eager._image is None  # cut at once, the image let go
     (by_lazy,), (by_eager,) = (scorer._score_together([(str(path), t, decoded.size)], checks=False)
                                for t in (lazy, eager))
     assert by_lazy.to_dict(True, True) == by_eager.to_dict(True, True) and by_lazy.label == "clean"
     assert len(by_lazy.tiles) == 2 < len(eager.boxes)
     assert len(lazy.cut_boxes()) == 3
     (checked,) = scorer.score_together([(str(path), make_tiles(decoded, scorer.info.tiling, scorer.info.tile_size,
-                                                                 scorer.tiling_params), decoded.size)])
+                                                                 scorer.tiling_params, cut_on_read=True), decoded.size)])
     assert checked.to_dict(True, True) == scorer.score_together([(str(path), eager, decoded.size)])[0].to_dict(True, True)

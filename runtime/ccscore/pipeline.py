@@ -72,7 +72,8 @@ def decode_one(path, spec: TileSpec, keep_tiles: bool = False):
 
     try:
         decoded = load_image(path, spec.max_pixels)
-        tiles = make_tiles(decoded, spec.strategy, spec.tile_size, spec.params, spec.halve_upscaled)
+        tiles = make_tiles(decoded, spec.strategy, spec.tile_size, spec.params, spec.halve_upscaled,
+                           cut_on_read=keep_tiles)
         size = decoded.size
         del decoded  # tiles still to cut hold it
         if keep_tiles:

@@ -417,10 +417,12 @@ class Scorer:
         """Set when an accelerator was asked for and onnxruntime dropped it."""
         return self._session.fallback_note
 
-    def tile(self, image: ImageInput) -> tuple[Tiles, tuple[int, int]]:
+    def tile(self, image: ImageInput, cut_on_read: bool = False) -> tuple[Tiles, tuple[int, int]]:
+        """The image's tiles (and halved ones) and its size; `cut_on_read`: cut as scoring reads them, holding the
+        decoded image until then (`tiling.CutOnRead`), for tiles scored at once."""
         decoded = load_image(image, self.max_pixels)
         return make_tiles(decoded, self.info.tiling, self.info.tile_size, self.tiling_params,
-                          self.halve_upscaled), decoded.size
+                          self.halve_upscaled, cut_on_read), decoded.size
 
     def run(self, pixels: np.ndarray) -> TileOutputs:
         """Raw model outputs for uint8 tiles [N, T, T, 3]: probs [N, C], quality [N] and phases [N, P] (the last
@@ -626,7 +628,7 @@ class Scorer:
     def score(self, image: ImageInput) -> ScoreResult:
         """Scores one image: a path, a PIL image, or an RGB uint8 array. `ModelOutputError` when the model's
         outputs for it are unusable."""
-        tiles, size = self.tile(image)
+        tiles, size = self.tile(image, cut_on_read=True)
         path = str(image) if isinstance(image, (str, os.PathLike)) else None
         result = succeeded(self.score_together([(path, tiles, size)])[0])
         return result.with_container(read_container(path)) if path is not None else result

@@ -57,7 +57,8 @@ class Tiles:
 class CutOnRead(Tiles):
     """`content_tiles`' tiles, cut from the image only as far as they are read: scoring stops early on the first
     two for most images, and the others' crops (a halved one reads 4 times a tile's area, flattened and reduced)
-    would cost for nothing. `first(n)`, `first_boxes(n)` and `more_than(n)` cut until n + 1 tiles are kept; `pixels`
+    would cost for nothing. Until every tile is cut it holds the decoded image: `make_tiles` gives them cut unless
+    asked (`cut_on_read`: scored at once, as the pipeline's workers and `Scorer.score` do). `first(n)`, `first_boxes(n)` and `more_than(n)` cut until n + 1 tiles are kept; `pixels`
     and `boxes` cut them all. Flat tiles are left out as they are met (`textured`, as `without_flat` decides), so
     the tiles are exactly a plain `Tiles`'. Pickled (a worker sending tiles), it is that plain `Tiles`."""
 
@@ -69,7 +70,7 @@ class CutOnRead(Tiles):
         self.halved, self.origin, self.scale, self.alternative, self.stepping_stone = None, (0, 0), 1, None, False
 
     def _cut(self, n: int) -> None:
-        """Cuts ranked boxes until n tiles are kept or none is left."""
+        """Cuts ranked boxes until n tiles are kept or none is left (the image is let go then)."""
         while len(self._boxes) < n and self._tried < len(self._ranked):
             box = self._ranked[self._tried]
             self._tried += 1
@@ -77,6 +78,8 @@ class CutOnRead(Tiles):
             if textured(tile[None])[0]:
                 self._kept.append(np.ascontiguousarray(tile))
                 self._boxes.append(box)
+        if self._tried == len(self._ranked):
+            self._image = None
 
     @property
     def pixels(self) -> np.ndarray:  # type: ignore[override]
@@ -508,9 +511,10 @@ STRATEGIES: dict[str, TilingStrategy] = {
 
 
 def make_tiles(image: DecodedImage | np.ndarray, strategy: str, tile_size: int, params: dict | None = None,
-               halve_upscaled: bool = False) -> Tiles:
+               halve_upscaled: bool = False, cut_on_read: bool = False) -> Tiles:
     """The strategy's tiles; with `halve_upscaled` (content tiling only), also those of the image halved (once or
-    twice) where it looks upscaled x2 or x4 (`halved_tiles`)."""
+    twice) where it looks upscaled x2 or x4 (`halved_tiles`). With `cut_on_read`, content tiles are cut as they
+    are read (`CutOnRead`, holding the image meanwhile: for tiles scored at once); else all cut now."""
     try:
         fn = STRATEGIES[strategy]
     except KeyError:
@@ -519,4 +523,8 @@ def make_tiles(image: DecodedImage | np.ndarray, strategy: str, tile_size: int, 
     tiles = fn(image, tile_size, **(params or {}))
     if halve_upscaled and strategy == "content":
         tiles.halved = halved_tiles(image, tiles, tile_size, params)
+    if not cut_on_read:
+        for level in [[tiles], *halvings(tiles)]:
+            for each in level:
+                each.pixels  # noqa: B018 (cuts every tile, letting the image go)
     return tiles
