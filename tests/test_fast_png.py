@@ -154,3 +154,44 @@ def test_the_file_position_is_left_where_pillow_expects_it(tmp_path, monkeypatch
     monkeypatch.setattr(pyspng, "load", refuses)
     assert fast_pixels(path) is None
     assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
+
+
+def _flipped_in_pixel_data(data: bytes, at: float) -> bytes:
+    """One bit flipped inside the first IDAT's compressed data (its CRC left as it was: bit rot)."""
+    start = data.index(b"IDAT") + 4
+    length = int.from_bytes(data[start - 8 : start - 4], "big")
+    flipped = bytearray(data)
+    flipped[start + 2 + int((length - 6) * at)] ^= 0x10
+    return bytes(flipped)
+
+
+def _with_chunk_after_pixels(data: bytes, kind: bytes, body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    iend = data.rindex(b"IEND") - 4
+    return data[:iend] + struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body)) + data[iend:]
+
+
+BROKEN = {
+    **{f"bit flipped in the pixel data at {at:.0%}": (lambda at=at: _flipped_in_pixel_data(
+        png(Image.fromarray(RNG.integers(0, 256, (64, 80, 3), dtype=np.uint8), "RGB")), at)) for at in (0.2, 0.5, 0.8)},
+    "compressed text too large after the pixels": lambda: _with_chunk_after_pixels(
+        FAST["rgb"](), b"zTXt", b"Comment\0\0" + __import__("zlib").compress(b"x" * (PngImagePlugin.MAX_TEXT_CHUNK + 1))),
+    "cut in a chunk after the pixels": lambda: FAST["rgb"]()[:-12] + b"\0\0\0\x10tEXt",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_a_broken_png_gives_pillows_record(tmp_path, monkeypatch, kind):
+    """pyspng has libspng ignore checksums (the zlib stream's Adler-32 too) and stops at the pixels: where Pillow
+    would fail on what it checks or reads after them, Pillow decides."""
+    path = tmp_path / "broken.png"
+    path.write_bytes(BROKEN[kind]())
+    assert fast_pixels(path) is None
+    with pytest.raises(ImageError) as with_spng:
+        load_image(path)
+    monkeypatch.setitem(sys.modules, "pyspng", None)
+    with pytest.raises(ImageError) as without:
+        load_image(path)
+    assert str(with_spng.value) == str(without.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator, Optional, Union
@@ -320,6 +321,10 @@ def _register_jxl(path) -> None:
 
 # PNG chunks after which Pillow's decoding could differ from the pixels alone: orientation (eXIf, EXIF or XMP in
 # text chunks, read by `exif_transpose`), animation (Pillow decodes the first frame, libspng the default image).
+# And broken files: pyspng tells libspng to ignore checksums, the zlib stream's Adler-32 included, where Pillow's
+# inflate fails on it (most bit flips in the pixel data); and Pillow reads the chunks after the pixels, where it
+# can fail too (a compressed text too large, the file cut short). So an IDAT whose CRC does not match, any chunk
+# but IDAT and IEND after the first IDAT, or a chunk cut short: Pillow decides.
 _PNG_PIXELS_ONLY_UNLESS = (b"eXIf", b"acTL")
 _PNG_ORIENTATION_TEXT = (b"Raw profile type exif", b"XML:com.adobe.xmp")
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
@@ -333,18 +338,24 @@ FAST_PNG_MODES = {"L": (("L",), "L"), "RGB": (("RGB",), "RGB"), "RGBA": (("RGBA"
 
 
 def _png_pixels_only(data: bytes) -> bool:
-    """Whether nothing in the PNG's chunks but its pixels decides what `open_image` gives (see above)."""
-    pos, end = 8, len(data)
+    """Whether nothing in the PNG's chunks but its pixels decides what `open_image` gives, or whether it fails
+    (see above)."""
+    pos, end, pixels_seen = 8, len(data), False
+    view = memoryview(data)
     while pos + 8 <= end:
         length, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
-        if kind in _PNG_PIXELS_ONLY_UNLESS:
+        if kind == b"IEND":
+            return True
+        if pos + 12 + length > end or kind in _PNG_PIXELS_ONLY_UNLESS or (pixels_seen and kind != b"IDAT"):
             return False
         if kind in _PNG_TEXT_CHUNKS and data[pos + 8 : pos + 8 + min(length, 80)].split(b"\0", 1)[0] in _PNG_ORIENTATION_TEXT:
             return False
-        if kind == b"IEND":
-            break
+        if kind == b"IDAT":
+            pixels_seen = True
+            if zlib.crc32(view[pos + 4 : pos + 8 + length]) != int.from_bytes(data[pos + 8 + length : pos + 12 + length], "big"):
+                return False
         pos += 12 + length
-    return True
+    return pos == end  # no IEND: as Pillow, where the file ends after a whole chunk
 
 
 def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
