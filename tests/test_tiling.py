@@ -102,6 +102,7 @@ def test_tiles_cut_on_read_are_those_cut_at_once():
         assert len(tiles.cut_boxes()) <= max(reads) + 1  # nothing cut beyond what was asked (and one more)
         assert tiles.boxes == at_once.boxes and tiles._image is None  # all cut: the image let go
         np.testing.assert_array_equal(tiles.pixels, at_once.pixels)
+        assert all(np.shares_memory(kept, tiles.pixels) for kept in tiles._kept)  # all cut: the tiles held once
     sent = pickle.loads(pickle.dumps(CutOnRead(image, ranked, size)))  # as a worker sends tiles: all of them
     assert type(sent) is Tiles and sent.boxes == at_once.boxes
     np.testing.assert_array_equal(sent.pixels, at_once.pixels)

@@ -86,6 +86,7 @@ class CutOnRead(Tiles):
         self._cut(len(self._ranked))
         if len(self._kept) != getattr(self, "_stacked", -1):
             self._all = np.stack(self._kept) if self._kept else np.zeros((0, self._tile_size, self._tile_size, 3), np.uint8)
+            self._kept = list(self._all)  # views of the stack: every tile is cut, the tiles are held once
             self._stacked = len(self._kept)
         return self._all
 
