@@ -195,3 +195,44 @@ def test_a_broken_png_gives_pillows_record(tmp_path, monkeypatch, kind):
     with pytest.raises(ImageError) as without:
         load_image(path)
     assert str(with_spng.value) == str(without.value)
+
+
+def text_after_pixels(texts: dict[bytes, bytes]) -> bytes:
+    """A PNG with tIME and tEXt chunks after its pixels, as ImageMagick and GIMP write dates."""
+    import struct
+    import zlib
+
+    data = png(Image.fromarray(PIXELS[..., :3], "RGB"))
+    iend = data.rindex(b"IEND") - 4
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    extra = chunk(b"tIME", bytes([7, 234, 11, 26, 20, 0, 0]))
+    extra += b"".join(chunk(b"tEXt", key + b"\0" + value) for key, value in texts.items())
+    return data[:iend] + extra + data[iend:]
+
+
+def test_plain_text_after_the_pixels_keeps_libspng(tmp_path):
+    path = tmp_path / "dated.png"
+    path.write_bytes(text_after_pixels({b"date:create": b"2026-11-26T20:00:00+00:00"}))
+    assert fast_pixels(path) is not None
+    assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
+
+
+@pytest.mark.parametrize("key", [b"exif", b"xmp", b"Raw profile type exif", b"XML:com.adobe.xmp"])
+def test_text_that_can_orient_the_image_leaves_it_to_pillow(tmp_path, key):
+    path = tmp_path / "oriented.png"
+    path.write_bytes(text_after_pixels({key: b"anything"}))
+    assert fast_pixels(path) is None
+
+
+def test_text_after_the_pixels_past_pillows_limit_leaves_it_to_pillow(tmp_path, monkeypatch):
+    """Pillow fails where its texts pass MAX_TEXT_MEMORY in all: then so must the record here."""
+    path = tmp_path / "wordy.png"
+    path.write_bytes(text_after_pixels({b"Comment": b"x" * 5000}))
+    assert fast_pixels(path) is not None
+    monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_MEMORY", 4000)
+    assert fast_pixels(path) is None
+    with pytest.raises(ImageError):
+        load_image(path)

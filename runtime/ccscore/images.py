@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, Optional, Union
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags, Image, ImageOps, PngImagePlugin
 
 from .container import is_jxl, jxl_size
 from .errors import ImageError, one_line
@@ -323,10 +323,13 @@ def _register_jxl(path) -> None:
 # text chunks, read by `exif_transpose`), animation (Pillow decodes the first frame, libspng the default image).
 # And broken files: pyspng tells libspng to ignore checksums, the zlib stream's Adler-32 included, where Pillow's
 # inflate fails on it (most bit flips in the pixel data); and Pillow reads the chunks after the pixels, where it
-# can fail too (a compressed text too large, the file cut short). So an IDAT whose CRC does not match, any chunk
-# but IDAT and IEND after the first IDAT, or a chunk cut short: Pillow decides.
+# can fail too (a compressed text too large, the file cut short). So an IDAT whose CRC does not match, a chunk cut
+# short, or any chunk after the first IDAT but IDAT, IEND, tIME and tEXt (ImageMagick and GIMP write the date there;
+# Pillow skips tIME, and fails on plain text only past MAX_TEXT_MEMORY in all, counted here): Pillow decides.
 _PNG_PIXELS_ONLY_UNLESS = (b"eXIf", b"acTL")
-_PNG_ORIENTATION_TEXT = (b"Raw profile type exif", b"XML:com.adobe.xmp")
+_PNG_AFTER_PIXELS = (b"IDAT", b"tIME", b"tEXt")
+# Text keywords whose values Pillow's getexif reads for an orientation (as info["exif"], info["xmp"] and these).
+_PNG_ORIENTATION_TEXT = (b"Raw profile type exif", b"XML:com.adobe.xmp", b"exif", b"xmp")
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 # A PNG whose file is larger than this beyond its raw pixels is left to Pillow, which streams it: libspng is
 # given the whole file in memory (twice: pyspng copies it), so memory stays bounded by --max-pixels.
@@ -337,19 +340,25 @@ FAST_PNG_MODES = {"L": (("L",), "L"), "RGB": (("RGB",), "RGB"), "RGBA": (("RGBA"
                   "P": (("P", "P;1", "P;2", "P;4"), "RGB")}
 
 
-def _png_pixels_only(data: bytes) -> bool:
+def _png_pixels_only(data: bytes, text_memory_left: int = 0) -> bool:
     """Whether nothing in the PNG's chunks but its pixels decides what `open_image` gives, or whether it fails
-    (see above)."""
+    (see above); `text_memory_left`: the text Pillow still accepts after what it read while opening."""
     pos, end, pixels_seen = 8, len(data), False
     view = memoryview(data)
     while pos + 8 <= end:
         length, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
         if kind == b"IEND":
             return True
-        if pos + 12 + length > end or kind in _PNG_PIXELS_ONLY_UNLESS or (pixels_seen and kind != b"IDAT"):
+        if pos + 12 + length > end or kind in _PNG_PIXELS_ONLY_UNLESS or (pixels_seen and kind not in _PNG_AFTER_PIXELS):
             return False
-        if kind in _PNG_TEXT_CHUNKS and data[pos + 8 : pos + 8 + min(length, 80)].split(b"\0", 1)[0] in _PNG_ORIENTATION_TEXT:
-            return False
+        if kind in _PNG_TEXT_CHUNKS:
+            keyword, _, value = bytes(view[pos + 8 : pos + 8 + length]).partition(b"\0")
+            if keyword in _PNG_ORIENTATION_TEXT:
+                return False
+            if pixels_seen:  # Pillow counts a plain text's value (or, without a separator, nothing) as it reads it
+                text_memory_left -= len(value)
+                if text_memory_left < 0:
+                    return False
         if kind == b"IDAT":
             pixels_seen = True
             if zlib.crc32(view[pos + 4 : pos + 8 + length]) != int.from_bytes(data[pos + 8 + length : pos + 12 + length], "big"):
@@ -380,7 +389,9 @@ def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
             return None
         fp.seek(0)
         data = fp.read()
-        if not _png_pixels_only(data):
+        text_memory = getattr(getattr(im, "png", None), "text_memory", None)  # what Pillow read while opening
+        left = PngImagePlugin.MAX_TEXT_MEMORY - text_memory if isinstance(text_memory, int) else 0
+        if not _png_pixels_only(data, left):
             return None
         pixels = pyspng.load(data, layout)
     except Exception:  # libspng's errors are RuntimeErrors; Pillow decodes (or refuses) the file as before
