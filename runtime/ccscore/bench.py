@@ -104,6 +104,17 @@ def _noop(_: int) -> int:
     return 0
 
 
+def _import_own_decoders(_: int) -> int:
+    """Warms a pool worker for `_decode_as_ccscore`: its decoders imported before the clock starts."""
+    from . import images  # noqa: F401
+
+    try:
+        import pyspng  # noqa: F401
+    except ImportError:
+        pass
+    return 0
+
+
 def decode_floor(paths: Sequence[Path], workers: Optional[int] = None, repeats: int = 1, own: bool = False) -> dict:
     """Pillow decoding the files (open + load, nothing else) in `workers` processes, pool already started; with
     `own`, decoding them as ccscore does (`load_image`: libspng for 8-bit PNG where pyspng is installed)."""
@@ -112,7 +123,7 @@ def decode_floor(paths: Sequence[Path], workers: Optional[int] = None, repeats: 
     workers = workers or os.cpu_count() or 1
     files = [str(p) for p in paths]
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp_context()) as pool:
-        list(pool.map(_noop, range(workers * 2)))  # start every worker before the clock does
+        list(pool.map(_import_own_decoders if own else _noop, range(workers * 2)))  # every worker started first
         best = float("inf")
         pixels = 0
         for _ in range(max(1, repeats)):

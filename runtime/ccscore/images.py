@@ -332,7 +332,8 @@ _PNG_AFTER_PIXELS = (b"IDAT", b"tIME", b"tEXt")
 _PNG_ORIENTATION_TEXT = (b"Raw profile type exif", b"XML:com.adobe.xmp", b"exif", b"xmp")
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 # A PNG whose file is larger than this beyond its raw pixels is left to Pillow, which streams it: libspng is
-# given the whole file in memory (twice: pyspng copies it), so memory stays bounded by --max-pixels.
+# given the whole file in memory, twice (pyspng copies it), beside the pixels: at most about 2 x (this + twice the
+# raw pixels) + the pixels, a few times Pillow's need on a padded file, still bounded by --max-pixels.
 FAST_PNG_EXTRA_BYTES = 64 * 2**20
 # Pillow's mode -> the raw modes (sample layouts) libspng is given, and the layout it decodes to: 8-bit samples
 # (16-bit ones Pillow reads as "RGB;16B" and the like), palettes of any depth expanded to RGB as Pillow converts them.
@@ -369,7 +370,7 @@ def _png_pixels_only(data: bytes, text_memory_left: int = 0) -> bool:
 
 def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
     """An opened (not yet decoded) 8-bit grey, RGB, RGBA or palette PNG's pixels [H, W, 3 | 4] (grey repeated, a
-    palette applied) decoded by libspng (pyspng), the same values Pillow gives in ~60% of its time; None where
+    palette applied) decoded by libspng (pyspng), the same values Pillow gives in about two thirds of its time; None where
     Pillow decodes it: another mode or bit depth, a
     transparent colour key, animation or orientation (`_png_pixels_only`), a file much larger than its pixels
     (FAST_PNG_EXTRA_BYTES), pyspng not installed (it has wheels for x86-64 and Apple silicon only), or libspng

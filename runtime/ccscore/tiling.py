@@ -58,9 +58,10 @@ class CutOnRead(Tiles):
     """`content_tiles`' tiles, cut from the image only as far as they are read: scoring stops early on the first
     two for most images, and the others' crops (a halved one reads 4 times a tile's area, flattened and reduced)
     would cost for nothing. Until every tile is cut it holds the decoded image: `make_tiles` gives them cut unless
-    asked (`cut_on_read`: scored at once, as the pipeline's workers and `Scorer.score` do). `first(n)`, `first_boxes(n)` and `more_than(n)` cut until n + 1 tiles are kept; `pixels`
-    and `boxes` cut them all. Flat tiles are left out as they are met (`textured`, as `without_flat` decides), so
-    the tiles are exactly a plain `Tiles`'. Pickled (a worker sending tiles), it is that plain `Tiles`."""
+    asked (`cut_on_read`: scored at once, as the pipeline's workers and `Scorer.score` do). `first(n)` and
+    `first_boxes(n)` cut until n tiles are kept, `more_than(n)` until n + 1; `pixels` and `boxes` cut them all.
+    Flat tiles are left out as they are met (`textured`, as `without_flat` decides), so the tiles are exactly a
+    plain `Tiles`'. Pickled (a worker sending tiles), it is that plain `Tiles`."""
 
     def __init__(self, image: DecodedImage, ranked: list[Box], tile_size: int):
         self._image, self._ranked, self._tile_size = image, ranked, tile_size
