@@ -320,12 +320,13 @@ def _register_jxl(path) -> None:
 
 
 # PNG chunks after which Pillow's decoding could differ from the pixels alone: orientation (eXIf, EXIF or XMP in
-# text chunks, read by `exif_transpose`), animation (Pillow decodes the first frame, libspng the default image).
+# text chunks, read by `exif_transpose`), animation (Pillow decodes the first frame, libspng the default image; an
+# fcTL without acTL makes Pillow decode its frame's region, which fails unless it is the whole image).
 # And broken files: pyspng tells libspng to ignore checksums, the zlib stream's Adler-32 included, where Pillow's
 # inflate fails on it (most bit flips in the pixel data); and Pillow reads the chunks after the pixels, where it
 # can fail too (a compressed text too large, the file cut short). So an IDAT whose CRC does not match, any chunk
 # but IDAT and IEND after the first IDAT, or a chunk cut short: Pillow decides.
-_PNG_PIXELS_ONLY_UNLESS = (b"eXIf", b"acTL")
+_PNG_PIXELS_ONLY_UNLESS = (b"eXIf", b"acTL", b"fcTL")
 _PNG_ORIENTATION_TEXT = (b"Raw profile type exif", b"XML:com.adobe.xmp")
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 # A PNG whose file is larger than this beyond its raw pixels is left to Pillow, which streams it: libspng is
