@@ -238,6 +238,11 @@ def _flipped_idat_bit() -> bytes:
 
 _TWO_MB = zlib.compress(b"a" * 2 * 2**20)  # over Pillow's MAX_TEXT_CHUNK (1 MiB) once decompressed
 PILLOW_DECIDES = {
+    # Orientation Pillow reads from text chunks under the keywords "exif" and "xmp" (applied, or refused).
+    "tEXt exif keyword": lambda: hand_png(pre=_chunk(b"tEXt", b"exif\0" + _exif_turned())),
+    "tEXt exif keyword after the pixels": lambda: hand_png(post=_chunk(b"tEXt", b"exif\0" + _exif_turned())),
+    "zTXt exif keyword": lambda: hand_png(pre=_chunk(b"zTXt", b"exif\0\0" + zlib.compress(_exif_turned()))),
+    "tEXt xmp keyword": lambda: hand_png(pre=_chunk(b"tEXt", b'xmp\0<x tiff:Orientation="6"/>')),
     # A colour key after the pixels: Pillow makes its colour transparent (white once flattened).
     "grey tRNS after the pixels": lambda: hand_png(post=_chunk(b"tRNS", struct.pack(">H", int(PIXELS[0, 0, 0]))),
                                                    colour_type=0),

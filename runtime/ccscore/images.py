@@ -327,7 +327,9 @@ def _register_jxl(path) -> None:
 # can fail too (a compressed text too large, the file cut short). So an IDAT whose CRC does not match, any chunk
 # but IDAT and IEND after the first IDAT, or a chunk cut short: Pillow decides.
 _PNG_PIXELS_ONLY_UNLESS = (b"eXIf", b"acTL", b"fcTL")
-_PNG_ORIENTATION_TEXT = (b"Raw profile type exif", b"XML:com.adobe.xmp")
+# Text keywords whose values Pillow's getexif reads an orientation from (tEXt "exif" as info["exif"], "xmp" as
+# info["xmp"]; compressed or international ones there as str, which it then fails on).
+_PNG_ORIENTATION_TEXT = (b"Raw profile type exif", b"XML:com.adobe.xmp", b"exif", b"xmp")
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 # A PNG whose file is larger than this beyond its raw pixels is left to Pillow, which streams it: libspng is
 # given the whole file in memory (twice: pyspng copies it), so memory stays bounded by --max-pixels.
