@@ -1,7 +1,9 @@
 """PNG decoding by libspng (pyspng): the same pixels as Pillow's wherever it is used, Pillow wherever it must decide."""
 
 import io
+import struct
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -199,17 +201,10 @@ def test_a_broken_png_gives_pillows_record(tmp_path, monkeypatch, kind):
 
 def text_after_pixels(texts: dict[bytes, bytes]) -> bytes:
     """A PNG with tIME and tEXt chunks after its pixels, as ImageMagick and GIMP write dates."""
-    import struct
-    import zlib
-
     data = png(Image.fromarray(PIXELS[..., :3], "RGB"))
     iend = data.rindex(b"IEND") - 4
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    extra = chunk(b"tIME", bytes([7, 234, 11, 26, 20, 0, 0]))
-    extra += b"".join(chunk(b"tEXt", key + b"\0" + value) for key, value in texts.items())
+    extra = _chunk(b"tIME", bytes([7, 234, 11, 26, 20, 0, 0]))
+    extra += b"".join(_chunk(b"tEXt", key + b"\0" + value) for key, value in texts.items())
     return data[:iend] + extra + data[iend:]
 
 
@@ -236,3 +231,89 @@ def test_text_after_the_pixels_past_pillows_limit_leaves_it_to_pillow(tmp_path, 
     assert fast_pixels(path) is None
     with pytest.raises(ImageError):
         load_image(path)
+
+
+# Hand-built PNG files: what Pillow reads besides the pixels (text keywords, chunks after the pixels, checksums).
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def hand_png(pre: bytes = b"", post: bytes = b"", colour_type: int = 2, grey: bool = False) -> bytes:
+    """A 71x53 8-bit PNG (RGB, grey or palette) of PIXELS, with `pre` chunks before its IDAT and `post` after."""
+    pixels = PIXELS[..., 0] if grey or colour_type != 2 else PIXELS[..., :3]
+    height, width = pixels.shape[:2]
+    rows = b"".join(b"\0" + row.tobytes() for row in pixels.reshape(height, -1))
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    palette = _chunk(b"PLTE", bytes(range(256)) * 3) if colour_type == 3 else b""
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + palette + pre + _chunk(b"IDAT", zlib.compress(rows))
+            + post + _chunk(b"IEND", b""))
+
+
+def outcome(path):
+    """What `load_image` gives: its size and pixels, or its error's text."""
+    try:
+        decoded = load_image(path)
+    except ImageError as exc:
+        return "error", str(exc)
+    return decoded.size, decoded.rgb().tobytes()
+
+
+def _exif_turned() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return exif.tobytes()
+
+
+def _flipped_idat_bit() -> bytes:
+    data = bytearray(hand_png())
+    data[data.index(b"IDAT") + 200] ^= 0x10  # the chunk's CRC and the zlib stream's Adler-32 no longer match
+    return bytes(data)
+
+
+_TWO_MB = zlib.compress(b"a" * 2 * 2**20)  # over Pillow's MAX_TEXT_CHUNK (1 MiB) once decompressed
+PILLOW_DECIDES = {
+    # Orientation Pillow reads from text chunks under the keywords "exif" and "xmp" (applied, or refused).
+    "tEXt exif keyword": lambda: hand_png(pre=_chunk(b"tEXt", b"exif\0" + _exif_turned())),
+    "tEXt exif keyword after the pixels": lambda: hand_png(post=_chunk(b"tEXt", b"exif\0" + _exif_turned())),
+    "zTXt exif keyword": lambda: hand_png(pre=_chunk(b"zTXt", b"exif\0\0" + zlib.compress(_exif_turned()))),
+    "tEXt xmp keyword": lambda: hand_png(pre=_chunk(b"tEXt", b'xmp\0<x tiff:Orientation="6"/>')),
+    # A colour key after the pixels: Pillow makes its colour transparent (white once flattened).
+    "grey tRNS after the pixels": lambda: hand_png(post=_chunk(b"tRNS", struct.pack(">H", int(PIXELS[0, 0, 0]))),
+                                                   colour_type=0),
+    "rgb tRNS after the pixels": lambda: hand_png(post=_chunk(b"tRNS", struct.pack(">HHH", *map(int, PIXELS[0, 0, :3])))),
+    "palette tRNS after the pixels": lambda: hand_png(post=_chunk(b"tRNS", b"\0" * 256), colour_type=3),
+    # Chunks after the pixels that Pillow refuses as it finishes decoding.
+    "zTXt over MAX_TEXT_CHUNK after the pixels": lambda: hand_png(post=_chunk(b"zTXt", b"Comment\0\0" + _TWO_MB)),
+    "iTXt over MAX_TEXT_CHUNK after the pixels": lambda: hand_png(post=_chunk(b"iTXt", b"Comment\0\1\0\0\0" + _TWO_MB)),
+    "iCCP over MAX_TEXT_CHUNK after the pixels": lambda: hand_png(post=_chunk(b"iCCP", b"icc\0\0" + _TWO_MB)),
+    "zTXt of unknown method after the pixels": lambda: hand_png(post=_chunk(b"zTXt", b"Comment\0\1xx")),
+    "short gAMA after the pixels": lambda: hand_png(post=_chunk(b"gAMA", b"\0")),
+    "short pHYs after the pixels": lambda: hand_png(post=_chunk(b"pHYs", b"\0")),
+    "chunk cut short after the pixels": lambda: hand_png(post=_chunk(b"teXt", b"a\0bcdefgh")[:-6])[: -12],
+    # APNG frame chunks without acTL.
+    "fcTL without acTL": lambda: hand_png(pre=_chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, 10, 10, 0, 0, 1, 1, 0, 0))),
+    "fcTL without acTL after the pixels": lambda: hand_png(post=_chunk(b"fcTL", struct.pack(">IIIIIHHBB", 1, 10, 10, 0, 0,
+                                                                                             1, 1, 0, 0))),
+    # libspng checks neither CRCs nor the zlib stream's Adler-32 (pyspng turns both off): damaged pixels decode.
+    "a bit flipped in IDAT": _flipped_idat_bit,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PILLOW_DECIDES))
+def test_what_pillow_reads_beside_the_pixels_decides_as_it_does(tmp_path, monkeypatch, kind):
+    """The same pixels, size or error with and without pyspng, wherever chunks other than the pixels decide."""
+    path = tmp_path / "image.png"
+    path.write_bytes(PILLOW_DECIDES[kind]())
+    with_spng = outcome(path)
+    monkeypatch.setitem(sys.modules, "pyspng", None)
+    assert with_spng == outcome(path)
+
+
+def test_text_after_the_pixels_over_pillows_text_memory_fails_as_pillow_says(tmp_path, monkeypatch):
+    monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_MEMORY", 1000)
+    path = tmp_path / "image.png"
+    path.write_bytes(hand_png(pre=_chunk(b"tEXt", b"a\0" + b"x" * 600), post=_chunk(b"tEXt", b"b\0" + b"y" * 600)))
+    with_spng = outcome(path)
+    assert with_spng[0] == "error"
+    monkeypatch.setitem(sys.modules, "pyspng", None)
+    assert with_spng == outcome(path)

@@ -320,15 +320,17 @@ def _register_jxl(path) -> None:
 
 
 # PNG chunks after which Pillow's decoding could differ from the pixels alone: orientation (eXIf, EXIF or XMP in
-# text chunks, read by `exif_transpose`), animation (Pillow decodes the first frame, libspng the default image).
+# text chunks, read by `exif_transpose`), animation (Pillow decodes the first frame, libspng the default image; an
+# fcTL without acTL makes Pillow decode its frame's region, which fails unless it is the whole image).
 # And broken files: pyspng tells libspng to ignore checksums, the zlib stream's Adler-32 included, where Pillow's
 # inflate fails on it (most bit flips in the pixel data); and Pillow reads the chunks after the pixels, where it
 # can fail too (a compressed text too large, the file cut short). So an IDAT whose CRC does not match, a chunk cut
 # short, or any chunk after the first IDAT but IDAT, IEND, tIME and tEXt (ImageMagick and GIMP write the date there;
 # Pillow skips tIME, and fails on plain text only past MAX_TEXT_MEMORY in all, counted here): Pillow decides.
-_PNG_PIXELS_ONLY_UNLESS = (b"eXIf", b"acTL")
+_PNG_PIXELS_ONLY_UNLESS = (b"eXIf", b"acTL", b"fcTL")
 _PNG_AFTER_PIXELS = (b"IDAT", b"tIME", b"tEXt")
-# Text keywords whose values Pillow's getexif reads for an orientation (as info["exif"], info["xmp"] and these).
+# Text keywords whose values Pillow's getexif reads an orientation from (tEXt "exif" as info["exif"], "xmp" as
+# info["xmp"]; compressed or international ones there as str, which it then fails on).
 _PNG_ORIENTATION_TEXT = (b"Raw profile type exif", b"XML:com.adobe.xmp", b"exif", b"xmp")
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 # A PNG whose file is larger than this beyond its raw pixels is left to Pillow, which streams it: libspng is
@@ -386,10 +388,11 @@ def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
     fp = im.fp
     start = fp.tell()
     try:
-        if fp.seek(0, os.SEEK_END) > FAST_PNG_EXTRA_BYTES + 2 * width * height * len(layout):
+        length = fp.seek(0, os.SEEK_END)
+        if length > FAST_PNG_EXTRA_BYTES + 2 * width * height * len(layout):
             return None
         fp.seek(0)
-        data = fp.read()
+        data = fp.read(length)  # no more than was measured, should the file grow meanwhile
         text_memory = getattr(getattr(im, "png", None), "text_memory", None)  # what Pillow read while opening
         left = PngImagePlugin.MAX_TEXT_MEMORY - text_memory if isinstance(text_memory, int) else 0
         if not _png_pixels_only(data, left):
