@@ -179,7 +179,7 @@ def distinct_colours(pixels: Sequence[np.ndarray]) -> np.ndarray:
     """The distinct colours of uint8 RGB arrays, as r << 16 | g << 8 | b, without clipped ones (a channel at 0
     or 255: many decoder inputs reach them)."""
     flat = np.concatenate([np.asarray(p).reshape(-1, 3) for p in pixels]) if len(pixels) else np.zeros((0, 3), np.uint8)
-    red, green, blue = (flat[:, k].astype(np.int64) for k in range(3))
+    red, green, blue = (flat[:, k].astype(np.int32) for k in range(3))  # 24-bit codes: int32 sorts twice as fast
     low, high = np.minimum(np.minimum(red, green), blue), np.maximum(np.maximum(red, green), blue)
     codes = np.sort(((red << 16) | (green << 8) | blue)[(low > 0) & (high < 255)])
     return codes[_run_starts(codes)]
