@@ -340,3 +340,21 @@ def test_workers_that_die_while_starting_end_the_pool_instead_of_hanging(monkeyp
         assert time.monotonic() - start < 30
     finally:
         pool.close()
+
+
+def test_a_forked_worker_whose_creator_is_already_gone_exits():
+    """A worker forked just before its creator is killed (Ctrl-C at that moment) holds both ends of its pipe, so it
+    never reads EOF: it must not take its adopter for its parent. Told a creator that is not its parent, it exits."""
+    import multiprocessing
+
+    from ccscore import pipeline
+
+    ctx = multiprocessing.get_context("fork")
+    ours, theirs = ctx.Pipe()
+    worker = ctx.Process(target=pipeline._worker_main, args=(theirs, None, os.getpid() + 10**6), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    alive = worker.is_alive()
+    if alive:
+        worker.kill()
+    assert not alive and worker.exitcode == 0

@@ -138,11 +138,14 @@ def _watch_parent(parent: int, interval: float = 0.5) -> None:
             os._exit(0)
 
 
-def _worker_init() -> None:
+def _worker_init(parent: Optional[int] = None) -> None:
+    """`parent`: the pid this worker's parent must have (a plain fork's creator), else whatever it has now."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle, not a traceback here
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    # A forked worker's parent is its creator, whose pid it is told: read here, a creator killed before this line
+    # would leave its adopter's pid watched, and the worker (holding both ends of its pipe) waiting forever.
+    threading.Thread(target=_watch_parent, args=(parent or os.getppid(),), daemon=True).start()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
@@ -163,12 +166,13 @@ def _spare_scorer(model: Optional[str]):
         return None
 
 
-def _worker_main(conn, preload: Optional[str] = None) -> None:
+def _worker_main(conn, preload: Optional[str] = None, parent: Optional[int] = None) -> None:
     """A worker process: None (ready) out first, then (seq, path, spec) in and (seq, decode_with_warnings'
     result) out, one file at a time, until EOF. A `UseScorer` in is answered None once the scorer is built.
     `preload`: a model file to build a spare CPU scorer for right after start-up, while the main process builds
-    its own session; the first `UseScorer` uses it if its settings name that file, else drops it."""
-    _worker_init()
+    its own session; the first `UseScorer` uses it if its settings name that file, else drops it. `parent`: see
+    `_worker_init`."""
+    _worker_init(parent)
     from . import images, tiling  # noqa: F401  (imported now, not on the first image's time)
 
     conn.send(None)
@@ -283,7 +287,9 @@ class DecodePool:
     @staticmethod
     def _start(ctx, preload: Optional[str] = None) -> _Worker:
         ours, theirs = ctx.Pipe()
-        process = ctx.Process(target=_worker_main, args=(theirs, preload), daemon=True)
+        # Forked directly, its parent is this process; from a forkserver, the server (see `_watch_parent`).
+        creator = os.getpid() if ctx.get_start_method() == "fork" else None
+        process = ctx.Process(target=_worker_main, args=(theirs, preload, creator), daemon=True)
         process.start()
         theirs.close()  # only the worker holds its end now, so its death reads as EOF here
         return _Worker(process, ours, scoring=PRELOADING if preload else None)
