@@ -372,9 +372,9 @@ def _png_pixels_only(data: bytes, text_memory_left: int = 0) -> bool:
 
 def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
     """An opened (not yet decoded) 8-bit grey, RGB, RGBA or palette PNG's pixels [H, W, 3 | 4] (grey repeated, a
-    palette applied) decoded by libspng (pyspng), the same values Pillow gives in about two thirds of its time; None where
-    Pillow decodes it: another mode or bit depth, a
-    transparent colour key, animation or orientation (`_png_pixels_only`), a file much larger than its pixels
+    palette applied) decoded by libspng (pyspng), the same values Pillow gives in about two thirds of its time;
+    None where Pillow decodes it: another mode or bit depth, a transparent colour key, what `_png_pixels_only`
+    leaves to Pillow (orientation, animation, broken chunks), a file much larger than its pixels
     (FAST_PNG_EXTRA_BYTES), pyspng not installed (it has wheels for x86-64 and Apple silicon only), or libspng
     refusing the file (a broken one then fails, or not, as Pillow decides)."""
     rawmodes, layout = FAST_PNG_MODES.get(im.mode, ((), ""))
@@ -417,8 +417,9 @@ def _decoded_png(pixels: np.ndarray) -> DecodedImage:
 
 
 def load_image(source: ImageInput, max_pixels: int | None = None) -> DecodedImage:
-    """A path, a Pillow image or an array -> `DecodedImage`; every failure is an `ImageError`. 8-bit grey, RGB and RGBA
-    PNG files are decoded by libspng where pyspng is installed (`fast_png_pixels`), any other by Pillow."""
+    """A path, a Pillow image or an array -> `DecodedImage`; every failure is an `ImageError`. 8-bit grey, RGB,
+    RGBA and palette PNG files are decoded by libspng where pyspng is installed (`fast_png_pixels`), any other by
+    Pillow."""
     if isinstance(source, np.ndarray):
         return DecodedImage.from_array(source)
     name = "image" if isinstance(source, Image.Image) else getattr(source, "name", None) or str(source)

@@ -68,6 +68,7 @@ class CutOnRead(Tiles):
         self._tried = 0  # boxes of `ranked` cut so far
         self._kept: list[np.ndarray] = []
         self._boxes: list[Box] = []
+        self._all: Optional[np.ndarray] = None  # every tile, stacked once all are cut
         self.halved, self.origin, self.scale, self.alternative, self.stepping_stone = None, (0, 0), 1, None, False
 
     def _cut(self, n: int) -> None:
@@ -82,13 +83,15 @@ class CutOnRead(Tiles):
         if self._tried == len(self._ranked):
             self._image = None
 
+    def _stacked(self, kept: list[np.ndarray]) -> np.ndarray:
+        return np.stack(kept) if kept else np.zeros((0, self._tile_size, self._tile_size, 3), np.uint8)
+
     @property
     def pixels(self) -> np.ndarray:  # type: ignore[override]
-        self._cut(len(self._ranked))
-        if len(self._kept) != getattr(self, "_stacked", -1):
-            self._all = np.stack(self._kept) if self._kept else np.zeros((0, self._tile_size, self._tile_size, 3), np.uint8)
-            self._kept = list(self._all)  # views of the stack: every tile is cut, the tiles are held once
-            self._stacked = len(self._kept)
+        if self._all is None:
+            self._cut(len(self._ranked))
+            self._all = self._stacked(self._kept)
+            self._kept = list(self._all)  # views of the stack: the tiles are held once
         return self._all
 
     @property
@@ -98,8 +101,7 @@ class CutOnRead(Tiles):
 
     def first(self, n: int) -> np.ndarray:
         self._cut(n)
-        kept = self._kept[:n]
-        return np.stack(kept) if kept else np.zeros((0, self._tile_size, self._tile_size, 3), np.uint8)
+        return self._stacked(self._kept[:n])
 
     def first_boxes(self, n: int) -> list[Box]:
         self._cut(n)
