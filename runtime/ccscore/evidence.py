@@ -13,7 +13,7 @@ coefficients are nearly all zero at every phase (flat) or whose phases are tied 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -61,15 +61,20 @@ class ImageEvidence:
     # the halving's blocks start.
     halvings: int = 0
     halved_from: tuple[int, int] = (0, 0)
+    # The period (px) of a JPEG's block grid found downscaled (Scorer.find_downscaled): 8 x the downscale factor.
+    downscaled_period: Optional[float] = None
 
     @property
     def word(self) -> str:
         """'none': nothing a codec could have marked (flat, blank, too small); 'weak': detail, but too few
         quadrants of the image's own pixels to check one grid on (small images, one textured patch);
         'grid': enough quadrants to measure their agreement; 'halved': damage found only on the image halved, once
-        or twice (an upscale x2 or x4 after compression), the grids being the halved image's."""
+        or twice (an upscale x2 or x4 after compression), the grids being the halved image's; 'downscaled': a JPEG's
+        block grid found at the period a downscale after compression gave it (ccscore.resized)."""
         if self.halvings:
             return "halved"
+        if self.downscaled_period is not None:
+            return "downscaled"
         if self.detailed_tiles == 0:
             return "none"
         return "grid" if any(v.checkable for v in self.grids.values()) else "weak"

@@ -64,6 +64,7 @@ class ScoreResult:
         """The --details view: the luma table read from the pixels (8x8, null where unknown), its kind ("ijg"
         with the match error of the steps found one by one, or "custom" with the nearest IJG quality), the
         lattice evidence, the 8x8 and 4x4 grid offsets (x, y), how the image was halved (evidence "halved"), the
+        block grid's period found downscaled (evidence "downscaled"), the
         chroma subsampling guess, a WebP's quantiser
         steps (ccscore.webp_quality), and the codec whose decoder made the colours (null where not asked or not
         found)."""
@@ -84,6 +85,9 @@ class ScoreResult:
             # pixel (x, y) the blocks (2x2 or 4x4) were taken; null otherwise
             halvings = self.evidence.halvings
             d["halved"] = {"times": halvings, "from": list(self.evidence.halved_from)} if halvings else None
+            # evidence "downscaled": the JPEG block grid's period in pixels and the downscale factor it implies
+            period = self.evidence.downscaled_period
+            d["downscaled"] = None if period is None else {"period": round(period, 3), "scale": round(period / 8, 3)}
         d["subsampling"] = table.subsampling if table is not None else None
         webp = self.webp
         # a WebP's quantisers shown (strongest first) with the macroblocks read at each, and the strongest's contrast

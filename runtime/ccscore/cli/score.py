@@ -43,9 +43,11 @@ def readable(record: dict) -> str:
     quality += ", recompressed" if record.get("recompressed") else ""
     label = record["label"]
     # Said where the answer is not a measurement (nothing a codec could mark, too little to check a grid on), or
-    # where it was found on the image halved (damage upscaled x2 or x4 since; --details says which).
+    # where it was found on the image halved (damage upscaled x2 or x4 since) or at a downscaled grid's period
+    # (--details says which).
     evidence = {"none": ", no evidence", "weak": ", weak evidence",
-                "halved": ", seen halved (upscaled after compression)"}.get(record.get("evidence"), "")
+                "halved": ", seen halved (upscaled after compression)",
+                "downscaled": ", grid seen downscaled (resized after compression)"}.get(record.get("evidence"), "")
     lines = [f"{record['path']}: {label.upper() if label != 'clean' else label}{quality}{evidence}  "
              f"({ranked(record['scores'])})"]
     for tile in record.get("tiles", []):

@@ -1,0 +1,117 @@
+"""JPEG damage downscaled after compression: its block grid found at 8 x the scale (Scorer.find_downscaled,
+ccscore.resized)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import compress, draw_art, run_cli
+from ccscore.resized import MAX_ZERO_DIFFERENCES, grid_peak
+from ccscore.scorer import DOWNSCALED_MIN_PEAK, ScorerSettings
+from ccscore.tiling import content_tiles
+
+SIZE = (768, 640)
+KERNELS = {"bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS, "bilinear": Image.BILINEAR}
+CASES = [(seed, quality, scale, kernel) for seed in (1, 2, 3, 4) for quality in (50, 70, 85)
+         for scale, kernel in ((0.55, "lanczos"), (0.7, "bicubic"), (0.85, "bilinear"))]
+
+
+def downscaled(im: Image.Image, scale: float, kernel: str) -> np.ndarray:
+    return np.asarray(im.resize((round(im.width * scale), round(im.height * scale)), KERNELS[kernel]))
+
+
+def peak_of(rgb: np.ndarray):
+    tiles = content_tiles(rgb, 128, max_tiles=8)
+    return grid_peak(tiles.own(), tiles.boxes)
+
+
+@pytest.fixture(scope="module")
+def scorers():
+    from ccscore import Scorer
+
+    return Scorer(device="cpu"), Scorer(device="cpu", find_downscaled=False)
+
+
+def test_a_downscaled_jpeg_shows_its_grid_at_8_times_the_scale_and_its_clean_source_does_not():
+    found, right, clean_shown = 0, 0, []
+    for seed, quality, scale, kernel in CASES:
+        art = draw_art(seed, SIZE)
+        peak = peak_of(downscaled(compress(art, "JPEG", quality), scale, kernel))
+        if peak.shows_grid(DOWNSCALED_MIN_PEAK):
+            found += 1
+            right += abs(peak.scale - scale) <= 0.01
+        clean = peak_of(downscaled(art, scale, kernel))
+        if clean.shows_grid(DOWNSCALED_MIN_PEAK):
+            clean_shown.append((seed, scale, kernel))
+    assert found >= 0.75 * len(CASES) and right == found  # measured: 33 of 36, every period within 0.01
+    assert not clean_shown
+
+
+def test_the_grid_is_read_at_its_place_whatever_the_crop():
+    """Tiles are summed at their places in the image: a crop moves the grid and every tile with it."""
+    rgb = downscaled(compress(draw_art(2, SIZE), "JPEG", 70), 0.7, "bicubic")
+    for dx, dy in ((0, 0), (3, 0), (1, 2)):
+        peak = peak_of(np.ascontiguousarray(rgb[dy:, dx:]))
+        assert peak.shows_grid(DOWNSCALED_MIN_PEAK) and abs(peak.scale - 0.7) <= 0.01
+
+
+def test_pixel_art_repeating_whole_pixels_is_not_a_grid():
+    rng = np.random.default_rng(0)
+    cells = rng.integers(0, 4, (64, 80))
+    palette = np.array([[20, 20, 40], [200, 60, 60], [240, 220, 120], [60, 160, 90]], np.uint8)
+    art = np.repeat(np.repeat(palette[cells], 5, axis=0), 5, axis=1)  # whole pixels of 5: period 5, in the band
+    peak = peak_of(art)
+    assert peak.zero_differences >= MAX_ZERO_DIFFERENCES and not peak.shows_grid(DOWNSCALED_MIN_PEAK)
+
+
+def test_flat_or_tiny_images_have_no_peak():
+    assert grid_peak([], []) is None
+    assert grid_peak([np.zeros((20, 20, 3), np.uint8)], [(0, 0, 20, 20)]) is None
+
+
+def test_the_scorer_calls_it_jpeg_downscaled_without_a_quality(scorers):
+    scorer, without = scorers
+    rgb = downscaled(compress(draw_art(1, SIZE), "JPEG", 85), 0.7, "bicubic")
+    assert without.score(rgb).label == "clean"  # the model's grid gate sees no 8x8 grid
+    result = scorer.score(rgb)
+    assert result.label == "jpeg" and result.evidence.word == "downscaled"
+    assert result.quality is None and result.quality_source is None and result.table is None
+    assert result.scores["clean"] < 0.1 and result.details()["downscaled"] == {"period": 5.596, "scale": 0.699}
+    clean = scorer.score(downscaled(draw_art(1, SIZE), 0.7, "bicubic"))
+    assert clean.label == "clean" and clean.details()["downscaled"] is None
+
+
+def test_damage_found_otherwise_is_not_judged_again(scorers):
+    scorer, _ = scorers
+    result = scorer.score(np.asarray(compress(draw_art(1, SIZE), "JPEG", 60)))
+    assert result.label == "jpeg" and result.evidence.word == "grid" and result.details()["downscaled"] is None
+
+
+def test_workers_score_with_the_setting_they_were_given(scorers):
+    _, without = scorers
+    assert ScorerSettings.of(without).build().find_downscaled is False
+
+
+@pytest.mark.parametrize("workers", ["0", "1", "2"])
+def test_the_score_command_finds_it_whichever_process_scores(tmp_path, monkeypatch, scorers, workers):
+    """0: decoded and scored here; 1: a worker decodes, the main process scores; 2: the workers score."""
+    scorer, _ = scorers
+    monkeypatch.setenv("CCSCORE_THREADS", "1")
+    Image.fromarray(downscaled(compress(draw_art(1, SIZE), "JPEG", 85), 0.7, "bicubic")).save(tmp_path / "shrunk.png")
+    Image.fromarray(downscaled(draw_art(1, SIZE), 0.7, "bicubic")).save(tmp_path / "clean.png")
+    done = run_cli(str(tmp_path), "--jsonl", "--details", "--workers", workers, "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    records = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, done.stdout.splitlines())}
+    for name, record in records.items():
+        expected = scorer.score(tmp_path / name).to_dict(with_details=True)
+        assert {k: record[k] for k in ("label", "evidence", "quality")} == \
+            {k: expected[k] for k in ("label", "evidence", "quality")}
+        assert record["details"]["downscaled"] == expected["details"]["downscaled"]
+    assert records["shrunk.png"]["evidence"] == "downscaled" and records["shrunk.png"]["label"] == "jpeg"
+    assert records["shrunk.png"]["details"]["downscaled"]["scale"] == pytest.approx(0.7, abs=0.01)
+    assert records["clean.png"]["label"] == "clean"
+    if workers == "0":  # the readable line says how the damage was seen
+        lines = run_cli(str(tmp_path / "shrunk.png"), "--device", "cpu").stdout.splitlines()
+        assert len(lines) == 1 and ": JPEG, recompressed, grid seen downscaled (resized after compression)" in lines[0]
