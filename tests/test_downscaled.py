@@ -45,7 +45,7 @@ def test_a_downscaled_jpeg_shows_its_grid_at_8_times_the_scale_and_its_clean_sou
         clean = peak_of(downscaled(art, scale, kernel))
         if clean.shows_grid(DOWNSCALED_MIN_PEAK):
             clean_shown.append((seed, scale, kernel))
-    assert found >= 0.75 * len(CASES) and right == found  # measured: 33 of 36, every period within 0.01
+    assert found >= 0.75 * len(CASES) and right == found  # measured: 34 of 36, every period within 0.01
     assert not clean_shown
 
 

@@ -282,7 +282,7 @@ def test_a_jpeg_table_in_the_pixels_overrules_a_gate_that_saw_too_little_grid():
     from ccscore import Scorer
     from ccscore.scorer import LATTICE_KEPT_SHARE, LATTICE_EVIDENCE, GridGate
 
-    scorer = Scorer(BUNDLED_MODEL)
+    scorer = Scorer(BUNDLED_MODEL, find_downscaled=False)  # the table check alone (the period: test_downscaled.py)
     gate = scorer.grid_gate
     art = draw_art(12, (512, 384))
     images = {
