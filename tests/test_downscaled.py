@@ -83,6 +83,16 @@ def test_the_scorer_calls_it_jpeg_downscaled_without_a_quality(scorers):
     assert clean.label == "clean" and clean.details()["downscaled"] is None
 
 
+def test_a_threshold_that_still_calls_it_clean_leaves_the_record_as_it_was():
+    from ccscore import Scorer
+
+    rgb = downscaled(compress(draw_art(1, SIZE), "JPEG", 85), 0.7, "bicubic")
+    lenient = Scorer(device="cpu", threshold=0.95)  # clean unless P(clean) < 0.05: 0.1 x P(clean) is not enough
+    before = Scorer(device="cpu", threshold=0.95, find_downscaled=False).score(rgb)
+    result = lenient.score(rgb)
+    assert result.label == "clean" and result.evidence.word == "grid" and result.scores == before.scores
+
+
 def test_damage_found_otherwise_is_not_judged_again(scorers):
     scorer, _ = scorers
     result = scorer.score(np.asarray(compress(draw_art(1, SIZE), "JPEG", 60)))

@@ -693,11 +693,14 @@ class Scorer:
                 continue  # asked first: most clean art is settled here, without cutting its other tiles
             tiles = items[k][1]
             peak = grid_peak(tiles.own(), tiles.boxes)
-            if peak is not None and peak.shows_grid(DOWNSCALED_MIN_PEAK):
-                result.scores = proven(result.scores, JPEG)
-                result.label = decide(result.scores, self.threshold)
-                result.evidence = replace(result.evidence, downscaled_period=peak.period)
-                result.quality = result.quality_source = None
+            if peak is None or not peak.shows_grid(DOWNSCALED_MIN_PEAK):
+                continue
+            scores = proven(result.scores, JPEG)
+            if decide(scores, self.threshold) == CLEAN:  # a threshold that wants P(clean) under 0.1 x its own
+                continue
+            result.scores, result.label = scores, decide(scores, self.threshold)
+            result.evidence = replace(result.evidence, downscaled_period=peak.period)
+            result.quality = result.quality_source = None
 
     def _judge_halved(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
                       results: list[ScoreResult | ScoreFailure]) -> None:
