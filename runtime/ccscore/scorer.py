@@ -282,6 +282,7 @@ HALVED_TWICE_ONLY_JPEG_SCALE = 4
 # 0.81-1.0, median 0.99; of the JPEGs it found: median 0.38). Chosen on eval-wild-cal plus two more draws of its
 # resized kinds (3,360 clean images, 360 JPEG q50-90 downscaled x0.5-0.9), flagged / found:
 # peak >= 4: 23 / 241 (0.8: 6 / 218); 5: 10 / 221 (0.8: 0 / 201; 0.75: 0 / 191; 0.9: 2 / 206); 4.5 and 0.8: 1 / 212.
+# (Before `resized`'s texture rules, added since: with them 0 / 185.)
 DOWNSCALED_MIN_PEAK = 5.0
 DOWNSCALED_MAX_TILE_CLEAN = 0.8
 
@@ -357,8 +358,9 @@ class Scorer:
         period (evidence "halved").
         Needs a grid gate (also where one is set on the built Scorer) and the model's content tiling; off otherwise.
     find_downscaled: an image still judged clean, whose tiles lean lossy before the grid gate and show a JPEG's
-        block grid at the period a downscale by 0.51-0.95 gives it (`resized.grid_peak`) is judged JPEG (evidence "downscaled"; no quality: the table does
-        not survive the resize). Needs a JPEG label and the model's content tiling; off otherwise.
+        block grid at the period a downscale by 0.51-0.95 gives it (`resized.grid_peak`), is judged JPEG (evidence
+        "downscaled"; no quality: the table does not survive the resize). Needs a grid gate (its evidence; also where
+        one is set on the built Scorer), a JPEG label and the model's content tiling; off otherwise.
     file_timeout: seconds one file may take to decode, tile and (on CPU) score in `pipeline.run_pipeline`'s
         worker processes before it is killed and recorded as too slow (None: no limit). Decoding in this process
         (`score`, `score_many`) cannot be stopped midway: use the pipeline for untrusted files.
@@ -411,7 +413,8 @@ class Scorer:
             self.early_stop = candidate if candidate.applies(self.threshold) else None
         self.grid_gate = GridGate.from_metadata(self.info.grid_gate) if self.info.grid_gate else None
         self.halve_upscaled = bool(halve_upscaled) and self.grid_gate is not None and self.info.tiling == "content"
-        self.find_downscaled = bool(find_downscaled) and JPEG in self.labels and self.info.tiling == "content"
+        self.find_downscaled = bool(find_downscaled) and self.grid_gate is not None and JPEG in self.labels \
+            and self.info.tiling == "content"
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -679,16 +682,16 @@ class Scorer:
                           results: list[ScoreResult | ScoreFailure]) -> None:
         """Images judged clean, with detail, whose scored tiles lean lossy before the gate
         (DOWNSCALED_MAX_TILE_CLEAN) and whose tiles (all of them: the early stop leaves most unread) show a JPEG's
-        block grid downscaled (`resized.GridPeak.shows_grid` at DOWNSCALED_MIN_PEAK) become JPEG's: their scores `proven` JPEG's, evidence "downscaled" with the grid's
-        period, no quality (a resize leaves no table to read, and the head never learnt resized damage). Judged where
-        clean at this threshold: these records, like halved ones, do not relabel at another threshold as a run
-        there would."""
+        block grid downscaled (`resized.GridPeak.shows_grid` at DOWNSCALED_MIN_PEAK) become JPEG's: their scores
+        `proven` JPEG's, evidence "downscaled" with the grid's period, no quality (a resize leaves no table to read,
+        and the head never learnt resized damage). Judged where clean at this threshold: these records, like halved
+        ones, do not relabel at another threshold as a run there would."""
         for k, result in enumerate(results):
             # Only where clean: renaming WebP or AVIF verdicts JPEG by the period (tried: eval-wild-cal's downscaled
             # JPEG with the codec right 59 -> 68 of 120) took 19 WebP of the report set's 720 for JPEG.
             if not isinstance(result, ScoreResult) or result.flagged or result.evidence is None \
-                    or result.evidence.detailed_tiles == 0:
-                continue
+                    or result.evidence.detailed_tiles == 0 or result.decoder not in (None, JPEG):
+                continue  # (a decoder check that proved another codec, yet clean at a lenient threshold: its own)
             if np.mean([tile.scores[CLEAN] for tile in result.tiles]) > DOWNSCALED_MAX_TILE_CLEAN:
                 continue  # asked first: most clean art is settled here, without cutting its other tiles
             tiles = items[k][1]
