@@ -100,6 +100,19 @@ def test_a_screentone_in_the_band_is_a_texture_not_a_grid(period, angle):
     assert not peak.shows_grid(DOWNSCALED_MIN_PEAK)
 
 
+@pytest.mark.parametrize("seed, sigma, factor, kernel", [(202, 6.71, 1.162, "lanczos"), (208, 6.92, 1.185, "bicubic")])
+def test_grainy_art_upscaled_a_little_beats_at_a_period_but_is_no_grid(seed, sigma, factor, kernel):
+    """Found by an attacker helper: film grain upscaled by 1.15-1.32 beats at u / (u - 1) px, in the band, and the
+    head leans lossy on grain. The beat shows over every pixel as strongly: a texture, not a grid."""
+    art = np.asarray(draw_art(seed, (512, 512))).astype(np.float32)
+    noise = np.random.default_rng(seed).normal(0, sigma, art.shape[:2] + (1,))
+    grainy = Image.fromarray((art + noise).clip(0, 255).astype(np.uint8))
+    peak = peak_of(downscaled(grainy, factor, kernel))
+    assert peak.strength >= DOWNSCALED_MIN_PEAK and not peak.harmonic_of_stronger and peak.modulation <= MAX_MODULATION
+    assert abs(peak.period - factor / (factor - 1)) < 0.1  # the resampling's beat
+    assert peak.texture > MAX_TEXTURE_PEAK and not peak.shows_grid(DOWNSCALED_MIN_PEAK)
+
+
 def test_flat_or_tiny_images_have_no_peak():
     assert grid_peak([], []) is None
     assert grid_peak([np.zeros((20, 20, 3), np.uint8)], [(0, 0, 20, 20)]) is None

@@ -282,7 +282,7 @@ HALVED_TWICE_ONLY_JPEG_SCALE = 4
 # 0.81-1.0, median 0.99; of the JPEGs it found: median 0.38). Chosen on eval-wild-cal plus two more draws of its
 # resized kinds (3,360 clean images, 360 JPEG q50-90 downscaled x0.5-0.9), flagged / found:
 # peak >= 4: 23 / 241 (0.8: 6 / 218); 5: 10 / 221 (0.8: 0 / 201; 0.75: 0 / 191; 0.9: 2 / 206); 4.5 and 0.8: 1 / 212.
-# (Before `resized`'s texture rules, added since: with them 0 / 185.)
+# (Before `resized`'s texture rules, added since: with them 0 / 180.)
 DOWNSCALED_MIN_PEAK = 5.0
 DOWNSCALED_MAX_TILE_CLEAN = 0.8
 
