@@ -10,7 +10,7 @@ Clean art rarely peaks there. Upscales do (interpolation repeats with the source
 this band mostly at a harmonic of a stronger peak elsewhere, where a JPEG grid's strongest peak is its own
 fundamental or one of its harmonics; nearest-neighbour pixel art repeats whole pixels, and its first differences
 are mostly exact zeros. Measured on eval-wild-cal (the calibration set; `benchmarks/accuracy.py`): see
-`Scorer.find_downscaled` and the README's "Damage resized after compression".
+`Scorer.find_downscaled` and the README's evidence `downscaled`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .tiling import Box
+from .tiling import Box, luma
 
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 FFT_LENGTH = 1024  # a frequency step of ~0.001 cycles per pixel (a 128 px tile resolves ~0.008)
 FREQUENCIES = np.fft.rfftfreq(FFT_LENGTH)
 # Periods 8s for s 0.51-0.95 (8s = 4.1-7.6 px): below, an upscale's source pixels (u ~ 4) repeat; above, too little
@@ -85,28 +84,29 @@ def _window(length: int) -> np.ndarray:
     return np.hanning(length).astype(np.float32)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Axis:
-    """One axis's reads of equally sized tiles: lumas [n, h, w] along it, their left edges (along) and top edges."""
+    """One axis's reads of equally sized tiles, along rows (columns: the lumas transposed)."""
 
-    lumas: np.ndarray
-    along: np.ndarray
-    across: np.ndarray
-    smooth: Optional[np.ndarray] = None  # |second difference| where smooth, else 0: [n, h, w - 2]
-    every: Optional[np.ndarray] = None  # |second difference| everywhere
-    zeros: int = 0
+    along: np.ndarray  # the tiles' first pixel along the axis, in the image (left edges for rows)
+    across: np.ndarray  # and across it (top edges for rows)
+    smooth: np.ndarray  # |second difference| where smooth, else 0: [n, h, w - 2]
+    every: np.ndarray  # |second difference| everywhere
+    zeros: int  # first differences exactly zero
+    differences: int  # first differences in all
 
-    def read(self) -> "_Axis":
-        first = np.diff(self.lumas, axis=2)
-        self.zeros = int(np.count_nonzero(first == 0))
-        self.every = np.abs(first[:, :, 1:] - first[:, :, :-1])
+    @classmethod
+    def read(cls, lumas: np.ndarray, along: np.ndarray, across: np.ndarray) -> "_Axis":
+        """`lumas` [n, h, w]: differences taken along w."""
+        first = np.diff(lumas, axis=2)
+        zeros = int(np.count_nonzero(first == 0))
+        every = np.abs(first[:, :, 1:] - first[:, :, :-1])
         first = np.abs(first)
         around = np.maximum(first[:, :, :-1], first[:, :, 1:])  # the two differences touching each centre
         wider = around.copy()  # and their neighbours: two pixels each way
         np.maximum(wider[:, :, 1:], around[:, :, :-1], out=wider[:, :, 1:])
         np.maximum(wider[:, :, :-1], around[:, :, 1:], out=wider[:, :, :-1])
-        self.smooth = np.where(wider < SMOOTH_BELOW, self.every, 0.0)
-        return self
+        return cls(along, across, np.where(wider < SMOOTH_BELOW, every, 0.0), every, zeros, first.size)
 
 
 def _spectrum(axes: Sequence[_Axis], smooth: bool = True) -> np.ndarray:
@@ -132,7 +132,7 @@ def _modulation(axes: Sequence[_Axis], frequency: float) -> float:
         n, h, w = maps.shape
         along = np.exp(-2j * np.pi * frequency * (axis.along[:, None] + 1 + np.arange(w)))  # [n, w]
         rows = np.einsum("nyx,nx->ny", maps * _window(w), along) * _window(h)  # [n, h]
-        across = np.exp(-2j * np.pi * np.outer(down, 1).reshape(-1, 1, 1) * (axis.across[:, None] + np.arange(h)))
+        across = np.exp(-2j * np.pi * np.array(down)[:, None, None] * (axis.across[:, None] + np.arange(h)))
         sums += (rows[None] * across).sum(axis=(1, 2))
     return float(np.abs(sums[1:]).max() / (abs(sums[0]) + 1e-9))
 
@@ -148,10 +148,10 @@ def grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> Optional[Gri
         return None
     rows, columns = [], []
     for group in by_shape.values():
-        lumas = np.stack([tile for tile, _ in group]).astype(np.float32) @ LUMA
+        lumas = luma(np.stack([tile for tile, _ in group]))
         left, top = np.array([box[0] for _, box in group]), np.array([box[1] for _, box in group])
-        rows.append(_Axis(lumas, left, top).read())
-        columns.append(_Axis(lumas.transpose(0, 2, 1), top, left).read())
+        rows.append(_Axis.read(lumas, left, top))
+        columns.append(_Axis.read(lumas.transpose(0, 2, 1), top, left))
     joint = np.minimum(_spectrum(rows), _spectrum(columns))
     k = int(np.argmax(np.where(BAND, joint, -1.0)))
     peak = float(FREQUENCIES[k])
@@ -159,9 +159,8 @@ def grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> Optional[Gri
     multiples = np.abs((np.arange(1, HARMONICS + 1) * peak + 0.5) % 1.0 - 0.5)  # folded into 0-0.5
     near = slice(k - 1, k + 2)  # the texture's own peak may sit a bin aside
     texture = min(float(_spectrum(rows, smooth=False)[near].max()), float(_spectrum(columns, smooth=False)[near].max()))
-    differences = sum(a.lumas.shape[0] * (a.lumas.shape[1] * (a.lumas.shape[2] - 1)
-                                          + a.lumas.shape[2] * (a.lumas.shape[1] - 1)) for a in rows)
+    axes = rows + columns
     return GridPeak(float(joint[k]), 1.0 / peak,
                     bool(np.min(np.abs(multiples - strongest)) > HARMONIC_TOLERANCE),
-                    sum(a.zeros for a in rows + columns) / differences, texture,
+                    sum(a.zeros for a in axes) / sum(a.differences for a in axes), texture,
                     max(_modulation(rows, peak), _modulation(columns, peak)))

@@ -699,9 +699,10 @@ class Scorer:
             if peak is None or not peak.shows_grid(DOWNSCALED_MIN_PEAK):
                 continue
             scores = proven(result.scores, JPEG)
-            if decide(scores, self.threshold) == CLEAN:  # a threshold that wants P(clean) under 0.1 x its own
+            label = decide(scores, self.threshold)
+            if label == CLEAN:  # a threshold that wants P(clean) under 0.1 x its own
                 continue
-            result.scores, result.label = scores, decide(scores, self.threshold)
+            result.scores, result.label = scores, label
             result.evidence = replace(result.evidence, downscaled_period=peak.period)
             result.quality = result.quality_source = None
 
