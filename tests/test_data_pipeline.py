@@ -419,6 +419,30 @@ def test_issue12_eval_kinds(tmp_path):
             assert 50 <= int(r["quality"]) <= 75 and ":x2.00:" in r["detail"]
 
 
+def test_texture_negatives_and_their_mix():
+    """Issue #12's precision: clean textures and resizes (evaluation kinds and the textures mix's negatives) stay
+    clean and drawn as said; the textures mix draws half its lossy images on them."""
+    rng = np.random.default_rng(3)
+    x = draw_illustration(rng, 160, 192)
+    for name, transform in degrade.TEXTURE_NEGATIVES.items():
+        v = transform(np.random.default_rng(5), x)
+        assert v.image.dtype == np.uint8 and v.image.ndim in (2, 3) and v.detail
+        d = degrade.degrade_clean(np.random.default_rng(5), x, name)
+        assert d.label == degrade.CLEAN and d.kind == f"clean:{name}:{v.detail}" and d.rgb.shape[2] == 3
+    canvas = wild.canvas_texture(np.random.default_rng(1), x)
+    depth = float(canvas.detail.split(":d")[1])
+    shade = canvas.image.astype(int) - x.astype(int)
+    assert shade.max() <= 1 and shade.min() >= -depth - 1 and shade.min() < 0  # faint, and only darker
+    mix = degrade.MIXES["textures"]
+    samples = [degrade.random_degradation(rng, x, mix) for _ in range(120)]
+    clean = [d for d in samples if d.label == degrade.CLEAN]
+    assert 0.35 < len(clean) / len(samples) < 0.65
+    assert {d.kind.split(":")[1] for d in clean if d.kind != "clean"} == set(degrade.TEXTURE_NEGATIVES)
+    lossy = [d for d in samples if d.label != degrade.CLEAN]
+    drawn_on = [d for d in lossy if any(f"on_{k}" in d.kind for k in degrade.TEXTURE_NEGATIVES)]
+    assert 0.25 < len(drawn_on) / len(lossy) < 0.75 and not any("resized_from" in d.kind for d in lossy)
+
+
 def test_merge_keeps_images_apart(tmp_path):
     kwargs = dict(split="train", n_images=3, tiles_per_image=2, cache_dir=tmp_path / "no_cache", log=lambda *_: None,
                   workers=1)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import compress, draw_art, run_cli
-from ccscore.resized import MAX_MODULATION, MAX_TEXTURE_PEAK, MAX_ZERO_DIFFERENCES, grid_peak
+from ccscore.resized import MAX_DRAWN, MAX_MODULATION, MAX_TEXTURE_PEAK, MAX_ZERO_DIFFERENCES, grid_peak
 from ccscore.scorer import DOWNSCALED_MIN_PEAK, ScorerSettings
 from ccscore.tiling import content_tiles
 
@@ -111,6 +111,41 @@ def test_grainy_art_upscaled_a_little_beats_at_a_period_but_is_no_grid(seed, sig
     assert peak.strength >= DOWNSCALED_MIN_PEAK and not peak.harmonic_of_stronger and peak.modulation <= MAX_MODULATION
     assert abs(peak.period - factor / (factor - 1)) < 0.1  # the resampling's beat
     assert peak.texture > MAX_TEXTURE_PEAK and not peak.shows_grid(DOWNSCALED_MIN_PEAK)
+
+
+def ruled_canvas(seed: int, period: float, depth: float) -> np.ndarray:
+    """Clean art on ruled paper: anti-aliased 1 px lines every `period` px both ways, `depth` levels darker."""
+    art = np.asarray(draw_art(seed, SIZE)).astype(np.float32)
+    y, x = np.arange(art.shape[0])[:, None], np.arange(art.shape[1])[None, :]
+
+    def ruled(t: np.ndarray) -> np.ndarray:
+        return np.clip(1 - np.abs((t / period + 0.5) % 1 - 0.5) * period, 0, 1)
+
+    shade = 1 - depth / 255 * np.maximum(ruled(x), ruled(y))
+    return np.clip(np.round(art * shade[..., None]), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_lines_drawn_over_the_art_are_no_grid(seed):
+    """Eval kind canvas_texture (clean art on woven, ruled or linen canvas): its lines darken alike every period,
+    so their signed second differences add up where a block grid's cancel (MAX_DRAWN). Every other rule takes
+    these faint lines for a grid."""
+    peak = peak_of(ruled_canvas(seed, 5.3, 4.0))
+    assert abs(peak.period - 5.3) < 0.05 and peak.strength >= DOWNSCALED_MIN_PEAK and not peak.harmonic_of_stronger
+    assert peak.zero_differences < MAX_ZERO_DIFFERENCES and peak.texture <= MAX_TEXTURE_PEAK
+    assert peak.modulation <= MAX_MODULATION
+    assert peak.drawn > MAX_DRAWN and not peak.shows_grid(DOWNSCALED_MIN_PEAK)
+
+
+def test_a_downscaled_jpeg_grid_is_not_drawn():
+    """Its steps go up and down with the art: the signed profile's peak stays under the unsigned one's. The test
+    art's smooth gradients step one way for whole blocks, and at quality 50 downscaled 0.55 come near the limit
+    (measured 0.43-0.52: one of the four over it); the calibration set's JPEGs found, 3 of 129."""
+    drawn = {(seed, quality, scale):
+             peak_of(downscaled(compress(draw_art(seed, SIZE), "JPEG", quality), scale, kernel)).drawn
+             for seed, quality, scale, kernel in CASES}
+    assert all(d <= MAX_DRAWN for (_, quality, scale), d in drawn.items() if quality > 50 or scale > 0.55)
+    assert sum(d <= MAX_DRAWN for d in drawn.values()) >= len(drawn) - 1
 
 
 def test_flat_or_tiny_images_have_no_peak():

@@ -23,6 +23,11 @@ CLEAN_GROUPS: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
     ("palette", PALETTE_KINDS, 0.01),
     ("pixel art", ("pixel_art",), math.nan),
     ("smaller than a tile", ("small",), 0.06),
+    # Issue #12's precision (build.TEXTURE_CLEAN_KINDS): no bar of their own; "all clean kinds" counts them.
+    ("pixel art upscaled smoothly", ("pixel_art_smooth",), math.nan),
+    ("manga downscaled", ("manga_downscaled",), math.nan),
+    ("grain resized", ("grainy_resized",), math.nan),
+    ("textured canvas", ("canvas_texture",), math.nan),
 )
 # Issue #10's lossy groups: (name, kinds, least caught share, least codec-right share over the group).
 LOSSY_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (

@@ -284,6 +284,7 @@ WILD_CLEAN_KINDS = {
     "sharpened": lambda rng, x: wild.Variant(degrade.clean_sharpen(rng, x), "unsharp"),
 }
 EVAL_VARIANTS += tuple((kind, degrade.CLEAN, DRAWN, _clean_kind(t)) for kind, t in WILD_CLEAN_KINDS.items())
+
 EVAL_VARIANTS += tuple(
     (f"jpeg_{encoder}", degrade.JPEG, DRAWN, _lossy_kind("jpeg", (encoder,))) for encoder in WILD_JPEG_ENCODERS
 ) + (
@@ -352,6 +353,8 @@ if "avifenc" in degrade.avif_encoders():
 if "cjxl" in degrade.jxl_encoders():
     ISSUE12_KINDS += (("jxl_cjxl", degrade.JXL, DRAWN, _jxl_cjxl),)
 EVAL_VARIANTS += ISSUE12_KINDS
+# Issue #12's precision: clean textures and resizes the runtime's resized-damage judgements could take for a grid.
+EVAL_VARIANTS += tuple((kind, degrade.CLEAN, DRAWN, _clean_kind(t)) for kind, t in degrade.TEXTURE_NEGATIVES.items())
 
 
 def _eval_image(args: tuple[int, int, Path, Path, Path, tuple[str, ...] | None]) -> list[dict]:
@@ -547,8 +550,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --from: add N chroma-only JPEG q100 twins of its clean tiles, write --out")
     parser.add_argument("--from", dest="source", type=Path, default=None, help="a tile .npz (--chroma-twins)")
     parser.add_argument("--mix", choices=sorted(degrade.MIXES), default="full",
-                        help="training mix of the tiles: full, or issue12 (AVIF, JPEG XL and resized damage alone, "
-                             "to --merge with a full set)")
+                        help="training mix of the tiles: full; or, to --merge with a full set, issue12 (AVIF, JPEG XL "
+                             "and resized damage), graphics (JPEG and WebP only) or textures (issue #12's clean "
+                             "textures and resizes, and lossy art drawn on them)")
     parser.add_argument("--merge", type=Path, nargs="+", default=None, metavar="NPZ",
                         help="write these tile sets as one to --out (image ids kept apart)")
     parser.add_argument("--leave-out", default="", metavar="W1,W2",

@@ -538,18 +538,47 @@ WILD_NEGATIVES = {
         rng, rgb, float(rng.choice([2.0, rng.uniform(1.25, 4.0)])), wild.ALL_KERNELS, 0.3, max_side=1024),
     "smooth_render": wild.random_smooth_render,
 }
+# Issue #12's precision: clean art whose texture or resize the runtime's judgements of resized damage (halved,
+# downscaled) or the grid gate could take for a block grid under resampling. Pixel art upscaled by a smoothing
+# kernel, manga pages downscaled, film grain resized a little (its resampling beats at a period), textured canvases.
+SMOOTH_KERNELS = tuple(k for k in wild.ALL_KERNELS if not k.endswith("nearest"))
+
+
+def pixel_art_smooth(rng: np.random.Generator, rgb: np.ndarray) -> wild.Variant:
+    scale = float(rng.choice([2.0, 2.0, 3.0, 4.0, rng.uniform(1.3, 1.8)]))
+    return wild.random_resample(rng, clean_pixel_art(rng, rgb), scale, SMOOTH_KERNELS)
+
+
+def manga_downscaled(rng: np.random.Generator, rgb: np.ndarray) -> wild.Variant:
+    manga = wild.random_manga(rng, rgb)
+    resized = wild.random_resample(rng, manga.image, float(rng.uniform(0.5, 0.9)), wild.DOWNSCALE_KERNELS)
+    return wild.Variant(resized.image, f"{manga.detail}:{resized.detail}")
+
+
+def grainy_resized(rng: np.random.Generator, rgb: np.ndarray) -> wild.Variant:
+    scale = float(rng.uniform(1.1, 1.35) if rng.random() < 0.5 else rng.uniform(0.6, 0.95))
+    return wild.random_resample(rng, clean_grain(rng, rgb), scale, SMOOTH_KERNELS)
+
+
+TEXTURE_NEGATIVES = {
+    "pixel_art_smooth": pixel_art_smooth,
+    "manga_downscaled": manga_downscaled,
+    "grainy_resized": grainy_resized,
+    "canvas_texture": wild.canvas_texture,
+}
 # Pictures that look like the wild negatives, to be compressed: the positives that teach content from codec.
 WILD_CONTENT = {"grey": wild.random_grey, "lineart": wild.random_line_art, "manga": wild.random_manga}
 
 
 def degrade_clean(rng: np.random.Generator, rgb: np.ndarray, variant: str = "plain") -> Degraded:
-    """Label-0 sample: the image itself, one of HARD_NEGATIVES or one of WILD_NEGATIVES (all lossless)."""
+    """Label-0 sample: the image itself, one of HARD_NEGATIVES, WILD_NEGATIVES or TEXTURE_NEGATIVES (all
+    lossless)."""
     if variant == "plain":
         out, kind = rgb, "clean"
     elif variant in HARD_NEGATIVES:
         out, kind = HARD_NEGATIVES[variant](rng, rgb), f"clean:{variant}"
     else:
-        v = WILD_NEGATIVES[variant](rng, rgb)
+        v = {**WILD_NEGATIVES, **TEXTURE_NEGATIVES}[variant](rng, rgb)
         out, kind = wild.as_rgb(v.image), f"clean:{variant}:{v.detail}"
     return Degraded(np.ascontiguousarray(out), CLEAN, float("nan"), kind)
 
@@ -609,7 +638,8 @@ def degrade_lossy(
 ) -> Degraded:
     """Compress with `codec` (a LOSSY_LABELS key), optionally after a first lossy pass (`double`), then
     optionally crop `shift` = (dy, dx) off the top-left and resize by `scale` with a random kernel. `content`
-    (a WILD_CONTENT key) first turns the art into grey art, line art or manga; grey pictures become
+    (a WILD_CONTENT or TEXTURE_NEGATIVES key) first turns the art into grey art, line art, manga or one of
+    the textures; grey pictures become
     one-component JPEGs (4:0:0 AVIFs, grey JPEG XLs).
 
     A resized result keeps the codec's label but gets quality NaN: resampling blurs or smears the
@@ -619,7 +649,7 @@ def degrade_lossy(
         raise ValueError(f"unknown codec {codec!r}")
     parts = []
     if content is not None:
-        v = WILD_CONTENT[content](rng, rgb)
+        v = {**WILD_CONTENT, **TEXTURE_NEGATIVES}[content](rng, rgb)
         rgb = v.image
         parts.append(f"on_{content}")
     if double:
@@ -652,11 +682,14 @@ RESIZED_QUALITIES = {"jpeg": (30, 90), "webp": (30, 85)}
 
 class Mix(NamedTuple):
     """A training mix. `lossy`: codec -> share of all images (the rest is clean); `resized`: codec -> share of
-    that codec's images resized after compression; `clean`: clean variants (degrade_clean's) -> weights."""
+    that codec's images resized after compression; `clean`: clean variants (degrade_clean's) -> weights;
+    `content`: what half the lossy images are drawn on first (degrade_lossy's `content` -> weights; empty: a
+    quarter of them on WILD_CONTENT, as the mixes before it)."""
 
     lossy: dict[str, float]
     resized: dict[str, float]
     clean: dict[str, float]
+    content: dict[str, float] = {}
 
 
 # Clean side of the full mix: 30% plain, 30% hard negatives, 40% wild negatives.
@@ -672,6 +705,10 @@ MIXES = {
     # JPEG and WebP only (a clean/jpeg/webp model's labels), none resized: with --procedural-style graphics,
     # the flat UI and retro-game pictures whose few edges carry all the trace, to merge with a full set.
     "graphics": Mix({"jpeg": 0.35, "webp": 0.2}, {}, _CLEAN_FULL),
+    # Issue #12's precision: TEXTURE_NEGATIVES as clean art, and half the lossy images drawn on them (the head must
+    # tell a texture's period from a codec's grid, not textures from codecs), none resized; to merge with a full set.
+    "textures": Mix({"jpeg": 0.25, "webp": 0.15, "avif": 0.05, "jxl": 0.05}, {},
+                    {"plain": 0.2, **{k: 0.2 for k in TEXTURE_NEGATIVES}}, {k: 1.0 for k in TEXTURE_NEGATIVES}),
 }
 
 
@@ -688,7 +725,11 @@ def random_degradation(rng: np.random.Generator, rgb: np.ndarray, mix: Mix = MIX
     bounds = clean_share + np.cumsum(list(mix.lossy.values()))
     codec = list(mix.lossy)[min(int(np.searchsorted(bounds, u, side="right")), len(bounds) - 1)]
     content = None
-    if rng.random() < 0.25:
+    if mix.content:
+        if rng.random() < 0.5:
+            weights = np.array(list(mix.content.values()))
+            content = str(rng.choice(list(mix.content), p=weights / weights.sum()))
+    elif rng.random() < 0.25:
         content = str(rng.choice(list(WILD_CONTENT), p=[0.5, 0.25, 0.25] if codec == "jpeg" else [0.6, 0.2, 0.2]))
     shift = _random_shift(rng) if rng.random() < 0.5 else None
     scale, quality = None, None

@@ -279,6 +279,36 @@ def random_smooth_render(rng: np.random.Generator, rgb: np.ndarray) -> Variant:
     return Variant(smooth_render(rng, h, w, art_palette(rgb) if rng.random() < 0.5 else None), "smooth_render")
 
 
+# ---------------------------------------------------------------- textured canvases
+
+CANVAS_STYLES = ("weave", "grid", "linen")
+
+
+def canvas_texture(rng: np.random.Generator, rgb: np.ndarray) -> Variant:
+    """Art on a textured canvas or paper, as scanned paintings and "canvas" brushes leave it: a faint pattern of
+    period 4-8 px, 2-8 levels deep, multiplied in: woven (checkered threads), ruled (anti-aliased 1 px lines) or
+    linen (threads of uneven strength). Periodic along both axes, like a JPEG's block grid downscaled."""
+    h, w = rgb.shape[:2]
+    style = str(rng.choice(CANVAS_STYLES))
+    period, depth = float(rng.uniform(4.0, 8.0)), float(rng.uniform(2.0, 8.0))
+    y, x = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
+    if style == "weave":
+        pattern = 0.5 * (1 + np.cos(2 * np.pi * x / period) * np.cos(2 * np.pi * y / period))
+    elif style == "grid":
+        def ruled(t: np.ndarray) -> np.ndarray:  # coverage of a 1 px line at every multiple of the period
+            return np.clip(1 - np.abs((t / period + 0.5) % 1 - 0.5) * period, 0, 1)
+
+        pattern = np.maximum(ruled(x), ruled(y))
+    else:
+        strength_x = cv2.GaussianBlur(rng.uniform(0.3, 1.0, (1, w)).astype(np.float32), (0, 0), 3)
+        strength_y = cv2.GaussianBlur(rng.uniform(0.3, 1.0, (h, 1)).astype(np.float32), (0, 0), 3)
+        threads = np.cos(2 * np.pi * x / period) * strength_x + np.cos(2 * np.pi * y / period) * strength_y
+        pattern = 0.5 + 0.25 * threads
+    shade = 1 - depth / 255 * np.broadcast_to(pattern, (h, w))
+    image = rgb.astype(np.float32) * (shade[..., None] if rgb.ndim == 3 else shade)
+    return Variant(_to_uint8(image), f"canvas:{style}:p{period:.2f}:d{depth:.1f}")
+
+
 # ---------------------------------------------------------------- small images and flat canvases
 
 
