@@ -123,6 +123,26 @@ def test_calibration_judges_each_image_as_scoring_does(tiny_model, image_files, 
                          for row, *_ in scored}
 
 
+def test_texture_kinds_are_left_out_of_calibration_unless_asked(tiny_model, image_files, monkeypatch):
+    """0.7.4's gate was chosen without session 15's texture kinds; its recipe must find it again
+    (`--limit-textures` takes them in)."""
+    from ccscore_export import calibrate
+    from ccscore_export.bars import TEXTURE_KINDS
+
+    root = next(iter(image_files.values())).parent
+    names = list(image_files)
+    kinds = {name: (TEXTURE_KINDS[0] if i == 0 else name) for i, name in enumerate(names)}
+    (root / "manifest.csv").write_text("path,kind,label\n" + "".join(
+        f"{image_files[name].name},{kinds[name]},clean\n" for name in names))
+    used = []
+    monkeypatch.setattr(calibrate, "choose_gate", lambda scorer, scored, *a, **k: used.append(scored) or {})
+    assert calibrate.main([str(tiny_model), "--cal-set", str(root)]) == 0
+    assert calibrate.main([str(tiny_model), "--cal-set", str(root), "--limit-textures"]) == 0
+    without, with_textures = ({row["kind"] for row, *_ in scored} for scored in used)
+    assert TEXTURE_KINDS[0] not in without and TEXTURE_KINDS[0] in with_textures
+    assert with_textures - without == {TEXTURE_KINDS[0]}
+
+
 def test_images_with_unusable_outputs_are_left_out_of_calibration(tmp_path):
     """They get an error record when scored, never a decision: no gate can apply to them."""
     from ccscore_export.calibrate import score_tiles

@@ -419,6 +419,16 @@ def test_issue12_eval_kinds(tmp_path):
             assert 50 <= int(r["quality"]) <= 75 and ":x2.00:" in r["detail"]
 
 
+def test_the_texture_kinds_are_named_alike_everywhere():
+    from ccscore_export.bars import CLEAN_GROUPS, TEXTURE_KINDS
+
+    assert set(TEXTURE_KINDS) == set(degrade.TEXTURE_NEGATIVES)
+    grouped = {kind for _, kinds, _ in CLEAN_GROUPS for kind in kinds or ()}
+    from ccscore_export.data.build import EVAL_VARIANTS
+
+    assert set(TEXTURE_KINDS) <= grouped and set(TEXTURE_KINDS) <= {kind for kind, *_ in EVAL_VARIANTS}
+
+
 def test_texture_negatives_and_their_mix():
     """Issue #12's precision: clean textures and resizes (evaluation kinds and the textures mix's negatives) stay
     clean and drawn as said; the textures mix draws half its lossy images on them."""

@@ -343,35 +343,3 @@ def test_a_stepping_stone_is_cut_only_where_it_leads_to_a_second_halving(monkeyp
     levels = tiling.halvings(tiles)
     assert [t.origin for t in (levels[0] if levels else [])] == kept
     assert all(t.stepping_stone and t.halved is not None for t in (levels[0] if levels else []))
-
-
-def pixel_art_smoothed_x2(seed: int, cell: int) -> np.ndarray:
-    """Pixel art (cells of `cell` px, 16 colours) upscaled x2 by a bilinear kernel: an upscale, clean."""
-    art = draw_art(seed, (320, 256))
-    cells = art.resize((320 // cell, 256 // cell), Image.BOX).quantize(16, dither=Image.Dither.NONE).convert("RGB")
-    return upscaled(cells.resize((320, 256), Image.NEAREST), "bilinear")
-
-
-@pytest.mark.parametrize("seed, cell", [(1, 4), (2, 8)])
-def test_pixel_art_smoothly_upscaled_repeats_pixels_and_is_not_halved(scorers, monkeypatch, seed, cell):
-    """Pixel art upscaled by a smoothing kernel, halved, shows its cells' grid (eval-wild-cal's pixel_art_smooth:
-    3 of 120 flagged halved). Its tiles repeat whole pixels (HALVED_MAX_REPEATED), so it is never halved; JPEG
-    damage upscaled keeps too few exact repeats to be spared."""
-    import ccscore.scorer as scorer_module
-    from ccscore.resized import repeated_share
-    from ccscore.scorer import HALVED_MAX_REPEATED, Scorer
-
-    scorer, _ = scorers
-    art = pixel_art_smoothed_x2(seed, cell)
-    tiles, _ = scorer.tile(art)
-    assert tiles.halved is not None and repeated_share(tiles.own()) >= HALVED_MAX_REPEATED
-    damaged = upscaled(compress(draw_art(seed, (320, 256)), "JPEG", 60), "bilinear")
-    assert repeated_share(scorer.tile(damaged)[0].own()) < HALVED_MAX_REPEATED
-    halved_runs = []
-    real_score_together = Scorer._score_together
-    monkeypatch.setattr(Scorer, "_score_together", lambda self, items, checks=True: (
-        halved_runs.append(len(items)) if not checks else None) or real_score_together(self, items, checks))
-    assert scorer.score(art).evidence.word != "halved" and halved_runs == []
-    monkeypatch.setattr(scorer_module, "HALVED_MAX_REPEATED", 1.01)  # without the rule it would be judged halved
-    scorer.score(art)
-    assert halved_runs

@@ -30,7 +30,7 @@ import numpy as np
 from ccscore import ImageError, Scorer
 from ccscore.decoders import decoder_trace
 from ccscore.scorer import CLEAN, GridGate, decide, invalid_rows, output_problem, pixels_read
-from ccscore_export.bars import CLEAN_GROUPS, LOSSY_GROUPS, NEW_CODEC_GROUPS, RESIZED_GROUPS
+from ccscore_export.bars import CLEAN_GROUPS, LOSSY_GROUPS, NEW_CODEC_GROUPS, RESIZED_GROUPS, TEXTURE_KINDS
 from ccscore_export.labels import LABELS
 
 # 0 and 0.05 joined when 0.6.2's head chose 0.1 for both labels, the lowest center then tried: a choice on the
@@ -217,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lossy-lines", action="store_true",
                         help="only gates that hold issue #10's lossy lines, and #12's for the model's new codecs, "
                              "with one image to spare; catch counted without damage resized after compression")
+    parser.add_argument("--limit-textures", action="store_true",
+                        help="also limit the clean texture kinds (ccscore_export.bars.TEXTURE_KINDS) at --max-kind; "
+                             "by default they are left out of the calibration")
     parser.add_argument("--json", type=Path, help="write the chosen gate here (for `export --grid-gate`)")
     parser.add_argument("--periods", type=parse_periods, default=None, metavar="LABEL=N,...",
                         help="the lossy labels to gate and the grid each stands on (e.g. jpeg=8,webp=4,jxl=8); "
@@ -227,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     scorer = Scorer(args.model, halve_upscaled=False)
     if scorer.grid_gate is None:
         parser.error(f"{args.model} has no phases output and grid gate to calibrate")
-    rows = list(csv.DictReader(open(args.cal_set / "manifest.csv", newline="")))
+    rows = [row for row in csv.DictReader(open(args.cal_set / "manifest.csv", newline=""))
+            if args.limit_textures or row["kind"] not in TEXTURE_KINDS]
     scored = score_tiles(scorer, args.cal_set, rows)
     print(f"scored {len(scored)} calibration images")
     periods = args.periods or scorer.grid_gate.periods

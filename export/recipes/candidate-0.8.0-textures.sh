@@ -2,7 +2,8 @@
 # The 0.8.0 candidate (issue #12's precision): 0.7.4's training tiles plus clean textures and resizes (pixel art
 # upscaled by a smoothing kernel, manga downscaled, film grain resized a little, textured canvases: the evaluation
 # kinds pixel_art_smooth, manga_downscaled, grainy_resized, canvas_texture) and lossy art drawn on them
-# (`build-data --mix textures`), the same encoder, head and labels; calibrated on issue #10's bar as 0.7.4 was.
+# (`build-data --mix textures`), the same encoder, head and labels; calibrated on issue #10's bar as 0.7.4 was,
+# and each texture kind limited at 3% too (--limit-textures).
 # Needs the tiles of the 0.7.4 recipe: data/train-v62.npz, data/val-v62.npz (export/recipes/default.sh) and
 # data/train-v7-codecs.npz, data/val-v7-codecs.npz (export/recipes/candidate-0.7.0-codecs.sh), and the evaluation
 # sets with the texture kinds (default.sh builds them). On 2 CPU cores: tiles ~6 min, merge ~1 min, features +
@@ -28,7 +29,7 @@ ccscore-export train --train "data/train-$run.npz" --val "data/val-$run.npz" --o
 ccscore-export export "runs/$run/best.pt" --output "runs/$run/candidate.onnx" --validation-data "data/val-$run.npz" \
     --version "$version"
 ccscore-export calibrate "runs/$run/candidate.onnx" --cal-set data/eval-wild-cal --periods "$periods" \
-    --pool-groups --lossy-lines --json "runs/$run/grid-gate.json"
+    --pool-groups --lossy-lines --limit-textures --json "runs/$run/grid-gate.json"
 ccscore-export export "runs/$run/best.pt" --output "runs/$run/gated.onnx" --validation-data "data/val-$run.npz" \
     --version "$version" --grid-gate "runs/$run/grid-gate.json"
 python benchmarks/accuracy.py --model "runs/$run/gated.onnx" --eval-set data/eval-wild-cal --workers 2 \

@@ -86,15 +86,6 @@ class GridPeak:
                 and self.modulation <= MAX_MODULATION and self.drawn <= MAX_DRAWN)
 
 
-def repeated_share(tiles: Sequence[np.ndarray]) -> float:
-    """Share of the tiles' first luma differences, both axes, that are exactly zero: pixels repeated whole, as
-    pixel art's cells and flat fills are (compression noise leaves few)."""
-    lumas = [luma(tile[None])[0] for tile in tiles]
-    diffs = [d for y in lumas for d in (np.diff(y, axis=1), np.diff(y, axis=0))]
-    total = sum(d.size for d in diffs)
-    return sum(int(np.count_nonzero(d == 0)) for d in diffs) / total if total else 0.0
-
-
 @lru_cache(maxsize=16)
 def _window(length: int) -> np.ndarray:
     return np.hanning(length).astype(np.float32)

@@ -17,7 +17,7 @@ from .images import ImageInput, load_image
 from .model_info import MAX_TILES_RANGE, PHASES, PROBS, QUALITY, ModelInfo, default_model_path, number
 from .pipeline import DEFAULT_FILE_TIMEOUT
 from .quantisation import TableEstimate, estimate_luma_table
-from .resized import grid_peak, repeated_share
+from .resized import grid_peak
 from .providers import CPU, Device, Session, create_session, import_onnxruntime, session_threads
 from .results import ScoreFailure, ScoreResult, TileScore
 from .tiling import Box, Tiles, halvings, make_tiles
@@ -272,11 +272,6 @@ HALVED_MIN_VOTES = 5
 # of eval-wild-cal upscaled x4 by a smoothing kernel, halved twice, shows its cells' 4 and 8 px grid: 11 of 480
 # flagged (7 WebP on a 4x4 grid agreeing 0.93-1.0) without this rule. JPEG x4 named AVIF are lost with it.
 HALVED_TWICE_ONLY_JPEG_SCALE = 4
-# Pixel art upscaled by a smoothing kernel, halved, shows its cells' grid too. Its tiles repeat pixels whole (share
-# of first differences exactly zero, `resized.repeated_share`): eval-wild-cal's pixel_art_smooth flagged halved, 3
-# of 120, at 0.80-0.95; of its images that looked upscaled, 27 of 79 at 0.75 or more. Its JPEGs upscaled x2: at
-# most 0.64; clean upscaled x2, 0.75 once. Such images are not halved.
-HALVED_MAX_REPEATED = 0.75
 
 # A JPEG downscaled after compression (Scorer.find_downscaled; ccscore.resized): an image judged clean is JPEG's where
 # the head, before the grid gate, leans lossy on its scored tiles (mean tile P(clean) at most
@@ -729,8 +724,7 @@ class Scorer:
         as a run there would."""
         queues = {k: [t for level in halvings(items[k][1]) for t in level if t.more_than(0) and not t.stepping_stone]
                   for k, result in enumerate(results) if isinstance(result, ScoreResult) and not result.flagged}
-        queues = {k: queue for k, queue in queues.items()
-                  if queue and repeated_share(items[k][1].own()) < HALVED_MAX_REPEATED}
+        queues = {k: queue for k, queue in queues.items() if queue}
         while queues:  # one candidate of every image still clean per shared run
             candidates = {k: queue.pop(0) for k, queue in queues.items()}
             judged = self._score_together([(items[k][0], halved, items[k][2]) for k, halved in candidates.items()],
