@@ -132,15 +132,15 @@ def _coherent(axes: Sequence[_Axis], map_name: str = "smooth") -> np.ndarray:
     return np.abs(total)
 
 
-def _spectrum(axes: Sequence[_Axis], map_name: str = "smooth") -> np.ndarray:
-    """`_coherent` over its median in FULL."""
-    magnitude = _coherent(axes, map_name)
+def _over_median(magnitude: np.ndarray) -> np.ndarray:
+    """A `_coherent` spectrum over its median in FULL."""
     return magnitude / (np.median(magnitude[FULL]) + 1e-9)
 
 
-def _drawn(axes: Sequence[_Axis], near: slice) -> float:
-    """The signed second differences' coherent peak near a frequency over the unsigned ones'."""
-    return float(_coherent(axes, "signed")[near].max() / (_coherent(axes)[near].max() + 1e-9))
+def _drawn(axes: Sequence[_Axis], smooth: np.ndarray, near: slice) -> float:
+    """The signed second differences' coherent peak near a frequency over the unsigned ones' (`smooth`: the axes'
+    `_coherent` spectrum, already taken)."""
+    return float(_coherent(axes, "signed")[near].max() / (smooth[near].max() + 1e-9))
 
 
 def _modulation(axes: Sequence[_Axis], frequency: float) -> float:
@@ -173,16 +173,18 @@ def grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> Optional[Gri
         left, top = np.array([box[0] for _, box in group]), np.array([box[1] for _, box in group])
         rows.append(_Axis.read(lumas, left, top))
         columns.append(_Axis.read(lumas.transpose(0, 2, 1), top, left))
-    joint = np.minimum(_spectrum(rows), _spectrum(columns))
+    row_smooth, column_smooth = _coherent(rows), _coherent(columns)
+    joint = np.minimum(_over_median(row_smooth), _over_median(column_smooth))
     k = int(np.argmax(np.where(BAND, joint, -1.0)))
     peak = float(FREQUENCIES[k])
     strongest = float(FREQUENCIES[int(np.argmax(np.where(FULL, joint, -1.0)))])
     multiples = np.abs((np.arange(1, HARMONICS + 1) * peak + 0.5) % 1.0 - 0.5)  # folded into 0-0.5
     near = slice(k - 1, k + 2)  # the texture's own peak may sit a bin aside
-    texture = min(float(_spectrum(rows, "every")[near].max()), float(_spectrum(columns, "every")[near].max()))
+    texture = min(float(_over_median(_coherent(rows, "every"))[near].max()),
+                  float(_over_median(_coherent(columns, "every"))[near].max()))
     axes = rows + columns
     return GridPeak(float(joint[k]), 1.0 / peak,
                     bool(np.min(np.abs(multiples - strongest)) > HARMONIC_TOLERANCE),
                     sum(a.zeros for a in axes) / sum(a.differences for a in axes), texture,
                     max(_modulation(rows, peak), _modulation(columns, peak)),
-                    min(_drawn(rows, near), _drawn(columns, near)))
+                    min(_drawn(rows, row_smooth, near), _drawn(columns, column_smooth, near)))

@@ -284,7 +284,6 @@ WILD_CLEAN_KINDS = {
     "sharpened": lambda rng, x: wild.Variant(degrade.clean_sharpen(rng, x), "unsharp"),
 }
 EVAL_VARIANTS += tuple((kind, degrade.CLEAN, DRAWN, _clean_kind(t)) for kind, t in WILD_CLEAN_KINDS.items())
-
 EVAL_VARIANTS += tuple(
     (f"jpeg_{encoder}", degrade.JPEG, DRAWN, _lossy_kind("jpeg", (encoder,))) for encoder in WILD_JPEG_ENCODERS
 ) + (

@@ -566,8 +566,12 @@ TEXTURE_NEGATIVES = {
     "grainy_resized": grainy_resized,
     "canvas_texture": wild.canvas_texture,
 }
+# degrade_clean's variants that return a wild.Variant.
+VARIANT_NEGATIVES = {**WILD_NEGATIVES, **TEXTURE_NEGATIVES}
 # Pictures that look like the wild negatives, to be compressed: the positives that teach content from codec.
 WILD_CONTENT = {"grey": wild.random_grey, "lineart": wild.random_line_art, "manga": wild.random_manga}
+# What degrade_lossy may draw a picture on first: the mixes' `content`.
+CONTENT = {**WILD_CONTENT, **TEXTURE_NEGATIVES}
 
 
 def degrade_clean(rng: np.random.Generator, rgb: np.ndarray, variant: str = "plain") -> Degraded:
@@ -578,7 +582,7 @@ def degrade_clean(rng: np.random.Generator, rgb: np.ndarray, variant: str = "pla
     elif variant in HARD_NEGATIVES:
         out, kind = HARD_NEGATIVES[variant](rng, rgb), f"clean:{variant}"
     else:
-        v = {**WILD_NEGATIVES, **TEXTURE_NEGATIVES}[variant](rng, rgb)
+        v = VARIANT_NEGATIVES[variant](rng, rgb)
         out, kind = wild.as_rgb(v.image), f"clean:{variant}:{v.detail}"
     return Degraded(np.ascontiguousarray(out), CLEAN, float("nan"), kind)
 
@@ -638,7 +642,7 @@ def degrade_lossy(
 ) -> Degraded:
     """Compress with `codec` (a LOSSY_LABELS key), optionally after a first lossy pass (`double`), then
     optionally crop `shift` = (dy, dx) off the top-left and resize by `scale` with a random kernel. `content`
-    (a WILD_CONTENT or TEXTURE_NEGATIVES key) first turns the art into grey art, line art, manga or one of
+    (a CONTENT key: WILD_CONTENT or TEXTURE_NEGATIVES) first turns the art into grey art, line art, manga or one of
     the textures; grey pictures become
     one-component JPEGs (4:0:0 AVIFs, grey JPEG XLs).
 
@@ -649,7 +653,7 @@ def degrade_lossy(
         raise ValueError(f"unknown codec {codec!r}")
     parts = []
     if content is not None:
-        v = {**WILD_CONTENT, **TEXTURE_NEGATIVES}[content](rng, rgb)
+        v = CONTENT[content](rng, rgb)
         rgb = v.image
         parts.append(f"on_{content}")
     if double:
