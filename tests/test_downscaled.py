@@ -214,3 +214,44 @@ def test_the_score_command_finds_it_whichever_process_scores(tmp_path, monkeypat
     if workers == "0":  # the readable line says how the damage was seen
         lines = run_cli(str(tmp_path / "shrunk.png"), "--device", "cpu").stdout.splitlines()
         assert len(lines) == 1 and ": JPEG, recompressed, grid seen downscaled (resized after compression)" in lines[0]
+
+
+RENAMED = (2, 60, 0.6, "bilinear")  # the model calls it WebP, P(clean) 0.39: renamed
+HEAD_SURE = (1, 70, 0.75, "bicubic")  # WebP at P(clean) 0.18: left WebP
+
+
+def shrunk_jpeg(seed: int, quality: int, scale: float, kernel: str) -> np.ndarray:
+    return downscaled(compress(draw_art(seed, SIZE), "JPEG", quality), scale, kernel)
+
+
+def test_a_downscaled_jpeg_the_head_calls_webp_becomes_jpeg_where_the_head_hesitates(scorers):
+    from ccscore.scorer import DOWNSCALED_RENAME_MIN_CLEAN
+
+    scorer, without = scorers
+    rgb = shrunk_jpeg(*RENAMED)
+    before = without.score(rgb)
+    assert before.label == "webp" and before.webp is None and before.scores["clean"] >= DOWNSCALED_RENAME_MIN_CLEAN
+    result = scorer.score(rgb)
+    assert result.label == "jpeg" and result.evidence.word == "downscaled"
+    assert result.details()["downscaled"]["scale"] == pytest.approx(0.6, abs=0.01)
+    assert result.quality is None and result.quality_source is None and result.webp is None
+    sure = scorer.score(shrunk_jpeg(*HEAD_SURE))
+    assert sure.label == "webp" and sure.evidence.word == "grid" and sure.scores["clean"] < DOWNSCALED_RENAME_MIN_CLEAN
+
+
+def test_a_verdict_proven_halved_or_at_the_macroblocks_harmonic_is_not_renamed(scorers, monkeypatch):
+    from dataclasses import replace
+
+    from ccscore import scorer as scoring
+
+    scorer, without = scorers
+    rgb = shrunk_jpeg(*RENAMED)
+    before = without.score(rgb)
+    assert scoring.Scorer._may_rename_downscaled(before)
+    steps = scoring.WebPQualityEstimate(75.0, (20,), (10,), 12, 0.2)
+    assert not scoring.Scorer._may_rename_downscaled(replace(before, webp=steps))
+    assert not scoring.Scorer._may_rename_downscaled(replace(before, decoder="webp"))
+    assert not scoring.Scorer._may_rename_downscaled(replace(before, evidence=replace(before.evidence, halvings=1)))
+    monkeypatch.setattr(scoring, "DOWNSCALED_RENAME_AVOID", (4.8, 0.05))  # 8 x 0.6: where this grid peaks
+    result = scorer.score(rgb)
+    assert result.label == "webp" and result.evidence.word == "grid"

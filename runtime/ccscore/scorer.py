@@ -289,6 +289,16 @@ HALVED_TWICE_ONLY_JPEG_SCALE = 4
 # joint peak (about 2.6 times the median over this band).
 DOWNSCALED_MIN_PEAK = 3.5
 DOWNSCALED_MAX_TILE_CLEAN = 0.8
+# A JPEG downscaled by 0.5-0.85 shows the head 4 px-ish blocks, and its gate may name it WebP (or AVIF). Such a verdict
+# becomes JPEG's by the downscaled grid (Scorer.find_downscaled, with its other rules) only where no WebP step or
+# AVIF decoder read proved the codec and the head hesitates (P(clean) at least DOWNSCALED_RENAME_MIN_CLEAN): of the
+# calibration set and its extra draws, WebP and AVIF images showing the grid stood at P(clean) 0.00-0.03, downscaled
+# JPEG named WebP or AVIF at 0.29-0.50 (and one at 0.09). Nor at a period of 16/3 px (DOWNSCALED_RENAME_AVOID): VP8's
+# macroblocks and AV1's blocks are 16 px, their third harmonic falls there, and WebP, AVIF and JPEG upscaled x2
+# peaked there on the calibration set.
+DOWNSCALED_RENAME = ("webp", "avif")
+DOWNSCALED_RENAME_MIN_CLEAN = 0.25
+DOWNSCALED_RENAME_AVOID = (16 / 3, 0.05)  # period, +- px
 
 # The Scorer attributes that decide results beside the model file: set at construction, or changed since (the
 # calibration and tests set grid_gate and threshold on a built Scorer).
@@ -688,19 +698,24 @@ class Scorer:
         (DOWNSCALED_MAX_TILE_CLEAN) and whose tiles (all of them: the early stop leaves most unread) show a JPEG's
         block grid downscaled (`resized.GridPeak.shows_grid` at DOWNSCALED_MIN_PEAK) become JPEG's: their scores
         `proven` JPEG's, evidence "downscaled" with the grid's period, no quality (a resize leaves no table to read,
-        and the head never learnt resized damage). Judged where clean at this threshold: these records, like halved
-        ones, do not relabel at another threshold as a run there would."""
+        and the head never learnt resized damage). WebP and AVIF verdicts that nothing proved and the head doubts
+        are judged so too (`_may_rename_downscaled`), though not at a period VP8's and AV1's 16 px blocks show
+        (DOWNSCALED_RENAME_AVOID). Judged at this threshold: these records, like halved ones, do not relabel at
+        another threshold as a run there would."""
         for k, result in enumerate(results):
-            # Only where clean: renaming WebP or AVIF verdicts JPEG by the period (tried: eval-wild-cal's downscaled
-            # JPEG with the codec right 59 -> 68 of 120) took 19 WebP of the report set's 720 for JPEG.
-            if not isinstance(result, ScoreResult) or result.flagged or result.evidence is None \
+            if not isinstance(result, ScoreResult) or result.evidence is None \
                     or result.evidence.detailed_tiles == 0 or result.decoder not in (None, JPEG):
                 continue  # (a decoder check that proved another codec, yet clean at a lenient threshold: its own)
+            renaming = result.flagged
+            if renaming and not self._may_rename_downscaled(result):
+                continue
             if np.mean([tile.scores[CLEAN] for tile in result.tiles]) > DOWNSCALED_MAX_TILE_CLEAN:
                 continue  # asked first: most clean art is settled here, without cutting its other tiles
             tiles = items[k][1]
             peak = grid_peak(tiles.own(), tiles.boxes)
             if peak is None or not peak.shows_grid(DOWNSCALED_MIN_PEAK):
+                continue
+            if renaming and abs(peak.period - DOWNSCALED_RENAME_AVOID[0]) <= DOWNSCALED_RENAME_AVOID[1]:
                 continue
             scores = proven(result.scores, JPEG)
             label = decide(scores, self.threshold)
@@ -709,6 +724,14 @@ class Scorer:
             result.scores, result.label = scores, label
             result.evidence = replace(result.evidence, downscaled_period=peak.period)
             result.quality = result.quality_source = None
+            result.webp = None
+
+    @staticmethod
+    def _may_rename_downscaled(result: ScoreResult) -> bool:
+        """Whether a flagged verdict may become a downscaled JPEG's (DOWNSCALED_RENAME): WebP or AVIF, no step or
+        decoder read proving it, the head hesitating."""
+        return (result.label in DOWNSCALED_RENAME and result.webp is None and result.decoder is None
+                and not result.evidence.halvings and result.scores[CLEAN] >= DOWNSCALED_RENAME_MIN_CLEAN)
 
     def _judge_halved(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
                       results: list[ScoreResult | ScoreFailure]) -> None:
