@@ -37,7 +37,8 @@ WILD_POSITIVE_KINDS = WILD_JPEG_KINDS + ("jpeg_grey", "jpeg_lineart", "jpeg_mang
                                          "webp_grey")
 # Issue #12's kinds (AVIF, JPEG XL, JPEG / WebP resized after compression): measured by kind and by their own
 # bar only, so the earlier bars' numbers stay comparable with older sets.
-CODEC_KINDS = ("avif_avifenc", "avif_pillow", "jxl_cjxl", "jpeg_downscaled", "jpeg_upscaled_x2", "webp_downscaled")
+CODEC_KINDS = ("avif_avifenc", "avif_pillow", "jxl_cjxl", "jpeg_downscaled", "jpeg_upscaled_x2", "webp_downscaled",
+               "jpeg_upscaled_other")
 # Resized-after-compression images are reported by kind only: the quality bands measure the codec alone.
 BAND_EXCLUDED_KINDS = ("resize",) + WILD_POSITIVE_KINDS + CODEC_KINDS
 # Kinds the detector issue's (#7) summary figures leave out (AUROC, codec right, quality error).
@@ -65,6 +66,7 @@ QUALITY_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("JPEG then resized by 0.95", ("resize",)),
     ("JPEG then downscaled", ("jpeg_downscaled",)),
     ("JPEG then upscaled x2", ("jpeg_upscaled_x2",)),
+    ("JPEG then upscaled x1.25-4", ("jpeg_upscaled_other",)),
     ("JPEG saved again at 90", ("double",)),
 )
 WEBP_QUALITY_KINDS = ("webp_cwebp", "webp_grey", "webp_q50", "webp_q75", "webp_q90", "webp_q95")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 for extra in (ROOT / "export", ROOT / "runtime"):  # until the packages are installed
@@ -417,6 +418,24 @@ def test_issue12_eval_kinds(tmp_path):
         assert names[int(r["label"])] == r["kind"].split("_")[0] and r["quality"] != ""
         if r["kind"] == "jpeg_upscaled_x2":
             assert 50 <= int(r["quality"]) <= 75 and ":x2.00:" in r["detail"]
+
+
+def test_jpeg_upscaled_by_other_factors_kind(tmp_path):
+    """Issue #12's "upscaled 1.25-4 with the common kernels" beside x2: JPEG q50-90, then a smoothing kernel."""
+    clean_dir = _tiny_clean_dir(tmp_path)
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "manifest.csv").write_text("path,label,quality,kind,source,detail\n")
+    manifest = build_eval_set(clean_dir, tmp_path / "eval", seed=3, log=lambda *_: None, kinds=("jpeg_upscaled_other",))
+    rows = list(csv.DictReader(open(manifest)))
+    assert len(rows) == 2
+    for r in rows:
+        scale = float(r["detail"].split(":x")[1].split(":")[0])
+        kernel = r["detail"].rsplit(":", 1)[1]
+        assert r["label"] == str(degrade.JPEG) and 50 <= int(r["quality"]) <= 90
+        assert 1.25 <= scale <= 4.0 and kernel in degrade.SMOOTH_KERNELS
+        source = Image.open(clean_dir / r["source"])
+        shown = Image.open(tmp_path / "eval" / r["path"]).width / min(source.width, int(1600 / scale))
+        assert abs(shown - scale) <= 0.01  # (the detail rounds the factor to 0.01)
 
 
 def test_the_texture_kinds_are_named_alike_everywhere():

@@ -52,5 +52,6 @@ NEW_CODEC_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
 RESIZED_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
     ("JPEG then downscaled", ("jpeg_downscaled",), 0.95, 0.90),
     ("JPEG then upscaled x2", ("jpeg_upscaled_x2",), 0.90, math.nan),
+    ("JPEG then upscaled x1.25-4 (not x2)", ("jpeg_upscaled_other",), math.nan, math.nan),
     ("WebP then downscaled", ("webp_downscaled",), math.nan, math.nan),
 )

@@ -273,7 +273,8 @@ HALVED_MIN_VOTES = 5
 # flagged (7 WebP on a 4x4 grid agreeing 0.93-1.0) without this rule. JPEG x4 named AVIF are lost with it.
 HALVED_TWICE_ONLY_JPEG_SCALE = 4
 
-# A JPEG downscaled after compression (Scorer.find_downscaled; ccscore.resized): an image judged clean is JPEG's where
+# A JPEG downscaled after compression (Scorer.find_downscaled; ccscore.resized): an image judged clean (or WebP or AVIF,
+# below: DOWNSCALED_RENAME) is JPEG's where
 # the head, before the grid gate, leans lossy on its scored tiles (mean tile P(clean) at most
 # DOWNSCALED_MAX_TILE_CLEAN) and its tiles' smooth-pixel profile peaks at a period of 8s px (s 0.51-0.95)
 # DOWNSCALED_MIN_PEAK times its spectrum's median along both axes (with `resized.GridPeak.shows_grid`'s other
@@ -293,9 +294,10 @@ DOWNSCALED_MAX_TILE_CLEAN = 0.8
 # becomes JPEG's by the downscaled grid (Scorer.find_downscaled, with its other rules) only where no WebP step or
 # AVIF decoder read proved the codec and the head hesitates (P(clean) at least DOWNSCALED_RENAME_MIN_CLEAN): of the
 # calibration set and its extra draws, WebP and AVIF images showing the grid stood at P(clean) 0.00-0.03, downscaled
-# JPEG named WebP or AVIF at 0.29-0.50 (and one at 0.09). Nor at a period of 16/3 px (DOWNSCALED_RENAME_AVOID): VP8's
-# macroblocks and AV1's blocks are 16 px, their third harmonic falls there, and WebP, AVIF and JPEG upscaled x2
-# peaked there on the calibration set.
+# JPEG named WebP or AVIF at 0.29-0.50 (and one at 0.09). Where the head's likeliest codec is WebP or AVIF (renamed,
+# or judged clean at a strict threshold), never at a period of 16/3 px (DOWNSCALED_RENAME_AVOID): VP8's macroblocks and
+# AV1's blocks are 16 px, their third harmonic falls there, and WebP, AVIF and JPEG upscaled x2 peaked there on the
+# calibration set.
 DOWNSCALED_RENAME = ("webp", "avif")
 DOWNSCALED_RENAME_MIN_CLEAN = 0.25
 DOWNSCALED_RENAME_AVOID = (16 / 3, 0.05)  # period, +- px
@@ -371,7 +373,8 @@ class Scorer:
         judged again halved (twice for x4), where an upscale after compression leaves the codec's grid at its
         period (evidence "halved").
         Needs a grid gate (also where one is set on the built Scorer) and the model's content tiling; off otherwise.
-    find_downscaled: an image still judged clean, whose tiles lean lossy before the grid gate and show a JPEG's
+    find_downscaled: an image still judged clean (or WebP or AVIF that nothing proved, the head hesitating), whose
+        tiles lean lossy before the grid gate and show a JPEG's
         block grid at the period a downscale by 0.51-0.95 gives it (`resized.grid_peak`), is judged JPEG (evidence
         "downscaled"; no quality: the table does not survive the resize). Needs a grid gate (its evidence; also where
         one is set on the built Scorer), a JPEG label and the model's content tiling; off otherwise.
@@ -694,13 +697,14 @@ class Scorer:
 
     def _judge_downscaled(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
                           results: list[ScoreResult | ScoreFailure]) -> None:
-        """Images judged clean, with detail, whose scored tiles lean lossy before the gate
-        (DOWNSCALED_MAX_TILE_CLEAN) and whose tiles (all of them: the early stop leaves most unread) show a JPEG's
+        """Images judged clean (or WebP or AVIF: `_may_rename_downscaled`), with detail, whose scored tiles lean lossy
+        before the gate (DOWNSCALED_MAX_TILE_CLEAN) and whose tiles (all of them: the early stop leaves most unread) show a JPEG's
         block grid downscaled (`resized.GridPeak.shows_grid` at DOWNSCALED_MIN_PEAK) become JPEG's: their scores
         `proven` JPEG's, evidence "downscaled" with the grid's period, no quality (a resize leaves no table to read,
         and the head never learnt resized damage). WebP and AVIF verdicts that nothing proved and the head doubts
         are judged so too (`_may_rename_downscaled`), though not at a period VP8's and AV1's 16 px blocks show
-        (DOWNSCALED_RENAME_AVOID). Judged at this threshold: these records, like halved ones, do not relabel at
+        (DOWNSCALED_RENAME_AVOID: nor where the head leans WebP or AVIF yet the threshold called the image clean). Judged
+        at this threshold: these records, like halved ones, do not relabel at
         another threshold as a run there would."""
         for k, result in enumerate(results):
             if not isinstance(result, ScoreResult) or result.evidence is None \
@@ -715,7 +719,8 @@ class Scorer:
             peak = grid_peak(tiles.own(), tiles.boxes)
             if peak is None or not peak.shows_grid(DOWNSCALED_MIN_PEAK):
                 continue
-            if renaming and abs(peak.period - DOWNSCALED_RENAME_AVOID[0]) <= DOWNSCALED_RENAME_AVOID[1]:
+            likeliest = max((label for label in result.scores if label != CLEAN), key=result.scores.get)
+            if likeliest in DOWNSCALED_RENAME and abs(peak.period - DOWNSCALED_RENAME_AVOID[0]) <= DOWNSCALED_RENAME_AVOID[1]:
                 continue
             scores = proven(result.scores, JPEG)
             label = decide(scores, self.threshold)
@@ -724,7 +729,6 @@ class Scorer:
             result.scores, result.label = scores, label
             result.evidence = replace(result.evidence, downscaled_period=peak.period)
             result.quality = result.quality_source = None
-            result.webp = None
 
     @staticmethod
     def _may_rename_downscaled(result: ScoreResult) -> bool:

@@ -354,6 +354,10 @@ if "cjxl" in degrade.jxl_encoders():
 EVAL_VARIANTS += ISSUE12_KINDS
 # Issue #12's precision: clean textures and resizes the runtime's resized-damage judgements could take for a grid.
 EVAL_VARIANTS += tuple((kind, degrade.CLEAN, DRAWN, _clean_kind(t)) for kind, t in degrade.TEXTURE_NEGATIVES.items())
+# Issue #12's "upscaled 1.25-4 with the common kernels" beside x2 (session 16): JPEG upscaled by any factor in that
+# range with a smoothing kernel (x2 and x4 are the halved judgement's; a factor drawn here is rarely either).
+EVAL_VARIANTS += (("jpeg_upscaled_other", degrade.JPEG, DRAWN,
+                   _resized_lossy("jpeg", (50, 90), (1.25, 4.0), degrade.SMOOTH_KERNELS)),)
 
 
 def _eval_image(args: tuple[int, int, Path, Path, Path, tuple[str, ...] | None]) -> list[dict]:
