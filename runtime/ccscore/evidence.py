@@ -63,6 +63,9 @@ class ImageEvidence:
     halved_from: tuple[int, int] = (0, 0)
     # The period (px) of a JPEG's block grid found downscaled (Scorer.find_downscaled): 8 x the downscale factor.
     downscaled_period: Optional[float] = None
+    # The factor (x, y) an image was upscaled by after compression, other than 2 or 4 (Scorer.halve_upscaled): damage
+    # found on it resampled back to its source size; the grids are then that image's.
+    upscaled_by: Optional[tuple[float, float]] = None
 
     @property
     def word(self) -> str:
@@ -70,9 +73,12 @@ class ImageEvidence:
         quadrants of the image's own pixels to check one grid on (small images, one textured patch);
         'grid': enough quadrants to measure their agreement; 'halved': damage found only on the image halved, once
         or twice (an upscale x2 or x4 after compression), the grids being the halved image's; 'downscaled': a JPEG's
-        block grid found at the period a downscale after compression gave it (ccscore.resized)."""
+        block grid found at the period a downscale after compression gave it (ccscore.resized); 'upscaled': a JPEG's
+        block grid found on the image resampled back to a size it was upscaled from by another factor than 2 or 4."""
         if self.halvings:
             return "halved"
+        if self.upscaled_by is not None:
+            return "upscaled"
         if self.downscaled_period is not None:
             return "downscaled"
         if self.detailed_tiles == 0:

@@ -8,7 +8,8 @@
   (two decoders and the session) taking turns on two cores; workers send back results. On an accelerator
   the one session lives in the main process and runs whole batches: workers import only Pillow, numpy and
   ccscore's decoding/tiling code, and send back tiles (<= max_tiles x T x T x 3 bytes per image; an image
-  that looks upscaled adds those of its halvings, up to 2 x max_tiles + 8 more: `tiling.halved_tiles`), never
+  that looks upscaled adds those of its halvings, up to 2 x max_tiles + 8 more: `tiling.halved_tiles`, and of
+  the sizes it may have been upscaled from by another factor, up to 6 x 4 more: `tiling.unscaled_tiles`), never
   decoded images.
 - At most `window` files are in flight, so memory stays flat whatever the number of inputs; the
   window is larger than a batch, so workers keep decoding while the session runs.
@@ -63,7 +64,8 @@ def source_name(source) -> str:
 
 def decode_one(path, spec: TileSpec, keep_tiles: bool = False):
     """path (or an `EncodedImage`) -> (pixels [N,T,T,3] uint8, boxes, (width, height), header facts, the halved
-    image's `Tiles` or None) or an error string; never raises. With `keep_tiles` (scored in this process):
+    image's `Tiles` or None, the image's `Tiles` resampled back to sizes it may have been upscaled from) or an error
+    string; never raises. With `keep_tiles` (scored in this process):
     (the `Tiles`, (width, height), header facts), its tiles cut only as scoring reads them (`tiling.CutOnRead`)."""
     from .container import read_container
     from .errors import ImageError, one_line
@@ -79,7 +81,7 @@ def decode_one(path, spec: TileSpec, keep_tiles: bool = False):
         if keep_tiles:
             return tiles, size, read_container(path)
         return (np.ascontiguousarray(tiles.pixels), [tuple(int(v) for v in b) for b in tiles.boxes], size,
-                read_container(path), tiles.halved)
+                read_container(path), tiles.halved, tiles.unscaled)
     except ImageError as exc:
         return one_line(exc)
     except MemoryError:
@@ -92,7 +94,7 @@ MAX_WARNINGS = 10  # per record: a hostile file can warn thousands of times
 
 
 def score_decoded(decoded: tuple, path, scorer) -> tuple | str:
-    """`decode_one`'s tuple with `keep_tiles` -> (None, boxes of the tiles cut, size, header facts, None, the image's
+    """`decode_one`'s tuple with `keep_tiles` -> (None, boxes of the tiles cut, size, header facts, None, (), the image's
     ScoreResult or ScoreFailure), scored by `scorer` in this process; an error string where scoring itself fails
     (as decode_one's errors read)."""
     from .errors import one_line
@@ -105,7 +107,7 @@ def score_decoded(decoded: tuple, path, scorer) -> tuple | str:
         return f"{source_name(path)}: out of memory while scoring"
     except Exception as exc:  # a bug: still one record, one line
         return f"{source_name(path)}: cannot score image ({type(exc).__name__}: {one_line(exc)})"
-    return None, boxes, size, container, None, result
+    return None, boxes, size, container, None, (), result
 
 
 def decode_with_warnings(path, spec: TileSpec, scorer=None) -> tuple:
@@ -511,6 +513,7 @@ class Decoded:
     size: Optional[tuple[int, int]] = None
     container: Optional[dict] = None  # header facts (ccscore.container)
     halved: Any = None  # the image halved (and halved again), tiled (tiling.Tiles), where it looks upscaled
+    unscaled: tuple = ()  # the image resampled back to sizes it may have been upscaled from, tiled (Tiles.unscaled)
     error: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
     scored: Any = None  # the ScoreResult or ScoreFailure of a worker that scored it (then pixels is None)
@@ -524,8 +527,8 @@ def _as_decoded(item: InputItem, result, drained: bool = False) -> Decoded:
     out, warned = (result, []) if isinstance(result, str) else result
     if isinstance(out, str):
         return Decoded(item, error=out, warnings=warned, drained=drained)
-    pixels, boxes, size, container, halved, *scored = out
-    return Decoded(item, pixels, boxes, size, container, halved, warnings=warned,
+    pixels, boxes, size, container, halved, unscaled, *scored = out
+    return Decoded(item, pixels, boxes, size, container, halved, unscaled, warnings=warned,
                    scored=scored[0] if scored else None, drained=drained)
 
 
@@ -596,7 +599,7 @@ def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False,
 
     to_score = [d for d in batch if d.pixels is not None]
     scored = {id(d): r for d, r in zip(to_score, scorer.score_together(
-        [(d.item.path, Tiles(d.pixels, d.boxes, d.halved), d.size) for d in to_score]))}
+        [(d.item.path, Tiles(d.pixels, d.boxes, d.halved, unscaled=d.unscaled), d.size) for d in to_score]))}
     scored.update((id(d), replace(d.scored, path=d.item.path)) for d in batch if d.scored is not None)
     out = []
     for d in batch:
@@ -607,6 +610,7 @@ def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False,
             record["warnings"] = d.warnings
         out.append((d, record))
         d.pixels = d.halved = None  # the batch's tiles can go now
+        d.unscaled = ()
     return out
 
 

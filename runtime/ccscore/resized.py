@@ -11,6 +11,9 @@ this band mostly at a harmonic of a stronger peak elsewhere, where a JPEG grid's
 fundamental or one of its harmonics; nearest-neighbour pixel art repeats whole pixels, and its first differences
 are mostly exact zeros. Measured on eval-wild-cal (the calibration set; `benchmarks/accuracy.py`): see
 `Scorer.find_downscaled` and the README's evidence `downscaled`.
+
+The same spectrum read over the whole band finds images upscaled by another factor than 2 or 4: `upscale_sources`
+(below; evidence "upscaled").
 """
 
 from __future__ import annotations
@@ -158,9 +161,9 @@ def _modulation(axes: Sequence[_Axis], frequency: float) -> float:
     return float(np.abs(sums[1:]).max() / (abs(sums[0]) + 1e-9))
 
 
-def grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> Optional[GridPeak]:
-    """The peak over the tiles' own pixels (uint8 [h, w, 3] each, at `boxes` in the image); None where no tile is
-    MIN_TILE_SIDE each way."""
+def _read_axes(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> Optional[tuple[list[_Axis], list[_Axis]]]:
+    """The rows' and the columns' reads of the tiles' own pixels (uint8 [h, w, 3] each, at `boxes` in the image),
+    tiles of a shape together; None where no tile is MIN_TILE_SIDE each way."""
     by_shape: dict[tuple[int, int], list[tuple[np.ndarray, Box]]] = {}
     for tile, box in zip(tiles, boxes):
         if min(tile.shape[0], tile.shape[1]) >= MIN_TILE_SIDE:
@@ -173,6 +176,16 @@ def grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> Optional[Gri
         left, top = np.array([box[0] for _, box in group]), np.array([box[1] for _, box in group])
         rows.append(_Axis.read(lumas, left, top))
         columns.append(_Axis.read(lumas.transpose(0, 2, 1), top, left))
+    return rows, columns
+
+
+def grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> Optional[GridPeak]:
+    """The peak over the tiles' own pixels (uint8 [h, w, 3] each, at `boxes` in the image); None where no tile is
+    MIN_TILE_SIDE each way."""
+    axes = _read_axes(tiles, boxes)
+    if axes is None:
+        return None
+    rows, columns = axes
     row_smooth, column_smooth = _coherent(rows), _coherent(columns)
     joint = np.minimum(_over_median(row_smooth), _over_median(column_smooth))
     k = int(np.argmax(np.where(BAND, joint, -1.0)))
@@ -188,3 +201,60 @@ def grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> Optional[Gri
                     sum(a.zeros for a in axes) / sum(a.differences for a in axes), texture,
                     max(_modulation(rows, peak), _modulation(columns, peak)),
                     min(_drawn(rows, row_smooth, near), _drawn(columns, column_smooth, near)))
+
+
+# ---------------------------------------------------------------- upscaled by other factors
+# Upscaled by u (not 2 or 4: those are halved, tiling.halved_tiles), an image's smooth pixels repeat the
+# interpolation every u pixels: their |second difference| spectrum peaks at 1/u (or its alias 1 - 1/u, or a
+# harmonic), far above its median. Where it does (UPSCALED_MIN_PITCH along both axes), the factors that peak gives
+# (UPSCALED_FACTORS) are turned into the sizes the image may have been upscaled from: whole widths and heights that
+# upscale to the image's own by one factor (a resize rounds each side), within UPSCALED_TOLERANCE of the peak's.
+# Resampled back to its source size, a JPEG shows its 8x8 grid again (`tiling.unscaled_tiles`, Scorer's upscaled
+# judgement); 0.3% off that size the grid no longer agrees (`benchmarks/resized_back.py`).
+UPSCALED_MIN_PITCH = 6.0
+UPSCALED_FACTORS = (1.2, 4.2)
+UPSCALED_TOLERANCE = 0.006
+UPSCALED_MAX_SOURCES = 6
+UPSCALED_SIZES_A_FACTOR = 2  # the nearest sizes to each factor the pitch gives
+UPSCALED_PROBE_TILES = 2  # the pitch is first looked for on these (the most textured): most images stop there
+
+
+def _pitch(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> tuple[float, float]:
+    """(frequency, strength): the strongest peak in FULL of the smooth pixels' joint spectrum (both axes: the weaker),
+    its frequency refined between bins; (0, 0) where no tile is MIN_TILE_SIDE each way."""
+    axes = _read_axes(tiles, boxes)
+    if axes is None:
+        return 0.0, 0.0
+    joint = np.minimum(_over_median(_coherent(axes[0])), _over_median(_coherent(axes[1])))
+    k = int(np.argmax(np.where(FULL, joint, -1.0)))
+    below, at, above = joint[k - 1], joint[k], joint[k + 1]
+    shift = 0.5 * (below - above) / (below - 2 * at + above - 1e-12)
+    return float(FREQUENCIES[k] + np.clip(shift, -0.5, 0.5) / FFT_LENGTH), float(at)
+
+
+def upscale_sources(tiles: Sequence[np.ndarray], boxes: Sequence[Box], size: tuple[int, int]
+                    ) -> list[tuple[int, int]]:
+    """(width, height) the image of `size` may have been upscaled from by a factor in UPSCALED_FACTORS, read from
+    its tiles (own pixels, at `boxes`), nearest the pitch's factors first; at most UPSCALED_MAX_SOURCES."""
+    if _pitch(tiles[:UPSCALED_PROBE_TILES], boxes[:UPSCALED_PROBE_TILES])[1] < UPSCALED_MIN_PITCH:
+        return []
+    frequency, strength = _pitch(tiles, boxes)
+    if strength < UPSCALED_MIN_PITCH or frequency <= 0:
+        return []
+    f = frequency  # 1/u, or its alias 1 - 1/u (u < 2), or the second or third harmonic of either: in that order
+    factors = [u for u in (1 / f, 1 / (1 - f), 2 / f, 2 / (1 - f), 2 / (1 + f), 3 / (1 + f), 3 / (2 - f), 3 / f)
+               if UPSCALED_FACTORS[0] <= u <= UPSCALED_FACTORS[1]]
+    width, height = size
+    found: list[tuple[int, int]] = []
+    for u in factors:
+        sizes = []
+        for source_width in range(max(1, int(width / u) - 2), int(width / u) + 3):
+            for source_height in range(max(1, int(height / u) - 2), int(height / u) + 3):
+                # A resize rounds each side: the factors that give both sides, one interval per side, must meet.
+                low = max((width - 0.5) / source_width, (height - 0.5) / source_height)
+                high = min((width + 0.5) / source_width, (height + 0.5) / source_height)
+                off = abs((low + high) / 2 - u) / u
+                if low < high and off <= UPSCALED_TOLERANCE and (source_width, source_height) not in found:
+                    sizes.append((off, source_width, source_height))
+        found += [(w, h) for _, w, h in sorted(sizes)[:UPSCALED_SIZES_A_FACTOR]]
+    return found[:UPSCALED_MAX_SOURCES]

@@ -64,7 +64,7 @@ class ScoreResult:
         """The --details view: the luma table read from the pixels (8x8, null where unknown), its kind ("ijg"
         with the match error of the steps found one by one, or "custom" with the nearest IJG quality), the
         lattice evidence, the 8x8 and 4x4 grid offsets (x, y), how the image was halved (evidence "halved"), the
-        block grid's period found downscaled (evidence "downscaled"), the
+        block grid's period found downscaled (evidence "downscaled"), the factor upscaled by (evidence "upscaled"), the
         chroma subsampling guess, a WebP's quantiser
         steps (ccscore.webp_quality), and the codec whose decoder made the colours (null where not asked or not
         found)."""
@@ -88,6 +88,9 @@ class ScoreResult:
             # evidence "downscaled": the JPEG block grid's period in pixels and the downscale factor it implies
             period = self.evidence.downscaled_period
             d["downscaled"] = None if period is None else {"period": round(period, 3), "scale": round(period / 8, 3)}
+            # evidence "upscaled": the factor (x, y) the image was upscaled by after compression (not 2 or 4)
+            factor = self.evidence.upscaled_by
+            d["upscaled"] = None if factor is None else {"scale": [round(factor[0], 4), round(factor[1], 4)]}
         d["subsampling"] = table.subsampling if table is not None else None
         webp = self.webp
         # a WebP's quantisers shown (strongest first) with the macroblocks read at each, and the strongest's contrast

@@ -371,7 +371,9 @@ class Scorer:
     all_tiles: score every chosen tile, never stopping early (see `EarlyStop`; the model's metadata sets it).
     halve_upscaled: an image judged clean whose first tiles look upscaled x2 or x4 (`tiling.halved_tiles`) is
         judged again halved (twice for x4), where an upscale after compression leaves the codec's grid at its
-        period (evidence "halved").
+        period (evidence "halved"); one still clean whose tiles show an interpolation's pitch is judged again
+        resampled back to the sizes it may have been upscaled from by another factor (`tiling.unscaled_tiles`;
+        evidence "upscaled", JPEG's 8x8 grid alone deciding).
         Needs a grid gate (also where one is set on the built Scorer) and the model's content tiling; off otherwise.
     find_downscaled: an image still judged clean (or WebP or AVIF that nothing proved, the head hesitating), whose
         tiles lean lossy before the grid gate and show a JPEG's
@@ -691,6 +693,7 @@ class Scorer:
         results = self._score_together(items)
         if self.halve_upscaled and self.grid_gate is not None:  # a halved verdict stands on the gate's grid votes
             self._judge_halved(items, results)
+            self._judge_upscaled(items, results)
         if self.find_downscaled:
             self._judge_downscaled(items, results)
         return results
@@ -780,6 +783,35 @@ class Scorer:
                                   tile.scores, tile.quality) for tile in result.tiles for l, t, r, b in [tile.box]]
         result.evidence = replace(result.evidence, halvings=scale.bit_length() - 1, halved_from=halved.origin)
         return result
+
+    def _judge_upscaled(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
+                        results: list[ScoreResult | ScoreFailure]) -> None:
+        """Images still judged clean that carry tiles of themselves resampled back to sizes they may have been
+        upscaled from (`Tiles.unscaled`, by a factor other than 2 or 4: `tiling.unscaled_tiles`) are judged on those,
+        one size of every image per shared run, most likely first, until damage is found on a JPEG's agreeing 8x8
+        grid (HALVED_JPEG_AGREEMENT: a size a little off shows damage without it, and clean art resampled to a wrong
+        size shows other grids). That replaces the result: JPEG's, evidence "upscaled" with the factor, tile boxes in
+        image pixels, the quality the head's on the resampled pixels (approximate). Only the model and its gate judge,
+        as on halved tiles. Judged only where clean at this threshold, as the halved judgement."""
+        queues = {k: list(items[k][1].unscaled) for k, result in enumerate(results)
+                  if isinstance(result, ScoreResult) and not result.flagged and items[k][1].unscaled}
+        while queues:
+            candidates = {k: queue.pop(0) for k, queue in queues.items()}
+            judged = self._score_together([(items[k][0], back, items[k][2]) for k, back in candidates.items()],
+                                          checks=False)
+            for (k, back), result in zip(candidates.items(), judged):
+                if isinstance(result, ScoreResult) and result.flagged and self._shows_jpeg_grid(result):
+                    scores = proven(result.scores, JPEG)
+                    if decide(scores, self.threshold) == CLEAN:
+                        continue
+                    result.scores, result.label = scores, decide(scores, self.threshold)
+                    (width, height), (fx, fy) = items[k][2], back.factor
+                    result.tiles = [TileScore((int(fx * l), int(fy * t), min(width, round(fx * r)),
+                                               min(height, round(fy * b))), tile.scores, tile.quality)
+                                    for tile in result.tiles for l, t, r, b in [tile.box]]
+                    result.evidence = replace(result.evidence, upscaled_by=back.factor)
+                    results[k] = result
+            queues = {k: queue for k, queue in queues.items() if queue and not results[k].flagged}
 
     def _score_together(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]], checks: bool = True
                         ) -> list[ScoreResult | ScoreFailure]:

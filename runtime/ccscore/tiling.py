@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
+from PIL import Image
 
 from .images import DecodedImage
 
@@ -33,6 +34,10 @@ class Tiles:
     # Halved only to be halved again, not judged: the image showed an x4 upscale's cliff alone, and halved once an x4
     # upscale is an x2 one, whose grid is still hidden (judging it found nothing there, and flagged clean art).
     stepping_stone: bool = False
+    # The image resampled back to sizes it may have been upscaled from by a factor other than 2 or 4
+    # (`unscaled_tiles`: most likely first), each tiled; of such tiles: the image's pixels per tile pixel, (x, y).
+    unscaled: tuple["Tiles", ...] = ()
+    factor: Optional[tuple[float, float]] = None
 
     def own(self) -> list[np.ndarray]:
         """Each tile's own pixels: a small image's tiles are edge-padded, and the padding is not the image's."""
@@ -70,6 +75,7 @@ class CutOnRead(Tiles):
         self._boxes: list[Box] = []
         self._all: Optional[np.ndarray] = None  # every tile, stacked once all are cut
         self.halved, self.origin, self.scale, self.alternative, self.stepping_stone = None, (0, 0), 1, None, False
+        self.unscaled, self.factor = (), None
 
     def _cut(self, n: int) -> None:
         """Cuts ranked boxes until n tiles are kept or none is left (the image is let go then)."""
@@ -117,7 +123,7 @@ class CutOnRead(Tiles):
 
     def __reduce__(self):
         return Tiles, (self.pixels, self.boxes, self.halved, self.origin, self.scale, self.alternative,
-                       self.stepping_stone)
+                       self.stepping_stone, self.unscaled, self.factor)
 
 
 def as_decoded(image: DecodedImage | np.ndarray) -> DecodedImage:
@@ -505,6 +511,48 @@ def halvings(tiles: Tiles) -> list[list[Tiles]]:
         levels.append(current)
 
 
+# An image upscaled by another factor (1.2-4.2) is resampled back to the sizes `resized.upscale_sources` reads from
+# its pixels, and tiled again, at most this many tiles each (as an image halved twice: enough votes for a grid).
+UNSCALED_MAX_TILES = 4
+
+
+def unscaled_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: int) -> tuple[Tiles, ...]:
+    """Tiles of the image resampled back (Lanczos) to each size it may have been upscaled from by a factor that is
+    not 2 or 4 (`resized.upscale_sources`, read from `tiles`), most likely first; () where it shows none. Each holds
+    up to UNSCALED_MAX_TILES tiles, where the image's most textured tiles fall in the source's pixels (those that do
+    not overlap), resampled from the image's own pixels around them (Pillow's resize of a box: as the whole image
+    resized, give or take a level at the edges)."""
+    from .resized import upscale_sources
+
+    image = as_decoded(image)
+    if not tiles.more_than(0):
+        return ()
+    sources = upscale_sources(tiles.own(), tiles.boxes, image.size)
+    if not sources:
+        return ()
+    pil = Image.fromarray(image.rgb())
+    (width, height), found = image.size, []
+    for source_width, source_height in sources:
+        if min(source_width, source_height) < tile_size:
+            continue
+        fx, fy = width / source_width, height / source_height
+        pixels, boxes = [], []
+        for left, top, _, _ in tiles.boxes:
+            x, y = min(int(left / fx), source_width - tile_size), min(int(top / fy), source_height - tile_size)
+            box = (x, y, x + tile_size, y + tile_size)
+            if any(x < r and l < box[2] and y < b and t < box[3] for l, t, r, b in boxes):
+                continue
+            region = (x * fx, y * fy, box[2] * fx, box[3] * fy)
+            pixels.append(np.asarray(pil.resize((tile_size, tile_size), Image.LANCZOS, box=region)))
+            boxes.append(box)
+            if len(boxes) == UNSCALED_MAX_TILES:
+                break
+        back = Tiles(np.stack(pixels), boxes)
+        back.factor = (fx, fy)
+        found.append(back)
+    return tuple(found)
+
+
 TilingStrategy = Callable[..., Tiles]
 
 # Strategy name (as written in model metadata) -> function(image, tile_size, **params).
@@ -527,6 +575,7 @@ def make_tiles(image: DecodedImage | np.ndarray, strategy: str, tile_size: int, 
     tiles = fn(image, tile_size, **(params or {}))
     if halve_upscaled and strategy == "content":
         tiles.halved = halved_tiles(image, tiles, tile_size, params)
+        tiles.unscaled = unscaled_tiles(image, tiles, tile_size)
     if not cut_on_read:
         for level in [[tiles], *halvings(tiles)]:
             for each in level:

@@ -47,7 +47,8 @@ def readable(record: dict) -> str:
     # (--details says which).
     evidence = {"none": ", no evidence", "weak": ", weak evidence",
                 "halved": ", seen halved (upscaled after compression)",
-                "downscaled": ", grid seen downscaled (resized after compression)"}.get(record.get("evidence"), "")
+                "downscaled": ", grid seen downscaled (resized after compression)",
+                "upscaled": ", seen resampled back (upscaled after compression)"}.get(record.get("evidence"), "")
     lines = [f"{record['path']}: {label.upper() if label != 'clean' else label}{quality}{evidence}  "
              f"({ranked(record['scores'])})"]
     for tile in record.get("tiles", []):
