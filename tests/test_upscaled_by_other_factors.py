@@ -105,3 +105,18 @@ def test_the_score_command_finds_it_whichever_process_scores(tmp_path, monkeypat
     if workers == "0":
         line = run_cli(str(tmp_path / "grown.png"), "--device", "cpu").stdout
         assert "seen resampled back (upscaled after compression)" in line
+
+
+def test_x4_is_left_to_the_halved_judgement_and_one_tile_is_too_few_votes(scorers):
+    """A small JPEG upscaled x4 whose halved-twice image holds one tile stays clean (tests/test_upscaled.py): the
+    upscaled judgement reads no factor within 1% of 2 or 4, and wants 5 votes or more."""
+    scorer, _ = scorers
+    small = compress(textured_art(1).crop((0, 0, 180, 150)), "JPEG", 60)
+    rgb = upscaled(small, 4.0, Image.BICUBIC)
+    tiles = content_tiles(rgb, 128, max_tiles=8)
+    assert all(abs(w / rgb.shape[1] * 4 - 1) > 0.01 for w, _ in upscale_sources(tiles.own(), tiles.boxes,
+                                                                                 (rgb.shape[1], rgb.shape[0])))
+    assert scorer.score(rgb).evidence.word != "upscaled"
+    grown = upscaled(compress(textured_art(1).crop((0, 0, 170, 150)), "JPEG", 60), 1.6, Image.BICUBIC)
+    result = scorer.score(grown)  # sources of 106 x 93: one 128 px tile fits none; 1.6 x 170 = 272 holds one
+    assert result.evidence.word != "upscaled" or result.evidence.grids[8].voting >= 5

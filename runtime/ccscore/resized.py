@@ -215,6 +215,8 @@ UPSCALED_MIN_PITCH = 6.0
 UPSCALED_FACTORS = (1.2, 4.2)
 UPSCALED_TOLERANCE = 0.006
 UPSCALED_MAX_SOURCES = 6
+# x2 and x4 are the halved judgement's (pixel pairs averaged; its own vote rules): factors this near are left to it.
+UPSCALED_HALVINGS_OWN = 0.01
 UPSCALED_SIZES_A_FACTOR = 2  # the nearest sizes to each factor the pitch gives
 UPSCALED_PROBE_TILES = 2  # the pitch is first looked for on these (the most textured): most images stop there
 
@@ -232,18 +234,24 @@ def _pitch(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> tuple[float, fl
     return float(FREQUENCIES[k] + np.clip(shift, -0.5, 0.5) / FFT_LENGTH), float(at)
 
 
+def shows_pitch(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> bool:
+    """Whether these tiles (own pixels, at `boxes`: the first UPSCALED_PROBE_TILES, as a probe) show an
+    interpolation's pitch (UPSCALED_MIN_PITCH)."""
+    return _pitch(tiles, boxes)[1] >= UPSCALED_MIN_PITCH
+
+
 def upscale_sources(tiles: Sequence[np.ndarray], boxes: Sequence[Box], size: tuple[int, int]
                     ) -> list[tuple[int, int]]:
-    """(width, height) the image of `size` may have been upscaled from by a factor in UPSCALED_FACTORS, read from
-    its tiles (own pixels, at `boxes`), nearest the pitch's factors first; at most UPSCALED_MAX_SOURCES."""
-    if _pitch(tiles[:UPSCALED_PROBE_TILES], boxes[:UPSCALED_PROBE_TILES])[1] < UPSCALED_MIN_PITCH:
-        return []
+    """(width, height) the image of `size` may have been upscaled from by a factor in UPSCALED_FACTORS (not 2 or 4),
+    read from its tiles (own pixels, at `boxes`): per factor the pitch gives (in a fixed order: 1/u, its alias, their
+    harmonics), the sizes nearest it; at most UPSCALED_MAX_SOURCES."""
     frequency, strength = _pitch(tiles, boxes)
     if strength < UPSCALED_MIN_PITCH or frequency <= 0:
         return []
     f = frequency  # 1/u, or its alias 1 - 1/u (u < 2), or the second or third harmonic of either: in that order
     factors = [u for u in (1 / f, 1 / (1 - f), 2 / f, 2 / (1 - f), 2 / (1 + f), 3 / (1 + f), 3 / (2 - f), 3 / f)
-               if UPSCALED_FACTORS[0] <= u <= UPSCALED_FACTORS[1]]
+               if UPSCALED_FACTORS[0] <= u <= UPSCALED_FACTORS[1]
+               and all(abs(u - whole) > UPSCALED_HALVINGS_OWN * whole for whole in (2, 4))]
     width, height = size
     found: list[tuple[int, int]] = []
     for u in factors:

@@ -731,7 +731,8 @@ class Scorer:
                 continue
             result.scores, result.label = scores, label
             result.evidence = replace(result.evidence, downscaled_period=peak.period)
-            result.quality = result.quality_source = None
+            if not renaming:  # a renamed verdict keeps the head's quality (approximate, as on halved tiles)
+                result.quality = result.quality_source = None
 
     @staticmethod
     def _may_rename_downscaled(result: ScoreResult) -> bool:
@@ -789,8 +790,8 @@ class Scorer:
         """Images still judged clean that carry tiles of themselves resampled back to sizes they may have been
         upscaled from (`Tiles.unscaled`, by a factor other than 2 or 4: `tiling.unscaled_tiles`) are judged on those,
         one size of every image per shared run, most likely first, until damage is found on a JPEG's agreeing 8x8
-        grid (HALVED_JPEG_AGREEMENT: a size a little off shows damage without it, and clean art resampled to a wrong
-        size shows other grids). That replaces the result: JPEG's, evidence "upscaled" with the factor, tile boxes in
+        grid (HALVED_JPEG_AGREEMENT, among HALVED_MIN_VOTES votes or more: a size a little off shows damage without
+        it, and clean art resampled to a wrong size shows other grids). That replaces the result: JPEG's, evidence "upscaled" with the factor, tile boxes in
         image pixels, the quality the head's on the resampled pixels (approximate). Only the model and its gate judge,
         as on halved tiles. Judged only where clean at this threshold, as the halved judgement."""
         queues = {k: list(items[k][1].unscaled) for k, result in enumerate(results)
@@ -800,7 +801,10 @@ class Scorer:
             judged = self._score_together([(items[k][0], back, items[k][2]) for k, back in candidates.items()],
                                           checks=False)
             for (k, back), result in zip(candidates.items(), judged):
-                if isinstance(result, ScoreResult) and result.flagged and self._shows_jpeg_grid(result):
+                vote = result.evidence.grids.get(JPEG_GRID) if isinstance(result, ScoreResult) and result.evidence \
+                    else None
+                if vote is not None and result.flagged and vote.voting >= HALVED_MIN_VOTES \
+                        and self._shows_jpeg_grid(result):
                     scores = proven(result.scores, JPEG)
                     if decide(scores, self.threshold) == CLEAN:
                         continue

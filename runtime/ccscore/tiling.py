@@ -516,21 +516,36 @@ def halvings(tiles: Tiles) -> list[list[Tiles]]:
 UNSCALED_MAX_TILES = 4
 
 
+def _resampled_region(image: DecodedImage, region: tuple[float, float, float, float], tile_size: int, fx: float,
+                      fy: float) -> np.ndarray:
+    """The image's `region` (float pixel bounds) resampled (Lanczos) to a tile, from a crop around it wide enough for
+    the kernel (3 source pixels each way, fx or fy image pixels each): the image itself is never copied whole."""
+    left, top = max(0, int(region[0] - 3 * fx) - 1), max(0, int(region[1] - 3 * fy) - 1)
+    right = min(image.size[0], int(np.ceil(region[2] + 3 * fx)) + 1)
+    bottom = min(image.size[1], int(np.ceil(region[3] + 3 * fy)) + 1)
+    crop = Image.fromarray(np.ascontiguousarray(image.crop(left, top, right, bottom)))
+    box = (region[0] - left, region[1] - top, region[2] - left, region[3] - top)
+    return np.asarray(crop.resize((tile_size, tile_size), Image.LANCZOS, box=box))
+
+
 def unscaled_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: int) -> tuple[Tiles, ...]:
     """Tiles of the image resampled back (Lanczos) to each size it may have been upscaled from by a factor that is
     not 2 or 4 (`resized.upscale_sources`, read from `tiles`), most likely first; () where it shows none. Each holds
     up to UNSCALED_MAX_TILES tiles, where the image's most textured tiles fall in the source's pixels (those that do
-    not overlap), resampled from the image's own pixels around them (Pillow's resize of a box: as the whole image
-    resized, give or take a level at the edges)."""
-    from .resized import upscale_sources
+    not overlap), resampled from the image's own pixels around them (`_resampled_region`: as the whole image resized,
+    give or take a level at a crop's edges)."""
+    from .resized import UPSCALED_FACTORS, UPSCALED_PROBE_TILES, shows_pitch, upscale_sources
 
     image = as_decoded(image)
-    if not tiles.more_than(0):
-        return ()
+    if min(image.size) < UPSCALED_FACTORS[0] * tile_size or not tiles.more_than(0):
+        return ()  # no source could hold a tile
+    probe = [tile[: b[3] - b[1], : b[2] - b[0]] for tile, b in zip(tiles.first(UPSCALED_PROBE_TILES),
+                                                                     tiles.first_boxes(UPSCALED_PROBE_TILES))]
+    if not shows_pitch(probe, tiles.first_boxes(UPSCALED_PROBE_TILES)):
+        return ()  # most images stop here, their other tiles still uncut
     sources = upscale_sources(tiles.own(), tiles.boxes, image.size)
     if not sources:
         return ()
-    pil = Image.fromarray(image.rgb())
     (width, height), found = image.size, []
     for source_width, source_height in sources:
         if min(source_width, source_height) < tile_size:
@@ -542,8 +557,7 @@ def unscaled_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: in
             box = (x, y, x + tile_size, y + tile_size)
             if any(x < r and l < box[2] and y < b and t < box[3] for l, t, r, b in boxes):
                 continue
-            region = (x * fx, y * fy, box[2] * fx, box[3] * fy)
-            pixels.append(np.asarray(pil.resize((tile_size, tile_size), Image.LANCZOS, box=region)))
+            pixels.append(_resampled_region(image, (x * fx, y * fy, box[2] * fx, box[3] * fy), tile_size, fx, fy))
             boxes.append(box)
             if len(boxes) == UNSCALED_MAX_TILES:
                 break
