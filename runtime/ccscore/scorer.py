@@ -701,14 +701,14 @@ class Scorer:
     def _judge_downscaled(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
                           results: list[ScoreResult | ScoreFailure]) -> None:
         """Images judged clean (or WebP or AVIF: `_may_rename_downscaled`), with detail, whose scored tiles lean lossy
-        before the gate (DOWNSCALED_MAX_TILE_CLEAN) and whose tiles (all of them: the early stop leaves most unread) show a JPEG's
-        block grid downscaled (`resized.GridPeak.shows_grid` at DOWNSCALED_MIN_PEAK) become JPEG's: their scores
-        `proven` JPEG's, evidence "downscaled" with the grid's period, no quality (a resize leaves no table to read,
-        and the head never learnt resized damage). WebP and AVIF verdicts that nothing proved and the head doubts
-        are judged so too (`_may_rename_downscaled`), though not at a period VP8's and AV1's 16 px blocks show
-        (DOWNSCALED_RENAME_AVOID: nor where the head leans WebP or AVIF yet the threshold called the image clean). Judged
-        at this threshold: these records, like halved ones, do not relabel at
-        another threshold as a run there would."""
+        before the gate (DOWNSCALED_MAX_TILE_CLEAN) and whose tiles (all of them: the early stop leaves most unread)
+        show a JPEG's block grid downscaled (`resized.GridPeak.shows_grid` at DOWNSCALED_MIN_PEAK) become JPEG's:
+        their scores `proven` JPEG's, evidence "downscaled" with the grid's period, no quality (a resize leaves no
+        table to read, and the head never learnt resized damage). WebP and AVIF verdicts that nothing proved and the
+        head doubts are judged so too (`_may_rename_downscaled`; they keep the head's quality, approximate), though not at a period VP8's and AV1's 16 px blocks show
+        (DOWNSCALED_RENAME_AVOID: nor where the head leans WebP or AVIF yet the threshold called the image clean).
+        Judged at this threshold: these records, like halved ones, do not relabel at another threshold as a run there
+        would."""
         for k, result in enumerate(results):
             if not isinstance(result, ScoreResult) or result.evidence is None \
                     or result.evidence.detailed_tiles == 0 or result.decoder not in (None, JPEG):
@@ -723,7 +723,8 @@ class Scorer:
             if peak is None or not peak.shows_grid(DOWNSCALED_MIN_PEAK):
                 continue
             likeliest = max((label for label in result.scores if label != CLEAN), key=result.scores.get)
-            if likeliest in DOWNSCALED_RENAME and abs(peak.period - DOWNSCALED_RENAME_AVOID[0]) <= DOWNSCALED_RENAME_AVOID[1]:
+            avoided, within = DOWNSCALED_RENAME_AVOID
+            if likeliest in DOWNSCALED_RENAME and abs(peak.period - avoided) <= within:
                 continue
             scores = proven(result.scores, JPEG)
             label = decide(scores, self.threshold)
@@ -768,10 +769,12 @@ class Scorer:
                     results[k] = self._as_halved(result, items[k][2], halved)
             queues = {k: queue for k, queue in queues.items() if queue and not results[k].flagged}
 
-    def _shows_jpeg_grid(self, result: ScoreResult) -> bool:
-        """Whether a halved judgement's quadrants agree on JPEG's 8x8 grid (HALVED_JPEG_AGREEMENT)."""
+    def _shows_jpeg_grid(self, result: ScoreResult, min_votes: int = 0) -> bool:
+        """Whether a halved (or resampled) judgement's quadrants agree on JPEG's 8x8 grid (HALVED_JPEG_AGREEMENT),
+        among `min_votes` votes or more."""
         vote = result.evidence.grids.get(JPEG_GRID) if JPEG in self.labels else None
-        return vote is not None and vote.checkable and vote.agreement >= HALVED_JPEG_AGREEMENT
+        return vote is not None and vote.checkable and vote.voting >= min_votes \
+            and vote.agreement >= HALVED_JPEG_AGREEMENT
 
     def _as_halved(self, result: ScoreResult, size: tuple[int, int], halved: Tiles) -> ScoreResult:
         """A verdict found on `halved` tiles as the image's: JPEG's where the 8x8 grid agrees, tile boxes back in
@@ -791,8 +794,9 @@ class Scorer:
         upscaled from (`Tiles.unscaled`, by a factor other than 2 or 4: `tiling.unscaled_tiles`) are judged on those,
         one size of every image per shared run, most likely first, until damage is found on a JPEG's agreeing 8x8
         grid (HALVED_JPEG_AGREEMENT, among HALVED_MIN_VOTES votes or more: a size a little off shows damage without
-        it, and clean art resampled to a wrong size shows other grids). That replaces the result: JPEG's, evidence "upscaled" with the factor, tile boxes in
-        image pixels, the quality the head's on the resampled pixels (approximate). Only the model and its gate judge,
+        it, and clean art resampled to a wrong size shows other grids). That replaces the result: JPEG's, evidence
+        "upscaled" with the factor, tile boxes in image pixels, the quality the head's on the resampled pixels
+        (approximate). Only the model and its gate judge,
         as on halved tiles. Judged only where clean at this threshold, as the halved judgement."""
         queues = {k: list(items[k][1].unscaled) for k, result in enumerate(results)
                   if isinstance(result, ScoreResult) and not result.flagged and items[k][1].unscaled}
@@ -801,14 +805,13 @@ class Scorer:
             judged = self._score_together([(items[k][0], back, items[k][2]) for k, back in candidates.items()],
                                           checks=False)
             for (k, back), result in zip(candidates.items(), judged):
-                vote = result.evidence.grids.get(JPEG_GRID) if isinstance(result, ScoreResult) and result.evidence \
-                    else None
-                if vote is not None and result.flagged and vote.voting >= HALVED_MIN_VOTES \
-                        and self._shows_jpeg_grid(result):
+                if isinstance(result, ScoreResult) and result.flagged \
+                        and self._shows_jpeg_grid(result, HALVED_MIN_VOTES):
                     scores = proven(result.scores, JPEG)
-                    if decide(scores, self.threshold) == CLEAN:
+                    label = decide(scores, self.threshold)
+                    if label == CLEAN:
                         continue
-                    result.scores, result.label = scores, decide(scores, self.threshold)
+                    result.scores, result.label = scores, label
                     (width, height), (fx, fy) = items[k][2], back.factor
                     result.tiles = [TileScore((int(fx * l), int(fy * t), min(width, round(fx * r)),
                                                min(height, round(fy * b))), tile.scores, tile.quality)
