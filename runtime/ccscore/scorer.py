@@ -705,8 +705,8 @@ class Scorer:
         show a JPEG's block grid downscaled (`resized.GridPeak.shows_grid` at DOWNSCALED_MIN_PEAK) become JPEG's:
         their scores `proven` JPEG's, evidence "downscaled" with the grid's period, no quality (a resize leaves no
         table to read, and the head never learnt resized damage). WebP and AVIF verdicts that nothing proved and the
-        head doubts are judged so too (`_may_rename_downscaled`; they keep the head's quality, approximate), though not at a period VP8's and AV1's 16 px blocks show
-        (DOWNSCALED_RENAME_AVOID: nor where the head leans WebP or AVIF yet the threshold called the image clean).
+        head doubts are judged so too (`_may_rename_downscaled`; they keep the head's quality, approximate), though
+        not at a period VP8's and AV1's 16 px blocks show (DOWNSCALED_RENAME_AVOID: nor where the head leans WebP or AVIF yet the threshold called the image clean).
         Judged at this threshold: these records, like halved ones, do not relabel at another threshold as a run there
         would."""
         for k, result in enumerate(results):
