@@ -706,9 +706,9 @@ class Scorer:
         their scores `proven` JPEG's, evidence "downscaled" with the grid's period, no quality (a resize leaves no
         table to read, and the head never learnt resized damage). WebP and AVIF verdicts that nothing proved and the
         head doubts are judged so too (`_may_rename_downscaled`; they keep the head's quality, approximate), though
-        not at a period VP8's and AV1's 16 px blocks show (DOWNSCALED_RENAME_AVOID: nor where the head leans WebP or AVIF yet the threshold called the image clean).
-        Judged at this threshold: these records, like halved ones, do not relabel at another threshold as a run there
-        would."""
+        not at a period VP8's and AV1's 16 px blocks show (DOWNSCALED_RENAME_AVOID: nor where the head leans WebP or
+        AVIF yet the threshold called the image clean). Judged at this threshold: these records, like halved ones, do
+        not relabel at another threshold as a run there would."""
         for k, result in enumerate(results):
             if not isinstance(result, ScoreResult) or result.evidence is None \
                     or result.evidence.detailed_tiles == 0 or result.decoder not in (None, JPEG):
