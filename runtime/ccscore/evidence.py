@@ -66,6 +66,9 @@ class ImageEvidence:
     # The factor (x, y) an image was upscaled by after compression, other than 2 or 4 (Scorer.halve_upscaled): damage
     # found on it resampled back to its source size; the grids are then that image's.
     upscaled_by: Optional[tuple[float, float]] = None
+    # Chroma's sharpness relative to luma's (resized.chroma_sharpness) where it proved a subsampling codec's chroma,
+    # resized since (Scorer.find_downscaled); None otherwise.
+    chroma_sharpness: Optional[float] = None
 
     @property
     def word(self) -> str:
@@ -74,13 +77,16 @@ class ImageEvidence:
         'grid': enough quadrants to measure their agreement; 'halved': damage found only on the image halved, once
         or twice (an upscale x2 or x4 after compression), the grids being the halved image's; 'downscaled': a JPEG's
         block grid found at the period a downscale after compression gave it (ccscore.resized); 'upscaled': a JPEG's
-        block grid found on the image resampled back to a size it was upscaled from by another factor than 2 or 4."""
+        block grid found on the image resampled back to a size it was upscaled from by another factor than 2 or 4;
+        'chroma': no grid, but chroma softer than luma, as a subsampling codec leaves it (resized after compression)."""
         if self.halvings:
             return "halved"
         if self.upscaled_by is not None:
             return "upscaled"
         if self.downscaled_period is not None:
             return "downscaled"
+        if self.chroma_sharpness is not None:
+            return "chroma"
         if self.detailed_tiles == 0:
             return "none"
         return "grid" if any(v.checkable for v in self.grids.values()) else "weak"

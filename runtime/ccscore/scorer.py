@@ -17,7 +17,7 @@ from .images import ImageInput, load_image
 from .model_info import MAX_TILES_RANGE, PHASES, PROBS, QUALITY, ModelInfo, default_model_path, number
 from .pipeline import DEFAULT_FILE_TIMEOUT
 from .quantisation import TableEstimate, estimate_luma_table
-from .resized import grid_peak
+from .resized import chroma_sharpness, grid_peak
 from .providers import CPU, Device, Session, create_session, import_onnxruntime, session_threads
 from .results import ScoreFailure, ScoreResult, TileScore
 from .tiling import Box, Tiles, halvings, make_tiles
@@ -301,6 +301,14 @@ DOWNSCALED_MAX_TILE_CLEAN = 0.8
 DOWNSCALED_RENAME = ("webp", "avif")
 DOWNSCALED_RENAME_MIN_CLEAN = 0.25
 DOWNSCALED_RENAME_AVOID = (16 / 3, 0.05)  # period, +- px
+# Damage resized after compression that left no grid to find: an image still judged clean (Scorer.find_downscaled)
+# whose chroma is softer than its luma (`resized.chroma_sharpness` under CHROMA_MAX_SHARPNESS: a subsampling codec's
+# half-resolution chroma, which a resize blurs no less than luma) and whose scored tiles lean lossy at all before the
+# gate (mean tile P(clean) at most CHROMA_MAX_TILE_CLEAN: blurred and upscaled clean art with soft colour, where the
+# head is sure, stays clean) is JPEG's, the commonest such codec (WebP and AVIF 4:2:0 resized show the same; named
+# JPEG), quality null. Chosen on eval-wild-cal: see the README's evidence `chroma`.
+CHROMA_MAX_SHARPNESS = 0.7
+CHROMA_MAX_TILE_CLEAN = 0.95
 
 # The Scorer attributes that decide results beside the model file: set at construction, or changed since (the
 # calibration and tests set grid_gate and threshold on a built Scorer).
@@ -378,8 +386,10 @@ class Scorer:
     find_downscaled: an image still judged clean (or WebP or AVIF that nothing proved, the head hesitating), whose
         tiles lean lossy before the grid gate and show a JPEG's
         block grid at the period a downscale by 0.51-0.95 gives it (`resized.grid_peak`), is judged JPEG (evidence
-        "downscaled"; no quality: the table does not survive the resize). Needs a grid gate (its evidence; also where
-        one is set on the built Scorer), a JPEG label and the model's content tiling; off otherwise.
+        "downscaled"; no quality: the table does not survive the resize); so is one still clean whose tiles lean lossy
+        at all and whose chroma is softer than its luma, as a subsampling codec leaves it (`resized.chroma_sharpness`;
+        evidence "chroma"). Needs a grid gate (its evidence; also where one is set on the built Scorer), a JPEG label
+        and the model's content tiling; off otherwise.
     file_timeout: seconds one file may take to decode, tile and (on CPU) score in `pipeline.run_pipeline`'s
         worker processes before it is killed and recorded as too slow (None: no limit). Decoding in this process
         (`score`, `score_many`) cannot be stopped midway: use the pipeline for untrusted files.
@@ -696,6 +706,7 @@ class Scorer:
             self._judge_upscaled(items, results)
         if self.find_downscaled:
             self._judge_downscaled(items, results)
+            self._judge_chroma(items, results)
         return results
 
     def _judge_downscaled(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
@@ -734,6 +745,29 @@ class Scorer:
             result.evidence = replace(result.evidence, downscaled_period=peak.period)
             if not renaming:  # a renamed verdict keeps the head's quality (approximate, as on halved tiles)
                 result.quality = result.quality_source = None
+
+    def _judge_chroma(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
+                      results: list[ScoreResult | ScoreFailure]) -> None:
+        """Images still judged clean, with detail, whose scored tiles lean lossy at all before the gate
+        (CHROMA_MAX_TILE_CLEAN) and whose tiles' chroma is softer than their luma (`resized.chroma_sharpness` under
+        CHROMA_MAX_SHARPNESS: chroma subsampled by a codec, then resized) become JPEG's: their scores `proven`
+        JPEG's, evidence "chroma" with the sharpness, no quality. Judged at this threshold, like downscaled ones."""
+        for k, result in enumerate(results):
+            if not isinstance(result, ScoreResult) or result.flagged or result.evidence is None \
+                    or result.evidence.detailed_tiles == 0 or result.decoder not in (None, JPEG):
+                continue
+            if np.mean([tile.scores[CLEAN] for tile in result.tiles]) > CHROMA_MAX_TILE_CLEAN:
+                continue  # asked first: most clean art is settled here, without cutting its other tiles
+            sharpness = chroma_sharpness(items[k][1].own())
+            if sharpness is None or sharpness >= CHROMA_MAX_SHARPNESS:
+                continue
+            scores = proven(result.scores, JPEG)
+            label = decide(scores, self.threshold)
+            if label == CLEAN:  # a threshold that wants P(clean) under 0.1 x its own
+                continue
+            result.scores, result.label = scores, label
+            result.evidence = replace(result.evidence, chroma_sharpness=sharpness)
+            result.quality = result.quality_source = None
 
     @staticmethod
     def _may_rename_downscaled(result: ScoreResult) -> bool:

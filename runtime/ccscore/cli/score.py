@@ -48,7 +48,8 @@ def readable(record: dict) -> str:
     evidence = {"none": ", no evidence", "weak": ", weak evidence",
                 "halved": ", seen halved (upscaled after compression)",
                 "downscaled": ", grid seen downscaled (resized after compression)",
-                "upscaled": ", seen resampled back (upscaled after compression)"}.get(record.get("evidence"), "")
+                "upscaled": ", seen resampled back (upscaled after compression)",
+                "chroma": ", chroma subsampled (resized after compression)"}.get(record.get("evidence"), "")
     lines = [f"{record['path']}: {label.upper() if label != 'clean' else label}{quality}{evidence}  "
              f"({ranked(record['scores'])})"]
     for tile in record.get("tiles", []):
