@@ -13,7 +13,8 @@ are mostly exact zeros. Measured on eval-wild-cal (the calibration set; `benchma
 `Scorer.find_downscaled` and the README's evidence `downscaled`.
 
 The same spectrum read over the whole band finds images upscaled by another factor than 2 or 4: `upscale_sources`
-(below; evidence "upscaled").
+(below; evidence "upscaled"). Where no grid shows, a subsampling codec's chroma, softer than luma through any resize,
+still may: `chroma_sharpness` (below; evidence "chroma").
 """
 
 from __future__ import annotations
