@@ -245,10 +245,12 @@ def quality_error(pred_q: np.ndarray, quality: np.ndarray) -> np.ndarray:
 
 
 def quality_tables(records: list[dict], kind: np.ndarray, quality: np.ndarray, pred_q: np.ndarray) -> dict:
-    """Issue #11's rows: JPEG quality MAE per band and encoder family (with the share read from the table and
-    the share missed), and WebP quality MAE at 30-95."""
+    """Issue #11's rows: JPEG quality MAE per band and encoder family (with the share read from the table, the
+    share missed, and the share flagged without a quality: damage found resized, whose quality is deliberately
+    null), and WebP quality MAE at 30-95. Both kinds of null count MISSED_ERROR in the MAE."""
     error = quality_error(pred_q, quality)
     from_table = np.array([r.get("quality_source") == "table" for r in records])
+    flagged_unknown = np.array([r["pred"] != "clean" for r in records]) & np.isnan(pred_q)
     out, rows = {}, []
     for family, kinds in QUALITY_FAMILIES:
         for lo, hi, band in QUALITY_BANDS:
@@ -258,19 +260,24 @@ def quality_tables(records: list[dict], kind: np.ndarray, quality: np.ndarray, p
             mae = float(error[m].mean())
             found = m & ~np.isnan(pred_q)
             out[f"quality_mae_{family}_{band}"] = mae
+            out[f"no_quality_{family}_{band}"] = float((flagged_unknown & m).sum() / m.sum())
             rows.append([family, band, str(int(m.sum())), f"{mae:.2f}", f"{float(error[found].mean()):.2f}" if found.any() else "-",
                          f"{float(np.median(error[m])):.1f}", pct(int((from_table & m).sum()), int(m.sum())),
-                         pct(int(np.isnan(pred_q[m]).sum()), int(m.sum()))])
+                         pct(int((np.isnan(pred_q) & ~flagged_unknown & m).sum()), int(m.sum())),
+                         pct(int((flagged_unknown & m).sum()), int(m.sum()))])
     webp = np.isin(kind, WEBP_QUALITY_KINDS) & (quality >= 30) & (quality <= 95)
     if webp.any():
         out["webp_quality_mae_30_95"] = float(error[webp].mean())
         found = webp & ~np.isnan(pred_q)
         rows.append(["WebP (cwebp, Pillow, grey)", "30-95", str(int(webp.sum())), f"{out['webp_quality_mae_30_95']:.2f}",
                      f"{float(error[found].mean()):.2f}" if found.any() else "-", f"{float(np.median(error[webp])):.1f}", pct(int((from_table & webp).sum()), int(webp.sum())),
-                     pct(int(np.isnan(pred_q[webp]).sum()), int(webp.sum()))])
+                     pct(int((np.isnan(pred_q) & ~flagged_unknown & webp).sum()), int(webp.sum())),
+                     pct(int((flagged_unknown & webp).sum()), int(webp.sum()))])
     if rows:
-        print_table(f"Quality error by encoder (issue #11; a missed image counts {MISSED_ERROR:g})",
-                    ["encoder", "quality", "n", "MAE", "MAE of the flagged", "median", "from table", "missed"], rows)
+        print_table(f"Quality error by encoder (issue #11; an image without a quality, missed or flagged with none, "
+                    f"counts {MISSED_ERROR:g})",
+                    ["encoder", "quality", "n", "MAE", "MAE of the flagged", "median", "from table", "missed",
+                     "flagged, no quality"], rows)
     return out
 
 
