@@ -15,8 +15,10 @@ from ccscore.scorer import CHROMA_MAX_SHARPNESS
 from ccscore.tiling import content_tiles
 
 SIZE = (768, 640)
+# Test art the grid judgement misses at its defaults (JPEG q90 4:2:0, downscaled x0.9 bicubic): the chroma finds it.
+GRIDLESS = (4, 90, 0.9)
 CASES = [(seed, scale, kernel) for seed in (1, 2, 3, 4)
-         for scale, kernel in ((0.55, Image.LANCZOS), (0.7, Image.BICUBIC), (0.85, Image.BILINEAR))]
+         for scale, kernel in ((0.6, Image.LANCZOS), (0.7, Image.BICUBIC), (0.85, Image.BILINEAR))]
 
 
 def jpeg(im: Image.Image, quality: int, subsampling: int) -> Image.Image:
@@ -41,15 +43,21 @@ def test_subsampled_chroma_stays_softer_than_luma_through_a_resize_and_clean_col
         clean = sharpness_of(resized(art, scale, kernel))
         subsampled = sharpness_of(resized(jpeg(art, 70, 2), scale, kernel))
         full = sharpness_of(resized(jpeg(art, 70, 0), scale, kernel))
-        # measured: clean 0.98-1.11, 4:2:0 0.42-0.69, 4:4:4 0.68-1.02
+        # measured: clean 0.98-1.13, 4:2:0 0.42-0.62, 4:4:4 0.68-1.02 (at 0.55, 4:2:0 read up to 0.69: a downscale
+        # by half leaves the half-resolution chroma little softer than luma)
         assert clean > 0.9, (seed, scale)
-        assert subsampled < CHROMA_MAX_SHARPNESS, (seed, scale)
+        assert subsampled < CHROMA_MAX_SHARPNESS - 0.05, (seed, scale)
         assert subsampled < full - 0.15, (seed, scale)  # the reading is the chroma's resolution, not the noise
 
 
-def test_grey_art_gives_no_reading():
-    grey = draw_art(1, SIZE).convert("L").convert("RGB")
+def test_grey_art_and_art_of_faint_colour_give_no_reading():
+    art = draw_art(1, SIZE)
+    grey = art.convert("L").convert("RGB")
     assert sharpness_of(resized(jpeg(grey, 70, 2), 0.7)) is None
+    # 3% of the colour over grey: chroma steps under CHROMA_EDGE, too few to read (CHROMA_MIN_STEP)
+    faint = Image.blend(grey, art, 0.03)
+    assert sharpness_of(resized(jpeg(faint, 70, 2), 0.7)) is None
+    assert sharpness_of(resized(jpeg(art, 70, 2), 0.7)) is not None
 
 
 @pytest.fixture()
@@ -76,11 +84,12 @@ def test_a_resized_jpeg_the_grid_misses_is_found_by_its_chroma(scorers, no_grid_
             found += 1
             assert result.label == "jpeg" and result.quality is None
             assert result.to_dict(with_details=True)["details"]["chroma"]["sharpness"] < CHROMA_MAX_SHARPNESS
-        assert without.score(damaged).evidence.word != "chroma"
+            assert without.score(damaged).evidence.word != "chroma"
+        else:  # the model's own grid gate flagged it (as WebP, most): the chroma judgement is not asked
+            assert result.label != "clean" and result.evidence.word == "grid", (seed, scale)
         clean = scorer.score(resized(art, scale, kernel))
         assert clean.label == "clean", (seed, scale)
-    # where the model's own grid gate flags it, the chroma judgement is not asked: most are still clean there
-    assert found >= 0.75 * len(CASES), found
+    assert found >= 0.5 * len(CASES), found  # measured: 8 of 12
 
 
 def test_the_chroma_judgement_leaves_alone_what_the_head_is_sure_is_clean(scorers, no_grid_judgement, monkeypatch):
@@ -93,8 +102,26 @@ def test_the_chroma_judgement_leaves_alone_what_the_head_is_sure_is_clean(scorer
     assert scorer.score(damaged).label == "clean"
 
 
-# Test art the grid judgement misses at its defaults (JPEG q90 4:2:0, downscaled x0.9 bicubic): the chroma finds it.
-GRIDLESS = (4, 90, 0.9)
+def test_a_verdict_already_flagged_is_left_as_it_is(scorers, no_grid_judgement):
+    """Downscaled JPEG test art the model names WebP itself (q80, x0.75): the chroma judgement asks only images
+    still clean, so the WebP verdict stands (with its evidence)."""
+    scorer, _ = scorers
+    named_webp = resized(jpeg(draw_art(1, SIZE), 80, 2), 0.75)
+    result = scorer.score(named_webp)
+    assert result.label == "webp" and result.evidence.word == "grid"
+    assert sharpness_of(named_webp) < CHROMA_MAX_SHARPNESS  # the chroma would have said JPEG
+
+
+def test_a_strict_threshold_keeps_the_image_clean():
+    """At threshold 0.99 (lossy only where P(clean) < 0.01) the proven scores (P(clean) cut to a tenth) still read
+    clean: the record stays as it was, evidence and quality included."""
+    from ccscore import Scorer
+
+    seed, quality, scale = GRIDLESS
+    damaged = resized(jpeg(draw_art(seed, SIZE), quality, 2), scale)
+    assert Scorer(device="cpu").score(damaged).evidence.word == "chroma"
+    strict = Scorer(device="cpu", threshold=0.99).score(damaged)
+    assert strict.label == "clean" and strict.evidence.word != "chroma" and strict.evidence.chroma_sharpness is None
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])

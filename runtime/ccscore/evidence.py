@@ -66,7 +66,7 @@ class ImageEvidence:
     # The factor (x, y) an image was upscaled by after compression, other than 2 or 4 (Scorer.halve_upscaled): damage
     # found on it resampled back to its source size; the grids are then that image's.
     upscaled_by: Optional[tuple[float, float]] = None
-    # Chroma's sharpness relative to luma's (resized.chroma_sharpness) where it proved a subsampling codec's chroma,
+    # Chroma's sharpness relative to luma's (resized.chroma_sharpness) where it read as a subsampling codec's chroma,
     # resized since (Scorer.find_downscaled); None otherwise.
     chroma_sharpness: Optional[float] = None
 
@@ -78,7 +78,8 @@ class ImageEvidence:
         or twice (an upscale x2 or x4 after compression), the grids being the halved image's; 'downscaled': a JPEG's
         block grid found at the period a downscale after compression gave it (ccscore.resized); 'upscaled': a JPEG's
         block grid found on the image resampled back to a size it was upscaled from by another factor than 2 or 4;
-        'chroma': no grid, but chroma softer than luma, as a subsampling codec leaves it (resized after compression)."""
+        'chroma': no grid the model or the judgements above found, but chroma softer than luma, as a subsampling codec
+        leaves it (resized after compression)."""
         if self.halvings:
             return "halved"
         if self.upscaled_by is not None:

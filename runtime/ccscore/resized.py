@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .quantisation import YCBCR
 from .tiling import Box, luma
 
 FFT_LENGTH = 1024  # a frequency step of ~0.001 cycles per pixel (a 128 px tile resolves ~0.008)
@@ -284,8 +285,6 @@ def upscale_sources(tiles: Sequence[np.ndarray], boxes: Sequence[Box], size: tup
 # PNGs the model left clean, against 3). Grey art has no chroma edges: no reading.
 CHROMA_EDGE = 4.0  # |first difference| (0-255) both chroma and luma must step by for a triple to count
 CHROMA_MIN_STEP = 1000.0  # the counted chroma steps' sum below which the ratio is not read (too few colour edges)
-# BT.601 full-range chroma (JPEG's, WebP's): rows of RGB weights for Cb and Cr.
-CHROMA_WEIGHTS = np.array([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32)
 
 
 def chroma_sharpness(tiles: Sequence[np.ndarray]) -> Optional[float]:
@@ -294,7 +293,7 @@ def chroma_sharpness(tiles: Sequence[np.ndarray]) -> Optional[float]:
     sums = np.zeros(4)  # chroma |d2|, chroma |d1|, luma |d2|, luma |d1| over the counted triples
     for tile in tiles:
         rgb = tile.astype(np.float32)
-        channels = [luma(rgb)] + [rgb @ weights for weights in CHROMA_WEIGHTS]
+        channels = [luma(rgb)] + [rgb @ weights for weights in YCBCR[1:]]  # Y, Cb, Cr (JPEG's and WebP's)
         for axis in (0, 1):
             if tile.shape[axis] < 3:
                 continue

@@ -721,9 +721,8 @@ class Scorer:
         AVIF yet the threshold called the image clean). Judged at this threshold: these records, like halved ones, do
         not relabel at another threshold as a run there would."""
         for k, result in enumerate(results):
-            if not isinstance(result, ScoreResult) or result.evidence is None \
-                    or result.evidence.detailed_tiles == 0 or result.decoder not in (None, JPEG):
-                continue  # (a decoder check that proved another codec, yet clean at a lenient threshold: its own)
+            if not self._may_be_resized_jpeg(result):
+                continue
             renaming = result.flagged
             if renaming and not self._may_rename_downscaled(result):
                 continue
@@ -737,14 +736,8 @@ class Scorer:
             avoided, within = DOWNSCALED_RENAME_AVOID
             if likeliest in DOWNSCALED_RENAME and abs(peak.period - avoided) <= within:
                 continue
-            scores = proven(result.scores, JPEG)
-            label = decide(scores, self.threshold)
-            if label == CLEAN:  # a threshold that wants P(clean) under 0.1 x its own
-                continue
-            result.scores, result.label = scores, label
-            result.evidence = replace(result.evidence, downscaled_period=peak.period)
-            if not renaming:  # a renamed verdict keeps the head's quality (approximate, as on halved tiles)
-                result.quality = result.quality_source = None
+            # a renamed verdict keeps the head's quality (approximate, as on halved tiles)
+            self._as_resized_jpeg(result, keep_quality=renaming, downscaled_period=peak.period)
 
     def _judge_chroma(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
                       results: list[ScoreResult | ScoreFailure]) -> None:
@@ -753,20 +746,33 @@ class Scorer:
         CHROMA_MAX_SHARPNESS: chroma subsampled by a codec, then resized) become JPEG's: their scores `proven`
         JPEG's, evidence "chroma" with the sharpness, no quality. Judged at this threshold, like downscaled ones."""
         for k, result in enumerate(results):
-            if not isinstance(result, ScoreResult) or result.flagged or result.evidence is None \
-                    or result.evidence.detailed_tiles == 0 or result.decoder not in (None, JPEG):
+            if not self._may_be_resized_jpeg(result) or result.flagged:
                 continue
             if np.mean([tile.scores[CLEAN] for tile in result.tiles]) > CHROMA_MAX_TILE_CLEAN:
                 continue  # asked first: most clean art is settled here, without cutting its other tiles
             sharpness = chroma_sharpness(items[k][1].own())
-            if sharpness is None or sharpness >= CHROMA_MAX_SHARPNESS:
-                continue
-            scores = proven(result.scores, JPEG)
-            label = decide(scores, self.threshold)
-            if label == CLEAN:  # a threshold that wants P(clean) under 0.1 x its own
-                continue
-            result.scores, result.label = scores, label
-            result.evidence = replace(result.evidence, chroma_sharpness=sharpness)
+            if sharpness is not None and sharpness < CHROMA_MAX_SHARPNESS:
+                self._as_resized_jpeg(result, keep_quality=False, chroma_sharpness=sharpness)
+
+    @staticmethod
+    def _may_be_resized_jpeg(result: ScoreResult | ScoreFailure) -> bool:
+        """Whether the downscaled and chroma judgements may ask about a record: scored, with detail, and no decoder
+        check that proved another codec (yet clean at a lenient threshold: its own)."""
+        return (isinstance(result, ScoreResult) and result.evidence is not None
+                and result.evidence.detailed_tiles > 0 and result.decoder in (None, JPEG))
+
+    def _as_resized_jpeg(self, result: ScoreResult, keep_quality: bool, **evidence) -> None:
+        """Makes a record JPEG's, found resized (`evidence`: the ImageEvidence fields that say how): its scores
+        `proven` JPEG's, the quality null unless kept (a resize leaves no table to read, and the head never learnt
+        resized damage). Left as it was where this threshold still calls the proven scores clean (one that wants
+        P(clean) under 0.1 x its own)."""
+        scores = proven(result.scores, JPEG)
+        label = decide(scores, self.threshold)
+        if label == CLEAN:
+            return
+        result.scores, result.label = scores, label
+        result.evidence = replace(result.evidence, **evidence)
+        if not keep_quality:
             result.quality = result.quality_source = None
 
     @staticmethod
