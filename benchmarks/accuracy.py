@@ -260,7 +260,8 @@ def quality_tables(records: list[dict], kind: np.ndarray, quality: np.ndarray, p
             mae = float(error[m].mean())
             found = m & ~np.isnan(pred_q)
             out[f"quality_mae_{family}_{band}"] = mae
-            out[f"no_quality_{family}_{band}"] = float((flagged_unknown & m).sum() / m.sum())
+            if (flagged_unknown & m).any():  # (resized kinds only, so far: no key where there is none)
+                out[f"no_quality_{family}_{band}"] = float((flagged_unknown & m).sum() / m.sum())
             rows.append([family, band, str(int(m.sum())), f"{mae:.2f}", f"{float(error[found].mean()):.2f}" if found.any() else "-",
                          f"{float(np.median(error[m])):.1f}", pct(int((from_table & m).sum()), int(m.sum())),
                          pct(int((np.isnan(pred_q) & ~flagged_unknown & m).sum()), int(m.sum())),
