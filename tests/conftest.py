@@ -36,6 +36,22 @@ def run_cli(*args: str, blocked: tuple[str, ...] = ("torch",), timeout: int = 12
     return run_python("from ccscore.cli import main; main(sys.argv[1:])", *args, blocked=blocked, timeout=timeout)
 
 
+def cli_records_as_scored_here(scorer, folder: Path, workers: str, details_key: str) -> dict[str, dict]:
+    """`ccscore FOLDER --jsonl --details --workers W` run as a user would, its records by file name, each checked
+    against `scorer` in this process: the same label, evidence, quality and `details[details_key]`."""
+    import json
+
+    done = run_cli(str(folder), "--jsonl", "--details", "--workers", workers, "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    records = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, done.stdout.splitlines())}
+    for name, record in records.items():
+        expected = scorer.score(folder / name).to_dict(with_details=True)
+        assert {k: record[k] for k in ("label", "evidence", "quality")} == \
+            {k: expected[k] for k in ("label", "evidence", "quality")}
+        assert record["details"][details_key] == expected["details"][details_key]
+    return records
+
+
 def draw_art(seed: int, size: tuple[int, int] = (384, 320)) -> Image.Image:
     """A small flat-shaded illustration: fills, outlines, a gradient, slight blur (anti-aliasing)."""
     rng = np.random.default_rng(seed)

@@ -2,13 +2,12 @@
 than luma through a resize (Scorer.find_downscaled's chroma judgement, ccscore.resized.chroma_sharpness)."""
 
 import io
-import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import draw_art, run_cli
+from conftest import cli_records_as_scored_here, draw_art, run_cli
 from ccscore import scorer as scorer_module
 from ccscore.resized import chroma_sharpness
 from ccscore.scorer import CHROMA_MAX_SHARPNESS
@@ -131,14 +130,7 @@ def test_the_score_command_finds_it_by_its_chroma_whichever_process_scores(tmp_p
     seed, quality, scale = GRIDLESS
     Image.fromarray(resized(jpeg(draw_art(seed, SIZE), quality, 2), scale)).save(tmp_path / "shrunk.png")
     Image.fromarray(resized(draw_art(seed, SIZE), scale)).save(tmp_path / "clean.png")
-    done = run_cli(str(tmp_path), "--jsonl", "--details", "--workers", workers, "--device", "cpu")
-    assert done.returncode == 0, done.stderr
-    records = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, done.stdout.splitlines())}
-    for name, record in records.items():
-        expected = scorer.score(tmp_path / name).to_dict(with_details=True)
-        assert {k: record[k] for k in ("label", "evidence", "quality")} == \
-            {k: expected[k] for k in ("label", "evidence", "quality")}
-        assert record["details"]["chroma"] == expected["details"]["chroma"]
+    records = cli_records_as_scored_here(scorer, tmp_path, workers, "chroma")
     shrunk = records["shrunk.png"]
     assert shrunk["evidence"] == "chroma" and shrunk["label"] == "jpeg" and shrunk["quality"] is None
     assert 0 < shrunk["details"]["chroma"]["sharpness"] < CHROMA_MAX_SHARPNESS

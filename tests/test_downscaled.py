@@ -1,13 +1,12 @@
 """JPEG damage downscaled after compression: its block grid found at 8 x the scale (Scorer.find_downscaled,
 ccscore.resized)."""
 
-import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import compress, draw_art, run_cli
+from conftest import cli_records_as_scored_here, compress, draw_art, run_cli
 from ccscore.resized import MAX_DRAWN, MAX_MODULATION, MAX_TEXTURE_PEAK, MAX_ZERO_DIFFERENCES, grid_peak
 from ccscore.scorer import DOWNSCALED_MIN_PEAK, ScorerSettings
 from ccscore.tiling import content_tiles
@@ -200,14 +199,7 @@ def test_the_score_command_finds_it_whichever_process_scores(tmp_path, monkeypat
     monkeypatch.setenv("CCSCORE_THREADS", "1")
     Image.fromarray(downscaled(compress(draw_art(1, SIZE), "JPEG", 85), 0.7, "bicubic")).save(tmp_path / "shrunk.png")
     Image.fromarray(downscaled(draw_art(1, SIZE), 0.7, "bicubic")).save(tmp_path / "clean.png")
-    done = run_cli(str(tmp_path), "--jsonl", "--details", "--workers", workers, "--device", "cpu")
-    assert done.returncode == 0, done.stderr
-    records = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, done.stdout.splitlines())}
-    for name, record in records.items():
-        expected = scorer.score(tmp_path / name).to_dict(with_details=True)
-        assert {k: record[k] for k in ("label", "evidence", "quality")} == \
-            {k: expected[k] for k in ("label", "evidence", "quality")}
-        assert record["details"]["downscaled"] == expected["details"]["downscaled"]
+    records = cli_records_as_scored_here(scorer, tmp_path, workers, "downscaled")
     assert records["shrunk.png"]["evidence"] == "downscaled" and records["shrunk.png"]["label"] == "jpeg"
     assert records["shrunk.png"]["details"]["downscaled"]["scale"] == pytest.approx(0.7, abs=0.01)
     assert records["clean.png"]["label"] == "clean"
