@@ -306,7 +306,8 @@ DOWNSCALED_RENAME_AVOID = (16 / 3, 0.05)  # period, +- px
 # half-resolution chroma, which a resize blurs no less than luma) and whose scored tiles lean lossy at all before the
 # gate (mean tile P(clean) at most CHROMA_MAX_TILE_CLEAN: blurred and upscaled clean art with soft colour, where the
 # head is sure, stays clean) is JPEG's, the commonest such codec (WebP and AVIF 4:2:0 resized show the same; named
-# JPEG), quality null. Chosen on eval-wild-cal: see the README's evidence `chroma`.
+# JPEG), quality null. Chosen on eval-wild-cal, its extra draws and data/cache's lossless-verified PNGs: see the
+# README's evidence `chroma`.
 CHROMA_MAX_SHARPNESS = 0.7
 CHROMA_MAX_TILE_CLEAN = 0.95
 
