@@ -37,7 +37,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional
 
 import numpy as np
 
@@ -62,11 +62,22 @@ def source_name(source) -> str:
     return getattr(source, "name", source)
 
 
+class DecodeOutcome(NamedTuple):
+    """What a worker sends back for an image it decoded (and tiled, and maybe scored): picklable, small."""
+
+    pixels: Optional[np.ndarray]  # [N, T, T, 3] uint8 tiles; None where the worker scored them
+    boxes: list  # each tile's (left, top, right, bottom) in the image (of the tiles cut, where scored)
+    size: tuple[int, int]  # (width, height)
+    container: Optional[dict]  # header facts (ccscore.container)
+    halved: Any  # the image halved (and halved again), tiled (tiling.Tiles), where it looks upscaled; or None
+    unscaled: tuple  # the image resampled back to sizes it may have been upscaled from, tiled (Tiles.unscaled)
+    scored: Any = None  # the ScoreResult or ScoreFailure of a worker that scored it
+
+
 def decode_one(path, spec: TileSpec, keep_tiles: bool = False):
-    """path (or an `EncodedImage`) -> (pixels [N,T,T,3] uint8, boxes, (width, height), header facts, the halved
-    image's `Tiles` or None, the image's `Tiles` resampled back to sizes it may have been upscaled from) or an error
-    string; never raises. With `keep_tiles` (scored in this process):
-    (the `Tiles`, (width, height), header facts), its tiles cut only as scoring reads them (`tiling.CutOnRead`)."""
+    """path (or an `EncodedImage`) -> a `DecodeOutcome` or an error string; never raises. With `keep_tiles`
+    (scored in this process): (the `Tiles`, (width, height), header facts), its tiles cut only as scoring reads them
+    (`tiling.CutOnRead`)."""
     from .container import read_container
     from .errors import ImageError, one_line
     from .images import load_image
@@ -80,8 +91,8 @@ def decode_one(path, spec: TileSpec, keep_tiles: bool = False):
         del decoded  # tiles still to cut hold it
         if keep_tiles:
             return tiles, size, read_container(path)
-        return (np.ascontiguousarray(tiles.pixels), [tuple(int(v) for v in b) for b in tiles.boxes], size,
-                read_container(path), tiles.halved, tiles.unscaled)
+        return DecodeOutcome(np.ascontiguousarray(tiles.pixels), [tuple(int(v) for v in b) for b in tiles.boxes],
+                             size, read_container(path), tiles.halved, tiles.unscaled)
     except ImageError as exc:
         return one_line(exc)
     except MemoryError:
@@ -93,10 +104,10 @@ def decode_one(path, spec: TileSpec, keep_tiles: bool = False):
 MAX_WARNINGS = 10  # per record: a hostile file can warn thousands of times
 
 
-def score_decoded(decoded: tuple, path, scorer) -> tuple | str:
-    """`decode_one`'s tuple with `keep_tiles` -> (None, boxes of the tiles cut, size, header facts, None, (), the image's
-    ScoreResult or ScoreFailure), scored by `scorer` in this process; an error string where scoring itself fails
-    (as decode_one's errors read)."""
+def score_decoded(decoded: tuple, path, scorer) -> DecodeOutcome | str:
+    """`decode_one`'s tuple with `keep_tiles` -> its `DecodeOutcome`, scored by `scorer` in this process (no pixels,
+    the boxes of the tiles cut, the ScoreResult or ScoreFailure); an error string where scoring itself fails (as
+    decode_one's errors read)."""
     from .errors import one_line
 
     tiles, size, container = decoded
@@ -107,7 +118,7 @@ def score_decoded(decoded: tuple, path, scorer) -> tuple | str:
         return f"{source_name(path)}: out of memory while scoring"
     except Exception as exc:  # a bug: still one record, one line
         return f"{source_name(path)}: cannot score image ({type(exc).__name__}: {one_line(exc)})"
-    return None, boxes, size, container, None, (), result
+    return DecodeOutcome(None, boxes, size, container, None, (), result)
 
 
 def decode_with_warnings(path, spec: TileSpec, scorer=None) -> tuple:
@@ -527,9 +538,8 @@ def _as_decoded(item: InputItem, result, drained: bool = False) -> Decoded:
     out, warned = (result, []) if isinstance(result, str) else result
     if isinstance(out, str):
         return Decoded(item, error=out, warnings=warned, drained=drained)
-    pixels, boxes, size, container, halved, unscaled, *scored = out
-    return Decoded(item, pixels, boxes, size, container, halved, unscaled, warnings=warned,
-                   scored=scored[0] if scored else None, drained=drained)
+    return Decoded(item, out.pixels, out.boxes, out.size, out.container, out.halved, out.unscaled, warnings=warned,
+                   scored=out.scored, drained=drained)
 
 
 def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, window: Optional[int] = None,
