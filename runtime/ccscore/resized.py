@@ -303,7 +303,7 @@ def chroma_sharpness(tiles: Sequence[np.ndarray]) -> Optional[float]:
             for channel in channels:  # per triple: its first step, its second difference, whether it turns back
                 step = np.diff(channel, axis=axis)
                 steps.append(np.abs(step[first]))
-                bends.append(np.abs(np.diff(channel, n=2, axis=axis)))
+                bends.append(np.abs(step[second] - step[first]))  # np.diff(n=2), from the steps already taken
                 one_way.append(step[first] * step[second] >= 0)
             luma_counts = (steps[0] > CHROMA_EDGE) & one_way[0]
             for step, bend, straight in zip(steps[1:], bends[1:], one_way[1:]):

@@ -762,19 +762,20 @@ class Scorer:
         return (isinstance(result, ScoreResult) and result.evidence is not None
                 and result.evidence.detailed_tiles > 0 and result.decoder in (None, JPEG))
 
-    def _as_resized_jpeg(self, result: ScoreResult, keep_quality: bool, **evidence) -> None:
+    def _as_resized_jpeg(self, result: ScoreResult, keep_quality: bool, **evidence) -> bool:
         """Makes a record JPEG's, found resized (`evidence`: the ImageEvidence fields that say how): its scores
         `proven` JPEG's, the quality null unless kept (a resize leaves no table to read, and the head never learnt
-        resized damage). Left as it was where this threshold still calls the proven scores clean (one that wants
-        P(clean) under 0.1 x its own)."""
+        resized damage). Left as it was (False) where this threshold still calls the proven scores clean (one that
+        wants P(clean) under 0.1 x its own)."""
         scores = proven(result.scores, JPEG)
         label = decide(scores, self.threshold)
         if label == CLEAN:
-            return
+            return False
         result.scores, result.label = scores, label
         result.evidence = replace(result.evidence, **evidence)
         if not keep_quality:
             result.quality = result.quality_source = None
+        return True
 
     @staticmethod
     def _may_rename_downscaled(result: ScoreResult) -> bool:
@@ -847,17 +848,12 @@ class Scorer:
                                           checks=False)
             for (k, back), result in zip(candidates.items(), judged):
                 if isinstance(result, ScoreResult) and result.flagged \
-                        and self._shows_jpeg_grid(result, HALVED_MIN_VOTES):
-                    scores = proven(result.scores, JPEG)
-                    label = decide(scores, self.threshold)
-                    if label == CLEAN:
-                        continue
-                    result.scores, result.label = scores, label
+                        and self._shows_jpeg_grid(result, HALVED_MIN_VOTES) \
+                        and self._as_resized_jpeg(result, keep_quality=True, upscaled_by=back.factor):
                     (width, height), (fx, fy) = items[k][2], back.factor
                     result.tiles = [TileScore((int(fx * l), int(fy * t), min(width, round(fx * r)),
                                                min(height, round(fy * b))), tile.scores, tile.quality)
                                     for tile in result.tiles for l, t, r, b in [tile.box]]
-                    result.evidence = replace(result.evidence, upscaled_by=back.factor)
                     results[k] = result
             queues = {k: queue for k, queue in queues.items() if queue and not results[k].flagged}
 

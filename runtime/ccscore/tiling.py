@@ -39,9 +39,11 @@ class Tiles:
     unscaled: tuple["Tiles", ...] = ()
     factor: Optional[tuple[float, float]] = None
 
-    def own(self) -> list[np.ndarray]:
-        """Each tile's own pixels: a small image's tiles are edge-padded, and the padding is not the image's."""
-        return [tile[: box[3] - box[1], : box[2] - box[0]] for tile, box in zip(self.pixels, self.boxes)]
+    def own(self, n: Optional[int] = None) -> list[np.ndarray]:
+        """Each tile's own pixels (of the first n only, where given: `CutOnRead` cuts no further): a small image's
+        tiles are edge-padded, and the padding is not the image's."""
+        pixels, boxes = (self.pixels, self.boxes) if n is None else (self.first(n), self.first_boxes(n))
+        return [tile[: box[3] - box[1], : box[2] - box[0]] for tile, box in zip(pixels, boxes)]
 
     # What scoring reads first (`CutOnRead` cuts only as far as these ask).
     def first(self, n: int) -> np.ndarray:
@@ -539,9 +541,7 @@ def unscaled_tiles(image: DecodedImage | np.ndarray, tiles: Tiles, tile_size: in
     image = as_decoded(image)
     if min(image.size) < UPSCALED_FACTORS[0] * tile_size or not tiles.more_than(0):
         return ()  # no source could hold a tile
-    probe = [tile[: b[3] - b[1], : b[2] - b[0]] for tile, b in zip(tiles.first(UPSCALED_PROBE_TILES),
-                                                                     tiles.first_boxes(UPSCALED_PROBE_TILES))]
-    if not shows_pitch(probe, tiles.first_boxes(UPSCALED_PROBE_TILES)):
+    if not shows_pitch(tiles.own(UPSCALED_PROBE_TILES), tiles.first_boxes(UPSCALED_PROBE_TILES)):
         return ()  # most images stop here, their other tiles still uncut
     sources = upscale_sources(tiles.own(), tiles.boxes, image.size)
     if not sources:
