@@ -61,13 +61,15 @@ class ImageEvidence:
     # the halving's blocks start.
     halvings: int = 0
     halved_from: tuple[int, int] = (0, 0)
-    # The period (px) of a JPEG's block grid found downscaled (Scorer.find_downscaled): 8 x the downscale factor.
+    # The period (px) of a JPEG's block grid found downscaled (Scorer.find_downscaled): 8 x the downscale factor;
+    # the plane it was found in: "luma", or "chroma" (Cb or Cr, where luma's grid was too faint).
     downscaled_period: Optional[float] = None
+    downscaled_plane: Optional[str] = None
     # The factor (x, y) an image was upscaled by after compression, other than 2 or 4 (Scorer.halve_upscaled): damage
     # found on it resampled back to its source size; the grids are then that image's.
     upscaled_by: Optional[tuple[float, float]] = None
     # Chroma's sharpness relative to luma's (resized.chroma_sharpness) where it read as a subsampling codec's chroma,
-    # resized since (Scorer.find_downscaled); None otherwise.
+    # resized since, or where it was read before a grid was found in chroma (Scorer.find_downscaled); None otherwise.
     chroma_sharpness: Optional[float] = None
 
     @property
@@ -76,7 +78,8 @@ class ImageEvidence:
         quadrants of the image's own pixels to check one grid on (small images, one textured patch);
         'grid': enough quadrants to measure their agreement; 'halved': damage found only on the image halved, once
         or twice (an upscale x2 or x4 after compression), the grids being the halved image's; 'downscaled': a JPEG's
-        block grid found at the period a downscale after compression gave it (ccscore.resized); 'upscaled': a JPEG's
+        block grid found at the period a downscale after compression gave it, in luma or in chroma (ccscore.resized);
+        'upscaled': a JPEG's
         block grid found on the image resampled back to a size it was upscaled from by another factor than 2 or 4;
         'chroma': no grid the model or the judgements above found, but chroma softer than luma, as a subsampling codec
         leaves it (resized after compression)."""

@@ -14,7 +14,8 @@ are mostly exact zeros. Measured on eval-wild-cal (the calibration set; `benchma
 
 The same spectrum read over the whole band finds images upscaled by another factor than 2 or 4: `upscale_sources`
 (below; evidence "upscaled"). Where no grid shows, a subsampling codec's chroma, softer than luma through any resize,
-still may: `chroma_sharpness` (below; evidence "chroma").
+still may: `chroma_sharpness` (below; evidence "chroma"); and where the luma's grid is too faint, the chroma's, which a
+JPEG quantises far more coarsely, may still show it: `chroma_grid_peak` (below; evidence "downscaled" in chroma).
 """
 
 from __future__ import annotations
@@ -84,11 +85,17 @@ class GridPeak:
         """The downscale factor that would have brought a JPEG's 8 px blocks to this period."""
         return self.period / 8.0
 
-    def shows_grid(self, min_strength: float) -> bool:
-        """Whether this is read as a JPEG's block grid, downscaled."""
+    def repeats_as_grid(self, min_strength: float) -> bool:
+        """Whether this peak repeats as a block grid would, in any plane: strong enough, not the harmonic of a
+        stronger peak, no whole-pixel repeats, not repeating down the image."""
         return (self.strength >= min_strength and not self.harmonic_of_stronger
-                and self.zero_differences < MAX_ZERO_DIFFERENCES and self.texture <= MAX_TEXTURE_PEAK
-                and self.modulation <= MAX_MODULATION and self.drawn <= MAX_DRAWN)
+                and self.zero_differences < MAX_ZERO_DIFFERENCES and self.modulation <= MAX_MODULATION)
+
+    def shows_grid(self, min_strength: float) -> bool:
+        """Whether this (luma's) peak is read as a JPEG's block grid, downscaled: it repeats as a grid and is no
+        pattern drawn over the art (a drawn texture peaks over all pixels, or its lines add up)."""
+        return (self.repeats_as_grid(min_strength) and self.texture <= MAX_TEXTURE_PEAK
+                and self.drawn <= MAX_DRAWN)
 
 
 @lru_cache(maxsize=16)
@@ -163,9 +170,11 @@ def _modulation(axes: Sequence[_Axis], frequency: float) -> float:
     return float(np.abs(sums[1:]).max() / (abs(sums[0]) + 1e-9))
 
 
-def _read_axes(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> Optional[tuple[list[_Axis], list[_Axis]]]:
+def _read_axes(tiles: Sequence[np.ndarray], boxes: Sequence[Box], plane: Optional[np.ndarray] = None
+               ) -> Optional[tuple[list[_Axis], list[_Axis]]]:
     """The rows' and the columns' reads of the tiles' own pixels (uint8 [h, w, 3] each, at `boxes` in the image),
-    tiles of a shape together; None where no tile is MIN_TILE_SIDE each way."""
+    tiles of a shape together, in luma or in the `plane` whose RGB weights are given; None where no tile is
+    MIN_TILE_SIDE each way."""
     by_shape: dict[tuple[int, int], list[tuple[np.ndarray, Box]]] = {}
     for tile, box in zip(tiles, boxes):
         if min(tile.shape[0], tile.shape[1]) >= MIN_TILE_SIDE:
@@ -174,17 +183,19 @@ def _read_axes(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> Optional[tu
         return None
     rows, columns = [], []
     for group in by_shape.values():
-        lumas = luma(np.stack([tile for tile, _ in group]))
+        stacked = np.stack([tile for tile, _ in group])
+        lumas = luma(stacked) if plane is None else stacked.astype(np.float32) @ plane
         left, top = np.array([box[0] for _, box in group]), np.array([box[1] for _, box in group])
         rows.append(_Axis.read(lumas, left, top))
         columns.append(_Axis.read(lumas.transpose(0, 2, 1), top, left))
     return rows, columns
 
 
-def grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> Optional[GridPeak]:
-    """The peak over the tiles' own pixels (uint8 [h, w, 3] each, at `boxes` in the image); None where no tile is
-    MIN_TILE_SIDE each way."""
-    axes = _read_axes(tiles, boxes)
+def grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box], plane: Optional[np.ndarray] = None
+              ) -> Optional[GridPeak]:
+    """The peak over the tiles' own pixels (uint8 [h, w, 3] each, at `boxes` in the image), in luma or the `plane`
+    whose RGB weights are given; None where no tile is MIN_TILE_SIDE each way."""
+    axes = _read_axes(tiles, boxes, plane)
     if axes is None:
         return None
     rows, columns = axes
@@ -203,6 +214,24 @@ def grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> Optional[Gri
                     sum(a.zeros for a in axes) / sum(a.differences for a in axes), texture,
                     max(_modulation(rows, peak), _modulation(columns, peak)),
                     min(_drawn(rows, row_smooth, near), _drawn(columns, column_smooth, near)))
+
+
+# A JPEG quantises chroma far more coarsely than luma (its chroma table's steps are about 2-5 times luma's, on 8x8
+# blocks at 4:4:4 and 16x16 at 4:2:0, whose second harmonic falls at the same period): downscaled, its blocks often show
+# in chroma where luma's are too faint to find (high qualities, 4:4:4, art with little smooth area). Chroma is read at
+# CHROMA_GRID_GAIN x its levels (SMOOTH_BELOW is luma's). Clean art's flat colour has no such peak; textures and the
+# beat of a resize do peak in chroma, but no less in luma: the judgement (Scorer.find_downscaled) asks chroma's peak
+# to stand well over luma's.
+CHROMA_GRID_GAIN = 2.0
+CHROMA_PLANES = (CHROMA_GRID_GAIN * YCBCR[1], CHROMA_GRID_GAIN * YCBCR[2])  # Cb, Cr
+
+
+def chroma_grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box], min_strength: float) -> Optional[GridPeak]:
+    """The stronger of Cb's and Cr's peaks (`grid_peak` in that plane) that repeat as a block grid would
+    (`GridPeak.repeats_as_grid` at `min_strength`); None where neither does."""
+    peaks = [grid_peak(tiles, boxes, plane) for plane in CHROMA_PLANES]
+    grids = [peak for peak in peaks if peak is not None and peak.repeats_as_grid(min_strength)]
+    return max(grids, key=lambda peak: peak.strength, default=None)
 
 
 # ---------------------------------------------------------------- upscaled by other factors

@@ -85,9 +85,11 @@ class ScoreResult:
             # pixel (x, y) the blocks (2x2 or 4x4) were taken; null otherwise
             halvings = self.evidence.halvings
             d["halved"] = {"times": halvings, "from": list(self.evidence.halved_from)} if halvings else None
-            # evidence "downscaled": the JPEG block grid's period in pixels and the downscale factor it implies
+            # evidence "downscaled": the JPEG block grid's period in pixels, the downscale factor it implies and the
+            # plane it showed in ("luma", or "chroma" where luma's grid was too faint)
             period = self.evidence.downscaled_period
-            d["downscaled"] = None if period is None else {"period": round(period, 3), "scale": round(period / 8, 3)}
+            d["downscaled"] = None if period is None else {"period": round(period, 3), "scale": round(period / 8, 3),
+                                                           "plane": self.evidence.downscaled_plane}
             # evidence "upscaled": the factor (x, y) the image was upscaled by after compression (not 2 or 4)
             factor = self.evidence.upscaled_by
             d["upscaled"] = None if factor is None else {"scale": [round(factor[0], 4), round(factor[1], 4)]}

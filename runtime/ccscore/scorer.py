@@ -17,7 +17,7 @@ from .images import ImageInput, load_image
 from .model_info import MAX_TILES_RANGE, PHASES, PROBS, QUALITY, ModelInfo, default_model_path, number
 from .pipeline import DEFAULT_FILE_TIMEOUT
 from .quantisation import TableEstimate, estimate_luma_table
-from .resized import chroma_sharpness, grid_peak
+from .resized import GridPeak, chroma_grid_peak, chroma_sharpness, grid_peak
 from .providers import CPU, Device, Session, create_session, import_onnxruntime, session_threads
 from .results import ScoreFailure, ScoreResult, TileScore
 from .tiling import Box, Tiles, halvings, make_tiles
@@ -310,6 +310,16 @@ DOWNSCALED_RENAME_AVOID = (16 / 3, 0.05)  # period, +- px
 # README's evidence `chroma`.
 CHROMA_MAX_SHARPNESS = 0.7
 CHROMA_MAX_TILE_CLEAN = 0.95
+# Where luma's grid is too faint, a JPEG's coarser chroma may still show it (`resized.chroma_grid_peak`; README,
+# evidence `downscaled` in chroma): an image still clean whose tiles lean lossy at all (CHROMA_MAX_TILE_CLEAN), whose
+# chroma reads softer than its luma at all (under CHROMA_GRID_MAX_SHARPNESS) and whose Cb or Cr peaks as a grid at
+# least CHROMA_GRID_MIN_PEAK times its median, and CHROMA_GRID_OVER_LUMA times luma's own peak in the band (textures
+# and a resize's beat peak in luma no less), is JPEG's. Chosen on eval-wild-cal, its extra draws, JPEG downscaled
+# with 4:4:4 and 4:2:0 chroma (benchmarks/downscaled_by_subsampling.py's images) and data/cache's lossless-verified
+# PNGs: README, evidence `downscaled`.
+CHROMA_GRID_MIN_PEAK = 4.0
+CHROMA_GRID_OVER_LUMA = 1.5
+CHROMA_GRID_MAX_SHARPNESS = 0.95
 
 # The Scorer attributes that decide results beside the model file: set at construction, or changed since (the
 # calibration and tests set grid_gate and threshold on a built Scorer).
@@ -706,12 +716,20 @@ class Scorer:
             self._judge_halved(items, results)
             self._judge_upscaled(items, results)
         if self.find_downscaled:
-            self._judge_downscaled(items, results)
-            self._judge_chroma(items, results)
+            luma_peaks: dict[int, Optional[GridPeak]] = {}  # read once for both judgements
+            self._judge_downscaled(items, results, luma_peaks)
+            self._judge_chroma(items, results, luma_peaks)
         return results
 
+    @staticmethod
+    def _luma_peak(k: int, tiles: Tiles, luma_peaks: dict[int, Optional[GridPeak]]) -> Optional[GridPeak]:
+        """Image k's luma grid peak over all its tiles (`resized.grid_peak`), read once."""
+        if k not in luma_peaks:
+            luma_peaks[k] = grid_peak(tiles.own(), tiles.boxes)
+        return luma_peaks[k]
+
     def _judge_downscaled(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
-                          results: list[ScoreResult | ScoreFailure]) -> None:
+                          results: list[ScoreResult | ScoreFailure], luma_peaks: dict[int, Optional[GridPeak]]) -> None:
         """Images judged clean (or WebP or AVIF: `_may_rename_downscaled`), with detail, whose scored tiles lean lossy
         before the gate (DOWNSCALED_MAX_TILE_CLEAN) and whose tiles (all of them: the early stop leaves most unread)
         show a JPEG's block grid downscaled (`resized.GridPeak.shows_grid` at DOWNSCALED_MIN_PEAK) become JPEG's:
@@ -729,8 +747,7 @@ class Scorer:
                 continue
             if np.mean([tile.scores[CLEAN] for tile in result.tiles]) > DOWNSCALED_MAX_TILE_CLEAN:
                 continue  # asked first: most clean art is settled here, without cutting its other tiles
-            tiles = items[k][1]
-            peak = grid_peak(tiles.own(), tiles.boxes)
+            peak = self._luma_peak(k, items[k][1], luma_peaks)
             if peak is None or not peak.shows_grid(DOWNSCALED_MIN_PEAK):
                 continue
             likeliest = max((label for label in result.scores if label != CLEAN), key=result.scores.get)
@@ -738,22 +755,34 @@ class Scorer:
             if likeliest in DOWNSCALED_RENAME and abs(peak.period - avoided) <= within:
                 continue
             # a renamed verdict keeps the head's quality (approximate, as on halved tiles)
-            self._as_resized_jpeg(result, keep_quality=renaming, downscaled_period=peak.period)
+            self._as_resized_jpeg(result, keep_quality=renaming, downscaled_period=peak.period, downscaled_plane="luma")
 
     def _judge_chroma(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
-                      results: list[ScoreResult | ScoreFailure]) -> None:
+                      results: list[ScoreResult | ScoreFailure], luma_peaks: dict[int, Optional[GridPeak]]) -> None:
         """Images still judged clean, with detail, whose scored tiles lean lossy at all before the gate
-        (CHROMA_MAX_TILE_CLEAN) and whose tiles' chroma is softer than their luma (`resized.chroma_sharpness` under
-        CHROMA_MAX_SHARPNESS: chroma subsampled by a codec, then resized) become JPEG's: their scores `proven`
-        JPEG's, evidence "chroma" with the sharpness, no quality. Judged at this threshold, like downscaled ones."""
+        (CHROMA_MAX_TILE_CLEAN) become JPEG's where their tiles' chroma is softer than their luma
+        (`resized.chroma_sharpness` under CHROMA_MAX_SHARPNESS: chroma subsampled by a codec, then resized; evidence
+        "chroma" with the sharpness), or softer at all (CHROMA_GRID_MAX_SHARPNESS) and showing a JPEG's grid
+        downscaled in Cb or Cr well over luma's peak (`resized.chroma_grid_peak`, CHROMA_GRID_MIN_PEAK,
+        CHROMA_GRID_OVER_LUMA; evidence "downscaled" in chroma, with the period and the sharpness): their scores
+        `proven` JPEG's, no quality. Judged at this threshold, like downscaled ones."""
         for k, result in enumerate(results):
             if not self._may_be_resized_jpeg(result) or result.flagged:
                 continue
             if np.mean([tile.scores[CLEAN] for tile in result.tiles]) > CHROMA_MAX_TILE_CLEAN:
                 continue  # asked first: most clean art is settled here, without cutting its other tiles
-            sharpness = chroma_sharpness(items[k][1].own())
-            if sharpness is not None and sharpness < CHROMA_MAX_SHARPNESS:
+            tiles = items[k][1]
+            sharpness = chroma_sharpness(tiles.own())
+            if sharpness is None or sharpness >= CHROMA_GRID_MAX_SHARPNESS:
+                continue
+            if sharpness < CHROMA_MAX_SHARPNESS:
                 self._as_resized_jpeg(result, keep_quality=False, chroma_sharpness=sharpness)
+                continue
+            grid = chroma_grid_peak(tiles.own(), tiles.boxes, CHROMA_GRID_MIN_PEAK)
+            luma = self._luma_peak(k, tiles, luma_peaks)
+            if grid is not None and grid.strength >= CHROMA_GRID_OVER_LUMA * (luma.strength if luma else 0.0):
+                self._as_resized_jpeg(result, keep_quality=False, downscaled_period=grid.period,
+                                      downscaled_plane="chroma", chroma_sharpness=sharpness)
 
     @staticmethod
     def _may_be_resized_jpeg(result: ScoreResult | ScoreFailure) -> bool:

@@ -1,0 +1,103 @@
+"""Damage downscaled after compression, found by a JPEG's block grid in chroma where luma's is too faint: a JPEG
+quantises chroma far more coarsely than luma, so at 4:4:4, high qualities or on grainy art its blocks still show in
+Cb and Cr (Scorer.find_downscaled's chroma judgement, ccscore.resized.chroma_grid_peak)."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import cli_records_as_scored_here, draw_art, run_cli
+from ccscore import scorer as scorer_module
+from ccscore.resized import chroma_grid_peak, grid_peak
+from ccscore.scorer import CHROMA_GRID_MIN_PEAK, CHROMA_GRID_OVER_LUMA, DOWNSCALED_MIN_PEAK
+from ccscore.tiling import content_tiles
+
+SIZE = (768, 640)
+GRAIN = 3.0  # grey grain (luma only), levels: it leaves luma few smooth pixels to show the blocks in
+# Test art with grain, JPEG 4:4:4 at a quality, then downscaled: luma's grid is too faint for the luma judgement,
+# chroma's shows it (measured: chroma peaks 8.4-21.1, luma 2.6-9.3, chroma sharpness 0.75-0.95).
+FOUND_IN_CHROMA = [(1, 80, 0.85, Image.BILINEAR), (1, 90, 0.75, Image.BICUBIC), (2, 80, 0.6, Image.LANCZOS),
+                   (2, 90, 0.85, Image.BILINEAR)]
+
+
+def grainy_art(seed: int) -> Image.Image:
+    rgb = np.asarray(draw_art(seed, SIZE)).astype(np.float32)
+    grain = np.random.default_rng(seed + 100).normal(0, GRAIN, rgb.shape[:2])[..., None]
+    return Image.fromarray((rgb + grain).clip(0, 255).astype(np.uint8))
+
+
+def jpeg_444(im: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality, subsampling=0)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def resized(im: Image.Image, scale: float, kernel) -> np.ndarray:
+    return np.asarray(im.resize((round(im.width * scale), round(im.height * scale)), kernel))
+
+
+def peaks(rgb: np.ndarray):
+    tiles = content_tiles(rgb, 128, max_tiles=8)
+    return chroma_grid_peak(tiles.own(), tiles.boxes, CHROMA_GRID_MIN_PEAK), grid_peak(tiles.own(), tiles.boxes)
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from ccscore import Scorer
+
+    return Scorer(device="cpu")
+
+
+@pytest.mark.parametrize("seed, quality, scale, kernel", FOUND_IN_CHROMA)
+def test_the_grid_shows_in_chroma_at_the_downscaled_period_over_luma(seed, quality, scale, kernel):
+    chroma, luma = peaks(resized(jpeg_444(grainy_art(seed), quality), scale, kernel))
+    assert chroma is not None and abs(chroma.period - 8 * scale) < 0.1, chroma
+    assert chroma.strength >= CHROMA_GRID_OVER_LUMA * luma.strength
+    assert not luma.shows_grid(DOWNSCALED_MIN_PEAK)  # the luma judgement alone misses it
+
+
+@pytest.mark.parametrize("seed, quality, scale, kernel", FOUND_IN_CHROMA)
+def test_the_scorer_finds_it_in_chroma_and_says_so(scorer, monkeypatch, seed, quality, scale, kernel):
+    damaged = resized(jpeg_444(grainy_art(seed), quality), scale, kernel)
+    result = scorer.score(damaged)
+    assert result.label == "jpeg" and result.evidence.word == "downscaled", (seed, quality, scale)
+    assert result.quality is None and result.quality_source is None
+    details = result.details()
+    assert details["downscaled"]["plane"] == "chroma" and abs(details["downscaled"]["scale"] - scale) < 0.015
+    assert details["chroma"]["sharpness"] < scorer_module.CHROMA_GRID_MAX_SHARPNESS
+    # each rule is asked: without the chroma grid (or with chroma asked to stand far over luma) it is clean again
+    monkeypatch.setattr(scorer_module, "CHROMA_GRID_MIN_PEAK", float("inf"))
+    assert scorer.score(damaged).label == "clean"
+    monkeypatch.setattr(scorer_module, "CHROMA_GRID_MIN_PEAK", CHROMA_GRID_MIN_PEAK)
+    monkeypatch.setattr(scorer_module, "CHROMA_GRID_OVER_LUMA", 100.0)
+    assert scorer.score(damaged).label == "clean"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_clean_art_resized_stays_clean(scorer, seed):
+    """Flat art shows no chroma grid at all; grainy art resized shows a resize's beat in chroma (from the rounding
+    of its grain), but the head is sure of it or its chroma is as sharp as luma: clean."""
+    for scale, kernel in ((0.6, Image.LANCZOS), (0.75, Image.BICUBIC), (0.85, Image.BILINEAR)):
+        flat = resized(draw_art(seed, SIZE), scale, kernel)
+        assert peaks(flat)[0] is None, (seed, scale)
+        for art in (flat, resized(grainy_art(seed), scale, kernel)):
+            result = scorer.score(art)
+            assert result.label == "clean" and result.evidence.downscaled_plane is None, (seed, scale)
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_the_score_command_reports_the_plane_whichever_process_scores(tmp_path, monkeypatch, scorer, workers):
+    monkeypatch.setenv("CCSCORE_THREADS", "1")
+    seed, quality, scale, kernel = FOUND_IN_CHROMA[0]
+    Image.fromarray(resized(jpeg_444(grainy_art(seed), quality), scale, kernel)).save(tmp_path / "shrunk.png")
+    Image.fromarray(resized(grainy_art(seed), scale, kernel)).save(tmp_path / "clean.png")
+    records = cli_records_as_scored_here(scorer, tmp_path, workers, "downscaled")
+    shrunk = records["shrunk.png"]
+    assert shrunk["evidence"] == "downscaled" and shrunk["label"] == "jpeg" and shrunk["quality"] is None
+    assert shrunk["details"]["downscaled"]["plane"] == "chroma"
+    assert records["clean.png"]["label"] == "clean" and records["clean.png"]["details"]["downscaled"] is None
+    if workers == "0":
+        lines = run_cli(str(tmp_path / "shrunk.png"), "--device", "cpu").stdout.splitlines()
+        assert len(lines) == 1 and "grid seen downscaled (resized after compression)" in lines[0]
