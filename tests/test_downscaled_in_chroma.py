@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import cli_records_as_scored_here, draw_art, run_cli
 from ccscore import scorer as scorer_module
-from ccscore.resized import chroma_grid_peak, grid_peak
+from ccscore.resized import chroma_grid_peak, chroma_sharpness, grid_peak
 from ccscore.scorer import CHROMA_GRID_MIN_PEAK, CHROMA_GRID_OVER_LUMA, DOWNSCALED_MIN_PEAK
 from ccscore.tiling import content_tiles
 
@@ -73,6 +73,64 @@ def test_the_scorer_finds_it_in_chroma_and_says_so(scorer, monkeypatch, seed, qu
     monkeypatch.setattr(scorer_module, "CHROMA_GRID_MIN_PEAK", CHROMA_GRID_MIN_PEAK)
     monkeypatch.setattr(scorer_module, "CHROMA_GRID_OVER_LUMA", 100.0)
     assert scorer.score(damaged).label == "clean"
+
+
+def readings(scorer, rgb: np.ndarray):
+    """What the judgement reads, on the scorer's own tiles: (mean tile P(clean), chroma sharpness, chroma peak
+    strength, luma peak strength)."""
+    tiles, _ = scorer.tile(rgb)
+    own = tiles.own()
+    lean = float(np.mean([tile.scores["clean"] for tile in scorer.score(rgb).tiles]))
+    chroma = chroma_grid_peak(own, tiles.boxes, 0.0)
+    return lean, chroma_sharpness(own), chroma.strength, grid_peak(own, tiles.boxes).strength
+
+
+@pytest.mark.parametrize("seed, quality, scale, kernel", FOUND_IN_CHROMA[:2])
+def test_every_limit_decides_at_its_boundary(scorer, monkeypatch, seed, quality, scale, kernel):
+    """Each limit set just past the image's own reading turns the verdict back to clean; just short of it, found."""
+    damaged = resized(jpeg_444(grainy_art(seed), quality), scale, kernel)
+    lean, sharpness, chroma, luma = readings(scorer, damaged)
+    for name, reading, past, short in (("CHROMA_MAX_TILE_CLEAN", lean, lean - 1e-4, lean + 1e-4),
+                                       ("CHROMA_GRID_MAX_SHARPNESS", sharpness, sharpness, sharpness + 1e-4),
+                                       ("CHROMA_GRID_MIN_PEAK", chroma, chroma * 1.001, chroma * 0.999),
+                                       ("CHROMA_GRID_OVER_LUMA", chroma / luma, chroma / luma * 1.001,
+                                        chroma / luma * 0.999)):
+        with monkeypatch.context() as limits:
+            limits.setattr(scorer_module, name, past)
+            assert scorer.score(damaged).label == "clean", (name, reading)
+            limits.setattr(scorer_module, name, short)
+            assert scorer.score(damaged).evidence.downscaled_plane == "chroma", (name, reading)
+
+
+def test_the_luma_peak_is_read_once_for_both_judgements(scorer, monkeypatch):
+    """An image the luma judgement reads (its tiles lean under DOWNSCALED_MAX_TILE_CLEAN) and finds nothing in, which
+    the chroma judgement then finds: luma's spectrum is read once."""
+    seed, quality, scale, kernel = FOUND_IN_CHROMA[3]
+    damaged = resized(jpeg_444(grainy_art(seed), quality), scale, kernel)
+    assert readings(scorer, damaged)[0] <= scorer_module.DOWNSCALED_MAX_TILE_CLEAN
+    calls = []
+    monkeypatch.setattr(scorer_module, "grid_peak", lambda *a, **k: calls.append(1) or grid_peak(*a, **k))
+    assert scorer.score(damaged).evidence.downscaled_plane == "chroma" and len(calls) == 1
+
+
+def test_chroma_read_as_subsampled_keeps_its_own_evidence(scorer):
+    """Where the chroma reads under CHROMA_MAX_SHARPNESS (a subsampling codec's), evidence "chroma" decides first:
+    no grid, no plane."""
+    subsampled = io.BytesIO()
+    draw_art(4, SIZE).save(subsampled, "JPEG", quality=90, subsampling=2)
+    shrunk = resized(Image.open(subsampled).convert("RGB"), 0.9, Image.BICUBIC)
+    result = scorer.score(shrunk)
+    assert result.evidence.word == "chroma" and result.evidence.downscaled_plane is None
+    assert result.details()["downscaled"] is None
+
+
+def test_the_sharpness_limit_keeps_grain_resized_clean(scorer, monkeypatch):
+    """Grey grain rounds to a little chroma noise, whose resize beats in chroma over a weak luma peak: where the head
+    leans lossy, only the chroma's sharpness (as sharp as luma's) keeps it clean (a known weakness: README)."""
+    art = resized(grainy_art(3), 0.75, Image.BICUBIC)
+    assert scorer.score(art).label == "clean"
+    monkeypatch.setattr(scorer_module, "CHROMA_GRID_MAX_SHARPNESS", float("inf"))
+    assert scorer.score(art).evidence.downscaled_plane == "chroma"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])

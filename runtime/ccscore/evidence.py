@@ -13,7 +13,7 @@ coefficients are nearly all zero at every phase (flat) or whose phases are tied 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class ImageEvidence:
     # The period (px) of a JPEG's block grid found downscaled (Scorer.find_downscaled): 8 x the downscale factor;
     # the plane it was found in: "luma", or "chroma" (Cb or Cr, where luma's grid was too faint).
     downscaled_period: Optional[float] = None
-    downscaled_plane: Optional[str] = None
+    downscaled_plane: Optional[Literal["luma", "chroma"]] = None
     # The factor (x, y) an image was upscaled by after compression, other than 2 or 4 (Scorer.halve_upscaled): damage
     # found on it resampled back to its source size; the grids are then that image's.
     upscaled_by: Optional[tuple[float, float]] = None
@@ -79,8 +79,8 @@ class ImageEvidence:
         'grid': enough quadrants to measure their agreement; 'halved': damage found only on the image halved, once
         or twice (an upscale x2 or x4 after compression), the grids being the halved image's; 'downscaled': a JPEG's
         block grid found at the period a downscale after compression gave it, in luma or in chroma (ccscore.resized);
-        'upscaled': a JPEG's
-        block grid found on the image resampled back to a size it was upscaled from by another factor than 2 or 4;
+        'upscaled': a JPEG's block grid found on the image resampled back to a size it was upscaled from by another
+        factor than 2 or 4;
         'chroma': no grid the model or the judgements above found, but chroma softer than luma, as a subsampling codec
         leaves it (resized after compression)."""
         if self.halvings:

@@ -64,8 +64,9 @@ class ScoreResult:
         """The --details view: the luma table read from the pixels (8x8, null where unknown), its kind ("ijg"
         with the match error of the steps found one by one, or "custom" with the nearest IJG quality), the
         lattice evidence, the 8x8 and 4x4 grid offsets (x, y), how the image was halved (evidence "halved"), the
-        block grid's period found downscaled (evidence "downscaled"), the factor upscaled by (evidence "upscaled"),
-        the chroma's sharpness relative to luma's (evidence "chroma"), the chroma subsampling guess, a WebP's
+        block grid's period found downscaled and the plane it showed in (evidence "downscaled"), the factor upscaled by
+        (evidence "upscaled"), the chroma's sharpness relative to luma's (evidence "chroma", and "downscaled" in
+        chroma), the chroma subsampling guess, a WebP's
         quantiser steps (ccscore.webp_quality), and the codec whose decoder made the colours (null where not asked or
         not found)."""
         table = self.table
@@ -93,7 +94,8 @@ class ScoreResult:
             # evidence "upscaled": the factor (x, y) the image was upscaled by after compression (not 2 or 4)
             factor = self.evidence.upscaled_by
             d["upscaled"] = None if factor is None else {"scale": [round(factor[0], 4), round(factor[1], 4)]}
-            # evidence "chroma": chroma's sharpness relative to luma's (near 1 for clean art; subsampled chroma lower)
+            # evidence "chroma" (and "downscaled" in chroma): chroma's sharpness relative to luma's (near 1 for clean
+            # art; subsampled chroma lower)
             sharpness = self.evidence.chroma_sharpness
             d["chroma"] = None if sharpness is None else {"sharpness": round(sharpness, 4)}
         d["subsampling"] = table.subsampling if table is not None else None
