@@ -6,6 +6,7 @@ import io
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -52,12 +53,14 @@ def cli_records_as_scored_here(scorer, folder: Path, workers: str, details_key: 
     return records
 
 
-def draw_art(seed: int, size: tuple[int, int] = (384, 320)) -> Image.Image:
-    """A small flat-shaded illustration: fills, outlines, a gradient, slight blur (anti-aliasing)."""
+def draw_art(seed: int, size: tuple[int, int] = (384, 320), sky: Optional[np.ndarray] = None) -> Image.Image:
+    """A small flat-shaded illustration: fills, outlines over a gradient (or the `sky` given, uint8 [h, w, 3]),
+    slight blur (anti-aliasing)."""
     rng = np.random.default_rng(seed)
     w, h = size
-    yy, xx = np.mgrid[0:h, 0:w]
-    sky = np.stack([120 + 100 * yy / h, 160 + 60 * xx / w, 230 - 40 * yy / h], -1).clip(0, 255).astype(np.uint8)
+    if sky is None:
+        yy, xx = np.mgrid[0:h, 0:w]
+        sky = np.stack([120 + 100 * yy / h, 160 + 60 * xx / w, 230 - 40 * yy / h], -1).clip(0, 255).astype(np.uint8)
     im = Image.fromarray(sky)
     d = ImageDraw.Draw(im)
     for _ in range(25):

@@ -324,6 +324,17 @@ CHROMA_MAX_TILE_CLEAN = 0.95
 CHROMA_GRID_MIN_PEAK = 4.0
 CHROMA_GRID_OVER_LUMA = 1.5
 CHROMA_GRID_MAX_SHARPNESS = 0.95
+# A colour gradient's 8-bit steps under a grey grain (luma hides them, chroma does not) comb chroma at their spacing,
+# and their second differences keep one sign down the image: the peak's `drawn` reads high (an attacker's grainy
+# banded skies, luma sharpened or chroma softened: of 58 flagged, 1 read drawn <= 0.4). A JPEG's chroma blocks step
+# up or down with the art (drawn median 0.26), but on a colour ramp their DC steps add up too; those still show a faint
+# grid in luma. So the chroma peak must read drawn <= CHROMA_GRID_MAX_DRAWN unless luma's own peak reaches
+# CHROMA_GRID_DRAWN_LUMA (the attacker's families: banded skies 25 -> 0 of 60, test art's stepped sky with soft chroma
+# and grain 14 -> 3 of 60, grainy JPEGs found 26 -> 24 of 60; of both evaluation sets, the calibration set's extra
+# draws, the subsampling images and the Debian PNGs, one verdict changed: a 4:4:4 JPEG of the report set's subsampling
+# images no longer found).
+CHROMA_GRID_MAX_DRAWN = 0.4
+CHROMA_GRID_DRAWN_LUMA = 3.0
 
 # The Scorer attributes that decide results beside the model file: set at construction, or changed since (the
 # calibration and tests set grid_gate and threshold on a built Scorer).
@@ -769,7 +780,8 @@ class Scorer:
         (`resized.chroma_sharpness` under CHROMA_MAX_SHARPNESS: chroma subsampled by a codec, then resized; evidence
         "chroma" with the sharpness), or softer at all (CHROMA_GRID_MAX_SHARPNESS) and showing a JPEG's grid
         downscaled in Cb or Cr well over luma's peak (`resized.chroma_grid_peak`, CHROMA_GRID_MIN_PEAK,
-        CHROMA_GRID_OVER_LUMA; evidence "downscaled" in chroma, with the period and the sharpness): their scores
+        CHROMA_GRID_OVER_LUMA), not as a gradient's steps (CHROMA_GRID_MAX_DRAWN, CHROMA_GRID_DRAWN_LUMA; evidence
+        "downscaled" in chroma, with the period and the sharpness): their scores
         `proven` JPEG's, no quality. Judged at this threshold, like downscaled ones."""
         for k, result in enumerate(results):
             if not self._may_be_resized_jpeg(result) or result.flagged:
@@ -789,7 +801,9 @@ class Scorer:
             if grid is None:
                 continue
             luma = self._luma_peak(k, tiles, luma_peaks)  # never None where chroma's was read: the same tiles
-            if luma is not None and grid.strength >= CHROMA_GRID_OVER_LUMA * luma.strength:
+            if luma is None or (grid.drawn > CHROMA_GRID_MAX_DRAWN and luma.strength < CHROMA_GRID_DRAWN_LUMA):
+                continue  # a gradient's steps, not blocks
+            if grid.strength >= CHROMA_GRID_OVER_LUMA * luma.strength:
                 self._as_resized_jpeg(result, keep_quality=False, downscaled_period=grid.period,
                                       downscaled_plane="chroma", chroma_sharpness=sharpness)
 
