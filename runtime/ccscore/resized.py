@@ -218,11 +218,11 @@ def grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box], plane: Optional
 
 # A JPEG quantises chroma far more coarsely than luma (the IJG chroma table's steps are 1.5-4 times luma's but at DC;
 # 8x8 blocks at 4:4:4, 16x16 at 4:2:0, whose second harmonic falls at the same period): downscaled, its blocks often
-# show in chroma where luma's are too faint to find (high qualities, 4:4:4, art with little smooth area). Chroma is read at
-# CHROMA_GRID_GAIN x its levels (SMOOTH_BELOW is luma's). Clean art's flat colour has no such peak; textures and the
+# show in chroma where luma's are too faint to find (high qualities, 4:4:4, art with little smooth area). Chroma is read
+# at CHROMA_GRID_GAIN x its levels (SMOOTH_BELOW is luma's). Clean art's flat colour has no such peak; textures and the
 # beat of a resize do peak in chroma, mostly in luma too: the judgement (Scorer.find_downscaled) asks chroma's peak to
-# stand well over luma's, besides a lean and soft chroma. The texture and drawn rules are luma's alone: a JPEG's
-# chroma blocks show over all its pixels and their steps add up (drawn 0.66-0.75 on test art, over MAX_DRAWN).
+# stand well over luma's, besides a lean and soft chroma. The texture and drawn rules are luma's alone: a JPEG's chroma
+# blocks show over all its pixels and their steps add up (drawn 0.66-0.75 on test art, over MAX_DRAWN).
 CHROMA_GRID_GAIN = 2.0
 CHROMA_PLANES = (CHROMA_GRID_GAIN * YCBCR[1], CHROMA_GRID_GAIN * YCBCR[2])  # Cb, Cr
 

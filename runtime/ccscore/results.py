@@ -66,9 +66,8 @@ class ScoreResult:
         lattice evidence, the 8x8 and 4x4 grid offsets (x, y), how the image was halved (evidence "halved"), the
         block grid's period found downscaled and the plane it showed in (evidence "downscaled"), the factor upscaled by
         (evidence "upscaled"), the chroma's sharpness relative to luma's (evidence "chroma", and "downscaled" in
-        chroma), the chroma subsampling guess, a WebP's
-        quantiser steps (ccscore.webp_quality), and the codec whose decoder made the colours (null where not asked or
-        not found)."""
+        chroma), the chroma subsampling guess, a WebP's quantiser steps (ccscore.webp_quality), and the codec whose
+        decoder made the colours (null where not asked or not found)."""
         table = self.table
         d: dict = {"luma_table": table.table() if table is not None and table.kind else None,
                    "table_kind": table.kind if table is not None else None,

@@ -312,23 +312,22 @@ CHROMA_MAX_SHARPNESS = 0.7
 CHROMA_MAX_TILE_CLEAN = 0.95
 # Where luma's grid is too faint, a JPEG's coarser chroma may still show it (`resized.chroma_grid_peak`; README,
 # evidence `downscaled` in chroma): an image still clean whose tiles lean lossy at all (CHROMA_MAX_TILE_CLEAN), whose
-# chroma reads softer than its luma at all (under CHROMA_GRID_MAX_SHARPNESS) and whose Cb or Cr peaks as a grid at
-# least CHROMA_GRID_MIN_PEAK times its median, and CHROMA_GRID_OVER_LUMA times luma's own peak in the band, is JPEG's.
-# The ratio drops most textures and resize beats that peak in chroma (they peak in luma's smooth pixels too: on the
-# calibration set and its extra draws, leaving out one parchment's variants, 11 clean images flagged at 1.0, 3 at
-# 1.5, all grain resized), not all: grain whose rounding leaves chroma
-# noise, resized, beats in chroma over a weak luma peak, and the lean and sharpness limits are what keep most of it
-# clean. Chosen on eval-wild-cal, its extra draws, JPEG downscaled
-# with 4:4:4 and 4:2:0 chroma (benchmarks/downscaled_by_subsampling.py's images) and data/cache's lossless-verified
-# PNGs: README, evidence `downscaled`.
+# chroma reads softer than its luma at all (under CHROMA_GRID_MAX_SHARPNESS) and whose Cb or Cr peaks as a grid at least
+# CHROMA_GRID_MIN_PEAK times its median, and CHROMA_GRID_OVER_LUMA times luma's own peak in the band, is JPEG's. The
+# ratio drops most textures and resize beats that peak in chroma (they peak in luma's smooth pixels too: on the
+# calibration set and its extra draws, leaving out one parchment's variants, 11 clean images flagged at 1.0, 3 at 1.5,
+# all grain resized), not all: grain whose rounding leaves chroma noise, resized, beats in chroma over a weak luma peak,
+# and the lean and sharpness limits are what keep most of it clean. Chosen on eval-wild-cal, its extra draws, JPEG
+# downscaled with 4:4:4 and 4:2:0 chroma (benchmarks/downscaled_by_subsampling.py's images) and data/cache's
+# lossless-verified PNGs: README, evidence `downscaled`.
 CHROMA_GRID_MIN_PEAK = 4.0
 CHROMA_GRID_OVER_LUMA = 1.5
 CHROMA_GRID_MAX_SHARPNESS = 0.95
 # A colour gradient's 8-bit steps under a grey grain (luma hides them, chroma does not) comb chroma at their spacing,
-# and their second differences keep one sign down the image: the peak's `drawn` reads high (an attacker's grainy
-# banded skies, luma sharpened or chroma softened: of 58 flagged, 1 read drawn <= 0.4). A JPEG's chroma blocks step
-# up or down with the art (drawn median 0.26), but on a colour ramp their DC steps add up too; those still show a faint
-# grid in luma. So the chroma peak must read drawn <= CHROMA_GRID_MAX_DRAWN unless luma's own peak reaches
+# and their second differences keep one sign down the image: the peak's `drawn` reads high (an attacker's grainy banded
+# skies, luma sharpened or chroma softened: of 58 flagged, 1 read drawn <= 0.4). A JPEG's chroma blocks step up or down
+# with the art (drawn median 0.26), but on a colour ramp their DC steps add up too; those still show a faint grid in
+# luma. So the chroma peak must read drawn <= CHROMA_GRID_MAX_DRAWN unless luma's own peak reaches
 # CHROMA_GRID_DRAWN_LUMA (the attacker's families: banded skies 25 -> 0 of 60, test art's stepped sky with soft chroma
 # and grain 14 -> 3 of 60, grainy JPEGs found 26 -> 24 of 60; of both evaluation sets, the calibration set's extra
 # draws, the subsampling images and the Debian PNGs, one verdict changed: a 4:4:4 JPEG of the report set's subsampling
