@@ -72,10 +72,17 @@ def draw_art(seed: int, size: tuple[int, int] = (384, 320), sky: Optional[np.nda
     return im.filter(ImageFilter.GaussianBlur(0.6))
 
 
-def compress(im: Image.Image, fmt: str, quality: int) -> Image.Image:
+def compress(im: Image.Image, fmt: str, quality: int, **options) -> Image.Image:
+    """`im` saved as `fmt` at `quality` (with Pillow's other save `options`, e.g. subsampling: 0 is 4:4:4, 2 is
+    4:2:0) and decoded again."""
     buf = io.BytesIO()
-    im.save(buf, fmt, quality=quality)
+    im.save(buf, fmt, quality=quality, **options)
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def resized(im: Image.Image, scale: float, kernel=Image.BICUBIC) -> np.ndarray:
+    """`im` resized by `scale` (each side rounded) with a Pillow kernel."""
+    return np.asarray(im.resize((round(im.width * scale), round(im.height * scale)), kernel))
 
 
 @pytest.fixture(scope="session")

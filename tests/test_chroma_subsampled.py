@@ -1,13 +1,11 @@
 """Damage resized after compression, found by its chroma: a subsampling codec's half-resolution chroma stays softer
 than luma through a resize (Scorer.find_downscaled's chroma judgement, ccscore.resized.chroma_sharpness)."""
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import cli_records_as_scored_here, draw_art, run_cli
+from conftest import cli_records_as_scored_here, compress, draw_art, resized, run_cli
 from ccscore import scorer as scorer_module
 from ccscore.resized import chroma_sharpness
 from ccscore.scorer import CHROMA_MAX_SHARPNESS
@@ -22,13 +20,7 @@ CASES = [(seed, scale, kernel) for seed in (1, 2, 3, 4)
 
 def jpeg(im: Image.Image, quality: int, subsampling: int) -> Image.Image:
     """Pillow's subsampling: 0 is 4:4:4, 2 is 4:2:0."""
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=quality, subsampling=subsampling)
-    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-
-
-def resized(im: Image.Image, scale: float, kernel=Image.BICUBIC) -> np.ndarray:
-    return np.asarray(im.resize((round(im.width * scale), round(im.height * scale)), kernel))
+    return compress(im, "JPEG", quality, subsampling=subsampling)
 
 
 def sharpness_of(rgb: np.ndarray):

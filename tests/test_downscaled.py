@@ -1,12 +1,11 @@
 """JPEG damage downscaled after compression: its block grid found at 8 x the scale (Scorer.find_downscaled,
 ccscore.resized)."""
 
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import cli_records_as_scored_here, compress, draw_art, run_cli
+from conftest import cli_records_as_scored_here, compress, draw_art, resized, run_cli
 from ccscore.resized import MAX_DRAWN, MAX_MODULATION, MAX_TEXTURE_PEAK, MAX_ZERO_DIFFERENCES, grid_peak
 from ccscore.scorer import DOWNSCALED_MIN_PEAK, ScorerSettings
 from ccscore.tiling import content_tiles
@@ -18,7 +17,7 @@ CASES = [(seed, quality, scale, kernel) for seed in (1, 2, 3, 4) for quality in 
 
 
 def downscaled(im: Image.Image, scale: float, kernel: str) -> np.ndarray:
-    return np.asarray(im.resize((round(im.width * scale), round(im.height * scale)), KERNELS[kernel]))
+    return resized(im, scale, KERNELS[kernel])
 
 
 def peak_of(rgb: np.ndarray):

@@ -2,13 +2,11 @@
 quantises chroma far more coarsely than luma, so at 4:4:4, high qualities or on grainy art its blocks still show in
 Cb and Cr (Scorer.find_downscaled's chroma judgement, ccscore.resized.chroma_grid_peak)."""
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import cli_records_as_scored_here, draw_art, run_cli
+from conftest import cli_records_as_scored_here, compress, draw_art, resized, run_cli
 from ccscore import scorer as scorer_module
 from ccscore.resized import chroma_grid_peak, chroma_sharpness, grid_peak
 from ccscore.scorer import CHROMA_GRID_MIN_PEAK, CHROMA_GRID_OVER_LUMA, DOWNSCALED_MIN_PEAK
@@ -30,13 +28,7 @@ def grainy_art(seed: int) -> Image.Image:
 
 
 def jpeg_444(im: Image.Image, quality: int) -> Image.Image:
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=quality, subsampling=0)
-    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-
-
-def resized(im: Image.Image, scale: float, kernel) -> np.ndarray:
-    return np.asarray(im.resize((round(im.width * scale), round(im.height * scale)), kernel))
+    return compress(im, "JPEG", quality, subsampling=0)
 
 
 def peaks(rgb: np.ndarray):
@@ -117,9 +109,7 @@ def test_the_luma_peak_is_read_once_for_both_judgements(scorer, monkeypatch):
 def test_chroma_read_as_subsampled_keeps_its_own_evidence(scorer):
     """Where the chroma reads under CHROMA_MAX_SHARPNESS (a subsampling codec's), evidence "chroma" decides first:
     no grid, no plane."""
-    subsampled = io.BytesIO()
-    draw_art(4, SIZE).save(subsampled, "JPEG", quality=90, subsampling=2)
-    shrunk = resized(Image.open(subsampled).convert("RGB"), 0.9, Image.BICUBIC)
+    shrunk = resized(compress(draw_art(4, SIZE), "JPEG", 90, subsampling=2), 0.9)
     result = scorer.score(shrunk)
     assert result.evidence.word == "chroma" and result.evidence.downscaled_plane is None
     assert result.details()["downscaled"] is None

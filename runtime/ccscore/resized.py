@@ -105,7 +105,7 @@ def _window(length: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Axis:
-    """One axis's reads of equally sized tiles, along rows (columns: the lumas transposed)."""
+    """One axis's reads of equally sized tiles, along rows (columns: the planes transposed)."""
 
     along: np.ndarray  # the tiles' first pixel along the axis, in the image (left edges for rows)
     across: np.ndarray  # and across it (top edges for rows)
@@ -116,9 +116,9 @@ class _Axis:
     differences: int  # first differences in all
 
     @classmethod
-    def read(cls, lumas: np.ndarray, along: np.ndarray, across: np.ndarray) -> "_Axis":
-        """`lumas` [n, h, w]: differences taken along w."""
-        first = np.diff(lumas, axis=2)
+    def read(cls, values: np.ndarray, along: np.ndarray, across: np.ndarray) -> "_Axis":
+        """`values` [n, h, w] (the tiles' luma, or a chroma plane): differences taken along w."""
+        first = np.diff(values, axis=2)
         zeros = int(np.count_nonzero(first == 0))
         second = first[:, :, 1:] - first[:, :, :-1]
         every = np.abs(second)
@@ -184,10 +184,10 @@ def _read_axes(tiles: Sequence[np.ndarray], boxes: Sequence[Box], plane: Optiona
     rows, columns = [], []
     for group in by_shape.values():
         stacked = np.stack([tile for tile, _ in group])
-        lumas = luma(stacked) if plane is None else stacked.astype(np.float32) @ plane
+        values = luma(stacked) if plane is None else stacked.astype(np.float32) @ plane
         left, top = np.array([box[0] for _, box in group]), np.array([box[1] for _, box in group])
-        rows.append(_Axis.read(lumas, left, top))
-        columns.append(_Axis.read(lumas.transpose(0, 2, 1), top, left))
+        rows.append(_Axis.read(values, left, top))
+        columns.append(_Axis.read(values.transpose(0, 2, 1), top, left))
     return rows, columns
 
 

@@ -760,7 +760,7 @@ class Scorer:
             renaming = result.flagged
             if renaming and not self._may_rename_downscaled(result):
                 continue
-            if np.mean([tile.scores[CLEAN] for tile in result.tiles]) > DOWNSCALED_MAX_TILE_CLEAN:
+            if self._mean_tile_clean(result) > DOWNSCALED_MAX_TILE_CLEAN:
                 continue  # asked first: most clean art is settled here, without cutting its other tiles
             peak = self._luma_peak(k, items[k][1], luma_peaks)
             if peak is None or not peak.shows_grid(DOWNSCALED_MIN_PEAK):
@@ -785,10 +785,11 @@ class Scorer:
         for k, result in enumerate(results):
             if not self._may_be_resized_jpeg(result) or result.flagged:
                 continue
-            if np.mean([tile.scores[CLEAN] for tile in result.tiles]) > CHROMA_MAX_TILE_CLEAN:
+            if self._mean_tile_clean(result) > CHROMA_MAX_TILE_CLEAN:
                 continue  # asked first: most clean art is settled here, without cutting its other tiles
             tiles = items[k][1]
-            sharpness = chroma_sharpness(tiles.own())
+            own = tiles.own()
+            sharpness = chroma_sharpness(own)
             if sharpness is None:
                 continue
             if sharpness < CHROMA_MAX_SHARPNESS:
@@ -796,7 +797,7 @@ class Scorer:
                 continue
             if sharpness >= CHROMA_GRID_MAX_SHARPNESS:
                 continue
-            grid = chroma_grid_peak(tiles.own(), tiles.boxes, CHROMA_GRID_MIN_PEAK)
+            grid = chroma_grid_peak(own, tiles.boxes, CHROMA_GRID_MIN_PEAK)
             if grid is None:
                 continue
             luma = self._luma_peak(k, tiles, luma_peaks)  # never None where chroma's was read: the same tiles
@@ -805,6 +806,11 @@ class Scorer:
             if grid.strength >= CHROMA_GRID_OVER_LUMA * luma.strength:
                 self._as_resized_jpeg(result, keep_quality=False, downscaled_period=grid.period,
                                       downscaled_plane="chroma", chroma_sharpness=sharpness)
+
+    @staticmethod
+    def _mean_tile_clean(result: ScoreResult) -> float:
+        """The scored tiles' mean P(clean) before the gate: how far the head leans lossy."""
+        return float(np.mean([tile.scores[CLEAN] for tile in result.tiles]))
 
     @staticmethod
     def _may_be_resized_jpeg(result: ScoreResult | ScoreFailure) -> bool:
