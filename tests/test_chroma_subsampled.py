@@ -61,7 +61,8 @@ def no_grid_judgement(monkeypatch):
 def scorers():
     from ccscore import Scorer
 
-    return Scorer(device="cpu"), Scorer(device="cpu", find_downscaled=False)
+    # without the resized-damage judge (tests/test_resized_judge.py), which finds some of what these leave clean
+    return Scorer(device="cpu", judge_resized=False), Scorer(device="cpu", find_downscaled=False)
 
 
 def test_a_resized_jpeg_the_grid_misses_is_found_by_its_chroma(scorers, no_grid_judgement):

@@ -28,6 +28,15 @@ def calibrate(ctx: typer.Context) -> None:
     raise typer.Exit(calibrate_main(ctx.args))
 
 
+@app.command("resized-judge", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def resized_judge(ctx: typer.Context) -> None:
+    """Fits the runtime's resized-damage judge on training-source folders, its threshold on the calibration set."""
+    from .resized_judge import main as judge_main
+
+    raise typer.Exit(judge_main(ctx.args))
+
+
 @app.command()
 def train(
     train_data: Path = typer.Option(..., "--train", exists=True, dir_okay=False),

@@ -65,6 +65,9 @@ class ImageEvidence:
     # the plane it was found in: "luma", or "chroma" (Cb or Cr, where luma's grid was too faint).
     downscaled_period: Optional[float] = None
     downscaled_plane: Optional[Literal["luma", "chroma"]] = None
+    # Where the resized-damage judge found it (no single rule did): its probability; the period is the strongest
+    # plane's peak's.
+    downscaled_judged: Optional[float] = None
     # The factor (x, y) an image was upscaled by after compression, other than 2 or 4 (Scorer.halve_upscaled): damage
     # found on it resampled back to its source size; the grids are then that image's.
     upscaled_by: Optional[tuple[float, float]] = None

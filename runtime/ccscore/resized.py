@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence
 
 import numpy as np
 
@@ -79,6 +79,14 @@ class GridPeak:
     texture: float  # the peak of all pixels' profile at this period, over its median (the weaker axis)
     modulation: float  # the smooth pixels' marks repeating down the image at this period or half (the stronger axis)
     drawn: float  # the signed second differences' peak over the unsigned ones' (the weaker axis): lines drawn alike
+    # For the resized-damage judge (`resized_features`): the rows' and the columns' phases at the peak, apart (0-pi
+    # radians: one grid from one origin agrees); the spectrum at half the peak's frequency (a 4:2:0 chroma block's
+    # fundamental) and its strongest peak in FULL, over its median (the weaker axis); whether that strongest peak is
+    # no multiple of half this one's frequency.
+    phase_gap: float = 0.0
+    half: float = 0.0
+    top: float = 0.0
+    harmonic_of_half: bool = False
 
     @property
     def scale(self) -> float:
@@ -132,8 +140,8 @@ class _Axis:
                    first.size)
 
 
-def _coherent(axes: Sequence[_Axis], map_name: str = "smooth") -> np.ndarray:
-    """|spectrum| of the tiles' mean per column of one of their maps ("smooth", "signed", "every"; centres
+def _coherent_sum(axes: Sequence[_Axis], map_name: str = "smooth") -> np.ndarray:
+    """Spectrum (complex) of the tiles' mean per column of one of their maps ("smooth", "signed", "every"; centres
     1..w-2), windowed, summed with each tile's phase at its place in the image."""
     total = np.zeros(len(FREQUENCIES), complex)
     for axis in axes:
@@ -141,7 +149,12 @@ def _coherent(axes: Sequence[_Axis], map_name: str = "smooth") -> np.ndarray:
         profiles = profiles - profiles.mean(axis=1, keepdims=True)
         spectra = np.fft.rfft(profiles * _window(profiles.shape[1]), FFT_LENGTH, axis=1)
         total += (spectra * np.exp(-2j * np.pi * np.outer(axis.along + 1, FREQUENCIES))).sum(axis=0)
-    return np.abs(total)
+    return total
+
+
+def _coherent(axes: Sequence[_Axis], map_name: str = "smooth") -> np.ndarray:
+    """|`_coherent_sum`|."""
+    return np.abs(_coherent_sum(axes, map_name))
 
 
 def _over_median(magnitude: np.ndarray) -> np.ndarray:
@@ -199,12 +212,17 @@ def grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box], plane: Optional
     if axes is None:
         return None
     rows, columns = axes
-    row_smooth, column_smooth = _coherent(rows), _coherent(columns)
+    row_sum, column_sum = _coherent_sum(rows), _coherent_sum(columns)
+    row_smooth, column_smooth = np.abs(row_sum), np.abs(column_sum)
     joint = np.minimum(_over_median(row_smooth), _over_median(column_smooth))
     k = int(np.argmax(np.where(BAND, joint, -1.0)))
     peak = float(FREQUENCIES[k])
-    strongest = float(FREQUENCIES[int(np.argmax(np.where(FULL, joint, -1.0)))])
+    top = int(np.argmax(np.where(FULL, joint, -1.0)))
+    strongest = float(FREQUENCIES[top])
     multiples = np.abs((np.arange(1, HARMONICS + 1) * peak + 0.5) % 1.0 - 0.5)  # folded into 0-0.5
+    halves = np.abs((np.arange(1, 2 * HARMONICS + 1) * peak / 2 + 0.5) % 1.0 - 0.5)
+    at_half = int(np.argmin(np.abs(FREQUENCIES - peak / 2)))
+    gap = abs((np.angle(row_sum[k]) - np.angle(column_sum[k]) + np.pi) % (2 * np.pi) - np.pi)
     near = slice(k - 1, k + 2)  # the texture's own peak may sit a bin aside
     texture = min(float(_over_median(_coherent(rows, "every"))[near].max()),
                   float(_over_median(_coherent(columns, "every"))[near].max()))
@@ -213,7 +231,9 @@ def grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box], plane: Optional
                     bool(np.min(np.abs(multiples - strongest)) > HARMONIC_TOLERANCE),
                     sum(a.zeros for a in axes) / sum(a.differences for a in axes), texture,
                     max(_modulation(rows, peak), _modulation(columns, peak)),
-                    min(_drawn(rows, row_smooth, near), _drawn(columns, column_smooth, near)))
+                    min(_drawn(rows, row_smooth, near), _drawn(columns, column_smooth, near)),
+                    float(gap), float(joint[at_half - 2: at_half + 3].max()), float(joint[top]),
+                    bool(np.min(np.abs(halves - strongest)) > HARMONIC_TOLERANCE))
 
 
 # A JPEG quantises chroma far more coarsely than luma (the IJG chroma table's steps are 1.5-4 times luma's but at DC;
@@ -342,3 +362,46 @@ def chroma_sharpness(tiles: Sequence[np.ndarray]) -> Optional[float]:
     if sums[1] < CHROMA_MIN_STEP or sums[2] <= 0:
         return None
     return float((sums[0] / sums[1]) / (sums[2] / sums[3]))
+
+
+# ---------------------------------------------------------------- the resized-damage judge's inputs
+# Where the judgements above find no single rule met, a JPEG downscaled after compression still leaves its grid in
+# some plane, weakly, with signs no one rule weighs: peaks in luma and chroma at one period, chroma's at half the
+# frequency (4:2:0 blocks), rows' and columns' phases agreeing, the head leaning lossy. A small classifier fitted on
+# them (export/ccscore_export/resized_judge.py; Scorer.find_downscaled) reads this vector.
+JUDGE_MIN_LOG = 1e-3  # strengths are read as logs; a zero as this
+JUDGE_GLOBALS = 5  # lean, sharpness, no sharpness, log pixels, tiles; then JUDGE_PER_PLANE per plane
+JUDGE_PER_PLANE = 13
+
+
+def _log(value: float) -> float:
+    return float(np.log(max(value, JUDGE_MIN_LOG)))
+
+
+def resized_features(tiles: Sequence[np.ndarray], boxes: Sequence[Box], size: tuple[int, int], lean: float,
+                     sharpness: Optional[float], luma_peak: Optional[GridPeak] = None) -> Optional[np.ndarray]:
+    """The judge's inputs for an image of `size` from its tiles' own pixels (at `boxes`), its scored tiles' mean
+    P(clean) (`lean`) and its `chroma_sharpness` (None: too few colour edges): per plane (luma, Cb, Cr) its
+    `grid_peak`'s strength (log), period, texture over strength (log), modulation, drawn, phase gap, zero
+    differences, both harmonic flags, half and top (logs, top over strength), whether its period is luma's and its
+    strength over luma's (log). None where no tile is MIN_TILE_SIDE each way. `luma_peak`: luma's, already read."""
+    luma_peak = luma_peak or grid_peak(tiles, boxes)
+    if luma_peak is None:
+        return None
+    peaks = [luma_peak] + [grid_peak(tiles, boxes, plane) for plane in CHROMA_PLANES]
+    values = [lean, 1.2 if sharpness is None else sharpness, float(sharpness is None),
+              float(np.log(max(1, size[0] * size[1]))), float(len(tiles))]
+    for peak in peaks:
+        assert peak is not None  # the same tiles as luma's
+        strength = _log(peak.strength)
+        values += [strength, peak.period, _log(peak.texture) - strength, peak.modulation, peak.drawn, peak.phase_gap,
+                   peak.zero_differences, float(peak.harmonic_of_stronger), float(peak.harmonic_of_half),
+                   _log(peak.half), _log(peak.top) - strength, float(abs(peak.period - luma_peak.period) < 0.08),
+                   strength - _log(luma_peak.strength)]
+    return np.array(values, np.float64)
+
+
+def resized_period(values: np.ndarray) -> tuple[float, Literal["luma", "chroma"]]:
+    """The period of the strongest plane's peak in a `resized_features` vector, and whether that plane is luma."""
+    strongest = int(np.argmax(values[JUDGE_GLOBALS::JUDGE_PER_PLANE]))
+    return float(values[JUDGE_GLOBALS + 1 + strongest * JUDGE_PER_PLANE]), "luma" if strongest == 0 else "chroma"

@@ -86,10 +86,13 @@ class ScoreResult:
             halvings = self.evidence.halvings
             d["halved"] = {"times": halvings, "from": list(self.evidence.halved_from)} if halvings else None
             # evidence "downscaled": the JPEG block grid's period in pixels, the downscale factor it implies and the
-            # plane it showed in ("luma", or "chroma" where luma's grid was too faint)
+            # plane it showed in ("luma", or "chroma" where luma's grid was too faint); "judged": the resized-damage
+            # judge's probability where it found the grid (no single rule did; the strongest plane's period), else null
             period = self.evidence.downscaled_period
+            judged = self.evidence.downscaled_judged
             d["downscaled"] = None if period is None else {"period": round(period, 3), "scale": round(period / 8, 3),
-                                                           "plane": self.evidence.downscaled_plane}
+                                                           "plane": self.evidence.downscaled_plane,
+                                                           "judged": None if judged is None else round(judged, 4)}
             # evidence "upscaled": the factor (x, y) the image was upscaled by after compression (not 2 or 4)
             factor = self.evidence.upscaled_by
             d["upscaled"] = None if factor is None else {"scale": [round(factor[0], 4), round(factor[1], 4)]}

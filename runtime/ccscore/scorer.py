@@ -17,7 +17,8 @@ from .images import ImageInput, load_image
 from .model_info import MAX_TILES_RANGE, PHASES, PROBS, QUALITY, ModelInfo, default_model_path, number
 from .pipeline import DEFAULT_FILE_TIMEOUT
 from .quantisation import TableEstimate, estimate_luma_table
-from .resized import GridPeak, chroma_grid_peak, chroma_sharpness, grid_peak
+from .resized import GridPeak, chroma_grid_peak, chroma_sharpness, grid_peak, resized_features, resized_period
+from .resized_judge import ResizedJudge
 from .providers import CPU, Device, Session, create_session, import_onnxruntime, session_threads
 from .results import ScoreFailure, ScoreResult, TileScore
 from .tiling import Box, Tiles, halvings, make_tiles
@@ -334,11 +335,18 @@ CHROMA_GRID_MAX_SHARPNESS = 0.95
 # images no longer found).
 CHROMA_GRID_MAX_DRAWN = 0.4
 CHROMA_GRID_DRAWN_LUMA = 3.0
+# What the rules above leave clean, the resized-damage judge (`resized_judge.ResizedJudge`, fitted for the bundled
+# model by export/ccscore_export/resized_judge.py; its inputs `resized.resized_features`) may still find JPEG's: the
+# signs of a grid each rule reads alone, weighed together. It is asked where the head leans lossy at all
+# (JUDGE_MAX_TILE_CLEAN; the most clean art is settled there without the reads) and the model is the one it was fitted
+# for (its JSON names it). Evidence "downscaled" at the strongest plane's period, `details.downscaled.judged` its
+# probability, quality null.
+JUDGE_MAX_TILE_CLEAN = 0.99
 
 # The Scorer attributes that decide results beside the model file: set at construction, or changed since (the
 # calibration and tests set grid_gate and threshold on a built Scorer).
 DECIDING_SETTINGS = ("aggregation", "threshold", "tiling_params", "max_pixels", "early_stop", "grid_gate",
-                     "halve_upscaled", "find_downscaled")
+                     "halve_upscaled", "find_downscaled", "resized_judge")
 
 
 def file_digest(path: os.PathLike | str) -> Optional[str]:
@@ -426,7 +434,7 @@ class Scorer:
                  max_tiles: Optional[int] = None, batch_size: int = 64, max_pixels: Optional[int] = None,
                  intra_op_threads: Optional[int] = None, all_tiles: bool = False,
                  file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT, halve_upscaled: bool = True,
-                 find_downscaled: bool = True):
+                 find_downscaled: bool = True, judge_resized: bool = True):
         import_onnxruntime()  # the most basic missing piece is reported first
         path = Path(model) if model is not None else default_model_path()
         if not path.is_file():
@@ -470,6 +478,10 @@ class Scorer:
         self.halve_upscaled = bool(halve_upscaled) and self.grid_gate is not None and self.info.tiling == "content"
         self.find_downscaled = bool(find_downscaled) and self.grid_gate is not None and JPEG in self.labels \
             and self.info.tiling == "content"
+        self.resized_judge: Optional[ResizedJudge] = None
+        if judge_resized and self.find_downscaled:
+            judge = ResizedJudge.bundled()
+            self.resized_judge = judge if judge.fitted_for == (self.info.name, self.info.version) else None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -734,7 +746,25 @@ class Scorer:
             luma_peaks: dict[int, Optional[GridPeak]] = {}  # read once for both judgements
             self._judge_downscaled(items, results, luma_peaks)
             self._judge_chroma(items, results, luma_peaks)
+            if self.resized_judge is not None:
+                self._judge_resized(items, results, luma_peaks)
         return results
+
+    def resized_inputs(self, image: ImageInput, result: ScoreResult,
+                       luma_peak: Optional[GridPeak] = None) -> Optional[np.ndarray]:
+        """The resized-damage judge's inputs (`resized.resized_features`) for a scored image (its `result`), re-tiled
+        here; None where it has no scored tiles or no tile to read. The judge's fitting reads them so."""
+        tiles, size = self.tile(image)
+        return self._resized_inputs(tiles, size, result, luma_peak)
+
+    @staticmethod
+    def _resized_inputs(tiles: Tiles, size: tuple[int, int], result: ScoreResult,
+                        luma_peak: Optional[GridPeak] = None) -> Optional[np.ndarray]:
+        if not result.tiles:
+            return None
+        own = tiles.own()
+        return resized_features(own, tiles.boxes, size, Scorer._mean_tile_clean(result), chroma_sharpness(own),
+                                luma_peak)
 
     @staticmethod
     def _luma_peak(k: int, tiles: Tiles, luma_peaks: dict[int, Optional[GridPeak]]) -> Optional[GridPeak]:
@@ -806,6 +836,30 @@ class Scorer:
             if grid.strength >= CHROMA_GRID_OVER_LUMA * luma.strength:
                 self._as_resized_jpeg(result, keep_quality=False, downscaled_period=grid.period,
                                       downscaled_plane="chroma", chroma_sharpness=sharpness)
+
+    def _judge_resized(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
+                       results: list[ScoreResult | ScoreFailure], luma_peaks: dict[int, Optional[GridPeak]]) -> None:
+        """Images still judged clean, with detail, whose scored tiles lean lossy at all (JUDGE_MAX_TILE_CLEAN) and
+        whom the resized-damage judge flags become JPEG's: evidence "downscaled" at the period of the plane whose
+        peak is strongest, with the judge's probability; no quality. Judged at this threshold, like downscaled
+        ones."""
+        judge = self.resized_judge
+        assert judge is not None
+        for k, result in enumerate(results):
+            if not self._may_be_resized_jpeg(result) or result.flagged:
+                continue
+            if self._mean_tile_clean(result) > JUDGE_MAX_TILE_CLEAN:
+                continue
+            _, tiles, size = items[k]
+            luma = self._luma_peak(k, tiles, luma_peaks)
+            if luma is None:
+                continue
+            values = self._resized_inputs(tiles, size, result, luma)
+            probability = None if values is None else judge.probability(values)
+            if judge.flags(probability):
+                period, plane = resized_period(values)
+                self._as_resized_jpeg(result, keep_quality=False, downscaled_period=period, downscaled_plane=plane,
+                                      downscaled_judged=probability)
 
     @staticmethod
     def _mean_tile_clean(result: ScoreResult) -> float:

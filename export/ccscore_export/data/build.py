@@ -397,9 +397,9 @@ def build_eval_set(clean_dir: str | Path, out_dir: str | Path, seed: int = 0, wo
     Images are flattened over white, cropped to at most MAX_SIDE and processed in sorted order with a per-image
     seed, so the same folder and seed always give byte-identical outputs, whatever the number of workers.
 
-    `kinds`: build only these into the existing set `out_dir` (same clean folder and seed as it was built
-    with), adding their rows to its manifest.csv, which is replaced atomically; kinds the manifest already
-    lists are refused, so no existing file or row is touched.
+    `kinds`: build only these into the set `out_dir` (same clean folder and seed as it was built with), adding
+    their rows to its manifest.csv, which is replaced atomically; kinds the manifest already lists are refused, so
+    no existing file or row is touched. Where `out_dir` has no manifest yet, the set holds these kinds alone.
     """
     clean_dir, out_dir = Path(clean_dir), Path(out_dir)
     manifest = out_dir / "manifest.csv"
@@ -408,13 +408,12 @@ def build_eval_set(clean_dir: str | Path, out_dir: str | Path, seed: int = 0, wo
         known = [kind for kind, *_ in EVAL_VARIANTS]
         if unknown := [k for k in kinds if k not in known]:
             raise ValueError(f"unknown evaluation kinds {', '.join(unknown)} (known: {', '.join(known)})")
-        if not manifest.is_file():
-            raise ValueError(f"{manifest} not found: --kinds adds to an existing evaluation set")
-        with open(manifest, newline="") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames != MANIFEST_COLUMNS:
-                raise ValueError(f"{manifest} has columns {reader.fieldnames}, not {MANIFEST_COLUMNS}")
-            old_rows = list(reader)
+        if manifest.is_file():
+            with open(manifest, newline="") as f:
+                reader = csv.DictReader(f)
+                if reader.fieldnames != MANIFEST_COLUMNS:
+                    raise ValueError(f"{manifest} has columns {reader.fieldnames}, not {MANIFEST_COLUMNS}")
+                old_rows = list(reader)
         if present := sorted(set(kinds) & {r["kind"] for r in old_rows}):
             raise ValueError(f"{manifest} already lists kinds {', '.join(present)}: they are never rebuilt in place")
         kinds = tuple(kinds)

@@ -1,0 +1,221 @@
+"""The resized-damage judge: a small classifier over `ccscore.resized.resized_features` that finds JPEG damage
+downscaled after compression where no single rule of the runtime's (evidence `downscaled`, `chroma`) is met.
+
+Fitted on evaluation folders built from the *training* sources (`build-data --split train --export-clean`, then
+`--eval-from ... --kinds jpeg_downscaled,<clean kinds>`): their `jpeg_downscaled` images are the positives, every
+clean kind the negatives. Its threshold is chosen on the calibration set (`data/eval-wild-cal`, validation sources):
+the lowest that flags at most `--max-clean` of the calibration set's clean images the runtime still calls clean and
+keeps every clean group's bar of issues #10 and #12 there (`bars.CLEAN_GROUPS`, counting what the runtime flags
+already), as the grid gate's calibration keeps them. The report set (`data/eval-wild`) is never read here. Output: the JSON the runtime loads
+(`ccscore/resized_judge.json`): feature standardisation, a one-hidden-layer network's weights, the threshold, and
+what it was fitted on.
+
+    ccscore-export resized-judge --train data/judge/train-a data/judge/train-b --cal data/eval-wild-cal \\
+        --out runtime/ccscore/resized_judge.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+POSITIVE_KINDS = ("jpeg_downscaled",)
+# Clean art downscaled (issue #10's "downscaled" group) weighs this much more in the fit: its bar (3%) is the one the
+# judge's threshold meets first on the calibration set (its head already flags 9 of 360 there).
+DOWNSCALED_GROUP_WEIGHT = 3.0
+_scorer = None
+
+
+def _features(task: tuple[str, str, int]) -> Optional[dict]:
+    """One image's judge inputs and the runtime's verdict without the judge (None: no inputs, e.g. no detail)."""
+    global _scorer
+    from ccscore import Scorer
+
+    path, kind, label = task
+    if _scorer is None:
+        _scorer = Scorer(device="cpu", judge_resized=False)
+    result = _scorer.score(path)
+    x = _scorer.resized_inputs(path, result)
+    if x is None:
+        return None
+    return {"path": path, "kind": kind, "y": label, "verdict": result.label, "x": x.tolist()}
+
+
+def collect(roots: list[Path], workers: int = 2, log=print) -> list[dict]:
+    """The judge's inputs for every positive (POSITIVE_KINDS) and clean image of these evaluation folders."""
+    tasks = []
+    for root in roots:
+        with open(root / "manifest.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                positive = row["kind"] in POSITIVE_KINDS
+                if positive or row["label"] == "0":
+                    tasks.append((str(root / row["path"]), row["kind"], int(positive)))
+    log(f"reading {len(tasks)} images of {', '.join(map(str, roots))}")
+    with Pool(workers) as pool:
+        rows = pool.map(_features, tasks, chunksize=8)
+    return [row for row in rows if row is not None]
+
+
+def fit(x: np.ndarray, y: np.ndarray, hidden: int = 64, epochs: int = 600, weight_decay: float = 1e-3,
+        seed: int = 0, weights: Optional[np.ndarray] = None, members: int = 5) -> dict:
+    """`members` one-hidden-layer networks (tanh; seeds seed, seed + 1, ...) on standardised inputs, each by
+    full-batch Adam on class-balanced cross-entropy (each image's loss times its `weights`, where given), their
+    logits averaged: one network of members x hidden units (an ensemble steadier than any one of its members, whose
+    threshold would move with the seed). Its parameters as the runtime's JSON lists."""
+    import torch
+
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    inputs = torch.tensor((x - mean) / scale, dtype=torch.float32)
+    targets = torch.tensor(y, dtype=torch.float32)
+    positive_weight = torch.tensor(float((y == 0).sum()) / max(1.0, float((y == 1).sum())))
+    each = torch.ones(len(y)) if weights is None else torch.tensor(weights, dtype=torch.float32)
+    loss_of = torch.nn.BCEWithLogitsLoss(weight=each, pos_weight=positive_weight)
+    nets = []
+    for member in range(members):
+        torch.manual_seed(seed + member)
+        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
+        optimiser = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=weight_decay)
+        for _ in range(epochs):
+            optimiser.zero_grad()
+            loss = loss_of(net(inputs).squeeze(1), targets)
+            loss.backward()
+            optimiser.step()
+        nets.append(net)
+    def listed(values) -> list:  # at float32's precision: the JSON half as long, the check below on these numbers
+        return np.vectorize(lambda v: float(f"{v:.8g}"))(np.asarray(values, np.float64)).tolist()
+
+    with torch.no_grad():
+        spec = {"mean": listed(mean), "scale": listed(scale),
+                "hidden": {"weight": listed(torch.cat([net[0].weight for net in nets]).numpy()),
+                           "bias": listed(torch.cat([net[0].bias for net in nets]).numpy())},
+                "out": {"weight": listed((torch.cat([net[2].weight[0] for net in nets]) / members).numpy()),
+                        "bias": float(f"{float(torch.stack([net[2].bias[0] for net in nets]).mean()):.8g}")}}
+        logits = torch.stack([net(inputs).squeeze(1) for net in nets]).mean(dim=0)
+    check_against_torch(spec, x, torch.sigmoid(logits).numpy())
+    return spec
+
+
+# The runtime's forward pass (float64 numpy) against torch's (float32) on the fitting inputs: a gap over this is an
+# error (the JSON would not be the network that was fitted).
+TORCH_TOLERANCE = 1e-4
+
+
+def check_against_torch(spec: dict, x: np.ndarray, torch_probabilities: np.ndarray) -> None:
+    from ccscore.resized_judge import ResizedJudge
+
+    judge = ResizedJudge.from_spec({**spec, "threshold": 1.0})
+    gap = float(np.max(np.abs(np.array([judge.probability(row) for row in x]) - torch_probabilities)))
+    if not gap <= TORCH_TOLERANCE:
+        raise RuntimeError(f"the runtime's judge differs from torch's by {gap:.2e} (> {TORCH_TOLERANCE})")
+
+
+def choose_threshold(scores: np.ndarray, max_clean: float) -> float:
+    """The lowest score flagging at most `max_clean` of these (clean images' scores)."""
+    allowed = int(np.floor(max_clean * len(scores)))
+    ordered = np.sort(scores)[::-1]
+    return float(ordered[allowed]) if allowed < len(ordered) else 0.0
+
+
+def within_bars(rows: list[dict], flagged: np.ndarray, spare: int = 1) -> bool:
+    """Whether the calibration set's clean images (`rows`: kind, verdict before the judge) flagged before or by the
+    judge (`flagged`, per row) keep every clean group's bar of issues #10 and #12 (`bars.CLEAN_GROUPS`) with
+    `spare` images to spare, as the grid gate's calibration asks."""
+    from .bars import CLEAN_GROUPS
+
+    for _, kinds, bar in CLEAN_GROUPS:
+        if np.isnan(bar):
+            continue
+        members = [k for k, row in enumerate(rows) if kinds is None or row["kind"] in kinds]
+        count = sum(rows[k]["verdict"] != "clean" or bool(flagged[k]) for k in members)
+        if members and count > np.floor(bar * len(members)) - spare:
+            return False
+    return True
+
+
+def choose_threshold_within_bars(rows: list[dict], scores: np.ndarray, max_clean: float, spare: int = 1) -> float:
+    """The lowest threshold (of the calibration set's clean images `rows`, judge `scores` per row) that flags at
+    most `max_clean` of those still clean and keeps every clean group's bar (`within_bars`); 1.0 where even the
+    highest score would break one."""
+    still_clean = np.array([row["verdict"] == "clean" for row in rows])
+    threshold = choose_threshold(scores[still_clean], max_clean)
+    best = 1.0
+    for candidate in sorted(set(scores[still_clean].tolist()) | {threshold}, reverse=True):
+        if candidate < threshold or not within_bars(rows, still_clean & (scores > candidate), spare):
+            break
+        best = candidate
+    return best
+
+
+def asked(values: list[float]) -> bool:
+    """Whether the runtime asks the judge about an image with these inputs (its head's lean, the first)."""
+    from ccscore.scorer import JUDGE_MAX_TILE_CLEAN
+
+    return values[0] <= JUDGE_MAX_TILE_CLEAN
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ccscore.resized_judge import ResizedJudge
+
+    parser = argparse.ArgumentParser(prog="ccscore-export resized-judge", description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=Path, nargs="+", required=True, help="evaluation folders of training sources")
+    parser.add_argument("--cal", type=Path, required=True, help="the calibration set (threshold)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--max-clean", type=float, default=0.005,
+                        help="share of the calibration set's still-clean clean images the judge may flag")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--features", type=Path, default=None, metavar="JSON",
+                        help="read the images' inputs from this file where it exists (written by an earlier run "
+                             "with the same folders and runtime), else write them there")
+    args = parser.parse_args(argv)
+    from ccscore import Scorer
+
+    info = Scorer(device="cpu", judge_resized=False).info
+    if args.features is not None and args.features.is_file():
+        saved = json.loads(args.features.read_text())
+        if saved["train"] != [str(p) for p in args.train] or saved["cal"] != str(args.cal):
+            parser.error(f"{args.features} holds the inputs of other folders")
+        train, cal = saved["train_rows"], saved["cal_rows"]
+    else:
+        train, cal = collect(args.train, args.workers), collect([args.cal], args.workers)
+        if args.features is not None:
+            args.features.write_text(json.dumps({"train": [str(p) for p in args.train], "cal": str(args.cal),
+                                                 "train_rows": train, "cal_rows": cal}))
+    x, y = np.array([r["x"] for r in train]), np.array([r["y"] for r in train])
+    from .bars import CLEAN_GROUPS
+
+    downscaled = next(kinds for name, kinds, _ in CLEAN_GROUPS if name == "downscaled")
+    weights = np.array([DOWNSCALED_GROUP_WEIGHT if r["y"] == 0 and r["kind"] in downscaled else 1.0 for r in train])
+    print(f"fitting on {int(y.sum())} positives, {int((y == 0).sum())} clean")
+    spec = fit(x, y, seed=args.seed, weights=weights)
+    judge = ResizedJudge.from_spec({**spec, "threshold": 1.0})
+    clean = [r for r in cal if r["y"] == 0]
+    scores = np.array([judge.probability(np.array(r["x"])) if asked(r["x"]) else 0.0 for r in clean])
+    threshold = choose_threshold_within_bars(clean, scores, args.max_clean, spare=0)
+    still_clean = np.array([r["verdict"] == "clean" for r in clean])
+    positives = [r for r in cal if r["y"] == 1]
+    found = sum(r["verdict"] != "clean" or (asked(r["x"]) and judge.probability(np.array(r["x"])) > threshold)
+                for r in positives)
+    print(f"threshold {threshold:.4f}: calibration clean flagged {int((scores[still_clean] > threshold).sum())} of "
+          f"{int(still_clean.sum())} still clean; {', '.join(POSITIVE_KINDS)} found {found} of {len(positives)} "
+          f"(before the judge {sum(r['verdict'] != 'clean' for r in positives)})")
+    spec.update(threshold=threshold, max_clean=args.max_clean, seed=args.seed,
+                model={"name": info.name, "version": info.version},
+                fitted_on={"train": [str(p) for p in args.train], "cal": str(args.cal),
+                           "positives": int(y.sum()), "clean": int((y == 0).sum())})
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(spec, separators=(",", ":")) + "\n")
+    tmp.replace(args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The resized-damage judge: a one-hidden-layer network over `resized.resized_features`, its weights data
+(`resized_judge.json`, fitted by export/ccscore_export/resized_judge.py for the bundled model: the head's lean is
+one of its inputs). Scorer.find_downscaled asks it about images the rules left clean (evidence `downscaled`,
+`details.downscaled.judged`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .errors import ModelError
+
+BUNDLED_JUDGE = Path(__file__).with_name("resized_judge.json")
+
+
+@dataclass(frozen=True, eq=False)
+class ResizedJudge:
+    mean: np.ndarray  # [F] input standardisation
+    scale: np.ndarray  # [F]
+    hidden_weight: np.ndarray  # [H, F]
+    hidden_bias: np.ndarray  # [H]
+    out_weight: np.ndarray  # [H]
+    out_bias: float
+    threshold: float  # a probability over this flags
+    fitted_for: tuple[str, str] = ("", "")  # the model (name, version) whose head's lean it read
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "ResizedJudge":
+        """From the fitted JSON's fields; ValueError where shapes or values do not fit together."""
+        mean, scale = np.asarray(spec["mean"], np.float64), np.asarray(spec["scale"], np.float64)
+        weight = np.asarray(spec["hidden"]["weight"], np.float64)
+        bias = np.asarray(spec["hidden"]["bias"], np.float64)
+        out = np.asarray(spec["out"]["weight"], np.float64)
+        features, hidden = mean.shape[0], bias.shape[0]
+        if (mean.ndim != 1 or scale.shape != mean.shape or weight.shape != (hidden, features)
+                or out.shape != (hidden,) or not np.all(scale > 0)):
+            raise ValueError("inconsistent shapes or a scale that is not positive")
+        values = np.concatenate([mean, scale, weight.ravel(), bias, out, [spec["out"]["bias"], spec["threshold"]]])
+        if not np.all(np.isfinite(values)):
+            raise ValueError("values that are not finite")
+        model = spec.get("model", {})
+        return cls(mean, scale, weight, bias, out, float(spec["out"]["bias"]), float(spec["threshold"]),
+                   (str(model.get("name", "")), str(model.get("version", ""))))
+
+    @classmethod
+    def bundled(cls) -> "ResizedJudge":
+        """The judge shipped beside the runtime; ModelError (one line) where it is missing or broken."""
+        try:
+            return cls.from_spec(json.loads(BUNDLED_JUDGE.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"{BUNDLED_JUDGE}: unusable resized-damage judge: {exc}") from None
+
+    @property
+    def features(self) -> int:
+        return self.mean.shape[0]
+
+    def probability(self, values: np.ndarray) -> float:
+        """P(JPEG damage resized) for one input vector (`resized.resized_features`)."""
+        if values.shape != self.mean.shape:
+            raise ValueError(f"the judge reads {self.features} inputs, got {values.shape}")
+        hidden = np.tanh(self.hidden_weight @ ((values - self.mean) / self.scale) + self.hidden_bias)
+        logit = float(self.out_weight @ hidden + self.out_bias)
+        return float(1.0 / (1.0 + np.exp(-np.clip(logit, -60.0, 60.0))))
+
+    def flags(self, probability: Optional[float]) -> bool:
+        return probability is not None and probability > self.threshold

@@ -1,0 +1,163 @@
+"""The resized-damage judge (ccscore.resized_judge; fitted by export/ccscore_export/resized_judge.py): JPEG damage
+downscaled after compression that no single rule of Scorer.find_downscaled finds, judged on the grid's signs in
+luma and chroma together (ccscore.resized.resized_features)."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from conftest import compress, draw_art, resized
+from ccscore import scorer as scorer_module
+from ccscore.errors import ModelError
+from ccscore.resized import JUDGE_GLOBALS, JUDGE_PER_PLANE, resized_features, resized_period
+from ccscore.resized_judge import BUNDLED_JUDGE, ResizedJudge
+from ccscore.tiling import content_tiles
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from ccscore import Scorer
+
+    return Scorer(device="cpu")
+
+
+def spec(features=4, hidden=3, threshold=0.5, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {"mean": rng.normal(size=features).tolist(), "scale": rng.uniform(0.5, 2, features).tolist(),
+            "hidden": {"weight": rng.normal(size=(hidden, features)).tolist(), "bias": rng.normal(size=hidden).tolist()},
+            "out": {"weight": rng.normal(size=hidden).tolist(), "bias": 0.3}, "threshold": threshold}
+
+
+def test_the_bundled_judge_loads_and_is_for_the_bundled_model(scorer):
+    judge = ResizedJudge.bundled()
+    assert judge.features == JUDGE_GLOBALS + 3 * JUDGE_PER_PLANE
+    assert judge.fitted_for == (scorer.info.name, scorer.info.version)
+    assert scorer.resized_judge is not None and 0 < scorer.resized_judge.threshold < 1
+
+
+def test_probability_is_the_networks_forward_pass():
+    s = spec()
+    judge = ResizedJudge.from_spec(s)
+    x = np.array([0.3, -1.0, 2.0, 0.5])
+    hidden = np.tanh(np.array(s["hidden"]["weight"]) @ ((x - s["mean"]) / np.array(s["scale"])) + s["hidden"]["bias"])
+    expected = 1 / (1 + np.exp(-(np.array(s["out"]["weight"]) @ hidden + 0.3)))
+    assert judge.probability(x) == pytest.approx(expected, abs=1e-12)
+    assert judge.flags(judge.probability(x)) == (expected > 0.5)
+    assert not judge.flags(None)
+    with pytest.raises(ValueError, match="reads 4 inputs"):
+        judge.probability(np.zeros(5))
+
+
+@pytest.mark.parametrize("broken", [
+    lambda s: s.update(scale=[1.0, 0.0, 1.0, 1.0]),  # a zero scale
+    lambda s: s.update(mean=s["mean"][:3]),  # fewer means than inputs
+    lambda s: s["hidden"].update(bias=[0.0]),  # a bias per hidden unit
+    lambda s: s["out"].update(weight=[float("nan")] * 3),
+    lambda s: s.update(threshold=float("inf")),
+])
+def test_a_judge_that_does_not_fit_together_is_refused(broken):
+    s = spec()
+    broken(s)
+    with pytest.raises(ValueError):
+        ResizedJudge.from_spec(s)
+
+
+def test_a_broken_bundled_judge_is_one_line_model_error(monkeypatch, tmp_path):
+    from ccscore import resized_judge
+
+    path = tmp_path / "judge.json"
+    path.write_text(json.dumps({"mean": [0.0]}))
+    monkeypatch.setattr(resized_judge, "BUNDLED_JUDGE", path)
+    with pytest.raises(ModelError, match="unusable resized-damage judge") as error:
+        ResizedJudge.bundled()
+    assert "\n" not in str(error.value)
+
+
+def test_the_judge_is_not_asked_for_another_model(monkeypatch):
+    from ccscore import Scorer, resized_judge
+
+    other = replace(ResizedJudge.bundled(), fitted_for=("another-model", "1.0"))
+    monkeypatch.setattr(resized_judge.ResizedJudge, "bundled", classmethod(lambda cls: other))
+    assert Scorer(device="cpu").resized_judge is None
+    assert Scorer(device="cpu", judge_resized=False).resized_judge is None
+
+
+def features_of(rgb: np.ndarray, lean: float = 0.5, sharpness=0.9):
+    tiles = content_tiles(rgb, 128, max_tiles=8)
+    return resized_features(tiles.own(), tiles.boxes, rgb.shape[1::-1], lean, sharpness)
+
+
+def test_features_read_the_grid_at_the_downscaled_period_in_every_plane():
+    damaged = resized(compress(draw_art(3, (768, 640)), "JPEG", 60), 0.7)
+    values = features_of(damaged)
+    assert values.shape == (JUDGE_GLOBALS + 3 * JUDGE_PER_PLANE,) and np.all(np.isfinite(values))
+    assert values[0] == 0.5 and values[1] == 0.9 and values[2] == 0.0  # lean, sharpness read
+    period, plane = resized_period(values)
+    assert abs(period - 8 * 0.7) < 0.1 and plane in ("luma", "chroma")
+    luma_strength = values[JUDGE_GLOBALS]
+    assert luma_strength > np.log(3.5)  # a grid, well over its spectrum's median
+    clean = features_of(resized(draw_art(3, (768, 640)), 0.7), sharpness=None)
+    assert clean[2] == 1.0 and abs(resized_period(clean)[0] - 8 * 0.7) > 0.3  # its resize peaks elsewhere
+
+
+def test_features_need_a_tile_to_read():
+    assert features_of(np.full((20, 20, 3), 128, np.uint8)) is None
+
+
+def flagging_everything(scorer) -> ResizedJudge:
+    return replace(scorer.resized_judge, threshold=-1.0)
+
+
+def test_an_image_the_judge_flags_is_jpeg_downscaled_with_its_probability(scorer, monkeypatch):
+    clean = resized(draw_art(5, (640, 512)), 0.8)
+    base = scorer.score(clean)
+    assert base.label == "clean"
+    lean = float(np.mean([t.scores["clean"] for t in base.tiles]))
+    monkeypatch.setattr(scorer, "resized_judge", flagging_everything(scorer))
+    monkeypatch.setattr(scorer_module, "JUDGE_MAX_TILE_CLEAN", 1.0)
+    judged = scorer.score(clean)
+    assert judged.label == "jpeg" and judged.evidence.word == "downscaled", lean
+    assert judged.quality is None
+    details = judged.details()["downscaled"]
+    assert 0 <= details["judged"] <= 1 and details["plane"] in ("luma", "chroma")
+    assert details["scale"] == pytest.approx(details["period"] / 8, abs=1e-3)
+    # the head's lean limit is asked first: a judge that flags everything is not asked over it
+    monkeypatch.setattr(scorer_module, "JUDGE_MAX_TILE_CLEAN", lean - 1e-6)
+    assert scorer.score(clean).label == "clean"
+
+
+def test_a_judge_that_flags_nothing_changes_nothing(scorer, monkeypatch):
+    images = [resized(compress(draw_art(seed, (512, 448)), "JPEG", 85), 0.6) for seed in range(3)]
+    without = [scorer.score(im).label for im in images]
+    monkeypatch.setattr(scorer, "resized_judge", replace(scorer.resized_judge, threshold=1.0))
+    assert [scorer.score(im).label for im in images] == without
+    monkeypatch.setattr(scorer, "resized_judge", None)
+    assert [scorer.score(im).label for im in images] == without
+
+
+def test_rule_findings_keep_their_evidence(scorer, monkeypatch):
+    """The judge asks only what the rules left clean: a grid the luma rule finds is not 'judged'."""
+    damaged = resized(compress(draw_art(3, (768, 640)), "JPEG", 60), 0.7)
+    monkeypatch.setattr(scorer, "resized_judge", flagging_everything(scorer))
+    result = scorer.score(damaged)
+    assert result.evidence.word == "downscaled" and result.details()["downscaled"]["judged"] is None
+
+
+def test_fitting_gives_the_network_torch_fitted():
+    pytest.importorskip("torch")
+    from ccscore_export.resized_judge import check_against_torch, choose_threshold, fit
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6))
+    y = (x[:, 0] + 0.5 * x[:, 3] > 0.3).astype(int)
+    spec = fit(x, y, hidden=8, epochs=200)  # raises where the runtime's pass is not torch's
+    judge = ResizedJudge.from_spec({**spec, "threshold": 0.5})
+    p = np.array([judge.probability(row) for row in x])
+    assert ((p > 0.5) == y).mean() > 0.95
+    with pytest.raises(RuntimeError, match="differs from torch"):
+        check_against_torch(spec, x, 1 - p)
+    clean = np.array([0.1, 0.9, 0.5, 0.7, 0.3])
+    assert choose_threshold(clean, 0.2) == 0.7  # over 0.7: one of five
+    assert (clean > choose_threshold(clean, 0.0)).sum() == 0
