@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import compress, draw_art, resized
 from ccscore import scorer as scorer_module
@@ -33,8 +34,8 @@ def spec(features=4, hidden=3, threshold=0.5, seed=0) -> dict:
 def test_the_bundled_judge_loads_and_is_for_the_bundled_model(scorer):
     judge = ResizedJudge.bundled()
     assert judge.features == JUDGE_GLOBALS + 3 * JUDGE_PER_PLANE
-    assert judge.fitted_for == (scorer.info.name, scorer.info.version)
-    assert scorer.resized_judge is not None and 0 < scorer.resized_judge.threshold < 1
+    assert judge.fitted_for == (scorer.info.name, scorer.info.version, scorer.model_digest)
+    assert scorer.resized_judge == judge and 0 < judge.threshold < 1 and scorer._judge_applies()
 
 
 def test_probability_is_the_networks_forward_pass():
@@ -64,24 +65,47 @@ def test_a_judge_that_does_not_fit_together_is_refused(broken):
         ResizedJudge.from_spec(s)
 
 
-def test_a_broken_bundled_judge_is_one_line_model_error(monkeypatch, tmp_path):
-    from ccscore import resized_judge
-
-    path = tmp_path / "judge.json"
-    path.write_text(json.dumps({"mean": [0.0]}))
-    monkeypatch.setattr(resized_judge, "BUNDLED_JUDGE", path)
-    with pytest.raises(ModelError, match="unusable resized-damage judge") as error:
-        ResizedJudge.bundled()
-    assert "\n" not in str(error.value)
-
-
-def test_the_judge_is_not_asked_for_another_model(monkeypatch):
+def test_a_broken_bundled_judge_is_one_line_model_error_with_the_bundled_model_only(monkeypatch, tmp_path):
     from ccscore import Scorer, resized_judge
+    from ccscore.model_info import default_model_path
 
-    other = replace(ResizedJudge.bundled(), fitted_for=("another-model", "1.0"))
-    monkeypatch.setattr(resized_judge.ResizedJudge, "bundled", classmethod(lambda cls: other))
-    assert Scorer(device="cpu").resized_judge is None
-    assert Scorer(device="cpu", judge_resized=False).resized_judge is None
+    for text in ('{"mean": [0.0]}', "not json", '{"model": "x"}', "", json.dumps(spec())):  # the last: 4 inputs
+        path = tmp_path / "judge.json"
+        path.write_text(text)
+        monkeypatch.setattr(resized_judge, "BUNDLED_JUDGE", path)
+        with pytest.raises(ModelError, match="unusable resized-damage judge") as error:
+            ResizedJudge.bundled()
+        assert "\n" not in str(error.value)
+        with pytest.raises(ModelError, match="unusable resized-damage judge"):
+            Scorer(device="cpu")
+    other = tmp_path / "same-weights-elsewhere.onnx"
+    other.write_bytes(default_model_path().read_bytes())
+    assert Scorer(other, device="cpu").resized_judge is None  # another model goes on without it
+
+
+def test_the_judge_is_asked_only_for_the_model_file_and_tiling_it_was_fitted_for(monkeypatch, tmp_path):
+    from ccscore import Scorer, resized_judge
+    from ccscore.model_info import default_model_path
+
+    same = tmp_path / "copy.onnx"
+    same.write_bytes(default_model_path().read_bytes())
+    assert Scorer(same, device="cpu").resized_judge is not None  # the same file's content, elsewhere
+    assert Scorer(device="cpu", max_tiles=16)._judge_applies() is False  # more tiles than it read
+    assert Scorer(device="cpu", all_tiles=True)._judge_applies() is False  # no early stop
+    assert Scorer(device="cpu", judge_resized=False)._judge_applies() is False
+    for fitted_for in [("another-model", "0.7.4", ""), ("ccscore-detector", "0.7.4", "0" * 64)]:
+        other = replace(ResizedJudge.bundled(), fitted_for=fitted_for)
+        monkeypatch.setattr(resized_judge.ResizedJudge, "bundled", classmethod(lambda cls, judge=other: judge))
+        assert Scorer(device="cpu").resized_judge is None
+
+
+def test_settings_holding_the_judge_compare_by_value(scorer):
+    """The pipeline's kept workers are rebuilt only where the settings changed (ScorerSettings equality)."""
+    from ccscore.scorer import ScorerSettings
+
+    assert ScorerSettings.of(scorer) == ScorerSettings.of(scorer)
+    judge = scorer.resized_judge
+    assert judge == ResizedJudge.bundled() and judge != replace(judge, threshold=judge.threshold / 2)
 
 
 def features_of(rgb: np.ndarray, lean: float = 0.5, sharpness=0.9):
@@ -93,13 +117,40 @@ def test_features_read_the_grid_at_the_downscaled_period_in_every_plane():
     damaged = resized(compress(draw_art(3, (768, 640)), "JPEG", 60), 0.7)
     values = features_of(damaged)
     assert values.shape == (JUDGE_GLOBALS + 3 * JUDGE_PER_PLANE,) and np.all(np.isfinite(values))
-    assert values[0] == 0.5 and values[1] == 0.9 and values[2] == 0.0  # lean, sharpness read
+    assert values[0] == 0.5 and values[1] == 0.9 and values[2] == 0.0 and values[3] == 0.0  # lean, sharpness, colour
     period, plane = resized_period(values)
     assert abs(period - 8 * 0.7) < 0.1 and plane in ("luma", "chroma")
     luma_strength = values[JUDGE_GLOBALS]
     assert luma_strength > np.log(3.5)  # a grid, well over its spectrum's median
     clean = features_of(resized(draw_art(3, (768, 640)), 0.7), sharpness=None)
     assert clean[2] == 1.0 and abs(resized_period(clean)[0] - 8 * 0.7) > 0.3  # its resize peaks elsewhere
+
+
+def test_grey_art_reads_no_chroma():
+    """float32's chroma of grey pixels is rounding noise, not colour: its planes read as absent."""
+    grey = np.asarray(Image.fromarray(resized(compress(draw_art(3, (768, 640)).convert("L").convert("RGB"), "JPEG", 60),
+                                              0.7)))
+    values = features_of(grey, sharpness=None)
+    assert values[3] == 1.0 and resized_period(values)[1] == "luma"
+    for plane in (1, 2):
+        start = JUDGE_GLOBALS + plane * JUDGE_PER_PLANE
+        assert values[start] == np.log(1e-3) and not values[start + 1:start + JUDGE_PER_PLANE].any()
+
+
+def test_the_judge_reads_at_scoring_what_its_fitting_reads(scorer, monkeypatch):
+    """`Scorer.resized_inputs` (the fitting's read, the image tiled again) gives the vector the judgement read."""
+    seen = []
+
+    class Recording(ResizedJudge):
+        def probability(self, values):
+            seen.append(values)
+            return super().probability(values)
+
+    monkeypatch.setattr(scorer, "resized_judge", Recording(**vars(scorer.resized_judge)))
+    image = resized(draw_art(0, (512, 448)), 0.8)  # clean art the head leans lossy on a little (0.985): asked
+    result = scorer.score(image)
+    assert len(seen) == 1 and result.label == "clean", result.label
+    assert np.array_equal(seen[0], scorer.resized_inputs(image, result))
 
 
 def test_features_need_a_tile_to_read():
@@ -161,3 +212,19 @@ def test_fitting_gives_the_network_torch_fitted():
     clean = np.array([0.1, 0.9, 0.5, 0.7, 0.3])
     assert choose_threshold(clean, 0.2) == 0.7  # over 0.7: one of five
     assert (clean > choose_threshold(clean, 0.0)).sum() == 0
+
+
+def test_the_threshold_keeps_every_clean_group_bar():
+    from ccscore_export.resized_judge import choose_threshold_within_bars, within_bars
+
+    # 100 downscaled clean images (bar 3%: 3 flagged at most), 2 already flagged; 100 originals (5%), none
+    rows = ([{"kind": "downscaled", "verdict": "jpeg"}] * 2 + [{"kind": "downscaled", "verdict": "clean"}] * 98
+            + [{"kind": "clean", "verdict": "clean"}] * 100)
+    scores = np.zeros(200)
+    scores[2:6] = [0.9, 0.8, 0.7, 0.6]  # downscaled art the judge likes
+    scores[100:103] = [0.95, 0.85, 0.75]  # originals
+    assert within_bars(rows, scores > 0.85) and not within_bars(rows, scores > 0.75)
+    # at most 2% of the 198 still clean (3): 0.8 flags 0.95, 0.9, 0.85, one of them downscaled (its bar's last)
+    assert choose_threshold_within_bars(rows, scores, 0.02) == 0.8
+    assert choose_threshold_within_bars(rows, scores, 0.02, spare=1) == 0.9  # none of them more
+    assert choose_threshold_within_bars(rows, np.zeros(200), 0.02) == 0.0  # nothing over 0 to flag

@@ -34,22 +34,27 @@ _scorer = None
 
 
 def _features(task: tuple[str, str, int]) -> Optional[dict]:
-    """One image's judge inputs and the runtime's verdict without the judge (None: no inputs, e.g. no detail)."""
+    """One image's judge inputs ("x": None where it has none, e.g. no detail: never asked) and the runtime's verdict
+    without the judge; None where it could not be scored."""
     global _scorer
     from ccscore import Scorer
+    from ccscore.errors import one_line
 
     path, kind, label = task
     if _scorer is None:
         _scorer = Scorer(device="cpu", judge_resized=False)
-    result = _scorer.score(path)
-    x = _scorer.resized_inputs(path, result)
-    if x is None:
+    try:
+        result = _scorer.score(path)
+        x = _scorer.resized_inputs(path, result)
+    except Exception as exc:  # one image that cannot be read must not end a long read
+        print(f"{path}: {one_line(exc)}", flush=True)
         return None
-    return {"path": path, "kind": kind, "y": label, "verdict": result.label, "x": x.tolist()}
+    return {"path": path, "kind": kind, "y": label, "verdict": result.label, "x": None if x is None else x.tolist()}
 
 
 def collect(roots: list[Path], workers: int = 2, log=print) -> list[dict]:
-    """The judge's inputs for every positive (POSITIVE_KINDS) and clean image of these evaluation folders."""
+    """The judge's inputs for every positive (POSITIVE_KINDS) and clean image of these evaluation folders (those that
+    could not be scored left out, and said)."""
     tasks = []
     for root in roots:
         with open(root / "manifest.csv", newline="") as f:
@@ -71,7 +76,8 @@ def fit(x: np.ndarray, y: np.ndarray, hidden: int = 64, epochs: int = 600, weigh
     threshold would move with the seed). Its parameters as the runtime's JSON lists."""
     import torch
 
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(scale > 1e-6, scale, 1.0)  # an input that never varies (luma's own ratio to luma) stays 0
     inputs = torch.tensor((x - mean) / scale, dtype=torch.float32)
     targets = torch.tensor(y, dtype=torch.float32)
     positive_weight = torch.tensor(float((y == 0).sum()) / max(1.0, float((y == 1).sum())))
@@ -120,13 +126,16 @@ def choose_threshold(scores: np.ndarray, max_clean: float) -> float:
     """The lowest score flagging at most `max_clean` of these (clean images' scores)."""
     allowed = int(np.floor(max_clean * len(scores)))
     ordered = np.sort(scores)[::-1]
+    if not len(ordered):
+        return 1.0  # nothing to measure on: flag nothing
     return float(ordered[allowed]) if allowed < len(ordered) else 0.0
 
 
-def within_bars(rows: list[dict], flagged: np.ndarray, spare: int = 1) -> bool:
+def within_bars(rows: list[dict], flagged: np.ndarray, spare: int = 0) -> bool:
     """Whether the calibration set's clean images (`rows`: kind, verdict before the judge) flagged before or by the
     judge (`flagged`, per row) keep every clean group's bar of issues #10 and #12 (`bars.CLEAN_GROUPS`) with
-    `spare` images to spare, as the grid gate's calibration asks."""
+    `spare` images to spare (none, as the grid gate's calibration limits clean groups: its spare is the lossy
+    lines')."""
     from .bars import CLEAN_GROUPS
 
     for _, kinds, bar in CLEAN_GROUPS:
@@ -139,7 +148,7 @@ def within_bars(rows: list[dict], flagged: np.ndarray, spare: int = 1) -> bool:
     return True
 
 
-def choose_threshold_within_bars(rows: list[dict], scores: np.ndarray, max_clean: float, spare: int = 1) -> float:
+def choose_threshold_within_bars(rows: list[dict], scores: np.ndarray, max_clean: float, spare: int = 0) -> float:
     """The lowest threshold (of the calibration set's clean images `rows`, judge `scores` per row) that flags at
     most `max_clean` of those still clean and keeps every clean group's bar (`within_bars`); 1.0 where even the
     highest score would break one."""
@@ -153,11 +162,11 @@ def choose_threshold_within_bars(rows: list[dict], scores: np.ndarray, max_clean
     return best
 
 
-def asked(values: list[float]) -> bool:
+def asked(values: Optional[list[float]]) -> bool:
     """Whether the runtime asks the judge about an image with these inputs (its head's lean, the first)."""
     from ccscore.scorer import JUDGE_MAX_TILE_CLEAN
 
-    return values[0] <= JUDGE_MAX_TILE_CLEAN
+    return values is not None and values[0] <= JUDGE_MAX_TILE_CLEAN
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from ccscore import Scorer
 
-    info = Scorer(device="cpu", judge_resized=False).info
+    fitted_for = Scorer(device="cpu", judge_resized=False)
+    info = fitted_for.info
     if args.features is not None and args.features.is_file():
         saved = json.loads(args.features.read_text())
         if saved["train"] != [str(p) for p in args.train] or saved["cal"] != str(args.cal):
@@ -188,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.features is not None:
             args.features.write_text(json.dumps({"train": [str(p) for p in args.train], "cal": str(args.cal),
                                                  "train_rows": train, "cal_rows": cal}))
+    train = [r for r in train if r["x"] is not None]  # an image without inputs is never asked
     x, y = np.array([r["x"] for r in train]), np.array([r["y"] for r in train])
     from .bars import CLEAN_GROUPS
 
@@ -198,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     judge = ResizedJudge.from_spec({**spec, "threshold": 1.0})
     clean = [r for r in cal if r["y"] == 0]
     scores = np.array([judge.probability(np.array(r["x"])) if asked(r["x"]) else 0.0 for r in clean])
-    threshold = choose_threshold_within_bars(clean, scores, args.max_clean, spare=0)
+    threshold = choose_threshold_within_bars(clean, scores, args.max_clean)
     still_clean = np.array([r["verdict"] == "clean" for r in clean])
     positives = [r for r in cal if r["y"] == 1]
     found = sum(r["verdict"] != "clean" or (asked(r["x"]) and judge.probability(np.array(r["x"])) > threshold)
@@ -207,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{int(still_clean.sum())} still clean; {', '.join(POSITIVE_KINDS)} found {found} of {len(positives)} "
           f"(before the judge {sum(r['verdict'] != 'clean' for r in positives)})")
     spec.update(threshold=threshold, max_clean=args.max_clean, seed=args.seed,
-                model={"name": info.name, "version": info.version},
+                model={"name": info.name, "version": info.version, "digest": fitted_for.model_digest},
                 fitted_on={"train": [str(p) for p in args.train], "cal": str(args.cal),
                            "positives": int(y.sum()), "clean": int((y == 0).sum())})
     tmp = args.out.with_suffix(".json.tmp")

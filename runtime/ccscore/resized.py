@@ -82,11 +82,11 @@ class GridPeak:
     # For the resized-damage judge (`resized_features`): the rows' and the columns' phases at the peak, apart (0-pi
     # radians: one grid from one origin agrees); the spectrum at half the peak's frequency (a 4:2:0 chroma block's
     # fundamental) and its strongest peak in FULL, over its median (the weaker axis); whether that strongest peak is
-    # no multiple of half this one's frequency.
+    # no multiple of half this one's frequency either (`harmonic_of_stronger`, 4:2:0's 16 px chroma blocks allowed).
     phase_gap: float = 0.0
     half: float = 0.0
     top: float = 0.0
-    harmonic_of_half: bool = False
+    harmonic_of_stronger_420: bool = False
 
     @property
     def scale(self) -> float:
@@ -370,7 +370,7 @@ def chroma_sharpness(tiles: Sequence[np.ndarray]) -> Optional[float]:
 # frequency (4:2:0 blocks), rows' and columns' phases agreeing, the head leaning lossy. A small classifier fitted on
 # them (export/ccscore_export/resized_judge.py; Scorer.find_downscaled) reads this vector.
 JUDGE_MIN_LOG = 1e-3  # strengths are read as logs; a zero as this
-JUDGE_GLOBALS = 5  # lean, sharpness, no sharpness, log pixels, tiles; then JUDGE_PER_PLANE per plane
+JUDGE_GLOBALS = 6  # lean, sharpness, no sharpness, grey, log pixels, tiles; then JUDGE_PER_PLANE per plane
 JUDGE_PER_PLANE = 13
 
 
@@ -384,24 +384,33 @@ def resized_features(tiles: Sequence[np.ndarray], boxes: Sequence[Box], size: tu
     P(clean) (`lean`) and its `chroma_sharpness` (None: too few colour edges): per plane (luma, Cb, Cr) its
     `grid_peak`'s strength (log), period, texture over strength (log), modulation, drawn, phase gap, zero
     differences, both harmonic flags, half and top (logs, top over strength), whether its period is luma's and its
-    strength over luma's (log). None where no tile is MIN_TILE_SIDE each way. `luma_peak`: luma's, already read."""
+    strength over luma's (log); modulation and drawn as logs (ratios whose denominators may be near 0). Grey tiles'
+    chroma planes read as absent (a fixed vector; `grey` among the first inputs). None where no tile is MIN_TILE_SIDE each way. `luma_peak`: luma's, already read."""
     luma_peak = luma_peak or grid_peak(tiles, boxes)
     if luma_peak is None:
         return None
-    peaks = [luma_peak] + [grid_peak(tiles, boxes, plane) for plane in CHROMA_PLANES]
-    values = [lean, 1.2 if sharpness is None else sharpness, float(sharpness is None),
+    # Grey art has no chroma: float32's products leave a rounding noise there (~1e-5, by grey level and machine) that a
+    # spectrum over its median would read as peaks. Its chroma planes read as absent: a fixed vector.
+    grey = all(np.array_equal(tile[..., 0], tile[..., 1]) and np.array_equal(tile[..., 1], tile[..., 2])
+               for tile in tiles)
+    peaks = [luma_peak] + [None if grey else grid_peak(tiles, boxes, plane) for plane in CHROMA_PLANES]
+    values = [lean, 1.2 if sharpness is None else sharpness, float(sharpness is None), float(grey),
               float(np.log(max(1, size[0] * size[1]))), float(len(tiles))]
     for peak in peaks:
-        assert peak is not None  # the same tiles as luma's
+        if peak is None:
+            values += [_log(0.0)] + [0.0] * (JUDGE_PER_PLANE - 1)
+            continue
         strength = _log(peak.strength)
-        values += [strength, peak.period, _log(peak.texture) - strength, peak.modulation, peak.drawn, peak.phase_gap,
-                   peak.zero_differences, float(peak.harmonic_of_stronger), float(peak.harmonic_of_half),
+        values += [strength, peak.period, _log(peak.texture) - strength, _log(peak.modulation), _log(peak.drawn),
+                   peak.phase_gap,
+                   peak.zero_differences, float(peak.harmonic_of_stronger), float(peak.harmonic_of_stronger_420),
                    _log(peak.half), _log(peak.top) - strength, float(abs(peak.period - luma_peak.period) < 0.08),
                    strength - _log(luma_peak.strength)]
     return np.array(values, np.float64)
 
 
 def resized_period(values: np.ndarray) -> tuple[float, Literal["luma", "chroma"]]:
-    """The period of the strongest plane's peak in a `resized_features` vector, and whether that plane is luma."""
+    """The period of the strongest plane's peak in a `resized_features` vector (an absent plane's strength is the
+    least), and whether that plane is luma."""
     strongest = int(np.argmax(values[JUDGE_GLOBALS::JUDGE_PER_PLANE]))
     return float(values[JUDGE_GLOBALS + 1 + strongest * JUDGE_PER_PLANE]), "luma" if strongest == 0 else "chroma"

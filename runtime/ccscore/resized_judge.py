@@ -12,7 +12,8 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, one_line
+from .resized import JUDGE_GLOBALS, JUDGE_PER_PLANE
 
 BUNDLED_JUDGE = Path(__file__).with_name("resized_judge.json")
 
@@ -26,7 +27,17 @@ class ResizedJudge:
     out_weight: np.ndarray  # [H]
     out_bias: float
     threshold: float  # a probability over this flags
-    fitted_for: tuple[str, str] = ("", "")  # the model (name, version) whose head's lean it read
+    fitted_for: tuple[str, str, str] = ("", "", "")  # the model (name, version, file SHA-256) whose head's lean it read
+
+    def __eq__(self, other: object) -> bool:
+        """By value (Scorer settings holding it are compared: `ScorerSettings`)."""
+        if not isinstance(other, ResizedJudge):
+            return NotImplemented
+        return (all(np.array_equal(getattr(self, name), getattr(other, name))
+                    for name in ("mean", "scale", "hidden_weight", "hidden_bias", "out_weight"))
+                and (self.out_bias, self.threshold, self.fitted_for) == (other.out_bias, other.threshold, other.fitted_for))
+
+    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def from_spec(cls, spec: dict) -> "ResizedJudge":
@@ -35,24 +46,33 @@ class ResizedJudge:
         weight = np.asarray(spec["hidden"]["weight"], np.float64)
         bias = np.asarray(spec["hidden"]["bias"], np.float64)
         out = np.asarray(spec["out"]["weight"], np.float64)
+        if mean.ndim != 1 or bias.ndim != 1:
+            raise ValueError("mean and hidden bias must be lists")
         features, hidden = mean.shape[0], bias.shape[0]
-        if (mean.ndim != 1 or scale.shape != mean.shape or weight.shape != (hidden, features)
-                or out.shape != (hidden,) or not np.all(scale > 0)):
+        if (scale.shape != mean.shape or weight.shape != (hidden, features) or out.shape != (hidden,)
+                or not np.all(scale > 0)):
             raise ValueError("inconsistent shapes or a scale that is not positive")
+        if not 0.0 <= float(spec["threshold"]) <= 1.0:
+            raise ValueError(f"threshold {spec['threshold']!r} is no probability")
         values = np.concatenate([mean, scale, weight.ravel(), bias, out, [spec["out"]["bias"], spec["threshold"]]])
         if not np.all(np.isfinite(values)):
             raise ValueError("values that are not finite")
         model = spec.get("model", {})
+        if not isinstance(model, dict):
+            raise ValueError("model must name the model it was fitted for")
         return cls(mean, scale, weight, bias, out, float(spec["out"]["bias"]), float(spec["threshold"]),
-                   (str(model.get("name", "")), str(model.get("version", ""))))
+                   (str(model.get("name", "")), str(model.get("version", "")), str(model.get("digest", ""))))
 
     @classmethod
     def bundled(cls) -> "ResizedJudge":
         """The judge shipped beside the runtime; ModelError (one line) where it is missing or broken."""
         try:
-            return cls.from_spec(json.loads(BUNDLED_JUDGE.read_text()))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f"{BUNDLED_JUDGE}: unusable resized-damage judge: {exc}") from None
+            judge = cls.from_spec(json.loads(BUNDLED_JUDGE.read_text()))
+            if judge.features != JUDGE_GLOBALS + 3 * JUDGE_PER_PLANE:
+                raise ValueError(f"{judge.features} inputs, where this runtime reads {JUDGE_GLOBALS + 3 * JUDGE_PER_PLANE}")
+            return judge
+        except Exception as exc:  # any shape of broken file: one line
+            raise ModelError(f"{BUNDLED_JUDGE}: unusable resized-damage judge: {one_line(exc)}") from None
 
     @property
     def features(self) -> int:

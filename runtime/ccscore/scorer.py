@@ -424,6 +424,9 @@ class Scorer:
         evidence "chroma"), or softer at all and showing the downscaled grid in Cb or Cr well over luma's peak
         (`resized.chroma_grid_peak`; evidence "downscaled" in chroma). Needs a grid gate (its evidence; also where
         one is set on the built Scorer), a JPEG label and the model's content tiling; off otherwise.
+    judge_resized: with find_downscaled, images the rules above leave clean are asked of the resized-damage judge
+        (`resized_judge.ResizedJudge`, `resized.resized_features`; evidence "downscaled", judged), where it was fitted
+        for this model file and the tiles are chosen and scored as the model's metadata says (its inputs read them).
     file_timeout: seconds one file may take to decode, tile and (on CPU) score in `pipeline.run_pipeline`'s
         worker processes before it is killed and recorded as too slow (None: no limit). Decoding in this process
         (`score`, `score_many`) cannot be stopped midway: use the pipeline for untrusted files.
@@ -478,10 +481,28 @@ class Scorer:
         self.halve_upscaled = bool(halve_upscaled) and self.grid_gate is not None and self.info.tiling == "content"
         self.find_downscaled = bool(find_downscaled) and self.grid_gate is not None and JPEG in self.labels \
             and self.info.tiling == "content"
-        self.resized_judge: Optional[ResizedJudge] = None
-        if judge_resized and self.find_downscaled:
+        self.resized_judge = self._bundled_judge(path) if judge_resized and self.find_downscaled else None
+
+    def _bundled_judge(self, path: Path) -> Optional[ResizedJudge]:
+        """The resized-damage judge where it was fitted for this model file (name, version and content), else None.
+        A missing or broken judge file is a ModelError with the bundled model (a broken install), and no judge with
+        another model (it would not be asked)."""
+        try:
             judge = ResizedJudge.bundled()
-            self.resized_judge = judge if judge.fitted_for == (self.info.name, self.info.version) else None
+        except ModelError:
+            if path.resolve() == default_model_path().resolve():
+                raise
+            return None
+        return judge if judge.fitted_for == (self.info.name, self.info.version, self.model_digest) else None
+
+    def _judge_applies(self) -> bool:
+        """Whether the judge is asked: it is set, and tiles are chosen and scored as when it was fitted (the model's
+        tiling parameters and early stop: its inputs include the tile count and the scored tiles' lean)."""
+        if self.resized_judge is None or self.tiling_params != self.info.tiling_params:
+            return False
+        stop = self.info.early_stop
+        fitted = EarlyStop(stop["first_tiles"], stop["margin"]) if stop and CLEAN in self.labels else None
+        return self.early_stop == (fitted if fitted is not None and fitted.applies(self.threshold) else None)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -746,7 +767,7 @@ class Scorer:
             luma_peaks: dict[int, Optional[GridPeak]] = {}  # read once for both judgements
             self._judge_downscaled(items, results, luma_peaks)
             self._judge_chroma(items, results, luma_peaks)
-            if self.resized_judge is not None:
+            if self._judge_applies():
                 self._judge_resized(items, results, luma_peaks)
         return results
 
@@ -868,7 +889,7 @@ class Scorer:
 
     @staticmethod
     def _may_be_resized_jpeg(result: ScoreResult | ScoreFailure) -> bool:
-        """Whether the downscaled and chroma judgements may ask about a record: scored, with detail, and no decoder
+        """Whether the downscaled, chroma and judged judgements may ask about a record: scored, with detail, and no decoder
         check that proved another codec (yet clean at a lenient threshold: its own)."""
         return (isinstance(result, ScoreResult) and result.evidence is not None
                 and result.evidence.detailed_tiles > 0 and result.decoder in (None, JPEG))
