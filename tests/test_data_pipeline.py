@@ -399,10 +399,15 @@ def test_kinds_are_added_to_an_existing_set_untouched(tmp_path):
     wanted = {r["path"]: r for r in csv.DictReader(open(full)) if r["kind"] in new}
     assert {r["path"]: r for r in added} == wanted  # as the whole build made them
     assert all((old / p).read_bytes() == (full.parent / p).read_bytes() for p in wanted)
-    # A kind the set already lists is refused; an unknown kind or a folder without a manifest too.
+    # A kind the set already lists is refused; an unknown kind too.
     assert build_main(args) == 2 and (old / "manifest.csv").read_text() == text
     assert build_main(args[:-1] + ["no_such_kind"]) == 2
-    assert build_main(["--eval-from", str(clean_dir), "--out", str(tmp_path / "none"), "--kinds", "clean"]) == 2
+    # A folder without a manifest becomes a set of these kinds alone, as the whole build made them.
+    assert build_main(["--eval-from", str(clean_dir), "--out", str(tmp_path / "new"), "--seed", "4", "--workers", "1",
+                       "--kinds", "jpeg_q50"]) == 0
+    alone = list(csv.DictReader(open(tmp_path / "new" / "manifest.csv")))
+    assert alone == [r for r in csv.DictReader(open(full)) if r["kind"] == "jpeg_q50"]
+    assert all((tmp_path / "new" / r["path"]).read_bytes() == (full.parent / r["path"]).read_bytes() for r in alone)
 
 
 def test_issue12_eval_kinds(tmp_path):
