@@ -27,7 +27,8 @@ def scorer():
 def spec(features=4, hidden=3, threshold=0.5, seed=0) -> dict:
     rng = np.random.default_rng(seed)
     return {"mean": rng.normal(size=features).tolist(), "scale": rng.uniform(0.5, 2, features).tolist(),
-            "hidden": {"weight": rng.normal(size=(hidden, features)).tolist(), "bias": rng.normal(size=hidden).tolist()},
+            "hidden": {"weight": rng.normal(size=(hidden, features)).tolist(),
+                       "bias": rng.normal(size=hidden).tolist()},
             "out": {"weight": rng.normal(size=hidden).tolist(), "bias": 0.3}, "threshold": threshold}
 
 

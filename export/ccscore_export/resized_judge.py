@@ -6,12 +6,12 @@ Fitted on evaluation folders built from the *training* sources (`build-data --sp
 clean kind the negatives. Its threshold is chosen on the calibration set (`data/eval-wild-cal`, validation sources):
 the lowest that flags at most `--max-clean` of the calibration set's clean images the runtime still calls clean and
 keeps every clean group's bar of issues #10 and #12 there (`bars.CLEAN_GROUPS`, counting what the runtime flags
-already), as the grid gate's calibration keeps them. The report set (`data/eval-wild`) is never read here. Output: the JSON the runtime loads
-(`ccscore/resized_judge.json`): feature standardisation, a one-hidden-layer network's weights, the threshold, and
-what it was fitted on.
+already), as the grid gate's calibration keeps them. The report set (`data/eval-wild`) is never read here. Output:
+the JSON the runtime loads (`ccscore/resized_judge.json`): feature standardisation, a one-hidden-layer network's
+weights, the threshold, and what it was fitted on.
 
-    ccscore-export resized-judge --train data/judge/train-a data/judge/train-b --cal data/eval-wild-cal \\
-        --out runtime/ccscore/resized_judge.json
+    ccscore-export resized-judge --train data/judge/train-a ... --cal data/eval-wild-cal \\
+        --out runtime/ccscore/resized_judge.json   # export/recipes/resized-judge.sh builds the folders and runs it
 """
 
 from __future__ import annotations

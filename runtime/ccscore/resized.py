@@ -385,7 +385,8 @@ def resized_features(tiles: Sequence[np.ndarray], boxes: Sequence[Box], size: tu
     `grid_peak`'s strength (log), period, texture over strength (log), modulation, drawn, phase gap, zero
     differences, both harmonic flags, half and top (logs, top over strength), whether its period is luma's and its
     strength over luma's (log); modulation and drawn as logs (ratios whose denominators may be near 0). Grey tiles'
-    chroma planes read as absent (a fixed vector; `grey` among the first inputs). None where no tile is MIN_TILE_SIDE each way. `luma_peak`: luma's, already read."""
+    chroma planes read as absent (a fixed vector; `grey` among the first inputs). None where no tile is MIN_TILE_SIDE
+    each way. `luma_peak`: luma's, already read."""
     luma_peak = luma_peak or grid_peak(tiles, boxes)
     if luma_peak is None:
         return None

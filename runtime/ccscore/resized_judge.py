@@ -35,7 +35,8 @@ class ResizedJudge:
             return NotImplemented
         return (all(np.array_equal(getattr(self, name), getattr(other, name))
                     for name in ("mean", "scale", "hidden_weight", "hidden_bias", "out_weight"))
-                and (self.out_bias, self.threshold, self.fitted_for) == (other.out_bias, other.threshold, other.fitted_for))
+                and (self.out_bias, self.threshold, self.fitted_for)
+                == (other.out_bias, other.threshold, other.fitted_for))
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -69,7 +70,8 @@ class ResizedJudge:
         try:
             judge = cls.from_spec(json.loads(BUNDLED_JUDGE.read_text()))
             if judge.features != JUDGE_GLOBALS + 3 * JUDGE_PER_PLANE:
-                raise ValueError(f"{judge.features} inputs, where this runtime reads {JUDGE_GLOBALS + 3 * JUDGE_PER_PLANE}")
+                raise ValueError(f"{judge.features} inputs, where this runtime reads "
+                                 f"{JUDGE_GLOBALS + 3 * JUDGE_PER_PLANE}")
             return judge
         except Exception as exc:  # any shape of broken file: one line
             raise ModelError(f"{BUNDLED_JUDGE}: unusable resized-damage judge: {one_line(exc)}") from None

@@ -889,8 +889,8 @@ class Scorer:
 
     @staticmethod
     def _may_be_resized_jpeg(result: ScoreResult | ScoreFailure) -> bool:
-        """Whether the downscaled, chroma and judged judgements may ask about a record: scored, with detail, and no decoder
-        check that proved another codec (yet clean at a lenient threshold: its own)."""
+        """Whether the downscaled, chroma and judged judgements may ask about a record: scored, with detail, and no
+        decoder check that proved another codec (yet clean at a lenient threshold: its own)."""
         return (isinstance(result, ScoreResult) and result.evidence is not None
                 and result.evidence.detailed_tiles > 0 and result.decoder in (None, JPEG))
 
