@@ -247,10 +247,16 @@ CHROMA_GRID_GAIN = 2.0
 CHROMA_PLANES = (CHROMA_GRID_GAIN * YCBCR[1], CHROMA_GRID_GAIN * YCBCR[2])  # Cb, Cr
 
 
-def chroma_grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box], min_strength: float) -> Optional[GridPeak]:
-    """The stronger of Cb's and Cr's peaks (`grid_peak` in that plane) that repeat as a block grid would
+def chroma_peaks(tiles: Sequence[np.ndarray], boxes: Sequence[Box]) -> list[Optional[GridPeak]]:
+    """Cb's and Cr's peaks (`grid_peak` in each plane)."""
+    return [grid_peak(tiles, boxes, plane) for plane in CHROMA_PLANES]
+
+
+def chroma_grid_peak(tiles: Sequence[np.ndarray], boxes: Sequence[Box], min_strength: float,
+                     peaks: Optional[Sequence[Optional[GridPeak]]] = None) -> Optional[GridPeak]:
+    """The stronger of Cb's and Cr's peaks (`chroma_peaks`; `peaks`: already read) that repeat as a block grid would
     (`GridPeak.repeats_as_grid` at `min_strength`); None where neither does."""
-    peaks = [grid_peak(tiles, boxes, plane) for plane in CHROMA_PLANES]
+    peaks = chroma_peaks(tiles, boxes) if peaks is None else peaks
     grids = [peak for peak in peaks if peak is not None and peak.repeats_as_grid(min_strength)]
     return max(grids, key=lambda peak: peak.strength, default=None)
 
@@ -378,23 +384,33 @@ def _log(value: float) -> float:
     return float(np.log(max(value, JUDGE_MIN_LOG)))
 
 
+def is_grey(tiles: Sequence[np.ndarray]) -> bool:
+    """Whether every pixel of these tiles (uint8 [h, w, 3] each) is grey (R = G = B)."""
+    return all(np.array_equal(tile[..., 0], tile[..., 1]) and np.array_equal(tile[..., 1], tile[..., 2])
+               for tile in tiles)
+
+
 def resized_features(tiles: Sequence[np.ndarray], boxes: Sequence[Box], size: tuple[int, int], lean: float,
-                     sharpness: Optional[float], luma_peak: Optional[GridPeak] = None) -> Optional[np.ndarray]:
+                     sharpness: Optional[float], luma_peak: Optional[GridPeak] = None,
+                     chroma: Optional[Sequence[Optional[GridPeak]]] = None) -> Optional[np.ndarray]:
     """The judge's inputs for an image of `size` from its tiles' own pixels (at `boxes`), its scored tiles' mean
     P(clean) (`lean`) and its `chroma_sharpness` (None: too few colour edges): per plane (luma, Cb, Cr) its
     `grid_peak`'s strength (log), period, texture over strength (log), modulation, drawn, phase gap, zero
     differences, both harmonic flags, half and top (logs, top over strength), whether its period is luma's and its
     strength over luma's (log); modulation and drawn as logs (ratios whose denominators may be near 0). Grey tiles'
     chroma planes read as absent (a fixed vector; `grey` among the first inputs). None where no tile is MIN_TILE_SIDE
-    each way. `luma_peak`: luma's, already read."""
+    each way. `luma_peak`, `chroma`: luma's and `chroma_peaks`, already read."""
     luma_peak = luma_peak or grid_peak(tiles, boxes)
     if luma_peak is None:
         return None
     # Grey art has no chroma: float32's products leave a rounding noise there (~1e-5, by grey level and machine) that a
     # spectrum over its median would read as peaks. Its chroma planes read as absent: a fixed vector.
-    grey = all(np.array_equal(tile[..., 0], tile[..., 1]) and np.array_equal(tile[..., 1], tile[..., 2])
-               for tile in tiles)
-    peaks = [luma_peak] + [None if grey else grid_peak(tiles, boxes, plane) for plane in CHROMA_PLANES]
+    grey = is_grey(tiles)
+    if grey:
+        chroma = [None] * len(CHROMA_PLANES)
+    elif chroma is None:
+        chroma = chroma_peaks(tiles, boxes)
+    peaks = [luma_peak, *chroma]
     values = [lean, 1.2 if sharpness is None else sharpness, float(sharpness is None), float(grey),
               float(np.log(max(1, size[0] * size[1]))), float(len(tiles))]
     for peak in peaks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence
 
@@ -17,7 +18,8 @@ from .images import ImageInput, load_image
 from .model_info import MAX_TILES_RANGE, PHASES, PROBS, QUALITY, ModelInfo, default_model_path, number
 from .pipeline import DEFAULT_FILE_TIMEOUT
 from .quantisation import TableEstimate, estimate_luma_table
-from .resized import GridPeak, chroma_grid_peak, chroma_sharpness, grid_peak, resized_features, resized_period
+from .resized import (CHROMA_PLANES, GridPeak, chroma_grid_peak, chroma_peaks, chroma_sharpness, grid_peak, is_grey,
+                      resized_features, resized_period)
 from .resized_judge import ResizedJudge
 from .providers import CPU, Device, Session, create_session, import_onnxruntime, session_threads
 from .results import ScoreFailure, ScoreResult, TileScore
@@ -361,6 +363,31 @@ def file_digest(path: os.PathLike | str) -> Optional[str]:
     except OSError:
         return None
     return digest.hexdigest()
+
+
+class TileReads:
+    """What the resized judgements (downscaled, chroma, judged) read of one image's tiles, each read at most once in a
+    batch: the tiles' own pixels, luma's and chroma's grid peaks, chroma's sharpness."""
+
+    def __init__(self, tiles: Tiles):
+        self.tiles = tiles
+
+    @cached_property
+    def own(self) -> list[np.ndarray]:
+        return self.tiles.own()
+
+    @cached_property
+    def luma_peak(self) -> Optional[GridPeak]:
+        return grid_peak(self.own, self.tiles.boxes)
+
+    @cached_property
+    def chroma_peaks(self) -> list[Optional[GridPeak]]:
+        """None each for grey tiles (`resized.is_grey`: no chroma to read)."""
+        return [None] * len(CHROMA_PLANES) if is_grey(self.own) else chroma_peaks(self.own, self.tiles.boxes)
+
+    @cached_property
+    def sharpness(self) -> Optional[float]:
+        return chroma_sharpness(self.own)
 
 
 @dataclass(frozen=True)
@@ -764,11 +791,11 @@ class Scorer:
             self._judge_halved(items, results)
             self._judge_upscaled(items, results)
         if self.find_downscaled:
-            luma_peaks: dict[int, Optional[GridPeak]] = {}  # read once for both judgements
-            self._judge_downscaled(items, results, luma_peaks)
-            self._judge_chroma(items, results, luma_peaks)
+            reads = [TileReads(tiles) for _, tiles, _ in items]  # each read once for all three judgements
+            self._judge_downscaled(results, reads)
+            self._judge_chroma(results, reads)
             if self._judge_applies():
-                self._judge_resized(items, results, luma_peaks)
+                self._judge_resized(items, results, reads)
         return results
 
     def resized_inputs(self, image: ImageInput, result: ScoreResult,
@@ -776,26 +803,16 @@ class Scorer:
         """The resized-damage judge's inputs (`resized.resized_features`) for a scored image (its `result`), re-tiled
         here; None where it has no scored tiles or no tile to read. The judge's fitting reads them so."""
         tiles, size = self.tile(image)
-        return self._resized_inputs(tiles, size, result, luma_peak)
+        return self._resized_inputs(TileReads(tiles), size, result)
 
     @staticmethod
-    def _resized_inputs(tiles: Tiles, size: tuple[int, int], result: ScoreResult,
-                        luma_peak: Optional[GridPeak] = None) -> Optional[np.ndarray]:
+    def _resized_inputs(reads: TileReads, size: tuple[int, int], result: ScoreResult) -> Optional[np.ndarray]:
         if not result.tiles:
             return None
-        own = tiles.own()
-        return resized_features(own, tiles.boxes, size, Scorer._mean_tile_clean(result), chroma_sharpness(own),
-                                luma_peak)
+        return resized_features(reads.own, reads.tiles.boxes, size, Scorer._mean_tile_clean(result), reads.sharpness,
+                                reads.luma_peak, reads.chroma_peaks)
 
-    @staticmethod
-    def _luma_peak(k: int, tiles: Tiles, luma_peaks: dict[int, Optional[GridPeak]]) -> Optional[GridPeak]:
-        """Image k's luma grid peak over all its tiles (`resized.grid_peak`), read once."""
-        if k not in luma_peaks:
-            luma_peaks[k] = grid_peak(tiles.own(), tiles.boxes)
-        return luma_peaks[k]
-
-    def _judge_downscaled(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
-                          results: list[ScoreResult | ScoreFailure], luma_peaks: dict[int, Optional[GridPeak]]) -> None:
+    def _judge_downscaled(self, results: list[ScoreResult | ScoreFailure], reads: list[TileReads]) -> None:
         """Images judged clean (or WebP or AVIF: `_may_rename_downscaled`), with detail, whose scored tiles lean lossy
         before the gate (DOWNSCALED_MAX_TILE_CLEAN) and whose tiles (all of them: the early stop leaves most unread)
         show a JPEG's block grid downscaled (`resized.GridPeak.shows_grid` at DOWNSCALED_MIN_PEAK) become JPEG's:
@@ -813,7 +830,7 @@ class Scorer:
                 continue
             if self._mean_tile_clean(result) > DOWNSCALED_MAX_TILE_CLEAN:
                 continue  # asked first: most clean art is settled here, without cutting its other tiles
-            peak = self._luma_peak(k, items[k][1], luma_peaks)
+            peak = reads[k].luma_peak
             if peak is None or not peak.shows_grid(DOWNSCALED_MIN_PEAK):
                 continue
             likeliest = max((label for label in result.scores if label != CLEAN), key=result.scores.get)
@@ -823,8 +840,7 @@ class Scorer:
             # a renamed verdict keeps the head's quality (approximate, as on halved tiles)
             self._as_resized_jpeg(result, keep_quality=renaming, downscaled_period=peak.period, downscaled_plane="luma")
 
-    def _judge_chroma(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
-                      results: list[ScoreResult | ScoreFailure], luma_peaks: dict[int, Optional[GridPeak]]) -> None:
+    def _judge_chroma(self, results: list[ScoreResult | ScoreFailure], reads: list[TileReads]) -> None:
         """Images still judged clean, with detail, whose scored tiles lean lossy at all before the gate
         (CHROMA_MAX_TILE_CLEAN) become JPEG's where their tiles' chroma is softer than their luma
         (`resized.chroma_sharpness` under CHROMA_MAX_SHARPNESS: chroma subsampled by a codec, then resized; evidence
@@ -838,9 +854,7 @@ class Scorer:
                 continue
             if self._mean_tile_clean(result) > CHROMA_MAX_TILE_CLEAN:
                 continue  # asked first: most clean art is settled here, without cutting its other tiles
-            tiles = items[k][1]
-            own = tiles.own()
-            sharpness = chroma_sharpness(own)
+            sharpness = reads[k].sharpness
             if sharpness is None:
                 continue
             if sharpness < CHROMA_MAX_SHARPNESS:
@@ -848,10 +862,10 @@ class Scorer:
                 continue
             if sharpness >= CHROMA_GRID_MAX_SHARPNESS:
                 continue
-            grid = chroma_grid_peak(own, tiles.boxes, CHROMA_GRID_MIN_PEAK)
+            grid = chroma_grid_peak(reads[k].own, reads[k].tiles.boxes, CHROMA_GRID_MIN_PEAK, reads[k].chroma_peaks)
             if grid is None:
                 continue
-            luma = self._luma_peak(k, tiles, luma_peaks)  # never None where chroma's was read: the same tiles
+            luma = reads[k].luma_peak  # never None where chroma's was read: the same tiles
             if luma is None or (grid.drawn > CHROMA_GRID_MAX_DRAWN and luma.strength < CHROMA_GRID_DRAWN_LUMA):
                 continue  # a gradient's steps, not blocks
             if grid.strength >= CHROMA_GRID_OVER_LUMA * luma.strength:
@@ -859,7 +873,7 @@ class Scorer:
                                       downscaled_plane="chroma", chroma_sharpness=sharpness)
 
     def _judge_resized(self, items: Sequence[tuple[Optional[str], Tiles, tuple[int, int]]],
-                       results: list[ScoreResult | ScoreFailure], luma_peaks: dict[int, Optional[GridPeak]]) -> None:
+                       results: list[ScoreResult | ScoreFailure], reads: list[TileReads]) -> None:
         """Images still judged clean, with detail, whose scored tiles lean lossy at all (JUDGE_MAX_TILE_CLEAN) and
         whom the resized-damage judge flags become JPEG's: evidence "downscaled" at the period of the plane whose
         peak is strongest, with the judge's probability; no quality. Judged at this threshold, like downscaled
@@ -871,12 +885,10 @@ class Scorer:
                 continue
             if self._mean_tile_clean(result) > JUDGE_MAX_TILE_CLEAN:
                 continue
-            _, tiles, size = items[k]
-            luma = self._luma_peak(k, tiles, luma_peaks)
-            if luma is None:
+            values = self._resized_inputs(reads[k], items[k][2], result)
+            if values is None:  # no tile to read
                 continue
-            values = self._resized_inputs(tiles, size, result, luma)
-            probability = None if values is None else judge.probability(values)
+            probability = judge.probability(values)
             if judge.flags(probability):
                 period, plane = resized_period(values)
                 self._as_resized_jpeg(result, keep_quality=False, downscaled_period=period, downscaled_plane=plane,
