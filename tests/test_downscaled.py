@@ -166,7 +166,8 @@ def test_the_scorer_calls_it_jpeg_downscaled_without_a_quality(scorers):
     assert result.label == "jpeg" and result.evidence.word == "downscaled"
     assert result.quality is None and result.quality_source is None and result.table is None
     assert result.scores["clean"] < 0.1
-    assert result.details()["downscaled"] == {"period": 5.596, "scale": 0.699, "plane": "luma", "judged": None}
+    assert result.details()["downscaled"] == {"period": 5.596, "scale": 0.699, "plane": "luma", "judged": None,
+                                              "blocks": None}
     clean = scorer.score(downscaled(draw_art(1, SIZE), 0.7, "bicubic"))
     assert clean.label == "clean" and clean.details()["downscaled"] is None
 
@@ -209,7 +210,8 @@ def test_the_score_command_finds_it_whichever_process_scores(tmp_path, monkeypat
 
 
 RENAMED = (2, 60, 0.6, "bilinear")  # the model calls it WebP, P(clean) 0.39: renamed
-HEAD_SURE = (1, 70, 0.75, "bicubic")  # WebP at P(clean) 0.18: left WebP
+HEAD_SURE = (3, 70, 0.75, "bicubic")  # WebP at P(clean) 0.24, the grid 4.7 x its median: left WebP
+SURE_BUT_GRIDDED = (2, 70, 0.75, "bicubic")  # WebP at P(clean) 0.03, the grid 13.7 x its median at 6 px: renamed
 
 
 def shrunk_jpeg(seed: int, quality: int, scale: float, kernel: str) -> np.ndarray:
@@ -248,3 +250,20 @@ def test_a_verdict_proven_halved_or_at_the_macroblocks_harmonic_is_not_renamed(s
     monkeypatch.setattr(scoring, "DOWNSCALED_RENAME_AVOID", (4.8, 0.05))  # 8 x 0.6: where this grid peaks
     result = scorer.score(rgb)
     assert result.label == "webp" and result.evidence.word == "grid"
+
+
+def test_a_verdict_the_head_is_sure_of_is_renamed_only_by_a_grid_far_over_the_codecs_own(scorers, monkeypatch):
+    from ccscore import scorer as scoring
+
+    scorer, without = scorers
+    rgb = shrunk_jpeg(*SURE_BUT_GRIDDED)
+    before = without.score(rgb)
+    assert before.label == "webp" and before.scores["clean"] < scoring.DOWNSCALED_RENAME_MIN_CLEAN
+    result = scorer.score(rgb)
+    assert result.label == "jpeg" and result.evidence.word == "downscaled"
+    assert result.details()["downscaled"]["scale"] == pytest.approx(0.75, abs=0.01)
+    monkeypatch.setattr(scoring, "DOWNSCALED_RENAME_SURE_PEAK", 20.0)  # over this grid's peak
+    assert scorer.score(rgb).label == "webp"
+    monkeypatch.setattr(scoring, "DOWNSCALED_RENAME_SURE_PEAK", 11.0)
+    monkeypatch.setattr(scoring, "DOWNSCALED_RENAME_SURE_PERIODS", (4.5, 5.9))  # 6 px: where VP8/AV1 fold, say
+    assert scorer.score(rgb).label == "webp"

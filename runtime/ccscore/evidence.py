@@ -68,6 +68,9 @@ class ImageEvidence:
     # Where the resized-damage judge found it (no single rule did): its probability; the period is the strongest
     # plane's peak's.
     downscaled_judged: Optional[float] = None
+    # Where the judge leant that way and the blocks' quantisation, read back through the downscale, showed it
+    # (downscaled_blocks.back_agreement): the windows that agree on one 8x8 phase, and the windows read.
+    downscaled_blocks: Optional[tuple[int, int]] = None
     # The factor (x, y) an image was upscaled by after compression, other than 2 or 4 (Scorer.halve_upscaled): damage
     # found on it resampled back to its source size; the grids are then that image's.
     upscaled_by: Optional[tuple[float, float]] = None

@@ -87,12 +87,15 @@ class ScoreResult:
             d["halved"] = {"times": halvings, "from": list(self.evidence.halved_from)} if halvings else None
             # evidence "downscaled": the JPEG block grid's period in pixels, the downscale factor it implies and the
             # plane it showed in ("luma", or "chroma" where luma's grid was too faint); "judged": the resized-damage
-            # judge's probability where it found the grid (no single rule did; the strongest plane's period), else null
+            # judge's probability where it found the grid (no single rule did; the strongest plane's period), else null;
+            # "blocks": [agreeing, read] where the blocks' quantisation read back through the downscale found it
+            # (windows agreeing on one 8x8 phase; the period then the one read back at), else null
             period = self.evidence.downscaled_period
-            judged = self.evidence.downscaled_judged
+            judged, blocks = self.evidence.downscaled_judged, self.evidence.downscaled_blocks
             d["downscaled"] = None if period is None else {"period": round(period, 3), "scale": round(period / 8, 3),
                                                            "plane": self.evidence.downscaled_plane,
-                                                           "judged": None if judged is None else round(judged, 4)}
+                                                           "judged": None if judged is None else round(judged, 4),
+                                                           "blocks": None if blocks is None else list(blocks)}
             # evidence "upscaled": the factor (x, y) the image was upscaled by after compression (not 2 or 4)
             factor = self.evidence.upscaled_by
             d["upscaled"] = None if factor is None else {"scale": [round(factor[0], 4), round(factor[1], 4)]}

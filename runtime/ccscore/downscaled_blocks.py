@@ -1,0 +1,148 @@
+"""JPEG's 8x8 quantisation read back through a downscale (evidence "downscaled", `blocks`).
+
+A JPEG quantises each 8x8 block's DCT coefficients: at its own grid, many of a textured block's coefficients are
+zero, and the tiles of one image agree on where that grid lies (the fixed statistic the held-out evaluation measured:
+96% of JPEG tiles agree, 19-28% of clean ones). A downscale by s keeps the coefficients below s x the source's
+Nyquist frequency and moves the grid to a period of 8s pixels, a fraction of a pixel. Resampled back by 1/s, a tile's
+low-frequency coefficients are the source's again, nearly: at the grid's phase most are still near zero. Clean art
+resampled so has no phase its tiles agree on.
+
+The factor is not known; the grid's period is, nearly, where the tiles' spectra peak (`resized.grid_peak`, in luma or
+chroma: 8s, or 16s for 4:2:0 chroma blocks). A period a little off (0.1 px over 1000 px of image) moves the phase
+across the image, so the tiles' phases are fitted with a small drift each way (DRIFT_PX over the image's extent) before
+they are counted: `back_agreement` returns the share of tiles that agree on one phase so. Measured on the
+calibration set (eval-wild-cal) and its extra draws: see `Scorer.find_downscaled` and the README's evidence
+`downscaled`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .tiling import Box, luma
+
+BLOCK = 8
+WINDOW = 128  # source pixels each way of a window whose 8x8 phase is read (16 x 16 blocks, as the fixed statistic's)
+MIN_WINDOW = 96  # a window's side may shrink to this where a region is smaller
+WINDOWS = 8  # the most textured windows read
+MIN_WINDOWS = 4  # windows read, for an agreement to count
+MARGIN = 3  # region pixels left at each edge: Lanczos reads 3 each way, and a region's edge is clamped
+# A coefficient counts as quantised away where its magnitude (orthonormal DCT of 0-255 luma) is under this: the
+# resize's 8-bit rounding leaves about 0.3 on a zero. Chosen among 0.5, 0.7, 1.0, 1.5, 2 and 3 on the calibration
+# set's JPEG then downscaled at their true factor (1.0 and 1.5 best).
+NEAR_ZERO = 1.0
+# The drift a period slightly off leaves across the image, fitted each way: +-DRIFT_PX in half-pixel steps.
+DRIFT_PX = 6.0
+DRIFT_STEP = 0.5
+# Periods read: s 0.5-0.95, none within 1% of another
+MIN_PERIOD, MAX_PERIOD = 4.05, 7.6
+SAME_PERIOD = 0.01
+
+
+@lru_cache(maxsize=1)
+def _dct_matrix() -> np.ndarray:
+    n = np.arange(BLOCK)
+    matrix = np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * BLOCK)) * np.sqrt(2 / BLOCK)
+    matrix[0] /= np.sqrt(2)
+    return matrix
+
+
+def phase_shares(window: np.ndarray, side: int, kept: int) -> np.ndarray:
+    """For each of the 64 phases (row, column) of an 8x8 grid over `window` (luma, side + 7 each way at least): the
+    share of its blocks' DCT coefficients below `kept` each way (the DC left out) that are near zero."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    basis = _dct_matrix()[:kept]
+    blocks = side // BLOCK
+    # the DCT of the block starting at every pixel (two sliding 1D transforms), then counted by where it starts,
+    # modulo 8
+    across = sliding_window_view(window[: side + BLOCK - 1, : side + BLOCK - 1], BLOCK, axis=1)[:, :side] @ basis.T
+    down = np.einsum("km,ymxl->yxkl", basis, sliding_window_view(across, BLOCK, axis=0)[:side].transpose(0, 3, 1, 2))
+    near = np.abs(down) < NEAR_ZERO
+    counts = np.count_nonzero(near.reshape(side, side, -1), axis=2) - near[:, :, 0, 0]
+    return counts.reshape(blocks, BLOCK, blocks, BLOCK).sum(axis=(0, 2)) / (blocks * blocks * (kept * kept - 1))
+
+
+def _texture(window: np.ndarray) -> float:
+    return float(np.abs(np.diff(window, axis=0)).mean() + np.abs(np.diff(window, axis=1)).mean())
+
+
+def back_windows(regions: Sequence[np.ndarray], boxes: Sequence[Box], period: float
+                 ) -> list[tuple[int, int, np.ndarray]]:
+    """The regions (RGB pixels, at `boxes` in the image) resampled back by 1/s (s = period / 8, Lanczos) onto one
+    integer grid of the source's pixels, cut into windows of WINDOW (+ 8) source pixels; of the WINDOWS most textured,
+    each window's origin (row, column, on that grid) and `phase_shares`."""
+    scale = period / BLOCK
+    kept = int(max(2, min(BLOCK, np.floor(BLOCK * scale))))  # the coefficients a downscale by `scale` keeps
+    windows = []
+    for region, (left, top, _, _) in zip(regions, boxes):
+        height, width = region.shape[:2]
+        row0, column0 = int(np.ceil((top + MARGIN) / scale)), int(np.ceil((left + MARGIN) / scale))
+        row1, column1 = int((top + height - MARGIN) / scale), int((left + width - MARGIN) / scale)
+        side = min(WINDOW, BLOCK * ((min(row1 - row0, column1 - column0) - BLOCK) // BLOCK))
+        if side < MIN_WINDOW:
+            continue
+        plane = Image.fromarray(luma(region).astype(np.float32), mode="F")
+        box = (column0 * scale - left, row0 * scale - top, column1 * scale - left, row1 * scale - top)
+        back = np.asarray(plane.resize((column1 - column0, row1 - row0), Image.LANCZOS, box=box), dtype=np.float64)
+        for r in range(0, back.shape[0] - side - BLOCK + 1, side):
+            for c in range(0, back.shape[1] - side - BLOCK + 1, side):
+                window = back[r:r + side + BLOCK, c:c + side + BLOCK]
+                windows.append((_texture(window), row0 + r, column0 + c, window, side))
+    windows.sort(key=lambda w: -w[0])
+    read = []
+    for _, row, column, window, side in windows[:WINDOWS]:
+        shares = phase_shares(window, side, kept)
+        if shares.max() > 0:  # something near zero at some phase
+            read.append((row, column, shares))
+    return read
+
+
+@dataclass(frozen=True)
+class BackAgreement:
+    """Windows resampled back from a downscale by period / 8: how many agree on one 8x8 phase, of how many read."""
+
+    period: float
+    agreeing: int
+    read: int
+
+    def agrees(self, least_share: float) -> bool:
+        """Whether at least `least_share` of the windows agree, of enough read (MIN_WINDOWS)."""
+        return self.read >= MIN_WINDOWS and self.agreeing >= least_share * self.read
+
+
+def back_agreement(regions: Sequence[np.ndarray], boxes: Sequence[Box], size: tuple[int, int],
+                   period: float) -> BackAgreement:
+    """`back_windows` of the regions of an image of `size` (width, height); each window's best 8x8 phase; the most
+    windows that agree on one phase once a drift of up to DRIFT_PX across the image is allowed each way."""
+    scale = period / BLOCK
+    phases = []
+    for row, column, shares in back_windows(regions, boxes, period):
+        best_row, best_column = np.unravel_index(int(np.argmax(shares)), shares.shape)
+        phases.append((row + best_row, column + best_column))
+    if not phases:
+        return BackAgreement(period, 0, 0)
+    at = np.array(phases, dtype=np.float64)
+    drifts = np.arange(-DRIFT_PX, DRIFT_PX + 1e-9, DRIFT_STEP)
+    fitted = []  # each axis's phases under each drift: [drifts, windows]
+    for axis, extent in ((0, size[1] / scale), (1, size[0] / scale)):
+        position = at[:, axis]
+        fitted.append(np.round(position[None, :] * (1 - drifts[:, None] / extent)).astype(int) % BLOCK)
+    codes = (fitted[0][:, None, :] * BLOCK + fitted[1][None, :, :]).reshape(-1, len(phases))
+    agreeing = max(int(np.bincount(code, minlength=BLOCK * BLOCK).max()) for code in codes)
+    return BackAgreement(period, agreeing, len(phases))
+
+
+def candidate_periods(periods: Sequence[Optional[float]]) -> list[float]:
+    """The periods to read back at, strongest plane's first: luma's and chroma's peaks, and half of chroma's (4:2:0
+    blocks are 16 px), within MIN_PERIOD..MAX_PERIOD, none within SAME_PERIOD of another."""
+    out: list[float] = []
+    for period in periods:
+        if period and MIN_PERIOD <= period <= MAX_PERIOD and all(abs(period / p - 1) > SAME_PERIOD for p in out):
+            out.append(period)
+    return out

@@ -1,0 +1,97 @@
+"""JPEG's 8x8 quantisation read back through a downscale (ccscore.downscaled_blocks) and the Scorer's use of it."""
+
+import numpy as np
+import pytest
+
+from conftest import compress, draw_art
+from test_downscaled import SIZE, downscaled
+from ccscore import Scorer
+from ccscore import scorer as scoring
+from ccscore.downscaled_blocks import (MIN_WINDOWS, BackAgreement, back_agreement, back_windows, candidate_periods,
+                                       phase_shares)
+
+SEED, QUALITY, SCALE = 3, 80, 0.8  # every window of this JPEG, downscaled, agrees at its period (8 x 0.8)
+
+
+def jpeg_then_downscaled() -> np.ndarray:
+    return downscaled(compress(draw_art(SEED, SIZE), "JPEG", QUALITY), SCALE, "bicubic")
+
+
+def tiles_of(rgb: np.ndarray):
+    tiles, size = Scorer(device="cpu").tile(rgb)
+    return tiles.own(), tiles.boxes, size
+
+
+def test_a_jpegs_blocks_read_back_at_their_period_agree_and_clean_arts_do_not():
+    own, boxes, size = tiles_of(jpeg_then_downscaled())
+    read = back_agreement(own, boxes, size, 8 * SCALE)
+    assert read.read == 8 and read.agreeing == 8 and read.agrees(1.0)
+    for seed in (1, 2, 3):  # the clean art the JPEG was made of, downscaled alike
+        clean = back_agreement(*tiles_of(downscaled(draw_art(seed, SIZE), SCALE, "bicubic")), 8 * SCALE)
+        assert clean.read == 8 and clean.agreeing <= 4 and not clean.agrees(0.85)
+
+
+def test_a_period_slightly_off_is_fitted_and_another_period_is_not():
+    own, boxes, size = tiles_of(jpeg_then_downscaled())
+    assert back_agreement(own, boxes, size, 8 * SCALE * 0.997).agrees(0.85)  # the drift fitted
+    assert not back_agreement(own, boxes, size, 8 * SCALE * 1.02).agrees(0.85)
+    assert not back_agreement(own, boxes, size, 5.0).agrees(0.85)
+
+
+def test_phase_shares_count_near_zero_coefficients_at_each_phase():
+    rng = np.random.default_rng(0)
+    side, kept = 64, 6
+    window = rng.normal(128, 30, (side + 8, side + 8))
+    # quantise the blocks starting at (3, 5): their coefficients below `kept` become multiples of 64, most zero
+    from ccscore.downscaled_blocks import _dct_matrix
+
+    basis = _dct_matrix()
+    for r in range(3, side, 8):
+        for c in range(5, side, 8):
+            block = basis @ window[r:r + 8, c:c + 8] @ basis.T
+            block[:kept, :kept] = np.round(block[:kept, :kept] / 64) * 64
+            window[r:r + 8, c:c + 8] = basis.T @ block @ basis
+    shares = phase_shares(window, side - 8, kept)
+    assert np.unravel_index(np.argmax(shares), shares.shape) == (3, 5)
+    assert shares[3, 5] > 0.5 and np.median(shares) < 0.1
+
+
+def test_regions_too_small_to_read_give_no_agreement():
+    small = np.zeros((60, 60, 3), np.uint8)
+    assert back_windows([small], [(0, 0, 60, 60)], 6.0) == []
+    read = back_agreement([small], [(0, 0, 60, 60)], (60, 60), 6.0)
+    assert read == BackAgreement(6.0, 0, 0) and not read.agrees(0.5)
+    assert not BackAgreement(6.0, MIN_WINDOWS - 1, MIN_WINDOWS - 1).agrees(0.85)
+    assert BackAgreement(6.0, 7, 8).agrees(0.85) and not BackAgreement(6.0, 6, 8).agrees(0.85)
+
+
+def test_candidate_periods_keep_the_band_and_drop_near_repeats():
+    assert candidate_periods([6.0, 6.03, None, 0.0, 3.9, 8.2, 4.2, 12.0]) == [6.0, 4.2]
+
+
+@pytest.fixture
+def rules_blind(monkeypatch):
+    """A Scorer whose rules and judge find nothing, so that the blocks decide (the judge's probability is still
+    computed: it decides whether they are asked)."""
+    monkeypatch.setattr(scoring, "DOWNSCALED_MIN_PEAK", np.inf)
+    monkeypatch.setattr(scoring, "CHROMA_MAX_SHARPNESS", 0.0)
+    monkeypatch.setattr(scoring, "CHROMA_GRID_MAX_SHARPNESS", 0.0)
+    monkeypatch.setattr(scoring.ResizedJudge, "flags", lambda self, probability: False)
+    return Scorer(device="cpu")
+
+
+def test_the_scorer_finds_by_the_blocks_what_the_judge_leans_on(rules_blind, monkeypatch):
+    result = rules_blind.score(jpeg_then_downscaled())
+    assert result.label == "jpeg" and result.evidence.word == "downscaled" and result.quality is None
+    details = result.details()["downscaled"]
+    assert details["blocks"] == [8, 8] and details["judged"] is None
+    assert details["scale"] == pytest.approx(SCALE, abs=0.01)
+    monkeypatch.setattr(scoring, "BLOCKS_MIN_JUDGED", 1.01)  # the judge never leans enough: not asked
+    assert rules_blind.score(jpeg_then_downscaled()).label == "clean"
+
+
+def test_clean_art_asked_whatever_the_judge_stays_clean(rules_blind, monkeypatch):
+    monkeypatch.setattr(scoring, "BLOCKS_MIN_JUDGED", 0.0)
+    for seed in (1, 2, 3):
+        result = rules_blind.score(downscaled(draw_art(seed, SIZE), SCALE, "bicubic"))
+        assert result.label == "clean" and result.details()["downscaled"] is None
