@@ -55,6 +55,7 @@ def test_grey_art_and_art_of_faint_colour_give_no_reading():
 def no_grid_judgement(monkeypatch):
     """The downscaled grid judgement never fires: what is found then is the chroma judgement's alone."""
     monkeypatch.setattr(scorer_module, "DOWNSCALED_MIN_PEAK", float("inf"))
+    monkeypatch.setattr(scorer_module, "DOWNSCALED_RENAME_SURE_PEAK", float("inf"))
 
 
 @pytest.fixture(scope="module")

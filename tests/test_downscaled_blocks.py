@@ -74,6 +74,7 @@ def rules_blind(monkeypatch):
     """A Scorer whose rules and judge find nothing, so that the blocks decide (the judge's probability is still
     computed: it decides whether they are asked)."""
     monkeypatch.setattr(scoring, "DOWNSCALED_MIN_PEAK", np.inf)
+    monkeypatch.setattr(scoring, "DOWNSCALED_RENAME_SURE_PEAK", np.inf)
     monkeypatch.setattr(scoring, "CHROMA_MAX_SHARPNESS", 0.0)
     monkeypatch.setattr(scoring, "CHROMA_GRID_MAX_SHARPNESS", 0.0)
     monkeypatch.setattr(scoring.ResizedJudge, "flags", lambda self, probability: False)
