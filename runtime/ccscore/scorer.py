@@ -296,7 +296,8 @@ DOWNSCALED_MIN_PEAK = 3.5
 DOWNSCALED_MAX_TILE_CLEAN = 0.8
 # A JPEG downscaled by 0.5-0.85 shows the head 4 px-ish blocks, and its gate may name it WebP (or AVIF). Such a verdict
 # becomes JPEG's by the downscaled grid (Scorer.find_downscaled, with its other rules) only where no WebP step or
-# AVIF decoder read proved the codec and the head hesitates (P(clean) at least DOWNSCALED_RENAME_MIN_CLEAN): of the
+# AVIF decoder read proved the codec and the head hesitates (P(clean) at least DOWNSCALED_RENAME_MIN_CLEAN; or the grid
+# alone is far over those codecs' own, below): of the
 # calibration set and its extra draws, WebP and AVIF images showing the grid stood at P(clean) 0.00-0.03, downscaled
 # JPEG named WebP or AVIF at 0.29-0.50 (and one at 0.09). Where the head's likeliest codec is WebP or AVIF (renamed,
 # or judged clean at a strict threshold), never at a period of 16/3 px (DOWNSCALED_RENAME_AVOID): VP8's macroblocks and
@@ -358,7 +359,7 @@ CHROMA_GRID_DRAWN_LUMA = 3.0
 JUDGE_MAX_TILE_CLEAN = 0.99
 # Where the judge leans that way without flagging (probability at least BLOCKS_MIN_JUDGED), the blocks' quantisation
 # read back through the downscale (`downscaled_blocks.back_agreement`, at each plane's peak period, the strongest
-# first, and half of chroma's) may still show it: the windows resampled back agree on one 8x8 phase
+# first) may still show it: the windows resampled back agree on one 8x8 phase
 # (BLOCKS_MIN_AGREEMENT of them, at least downscaled_blocks.MIN_WINDOWS). Evidence "downscaled" at that period,
 # `details.downscaled.blocks` the windows agreeing and read, quality null. Chosen on the calibration set and its extra
 # draws (JPEG then downscaled found / clean images flagged, of 120 / 2,640 and 240 / 3,600): all windows agreeing at
@@ -465,7 +466,8 @@ class Scorer:
         resampled back to the sizes it may have been upscaled from by another factor (`tiling.unscaled_tiles`;
         evidence "upscaled", JPEG's 8x8 grid alone deciding).
         Needs a grid gate (also where one is set on the built Scorer) and the model's content tiling; off otherwise.
-    find_downscaled: an image still judged clean (or WebP or AVIF that nothing proved, the head hesitating), whose
+    find_downscaled: an image still judged clean (or WebP or AVIF that nothing proved, the head hesitating or the grid
+        far over those codecs' own: `_renames_by_grid_alone`), whose
         tiles lean lossy before the grid gate and show a JPEG's
         block grid at the period a downscale by 0.51-0.95 gives it (`resized.grid_peak`), is judged JPEG (evidence
         "downscaled"; no quality: the table does not survive the resize); so is one still clean whose tiles lean lossy
@@ -475,7 +477,9 @@ class Scorer:
         one is set on the built Scorer), a JPEG label and the model's content tiling; off otherwise.
     judge_resized: with find_downscaled, images the rules above leave clean are asked of the resized-damage judge
         (`resized_judge.ResizedJudge`, `resized.resized_features`; evidence "downscaled", judged), where it was fitted
-        for this model file and the tiles are chosen and scored as the model's metadata says (its inputs read them).
+        for this model file and the tiles are chosen and scored as the model's metadata says (its inputs read them);
+        those it leans on without flagging, of the blocks' quantisation read back through the downscale
+        (`downscaled_blocks.back_agreement`; evidence "downscaled", blocks). False: neither.
     file_timeout: seconds one file may take to decode, tile and (on CPU) score in `pipeline.run_pipeline`'s
         worker processes before it is killed and recorded as too slow (None: no limit). Decoding in this process
         (`score`, `score_many`) cannot be stopped midway: use the pipeline for untrusted files.
@@ -856,9 +860,11 @@ class Scorer:
             peak = reads[k].luma_peak
             if peak is None:
                 continue
-            hesitating = result.scores[CLEAN] >= DOWNSCALED_RENAME_MIN_CLEAN
             shown = peak.shows_grid(DOWNSCALED_MIN_PEAK)
-            if not (self._renames_by_grid_alone(peak) or shown and hesitating) if renaming else not shown:
+            if renaming:  # where the head hesitates, as clean art is judged; however sure, by the grid alone
+                hesitating = result.scores[CLEAN] >= DOWNSCALED_RENAME_MIN_CLEAN
+                shown = shown and hesitating or self._renames_by_grid_alone(peak)
+            if not shown:
                 continue
             likeliest = max((label for label in result.scores if label != CLEAN), key=result.scores.get)
             avoided, within = DOWNSCALED_RENAME_AVOID
@@ -924,15 +930,14 @@ class Scorer:
                 self._judge_blocks(result, reads[k], items[k][2])
 
     def _judge_blocks(self, result: ScoreResult, reads: TileReads, size: tuple[int, int]) -> None:
-        """An image the judge leans on without flagging becomes JPEG's where its tiles, resampled back by 1/s at one of
-        its planes' peak periods (luma's, chroma's and half of chroma's; the strongest plane first), agree on one 8x8
-        phase (BLOCKS_MIN_AGREEMENT): evidence "downscaled" at that period, the windows agreeing and read."""
+        """An image the judge leans on without flagging becomes JPEG's where its tiles' luma, resampled back by 1/s at
+        one of its planes' peak periods (luma's, Cb's, Cr's; the strongest first), agrees on one 8x8 phase
+        (BLOCKS_MIN_AGREEMENT): evidence "downscaled" at that period (its plane the one whose peak gave it), the
+        windows agreeing and read."""
         planes = [("luma", reads.luma_peak)] + [("chroma", peak) for peak in reads.chroma_peaks]
         planes = sorted(((plane, peak) for plane, peak in planes if peak is not None), key=lambda p: -p[1].strength)
-        periods = [(peak.period, plane) for plane, peak in planes]
-        periods += [(peak.period / 2, plane) for plane, peak in planes if plane == "chroma"]  # 4:2:0's 16 px blocks
-        plane_of = dict(periods[::-1])  # the first plane named for a period
-        for period in candidate_periods([period for period, _ in periods]):
+        plane_of = {peak.period: plane for plane, peak in planes[::-1]}  # the strongest plane named for a period
+        for period in candidate_periods([peak.period for _, peak in planes]):
             agreement = back_agreement(reads.own, reads.tiles.boxes, size, period)
             if agreement.agrees(BLOCKS_MIN_AGREEMENT):
                 self._as_resized_jpeg(result, keep_quality=False, downscaled_period=period,
