@@ -56,16 +56,23 @@ def test_phase_shares_count_near_zero_coefficients_at_each_phase():
     assert shares[3, 5] > 0.5 and np.median(shares) < 0.1
 
 
-def test_smooth_windows_do_not_vote():
-    """A gradient is near zero at every phase alike: its windows' first phase (the argmax of a flat share) would vote
-    for their own origins, which the tiles' lattice lines up."""
-    ramp = np.linspace(0, 255, 512)
-    rgb = np.repeat(np.add.outer(ramp, ramp)[:, :, None] / 2, 3, axis=2).astype(np.uint8)
-    boxes = [(x, y, x + 128, y + 128) for y in (0, 128) for x in (0, 128)]
-    regions = [rgb[y:y + 128, x:x + 128] for x, y, _, _ in boxes]
-    for period in (6.4, 5.12, 6.0):
-        assert back_windows(regions, boxes, period) == []
-        assert back_agreement(regions, boxes, (512, 512), period).read == 0
+def gradient_tiles(step: float):
+    """Eight 128 px tiles of a grey ramp rising `step` levels a pixel each way (8-bit, so a staircase)."""
+    ramp = np.arange(512) * step
+    rgb = np.repeat((np.add.outer(ramp, ramp) / 2 + 60)[:, :, None], 3, axis=2).clip(0, 255).astype(np.uint8)
+    boxes = [(x, y, x + 128, y + 128) for y in (0, 128) for x in (0, 128, 256, 384)]
+    return [rgb[y:y + 128, x:x + 128] for x, y, _, _ in boxes], boxes
+
+
+@pytest.mark.parametrize("period", [4.2, 4.7, 5.12, 5.5, 6.0, 6.4, 7.0, 7.5])
+def test_smooth_windows_do_not_vote(period):
+    """A slow gradient is near zero at every phase nearly alike: its windows (whose argmax would be their first phase,
+    voting for their own origins, which the tiles' lattice lines up) are not read; a steeper one's staircase is read
+    and does not agree."""
+    regions, boxes = gradient_tiles(0.125)
+    assert back_agreement(regions, boxes, (512, 512), period).read <= 2
+    regions, boxes = gradient_tiles(0.5)
+    assert not back_agreement(regions, boxes, (512, 512), period).agrees(scoring.BLOCKS_MIN_AGREEMENT)
 
 
 def test_regions_too_small_to_read_give_no_agreement():
