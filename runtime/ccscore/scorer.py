@@ -364,7 +364,8 @@ JUDGE_MAX_TILE_CLEAN = 0.99
 # `details.downscaled.blocks` the windows agreeing and read, quality null. Chosen on the calibration set and its extra
 # draws (JPEG then downscaled found / clean images flagged, of 120 / 2,640 and 240 / 3,600): all windows agreeing at
 # 0.01, 3 / 1 on the calibration set; 0.85 at 0.01: 6 / 2 and 14 / 14 (13 of them pixel art upscaled smoothly or manga
-# downscaled, 10 judged under 0.05); 0.85 at 0.05: 4 / 1 and 12 / 4 (data/cache's 4,509 Debian PNGs: 2 at 0.01, 1).
+# downscaled, 10 judged under 0.05); 0.85 at 0.05: 4 / 1 and 12 / 4 (data/cache's 4,509 Debian PNGs: 2 at 0.01, 1);
+# with downscaled_blocks.MIN_LEAD since, 3 / 1 and 11 / 4.
 BLOCKS_MIN_JUDGED = 0.05
 BLOCKS_MIN_AGREEMENT = 0.85
 
