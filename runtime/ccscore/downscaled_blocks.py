@@ -9,7 +9,7 @@ codec zeroed are still near zero, and the windows of one image agree on that pha
 phase its windows agree on.
 
 The factor is not known; the grid's period is, nearly, where the tiles' spectra peak (`resized.grid_peak`, in luma or
-chroma: 8s, or 16s for 4:2:0 chroma blocks). A period slightly off moves the phase across the image (0.1% of 1000 px
+chroma: 8s, 4:2:0's 16 px chroma blocks showing through their second harmonic there). A period slightly off moves the phase across the image (0.1% of 1000 px
 is one pixel), so the windows' phases are fitted with a drift each way (up to DRIFT_PX over the image's extent) before
 they are counted: `back_agreement` gives how many agree on one phase so, of how many read. With the scorer's tiles as
 the regions, a small image gives few windows (a 300 px image, 2 to 4). Measured on the calibration set
@@ -33,10 +33,13 @@ MIN_WINDOW = 96  # a window's side may shrink to this where a region is smaller
 WINDOWS = 8  # the most textured windows read
 MIN_WINDOWS = 4  # windows read, for an agreement to count
 MARGIN = 3  # region pixels left at each edge: Lanczos reads 3 each way, and a region's edge is clamped
-# A window's best phase must lead the median phase's share by this: a smooth window is near zero at every phase alike
-# (an 8-bit gradient's staircase leads by 0.005-0.007), and its argmax would vote for its own origin, which the tiles'
-# lattice lines up. Among 0.005, 0.01, 0.02 and 0.03 on the calibration set's images asked: up to 0.01 the same JPEG
-# found, 0.02 lost one; with no such rule one more was found, only through such windows (85.0% against 84.2%).
+# A window's best phase must lead the median phase's share by MIN_LEAD and beat every other phase: a smooth window is
+# near zero at every phase alike (a slow 8-bit gradient's staircase leads by 0.005-0.007), a steeper staircase at a
+# whole row or column of phases alike (tied), and the argmax would vote for the window's own origin, which the tiles'
+# lattice lines up. A test of flatness, not of significance: flat noise leads by 0.01-0.03 and votes, though
+# its votes scatter. Among 0.005, 0.01, 0.02 and 0.03 on the calibration set's images asked: up to 0.01 the same JPEG
+# found, 0.02 lost one; with no such rule one more was found, only through such windows (85.0% against 84.2%); the
+# tie rule changed none of the calibration set's JPEG downscaled, resized by 0.95, noisy or pixel art figures.
 MIN_LEAD = 0.01
 # A coefficient counts as quantised away where its magnitude (orthonormal DCT of 0-255 luma) is under this: the
 # resize's 8-bit rounding leaves about 0.3 on a zero. Chosen among 0.5, 0.7, 1.0, 1.5, 2 and 3 on the calibration
@@ -107,9 +110,10 @@ def back_windows(regions: Sequence[np.ndarray], boxes: Sequence[Box], period: fl
     for _, row, column, window, side in windows[:WINDOWS]:
         shares = phase_shares(window, side, kept)
         ranked = np.sort(shares.ravel())
-        # a window votes only where one phase stands out: a smooth one is near zero at every phase alike, and its
-        # argmax, the first phase, would vote for its own origin
-        if ranked[-1] - np.median(ranked) >= MIN_LEAD:
+        # a window votes only where one phase stands out: a smooth one is near zero at every phase alike, and a
+        # staircase at every phase of a row or column alike; the argmax, the first such phase, would vote for the
+        # window's own origin, which the tiles' lattice lines up
+        if ranked[-1] - np.median(ranked) >= MIN_LEAD and ranked[-1] > ranked[-2]:
             read.append((row, column, shares))
     return read
 
