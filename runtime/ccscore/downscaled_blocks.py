@@ -9,11 +9,13 @@ codec zeroed are still near zero, and the windows of one image agree on that pha
 phase its windows agree on.
 
 The factor is not known; the grid's period is, nearly, where the tiles' spectra peak (`resized.grid_peak`, in luma or
-chroma: 8s, 4:2:0's 16 px chroma blocks showing through their second harmonic there). A period slightly off moves the phase across the image (0.1% of 1000 px
-is one pixel), so the windows' phases are fitted with a drift each way (up to DRIFT_PX over the image's extent) before
-they are counted: `back_agreement` gives how many agree on one phase so, of how many read. With the scorer's tiles as
-the regions, a small image gives few windows (a 300 px image, 2 to 4). Measured on the calibration set
-(eval-wild-cal) and its extra draws: see `Scorer._judge_blocks` and the README's evidence `downscaled`, blocks.
+chroma: 8s, 4:2:0's 16 px chroma blocks showing there through their second harmonic). A period slightly off moves the
+phase across the image (0.1% of 1000 px is one pixel), so the windows' phases are fitted with a drift each way (up to
+DRIFT_PX over the image's extent) before they are counted: `back_agreement` gives how many agree on one phase so, of how
+many read. A peak read on 128 px tiles may be off by half a frequency step (0.2-0.4%), which misaligns far windows by a
+fraction of a pixel: some JPEGs are missed so. With the scorer's tiles as the regions, each gives one window, and a
+small image few (a 300 px image, 2 to 4). Measured on the calibration set (eval-wild-cal) and its extra draws: see
+`Scorer._judge_blocks` and the README's evidence `downscaled`, blocks.
 """
 
 from __future__ import annotations
