@@ -43,9 +43,8 @@ def test_phase_shares_count_near_zero_coefficients_at_each_phase():
     side, kept = 64, 6
     window = rng.normal(128, 30, (side + 8, side + 8))
     # quantise the blocks starting at (3, 5): their coefficients below `kept` become multiples of 64, most zero
-    from ccscore.downscaled_blocks import _dct_matrix
+    from ccscore.quantisation import DCT8 as basis
 
-    basis = _dct_matrix()
     for r in range(3, side, 8):
         for c in range(5, side, 8):
             block = basis @ window[r:r + 8, c:c + 8] @ basis.T

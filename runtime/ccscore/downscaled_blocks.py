@@ -21,18 +21,17 @@ small image few (a 300 px image, 2 to 4). Measured on the calibration set (eval-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
 
+from .quantisation import DCT8
 from .tiling import Box, luma
 
 BLOCK = 8
 WINDOW = 128  # source pixels each way of a window whose 8x8 phase is read (16 x 16 blocks, as the fixed statistic's)
-MIN_WINDOW = 96  # a window's side may shrink to this where a region is smaller
-WINDOWS = 8  # the most textured windows read
+MIN_WINDOW = 96  # a window's side may shrink to this where a region is smaller (an image under a tile's side)
 MIN_WINDOWS = 4  # windows read, for an agreement to count
 MARGIN = 3  # region pixels left at each edge: Lanczos reads 3 each way, and a region's edge is clamped
 # A window's best phase must lead the median phase's share by MIN_LEAD and beat every other phase: a smooth window is
@@ -57,20 +56,12 @@ MIN_PERIOD, MAX_PERIOD = 4.05, 7.6
 SAME_PERIOD = 0.01
 
 
-@lru_cache(maxsize=1)
-def _dct_matrix() -> np.ndarray:
-    n = np.arange(BLOCK)
-    matrix = np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * BLOCK)) * np.sqrt(2 / BLOCK)
-    matrix[0] /= np.sqrt(2)
-    return matrix
-
-
 def phase_shares(window: np.ndarray, side: int, kept: int) -> np.ndarray:
     """For each of the 64 phases (row, column) of an 8x8 grid over `window` (luma, side + 7 each way at least): the
     share of its blocks' DCT coefficients below `kept` each way (the DC left out) that are near zero."""
     from numpy.lib.stride_tricks import sliding_window_view
 
-    basis = _dct_matrix()[:kept]
+    basis = DCT8[:kept]
     blocks = side // BLOCK
     # the DCT of the block starting at every pixel (two sliding 1D transforms), then counted by where it starts,
     # modulo 8
@@ -81,18 +72,15 @@ def phase_shares(window: np.ndarray, side: int, kept: int) -> np.ndarray:
     return counts.reshape(blocks, BLOCK, blocks, BLOCK).sum(axis=(0, 2)) / (blocks * blocks * (kept * kept - 1))
 
 
-def _texture(window: np.ndarray) -> float:
-    return float(np.abs(np.diff(window, axis=0)).mean() + np.abs(np.diff(window, axis=1)).mean())
-
-
 def back_windows(regions: Sequence[np.ndarray], boxes: Sequence[Box], period: float
                  ) -> list[tuple[int, int, np.ndarray]]:
-    """The regions (RGB pixels, at `boxes` in the image) resampled back by 1/s (s = period / 8, Lanczos) onto one
-    integer grid of the source's pixels, cut into windows of WINDOW (+ 8) source pixels; of the WINDOWS most textured,
-    each window's origin (row, column, on that grid) and `phase_shares`."""
+    """Each region (RGB pixels, at `boxes` in the image) resampled back by 1/s (s = period / 8, Lanczos) onto one
+    integer grid of the source's pixels, as one window of up to WINDOW (+ 8) source pixels; of each window where one
+    phase stands out, its origin (row, column, on that grid) and `phase_shares`. (A 128 px tile holds one such window
+    at every s the peaks give.)"""
     scale = period / BLOCK
     kept = int(max(2, min(BLOCK, np.floor(BLOCK * scale))))  # the coefficients a downscale by `scale` keeps
-    windows = []
+    read = []
     for region, (left, top, _, _) in zip(regions, boxes):
         height, width = region.shape[:2]
         row0, column0 = int(np.ceil((top + MARGIN) / scale)), int(np.ceil((left + MARGIN) / scale))
@@ -103,20 +91,13 @@ def back_windows(regions: Sequence[np.ndarray], boxes: Sequence[Box], period: fl
         plane = Image.fromarray(luma(region).astype(np.float32), mode="F")
         box = (column0 * scale - left, row0 * scale - top, column1 * scale - left, row1 * scale - top)
         back = np.asarray(plane.resize((column1 - column0, row1 - row0), Image.LANCZOS, box=box), dtype=np.float64)
-        for r in range(0, back.shape[0] - side - BLOCK + 1, side):
-            for c in range(0, back.shape[1] - side - BLOCK + 1, side):
-                window = back[r:r + side + BLOCK, c:c + side + BLOCK]
-                windows.append((_texture(window), row0 + r, column0 + c, window, side))
-    windows.sort(key=lambda w: -w[0])
-    read = []
-    for _, row, column, window, side in windows[:WINDOWS]:
-        shares = phase_shares(window, side, kept)
+        shares = phase_shares(back[:side + BLOCK, :side + BLOCK], side, kept)
         ranked = np.sort(shares.ravel())
         # a window votes only where one phase stands out: a smooth one is near zero at every phase alike, and a
         # staircase at every phase of a row or column alike; the argmax, the first such phase, would vote for the
         # window's own origin, which the tiles' lattice lines up
         if ranked[-1] - np.median(ranked) >= MIN_LEAD and ranked[-1] > ranked[-2]:
-            read.append((row, column, shares))
+            read.append((row0, column0, shares))
     return read
 
 

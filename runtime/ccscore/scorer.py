@@ -825,8 +825,7 @@ class Scorer:
                 self._judge_resized(items, results, reads)
         return results
 
-    def resized_inputs(self, image: ImageInput, result: ScoreResult,
-                       luma_peak: Optional[GridPeak] = None) -> Optional[np.ndarray]:
+    def resized_inputs(self, image: ImageInput, result: ScoreResult) -> Optional[np.ndarray]:
         """The resized-damage judge's inputs (`resized.resized_features`) for a scored image (its `result`), re-tiled
         here; None where it has no scored tiles or no tile to read. The judge's fitting reads them so."""
         tiles, size = self.tile(image)
