@@ -7,14 +7,27 @@ from conftest import compress, draw_art
 from test_downscaled import SIZE, downscaled
 from ccscore import Scorer
 from ccscore import scorer as scoring
-from ccscore.downscaled_blocks import (MIN_WINDOWS, BackAgreement, back_agreement, back_windows, candidate_periods,
-                                       phase_shares)
+from ccscore.downscaled_blocks import (MIN_WINDOWS, SPLIT_MAX_WINDOWS, BackAgreement, back_agreement, back_windows,
+                                       candidate_periods, phase_shares)
 
 SEED, QUALITY, SCALE = 3, 80, 0.8  # every window of this JPEG, downscaled, agrees at its period (8 x 0.8)
 
 
 def jpeg_then_downscaled() -> np.ndarray:
     return downscaled(compress(draw_art(SEED, SIZE), "JPEG", QUALITY), SCALE, "bicubic")
+
+
+# Downscaled to 216 x 270 px: two textured tiles (a window each), six windows over the whole image; of seed 4 all six
+# agree, and the head calls it clean
+SMALL_SIZE, SMALL_QUALITY, SMALL_SCALE, SMALL_SEED = (288, 360), 85, 0.75, 4
+
+
+def small_jpeg_then_downscaled(seed: int = SMALL_SEED) -> np.ndarray:
+    return downscaled(compress(draw_art(seed, SMALL_SIZE), "JPEG", SMALL_QUALITY), SMALL_SCALE, "bicubic")
+
+
+def small_clean_downscaled(seed: int = SMALL_SEED) -> np.ndarray:
+    return downscaled(draw_art(seed, SMALL_SIZE), SMALL_SCALE, "bicubic")
 
 
 def tiles_of(rgb: np.ndarray):
@@ -85,6 +98,37 @@ def test_regions_too_small_to_read_give_no_agreement():
     assert BackAgreement(6.0, 7, 8).agrees(0.85) and not BackAgreement(6.0, 6, 8).agrees(0.85)
 
 
+def test_a_split_region_gives_as_many_windows_as_fit(monkeypatch):
+    from ccscore import downscaled_blocks
+
+    votes = np.zeros((8, 8))
+    votes[2, 5] = 1.0  # every window votes (for phase (2, 5))
+    monkeypatch.setattr(downscaled_blocks, "phase_shares", lambda window, side, kept: votes)
+    region = np.zeros((216, 270, 3), np.uint8)
+    assert len(back_windows([region], [(0, 0, 270, 216)], 6.0)) == 1
+    split = back_windows([region], [(0, 0, 270, 216)], 6.0, split=True)
+    # 280 x 352 source pixels within the margins: 2 x 3 windows of 96-128 px and the 8 each reads past its side
+    assert sorted((row, column) for row, column, _ in split) == [(4, 4), (4, 121), (4, 238), (144, 4), (144, 121),
+                                                                  (144, 238)]
+    big = np.zeros((512, 512, 3), np.uint8)
+    assert len(back_windows([big], [(0, 0, 512, 512)], 4.1, split=True)) == SPLIT_MAX_WINDOWS ** 2  # 9 fit each way
+
+
+def test_a_small_images_tiles_read_too_few_windows_and_its_whole_pixels_agree():
+    period = 8 * SMALL_SCALE
+    for seed in (1, 2, 3, SMALL_SEED):
+        tiles, size = Scorer(device="cpu").tile(small_jpeg_then_downscaled(seed))
+        assert tiles.whole is not None and tiles.whole.shape == (size[1], size[0], 3)
+        assert back_agreement(tiles.own(), tiles.boxes, size, period).read < MIN_WINDOWS
+        whole = back_agreement([tiles.whole], [(0, 0, *size)], size, period, split=True)
+        assert whole.read == 6 and whole.agreeing == 6
+        assert whole.agrees(scoring.BLOCKS_WHOLE_MIN_AGREEMENT, scoring.BLOCKS_WHOLE_MIN_WINDOWS)
+        tiles, size = Scorer(device="cpu").tile(small_clean_downscaled(seed))  # its clean source, downscaled alike
+        clean = back_agreement([tiles.whole], [(0, 0, *size)], size, period, split=True)
+        assert clean.agreeing <= 3 and not clean.agrees(scoring.BLOCKS_WHOLE_MIN_AGREEMENT, 1)
+    assert not BackAgreement(6.0, 5, 5).agrees(0.75, 6) and BackAgreement(6.0, 5, 6).agrees(0.75, 6)
+
+
 def test_candidate_periods_keep_the_band_and_drop_near_repeats():
     assert candidate_periods([6.0, 6.03, None, 0.0, 3.9, 8.2, 4.2, 12.0]) == [6.0, 4.2]
 
@@ -121,3 +165,37 @@ def test_clean_art_asked_whatever_the_judge_stays_clean(rules_blind, monkeypatch
         result = rules_blind.score(downscaled(draw_art(seed, SIZE), SCALE, "bicubic"))
         assert len(read) > asked and all(r.read >= MIN_WINDOWS for r in read[asked:])  # asked, and windows read
         assert result.label == "clean" and result.details()["downscaled"] is None
+
+
+def test_the_scorer_reads_a_small_images_whole_pixels_where_its_tiles_give_too_few_windows(rules_blind, monkeypatch):
+    result = rules_blind.score(small_jpeg_then_downscaled())
+    assert result.label == "jpeg" and result.evidence.word == "downscaled" and result.quality is None
+    assert result.details()["downscaled"]["blocks"] == [6, 6]
+    assert rules_blind.score(small_clean_downscaled()).label == "clean"
+    monkeypatch.setattr(scoring, "BLOCKS_WHOLE_MIN_WINDOWS", 10 ** 6)  # the tiles alone: too few windows
+    assert rules_blind.score(small_jpeg_then_downscaled()).label == "clean"
+
+
+def test_a_small_images_pixels_reach_whichever_process_scores(rules_blind, tmp_path):
+    """A worker that decodes sends them with its tiles (the main process scores); one that scores holds them."""
+    import pickle
+
+    from PIL import Image
+
+    from ccscore import pipeline
+    from ccscore.inputs import InputItem
+
+    path = tmp_path / "small.png"
+    Image.fromarray(small_jpeg_then_downscaled()).save(path)
+    here = rules_blind.score(path).to_dict(with_details=True)
+    assert here["label"] == "jpeg" and here["details"]["downscaled"]["blocks"] == [6, 6]
+    spec = pipeline.TileSpec(rules_blind.info.tiling, rules_blind.info.tile_size, dict(rules_blind.tiling_params),
+                             rules_blind.max_pixels, rules_blind.halve_upscaled)
+    sent = pickle.loads(pickle.dumps(pipeline.decode_one(str(path), spec)))
+    assert np.array_equal(sent.whole, np.asarray(Image.open(path).convert("RGB")))
+    decoded = pipeline._as_decoded(InputItem(str(path)), (sent, []))
+    [(_, record)] = pipeline.score_batch(rules_blind, [decoded], with_details=True)
+    assert {k: record[k] for k in ("label", "evidence", "details")} == \
+        {k: here[k] for k in ("label", "evidence", "details")}
+    scored = pipeline.score_decoded(pipeline.decode_one(str(path), spec, keep_tiles=True), str(path), rules_blind)
+    assert scored.scored.to_dict(with_details=True)["details"] == here["details"]

@@ -132,3 +132,20 @@ def test_scoring_cuts_only_the_tiles_it_reads():
     (checked,) = scorer.score_together([(str(path), make_tiles(decoded, scorer.info.tiling, scorer.info.tile_size,
                                                                  scorer.tiling_params, cut_on_read=True), decoded.size)])
     assert checked.to_dict(True, True) == scorer.score_together([(str(path), eager, decoded.size)])[0].to_dict(True, True)
+
+
+def test_a_small_images_content_tiles_hold_its_pixels_and_a_larger_ones_do_not():
+    """The blocks' read-back reads a small image whole (`Tiles.whole`); tiles cut on read keep them when pickled."""
+    import pickle
+
+    from ccscore.tiling import WHOLE_MAX_PIXELS, make_tiles
+
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    for cut_on_read in (False, True):
+        tiles = make_tiles(small, "content", 128, cut_on_read=cut_on_read)
+        assert np.array_equal(tiles.whole, small)
+        assert np.array_equal(pickle.loads(pickle.dumps(tiles)).whole, small)
+    large = rng.integers(0, 256, (512, WHOLE_MAX_PIXELS // 512 + 1, 3), dtype=np.uint8)
+    assert make_tiles(large, "content", 128).whole is None
+    assert make_tiles(small, "city96_fivecrop", 128).whole is None  # the read-back reads content tiles

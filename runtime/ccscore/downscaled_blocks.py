@@ -14,8 +14,9 @@ phase across the image (0.1% of 1000 px is one pixel), so the windows' phases ar
 DRIFT_PX over the image's extent) before they are counted: `back_agreement` gives how many agree on one phase so, of how
 many read. A peak read on 128 px tiles may be off by half a frequency step (0.2-0.4%), which misaligns far windows by a
 fraction of a pixel: some JPEGs are missed so. With the scorer's tiles as the regions, each gives one window, and a
-small image few (a 300 px image, 2 to 4). Measured on the calibration set (eval-wild-cal) and its extra draws: see
-`Scorer._judge_blocks` and the README's evidence `downscaled`, blocks.
+small image few (a 300 px image, 2 to 4): there the whole image is read as one region, split into as many windows as
+fit (`split`). Measured on the calibration set (eval-wild-cal) and its extra draws: see `Scorer._judge_blocks` and the
+README's evidence `downscaled`, blocks.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ BLOCK = 8
 WINDOW = 128  # source pixels each way of a window whose 8x8 phase is read (16 x 16 blocks, as the fixed statistic's)
 MIN_WINDOW = 96  # a window's side may shrink to this where a region is smaller (an image under a tile's side)
 MIN_WINDOWS = 4  # windows read, for an agreement to count
+SPLIT_MAX_WINDOWS = 8  # each way, of a region split into windows (`split`): the cost of a read bounded
 MARGIN = 3  # region pixels left at each edge: Lanczos reads 3 each way, and a region's edge is clamped
 # A window's best phase must lead the median phase's share by MIN_LEAD and beat every other phase: a smooth window is
 # near zero at every phase alike (a slow 8-bit gradient's staircase leads by 0.005-0.007), a steeper staircase at a
@@ -72,12 +74,13 @@ def phase_shares(window: np.ndarray, side: int, kept: int) -> np.ndarray:
     return counts.reshape(blocks, BLOCK, blocks, BLOCK).sum(axis=(0, 2)) / (blocks * blocks * (kept * kept - 1))
 
 
-def back_windows(regions: Sequence[np.ndarray], boxes: Sequence[Box], period: float
+def back_windows(regions: Sequence[np.ndarray], boxes: Sequence[Box], period: float, split: bool = False
                  ) -> list[tuple[int, int, np.ndarray]]:
     """Each region (RGB pixels, at `boxes` in the image) resampled back by 1/s (s = period / 8, Lanczos) onto one
-    integer grid of the source's pixels, as one window of up to WINDOW (+ 8) source pixels; of each window where one
-    phase stands out, its origin (row, column, on that grid) and `phase_shares`. (A 128 px tile holds one such window
-    at every s the peaks give.)"""
+    integer grid of the source's pixels, as one window of up to WINDOW (+ 8) source pixels, or with `split` as a
+    lattice of as many windows of MIN_WINDOW to WINDOW as fit (SPLIT_MAX_WINDOWS each way at most); of each window
+    where one phase stands out, its origin (row, column, on that grid) and `phase_shares`. (A 128 px tile holds one
+    window at every s the peaks give, split or not.)"""
     scale = period / BLOCK
     kept = int(max(2, min(BLOCK, np.floor(BLOCK * scale))))  # the coefficients a downscale by `scale` keeps
     read = []
@@ -85,19 +88,27 @@ def back_windows(regions: Sequence[np.ndarray], boxes: Sequence[Box], period: fl
         height, width = region.shape[:2]
         row0, column0 = int(np.ceil((top + MARGIN) / scale)), int(np.ceil((left + MARGIN) / scale))
         row1, column1 = int((top + height - MARGIN) / scale), int((left + width - MARGIN) / scale)
-        side = min(WINDOW, BLOCK * ((min(row1 - row0, column1 - column0) - BLOCK) // BLOCK))
+        rows, columns = row1 - row0, column1 - column0
+        across = [1, 1]
+        if split:  # windows (and the 8 px each reads past its side) that fit each way
+            across = [int(np.clip((extent - BLOCK) // (MIN_WINDOW + BLOCK), 1, SPLIT_MAX_WINDOWS))
+                      for extent in (rows, columns)]
+        cell_rows, cell_columns = rows // across[0], columns // across[1]
+        side = min(WINDOW, BLOCK * ((min(cell_rows, cell_columns) - BLOCK) // BLOCK))
         if side < MIN_WINDOW:
             continue
         plane = Image.fromarray(luma(region).astype(np.float32), mode="F")
         box = (column0 * scale - left, row0 * scale - top, column1 * scale - left, row1 * scale - top)
-        back = np.asarray(plane.resize((column1 - column0, row1 - row0), Image.LANCZOS, box=box), dtype=np.float64)
-        shares = phase_shares(back[:side + BLOCK, :side + BLOCK], side, kept)
-        ranked = np.sort(shares.ravel())
-        # a window votes only where one phase stands out: a smooth one is near zero at every phase alike, and a
-        # staircase at every phase of a row or column alike; the argmax, the first such phase, would vote for the
-        # window's own origin, which the tiles' lattice lines up
-        if ranked[-1] - np.median(ranked) >= MIN_LEAD and ranked[-1] > ranked[-2]:
-            read.append((row0, column0, shares))
+        back = np.asarray(plane.resize((columns, rows), Image.LANCZOS, box=box), dtype=np.float64)
+        for row in range(0, across[0] * cell_rows, cell_rows):
+            for column in range(0, across[1] * cell_columns, cell_columns):
+                shares = phase_shares(back[row:row + side + BLOCK, column:column + side + BLOCK], side, kept)
+                ranked = np.sort(shares.ravel())
+                # a window votes only where one phase stands out: a smooth one is near zero at every phase alike,
+                # and a staircase at every phase of a row or column alike; the argmax, the first such phase, would
+                # vote for the window's own origin, which the tiles' lattice lines up
+                if ranked[-1] - np.median(ranked) >= MIN_LEAD and ranked[-1] > ranked[-2]:
+                    read.append((row0 + row, column0 + column, shares))
     return read
 
 
@@ -109,18 +120,19 @@ class BackAgreement:
     agreeing: int
     read: int
 
-    def agrees(self, least_share: float) -> bool:
-        """Whether at least `least_share` of the windows agree, of enough read (MIN_WINDOWS)."""
-        return self.read >= MIN_WINDOWS and self.agreeing >= least_share * self.read
+    def agrees(self, least_share: float, least_read: int = MIN_WINDOWS) -> bool:
+        """Whether at least `least_share` of the windows agree, of enough read (`least_read`)."""
+        return self.read >= least_read and self.agreeing >= least_share * self.read
 
 
 def back_agreement(regions: Sequence[np.ndarray], boxes: Sequence[Box], size: tuple[int, int],
-                   period: float) -> BackAgreement:
-    """`back_windows` of the regions of an image of `size` (width, height); each window's best 8x8 phase; the most
-    windows that agree on one phase once a drift of up to DRIFT_PX across the image is allowed each way."""
+                   period: float, split: bool = False) -> BackAgreement:
+    """`back_windows` of the regions of an image of `size` (width, height) (`split`: as many windows as fit); each
+    window's best 8x8 phase; the most windows that agree on one phase once a drift of up to DRIFT_PX across the image
+    is allowed each way."""
     scale = period / BLOCK
     phases = []
-    for row, column, shares in back_windows(regions, boxes, period):
+    for row, column, shares in back_windows(regions, boxes, period, split):
         best_row, best_column = np.unravel_index(int(np.argmax(shares)), shares.shape)
         phases.append((row + best_row, column + best_column))
     if not phases:

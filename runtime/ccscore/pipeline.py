@@ -72,6 +72,7 @@ class DecodeOutcome(NamedTuple):
     halved: Any  # the image halved (and halved again), tiled (tiling.Tiles), where it looks upscaled; or None
     unscaled: tuple  # the image resampled back to sizes it may have been upscaled from, tiled (Tiles.unscaled)
     scored: Any = None  # the ScoreResult or ScoreFailure of a worker that scored it
+    whole: Optional[np.ndarray] = None  # a small image's pixels (Tiles.whole); None where none or the worker scored it
 
 
 def decode_one(path, spec: TileSpec, keep_tiles: bool = False):
@@ -92,7 +93,7 @@ def decode_one(path, spec: TileSpec, keep_tiles: bool = False):
         if keep_tiles:
             return tiles, size, read_container(path)
         return DecodeOutcome(np.ascontiguousarray(tiles.pixels), [tuple(int(v) for v in b) for b in tiles.boxes],
-                             size, read_container(path), tiles.halved, tiles.unscaled)
+                             size, read_container(path), tiles.halved, tiles.unscaled, whole=tiles.whole)
     except ImageError as exc:
         return one_line(exc)
     except MemoryError:
@@ -525,6 +526,7 @@ class Decoded:
     container: Optional[dict] = None  # header facts (ccscore.container)
     halved: Any = None  # the image halved (and halved again), tiled (tiling.Tiles), where it looks upscaled
     unscaled: tuple = ()  # the image resampled back to sizes it may have been upscaled from, tiled (Tiles.unscaled)
+    whole: Optional[np.ndarray] = None  # a small image's pixels (Tiles.whole)
     error: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
     scored: Any = None  # the ScoreResult or ScoreFailure of a worker that scored it (then pixels is None)
@@ -538,8 +540,8 @@ def _as_decoded(item: InputItem, result, drained: bool = False) -> Decoded:
     out, warned = (result, []) if isinstance(result, str) else result
     if isinstance(out, str):
         return Decoded(item, error=out, warnings=warned, drained=drained)
-    return Decoded(item, out.pixels, out.boxes, out.size, out.container, out.halved, out.unscaled, warnings=warned,
-                   scored=out.scored, drained=drained)
+    return Decoded(item, out.pixels, out.boxes, out.size, out.container, out.halved, out.unscaled, out.whole,
+                   warnings=warned, scored=out.scored, drained=drained)
 
 
 def decode_stream(items: Iterable[InputItem], spec: TileSpec, workers: int, window: Optional[int] = None,
@@ -609,7 +611,8 @@ def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False,
 
     to_score = [d for d in batch if d.pixels is not None]
     scored = {id(d): r for d, r in zip(to_score, scorer.score_together(
-        [(d.item.path, Tiles(d.pixels, d.boxes, d.halved, unscaled=d.unscaled), d.size) for d in to_score]))}
+        [(d.item.path, Tiles(d.pixels, d.boxes, d.halved, unscaled=d.unscaled, whole=d.whole), d.size)
+         for d in to_score]))}
     scored.update((id(d), replace(d.scored, path=d.item.path)) for d in batch if d.scored is not None)
     out = []
     for d in batch:

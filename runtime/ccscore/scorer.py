@@ -12,7 +12,7 @@ import numpy as np
 
 from .container import read_container
 from .decoders import DecoderTrace, decoder_trace
-from .downscaled_blocks import back_agreement, candidate_periods
+from .downscaled_blocks import MIN_WINDOWS, back_agreement, candidate_periods
 from .errors import ImageError, ModelError, ModelOutputError, one_line, without_path
 from .evidence import ImageEvidence, image_evidence
 from .images import ImageInput, load_image
@@ -368,6 +368,24 @@ JUDGE_MAX_TILE_CLEAN = 0.99
 # with downscaled_blocks.MIN_LEAD since, 3 / 1 and 11 / 4.
 BLOCKS_MIN_JUDGED = 0.05
 BLOCKS_MIN_AGREEMENT = 0.85
+# Where the tiles give fewer windows than that (downscaled_blocks.MIN_WINDOWS: a small image, few tiles textured), a
+# small image's whole pixels (`Tiles.whole`) are read instead, split into as many windows as fit: these take in its
+# flatter parts too, whose votes scatter, so a lower share of more windows (BLOCKS_WHOLE_MIN_AGREEMENT of at least
+# BLOCKS_WHOLE_MIN_WINDOWS). Chosen on the calibration set (JPEG then downscaled found / clean flagged, of 120 / 2,640):
+# 0.85 of 4 or 0.8 of 5: 3 / 2 (a resampled image and its Lanczos twin, 5 of 5); 0.75 or 0.7 of 6: 3 / 0; 0.8 of 6: 2
+# / 0; 0.75 of 8: 1 / 0; the same on a second draw of its clean sources' downscaled kinds (0 / 0 at 0.75 of 6) and on
+# its textured and upscaled kinds' extra draws (0 / 0).
+BLOCKS_WHOLE_MIN_AGREEMENT = 0.75
+BLOCKS_WHOLE_MIN_WINDOWS = 6
+# Where the judge leans further (BLOCKS_LEANING_JUDGED), fewer of the tiles' windows suffice: BLOCKS_LEANING_AGREEMENT of
+# at least BLOCKS_LEANING_WINDOWS (3 of 3, 3 of 4, 6 of 8). Chosen on the calibration set, a second draw of it and three
+# draws of its clean sources' JPEG then downscaled and downscaled kinds (600 JPEG then downscaled; with the textured
+# and upscaled kinds' draws, 8,000 clean): judged >= 0.6 at 0.75 of 3: 9 found, none clean (at 0.5: one pixel art
+# upscaled smoothly, judged 0.56, 3 of 4; at 2 of 3, 0.66: 10 clean, 5 of them one resampled image's draws); at 0.7:
+# 6 found; at 0.75 of 4: 7.
+BLOCKS_LEANING_JUDGED = 0.6
+BLOCKS_LEANING_AGREEMENT = 0.75
+BLOCKS_LEANING_WINDOWS = 3
 
 # The Scorer attributes that decide results beside the model file: set at construction, or changed since (the
 # calibration and tests set grid_gate and threshold on a built Scorer).
@@ -927,19 +945,26 @@ class Scorer:
                 self._as_resized_jpeg(result, keep_quality=False, downscaled_period=period, downscaled_plane=plane,
                                       downscaled_judged=probability)
             elif probability >= BLOCKS_MIN_JUDGED:
-                self._judge_blocks(result, reads[k], items[k][2])
+                self._judge_blocks(result, reads[k], items[k][2], probability)
 
-    def _judge_blocks(self, result: ScoreResult, reads: TileReads, size: tuple[int, int]) -> None:
+    def _judge_blocks(self, result: ScoreResult, reads: TileReads, size: tuple[int, int], judged: float) -> None:
         """An image the judge leans on without flagging becomes JPEG's where its tiles' luma, resampled back by 1/s at
         one of its planes' peak periods (luma's, Cb's, Cr's; the strongest first), agrees on one 8x8 phase
-        (BLOCKS_MIN_AGREEMENT): evidence "downscaled" at that period (its plane the one whose peak gave it), the
-        windows agreeing and read."""
+        (BLOCKS_MIN_AGREEMENT, or fewer windows where the judge leans further: BLOCKS_LEANING_JUDGED; where the tiles
+        give too few windows, a small image's whole pixels, split into windows: BLOCKS_WHOLE_MIN_AGREEMENT): evidence
+        "downscaled" at that period (its plane the one whose peak gave it), the windows agreeing and read."""
         planes = [("luma", reads.luma_peak)] + [("chroma", peak) for peak in reads.chroma_peaks]
         planes = sorted(((plane, peak) for plane, peak in planes if peak is not None), key=lambda p: -p[1].strength)
         plane_of = {peak.period: plane for plane, peak in planes[::-1]}  # the strongest plane named for a period
+        whole = reads.tiles.whole
         for period in candidate_periods([peak.period for _, peak in planes]):
             agreement = back_agreement(reads.own, reads.tiles.boxes, size, period)
-            if agreement.agrees(BLOCKS_MIN_AGREEMENT):
+            found = agreement.agrees(BLOCKS_MIN_AGREEMENT) or (
+                judged >= BLOCKS_LEANING_JUDGED and agreement.agrees(BLOCKS_LEANING_AGREEMENT, BLOCKS_LEANING_WINDOWS))
+            if not found and agreement.read < MIN_WINDOWS and whole is not None:  # a small image: all of it read
+                agreement = back_agreement([whole], [(0, 0, *size)], size, period, split=True)
+                found = agreement.agrees(BLOCKS_WHOLE_MIN_AGREEMENT, BLOCKS_WHOLE_MIN_WINDOWS)
+            if found:
                 self._as_resized_jpeg(result, keep_quality=False, downscaled_period=period,
                                       downscaled_plane=plane_of[period],
                                       downscaled_blocks=(agreement.agreeing, agreement.read))

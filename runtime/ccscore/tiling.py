@@ -16,6 +16,9 @@ from PIL import Image
 from .images import DecodedImage
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom in image pixels (right/bottom exclusive)
+# A content-tiled image this small keeps its pixels beside its tiles (`Tiles.whole`, at most 768 KiB): its few tiles
+# give the blocks' read-back (`downscaled_blocks`) too few windows, and the whole image gives more.
+WHOLE_MAX_PIXELS = 512 * 512
 
 
 @dataclass
@@ -38,6 +41,8 @@ class Tiles:
     # (`unscaled_tiles`: most likely first), each tiled; of such tiles: the image's pixels per tile pixel, (x, y).
     unscaled: tuple["Tiles", ...] = ()
     factor: Optional[tuple[float, float]] = None
+    # The whole image's pixels (RGB uint8), of a content-tiled image of WHOLE_MAX_PIXELS at most; None otherwise.
+    whole: Optional[np.ndarray] = None
 
     def own(self, n: Optional[int] = None) -> list[np.ndarray]:
         """Each tile's own pixels (of the first n only, where given: `CutOnRead` cuts no further): a small image's
@@ -77,7 +82,7 @@ class CutOnRead(Tiles):
         self._boxes: list[Box] = []
         self._all: Optional[np.ndarray] = None  # every tile, stacked once all are cut
         self.halved, self.origin, self.scale, self.alternative, self.stepping_stone = None, (0, 0), 1, None, False
-        self.unscaled, self.factor = (), None
+        self.unscaled, self.factor, self.whole = (), None, None
 
     def _cut(self, n: int) -> None:
         """Cuts ranked boxes until n tiles are kept or none is left (the image is let go then)."""
@@ -125,7 +130,7 @@ class CutOnRead(Tiles):
 
     def __reduce__(self):
         return Tiles, (self.pixels, self.boxes, self.halved, self.origin, self.scale, self.alternative,
-                       self.stepping_stone, self.unscaled, self.factor)
+                       self.stepping_stone, self.unscaled, self.factor, self.whole)
 
 
 def as_decoded(image: DecodedImage | np.ndarray) -> DecodedImage:
@@ -580,13 +585,17 @@ def make_tiles(image: DecodedImage | np.ndarray, strategy: str, tile_size: int, 
                halve_upscaled: bool = False, cut_on_read: bool = False) -> Tiles:
     """The strategy's tiles; with `halve_upscaled` (content tiling only), also those of the image halved (once or
     twice) where it looks upscaled x2 or x4 (`halved_tiles`). With `cut_on_read`, content tiles are cut as they
-    are read (`CutOnRead`, holding the image meanwhile: for tiles scored at once); else all cut now."""
+    are read (`CutOnRead`, holding the image meanwhile: for tiles scored at once); else all cut now. A small image's
+    content tiles hold its pixels too (`Tiles.whole`)."""
     try:
         fn = STRATEGIES[strategy]
     except KeyError:
         raise ValueError(f"unknown tiling strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}") from None
     image = as_decoded(image)
     tiles = fn(image, tile_size, **(params or {}))
+    width, height = image.size
+    if strategy == "content" and width * height <= WHOLE_MAX_PIXELS:
+        tiles.whole = image.crop(0, 0, width, height)
     if halve_upscaled and strategy == "content":
         tiles.halved = halved_tiles(image, tiles, tile_size, params)
         tiles.unscaled = unscaled_tiles(image, tiles, tile_size)
