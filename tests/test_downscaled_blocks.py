@@ -103,7 +103,11 @@ def test_a_split_region_gives_as_many_windows_as_fit(monkeypatch):
 
     votes = np.zeros((8, 8))
     votes[2, 5] = 1.0  # every window votes (for phase (2, 5))
-    monkeypatch.setattr(downscaled_blocks, "phase_shares", lambda window, side, kept: votes)
+    def votes_for_a_full_window(window, side, kept):
+        assert window.shape == (side + 8, side + 8)  # a window never reads past the resampled region
+        return votes
+
+    monkeypatch.setattr(downscaled_blocks, "phase_shares", votes_for_a_full_window)
     region = np.zeros((216, 270, 3), np.uint8)
     assert len(back_windows([region], [(0, 0, 270, 216)], 6.0)) == 1
     split = back_windows([region], [(0, 0, 270, 216)], 6.0, split=True)
@@ -159,7 +163,7 @@ def test_clean_art_asked_whatever_the_judge_stays_clean(rules_blind, monkeypatch
     monkeypatch.setattr(scoring, "BLOCKS_MIN_JUDGED", 0.0)
     monkeypatch.setattr(scoring, "JUDGE_MAX_TILE_CLEAN", 1.0)  # the head is sure these are clean: ask anyway
     read = []
-    monkeypatch.setattr(scoring, "back_agreement", lambda *a: read.append(back_agreement(*a)) or read[-1])
+    monkeypatch.setattr(scoring, "back_agreement", lambda *a, **k: read.append(back_agreement(*a, **k)) or read[-1])
     for seed in (1, 2, 3):
         asked = len(read)
         result = rules_blind.score(downscaled(draw_art(seed, SIZE), SCALE, "bicubic"))
@@ -199,3 +203,20 @@ def test_a_small_images_pixels_reach_whichever_process_scores(rules_blind, tmp_p
         {k: here[k] for k in ("label", "evidence", "details")}
     scored = pipeline.score_decoded(pipeline.decode_one(str(path), spec, keep_tiles=True), str(path), rules_blind)
     assert scored.scored.to_dict(with_details=True)["details"] == here["details"]
+
+
+@pytest.mark.parametrize("judged, agreeing, read, label", [
+    (scoring.BLOCKS_LEANING_JUDGED + 0.01, 3, 3, "jpeg"),  # leaning further: 3 windows suffice
+    (scoring.BLOCKS_LEANING_JUDGED + 0.01, 3, 4, "jpeg"),
+    (scoring.BLOCKS_LEANING_JUDGED + 0.01, 2, 3, "clean"),  # too few agreeing
+    (scoring.BLOCKS_LEANING_JUDGED - 0.01, 3, 3, "clean"),  # leaning less: 4 windows needed
+    (scoring.BLOCKS_LEANING_JUDGED - 0.01, 4, 4, "jpeg"),
+])
+def test_where_the_judge_leans_further_fewer_windows_suffice(rules_blind, monkeypatch, judged, agreeing, read, label):
+    monkeypatch.setattr(scoring.ResizedJudge, "probability", lambda self, values: judged)
+    monkeypatch.setattr(scoring, "back_agreement", lambda regions, boxes, size, period, split=False:
+                        BackAgreement(period, 0, 0) if split else BackAgreement(period, agreeing, read))
+    result = rules_blind.score(jpeg_then_downscaled())
+    assert result.label == label
+    if label == "jpeg":
+        assert result.details()["downscaled"]["blocks"] == [agreeing, read]

@@ -146,6 +146,20 @@ def test_a_small_images_content_tiles_hold_its_pixels_and_a_larger_ones_do_not()
         tiles = make_tiles(small, "content", 128, cut_on_read=cut_on_read)
         assert np.array_equal(tiles.whole, small)
         assert np.array_equal(pickle.loads(pickle.dumps(tiles)).whole, small)
+    at_most = rng.integers(0, 256, (512, WHOLE_MAX_PIXELS // 512, 3), dtype=np.uint8)
+    assert make_tiles(at_most, "content", 128).whole is not None
     large = rng.integers(0, 256, (512, WHOLE_MAX_PIXELS // 512 + 1, 3), dtype=np.uint8)
     assert make_tiles(large, "content", 128).whole is None
     assert make_tiles(small, "city96_fivecrop", 128).whole is None  # the read-back reads content tiles
+
+
+def test_a_small_images_pixels_are_a_copy_of_the_callers_array():
+    """A caller that reuses its frame buffer (scoring a video's frames one after another) must not change the pixels
+    an image's tiles hold."""
+    from ccscore.tiling import make_tiles
+
+    frame = np.random.default_rng(2).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    tiles = make_tiles(frame, "content", 128, cut_on_read=True)
+    kept = frame.copy()
+    frame[:] = 0  # the next frame
+    assert np.array_equal(tiles.whole, kept)

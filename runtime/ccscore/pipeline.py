@@ -63,7 +63,8 @@ def source_name(source) -> str:
 
 
 class DecodeOutcome(NamedTuple):
-    """What a worker sends back for an image it decoded (and tiled, and maybe scored): picklable, small."""
+    """What a worker sends back for an image it decoded (and tiled, and maybe scored): picklable, small (tiles, and a
+    small image's pixels)."""
 
     pixels: Optional[np.ndarray]  # [N, T, T, 3] uint8 tiles; None where the worker scored them
     boxes: list  # each tile's (left, top, right, bottom) in the image (of the tiles cut, where scored)
@@ -622,7 +623,7 @@ def score_batch(scorer, batch: list[Decoded], with_tiles: bool = False,
         if d.warnings:
             record["warnings"] = d.warnings
         out.append((d, record))
-        d.pixels = d.halved = None  # the batch's tiles can go now
+        d.pixels = d.halved = d.whole = None  # the batch's tiles (and a small image's pixels) can go now
         d.unscaled = ()
     return out
 

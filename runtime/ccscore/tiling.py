@@ -16,8 +16,11 @@ from PIL import Image
 from .images import DecodedImage
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom in image pixels (right/bottom exclusive)
-# A content-tiled image this small keeps its pixels beside its tiles (`Tiles.whole`, at most 768 KiB): its few tiles
-# give the blocks' read-back (`downscaled_blocks`) too few windows, and the whole image gives more.
+# A content-tiled image of this many pixels or fewer keeps them beside its tiles (`Tiles.whole`, at most 768 KiB, sent
+# from the workers with the tiles, about twice their bytes at this size): its few tiles give the blocks' read-back
+# (`downscaled_blocks`) too few windows, and the whole image gives more. Read only where the judge leans (about 3% of
+# the calibration set's images) and the tiles give too few windows; carried for every image this small, because which
+# those are is known only once scored.
 WHOLE_MAX_PIXELS = 512 * 512
 
 
@@ -41,7 +44,7 @@ class Tiles:
     # (`unscaled_tiles`: most likely first), each tiled; of such tiles: the image's pixels per tile pixel, (x, y).
     unscaled: tuple["Tiles", ...] = ()
     factor: Optional[tuple[float, float]] = None
-    # The whole image's pixels (RGB uint8), of a content-tiled image of WHOLE_MAX_PIXELS at most; None otherwise.
+    # The whole image's pixels (RGB uint8, a copy), of a content-tiled image of WHOLE_MAX_PIXELS at most; else None.
     whole: Optional[np.ndarray] = None
 
     def own(self, n: Optional[int] = None) -> list[np.ndarray]:
@@ -595,7 +598,7 @@ def make_tiles(image: DecodedImage | np.ndarray, strategy: str, tile_size: int, 
     tiles = fn(image, tile_size, **(params or {}))
     width, height = image.size
     if strategy == "content" and width * height <= WHOLE_MAX_PIXELS:
-        tiles.whole = image.crop(0, 0, width, height)
+        tiles.whole = np.array(image.crop(0, 0, width, height))  # a copy: an array's crop is a view of the caller's
     if halve_upscaled and strategy == "content":
         tiles.halved = halved_tiles(image, tiles, tile_size, params)
         tiles.unscaled = unscaled_tiles(image, tiles, tile_size)
