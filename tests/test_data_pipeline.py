@@ -534,3 +534,43 @@ def test_a_png_made_from_a_high_quality_jpeg_is_not_kept_as_clean(tmp_path):
     decoded.putalpha(Image.fromarray(np.clip(600 - 2.5 * np.hypot(yy - 256, xx - 256), 0, 255).astype(np.uint8)))
     decoded.save(tmp_path / "sprite_from_jpeg.png")
     assert inspect_file(tmp_path / "sprite_from_jpeg.png")["status"] == "rejected_decoded"
+
+
+def textured_parchment(seed: int, width: int = 620, height: int = 460) -> Image.Image:
+    """Paper-like texture, textured everywhere: blurred noise at three scales, tinted."""
+    from PIL import ImageFilter
+
+    rng = np.random.default_rng(seed)
+    base = np.full((height, width), 190.0, np.float32)
+    for sigma, amplitude in ((12, 30), (4, 14), (1.2, 8)):
+        noise = Image.fromarray(rng.normal(128, 40, (height, width)).clip(0, 255).astype(np.uint8))
+        layer = np.asarray(noise.filter(ImageFilter.GaussianBlur(sigma)), np.float32)
+        base += (layer - layer.mean()) / (layer.std() + 1e-6) * amplitude
+    return Image.fromarray(np.stack([base, base * 0.88, base * 0.66], -1).clip(0, 255).astype(np.uint8))
+
+
+def test_a_png_made_from_a_jpeg_downscaled_afterwards_is_not_kept_as_clean(tmp_path):
+    """Downscaled by 0.757 its grid no longer shows at 8 px (grid_score passes it) and its colours are resampled (no
+    decoder trace), but its quantisation reads back through the downscale; the clean texture downscaled alike, and at
+    its own size, is kept."""
+    import io
+
+    from ccscore_export.data.lossless_check import RESIZED_JPEG_MIN_AGREEMENT, resized_jpeg_agreement
+    from ccscore_export.data.sources import inspect_file
+
+    scale = 0.757
+    for seed, quality in ((1, 75), (2, 90)):
+        texture = textured_parchment(seed)
+        size = (round(texture.width * scale), round(texture.height * scale))
+        buf = io.BytesIO()
+        texture.save(buf, "JPEG", quality=quality)
+        Image.open(buf).convert("RGB").resize(size, Image.BICUBIC).save(tmp_path / "from_jpeg.png")
+        texture.resize(size, Image.BICUBIC).save(tmp_path / "clean_downscaled.png")
+        texture.save(tmp_path / "clean.png")
+        row = inspect_file(tmp_path / "from_jpeg.png")
+        assert row["status"] == "rejected_resized", row
+        assert grid_score(np.asarray(Image.open(tmp_path / "from_jpeg.png"))).is_lossless  # what the grid missed
+        for name in ("clean_downscaled.png", "clean.png"):
+            assert inspect_file(tmp_path / name)["status"] == "kept", name
+        read = resized_jpeg_agreement(np.asarray(texture))  # windows enough, scattered
+        assert read.read >= 12 and read.agreeing <= 0.5 * RESIZED_JPEG_MIN_AGREEMENT * read.read

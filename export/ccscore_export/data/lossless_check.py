@@ -137,6 +137,52 @@ def grid_score(rgb: np.ndarray, max_crop: int = MAX_CROP) -> GridScore:
     return GridScore(s8, s4, p8, p4)
 
 
+# A JPEG downscaled afterwards shows no grid at 8 px, so `grid_score` passes it; read back through the downscale at
+# one of its grid peaks' periods (the runtime's `ccscore.downscaled_blocks`, the whole image split into windows), its
+# windows agree on one 8x8 phase where clean art's scatter. Measured with this read (session 21,
+# benchmarks/resized_sources.py) on the 4,509 Debian PNGs the earlier checks kept (both splits; 1,472 of them give 12
+# windows or more): all agree 0.65 at most but one,
+# flare-game's menus/book2.png, a photographed parchment (a validation source): 20 of 20 at a period of 6.06, a JPEG
+# downscaled by 0.757 (its variants were 6 of the calibration set's 53 clean images flagged). Synthetic textures saved
+# as JPEG (quality 75, 90) and downscaled so agree 0.8-0.9, clean ones 0.2-0.5; procedural illustrations (flat fills,
+# whose windows scatter) 0.5-0.85 as JPEG downscaled: those this misses. Images too small for 12 windows are not judged.
+RESIZED_JPEG_MIN_AGREEMENT = 0.8
+RESIZED_JPEG_MIN_WINDOWS = 12
+RESIZED_JPEG_MAX_SIDE = 1024  # the most textured tile's surroundings, for larger images: the read's cost bounded
+
+
+def resized_jpeg_agreement(rgb: np.ndarray):
+    """The best `downscaled_blocks.BackAgreement` (share of windows agreeing, then windows read) of an RGB uint8 image
+    read back whole at its luma's and chroma's grid peak periods (within RESIZED_JPEG_MAX_SIDE each way of its most
+    textured content tile); None where no period is in the band or no tile is textured."""
+    from ccscore.downscaled_blocks import back_agreement, candidate_periods
+    from ccscore.resized import chroma_peaks, grid_peak, is_grey
+    from ccscore.tiling import make_tiles
+
+    tiles = make_tiles(rgb, "content", 128, {"max_tiles": 8})  # as the runtime's default model tiles
+    own, boxes = tiles.own(), tiles.boxes
+    if not boxes:
+        return None
+    peaks = [grid_peak(own, boxes)] + ([] if is_grey(own) else chroma_peaks(own, boxes))
+    periods = candidate_periods([p.period for p in sorted((p for p in peaks if p is not None),
+                                                          key=lambda p: -p.strength)])
+    height, width = rgb.shape[:2]
+    left, top, right, bottom = boxes[0]
+    x0 = int(np.clip((left + right - RESIZED_JPEG_MAX_SIDE) // 2, 0, max(0, width - RESIZED_JPEG_MAX_SIDE)))
+    y0 = int(np.clip((top + bottom - RESIZED_JPEG_MAX_SIDE) // 2, 0, max(0, height - RESIZED_JPEG_MAX_SIDE)))
+    region = rgb[y0:y0 + RESIZED_JPEG_MAX_SIDE, x0:x0 + RESIZED_JPEG_MAX_SIDE, :3]
+    box = (x0, y0, x0 + region.shape[1], y0 + region.shape[0])
+    reads = [back_agreement([region], [box], (width, height), period, split=True) for period in periods]
+    return max(reads, key=lambda a: (a.agreeing / a.read if a.read else 0.0, a.read), default=None)
+
+
+def carries_resized_jpeg(rgb: np.ndarray) -> bool:
+    """Whether the image's windows, read back through a downscale, agree as a resized JPEG's do
+    (`resized_jpeg_agreement`: RESIZED_JPEG_MIN_AGREEMENT of at least RESIZED_JPEG_MIN_WINDOWS)."""
+    read = resized_jpeg_agreement(rgb)
+    return read is not None and read.agrees(RESIZED_JPEG_MIN_AGREEMENT, RESIZED_JPEG_MIN_WINDOWS)
+
+
 def auroc(negatives: np.ndarray, positives: np.ndarray) -> float:
     """Probability that a random positive scores above a random negative (ties count half)."""
     neg, pos = np.asarray(negatives, float), np.asarray(positives, float)

@@ -1,9 +1,10 @@
 """Real clean art shipped by Debian packages, fetched at build time into a cache, verified lossless.
 
 `prepare_sources()` downloads each package with `apt-get download` (no root install: `dpkg -x` unpacks it
-into the cache), scans its lossless images, rejects any with block-grid evidence (`lossless_check`) or whose
-colours came out of a JPEG or WebP decoder (`ccscore.decoders`: a PNG made from a high-quality JPEG) and
-writes `manifest.csv` listing every candidate, kept or rejected, with its source, license and scores.
+into the cache), scans its lossless images, rejects any with block-grid evidence (`lossless_check`), whose
+colours came out of a JPEG or WebP decoder (`ccscore.decoders`: a PNG made from a high-quality JPEG) or whose
+quantisation reads back through a downscale (`lossless_check.carries_resized_jpeg`: a JPEG resized before it was
+stored) and writes `manifest.csv` listing every candidate, kept or rejected, with its source, license and scores.
 Training and validation draw from different packages, so validation measures art never trained on.
 
 Ren'Py and Live2D material is reserved for held-out evaluation: any source or file whose name contains
@@ -26,7 +27,7 @@ from PIL import Image
 
 from ccscore.decoders import decoder_trace
 
-from .lossless_check import THRESHOLD_4X4, THRESHOLD_8X8, grid_score
+from .lossless_check import THRESHOLD_4X4, THRESHOLD_8X8, carries_resized_jpeg, grid_score
 
 REPO_ROOT = Path(__file__).resolve().parents[3]  # the checkout, when running from source
 
@@ -180,6 +181,10 @@ def inspect_file(path: Path) -> dict:
         # A PNG made from a JPEG or WebP at a quality too high for the grid to show: its colours still lie
         # in that decoder's output set (ccscore.decoders), which clean art's do not.
         row["status"] = "rejected_decoded"
+    elif carries_resized_jpeg(rgb):
+        # A JPEG downscaled before it was stored: no grid at 8 px, but its quantisation reads back through the resize
+        # (lossless_check.resized_jpeg_agreement)
+        row["status"] = "rejected_resized"
     return row
 
 
@@ -213,7 +218,7 @@ def prepare_sources(
     for s in sources:
         mine = [r for r in rows if r["source"] == s.name]
         kept = sum(r["status"] == "kept" for r in mine)
-        lossy = sum(r["status"] in ("rejected_lossy", "rejected_decoded") for r in mine)
+        lossy = sum(r["status"] in ("rejected_lossy", "rejected_decoded", "rejected_resized") for r in mine)
         log(f"{s.name} [{s.split}]: kept {kept}, rejected as lossy {lossy}, other rejects {len(mine) - kept - lossy}")
     return manifest
 
