@@ -1,5 +1,5 @@
 """The source scan's resized-JPEG check (`lossless_check.resized_jpeg_agreement`) over every image the earlier checks
-kept: how far each one's windows, read back whole through a downscale, agree on one 8x8 phase. Prints the
+kept (those it rejects included): how far each one's windows, read back whole through a downscale, agree on one 8x8 phase. Prints the
 distribution (images with 12 windows or more), those agreeing 0.6 or more, and how many `carries_resized_jpeg` would
 reject. Session 21's figures in lossless_check's comment come from this run on data/cache (both splits).
 
@@ -41,12 +41,13 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     with open(args.cache / "manifest.csv", newline="") as f:
-        kept = [str(args.cache / row["path"]) for row in csv.DictReader(f) if row["status"] == "kept"]
+        kept = [str(args.cache / row["path"]) for row in csv.DictReader(f)
+                if row["status"] in ("kept", "rejected_resized")]  # as the earlier checks left them
     with Pool(args.workers) as pool:
         reads = pool.map(agreement, kept, chunksize=8)
     judged = [(path, read) for path, read in reads if read is not None and read[1] >= RESIZED_JPEG_MIN_WINDOWS]
-    shares = collections.Counter(round(read[0] / read[1], 1) for _, read in judged)
-    print(f"{len(kept)} kept images; {len(judged)} read with {RESIZED_JPEG_MIN_WINDOWS} windows or more")
+    shares = collections.Counter(int(10 * read[0] / read[1]) / 10 for _, read in judged)  # 0.65 is in 0.6's bin
+    print(f"{len(kept)} images the earlier checks kept; {len(judged)} read with {RESIZED_JPEG_MIN_WINDOWS} windows or more")
     print("share agreeing: " + ", ".join(f"{share:.1f}: {n}" for share, n in sorted(shares.items())))
     for path, (agreeing, read, period) in sorted(judged, key=lambda item: -item[1][0] / item[1][1]):
         if agreeing < 0.6 * read:

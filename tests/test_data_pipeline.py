@@ -572,5 +572,6 @@ def test_a_png_made_from_a_jpeg_downscaled_afterwards_is_not_kept_as_clean(tmp_p
         assert grid_score(np.asarray(Image.open(tmp_path / "from_jpeg.png"))).is_lossless  # what the grid missed
         for name in ("clean_downscaled.png", "clean.png"):
             assert inspect_file(tmp_path / name)["status"] == "kept", name
+            assert resized_jpeg_agreement(np.asarray(Image.open(tmp_path / name))).read >= 12, name  # judged
         read = resized_jpeg_agreement(np.asarray(texture))  # windows enough, scattered
         assert read.read >= 12 and read.agreeing <= 0.5 * RESIZED_JPEG_MIN_AGREEMENT * read.read

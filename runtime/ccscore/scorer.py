@@ -380,7 +380,7 @@ BLOCKS_WHOLE_MIN_WINDOWS = 6
 # Where the judge leans further (BLOCKS_LEANING_JUDGED), fewer of the tiles' windows suffice: BLOCKS_LEANING_AGREEMENT of
 # at least BLOCKS_LEANING_WINDOWS (3 of 3, 3 of 4, 6 of 8). Chosen on the calibration set, a second draw of it and three
 # draws of its clean sources' JPEG then downscaled and downscaled kinds (600 JPEG then downscaled; with the textured
-# and upscaled kinds' draws, 8,000 clean): judged >= 0.6 at 0.75 of 3: 9 found, none clean (at 0.5: one pixel art
+# and upscaled kinds' draws, 6,720 clean): judged >= 0.6 at 0.75 of 3: 9 found, none clean (at 0.5: one pixel art
 # upscaled smoothly, judged 0.56, 3 of 4; at 2 of 3, 0.66: 10 clean, 5 of them one resampled image's draws); at 0.7:
 # 6 found; at 0.75 of 4: 7.
 BLOCKS_LEANING_JUDGED = 0.6
@@ -430,6 +430,12 @@ class TileReads:
     @cached_property
     def sharpness(self) -> Optional[float]:
         return chroma_sharpness(self.own)
+
+    def planes_by_strength(self) -> list[tuple[str, GridPeak]]:
+        """("luma" or "chroma", peak) of each plane that has one, the strongest peak first (the periods the blocks'
+        read-back tries, in that order)."""
+        planes = [("luma", self.luma_peak)] + [("chroma", peak) for peak in self.chroma_peaks]
+        return sorted(((plane, peak) for plane, peak in planes if peak is not None), key=lambda p: -p[1].strength)
 
 
 @dataclass(frozen=True)
@@ -953,8 +959,7 @@ class Scorer:
         (BLOCKS_MIN_AGREEMENT, or fewer windows where the judge leans further: BLOCKS_LEANING_JUDGED; where the tiles
         give too few windows, a small image's whole pixels, split into windows: BLOCKS_WHOLE_MIN_AGREEMENT): evidence
         "downscaled" at that period (its plane the one whose peak gave it), the windows agreeing and read."""
-        planes = [("luma", reads.luma_peak)] + [("chroma", peak) for peak in reads.chroma_peaks]
-        planes = sorted(((plane, peak) for plane, peak in planes if peak is not None), key=lambda p: -p[1].strength)
+        planes = reads.planes_by_strength()
         plane_of = {peak.period: plane for plane, peak in planes[::-1]}  # the strongest plane named for a period
         whole = reads.tiles.whole
         for period in candidate_periods([peak.period for _, peak in planes]):

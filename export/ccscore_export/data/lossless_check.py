@@ -140,32 +140,34 @@ def grid_score(rgb: np.ndarray, max_crop: int = MAX_CROP) -> GridScore:
 # A JPEG downscaled afterwards shows no grid at 8 px, so `grid_score` passes it; read back through the downscale at
 # one of its grid peaks' periods (the runtime's `ccscore.downscaled_blocks`, the whole image split into windows), its
 # windows agree on one 8x8 phase where clean art's scatter. Measured with this read (session 21,
-# benchmarks/resized_sources.py) on the 4,509 Debian PNGs the earlier checks kept (both splits; 1,472 of them give 12
+# benchmarks/resized_sources.py) on the 4,509 Debian PNGs the earlier checks kept (both splits; 1,950 of them give 12
 # windows or more): all agree 0.65 at most but one,
 # flare-game's menus/book2.png, a photographed parchment (a validation source): 20 of 20 at a period of 6.06, a JPEG
 # downscaled by 0.757 (its variants were 6 of the calibration set's 53 clean images flagged). Synthetic textures saved
 # as JPEG (quality 75, 90) and downscaled so agree 0.8-0.9, clean ones 0.2-0.5; procedural illustrations (flat fills,
-# whose windows scatter) 0.5-0.85 as JPEG downscaled: those this misses. Images too small for 12 windows are not judged.
+# whose windows scatter) 0.5-0.85 as JPEG downscaled: those this misses. Missed too: images too small for 12 windows,
+# grey ones whose luma peak misses the grid (chroma's is not read), sprites whose windows cross alpha edges, factors
+# whose peaks read 0.2-0.5% off (a texture at 0.62 and 0.9 agreed 0.5 and 0.75). Cost: about 0.02-0.1 s a small image,
+# 0.3-0.9 s one over a megapixel (the 1024 px region), against 0.14 s for the checks before it.
 RESIZED_JPEG_MIN_AGREEMENT = 0.8
 RESIZED_JPEG_MIN_WINDOWS = 12
 RESIZED_JPEG_MAX_SIDE = 1024  # the most textured tile's surroundings, for larger images: the read's cost bounded
 
 
 def resized_jpeg_agreement(rgb: np.ndarray):
-    """The best `downscaled_blocks.BackAgreement` (share of windows agreeing, then windows read) of an RGB uint8 image
-    read back whole at its luma's and chroma's grid peak periods (within RESIZED_JPEG_MAX_SIDE each way of its most
-    textured content tile); None where no period is in the band or no tile is textured."""
+    """The best `downscaled_blocks.BackAgreement` (of RESIZED_JPEG_MIN_WINDOWS read or more where one is; then the
+    share of windows agreeing, then windows read) of an RGB uint8 image read back whole at its luma's and chroma's grid
+    peak periods (within RESIZED_JPEG_MAX_SIDE each way of its most textured content tile); None where no period is in
+    the band or no tile is textured."""
     from ccscore.downscaled_blocks import back_agreement, candidate_periods
-    from ccscore.resized import chroma_peaks, grid_peak, is_grey
+    from ccscore.scorer import TileReads
     from ccscore.tiling import make_tiles
 
     tiles = make_tiles(rgb, "content", 128, {"max_tiles": 8})  # as the runtime's default model tiles
-    own, boxes = tiles.own(), tiles.boxes
+    boxes = tiles.boxes
     if not boxes:
         return None
-    peaks = [grid_peak(own, boxes)] + ([] if is_grey(own) else chroma_peaks(own, boxes))
-    periods = candidate_periods([p.period for p in sorted((p for p in peaks if p is not None),
-                                                          key=lambda p: -p.strength)])
+    periods = candidate_periods([peak.period for _, peak in TileReads(tiles).planes_by_strength()])
     height, width = rgb.shape[:2]
     left, top, right, bottom = boxes[0]
     x0 = int(np.clip((left + right - RESIZED_JPEG_MAX_SIDE) // 2, 0, max(0, width - RESIZED_JPEG_MAX_SIDE)))
@@ -173,7 +175,9 @@ def resized_jpeg_agreement(rgb: np.ndarray):
     region = rgb[y0:y0 + RESIZED_JPEG_MAX_SIDE, x0:x0 + RESIZED_JPEG_MAX_SIDE, :3]
     box = (x0, y0, x0 + region.shape[1], y0 + region.shape[0])
     reads = [back_agreement([region], [box], (width, height), period, split=True) for period in periods]
-    return max(reads, key=lambda a: (a.agreeing / a.read if a.read else 0.0, a.read), default=None)
+    # a read of enough windows first: 1 of 1 at one period must not hide 19 of 20 at another
+    return max(reads, key=lambda a: (a.read >= RESIZED_JPEG_MIN_WINDOWS, a.agreeing / a.read if a.read else 0.0,
+                                     a.read), default=None)
 
 
 def carries_resized_jpeg(rgb: np.ndarray) -> bool:
