@@ -153,7 +153,7 @@ def test_the_scorer_finds_by_the_blocks_what_the_judge_leans_on(rules_blind, mon
     result = rules_blind.score(jpeg_then_downscaled())
     assert result.label == "jpeg" and result.evidence.word == "downscaled" and result.quality is None
     details = result.details()["downscaled"]
-    assert details["blocks"] == [8, 8] and details["judged"] is None
+    assert details["blocks"] == [8, 8] and details["blocks_from"] == "tiles" and details["judged"] is None
     assert details["scale"] == pytest.approx(SCALE, abs=0.01)
     monkeypatch.setattr(scoring, "BLOCKS_MIN_JUDGED", 1.01)  # the judge never leans enough: not asked
     assert rules_blind.score(jpeg_then_downscaled()).label == "clean"
@@ -174,7 +174,8 @@ def test_clean_art_asked_whatever_the_judge_stays_clean(rules_blind, monkeypatch
 def test_the_scorer_reads_a_small_images_whole_pixels_where_its_tiles_give_too_few_windows(rules_blind, monkeypatch):
     result = rules_blind.score(small_jpeg_then_downscaled())
     assert result.label == "jpeg" and result.evidence.word == "downscaled" and result.quality is None
-    assert result.details()["downscaled"]["blocks"] == [6, 6]
+    details = result.details()["downscaled"]
+    assert details["blocks"] == [6, 6] and details["blocks_from"] == "whole"
     assert rules_blind.score(small_clean_downscaled()).label == "clean"
     monkeypatch.setattr(scoring, "BLOCKS_WHOLE_MIN_WINDOWS", 10 ** 6)  # the tiles alone: too few windows
     assert rules_blind.score(small_jpeg_then_downscaled()).label == "clean"
@@ -220,3 +221,20 @@ def test_where_the_judge_leans_further_fewer_windows_suffice(rules_blind, monkey
     assert result.label == label
     if label == "jpeg":
         assert result.details()["downscaled"]["blocks"] == [agreeing, read]
+        assert result.details()["downscaled"]["blocks_from"] == "tiles"
+
+
+def test_the_read_back_periods_are_the_planes_peaks_strongest_first_each_named_by_its_strongest_plane():
+    from ccscore.resized import GridPeak
+    from ccscore.scorer import TileReads
+
+    def peak(strength, period):
+        return GridPeak(strength, period, False, 0.0, 0.0, 0.0, 0.0)
+
+    reads = TileReads(tiles=None)
+    # cached reads set directly: luma at 6.0, Cb at 6.0 and stronger, Cr at 4.5 (in the band), none out of the band
+    reads.__dict__.update(luma_peak=peak(3.0, 6.0), chroma_peaks=[peak(5.0, 6.0), peak(4.0, 4.5)])
+    assert reads.read_back_periods() == [(6.0, "chroma"), (4.5, "chroma")]
+    reads = TileReads(tiles=None)
+    reads.__dict__.update(luma_peak=peak(9.0, 5.0), chroma_peaks=[None, peak(2.0, 12.0)])
+    assert reads.read_back_periods() == [(5.0, "luma")]

@@ -69,8 +69,10 @@ class ImageEvidence:
     # plane's peak's.
     downscaled_judged: Optional[float] = None
     # Where the judge leant that way and the blocks' quantisation, read back through the downscale, showed it
-    # (downscaled_blocks.back_agreement): the windows that agree on one 8x8 phase, and the windows read.
+    # (downscaled_blocks.back_agreement): the windows that agree on one 8x8 phase, and the windows read; and what
+    # they were read on: "tiles" (the scored tiles, a window each) or "whole" (a small image's whole pixels, split).
     downscaled_blocks: Optional[tuple[int, int]] = None
+    downscaled_blocks_from: Optional[Literal["tiles", "whole"]] = None
     # The factor (x, y) an image was upscaled by after compression, other than 2 or 4 (Scorer.halve_upscaled): damage
     # found on it resampled back to its source size; the grids are then that image's.
     upscaled_by: Optional[tuple[float, float]] = None

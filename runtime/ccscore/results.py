@@ -89,13 +89,16 @@ class ScoreResult:
             # plane it showed in ("luma", or "chroma" where luma's grid was too faint); "judged": the resized-damage
             # judge's probability where it found the grid (no single rule did; the strongest plane's period), else null;
             # "blocks": [agreeing, read] where the blocks' quantisation read back through the downscale found it
-            # (windows agreeing on one 8x8 phase; the period then the one read back at), else null
+            # (windows agreeing on one 8x8 phase; the period then the one read back at), else null; "blocks_from":
+            # what those windows were read on ("tiles": the scored tiles; "whole": a small image's whole pixels), else
+            # null
             period = self.evidence.downscaled_period
             judged, blocks = self.evidence.downscaled_judged, self.evidence.downscaled_blocks
             d["downscaled"] = None if period is None else {"period": round(period, 3), "scale": round(period / 8, 3),
                                                            "plane": self.evidence.downscaled_plane,
                                                            "judged": None if judged is None else round(judged, 4),
-                                                           "blocks": None if blocks is None else list(blocks)}
+                                                           "blocks": None if blocks is None else list(blocks),
+                                                           "blocks_from": self.evidence.downscaled_blocks_from}
             # evidence "upscaled": the factor (x, y) the image was upscaled by after compression (not 2 or 4)
             factor = self.evidence.upscaled_by
             d["upscaled"] = None if factor is None else {"scale": [round(factor[0], 4), round(factor[1], 4)]}

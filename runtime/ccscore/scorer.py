@@ -432,10 +432,17 @@ class TileReads:
         return chroma_sharpness(self.own)
 
     def planes_by_strength(self) -> list[tuple[str, GridPeak]]:
-        """("luma" or "chroma", peak) of each plane that has one, the strongest peak first (the periods the blocks'
-        read-back tries, in that order)."""
+        """("luma" or "chroma", peak) of each plane that has one, the strongest peak first."""
         planes = [("luma", self.luma_peak)] + [("chroma", peak) for peak in self.chroma_peaks]
         return sorted(((plane, peak) for plane, peak in planes if peak is not None), key=lambda p: -p[1].strength)
+
+    def read_back_periods(self) -> list[tuple[float, str]]:
+        """The periods the blocks are read back at (`downscaled_blocks.candidate_periods` of each plane's peak, the
+        strongest first), each with the plane ("luma" or "chroma") whose peak gave it: the blocks' read in
+        `Scorer._judge_blocks` and the source scan's (`lossless_check.resized_jpeg_agreement`)."""
+        planes = self.planes_by_strength()
+        plane_of = {peak.period: name for name, peak in planes[::-1]}  # the strongest plane named for a period
+        return [(period, plane_of[period]) for period in candidate_periods([peak.period for _, peak in planes])]
 
 
 @dataclass(frozen=True)
@@ -959,20 +966,18 @@ class Scorer:
         (BLOCKS_MIN_AGREEMENT, or fewer windows where the judge leans further: BLOCKS_LEANING_JUDGED; where the tiles
         give too few windows, a small image's whole pixels, split into windows: BLOCKS_WHOLE_MIN_AGREEMENT): evidence
         "downscaled" at that period (its plane the one whose peak gave it), the windows agreeing and read."""
-        planes = reads.planes_by_strength()
-        plane_of = {peak.period: plane for plane, peak in planes[::-1]}  # the strongest plane named for a period
         whole = reads.tiles.whole
-        for period in candidate_periods([peak.period for _, peak in planes]):
-            agreement = back_agreement(reads.own, reads.tiles.boxes, size, period)
+        for period, plane in reads.read_back_periods():
+            agreement, read_on = back_agreement(reads.own, reads.tiles.boxes, size, period), "tiles"
             found = agreement.agrees(BLOCKS_MIN_AGREEMENT) or (
                 judged >= BLOCKS_LEANING_JUDGED and agreement.agrees(BLOCKS_LEANING_AGREEMENT, BLOCKS_LEANING_WINDOWS))
             if not found and agreement.read < MIN_WINDOWS and whole is not None:  # a small image: all of it read
-                agreement = back_agreement([whole], [(0, 0, *size)], size, period, split=True)
+                agreement, read_on = back_agreement([whole], [(0, 0, *size)], size, period, split=True), "whole"
                 found = agreement.agrees(BLOCKS_WHOLE_MIN_AGREEMENT, BLOCKS_WHOLE_MIN_WINDOWS)
             if found:
-                self._as_resized_jpeg(result, keep_quality=False, downscaled_period=period,
-                                      downscaled_plane=plane_of[period],
-                                      downscaled_blocks=(agreement.agreeing, agreement.read))
+                self._as_resized_jpeg(result, keep_quality=False, downscaled_period=period, downscaled_plane=plane,
+                                      downscaled_blocks=(agreement.agreeing, agreement.read),
+                                      downscaled_blocks_from=read_on)
                 return
 
     @staticmethod

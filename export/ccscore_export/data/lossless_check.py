@@ -159,7 +159,7 @@ def resized_jpeg_agreement(rgb: np.ndarray):
     share of windows agreeing, then windows read) of an RGB uint8 image read back whole at its luma's and chroma's grid
     peak periods (within RESIZED_JPEG_MAX_SIDE each way of its most textured content tile); None where no period is in
     the band or no tile is textured."""
-    from ccscore.downscaled_blocks import back_agreement, candidate_periods
+    from ccscore.downscaled_blocks import back_agreement
     from ccscore.scorer import TileReads
     from ccscore.tiling import make_tiles
 
@@ -167,7 +167,7 @@ def resized_jpeg_agreement(rgb: np.ndarray):
     boxes = tiles.boxes
     if not boxes:
         return None
-    periods = candidate_periods([peak.period for _, peak in TileReads(tiles).planes_by_strength()])
+    periods = [period for period, _ in TileReads(tiles).read_back_periods()]
     height, width = rgb.shape[:2]
     left, top, right, bottom = boxes[0]
     x0 = int(np.clip((left + right - RESIZED_JPEG_MAX_SIDE) // 2, 0, max(0, width - RESIZED_JPEG_MAX_SIDE)))
