@@ -38,7 +38,7 @@ WILD_POSITIVE_KINDS = WILD_JPEG_KINDS + ("jpeg_grey", "jpeg_lineart", "jpeg_mang
 # Issue #12's kinds (AVIF, JPEG XL, JPEG / WebP resized after compression): measured by kind and by their own
 # bar only, so the earlier bars' numbers stay comparable with older sets.
 CODEC_KINDS = ("avif_avifenc", "avif_pillow", "jxl_cjxl", "jpeg_downscaled", "jpeg_upscaled_x2", "webp_downscaled",
-               "jpeg_upscaled_other")
+               "jpeg_upscaled_other", "jpeg_grey_downscaled", "jpeg_lineart_downscaled")
 # Resized-after-compression images are reported by kind only: the quality bands measure the codec alone.
 BAND_EXCLUDED_KINDS = ("resize",) + WILD_POSITIVE_KINDS + CODEC_KINDS
 # Kinds the detector issue's (#7) summary figures leave out (AUROC, codec right, quality error).

@@ -443,6 +443,35 @@ def test_jpeg_upscaled_by_other_factors_kind(tmp_path):
         assert abs(shown - scale) <= 0.01  # (the detail rounds the factor to 0.01)
 
 
+def test_jpeg_then_downscaled_on_grey_art_and_line_art_kinds(tmp_path):
+    """Session 22's kinds: the art made grey or line art first (no chroma), then JPEG q50-90 downscaled by 0.5-0.9;
+    their clean controls downscaled alike; each kind in a benchmark group."""
+    from ccscore_export.bars import CLEAN_GROUPS, RESIZED_GROUPS
+
+    clean_dir = _tiny_clean_dir(tmp_path)
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "manifest.csv").write_text("path,label,quality,kind,source,detail\n")
+    kinds = ("jpeg_grey_downscaled", "jpeg_lineart_downscaled", "grey_downscaled", "lineart_downscaled")
+    manifest = build_eval_set(clean_dir, tmp_path / "eval", seed=3, log=lambda *_: None, kinds=kinds)
+    rows = list(csv.DictReader(open(manifest)))
+    assert sorted(r["kind"] for r in rows) == sorted(kinds * 2)
+    for r in rows:
+        art = "grey" if "grey" in r["kind"] else "lineart"
+        scale = float(r["detail"].split(":x")[1].split(":")[0])
+        assert r["detail"].startswith(f"{art}:") and 0.5 <= scale <= 0.9
+        assert r["detail"].rsplit(":", 1)[1] in wild.DOWNSCALE_KERNELS
+        image = np.asarray(Image.open(tmp_path / "eval" / r["path"]).convert("RGB")).astype(int)
+        assert np.abs(image - image[..., :1]).max() <= 1  # no chroma to read (a JPEG's rounding aside)
+        source = Image.open(clean_dir / r["source"])
+        assert abs(image.shape[1] / source.width - scale) <= 0.01
+        if r["kind"].startswith("jpeg_"):
+            assert r["label"] == str(degrade.JPEG) and 50 <= int(r["quality"]) <= 90 and ":q" in r["detail"]
+        else:
+            assert r["label"] == str(degrade.CLEAN) and r["quality"] == ""
+    assert {"jpeg_grey_downscaled", "jpeg_lineart_downscaled"} <= {k for _, ks, *_ in RESIZED_GROUPS for k in ks}
+    assert {"grey_downscaled", "lineart_downscaled"} <= {k for _, ks, _ in CLEAN_GROUPS for k in ks or ()}
+
+
 def test_the_texture_kinds_are_named_alike_everywhere():
     from ccscore_export.bars import CLEAN_GROUPS, TEXTURE_KINDS
 

@@ -32,6 +32,9 @@ CLEAN_GROUPS: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
     ("manga downscaled", ("manga_downscaled",), math.nan),
     ("grain resized", ("grainy_resized",), math.nan),
     ("textured canvas", ("canvas_texture",), math.nan),
+    # Session 22's controls for JPEG then downscaled on grey art and line art: no bar of their own.
+    ("grey downscaled", ("grey_downscaled",), math.nan),
+    ("line art downscaled", ("lineart_downscaled",), math.nan),
 )
 # Issue #10's lossy groups: (name, kinds, least caught share, least codec-right share over the group).
 LOSSY_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
@@ -54,4 +57,6 @@ RESIZED_GROUPS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
     ("JPEG then upscaled x2", ("jpeg_upscaled_x2",), 0.90, math.nan),
     ("JPEG then upscaled x1.25-4 (not x2)", ("jpeg_upscaled_other",), math.nan, math.nan),
     ("WebP then downscaled", ("webp_downscaled",), math.nan, math.nan),
+    ("JPEG grey art then downscaled", ("jpeg_grey_downscaled",), math.nan, math.nan),
+    ("JPEG line art then downscaled", ("jpeg_lineart_downscaled",), math.nan, math.nan),
 )

@@ -236,6 +236,12 @@ def _downscaled(kernels: tuple[str, ...]) -> Callable[[np.random.Generator, np.n
     return lambda rng, x: wild.random_resample(rng, x, float(rng.choice([0.5, 0.75])), kernels)
 
 
+def _downscaled_by(rng: np.random.Generator, art: wild.Variant, scales: tuple[float, float]) -> wild.Variant:
+    """`art` downscaled by a factor drawn from `scales` with one of the downscale kernels."""
+    v = wild.random_resample(rng, wild.as_rgb(art.image), float(rng.uniform(*scales)), wild.DOWNSCALE_KERNELS)
+    return wild.Variant(v.image, f"{art.detail}:{v.detail}")
+
+
 # (folder, label, quality, how): deterministic variants of every held-out clean image.
 # Qualities are the band centres users meet most (viewer exports 85-95, web 70-80, thumbnails ~50).
 EVAL_VARIANTS: tuple[tuple[str, int, float, EvalMaker], ...] = (
@@ -323,10 +329,16 @@ def _jxl_cjxl(rng: np.random.Generator, rgb: np.ndarray) -> tuple[np.ndarray, fl
     return degrade.encode_jxl_cjxl(rgb, distance), degrade.jxl_distance_quality(distance), f"cjxl:d{distance:g}:e7"
 
 
-def _resized_lossy(codec: str, qualities: tuple[int, int], scales: tuple[float, float], kernels: tuple[str, ...]) -> EvalMaker:
+def _resized_lossy(codec: str, qualities: tuple[int, int], scales: tuple[float, float], kernels: tuple[str, ...],
+                   prepare=None) -> EvalMaker:
     """`codec` at a quality drawn from `qualities` (one of the wild encoders for JPEG, cwebp or Pillow for
-    WebP), then resized by a factor drawn from `scales` with one of `kernels`."""
+    WebP), then resized by a factor drawn from `scales` with one of `kernels`; after `prepare` (a wild transform:
+    grey, line art) if given."""
     def make(rng: np.random.Generator, rgb: np.ndarray) -> tuple[np.ndarray, float, str]:
+        prepared = ""
+        if prepare is not None:
+            v = prepare(rng, rgb)
+            rgb, prepared = wild.as_rgb(v.image), v.detail + ":"
         quality = int(rng.integers(qualities[0], qualities[1] + 1))
         if codec == "jpeg":
             out, name = degrade.random_jpeg(rng, rgb, quality, str(rng.choice(WILD_JPEG_ENCODERS)))
@@ -335,7 +347,7 @@ def _resized_lossy(codec: str, qualities: tuple[int, int], scales: tuple[float, 
         else:
             out, name = degrade.encode_webp_pillow(rgb, quality, int(rng.integers(0, 7))), "pillow"
         v = wild.random_resample(rng, out, float(rng.uniform(*scales)), kernels)
-        return v.image, float(quality), f"{name}:q{quality}:{v.detail}"
+        return v.image, float(quality), f"{prepared}{name}:q{quality}:{v.detail}"
 
     return make
 
@@ -358,6 +370,18 @@ EVAL_VARIANTS += tuple((kind, degrade.CLEAN, DRAWN, _clean_kind(t)) for kind, t 
 # range with a smoothing kernel (x2 and x4 are the halved judgement's; a factor drawn here is rarely either).
 EVAL_VARIANTS += (("jpeg_upscaled_other", degrade.JPEG, DRAWN,
                    _resized_lossy("jpeg", (50, 90), (1.25, 4.0), degrade.SMOOTH_KERNELS)),)
+# JPEG then downscaled on grey art and on line art (session 22): no chroma, so only luma's grid and blocks can show
+# it (a manga page or sketch saved as JPEG and thumbnailed); with their clean controls, downscaled alike.
+EVAL_VARIANTS += (
+    ("jpeg_grey_downscaled", degrade.JPEG, DRAWN,
+     _resized_lossy("jpeg", (50, 90), (0.5, 0.9), wild.DOWNSCALE_KERNELS, wild.random_grey)),
+    ("jpeg_lineart_downscaled", degrade.JPEG, DRAWN,
+     _resized_lossy("jpeg", (50, 90), (0.5, 0.9), wild.DOWNSCALE_KERNELS, wild.random_line_art)),
+    ("grey_downscaled", degrade.CLEAN, DRAWN, _clean_kind(lambda rng, x: _downscaled_by(
+        rng, wild.random_grey(rng, x), (0.5, 0.9)))),
+    ("lineart_downscaled", degrade.CLEAN, DRAWN, _clean_kind(lambda rng, x: _downscaled_by(
+        rng, wild.random_line_art(rng, x), (0.5, 0.9)))),
+)
 
 
 def _eval_image(args: tuple[int, int, Path, Path, Path, tuple[str, ...] | None]) -> list[dict]:
