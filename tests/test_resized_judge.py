@@ -229,3 +229,26 @@ def test_the_threshold_keeps_every_clean_group_bar():
     assert choose_threshold_within_bars(rows, scores, 0.02) == 0.8
     assert choose_threshold_within_bars(rows, scores, 0.02, spare=1) == 0.9  # none of them more
     assert choose_threshold_within_bars(rows, np.zeros(200), 0.02) == 0.0  # nothing over 0 to flag
+
+
+def test_the_fits_inputs_are_read_again_only_for_folders_whose_manifest_changed(tmp_path, monkeypatch):
+    from ccscore_export import resized_judge
+
+    read = []
+    monkeypatch.setattr(resized_judge, "collect", lambda roots, workers=2, log=print: read.append(roots[0].name)
+                        or [{"path": f"{roots[0].name}/a.png", "read": len(read)}])
+    folders = [tmp_path / "one", tmp_path / "two"]
+    for folder in folders:
+        folder.mkdir()
+        (folder / "manifest.csv").write_text("path,label,quality,kind,source,detail\n")
+    cache: dict = {}
+    first = resized_judge.collect_cached(folders, cache, log=lambda *_: None)
+    assert read == ["one", "two"] and [r["read"] for r in first] == [1, 2]
+    again = resized_judge.collect_cached(folders, cache, log=lambda *_: None)
+    assert read == ["one", "two"] and again == first  # nothing read again
+    (folders[1] / "manifest.csv").write_text("path,label,quality,kind,source,detail\nx.png,0,,clean,x.png,\n")
+    changed = resized_judge.collect_cached(folders, cache, log=lambda *_: None)
+    assert read == ["one", "two", "two"] and changed[0] == first[0] and changed[1]["read"] == 3
+    monkeypatch.setattr(resized_judge, "POSITIVE_KINDS", resized_judge.POSITIVE_KINDS + ("another",))
+    resized_judge.collect_cached(folders[:1], cache, log=lambda *_: None)  # other positives: read again
+    assert read[-1] == "one"

@@ -2,8 +2,8 @@
 downscaled after compression where no single rule of the runtime's (evidence `downscaled`, `chroma`) is met.
 
 Fitted on evaluation folders built from the *training* sources (`build-data --split train --export-clean`, then
-`--eval-from ... --kinds jpeg_downscaled,<clean kinds>`): their `jpeg_downscaled` images are the positives, every
-clean kind the negatives. Its threshold is chosen on the calibration set (`data/eval-wild-cal`, validation sources):
+`--eval-from ... --kinds jpeg_downscaled,<clean kinds>`): their JPEG-then-downscaled images (POSITIVE_KINDS: on the
+art itself, and since session 22 on grey art and line art) are the positives, every clean kind the negatives. Its threshold is chosen on the calibration set (`data/eval-wild-cal`, validation sources):
 the lowest that flags at most `--max-clean` of the calibration set's clean images the runtime still calls clean and
 keeps every clean group's bar of issues #10 and #12 there (`bars.CLEAN_GROUPS`, counting what the runtime flags
 already), as the grid gate's calibration keeps them. The report set (`data/eval-wild`) is never read here. Output:
@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-POSITIVE_KINDS = ("jpeg_downscaled",)
+POSITIVE_KINDS = ("jpeg_downscaled", "jpeg_grey_downscaled", "jpeg_lineart_downscaled")
 # Clean art downscaled (issue #10's "downscaled" group) weighs this much more in the fit: its bar (3%) is the one the
 # judge's threshold meets first on the calibration set (its head already flags 9 of 360 there).
 DOWNSCALED_GROUP_WEIGHT = 3.0
@@ -66,6 +66,25 @@ def collect(roots: list[Path], workers: int = 2, log=print) -> list[dict]:
     with Pool(workers) as pool:
         rows = pool.map(_features, tasks, chunksize=8)
     return [row for row in rows if row is not None]
+
+
+def collect_cached(roots: list[Path], cache: dict, workers: int = 2, log=print) -> list[dict]:
+    """`collect` of each folder, read from `cache` (folder -> its manifest's SHA-256, the POSITIVE_KINDS it was read
+    with, and its rows) where the folder's manifest and POSITIVE_KINDS are those it was read with; others read and
+    put in `cache`."""
+    import hashlib
+
+    rows = []
+    for root in roots:
+        key = {"manifest": hashlib.sha256((root / "manifest.csv").read_bytes()).hexdigest(),
+               "positive_kinds": list(POSITIVE_KINDS)}
+        entry = cache.get(str(root))
+        if entry is None or {k: entry[k] for k in key} != key:
+            entry = cache[str(root)] = {**key, "rows": collect([root], workers, log)}
+        else:
+            log(f"{root}: {len(entry['rows'])} images' inputs read before")
+        rows += entry["rows"]
+    return rows
 
 
 def fit(x: np.ndarray, y: np.ndarray, hidden: int = 64, epochs: int = 600, weight_decay: float = 1e-3,
@@ -181,23 +200,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--features", type=Path, default=None, metavar="JSON",
-                        help="read the images' inputs from this file where it exists (written by an earlier run "
-                             "with the same folders and runtime), else write them there")
+                        help="the images' inputs, folder by folder: read from this file for each folder whose "
+                             "manifest is as it was (`collect_cached`; the runtime must be the same), the others "
+                             "read and written back")
     args = parser.parse_args(argv)
     from ccscore import Scorer
 
     fitted_for = Scorer(device="cpu", judge_resized=False)
     info = fitted_for.info
-    if args.features is not None and args.features.is_file():
-        saved = json.loads(args.features.read_text())
-        if saved["train"] != [str(p) for p in args.train] or saved["cal"] != str(args.cal):
-            parser.error(f"{args.features} holds the inputs of other folders")
-        train, cal = saved["train_rows"], saved["cal_rows"]
-    else:
-        train, cal = collect(args.train, args.workers), collect([args.cal], args.workers)
-        if args.features is not None:
-            args.features.write_text(json.dumps({"train": [str(p) for p in args.train], "cal": str(args.cal),
-                                                 "train_rows": train, "cal_rows": cal}))
+    cache = json.loads(args.features.read_text()) if args.features is not None and args.features.is_file() else {}
+    train = collect_cached(args.train, cache, args.workers)
+    cal = collect_cached([args.cal], cache, args.workers)
+    if args.features is not None:
+        tmp = args.features.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(cache))
+        tmp.replace(args.features)
     train = [r for r in train if r["x"] is not None]  # an image without inputs is never asked
     x, y = np.array([r["x"] for r in train]), np.array([r["y"] for r in train])
     from .bars import CLEAN_GROUPS
