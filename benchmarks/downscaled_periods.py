@@ -6,9 +6,11 @@ whole or `--kinds` draws), takes the true period from the manifest (8 x the imag
 the source cropped to the build's MAX_SIDE: `--clean-dir`, by default the set's own `clean/` folder) and reads, as the
 runtime does (`TileReads.read_back_periods`: each plane's peak, the strongest first), the periods the blocks are read
 back at. Prints the nearest period's relative error, binned, with the runtime's misses in each bin, and how many of
-the misses the blocks' read-back (`downscaled_blocks.back_agreement` on the scored tiles; a small image's whole pixels
-where they give too few windows) would find at the true period, with the judge's gate and without it. The true period
-is known here only because the set records it.
+the misses the blocks' rules (`Scorer.blocks_agree`: the scored tiles' windows, or a small image's whole pixels where
+they give too few) would find at the true period, among those the runtime asks (scored with detail, no other codec
+proved, the head leaning lossy at all: `Scorer._judge_resized`'s gate), with the judge's gate (its probability 0.05 or
+more) and without it (a record the threshold would still call clean once proven JPEG's is counted found). The true
+period is known here only because the set records it.
 
     python benchmarks/downscaled_periods.py --eval-set data/eval-wild-cal --workers 2
     python benchmarks/downscaled_periods.py --eval-set /tmp/jd-41 --clean-dir data/eval-clean-cal --workers 2
@@ -21,23 +23,23 @@ import csv
 import sys
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from PIL import Image
 
-BUILD_MAX_SIDE = 1024  # export/ccscore_export/data/build.py's MAX_SIDE: sources are cropped to it (kept in step)
+from ccscore_export.data.build import MAX_SIDE as BUILD_MAX_SIDE  # sources are cropped to it
+
 ERROR_BINS = (0.001, 0.002, 0.004, 0.01, 0.03, np.inf)
 
 _scorer = None
 
 
-def _read(task: tuple[str, str]) -> Optional[dict]:
-    """One image's true period, read-back periods, verdict, judge probability and agreements (None: unreadable)."""
+def _read(task: tuple[str, str]) -> dict:
+    """One image's nearest read-back period's error, whether the runtime missed it, and whether the blocks' rules
+    would find it at its true period (with the judge's gate, and without it)."""
     global _scorer
     from ccscore import Scorer
     from ccscore import scorer as scoring
-    from ccscore.downscaled_blocks import MIN_WINDOWS, back_agreement
     from ccscore.scorer import TileReads
 
     path, source = task
@@ -55,25 +57,18 @@ def _read(task: tuple[str, str]) -> Optional[dict]:
         values = _scorer.resized_inputs(path, result)
         judged = None if values is None else float(_scorer.resized_judge.probability(values))
 
-    def found_at(period: float, gated: bool) -> bool:
-        """The blocks' rules (`Scorer._judge_blocks`) at this period; `gated`: only where the judge leans."""
-        lean = judged or 0.0
-        if gated and lean < scoring.BLOCKS_MIN_JUDGED:
-            return False
-        tiles_read = back_agreement(reads.own, tiles.boxes, size, period)
-        if tiles_read.agrees(scoring.BLOCKS_MIN_AGREEMENT) or (
-                lean >= scoring.BLOCKS_LEANING_JUDGED
-                and tiles_read.agrees(scoring.BLOCKS_LEANING_AGREEMENT, scoring.BLOCKS_LEANING_WINDOWS)):
-            return True
-        if tiles_read.read < MIN_WINDOWS and tiles.whole is not None:
-            whole = back_agreement([tiles.whole], [(0, 0, *size)], size, period, split=True)
-            return whole.agrees(scoring.BLOCKS_WHOLE_MIN_AGREEMENT, scoring.BLOCKS_WHOLE_MIN_WINDOWS)
-        return False
-
     missed = result.label == "clean"
+    asked = (missed and bool(result.tiles) and Scorer._may_be_resized_jpeg(result)
+             and Scorer._mean_tile_clean(result) <= scoring.JUDGE_MAX_TILE_CLEAN)
+
+    def found_at(period: float, gated: bool) -> bool:
+        """The blocks' rules at this period, for a miss the runtime asks; `gated`: only where the judge leans."""
+        if not asked or (gated and (judged or 0.0) < scoring.BLOCKS_MIN_JUDGED):
+            return False
+        return Scorer.blocks_agree(reads, size, period, judged or 0.0) is not None
+
     return {"error": min((abs(p / true_period - 1) for p in periods), default=None), "missed": missed,
-            "true_gated": missed and found_at(true_period, True),
-            "true_ungated": missed and found_at(true_period, False)}
+            "true_gated": found_at(true_period, True), "true_ungated": found_at(true_period, False)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,26 +80,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tasks = []
     for root in args.eval_set:
-        clean_dir = args.clean_dir or root / "clean"
         with open(root / "manifest.csv", newline="") as f:
-            tasks += [(str(root / row["path"]), str(clean_dir / row["source"]))
-                      for row in csv.DictReader(f) if row["kind"] == args.kind]
+            for row in csv.DictReader(f):
+                if row["kind"] != args.kind:
+                    continue
+                # the set's own clean kind holds each source flattened as <its path, "/" as "__">.png
+                source = (args.clean_dir / row["source"] if args.clean_dir else
+                          root / "clean" / Path(row["source"]).with_suffix(".png").as_posix().replace("/", "__"))
+                tasks.append((str(root / row["path"]), str(source)))
     if not tasks:
         print(f"no {args.kind} images in {', '.join(map(str, args.eval_set))}", file=sys.stderr)
         return 2
     with Pool(args.workers) as pool:
-        reads = pool.map(_read, tasks, chunksize=4)
-    missed = [r for r in reads if r["missed"]]
-    print(f"{len(reads)} {args.kind} images, {len(missed)} missed by the runtime")
+        records = pool.map(_read, tasks, chunksize=4)
+    missed = [r for r in records if r["missed"]]
+    print(f"{len(records)} {args.kind} images, {len(missed)} missed by the runtime")
     print("nearest read-back period's error against the true period (relative)")
     print(f"{'error under':>12s}  {'n':>4s}  {'missed':>6s}")
     low = 0.0
     for high in ERROR_BINS:
-        binned = [r for r in reads if r["error"] is not None and low <= r["error"] < high]
+        binned = [r for r in records if r["error"] is not None and low <= r["error"] < high]
         print(f"{high:12.3f}  {len(binned):4d}  {sum(r['missed'] for r in binned):6d}")
         low = high
-    print(f"{'no period':>12s}  {sum(r['error'] is None for r in reads):4d}  "
-          f"{sum(r['missed'] for r in reads if r['error'] is None):6d}")
+    print(f"{'no period':>12s}  {sum(r['error'] is None for r in records):4d}  "
+          f"{sum(r['missed'] for r in records if r['error'] is None):6d}")
     print(f"misses the blocks' rules would find at the true period: {sum(r['true_gated'] for r in missed)} "
           f"(judge's gate kept), {sum(r['true_ungated'] for r in missed)} (without it)")
     return 0

@@ -231,24 +231,32 @@ def test_the_threshold_keeps_every_clean_group_bar():
     assert choose_threshold_within_bars(rows, np.zeros(200), 0.02) == 0.0  # nothing over 0 to flag
 
 
-def test_the_fits_inputs_are_read_again_only_for_folders_whose_manifest_changed(tmp_path, monkeypatch):
+def test_the_fits_inputs_are_read_again_only_for_folders_whose_key_changed(tmp_path, monkeypatch):
     from ccscore_export import resized_judge
 
-    read = []
+    read, saved = [], []
     monkeypatch.setattr(resized_judge, "collect", lambda roots, workers=2, log=print: read.append(roots[0].name)
                         or [{"path": f"{roots[0].name}/a.png", "read": len(read)}])
     folders = [tmp_path / "one", tmp_path / "two"]
     for folder in folders:
         folder.mkdir()
-        (folder / "manifest.csv").write_text("path,label,quality,kind,source,detail\n")
-    cache: dict = {}
-    first = resized_judge.collect_cached(folders, cache, log=lambda *_: None)
-    assert read == ["one", "two"] and [r["read"] for r in first] == [1, 2]
-    again = resized_judge.collect_cached(folders, cache, log=lambda *_: None)
-    assert read == ["one", "two"] and again == first  # nothing read again
+        (folder / "manifest.csv").write_text("path,label,quality,kind,source,detail\na.png,0,,clean,a.png,\n")
+
+    def cached(roots, cache, reader="r1"):
+        return resized_judge.collect_cached(roots, cache, reader, log=lambda *_: None, save=saved.append)
+
+    cache: dict = {"cal": "an earlier format's value"}
+    first = cached(folders, cache)
+    assert read == ["one", "two"] and [r["read"] for r in first] == [1, 2] and len(saved) == 2  # saved one by one
+    assert cached(folders, cache) == first and read == ["one", "two"]  # nothing read again
     (folders[1] / "manifest.csv").write_text("path,label,quality,kind,source,detail\nx.png,0,,clean,x.png,\n")
-    changed = resized_judge.collect_cached(folders, cache, log=lambda *_: None)
+    changed = cached(folders, cache)
     assert read == ["one", "two", "two"] and changed[0] == first[0] and changed[1]["read"] == 3
     monkeypatch.setattr(resized_judge, "POSITIVE_KINDS", resized_judge.POSITIVE_KINDS + ("another",))
-    resized_judge.collect_cached(folders[:1], cache, log=lambda *_: None)  # other positives: read again
+    cached(folders[:1], cache)  # positives the folder does not hold: not read again
+    assert read[-1] == "two"
+    (folders[0] / "manifest.csv").write_text("path,label,quality,kind,source,detail\nb.png,1,80,another,b.png,\n")
+    cached(folders[:1], cache)  # now it holds them
     assert read[-1] == "one"
+    cached(folders[:1], cache, reader="r2")  # another model or reading code
+    assert read[-2:] == ["one", "one"]

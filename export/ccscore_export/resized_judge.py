@@ -2,8 +2,8 @@
 downscaled after compression where no single rule of the runtime's (evidence `downscaled`, `chroma`) is met.
 
 Fitted on evaluation folders built from the *training* sources (`build-data --split train --export-clean`, then
-`--eval-from ... --kinds jpeg_downscaled,<clean kinds>`): their JPEG-then-downscaled images (POSITIVE_KINDS: on the
-art itself, and since session 22 on grey art and line art) are the positives, every clean kind the negatives. Its threshold is chosen on the calibration set (`data/eval-wild-cal`, validation sources):
+`--eval-from ... --kinds jpeg_downscaled,<clean kinds>`): their JPEG-then-downscaled images (POSITIVE_KINDS: on
+the art itself, and since session 22 on grey art and line art) are the positives, every clean kind the negatives. Its threshold is chosen on the calibration set (`data/eval-wild-cal`, validation sources):
 the lowest that flags at most `--max-clean` of the calibration set's clean images the runtime still calls clean and
 keeps every clean group's bar of issues #10 and #12 there (`bars.CLEAN_GROUPS`, counting what the runtime flags
 already), as the grid gate's calibration keeps them. The report set (`data/eval-wild`) is never read here. Output:
@@ -68,21 +68,41 @@ def collect(roots: list[Path], workers: int = 2, log=print) -> list[dict]:
     return [row for row in rows if row is not None]
 
 
-def collect_cached(roots: list[Path], cache: dict, workers: int = 2, log=print) -> list[dict]:
-    """`collect` of each folder, read from `cache` (folder -> its manifest's SHA-256, the POSITIVE_KINDS it was read
-    with, and its rows) where the folder's manifest and POSITIVE_KINDS are those it was read with; others read and
-    put in `cache`."""
+def reader_digest(model_digest: str) -> str:
+    """What the inputs read depend on besides the folders: the model file (its SHA-256) and the runtime's code that
+    reads them (`ccscore.resized`, `ccscore.scorer`, `ccscore.tiling`)."""
+    import hashlib
+
+    import ccscore.resized
+    import ccscore.scorer
+    import ccscore.tiling
+
+    digest = hashlib.sha256(model_digest.encode())
+    for module in (ccscore.resized, ccscore.scorer, ccscore.tiling):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def collect_cached(roots: list[Path], cache: dict, reader: str, workers: int = 2, log=print,
+                   save=lambda cache: None) -> list[dict]:
+    """`collect` of each folder, read from `cache` (folder -> the key it was read under, and its rows) where the key
+    is the same: the folder's manifest (SHA-256), the POSITIVE_KINDS it holds and `reader` (`reader_digest`); the
+    others read, put in `cache` and `save`d one by one (a long read interrupted keeps the folders done)."""
     import hashlib
 
     rows = []
     for root in roots:
-        key = {"manifest": hashlib.sha256((root / "manifest.csv").read_bytes()).hexdigest(),
-               "positive_kinds": list(POSITIVE_KINDS)}
+        manifest = (root / "manifest.csv").read_bytes()
+        with open(root / "manifest.csv", newline="") as f:
+            kinds = {row["kind"] for row in csv.DictReader(f)}
+        key = {"manifest": hashlib.sha256(manifest).hexdigest(), "positive_kinds": sorted(kinds & set(POSITIVE_KINDS)),
+               "reader": reader}
         entry = cache.get(str(root))
-        if entry is None or {k: entry[k] for k in key} != key:
-            entry = cache[str(root)] = {**key, "rows": collect([root], workers, log)}
-        else:
+        if isinstance(entry, dict) and "rows" in entry and all(entry.get(k) == v for k, v in key.items()):
             log(f"{root}: {len(entry['rows'])} images' inputs read before")
+        else:
+            entry = cache[str(root)] = {**key, "rows": collect([root], workers, log)}
+            save(cache)
         rows += entry["rows"]
     return rows
 
@@ -201,20 +221,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--features", type=Path, default=None, metavar="JSON",
                         help="the images' inputs, folder by folder: read from this file for each folder whose "
-                             "manifest is as it was (`collect_cached`; the runtime must be the same), the others "
-                             "read and written back")
+                             "manifest, positive kinds, model and reading code are as they were (`collect_cached`), "
+                             "the others read and written back")
     args = parser.parse_args(argv)
     from ccscore import Scorer
 
     fitted_for = Scorer(device="cpu", judge_resized=False)
     info = fitted_for.info
+    if missing := [str(root) for root in [*args.train, args.cal] if not (root / "manifest.csv").is_file()]:
+        parser.error(f"no manifest.csv in {', '.join(missing)}")
     cache = json.loads(args.features.read_text()) if args.features is not None and args.features.is_file() else {}
-    train = collect_cached(args.train, cache, args.workers)
-    cal = collect_cached([args.cal], cache, args.workers)
-    if args.features is not None:
-        tmp = args.features.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(cache))
-        tmp.replace(args.features)
+    if not isinstance(cache, dict) or "train_rows" in cache:  # not this format (an earlier one): read again
+        cache = {}
+
+    def save(cache: dict) -> None:
+        if args.features is not None:
+            tmp = args.features.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(cache))
+            tmp.replace(args.features)
+
+    reader = reader_digest(fitted_for.model_digest)
+    train = collect_cached(args.train, cache, reader, args.workers, save=save)
+    cal = collect_cached([args.cal], cache, reader, args.workers, save=save)
     train = [r for r in train if r["x"] is not None]  # an image without inputs is never asked
     x, y = np.array([r["x"] for r in train]), np.array([r["y"] for r in train])
     from .bars import CLEAN_GROUPS

@@ -12,7 +12,7 @@ import numpy as np
 
 from .container import read_container
 from .decoders import DecoderTrace, decoder_trace
-from .downscaled_blocks import MIN_WINDOWS, back_agreement, candidate_periods
+from .downscaled_blocks import MIN_WINDOWS, BackAgreement, back_agreement, candidate_periods
 from .errors import ImageError, ModelError, ModelOutputError, one_line, without_path
 from .evidence import ImageEvidence, image_evidence
 from .images import ImageInput, load_image
@@ -431,16 +431,12 @@ class TileReads:
     def sharpness(self) -> Optional[float]:
         return chroma_sharpness(self.own)
 
-    def planes_by_strength(self) -> list[tuple[str, GridPeak]]:
-        """("luma" or "chroma", peak) of each plane that has one, the strongest peak first."""
-        planes = [("luma", self.luma_peak)] + [("chroma", peak) for peak in self.chroma_peaks]
-        return sorted(((plane, peak) for plane, peak in planes if peak is not None), key=lambda p: -p[1].strength)
-
     def read_back_periods(self) -> list[tuple[float, str]]:
         """The periods the blocks are read back at (`downscaled_blocks.candidate_periods` of each plane's peak, the
         strongest first), each with the plane ("luma" or "chroma") whose peak gave it: the blocks' read in
         `Scorer._judge_blocks` and the source scan's (`lossless_check.resized_jpeg_agreement`)."""
-        planes = self.planes_by_strength()
+        planes = [("luma", self.luma_peak)] + [("chroma", peak) for peak in self.chroma_peaks]
+        planes = sorted(((name, peak) for name, peak in planes if peak is not None), key=lambda p: -p[1].strength)
         plane_of = {peak.period: name for name, peak in planes[::-1]}  # the strongest plane named for a period
         return [(period, plane_of[period]) for period in candidate_periods([peak.period for _, peak in planes])]
 
@@ -966,19 +962,28 @@ class Scorer:
         (BLOCKS_MIN_AGREEMENT, or fewer windows where the judge leans further: BLOCKS_LEANING_JUDGED; where the tiles
         give too few windows, a small image's whole pixels, split into windows: BLOCKS_WHOLE_MIN_AGREEMENT): evidence
         "downscaled" at that period (its plane the one whose peak gave it), the windows agreeing and read."""
-        whole = reads.tiles.whole
         for period, plane in reads.read_back_periods():
-            agreement, read_on = back_agreement(reads.own, reads.tiles.boxes, size, period), "tiles"
-            found = agreement.agrees(BLOCKS_MIN_AGREEMENT) or (
-                judged >= BLOCKS_LEANING_JUDGED and agreement.agrees(BLOCKS_LEANING_AGREEMENT, BLOCKS_LEANING_WINDOWS))
-            if not found and agreement.read < MIN_WINDOWS and whole is not None:  # a small image: all of it read
-                agreement, read_on = back_agreement([whole], [(0, 0, *size)], size, period, split=True), "whole"
-                found = agreement.agrees(BLOCKS_WHOLE_MIN_AGREEMENT, BLOCKS_WHOLE_MIN_WINDOWS)
-            if found:
+            found = self.blocks_agree(reads, size, period, judged)
+            if found is not None:
+                agreement, read_on = found
                 self._as_resized_jpeg(result, keep_quality=False, downscaled_period=period, downscaled_plane=plane,
                                       downscaled_blocks=(agreement.agreeing, agreement.read),
                                       downscaled_blocks_from=read_on)
                 return
+
+    @staticmethod
+    def blocks_agree(reads: TileReads, size: tuple[int, int], period: float, judged: float
+                     ) -> Optional[tuple[BackAgreement, str]]:
+        """The blocks' read back at one period, judged by `_judge_blocks`'s rules (the judge's probability
+        `judged`): the agreement that meets them and what it was read on ("tiles" or "whole"), or None."""
+        whole = reads.tiles.whole
+        agreement, read_on = back_agreement(reads.own, reads.tiles.boxes, size, period), "tiles"
+        found = agreement.agrees(BLOCKS_MIN_AGREEMENT) or (
+            judged >= BLOCKS_LEANING_JUDGED and agreement.agrees(BLOCKS_LEANING_AGREEMENT, BLOCKS_LEANING_WINDOWS))
+        if not found and agreement.read < MIN_WINDOWS and whole is not None:  # a small image: all of it read
+            agreement, read_on = back_agreement([whole], [(0, 0, *size)], size, period, split=True), "whole"
+            found = agreement.agrees(BLOCKS_WHOLE_MIN_AGREEMENT, BLOCKS_WHOLE_MIN_WINDOWS)
+        return (agreement, read_on) if found else None
 
     @staticmethod
     def _mean_tile_clean(result: ScoreResult) -> float:

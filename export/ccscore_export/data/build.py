@@ -236,10 +236,21 @@ def _downscaled(kernels: tuple[str, ...]) -> Callable[[np.random.Generator, np.n
     return lambda rng, x: wild.random_resample(rng, x, float(rng.choice([0.5, 0.75])), kernels)
 
 
-def _downscaled_by(rng: np.random.Generator, art: wild.Variant, scales: tuple[float, float]) -> wild.Variant:
-    """`art` downscaled by a factor drawn from `scales` with one of the downscale kernels."""
-    v = wild.random_resample(rng, wild.as_rgb(art.image), float(rng.uniform(*scales)), wild.DOWNSCALE_KERNELS)
-    return wild.Variant(v.image, f"{art.detail}:{v.detail}")
+# The qualities and downscale factors of the kinds compressed, then downscaled (issue #12's JPEG 50-90, 0.5-0.9).
+RESIZED_QUALITIES = (50, 90)
+DOWNSCALES = (0.5, 0.9)
+
+
+def _prepared_then_downscaled(prepare: Callable[[np.random.Generator, np.ndarray], wild.Variant]
+                              ) -> Callable[[np.random.Generator, np.ndarray], wild.Variant]:
+    """The art `prepare`d (a wild transform: grey, line art), then downscaled by a factor drawn from DOWNSCALES with
+    one of the downscale kernels: the clean controls of the kinds compressed so, then downscaled."""
+    def make(rng: np.random.Generator, rgb: np.ndarray) -> wild.Variant:
+        art = prepare(rng, rgb)
+        v = wild.random_resample(rng, wild.as_rgb(art.image), float(rng.uniform(*DOWNSCALES)), wild.DOWNSCALE_KERNELS)
+        return wild.Variant(v.image, f"{art.detail}:{v.detail}")
+
+    return make
 
 
 # (folder, label, quality, how): deterministic variants of every held-out clean image.
@@ -353,9 +364,11 @@ def _resized_lossy(codec: str, qualities: tuple[int, int], scales: tuple[float, 
 
 
 ISSUE12_KINDS: tuple[tuple[str, int, float, EvalMaker], ...] = (
-    ("jpeg_downscaled", degrade.JPEG, DRAWN, _resized_lossy("jpeg", (50, 90), (0.5, 0.9), wild.DOWNSCALE_KERNELS)),
+    ("jpeg_downscaled", degrade.JPEG, DRAWN,
+     _resized_lossy("jpeg", RESIZED_QUALITIES, DOWNSCALES, wild.DOWNSCALE_KERNELS)),
     ("jpeg_upscaled_x2", degrade.JPEG, DRAWN, _resized_lossy("jpeg", (50, 75), (2.0, 2.0), wild.UPSCALE_X2_KERNELS)),
-    ("webp_downscaled", degrade.WEBP, DRAWN, _resized_lossy("webp", (50, 90), (0.5, 0.9), wild.DOWNSCALE_KERNELS)),
+    ("webp_downscaled", degrade.WEBP, DRAWN,
+     _resized_lossy("webp", RESIZED_QUALITIES, DOWNSCALES, wild.DOWNSCALE_KERNELS)),
 )
 if "pillow" in degrade.avif_encoders():
     ISSUE12_KINDS += (("avif_pillow", degrade.AVIF, DRAWN, _avif_pillow),)
@@ -371,16 +384,16 @@ EVAL_VARIANTS += tuple((kind, degrade.CLEAN, DRAWN, _clean_kind(t)) for kind, t 
 EVAL_VARIANTS += (("jpeg_upscaled_other", degrade.JPEG, DRAWN,
                    _resized_lossy("jpeg", (50, 90), (1.25, 4.0), degrade.SMOOTH_KERNELS)),)
 # JPEG then downscaled on grey art and on line art (session 22): no chroma, so only luma's grid and blocks can show
-# it (a manga page or sketch saved as JPEG and thumbnailed); with their clean controls, downscaled alike.
+# it (a manga page or sketch saved as JPEG and thumbnailed); with their clean controls, downscaled alike. The grey
+# art is encoded as RGB (a three-component JPEG of grey pixels, as most tools save a grey picture held as RGB), not as
+# jpeg_grey's one-component JPEG, and stored as RGB PNGs.
 EVAL_VARIANTS += (
     ("jpeg_grey_downscaled", degrade.JPEG, DRAWN,
-     _resized_lossy("jpeg", (50, 90), (0.5, 0.9), wild.DOWNSCALE_KERNELS, wild.random_grey)),
+     _resized_lossy("jpeg", RESIZED_QUALITIES, DOWNSCALES, wild.DOWNSCALE_KERNELS, wild.random_grey)),
     ("jpeg_lineart_downscaled", degrade.JPEG, DRAWN,
-     _resized_lossy("jpeg", (50, 90), (0.5, 0.9), wild.DOWNSCALE_KERNELS, wild.random_line_art)),
-    ("grey_downscaled", degrade.CLEAN, DRAWN, _clean_kind(lambda rng, x: _downscaled_by(
-        rng, wild.random_grey(rng, x), (0.5, 0.9)))),
-    ("lineart_downscaled", degrade.CLEAN, DRAWN, _clean_kind(lambda rng, x: _downscaled_by(
-        rng, wild.random_line_art(rng, x), (0.5, 0.9)))),
+     _resized_lossy("jpeg", RESIZED_QUALITIES, DOWNSCALES, wild.DOWNSCALE_KERNELS, wild.random_line_art)),
+    ("grey_downscaled", degrade.CLEAN, DRAWN, _clean_kind(_prepared_then_downscaled(wild.random_grey))),
+    ("lineart_downscaled", degrade.CLEAN, DRAWN, _clean_kind(_prepared_then_downscaled(wild.random_line_art))),
 )
 
 
