@@ -8,9 +8,9 @@ runtime does (`TileReads.read_back_periods`: each plane's peak, the strongest fi
 back at. Prints the nearest period's relative error, binned, with the runtime's misses in each bin, and how many of
 the misses the blocks' rules (`Scorer.blocks_agree`: the scored tiles' windows, or a small image's whole pixels where
 they give too few) would find at the true period, among those the runtime asks (scored with detail, no other codec
-proved, the head leaning lossy at all: `Scorer._judge_resized`'s gate), with the judge's gate (its probability 0.05 or
-more) and without it (a record the threshold would still call clean once proven JPEG's is counted found). The true
-period is known here only because the set records it.
+proved, the head leaning lossy at all, the judge not flagging: `Scorer._judge_resized`'s gate), with the judge's gate
+(its probability 0.05 or more) and without it (either way, a record the threshold would still call clean once proven
+JPEG's counts as found). The true period is known here only because the set records it.
 
     python benchmarks/downscaled_periods.py --eval-set data/eval-wild-cal --workers 2
     python benchmarks/downscaled_periods.py --eval-set /tmp/jd-41 --clean-dir data/eval-clean-cal --workers 2
@@ -27,8 +27,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ccscore_export.data.build import MAX_SIDE as BUILD_MAX_SIDE  # sources are cropped to it
-
 ERROR_BINS = (0.001, 0.002, 0.004, 0.01, 0.03, np.inf)
 
 _scorer = None
@@ -41,6 +39,7 @@ def _read(task: tuple[str, str]) -> dict:
     from ccscore import Scorer
     from ccscore import scorer as scoring
     from ccscore.scorer import TileReads
+    from ccscore_export.data.build import MAX_SIDE as BUILD_MAX_SIDE  # the build crops sources to it
 
     path, source = task
     if _scorer is None:
@@ -59,7 +58,8 @@ def _read(task: tuple[str, str]) -> dict:
 
     missed = result.label == "clean"
     asked = (missed and bool(result.tiles) and Scorer._may_be_resized_jpeg(result)
-             and Scorer._mean_tile_clean(result) <= scoring.JUDGE_MAX_TILE_CLEAN)
+             and Scorer._mean_tile_clean(result) <= scoring.JUDGE_MAX_TILE_CLEAN
+             and not (judged is not None and _scorer.resized_judge.flags(judged)))
 
     def found_at(period: float, gated: bool) -> bool:
         """The blocks' rules at this period, for a miss the runtime asks; `gated`: only where the judge leans."""

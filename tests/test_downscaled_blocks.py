@@ -238,6 +238,8 @@ def test_the_read_back_periods_are_the_planes_peaks_strongest_first_each_named_b
     reads = TileReads(tiles=None)
     reads.__dict__.update(luma_peak=peak(9.0, 5.0), chroma_peaks=[None, peak(2.0, 12.0)])
     assert reads.read_back_periods() == [(5.0, "luma")]
-    reads = TileReads(tiles=None)  # by strength: neither by period nor in the planes' order
-    reads.__dict__.update(luma_peak=peak(9.0, 4.5), chroma_peaks=[peak(3.0, 7.0), peak(5.0, 5.0)])
-    assert reads.read_back_periods() == [(4.5, "luma"), (5.0, "chroma"), (7.0, "chroma")]
+    reads = TileReads(tiles=None)  # by strength: neither by period, either way, nor in the planes' order
+    reads.__dict__.update(luma_peak=peak(5.0, 5.0), chroma_peaks=[peak(3.0, 7.0), peak(9.0, 4.5)])
+    assert reads.read_back_periods() == [(4.5, "chroma"), (5.0, "luma"), (7.0, "chroma")]
+    reads.__dict__.update(chroma_peaks=[peak(9.0, 7.0), peak(3.0, 4.5)])
+    assert reads.read_back_periods() == [(7.0, "chroma"), (5.0, "luma"), (4.5, "chroma")]

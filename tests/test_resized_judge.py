@@ -238,25 +238,32 @@ def test_the_fits_inputs_are_read_again_only_for_folders_whose_key_changed(tmp_p
     monkeypatch.setattr(resized_judge, "collect", lambda roots, workers=2, log=print: read.append(roots[0].name)
                         or [{"path": f"{roots[0].name}/a.png", "read": len(read)}])
     folders = [tmp_path / "one", tmp_path / "two"]
+    header = "path,label,quality,kind,source,detail\n"
     for folder in folders:
         folder.mkdir()
-        (folder / "manifest.csv").write_text("path,label,quality,kind,source,detail\na.png,0,,clean,a.png,\n")
+        (folder / "manifest.csv").write_text(header + "a.png,0,,clean,a.png,\n")
 
     def cached(roots, cache, reader="r1"):
         return resized_judge.collect_cached(roots, cache, reader, log=lambda *_: None, save=saved.append)
 
-    cache: dict = {"cal": "an earlier format's value"}
+    # an earlier format's value, and an entry without this format's keys: both read again
+    cache: dict = {str(folders[0]): "an earlier format's value", str(folders[1]): {"manifest": "x", "rows": []}}
     first = cached(folders, cache)
     assert read == ["one", "two"] and [r["read"] for r in first] == [1, 2] and len(saved) == 2  # saved one by one
     assert cached(folders, cache) == first and read == ["one", "two"]  # nothing read again
-    (folders[1] / "manifest.csv").write_text("path,label,quality,kind,source,detail\nx.png,0,,clean,x.png,\n")
+    (folders[1] / "manifest.csv").write_text(header + "x.png,0,,clean,x.png,\n")
     changed = cached(folders, cache)
     assert read == ["one", "two", "two"] and changed[0] == first[0] and changed[1]["read"] == 3
-    monkeypatch.setattr(resized_judge, "POSITIVE_KINDS", resized_judge.POSITIVE_KINDS + ("another",))
-    cached(folders[:1], cache)  # positives the folder does not hold: not read again
-    assert read[-1] == "two"
-    (folders[0] / "manifest.csv").write_text("path,label,quality,kind,source,detail\nb.png,1,80,another,b.png,\n")
-    cached(folders[:1], cache)  # now it holds them
+    (folders[0] / "manifest.csv").write_text(header + "b.png,1,80,another,b.png,\n")  # a kind not yet positive
+    cached(folders, cache)
     assert read[-1] == "one"
-    cached(folders[:1], cache, reader="r2")  # another model or reading code
-    assert read[-2:] == ["one", "one"]
+    cached(folders, cache)  # nothing new
+    assert read[-1] == "one" and len(read) == 4
+    monkeypatch.setattr(resized_judge, "POSITIVE_KINDS", resized_judge.POSITIVE_KINDS + ("another",))
+    cached(folders, cache)  # the same manifests: only the folder holding the new positive kind is read again
+    assert read[4:] == ["one"]
+    cached(folders[:1], cache, reader="r2")  # another model or runtime
+    assert read[5:] == ["one"]
+    (folders[1] / "manifest.csv").write_text("path,label\n")
+    with pytest.raises(ValueError, match="no kind column"):
+        cached(folders[1:], cache)

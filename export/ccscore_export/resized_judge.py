@@ -69,17 +69,18 @@ def collect(roots: list[Path], workers: int = 2, log=print) -> list[dict]:
 
 
 def reader_digest(model_digest: str) -> str:
-    """What the inputs read depend on besides the folders: the model file (its SHA-256) and the runtime's code that
-    reads them (`ccscore.resized`, `ccscore.scorer`, `ccscore.tiling`)."""
+    """What the inputs read depend on besides the folders: the model file (its SHA-256) and the runtime that reads
+    them and gives the verdicts (every module and decoder table of the `ccscore` package; not the judge's own JSON,
+    which a fit rewrites)."""
     import hashlib
 
-    import ccscore.resized
-    import ccscore.scorer
-    import ccscore.tiling
+    import ccscore
 
     digest = hashlib.sha256(model_digest.encode())
-    for module in (ccscore.resized, ccscore.scorer, ccscore.tiling):
-        digest.update(Path(module.__file__).read_bytes())
+    package = Path(ccscore.__file__).parent
+    for path in sorted([*package.rglob("*.py"), *package.rglob("*.bits.xz")]):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -94,7 +95,10 @@ def collect_cached(roots: list[Path], cache: dict, reader: str, workers: int = 2
     for root in roots:
         manifest = (root / "manifest.csv").read_bytes()
         with open(root / "manifest.csv", newline="") as f:
-            kinds = {row["kind"] for row in csv.DictReader(f)}
+            reader_rows = csv.DictReader(f)
+            if "kind" not in (reader_rows.fieldnames or []):
+                raise ValueError(f"{root / 'manifest.csv'} has no kind column: not an evaluation folder's manifest")
+            kinds = {row["kind"] for row in reader_rows}
         key = {"manifest": hashlib.sha256(manifest).hexdigest(), "positive_kinds": sorted(kinds & set(POSITIVE_KINDS)),
                "reader": reader}
         entry = cache.get(str(root))
@@ -230,7 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     info = fitted_for.info
     if missing := [str(root) for root in [*args.train, args.cal] if not (root / "manifest.csv").is_file()]:
         parser.error(f"no manifest.csv in {', '.join(missing)}")
-    cache = json.loads(args.features.read_text()) if args.features is not None and args.features.is_file() else {}
+    if args.features is not None and not args.features.parent.is_dir():
+        parser.error(f"--features: no folder {args.features.parent}")
+    try:
+        cache = json.loads(args.features.read_text()) if args.features is not None and args.features.is_file() else {}
+    except json.JSONDecodeError:  # cut short (a run killed while writing it is not: it is replaced whole)
+        cache = {}
     if not isinstance(cache, dict) or "train_rows" in cache:  # not this format (an earlier one): read again
         cache = {}
 

@@ -30,6 +30,7 @@ styles=jpeg_grey_downscaled,jpeg_lineart_downscaled,grey_downscaled,lineart_down
     --seed 17 --kinds "$styles" --workers 2
 [ -d data/judge/train-h ] || ccscore-export build-data --eval-from data/judge/clean-train2 --out data/judge/train-h \
     --seed 18 --kinds "$styles" --workers 2
+[ -f data/eval-wild-cal/manifest.csv ] || { echo "no calibration set: run export/recipes/default.sh first" >&2; exit 1; }
 grep -q ',jpeg_grey_downscaled,' data/eval-wild-cal/manifest.csv || ccscore-export build-data \
     --eval-from data/eval-clean-cal --out data/eval-wild-cal --seed 1 --kinds "$styles" --workers 2
 ccscore-export resized-judge --train data/judge/train-a data/judge/train-b data/judge/train-c data/judge/train-d \
