@@ -53,7 +53,7 @@ def _read(task: tuple[str, str]) -> dict:
     periods = [period for period, _ in reads.read_back_periods()]
     judged = None
     if _scorer.resized_judge is not None and result.tiles:
-        values = _scorer.resized_inputs(path, result)
+        values = Scorer._resized_inputs(reads, size, result)  # as `resized_inputs`, on the tiles already read
         judged = None if values is None else float(_scorer.resized_judge.probability(values))
 
     missed = result.label == "clean"

@@ -1,7 +1,8 @@
 """The source scan's resized-JPEG check (`lossless_check.resized_jpeg_agreement`) over every image the earlier checks
 kept (those it rejects included): how far each one's windows, read back whole through a downscale, agree on one 8x8
 phase. Prints the distribution (images with 12 windows or more), those agreeing 0.6 or more, and how many
-`carries_resized_jpeg` would reject. Session 21's figures in lossless_check's comment come from this run on data/cache (both splits).
+`carries_resized_jpeg` would reject. Session 21's figures in lossless_check's comment come from this run on data/cache
+(both splits).
 
     python benchmarks/resized_sources.py --cache data/cache --workers 2
 """

@@ -2,13 +2,14 @@
 downscaled after compression where no single rule of the runtime's (evidence `downscaled`, `chroma`) is met.
 
 Fitted on evaluation folders built from the *training* sources (`build-data --split train --export-clean`, then
-`--eval-from ... --kinds jpeg_downscaled,<clean kinds>`): their JPEG-then-downscaled images (POSITIVE_KINDS: on
-the art itself, and since session 22 on grey art and line art) are the positives, every clean kind the negatives. Its threshold is chosen on the calibration set (`data/eval-wild-cal`, validation sources):
-the lowest that flags at most `--max-clean` of the calibration set's clean images the runtime still calls clean and
-keeps every clean group's bar of issues #10 and #12 there (`bars.CLEAN_GROUPS`, counting what the runtime flags
-already), as the grid gate's calibration keeps them. The report set (`data/eval-wild`) is never read here. Output:
-the JSON the runtime loads (`ccscore/resized_judge.json`): feature standardisation, a one-hidden-layer network's
-weights, the threshold, and what it was fitted on.
+`--eval-from ... --kinds jpeg_downscaled,<clean kinds>`): their JPEG-then-downscaled images (POSITIVE_KINDS: on the
+art itself, and since session 22 on grey art and line art) are the positives, every clean kind the negatives. Its
+threshold is chosen on the calibration set (`data/eval-wild-cal`, validation sources): the lowest that flags at most
+`--max-clean` of the calibration set's clean images the runtime still calls clean and keeps every clean group's bar of
+issues #10 and #12 there (`bars.CLEAN_GROUPS`, counting what the runtime flags already), as the grid gate's
+calibration keeps them. The report set (`data/eval-wild`) is never read here. Output: the JSON the runtime loads
+(`ccscore/resized_judge.json`): feature standardisation, a one-hidden-layer network's weights, the threshold, and what
+it was fitted on.
 
     ccscore-export resized-judge --train data/judge/train-a ... --cal data/eval-wild-cal \\
         --out runtime/ccscore/resized_judge.json   # export/recipes/resized-judge.sh builds the folders and runs it
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from multiprocessing import Pool
@@ -94,11 +96,10 @@ def collect_cached(roots: list[Path], cache: dict, reader: str, workers: int = 2
     rows = []
     for root in roots:
         manifest = (root / "manifest.csv").read_bytes()
-        with open(root / "manifest.csv", newline="") as f:
-            reader_rows = csv.DictReader(f)
-            if "kind" not in (reader_rows.fieldnames or []):
-                raise ValueError(f"{root / 'manifest.csv'} has no kind column: not an evaluation folder's manifest")
-            kinds = {row["kind"] for row in reader_rows}
+        rows_read = csv.DictReader(io.StringIO(manifest.decode(), newline=""))
+        if "kind" not in (rows_read.fieldnames or []):
+            raise ValueError(f"{root / 'manifest.csv'} has no kind column: not an evaluation folder's manifest")
+        kinds = {row["kind"] for row in rows_read}
         key = {"manifest": hashlib.sha256(manifest).hexdigest(), "positive_kinds": sorted(kinds & set(POSITIVE_KINDS)),
                "reader": reader}
         entry = cache.get(str(root))

@@ -49,9 +49,9 @@ ccscore-export build-data --merge data/val-v6.npz data/val-graphics.npz --out da
 ccscore-export train --train data/train-v62.npz --val data/val-v62.npz --out runs/v62 --epochs 80 --seed 0 \
     --frequencies 0,1,3,5,7 --frequencies all --chroma --labels clean,jpeg,webp --training-data "$summary"
 
-# Two disjoint evaluation sets from the validation packages (never trained on): one to choose the grid gate on,
-# one to report on. Every clean image in 61 kinds (clean, grey, line art, manga, resampled, small, flat, textured canvas, ...;
-# JPEG from five encoders, WebP, AVIF, JPEG XL, JPEG and WebP resized after compression, ...), built by this
+# Two disjoint evaluation sets from the validation packages (never trained on): one to choose the grid gate on, one to
+# report on. Every clean image in 61 kinds (clean, grey, line art, manga, resampled, small, flat, textured canvas,
+# ...; JPEG from five encoders, WebP, AVIF, JPEG XL, JPEG and WebP resized after compression, ...), built by this
 # checkout's code.
 ccscore-export build-data --split val --export-clean 120 --out data/eval-clean-val --seed 0
 ccscore-export build-data --eval-from data/eval-clean-val --out data/eval-wild --seed 0 --workers 2

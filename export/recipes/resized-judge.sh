@@ -3,10 +3,10 @@
 # 400 clean images of the *training* sources; of the first, JPEG-then-downscaled versions four times (seeds 11-14:
 # encoder, quality 50-90, scale 0.5-0.9 and kernel drawn per image) and every clean kind once (seed 11); of the
 # second, two times (15, 16) and every clean kind once (15); of each, JPEG then downscaled on grey art and on line art
-# with their clean controls (seeds 17, 18; session 22); then the judge fitted on them and its threshold chosen on
-# the calibration set (data/eval-wild-cal, built by default.sh from the validation sources; a set built before session
-# 22 gets its grey and line-art kinds added first). On 2 CPU cores: sets ~18 min, reading ~30 min, fitting ~4 min. Needs the [train] extra and the sources
-# (default.sh's --prepare-sources). Writes data/judge (git-ignored) and the JSON.
+# with their clean controls (seeds 17, 18; session 22); then the judge fitted on them and its threshold chosen on the
+# calibration set (data/eval-wild-cal, built by default.sh from the validation sources; a set built before session 22
+# gets its grey and line-art kinds added first). On 2 CPU cores: sets ~18 min, reading ~30 min, fitting ~4 min. Needs
+# the [train] extra and the sources (default.sh's --prepare-sources). Writes data/judge (git-ignored) and the JSON.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 clean=blurred,canvas_texture,clean,downscaled,downscaled_lanczos,flat,grainy_resized,grey,lineart,manga,\
@@ -30,7 +30,10 @@ styles=jpeg_grey_downscaled,jpeg_lineart_downscaled,grey_downscaled,lineart_down
     --seed 17 --kinds "$styles" --workers 2
 [ -d data/judge/train-h ] || ccscore-export build-data --eval-from data/judge/clean-train2 --out data/judge/train-h \
     --seed 18 --kinds "$styles" --workers 2
-[ -f data/eval-wild-cal/manifest.csv ] || { echo "no calibration set: run export/recipes/default.sh first" >&2; exit 1; }
+[ -f data/eval-wild-cal/manifest.csv ] || {
+    echo "no calibration set: run export/recipes/default.sh first" >&2
+    exit 1
+}
 grep -q ',jpeg_grey_downscaled,' data/eval-wild-cal/manifest.csv || ccscore-export build-data \
     --eval-from data/eval-clean-cal --out data/eval-wild-cal --seed 1 --kinds "$styles" --workers 2
 ccscore-export resized-judge --train data/judge/train-a data/judge/train-b data/judge/train-c data/judge/train-d \

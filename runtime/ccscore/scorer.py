@@ -377,12 +377,12 @@ BLOCKS_MIN_AGREEMENT = 0.85
 # its textured and upscaled kinds' extra draws (0 / 0).
 BLOCKS_WHOLE_MIN_AGREEMENT = 0.75
 BLOCKS_WHOLE_MIN_WINDOWS = 6
-# Where the judge leans further (BLOCKS_LEANING_JUDGED), fewer of the tiles' windows suffice:
-# BLOCKS_LEANING_AGREEMENT of at least BLOCKS_LEANING_WINDOWS (3 of 3, 3 of 4, 6 of 8). Chosen on the calibration set, a second draw of it and three
-# draws of its clean sources' JPEG then downscaled and downscaled kinds (600 JPEG then downscaled; with the textured
-# and upscaled kinds' draws, 6,720 clean): judged >= 0.6 at 0.75 of 3: 9 found, none clean (at 0.5: one pixel art
-# upscaled smoothly, judged 0.56, 3 of 4; at 2 of 3, 0.66: 10 clean, 5 of them one resampled image's draws); at 0.7:
-# 6 found; at 0.75 of 4: 7.
+# Where the judge leans further (BLOCKS_LEANING_JUDGED), fewer of the tiles' windows suffice: BLOCKS_LEANING_AGREEMENT
+# of at least BLOCKS_LEANING_WINDOWS (3 of 3, 3 of 4, 6 of 8). Chosen on the calibration set, a second draw of it and
+# three draws of its clean sources' JPEG then downscaled and downscaled kinds (600 JPEG then downscaled; with the
+# textured and upscaled kinds' draws, 6,720 clean): judged >= 0.6 at 0.75 of 3: 9 found, none clean (at 0.5: one pixel
+# art upscaled smoothly, judged 0.56, 3 of 4; at 2 of 3, 0.66: 10 clean, 5 of them one resampled image's draws); at
+# 0.7: 6 found; at 0.75 of 4: 7.
 BLOCKS_LEANING_JUDGED = 0.6
 BLOCKS_LEANING_AGREEMENT = 0.75
 BLOCKS_LEANING_WINDOWS = 3
