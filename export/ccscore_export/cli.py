@@ -37,6 +37,16 @@ def resized_judge(ctx: typer.Context) -> None:
     raise typer.Exit(judge_main(ctx.args))
 
 
+@app.command("resized-appearance", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def resized_appearance(ctx: typer.Context) -> None:
+    """Trains the runtime's resized-damage appearance network on training-source folders, its threshold on the
+    calibration set."""
+    from .resized_appearance import main as appearance_main
+
+    raise typer.Exit(appearance_main(ctx.args))
+
+
 @app.command()
 def train(
     train_data: Path = typer.Option(..., "--train", exists=True, dir_okay=False),

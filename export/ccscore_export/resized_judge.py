@@ -213,17 +213,31 @@ def asked(values: Optional[list[float]]) -> bool:
     return values is not None and values[0] <= JUDGE_MAX_TILE_CLEAN
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ccscore.resized_judge import ResizedJudge
-
-    parser = argparse.ArgumentParser(prog="ccscore-export resized-judge", description=__doc__.splitlines()[0])
+def fitting_parser(prog: str, description: str, max_clean: float) -> argparse.ArgumentParser:
+    """The arguments the resized-damage networks' fittings share (this judge's, the appearance network's)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--train", type=Path, nargs="+", required=True, help="evaluation folders of training sources")
     parser.add_argument("--cal", type=Path, required=True, help="the calibration set (threshold)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--max-clean", type=float, default=0.005,
-                        help="share of the calibration set's still-clean clean images the judge may flag")
+    parser.add_argument("--max-clean", type=float, default=max_clean,
+                        help="share of the calibration set's still-clean clean images it may flag")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def write_spec(path: Path, spec: dict) -> None:
+    """The fitted JSON, replaced whole (a run killed while writing leaves the old one)."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(spec, separators=(",", ":")) + "\n")
+    tmp.replace(path)
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ccscore.resized_judge import ResizedJudge
+
+    parser = fitting_parser("ccscore-export resized-judge", __doc__.splitlines()[0], 0.005)
     parser.add_argument("--features", type=Path, default=None, metavar="JSON",
                         help="the images' inputs, folder by folder: read from this file for each folder whose "
                              "manifest, positive kinds, model and reading code are as they were (`collect_cached`), "
@@ -276,10 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                 model={"name": info.name, "version": info.version, "digest": fitted_for.model_digest},
                 fitted_on={"train": [str(p) for p in args.train], "cal": str(args.cal),
                            "positives": int(y.sum()), "clean": int((y == 0).sum())})
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(spec, separators=(",", ":")) + "\n")
-    tmp.replace(args.out)
-    print(f"wrote {args.out}")
+    write_spec(args.out, spec)
     return 0
 
 

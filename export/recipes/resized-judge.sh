@@ -5,7 +5,7 @@
 # second, two times (15, 16) and every clean kind once (15); of each, JPEG then downscaled on grey art and on line art
 # with their clean controls (seeds 17, 18; session 22); then the judge fitted on them and its threshold chosen on the
 # calibration set (data/eval-wild-cal, built by default.sh from the validation sources; a set built before session 22
-# gets its grey and line-art kinds added first). On 2 CPU cores: sets ~18 min, reading ~30 min, fitting ~4 min. Needs
+# gets its grey and line-art kinds added first), then the appearance network (last lines). On 2 CPU cores: sets ~18 min, reading ~30 min, fitting ~4 min. Needs
 # the [train] extra and the sources (default.sh's --prepare-sources). Writes data/judge (git-ignored) and the JSON.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,3 +40,9 @@ ccscore-export resized-judge --train data/judge/train-a data/judge/train-b data/
     data/judge/train-e data/judge/train-f data/judge/train-g data/judge/train-h \
     --cal data/eval-wild-cal --max-clean 0.005 --features data/judge/features.json \
     --out runtime/ccscore/resized_judge.json
+# Session 24: the resized-damage appearance network (a small CNN over each image's most textured 64 px cells) on the
+# same folders, its threshold on the calibration set by the judge's rule; after the judge, whose verdicts it counts
+# (~4 min reading the folders' cells, ~8 min the calibration set, ~15 min training).
+ccscore-export resized-appearance --train data/judge/train-a data/judge/train-b data/judge/train-e data/judge/train-f \
+    data/judge/train-g data/judge/train-h --cal data/eval-wild-cal --max-clean 0.002 --cells data/judge/cells \
+    --out runtime/ccscore/resized_appearance.json

@@ -68,6 +68,8 @@ class ImageEvidence:
     # Where the resized-damage judge found it (no single rule did): its probability; the period is the strongest
     # plane's peak's.
     downscaled_judged: Optional[float] = None
+    # Where the resized-damage appearance network found it (resized_appearance: no grid read did): its score.
+    downscaled_appearance: Optional[float] = None
     # Where the judge leant that way and the blocks' quantisation, read back through the downscale, showed it
     # (downscaled_blocks.back_agreement): the windows that agree on one 8x8 phase, and the windows read; and what
     # they were read on: "tiles" (the scored tiles, a window each) or "whole" (a small image's whole pixels, split).

@@ -18,6 +18,14 @@ from .resized import JUDGE_GLOBALS, JUDGE_PER_PLANE
 BUNDLED_JUDGE = Path(__file__).with_name("resized_judge.json")
 
 
+def fitted_for_of(spec: dict) -> tuple[str, str, str]:
+    """The model (name, version, file SHA-256) a fitted JSON names under "model"; ValueError where it is no mapping."""
+    model = spec.get("model", {})
+    if not isinstance(model, dict):
+        raise ValueError("model must name the model it was fitted for")
+    return str(model.get("name", "")), str(model.get("version", "")), str(model.get("digest", ""))
+
+
 @dataclass(frozen=True, eq=False)
 class ResizedJudge:
     mean: np.ndarray  # [F] input standardisation
@@ -58,11 +66,8 @@ class ResizedJudge:
         values = np.concatenate([mean, scale, weight.ravel(), bias, out, [spec["out"]["bias"], spec["threshold"]]])
         if not np.all(np.isfinite(values)):
             raise ValueError("values that are not finite")
-        model = spec.get("model", {})
-        if not isinstance(model, dict):
-            raise ValueError("model must name the model it was fitted for")
         return cls(mean, scale, weight, bias, out, float(spec["out"]["bias"]), float(spec["threshold"]),
-                   (str(model.get("name", "")), str(model.get("version", "")), str(model.get("digest", ""))))
+                   fitted_for_of(spec))
 
     @classmethod
     def bundled(cls) -> "ResizedJudge":

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from .pipeline import DEFAULT_FILE_TIMEOUT
 from .quantisation import TableEstimate, estimate_luma_table
 from .resized import (CHROMA_PLANES, GridPeak, chroma_grid_peak, chroma_peaks, chroma_sharpness, grid_peak, is_grey,
                       resized_features, resized_period)
+from .resized_appearance import ResizedAppearance, textured_cells
 from .resized_judge import ResizedJudge
 from .providers import CPU, Device, Session, create_session, import_onnxruntime, session_threads
 from .results import ScoreFailure, ScoreResult, TileScore
@@ -389,8 +390,10 @@ BLOCKS_LEANING_WINDOWS = 3
 
 # The Scorer attributes that decide results beside the model file: set at construction, or changed since (the
 # calibration and tests set grid_gate and threshold on a built Scorer).
+Fitted = TypeVar("Fitted", ResizedJudge, ResizedAppearance)  # the networks fitted for one model (Scorer._bundled)
+
 DECIDING_SETTINGS = ("aggregation", "threshold", "tiling_params", "max_pixels", "early_stop", "grid_gate",
-                     "halve_upscaled", "find_downscaled", "resized_judge")
+                     "halve_upscaled", "find_downscaled", "resized_judge", "resized_appearance")
 
 
 def file_digest(path: os.PathLike | str) -> Optional[str]:
@@ -518,7 +521,7 @@ class Scorer:
                  max_tiles: Optional[int] = None, batch_size: int = 64, max_pixels: Optional[int] = None,
                  intra_op_threads: Optional[int] = None, all_tiles: bool = False,
                  file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT, halve_upscaled: bool = True,
-                 find_downscaled: bool = True, judge_resized: bool = True):
+                 find_downscaled: bool = True, judge_resized: bool = True, judge_appearance: bool = True):
         import_onnxruntime()  # the most basic missing piece is reported first
         path = Path(model) if model is not None else default_model_path()
         if not path.is_file():
@@ -562,19 +565,22 @@ class Scorer:
         self.halve_upscaled = bool(halve_upscaled) and self.grid_gate is not None and self.info.tiling == "content"
         self.find_downscaled = bool(find_downscaled) and self.grid_gate is not None and JPEG in self.labels \
             and self.info.tiling == "content"
-        self.resized_judge = self._bundled_judge(path) if judge_resized and self.find_downscaled else None
+        judging = judge_resized and self.find_downscaled
+        self.resized_judge = self._bundled(path, ResizedJudge.bundled) if judging else None
+        self.resized_appearance = (self._bundled(path, ResizedAppearance.bundled)
+                                   if judging and judge_appearance else None)
 
-    def _bundled_judge(self, path: Path) -> Optional[ResizedJudge]:
-        """The resized-damage judge where it was fitted for this model file (name, version and content), else None.
-        A missing or broken judge file is a ModelError with the bundled model (a broken install), and no judge with
-        another model (it would not be asked)."""
+    def _bundled(self, path: Path, load: Callable[[], Fitted]) -> Optional[Fitted]:
+        """A network shipped beside the runtime (`load`: the resized-damage judge's or appearance's) where it was
+        fitted for this model file (name, version and content), else None. A missing or broken file is a ModelError
+        with the bundled model (a broken install), and none with another model (it would not be asked)."""
         try:
-            judge = ResizedJudge.bundled()
+            network = load()
         except ModelError:
             if path.resolve() == default_model_path().resolve():
                 raise
             return None
-        return judge if judge.fitted_for == (self.info.name, self.info.version, self.model_digest) else None
+        return network if network.fitted_for == (self.info.name, self.info.version, self.model_digest) else None
 
     def _judge_applies(self) -> bool:
         """Whether the judge is asked: it is set, and tiles are chosen and scored as when it was fitted (the model's
@@ -955,6 +961,19 @@ class Scorer:
                                       downscaled_judged=probability)
             elif probability >= BLOCKS_MIN_JUDGED:
                 self._judge_blocks(result, reads[k], items[k][2], probability)
+            if not result.flagged and self.resized_appearance is not None:
+                self._judge_appearance(result, reads[k], values)
+
+    def _judge_appearance(self, result: ScoreResult, reads: TileReads, values: np.ndarray) -> None:
+        """An image the judge and the blocks left clean becomes JPEG's where the resized-damage appearance network
+        flags its tiles' most textured cells: evidence "downscaled" at the strongest plane's period (as the judge's),
+        with the network's score; no quality."""
+        appearance = self.resized_appearance
+        score = appearance.score(textured_cells(reads.own))
+        if appearance.flags(score):
+            period, plane = resized_period(values)
+            self._as_resized_jpeg(result, keep_quality=False, downscaled_period=period, downscaled_plane=plane,
+                                  downscaled_appearance=score)
 
     def _judge_blocks(self, result: ScoreResult, reads: TileReads, size: tuple[int, int], judged: float) -> None:
         """An image the judge leans on without flagging becomes JPEG's where its tiles' luma, resampled back by 1/s at

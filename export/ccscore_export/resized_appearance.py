@@ -1,0 +1,285 @@
+"""The resized-damage appearance network (`ccscore.resized_appearance`): a small CNN over an image's most textured
+64 px cells that finds JPEG damage downscaled after compression where no grid read of the runtime does.
+
+Trained on the resized judge's evaluation folders of the *training* sources (export/recipes/resized-judge.sh): their
+JPEG-then-downscaled images (resized_judge.POSITIVE_KINDS) are the positives, every clean kind the negatives, each cell
+labelled as its image; the cells are cut by the runtime's own tiling and `textured_cells`. Its threshold is chosen on
+the calibration set (`data/eval-wild-cal`, validation sources) by the judge's rule (`choose_threshold_within_bars`):
+the lowest that flags at most `--max-clean` of the clean images the runtime still calls clean and keeps every clean
+group's bar, counting only the images the runtime asks (`asked`). The report set is never read here. The numpy
+forward pass the runtime runs is checked against torch's (TORCH_TOLERANCE) before the JSON is written.
+
+    ccscore-export resized-appearance --train data/judge/train-a ... --cal data/eval-wild-cal \\
+        --out runtime/ccscore/resized_appearance.json   # export/recipes/resized-judge.sh runs it last
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .resized_judge import POSITIVE_KINDS, choose_threshold_within_bars, fitting_parser, reader_digest, write_spec
+
+# (output channels, stride) of the six 3x3 convolutions, each followed by batch norm and ReLU.
+LAYERS = ((8, 1), (8, 1), (16, 2), (16, 1), (32, 2), (32, 1))
+# The runtime's forward pass (numpy float32) against torch's: a larger gap in any image's score is an error.
+TORCH_TOLERANCE = 1e-3
+_scorer = None
+
+
+def _worker_scorer():
+    global _scorer
+    from ccscore import Scorer
+
+    if _scorer is None:
+        _scorer = Scorer(device="cpu", intra_op_threads=1, judge_appearance=False)
+    return _scorer
+
+
+def asked(scorer, result) -> bool:
+    """Whether the runtime asks the appearance network about this result of a Scorer without it (the judge's gate,
+    then still clean after the judge and the blocks: `Scorer._judge_resized`)."""
+    from ccscore.scorer import JUDGE_MAX_TILE_CLEAN, Scorer
+
+    return (scorer._judge_applies() and Scorer._may_be_resized_jpeg(result) and not result.flagged
+            and bool(result.tiles) and Scorer._mean_tile_clean(result) <= JUDGE_MAX_TILE_CLEAN)
+
+
+def _cells_task(task: tuple[str, str, int, bool]) -> Optional[dict]:
+    """One image's textured cells and, with `score`, the runtime's verdict without the network and whether it would
+    be asked; None where it could not be read."""
+    from ccscore.errors import one_line
+    from ccscore.resized_appearance import textured_cells
+
+    path, kind, label, score = task
+    scorer = _worker_scorer()
+    try:
+        tiles, size = scorer.tile(path, cut_on_read=True)
+        row = {"path": path, "kind": kind, "y": label}
+        if score:
+            result = scorer.score_together([(path, tiles, size)])[0]
+            if not hasattr(result, "label"):
+                raise ValueError(result.error)
+            row.update(verdict=result.label, asked=asked(scorer, result))
+        row["cells"] = textured_cells(tiles.own())
+        return row
+    except Exception as exc:  # one image that cannot be read must not end a long read
+        print(f"{path}: {one_line(exc)}", flush=True)
+        return None
+
+
+def collect(root: Path, score: bool, workers: int = 2, log=print) -> list[dict]:
+    """Every positive (POSITIVE_KINDS) and clean image of an evaluation folder, read (`_cells_task`)."""
+    tasks = []
+    with open(root / "manifest.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            positive = row["kind"] in POSITIVE_KINDS
+            if positive or row["label"] == "0":
+                tasks.append((str(root / row["path"]), row["kind"], int(positive), score))
+    log(f"reading {len(tasks)} images of {root}")
+    with Pool(workers) as pool:
+        rows = pool.map(_cells_task, tasks, chunksize=8)
+    return [row for row in rows if row is not None]
+
+
+def collect_cached(root: Path, score: bool, cache_dir: Optional[Path], reader: str, workers: int = 2,
+                   log=print) -> list[dict]:
+    """`collect`, kept in `cache_dir` (one .npz a folder, named by the folder's manifest, `score` and `reader`:
+    `resized_judge.reader_digest`) and read from there while those stay the same."""
+    key = hashlib.sha256((root / "manifest.csv").read_bytes() + f"{score}{reader}".encode()).hexdigest()[:16]
+    cached = None if cache_dir is None else cache_dir / f"{root.name}-{key}.npz"
+    if cached is not None and cached.is_file():
+        with np.load(cached, allow_pickle=False) as data:
+            meta, cells, counts = json.loads(str(data["meta"])), data["cells"], data["counts"]
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        log(f"{root}: {len(meta)} images' cells read before")
+        return [{**m, "cells": cells[starts[k]:starts[k + 1]]} for k, m in enumerate(meta)]
+    rows = collect(root, score, workers, log)
+    if cached is not None:
+        tmp = cached.with_suffix(".tmp.npz")
+        meta = [{k: v for k, v in row.items() if k != "cells"} for row in rows]
+        cells = np.concatenate([row["cells"] for row in rows]) if rows else np.zeros((0, 64, 64, 3), np.uint8)
+        np.savez(tmp, meta=json.dumps(meta), cells=cells, counts=np.array([len(r["cells"]) for r in rows]))
+        tmp.replace(cached)
+    return rows
+
+
+def build_network():
+    """The torch network the runtime's numpy one mirrors: LAYERS of conv 3x3 (valid), batch norm, ReLU; a global
+    mean; one logit."""
+    import torch
+
+    layers, channels = [], 6
+    for out, stride in LAYERS:
+        layers += [torch.nn.Conv2d(channels, out, 3, stride=stride), torch.nn.BatchNorm2d(out), torch.nn.ReLU()]
+        channels = out
+    return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(channels, 1))
+
+
+def torch_input(cells):
+    """`ccscore.resized_appearance.appearance_input` in torch, for batches of uint8 cells [N, H, W, 3]."""
+    import torch
+
+    from ccscore.resized_appearance import YCBCR
+
+    planes = torch.einsum("nhwc,pc->nphw", cells.float(), torch.from_numpy(YCBCR))
+    along_x = planes[:, :, 1:-1, 2:] - 2 * planes[:, :, 1:-1, 1:-1] + planes[:, :, 1:-1, :-2]
+    along_y = planes[:, :, 2:, 1:-1] - 2 * planes[:, :, 1:-1, 1:-1] + planes[:, :, :-2, 1:-1]
+    both = torch.stack([along_x, along_y], dim=2).reshape(len(cells), 6, *along_x.shape[2:])
+    return torch.sign(both) * torch.log1p(both.abs())
+
+
+def listed(values) -> list:
+    """As JSON lists at float32's precision (the JSON half as long; the torch check runs on these numbers)."""
+    return np.vectorize(lambda v: float(f"{v:.8g}"))(np.asarray(values, np.float64)).tolist()
+
+
+def folded_spec(net) -> dict:
+    """The trained network (in eval mode) as the runtime's JSON fields: each batch norm folded into its
+    convolution."""
+    spec = {"convs": []}
+    modules = list(net)
+    for k in range(0, 3 * len(LAYERS), 3):
+        conv, norm = modules[k], modules[k + 1]
+        factor = (norm.weight / (norm.running_var + norm.eps).sqrt()).detach().numpy()
+        weight = conv.weight.detach().numpy() * factor[:, None, None, None]
+        bias = (conv.bias.detach().numpy() - norm.running_mean.numpy()) * factor + norm.bias.detach().numpy()
+        spec["convs"].append({"weight": listed(weight), "bias": listed(bias), "stride": conv.stride[0]})
+    linear = modules[-1]
+    spec["out"] = {"weight": listed(linear.weight[0].detach().numpy()), "bias": float(f"{float(linear.bias[0].detach()):.8g}")}
+    return spec
+
+
+def train(rows: list[dict], epochs: int = 10, seed: int = 0, clean_share: float = 0.5, log=print):
+    """The network trained on every row's cells (label: the image's), seeded: each epoch all positive images' cells
+    and a fresh `clean_share` of the clean images', class-balanced cross-entropy, Adam with a cosine schedule;
+    random flips and transposes (a downscaled grid has no phase to keep)."""
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = build_network()
+    cells = [row["cells"] for row in rows]
+    labels = np.array([row["y"] for row in rows])
+    positives, cleans = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    per_epoch = len(positives) + int(clean_share * len(cleans))
+    optimiser = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs)
+    for epoch in range(epochs):
+        started = time.time()
+        chosen = np.concatenate([positives, rng.choice(cleans, int(clean_share * len(cleans)), replace=False)])
+        x = np.concatenate([cells[k] for k in chosen])
+        y = np.concatenate([np.full(len(cells[k]), labels[k], np.float32) for k in chosen])
+        weight = float((y == 0).sum()) / max(1.0, float((y == 1).sum()))
+        loss_of = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight))
+        order = rng.permutation(len(x))
+        net.train()
+        total = 0.0
+        for start in range(0, len(order), 256):
+            batch = torch.from_numpy(x[order[start:start + 256]])
+            if rng.random() < 0.5:
+                batch = batch.flip(2)
+            if rng.random() < 0.5:
+                batch = batch.transpose(1, 2)
+            target = torch.from_numpy(y[order[start:start + 256]])
+            optimiser.zero_grad()
+            loss = loss_of(net(torch_input(batch)).squeeze(1), target)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(target)
+        schedule.step()
+        log(f"epoch {epoch + 1}/{epochs}: {per_epoch} images, {len(x)} cells, loss {total / len(x):.4f}, "
+            f"{time.time() - started:.0f} s")
+    net.eval()
+    return net
+
+
+def torch_scores(net, rows: list[dict]) -> np.ndarray:
+    """Each row's image score by torch (sigmoid of its cells' mean logit; NaN without cells)."""
+    import torch
+
+    scores = np.full(len(rows), np.nan)
+    with torch.no_grad():
+        for k, row in enumerate(rows):
+            if len(row["cells"]):
+                logit = net(torch_input(torch.from_numpy(row["cells"]))).squeeze(1).mean()
+                scores[k] = float(torch.sigmoid(logit))
+    return scores
+
+
+def check_against_torch(spec: dict, rows: list[dict], torch_scored: np.ndarray) -> float:
+    """The largest gap between the runtime's scores and torch's on these rows; RuntimeError over TORCH_TOLERANCE."""
+    from ccscore.resized_appearance import ResizedAppearance
+
+    network = ResizedAppearance.from_spec({**spec, "threshold": 1.0})
+    ours = np.array([np.nan if not len(r["cells"]) else network.score(r["cells"]) for r in rows])
+    gap = float(np.nanmax(np.abs(ours - torch_scored))) if len(rows) else 0.0
+    if not gap <= TORCH_TOLERANCE or np.any(np.isnan(ours) != np.isnan(torch_scored)):
+        raise RuntimeError(f"the runtime's appearance network differs from torch's by {gap:.2e} (> {TORCH_TOLERANCE})")
+    return gap
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = fitting_parser("ccscore-export resized-appearance", __doc__.splitlines()[0], 0.002)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--cells", type=Path, default=None, metavar="DIR",
+                        help="keep each folder's cells here and read them back while its manifest, the model and "
+                             "the reading code are as they were")
+    parser.add_argument("--rows", type=Path, default=None, metavar="JSON",
+                        help="write the calibration set's rows (kind, verdict, asked, score) here")
+    args = parser.parse_args(argv)
+    import torch
+
+    from ccscore import Scorer
+
+    torch.set_num_threads(args.workers)
+    if missing := [str(root) for root in [*args.train, args.cal] if not (root / "manifest.csv").is_file()]:
+        parser.error(f"no manifest.csv in {', '.join(missing)}")
+    if args.cells is not None:
+        args.cells.mkdir(parents=True, exist_ok=True)
+    fitted_for = Scorer(device="cpu", judge_appearance=False)
+    info = fitted_for.info
+    reader = reader_digest(fitted_for.model_digest)
+    train_rows = [row for root in args.train
+                  for row in collect_cached(root, False, args.cells, reader, args.workers)]
+    cal = collect_cached(args.cal, True, args.cells, reader, args.workers)
+    print(f"training on {sum(r['y'] for r in train_rows)} positive images, "
+          f"{sum(1 - r['y'] for r in train_rows)} clean, {sum(len(r['cells']) for r in train_rows)} cells")
+    net = train(train_rows, args.epochs, args.seed)
+    spec = folded_spec(net)
+    torch_scored = torch_scores(net, cal)
+    gap = check_against_torch(spec, cal, torch_scored)
+    scores = np.where(np.isnan(torch_scored) | ~np.array([r["asked"] for r in cal], bool), 0.0, torch_scored)
+    clean = [k for k, r in enumerate(cal) if r["y"] == 0]
+    threshold = choose_threshold_within_bars([cal[k] for k in clean], scores[clean], args.max_clean)
+    still_clean = [k for k in clean if cal[k]["verdict"] == "clean"]
+    report = {}
+    for kind in POSITIVE_KINDS:
+        members = [k for k, r in enumerate(cal) if r["kind"] == kind]
+        before = sum(cal[k]["verdict"] != "clean" for k in members)
+        report[kind] = (before, before + sum(scores[k] > threshold for k in members), len(members))
+    print(f"numpy against torch: {gap:.1e}; threshold {threshold:.6f}: calibration clean flagged "
+          f"{int((scores[still_clean] > threshold).sum())} of {len(still_clean)} still clean; found "
+          + ", ".join(f"{kind} {b} -> {a} of {n}" for kind, (b, a, n) in report.items()))
+    if args.rows is not None:
+        args.rows.write_text(json.dumps([{**{k: v for k, v in r.items() if k != "cells"}, "score": float(s)}
+                                         for r, s in zip(cal, scores)]))
+    spec.update(threshold=threshold, max_clean=args.max_clean, seed=args.seed, epochs=args.epochs,
+                model={"name": info.name, "version": info.version, "digest": fitted_for.model_digest},
+                fitted_on={"train": [str(p) for p in args.train], "cal": str(args.cal),
+                           "positives": sum(r["y"] for r in train_rows),
+                           "clean": sum(1 - r["y"] for r in train_rows)})
+    write_spec(args.out, spec)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The look of JPEG damage resized after compression, learned: a small convolutional network over an image's most
+textured 64 px cells, for the JPEGs downscaled since whose block grid no rule and no judge of `Scorer.find_downscaled`
+finds (the grid's lattice is gone, its ringing and faint steps are not). Its input is each cell's second differences of
+Y, Cb and Cr along x and y, log-compressed (sign(v) log(1 + |v|)), so a JPEG's faint steps weigh beside the art's
+edges (raw RGB taught it nothing). Six 3x3 convolutions (batch norm folded in, ReLU), a global mean and one logit per
+cell; the image's score is the sigmoid of its cells' mean logit. Weights are data (`resized_appearance.json`, trained
+for the bundled model by export/ccscore_export/resized_appearance.py), run here in numpy."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .errors import ModelError, one_line
+from .resized_judge import fitted_for_of
+from .tiling import TEXTURE_BAND
+
+BUNDLED_APPEARANCE = Path(__file__).with_name("resized_appearance.json")
+CELL = 64  # px, a cell's side
+# The most textured cells of the tiles read (at most MAX_CELLS, each with at least MIN_CELL_TEXTURE of its neighbour
+# steps in tiling.TEXTURE_BAND: flatter cells, a fill and a few outlines, show too little to carry damage's look).
+MAX_CELLS = 6
+MIN_CELL_TEXTURE = 0.05
+# YCbCr as JPEG converts (JFIF, full range), without the offsets: second differences drop them.
+YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
+
+
+def cell_texture(cell: np.ndarray) -> float:
+    """The share of a cell's green neighbour steps in tiling.TEXTURE_BAND (what tiles are ranked by)."""
+    g = cell[..., 1].astype(np.int16)
+    steps = np.concatenate([np.abs(np.diff(g, axis=1)).ravel(), np.abs(np.diff(g, axis=0)).ravel()])
+    return float(((steps > TEXTURE_BAND[0]) & (steps < TEXTURE_BAND[1])).mean())
+
+
+def textured_cells(tiles: Sequence[np.ndarray], max_cells: int = MAX_CELLS) -> np.ndarray:
+    """The most textured CELL px cells (uint8 [N, CELL, CELL, 3], N <= max_cells) cut on a CELL grid of the tiles'
+    own pixels (`Tiles.own`; a tile smaller than a cell gives none); those under MIN_CELL_TEXTURE left out."""
+    cells, textures = [], []
+    for tile in tiles:
+        for y in range(0, tile.shape[0] - CELL + 1, CELL):
+            for x in range(0, tile.shape[1] - CELL + 1, CELL):
+                cell = tile[y:y + CELL, x:x + CELL]
+                texture = cell_texture(cell)
+                if texture >= MIN_CELL_TEXTURE:
+                    cells.append(cell)
+                    textures.append(texture)
+    if not cells:
+        return np.zeros((0, CELL, CELL, 3), np.uint8)
+    order = np.argsort(-np.array(textures), kind="stable")[:max_cells]
+    return np.stack([cells[k] for k in order])
+
+
+def appearance_input(cells: np.ndarray) -> np.ndarray:
+    """The network's input of cells (uint8 [N, H, W, 3]): float32 [N, 6, H - 2, W - 2], the second differences of Y,
+    Cb and Cr along x then y (channels Y_x, Y_y, Cb_x, Cb_y, Cr_x, Cr_y), each sign(v) log(1 + |v|)."""
+    planes = np.einsum("nhwc,pc->nphw", cells.astype(np.float32), YCBCR)
+    along_x = planes[:, :, 1:-1, 2:] - 2 * planes[:, :, 1:-1, 1:-1] + planes[:, :, 1:-1, :-2]
+    along_y = planes[:, :, 2:, 1:-1] - 2 * planes[:, :, 1:-1, 1:-1] + planes[:, :, :-2, 1:-1]
+    both = np.stack([along_x, along_y], axis=2).reshape(len(cells), 6, *along_x.shape[2:])
+    return np.sign(both) * np.log1p(np.abs(both))
+
+
+def conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
+    """A valid 3x3 convolution of x [N, C, H, W] by weight [O, C, 3, 3] (+ bias [O]) at `stride`: [N, O, H', W'].
+    The nine shifted views gathered once, then one matrix product (2-3x faster than a tensordot over windows)."""
+    n, channels, height, width = x.shape
+    rows, cols = (height - 3) // stride + 1, (width - 3) // stride + 1
+    gathered = np.empty((n, rows, cols, channels, 3, 3), np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            view = x[:, :, dy:dy + stride * (rows - 1) + 1:stride, dx:dx + stride * (cols - 1) + 1:stride]
+            gathered[..., dy, dx] = view.transpose(0, 2, 3, 1)
+    out = gathered.reshape(-1, channels * 9) @ weight.reshape(len(weight), -1).T + bias
+    return out.reshape(n, rows, cols, -1).transpose(0, 3, 1, 2)
+
+
+@dataclass(frozen=True, eq=False)
+class ResizedAppearance:
+    convs: tuple[tuple[np.ndarray, np.ndarray, int], ...]  # (weight [O, C, 3, 3], bias [O], stride), in order
+    out_weight: np.ndarray  # [C_last]
+    out_bias: float
+    threshold: float  # a score over this flags
+    fitted_for: tuple[str, str, str] = ("", "", "")  # the model (name, version, file SHA-256) whose verdicts it follows
+
+    def __eq__(self, other: object) -> bool:
+        """By value (Scorer settings holding it are compared: `ScorerSettings`)."""
+        if not isinstance(other, ResizedAppearance):
+            return NotImplemented
+        return (len(self.convs) == len(other.convs)
+                and all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+                        for a, b in zip(self.convs, other.convs))
+                and np.array_equal(self.out_weight, other.out_weight)
+                and (self.out_bias, self.threshold, self.fitted_for)
+                == (other.out_bias, other.threshold, other.fitted_for))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "ResizedAppearance":
+        """From the trained JSON's fields; ValueError where shapes or values do not fit together."""
+        convs, channels = [], 6
+        for layer in spec["convs"]:
+            weight, bias = np.asarray(layer["weight"], np.float32), np.asarray(layer["bias"], np.float32)
+            stride = int(layer["stride"])
+            if weight.ndim != 4 or weight.shape[1:] != (channels, 3, 3) or bias.shape != weight.shape[:1]:
+                raise ValueError(f"convolution {len(convs) + 1}: weight {weight.shape}, bias {bias.shape} where "
+                                 f"{channels} channels come in")
+            if stride not in (1, 2):
+                raise ValueError(f"convolution {len(convs) + 1}: stride {stride}")
+            convs.append((weight, bias, stride))
+            channels = weight.shape[0]
+        out = np.asarray(spec["out"]["weight"], np.float32)
+        if not convs or out.shape != (channels,):
+            raise ValueError(f"output weight {out.shape} where the last convolution gives {channels} channels")
+        if not 0.0 <= float(spec["threshold"]) <= 1.0:
+            raise ValueError(f"threshold {spec['threshold']!r} is no probability")
+        values = np.concatenate([*(np.concatenate([w.ravel(), b]) for w, b, _ in convs), out,
+                                 [spec["out"]["bias"], spec["threshold"]]])
+        if not np.all(np.isfinite(values)):
+            raise ValueError("values that are not finite")
+        return cls(tuple(convs), out, float(spec["out"]["bias"]), float(spec["threshold"]), fitted_for_of(spec))
+
+    @classmethod
+    def bundled(cls) -> "ResizedAppearance":
+        """The network shipped beside the runtime; ModelError (one line) where it is missing or broken."""
+        try:
+            return cls.from_spec(json.loads(BUNDLED_APPEARANCE.read_text()))
+        except Exception as exc:  # any shape of broken file: one line
+            raise ModelError(f"{BUNDLED_APPEARANCE}: unusable resized-damage appearance: {one_line(exc)}") from None
+
+    def logits(self, cells: np.ndarray) -> np.ndarray:
+        """One logit per cell (uint8 [N, H, W, 3], H and W large enough for the convolutions)."""
+        x = appearance_input(cells)
+        for weight, bias, stride in self.convs:
+            x = np.maximum(conv3x3(x, weight, bias, stride), 0.0)
+        return x.mean(axis=(2, 3)) @ self.out_weight + self.out_bias
+
+    def score(self, cells: np.ndarray) -> Optional[float]:
+        """The sigmoid of the cells' mean logit; None without cells."""
+        if not len(cells):
+            return None
+        logit = float(np.mean(self.logits(cells)))
+        return float(1.0 / (1.0 + np.exp(-np.clip(logit, -60.0, 60.0))))
+
+    def flags(self, score: Optional[float]) -> bool:
+        return score is not None and score > self.threshold

@@ -1,0 +1,207 @@
+"""The resized-damage appearance network (ccscore.resized_appearance; trained by
+export/ccscore_export/resized_appearance.py): JPEG damage downscaled after compression that no grid read of
+Scorer.find_downscaled finds, judged on the look of the image's most textured cells."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from conftest import compress, draw_art, resized
+from ccscore import scorer as scorer_module
+from ccscore.errors import ModelError
+from ccscore.resized_appearance import (CELL, MAX_CELLS, ResizedAppearance, appearance_input, cell_texture, conv3x3,
+                                        textured_cells)
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from ccscore import Scorer
+
+    return Scorer(device="cpu")
+
+
+def spec(seed=0, threshold=0.5, layers=((4, 1), (4, 2))) -> dict:
+    rng = np.random.default_rng(seed)
+    convs, channels = [], 6
+    for out, stride in layers:
+        convs.append({"weight": rng.normal(size=(out, channels, 3, 3)).tolist(), "bias": rng.normal(size=out).tolist(),
+                      "stride": stride})
+        channels = out
+    return {"convs": convs, "out": {"weight": rng.normal(size=channels).tolist(), "bias": 0.2}, "threshold": threshold}
+
+
+def test_convolution_is_a_valid_3x3_convolution_at_its_stride():
+    rng = np.random.default_rng(1)
+    x, weight, bias = rng.normal(size=(2, 3, 9, 8)), rng.normal(size=(4, 3, 3, 3)), rng.normal(size=4)
+    for stride in (1, 2):
+        out = conv3x3(x.astype(np.float32), weight.astype(np.float32), bias.astype(np.float32), stride)
+        rows, cols = (9 - 3) // stride + 1, (8 - 3) // stride + 1
+        expected = np.zeros((2, 4, rows, cols))
+        for i in range(rows):
+            for j in range(cols):
+                window = x[:, :, i * stride:i * stride + 3, j * stride:j * stride + 3]
+                expected[:, :, i, j] = np.einsum("nchw,ochw->no", window, weight) + bias
+        assert out.shape == expected.shape and np.allclose(out, expected, atol=1e-4)
+
+
+def test_the_input_is_log_compressed_second_differences_of_y_cb_cr():
+    yy, xx = np.mgrid[0:8, 0:10]
+    grey = np.repeat((2 * xx ** 2 + yy)[..., None], 3, axis=2).astype(np.uint8)  # d2/dx2 = 4, d2/dy2 = 0
+    x = appearance_input(grey[None])
+    assert x.shape == (1, 6, 6, 8)
+    assert np.allclose(x[0, 0], np.log1p(4.0), atol=1e-4) and np.allclose(x[0, 1], 0, atol=1e-4)
+    assert np.allclose(x[0, 2:], 0, atol=1e-4)  # grey: no chroma
+    assert np.allclose(appearance_input(255 - grey[None])[0, 0], -np.log1p(4.0), atol=1e-4)  # the sign kept
+
+
+def test_cells_are_the_most_textured_and_flat_ones_are_left_out():
+    rng = np.random.default_rng(0)
+    flat = np.full((128, 128, 3), 90, np.uint8)
+    busy = (90 + rng.integers(-10, 11, (128, 128, 3))).clip(0, 255).astype(np.uint8)
+    half = flat.copy()
+    half[:, :64] = busy[:, :64]
+    cells = textured_cells([flat, half])
+    assert cells.shape == (2, CELL, CELL, 3) and all(cell_texture(c) >= 0.05 for c in cells)
+    assert textured_cells([busy, busy]).shape[0] == MAX_CELLS  # 8 cells, the most textured MAX_CELLS kept
+    assert textured_cells([busy[:40]]).shape[0] == 0  # a tile smaller than a cell gives none
+    assert textured_cells([]).shape == (0, CELL, CELL, 3)
+
+
+def test_the_score_is_the_sigmoid_of_the_cells_mean_logit():
+    network = ResizedAppearance.from_spec(spec())
+    cells = (np.random.default_rng(2).integers(60, 120, (3, CELL, CELL, 3))).astype(np.uint8)
+    logits = network.logits(cells)
+    assert logits.shape == (3,)
+    assert network.score(cells) == pytest.approx(1 / (1 + np.exp(-logits.mean())), abs=1e-6)
+    assert network.score(cells[:0]) is None and not network.flags(None)
+    assert network.flags(network.score(cells)) == (network.score(cells) > 0.5)
+
+
+@pytest.mark.parametrize("broken", [
+    lambda s: s["convs"][0].update(weight=np.zeros((4, 5, 3, 3)).tolist()),  # 5 channels in, where 6 come
+    lambda s: s["convs"][1].update(bias=[0.0]),  # a bias per output channel
+    lambda s: s["convs"][1].update(stride=3),
+    lambda s: s["out"].update(weight=[0.0] * 5),  # the last convolution gives 4
+    lambda s: s["out"].update(weight=[float("nan")] * 4),
+    lambda s: s.update(threshold=1.5),
+    lambda s: s.update(convs=[]),
+])
+def test_a_network_that_does_not_fit_together_is_refused(broken):
+    s = spec()
+    broken(s)
+    with pytest.raises(ValueError):
+        ResizedAppearance.from_spec(s)
+
+
+def test_a_broken_bundled_network_is_one_line_model_error_with_the_bundled_model_only(monkeypatch, tmp_path):
+    from ccscore import Scorer, resized_appearance
+    from ccscore.model_info import default_model_path
+
+    for text in ('{"convs": []}', "not json", "", json.dumps({**spec(), "model": "x"})):
+        path = tmp_path / "appearance.json"
+        path.write_text(text)
+        monkeypatch.setattr(resized_appearance, "BUNDLED_APPEARANCE", path)
+        with pytest.raises(ModelError, match="unusable resized-damage appearance") as error:
+            ResizedAppearance.bundled()
+        assert "\n" not in str(error.value)
+        with pytest.raises(ModelError, match="unusable resized-damage appearance"):
+            Scorer(device="cpu")
+    other = tmp_path / "same-weights-elsewhere.onnx"
+    other.write_bytes(default_model_path().read_bytes())
+    assert Scorer(other, device="cpu").resized_appearance is None  # another model goes on without it
+
+
+def test_the_bundled_network_is_for_the_bundled_model_and_compares_by_value(scorer, monkeypatch):
+    from ccscore import Scorer, resized_appearance
+    from ccscore.scorer import ScorerSettings
+
+    network = ResizedAppearance.bundled()
+    assert network.fitted_for == (scorer.info.name, scorer.info.version, scorer.model_digest)
+    assert scorer.resized_appearance == network and 0 < network.threshold <= 1
+    assert network != replace(network, threshold=network.threshold / 2)
+    assert ScorerSettings.of(scorer) == ScorerSettings.of(scorer)
+    assert Scorer(device="cpu", judge_appearance=False).resized_appearance is None
+    assert Scorer(device="cpu", judge_resized=False).resized_appearance is None
+    other = replace(network, fitted_for=("ccscore-detector", scorer.info.version, "0" * 64))
+    monkeypatch.setattr(resized_appearance.ResizedAppearance, "bundled", classmethod(lambda cls, n=other: n))
+    assert Scorer(device="cpu").resized_appearance is None
+
+
+def test_an_image_the_network_flags_is_jpeg_downscaled_with_its_score(scorer, monkeypatch):
+    clean = resized(draw_art(5, (640, 512)), 0.8)
+    base = scorer.score(clean)
+    assert base.label == "clean"
+    lean = float(np.mean([t.scores["clean"] for t in base.tiles]))
+    monkeypatch.setattr(scorer, "resized_judge", replace(scorer.resized_judge, threshold=1.0))  # not the judge
+    monkeypatch.setattr(scorer, "resized_appearance", replace(scorer.resized_appearance, threshold=0.0))
+    monkeypatch.setattr(scorer_module, "JUDGE_MAX_TILE_CLEAN", 1.0)
+    found = scorer.score(clean)
+    assert found.label == "jpeg" and found.evidence.word == "downscaled" and found.quality is None
+    details = found.details()["downscaled"]
+    assert 0 < details["appearance"] <= 1 and details["judged"] is None and details["blocks"] is None
+    monkeypatch.setattr(scorer_module, "JUDGE_MAX_TILE_CLEAN", lean - 1e-6)  # the judge's gate is the network's
+    assert scorer.score(clean).label == "clean"
+
+
+def test_a_network_that_flags_nothing_changes_nothing(scorer, monkeypatch):
+    images = [resized(compress(draw_art(seed, (512, 448)), "JPEG", 85), 0.6) for seed in range(3)]
+    images += [resized(draw_art(seed, (512, 448)), 0.7) for seed in range(2)]
+    monkeypatch.setattr(scorer, "resized_appearance", None)
+    without = [scorer.score(im).to_dict(with_tiles=True, with_details=True) for im in images]
+    monkeypatch.setattr(scorer, "resized_appearance", replace(ResizedAppearance.bundled(), threshold=1.0))
+    assert [scorer.score(im).to_dict(with_tiles=True, with_details=True) for im in images] == without
+
+
+def test_the_trainings_asking_rule_is_the_runtimes(scorer, monkeypatch):
+    """export's `asked` (which calibration counts) is where the runtime asks: with a network flagging everything,
+    exactly the images `asked` names become JPEG's by it."""
+    from ccscore import Scorer
+    from ccscore_export.resized_appearance import asked
+
+    without = Scorer(device="cpu", judge_appearance=False)
+    monkeypatch.setattr(scorer, "resized_appearance", replace(scorer.resized_appearance, threshold=0.0))
+    images = [resized(draw_art(seed, (512, 448)), 0.8) for seed in range(4)]
+    images += [np.asarray(compress(draw_art(9, (512, 448)), "JPEG", 70)), np.full((256, 256, 3), 40, np.uint8)]
+    answers = [(asked(without, without.score(im)), scorer.score(im)) for im in images]
+    assert any(a for a, _ in answers) and not all(a for a, _ in answers)
+    for was_asked, result in answers:
+        by_network = result.evidence is not None and result.evidence.downscaled_appearance is not None
+        assert by_network == was_asked
+
+
+def test_the_bundled_network_scores_downscaled_jpeg_art_over_its_clean_twin(scorer):
+    network = scorer.resized_appearance
+    pairs = []
+    for seed in range(6):
+        art = draw_art(seed, (768, 640))
+        damaged = resized(compress(art, "JPEG", 70), 0.7)
+        clean = resized(art, 0.7)
+        tiles = [scorer.tile(im)[0].own() for im in (damaged, clean)]
+        pairs.append([network.score(textured_cells(t)) or 0.0 for t in tiles])
+    damaged, clean = np.array(pairs).T
+    assert all(network.flags(s) for s in damaged) and not any(network.flags(s) for s in clean), pairs
+
+
+def test_batch_norm_folded_gives_torchs_network():
+    torch = pytest.importorskip("torch")
+    from ccscore_export.resized_appearance import build_network, check_against_torch, folded_spec, torch_scores
+
+    torch.manual_seed(0)
+    net = build_network()
+    for module in net:
+        if isinstance(module, torch.nn.BatchNorm2d):  # statistics and affine parts away from the identity
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    net.eval()
+    rng = np.random.default_rng(0)
+    rows = [{"cells": rng.integers(0, 256, (n, CELL, CELL, 3), dtype=np.uint8)} for n in (1, 4, 0)]
+    scored = torch_scores(net, rows)
+    assert np.isnan(scored[2]) and check_against_torch(folded_spec(net), rows, scored) < 1e-4
+    spec_wrong = folded_spec(net)
+    spec_wrong["out"]["bias"] += 1.0
+    with pytest.raises(RuntimeError, match="differs from torch"):
+        check_against_torch(spec_wrong, rows, scored)
