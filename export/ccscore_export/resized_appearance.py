@@ -154,7 +154,8 @@ def folded_spec(net) -> dict:
         bias = (conv.bias.detach().numpy() - norm.running_mean.numpy()) * factor + norm.bias.detach().numpy()
         spec["convs"].append({"weight": listed(weight), "bias": listed(bias), "stride": conv.stride[0]})
     linear = modules[-1]
-    spec["out"] = {"weight": listed(linear.weight[0].detach().numpy()), "bias": float(f"{float(linear.bias[0].detach()):.8g}")}
+    spec["out"] = {"weight": listed(linear.weight[0].detach().numpy()),
+                   "bias": float(f"{float(linear.bias[0].detach()):.8g}")}
     return spec
 
 

@@ -5,8 +5,9 @@
 # second, two times (15, 16) and every clean kind once (15); of each, JPEG then downscaled on grey art and on line art
 # with their clean controls (seeds 17, 18; session 22); then the judge fitted on them and its threshold chosen on the
 # calibration set (data/eval-wild-cal, built by default.sh from the validation sources; a set built before session 22
-# gets its grey and line-art kinds added first), then the appearance network (last lines). On 2 CPU cores: sets ~18 min, reading ~30 min, fitting ~4 min. Needs
-# the [train] extra and the sources (default.sh's --prepare-sources). Writes data/judge (git-ignored) and the JSON.
+# gets its grey and line-art kinds added first), then the appearance network (last lines). On 2 CPU cores: sets
+# ~18 min, reading ~30 min, fitting ~4 min, the network ~30 min. Needs the [train] extra and the sources (default.sh's
+# --prepare-sources). Writes data/judge (git-ignored) and the JSONs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 clean=blurred,canvas_texture,clean,downscaled,downscaled_lanczos,flat,grainy_resized,grey,lineart,manga,\
