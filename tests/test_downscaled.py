@@ -167,7 +167,7 @@ def test_the_scorer_calls_it_jpeg_downscaled_without_a_quality(scorers):
     assert result.quality is None and result.quality_source is None and result.table is None
     assert result.scores["clean"] < 0.1
     assert result.details()["downscaled"] == {"period": 5.596, "scale": 0.699, "plane": "luma", "judged": None,
-                                              "blocks": None, "blocks_from": None}
+                                              "appearance": None, "blocks": None, "blocks_from": None}
     clean = scorer.score(downscaled(draw_art(1, SIZE), 0.7, "bicubic"))
     assert clean.label == "clean" and clean.details()["downscaled"] is None
 

@@ -139,14 +139,14 @@ def test_candidate_periods_keep_the_band_and_drop_near_repeats():
 
 @pytest.fixture
 def rules_blind(monkeypatch):
-    """A Scorer whose rules and judge find nothing, so that the blocks decide (the judge's probability is still
-    computed: it decides whether they are asked)."""
+    """A Scorer whose rules, judge and appearance network find nothing, so that the blocks decide (the judge's
+    probability is still computed: it decides whether they are asked)."""
     monkeypatch.setattr(scoring, "DOWNSCALED_MIN_PEAK", np.inf)
     monkeypatch.setattr(scoring, "DOWNSCALED_RENAME_SURE_PEAK", np.inf)
     monkeypatch.setattr(scoring, "CHROMA_MAX_SHARPNESS", 0.0)
     monkeypatch.setattr(scoring, "CHROMA_GRID_MAX_SHARPNESS", 0.0)
     monkeypatch.setattr(scoring.ResizedJudge, "flags", lambda self, probability: False)
-    return Scorer(device="cpu")
+    return Scorer(device="cpu", judge_appearance=False)
 
 
 def test_the_scorer_finds_by_the_blocks_what_the_judge_leans_on(rules_blind, monkeypatch):

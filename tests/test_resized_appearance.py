@@ -11,8 +11,8 @@ import pytest
 from conftest import compress, draw_art, resized
 from ccscore import scorer as scorer_module
 from ccscore.errors import ModelError
-from ccscore.resized_appearance import (CELL, MAX_CELLS, ResizedAppearance, appearance_input, cell_texture, conv3x3,
-                                        textured_cells)
+from ccscore.resized_appearance import CELL, MAX_CELLS, ResizedAppearance, appearance_input, conv3x3, textured_cells
+from ccscore.tiling import window_texture
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +63,17 @@ def test_cells_are_the_most_textured_and_flat_ones_are_left_out():
     half = flat.copy()
     half[:, :64] = busy[:, :64]
     cells = textured_cells([flat, half])
-    assert cells.shape == (2, CELL, CELL, 3) and all(cell_texture(c) >= 0.05 for c in cells)
-    assert textured_cells([busy, busy]).shape[0] == MAX_CELLS  # 8 cells, the most textured MAX_CELLS kept
+    assert cells.shape == (2, CELL, CELL, 3) and all(window_texture(c) >= 0.05 for c in cells)
+    # 8 cells of graded texture (a share of 0.1-0.8 of their pixels noisy): the MAX_CELLS most textured kept, in order
+    graded = []
+    for k in range(8):
+        cell = np.full((CELL, CELL, 3), 90, np.uint8)
+        cell[: 8 * (k + 1)] = busy[: 8 * (k + 1), :CELL]
+        graded.append(cell)
+    order = rng.permutation(8)
+    tiles = [np.concatenate([graded[order[i]], graded[order[i + 1]]], axis=1) for i in range(0, 8, 2)]  # 64 x 128
+    kept = textured_cells(tiles)
+    assert [window_texture(c) for c in kept] == sorted(window_texture(g) for g in graded)[::-1][:MAX_CELLS]
     assert textured_cells([busy[:40]]).shape[0] == 0  # a tile smaller than a cell gives none
     assert textured_cells([]).shape == (0, CELL, CELL, 3)
 
@@ -76,7 +85,6 @@ def test_the_score_is_the_sigmoid_of_the_cells_mean_logit():
     assert logits.shape == (3,)
     assert network.score(cells) == pytest.approx(1 / (1 + np.exp(-logits.mean())), abs=1e-6)
     assert network.score(cells[:0]) is None and not network.flags(None)
-    assert network.flags(network.score(cells)) == (network.score(cells) > 0.5)
 
 
 @pytest.mark.parametrize("broken", [
@@ -87,6 +95,9 @@ def test_the_score_is_the_sigmoid_of_the_cells_mean_logit():
     lambda s: s["out"].update(weight=[float("nan")] * 4),
     lambda s: s.update(threshold=1.5),
     lambda s: s.update(convs=[]),
+    lambda s: s["convs"][1].update(stride=1.7),  # not truncated to 1
+    lambda s: s.update(convs=[{**s["convs"][1], "weight": np.zeros((4, 6 if k == 0 else 4, 3, 3)).tolist(),
+                               "stride": 2} for k in range(6)]),  # six stride-2 layers leave nothing of a cell
 ])
 def test_a_network_that_does_not_fit_together_is_refused(broken):
     s = spec()
@@ -122,6 +133,9 @@ def test_the_bundled_network_is_for_the_bundled_model_and_compares_by_value(scor
     assert scorer.resized_appearance == network and 0 < network.threshold <= 1
     assert network != replace(network, threshold=network.threshold / 2)
     assert ScorerSettings.of(scorer) == ScorerSettings.of(scorer)
+    assert ScorerSettings.of(scorer).build().resized_appearance == network  # a pipeline worker asks it too
+    off = Scorer(device="cpu", judge_appearance=False)
+    assert ScorerSettings.of(off) != ScorerSettings.of(scorer) and ScorerSettings.of(off).build().resized_appearance is None
     assert Scorer(device="cpu", judge_appearance=False).resized_appearance is None
     assert Scorer(device="cpu", judge_resized=False).resized_appearance is None
     other = replace(network, fitted_for=("ccscore-detector", scorer.info.version, "0" * 64))
@@ -150,8 +164,17 @@ def test_a_network_that_flags_nothing_changes_nothing(scorer, monkeypatch):
     images += [resized(draw_art(seed, (512, 448)), 0.7) for seed in range(2)]
     monkeypatch.setattr(scorer, "resized_appearance", None)
     without = [scorer.score(im).to_dict(with_tiles=True, with_details=True) for im in images]
-    monkeypatch.setattr(scorer, "resized_appearance", replace(ResizedAppearance.bundled(), threshold=1.0))
+    asked = []
+
+    class Recording(ResizedAppearance):
+        def score(self, cells):
+            asked.append(len(cells))
+            return super().score(cells)
+
+    never = Recording(**{**vars(ResizedAppearance.bundled()), "threshold": 1.0})
+    monkeypatch.setattr(scorer, "resized_appearance", never)
     assert [scorer.score(im).to_dict(with_tiles=True, with_details=True) for im in images] == without
+    assert asked  # it was asked, and changed nothing
 
 
 def test_the_trainings_asking_rule_is_the_runtimes(scorer, monkeypatch):
@@ -169,6 +192,14 @@ def test_the_trainings_asking_rule_is_the_runtimes(scorer, monkeypatch):
     for was_asked, result in answers:
         by_network = result.evidence is not None and result.evidence.downscaled_appearance is not None
         assert by_network == was_asked
+    # what the judge flags is not asked of the network, by either
+    everything = replace(scorer.resized_judge, threshold=-1.0)
+    monkeypatch.setattr(scorer, "resized_judge", everything)
+    monkeypatch.setattr(without, "resized_judge", everything)
+    for image in images:
+        result = scorer.score(image)
+        assert not asked(without, without.score(image))
+        assert result.evidence is None or result.evidence.downscaled_appearance is None
 
 
 def test_the_bundled_network_scores_downscaled_jpeg_art_over_its_clean_twin(scorer):

@@ -32,6 +32,8 @@ from .resized_judge import POSITIVE_KINDS, choose_threshold_within_bars, fitting
 LAYERS = ((8, 1), (8, 1), (16, 2), (16, 1), (32, 2), (32, 1))
 # The runtime's forward pass (numpy float32) against torch's: a larger gap in any image's score is an error.
 TORCH_TOLERANCE = 1e-3
+# The share of a folder's images that may fail to read (said, and left out) before the reading stops as broken.
+MAX_UNREAD = 0.01
 _scorer = None
 
 
@@ -45,12 +47,9 @@ def _worker_scorer():
 
 
 def asked(scorer, result) -> bool:
-    """Whether the runtime asks the appearance network about this result of a Scorer without it (the judge's gate,
-    then still clean after the judge and the blocks: `Scorer._judge_resized`)."""
-    from ccscore.scorer import JUDGE_MAX_TILE_CLEAN, Scorer
-
-    return (scorer._judge_applies() and Scorer._may_be_resized_jpeg(result) and not result.flagged
-            and bool(result.tiles) and Scorer._mean_tile_clean(result) <= JUDGE_MAX_TILE_CLEAN)
+    """Whether the runtime asks the appearance network about this result of a Scorer without it: still clean after
+    the judge and the blocks, where the judge is asked (`Scorer.asks_resized`, the one gate both share)."""
+    return scorer.asks_resized(result)
 
 
 def _cells_task(task: tuple[str, str, int, bool]) -> Optional[dict]:
@@ -58,6 +57,7 @@ def _cells_task(task: tuple[str, str, int, bool]) -> Optional[dict]:
     be asked; None where it could not be read."""
     from ccscore.errors import one_line
     from ccscore.resized_appearance import textured_cells
+    from ccscore.results import ScoreFailure
 
     path, kind, label, score = task
     scorer = _worker_scorer()
@@ -66,7 +66,7 @@ def _cells_task(task: tuple[str, str, int, bool]) -> Optional[dict]:
         row = {"path": path, "kind": kind, "y": label}
         if score:
             result = scorer.score_together([(path, tiles, size)])[0]
-            if not hasattr(result, "label"):
+            if isinstance(result, ScoreFailure):
                 raise ValueError(result.error)
             row.update(verdict=result.label, asked=asked(scorer, result))
         row["cells"] = textured_cells(tiles.own())
@@ -86,15 +86,27 @@ def collect(root: Path, score: bool, workers: int = 2, log=print) -> list[dict]:
                 tasks.append((str(root / row["path"]), row["kind"], int(positive), score))
     log(f"reading {len(tasks)} images of {root}")
     with Pool(workers) as pool:
-        rows = pool.map(_cells_task, tasks, chunksize=8)
-    return [row for row in rows if row is not None]
+        rows = [row for row in pool.map(_cells_task, tasks, chunksize=8) if row is not None]
+    if len(rows) < (1 - MAX_UNREAD) * len(tasks):  # a bug, not a few bad files: stop before training on the rest
+        raise RuntimeError(f"{root}: {len(tasks) - len(rows)} of {len(tasks)} images could not be read")
+    log(f"{root}: {len(tasks) - len(rows)} of {len(tasks)} images could not be read, left out")
+    return rows
+
+
+def verdicts_digest() -> str:
+    """What a read's verdicts and asking depend on beside the runtime's code (`reader_digest`): the resized judge's
+    JSON (the recipe refits it just before) and this module (its `asked`)."""
+    from ccscore.resized_judge import BUNDLED_JUDGE
+
+    return hashlib.sha256(BUNDLED_JUDGE.read_bytes() + Path(__file__).read_bytes()).hexdigest()
 
 
 def collect_cached(root: Path, score: bool, cache_dir: Optional[Path], reader: str, workers: int = 2,
                    log=print) -> list[dict]:
     """`collect`, kept in `cache_dir` (one .npz a folder, named by the folder's manifest, `score` and `reader`:
     `resized_judge.reader_digest`) and read from there while those stay the same."""
-    key = hashlib.sha256((root / "manifest.csv").read_bytes() + f"{score}{reader}".encode()).hexdigest()[:16]
+    key = hashlib.sha256((root / "manifest.csv").read_bytes() + f"{score}{reader}{POSITIVE_KINDS}".encode()
+                         + (verdicts_digest().encode() if score else b"")).hexdigest()[:16]
     cached = None if cache_dir is None else cache_dir / f"{root.name}-{key}.npz"
     if cached is not None and cached.is_file():
         with np.load(cached, allow_pickle=False) as data:

@@ -89,7 +89,8 @@ class ImageEvidence:
         'grid': enough quadrants to measure their agreement; 'halved': damage found only on the image halved, once
         or twice (an upscale x2 or x4 after compression), the grids being the halved image's; 'downscaled': a JPEG's
         block grid found at the period a downscale after compression gave it, in luma or in chroma (ccscore.resized),
-        or its quantisation read back through the downscale (ccscore.downscaled_blocks);
+        or its quantisation read back through the downscale (ccscore.downscaled_blocks), or no grid but the look of
+        resized JPEG damage (ccscore.resized_appearance: the period then the strongest plane's peak's, a guess);
         'upscaled': a JPEG's block grid found on the image resampled back to a size it was upscaled from by another
         factor than 2 or 4;
         'chroma': no grid the model or the judgements above found, but chroma softer than luma, as a subsampling codec

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import ModelError, one_line
 from .resized_judge import fitted_for_of
-from .tiling import TEXTURE_BAND
+from .tiling import window_texture
 
 BUNDLED_APPEARANCE = Path(__file__).with_name("resized_appearance.json")
 CELL = 64  # px, a cell's side
@@ -29,13 +29,6 @@ MIN_CELL_TEXTURE = 0.05
 YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 
 
-def cell_texture(cell: np.ndarray) -> float:
-    """The share of a cell's green neighbour steps in tiling.TEXTURE_BAND (what tiles are ranked by)."""
-    g = cell[..., 1].astype(np.int16)
-    steps = np.concatenate([np.abs(np.diff(g, axis=1)).ravel(), np.abs(np.diff(g, axis=0)).ravel()])
-    return float(((steps > TEXTURE_BAND[0]) & (steps < TEXTURE_BAND[1])).mean())
-
-
 def textured_cells(tiles: Sequence[np.ndarray], max_cells: int = MAX_CELLS) -> np.ndarray:
     """The most textured CELL px cells (uint8 [N, CELL, CELL, 3], N <= max_cells) cut on a CELL grid of the tiles'
     own pixels (`Tiles.own`; a tile smaller than a cell gives none); those under MIN_CELL_TEXTURE left out."""
@@ -44,7 +37,7 @@ def textured_cells(tiles: Sequence[np.ndarray], max_cells: int = MAX_CELLS) -> n
         for y in range(0, tile.shape[0] - CELL + 1, CELL):
             for x in range(0, tile.shape[1] - CELL + 1, CELL):
                 cell = tile[y:y + CELL, x:x + CELL]
-                texture = cell_texture(cell)
+                texture = window_texture(cell)
                 if texture >= MIN_CELL_TEXTURE:
                     cells.append(cell)
                     textures.append(texture)
@@ -102,15 +95,18 @@ class ResizedAppearance:
     @classmethod
     def from_spec(cls, spec: dict) -> "ResizedAppearance":
         """From the trained JSON's fields; ValueError where shapes or values do not fit together."""
-        convs, channels = [], 6
+        convs, channels, side = [], 6, CELL - 2  # the input's side: second differences lose a pixel each edge
         for layer in spec["convs"]:
             weight, bias = np.asarray(layer["weight"], np.float32), np.asarray(layer["bias"], np.float32)
-            stride = int(layer["stride"])
+            stride = layer["stride"]
             if weight.ndim != 4 or weight.shape[1:] != (channels, 3, 3) or bias.shape != weight.shape[:1]:
                 raise ValueError(f"convolution {len(convs) + 1}: weight {weight.shape}, bias {bias.shape} where "
                                  f"{channels} channels come in")
-            if stride not in (1, 2):
-                raise ValueError(f"convolution {len(convs) + 1}: stride {stride}")
+            if type(stride) is not int or stride not in (1, 2):
+                raise ValueError(f"convolution {len(convs) + 1}: stride {stride!r}")
+            side = (side - 3) // stride + 1
+            if side < 1:
+                raise ValueError(f"convolution {len(convs) + 1} leaves nothing of a {CELL} px cell")
             convs.append((weight, bias, stride))
             channels = weight.shape[0]
         out = np.asarray(spec["out"]["weight"], np.float32)

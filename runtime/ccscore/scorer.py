@@ -390,10 +390,11 @@ BLOCKS_LEANING_WINDOWS = 3
 
 # The Scorer attributes that decide results beside the model file: set at construction, or changed since (the
 # calibration and tests set grid_gate and threshold on a built Scorer).
-Fitted = TypeVar("Fitted", ResizedJudge, ResizedAppearance)  # the networks fitted for one model (Scorer._bundled)
-
 DECIDING_SETTINGS = ("aggregation", "threshold", "tiling_params", "max_pixels", "early_stop", "grid_gate",
                      "halve_upscaled", "find_downscaled", "resized_judge", "resized_appearance")
+
+
+Fitted = TypeVar("Fitted", ResizedJudge, ResizedAppearance)  # the networks fitted for one model (Scorer._bundled)
 
 
 def file_digest(path: os.PathLike | str) -> Optional[str]:
@@ -510,7 +511,11 @@ class Scorer:
         (`resized_judge.ResizedJudge`, `resized.resized_features`; evidence "downscaled", judged), where it was fitted
         for this model file and the tiles are chosen and scored as the model's metadata says (its inputs read them);
         those it leans on without flagging, of the blocks' quantisation read back through the downscale
-        (`downscaled_blocks.back_agreement`; evidence "downscaled", blocks). False: neither.
+        (`downscaled_blocks.back_agreement`; evidence "downscaled", blocks). False: neither, nor the appearance.
+    judge_appearance: with judge_resized, those the judge and the blocks leave clean are asked of the resized-damage
+        appearance network (`resized_appearance.ResizedAppearance`, over their tiles' most textured 64 px cells: tiles
+        smaller than that give none and are never asked; evidence "downscaled", appearance), where it was fitted for
+        this model file. False: not it.
     file_timeout: seconds one file may take to decode, tile and (on CPU) score in `pipeline.run_pipeline`'s
         worker processes before it is killed and recorded as too slow (None: no limit). Decoding in this process
         (`score`, `score_many`) cannot be stopped midway: use the pipeline for untrusted files.
@@ -943,13 +948,11 @@ class Scorer:
         """Images still judged clean, with detail, whose scored tiles lean lossy at all (JUDGE_MAX_TILE_CLEAN) and
         whom the resized-damage judge flags become JPEG's: evidence "downscaled" at the period of the plane whose
         peak is strongest, with the judge's probability; no quality. Judged at this threshold, like downscaled
-        ones."""
+        ones. Those the judge and the blocks leave clean are asked of the appearance network, where it is set."""
         judge = self.resized_judge
         assert judge is not None
         for k, result in enumerate(results):
-            if not self._may_be_resized_jpeg(result) or result.flagged:
-                continue
-            if self._mean_tile_clean(result) > JUDGE_MAX_TILE_CLEAN:
+            if not self.asks_resized(result):
                 continue
             values = self._resized_inputs(reads[k], items[k][2], result)
             if values is None:  # no tile to read
@@ -1003,6 +1006,14 @@ class Scorer:
             agreement, read_on = back_agreement([whole], [(0, 0, *size)], size, period, split=True), "whole"
             found = agreement.agrees(BLOCKS_WHOLE_MIN_AGREEMENT, BLOCKS_WHOLE_MIN_WINDOWS)
         return (agreement, read_on) if found else None
+
+    def asks_resized(self, result: ScoreResult | ScoreFailure) -> bool:
+        """Whether `_judge_resized` asks about a record (as it stands before): still clean, with detail, no other codec
+        proven, scored tiles leaning lossy at all (JUDGE_MAX_TILE_CLEAN); the judge's gate, and the appearance
+        network's for a record still clean after the judge and the blocks (its training's calibration counts so)."""
+        return (self.find_downscaled and self._judge_applies() and self._may_be_resized_jpeg(result)
+                and not result.flagged and bool(result.tiles)
+                and self._mean_tile_clean(result) <= JUDGE_MAX_TILE_CLEAN)
 
     @staticmethod
     def _mean_tile_clean(result: ScoreResult) -> float:

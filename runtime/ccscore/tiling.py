@@ -166,7 +166,7 @@ def _edge_padded(window: np.ndarray, size: int) -> np.ndarray:
     return np.pad(window, ((0, size - h), (0, size - w), (0, 0)), mode="edge")
 
 
-def _window_texture(rgb: np.ndarray) -> float:
+def window_texture(rgb: np.ndarray) -> float:
     """The share of green neighbour steps in the TEXTURE_BAND (tile_texture_scores' band, on single steps)."""
     g = rgb[..., 1].astype(np.int16)
     steps = np.concatenate([np.abs(np.diff(g, axis=1)).ravel(), np.abs(np.diff(g, axis=0)).ravel()])
@@ -188,7 +188,7 @@ def small_image_tiles(image: DecodedImage, tile_size: int, max_tiles: int) -> Ti
     ys = np.unique(np.linspace(0, h - bh, min(4 * max_tiles, max(1, h // bh))).round().astype(int))
     boxes = [(int(x), int(y), int(x) + bw, int(y) + bh) for y in ys for x in xs]
     windows = [image.crop(*box) for box in boxes]
-    order = np.argsort([-_window_texture(win) for win in windows], kind="stable")[:max_tiles]
+    order = np.argsort([-window_texture(win) for win in windows], kind="stable")[:max_tiles]
     pixels = np.stack([_edge_padded(windows[k], tile_size) for k in order])
     return without_flat(Tiles(pixels, [boxes[k] for k in order]))
 
