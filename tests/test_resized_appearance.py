@@ -135,8 +135,8 @@ def test_the_bundled_network_is_for_the_bundled_model_and_compares_by_value(scor
     assert ScorerSettings.of(scorer) == ScorerSettings.of(scorer)
     assert ScorerSettings.of(scorer).build().resized_appearance == network  # a pipeline worker asks it too
     off = Scorer(device="cpu", judge_appearance=False)
-    assert ScorerSettings.of(off) != ScorerSettings.of(scorer) and ScorerSettings.of(off).build().resized_appearance is None
-    assert Scorer(device="cpu", judge_appearance=False).resized_appearance is None
+    assert off.resized_appearance is None and ScorerSettings.of(off) != ScorerSettings.of(scorer)
+    assert ScorerSettings.of(off).build().resized_appearance is None
     assert Scorer(device="cpu", judge_resized=False).resized_appearance is None
     other = replace(network, fitted_for=("ccscore-detector", scorer.info.version, "0" * 64))
     monkeypatch.setattr(resized_appearance.ResizedAppearance, "bundled", classmethod(lambda cls, n=other: n))
@@ -178,16 +178,15 @@ def test_a_network_that_flags_nothing_changes_nothing(scorer, monkeypatch):
 
 
 def test_the_trainings_asking_rule_is_the_runtimes(scorer, monkeypatch):
-    """export's `asked` (which calibration counts) is where the runtime asks: with a network flagging everything,
-    exactly the images `asked` names become JPEG's by it."""
+    """`Scorer.asks_resized` on a Scorer without the network (what the export's calibration counts as asked) is where
+    the runtime asks it: with a network flagging everything, exactly the images it names become JPEG's by it."""
     from ccscore import Scorer
-    from ccscore_export.resized_appearance import asked
 
     without = Scorer(device="cpu", judge_appearance=False)
     monkeypatch.setattr(scorer, "resized_appearance", replace(scorer.resized_appearance, threshold=0.0))
     images = [resized(draw_art(seed, (512, 448)), 0.8) for seed in range(4)]
     images += [np.asarray(compress(draw_art(9, (512, 448)), "JPEG", 70)), np.full((256, 256, 3), 40, np.uint8)]
-    answers = [(asked(without, without.score(im)), scorer.score(im)) for im in images]
+    answers = [(without.asks_resized(without.score(im)), scorer.score(im)) for im in images]
     assert any(a for a, _ in answers) and not all(a for a, _ in answers)
     for was_asked, result in answers:
         by_network = result.evidence is not None and result.evidence.downscaled_appearance is not None
@@ -198,7 +197,7 @@ def test_the_trainings_asking_rule_is_the_runtimes(scorer, monkeypatch):
     monkeypatch.setattr(without, "resized_judge", everything)
     for image in images:
         result = scorer.score(image)
-        assert not asked(without, without.score(image))
+        assert not without.asks_resized(without.score(image))
         assert result.evidence is None or result.evidence.downscaled_appearance is None
 
 
@@ -217,7 +216,8 @@ def test_the_bundled_network_scores_downscaled_jpeg_art_over_its_clean_twin(scor
 
 def test_batch_norm_folded_gives_torchs_network():
     torch = pytest.importorskip("torch")
-    from ccscore_export.resized_appearance import build_network, check_against_torch, folded_spec, torch_scores
+    from ccscore_export.resized_appearance import (build_network, check_against_torch, folded_spec, runtime_scores,
+                                                   torch_scores)
 
     torch.manual_seed(0)
     net = build_network()
@@ -231,8 +231,8 @@ def test_batch_norm_folded_gives_torchs_network():
     rng = np.random.default_rng(0)
     rows = [{"cells": rng.integers(0, 256, (n, CELL, CELL, 3), dtype=np.uint8)} for n in (1, 4, 0)]
     scored = torch_scores(net, rows)
-    assert np.isnan(scored[2]) and check_against_torch(folded_spec(net), rows, scored) < 1e-4
+    assert np.isnan(scored[2]) and check_against_torch(runtime_scores(folded_spec(net), rows), scored) < 1e-4
     spec_wrong = folded_spec(net)
     spec_wrong["out"]["bias"] += 1.0
     with pytest.raises(RuntimeError, match="differs from torch"):
-        check_against_torch(spec_wrong, rows, scored)
+        check_against_torch(runtime_scores(spec_wrong, rows), scored)

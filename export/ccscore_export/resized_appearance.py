@@ -6,7 +6,7 @@ JPEG-then-downscaled images (resized_judge.POSITIVE_KINDS) are the positives, ev
 labelled as its image; the cells are cut by the runtime's own tiling and `textured_cells`. Its threshold is chosen on
 the calibration set (`data/eval-wild-cal`, validation sources) by the judge's rule (`choose_threshold_within_bars`):
 the lowest that flags at most `--max-clean` of the clean images the runtime still calls clean and keeps every clean
-group's bar, counting only the images the runtime asks (`asked`). The report set is never read here. The numpy
+group's bar, counting only the images the runtime asks (`Scorer.asks_resized`). The report set is never read here. The numpy
 forward pass the runtime runs is checked against torch's (TORCH_TOLERANCE) before the JSON is written.
 
     ccscore-export resized-appearance --train data/judge/train-a ... --cal data/eval-wild-cal \\
@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+from ccscore.resized_appearance import CELL
 
 from .resized_judge import POSITIVE_KINDS, choose_threshold_within_bars, fitting_parser, reader_digest, write_spec
 
@@ -46,12 +48,6 @@ def _worker_scorer():
     return _scorer
 
 
-def asked(scorer, result) -> bool:
-    """Whether the runtime asks the appearance network about this result of a Scorer without it: still clean after
-    the judge and the blocks, where the judge is asked (`Scorer.asks_resized`, the one gate both share)."""
-    return scorer.asks_resized(result)
-
-
 def _cells_task(task: tuple[str, str, int, bool]) -> Optional[dict]:
     """One image's textured cells and, with `score`, the runtime's verdict without the network and whether it would
     be asked; None where it could not be read."""
@@ -68,7 +64,8 @@ def _cells_task(task: tuple[str, str, int, bool]) -> Optional[dict]:
             result = scorer.score_together([(path, tiles, size)])[0]
             if isinstance(result, ScoreFailure):
                 raise ValueError(result.error)
-            row.update(verdict=result.label, asked=asked(scorer, result))
+            # asked: still clean after the judge and the blocks, where the judge is (the gate both share)
+            row.update(verdict=result.label, asked=scorer.asks_resized(result))
         row["cells"] = textured_cells(tiles.own())
         return row
     except Exception as exc:  # one image that cannot be read must not end a long read
@@ -95,7 +92,7 @@ def collect(root: Path, score: bool, workers: int = 2, log=print) -> list[dict]:
 
 def verdicts_digest() -> str:
     """What a read's verdicts and asking depend on beside the runtime's code (`reader_digest`): the resized judge's
-    JSON (the recipe refits it just before) and this module (its `asked`)."""
+    JSON (the recipe refits it just before) and this module."""
     from ccscore.resized_judge import BUNDLED_JUDGE
 
     return hashlib.sha256(BUNDLED_JUDGE.read_bytes() + Path(__file__).read_bytes()).hexdigest()
@@ -118,7 +115,7 @@ def collect_cached(root: Path, score: bool, cache_dir: Optional[Path], reader: s
     if cached is not None:
         tmp = cached.with_suffix(".tmp.npz")
         meta = [{k: v for k, v in row.items() if k != "cells"} for row in rows]
-        cells = np.concatenate([row["cells"] for row in rows]) if rows else np.zeros((0, 64, 64, 3), np.uint8)
+        cells = np.concatenate([row["cells"] for row in rows]) if rows else np.zeros((0, CELL, CELL, 3), np.uint8)
         np.savez(tmp, meta=json.dumps(meta), cells=cells, counts=np.array([len(r["cells"]) for r in rows]))
         tmp.replace(cached)
     return rows
@@ -228,13 +225,18 @@ def torch_scores(net, rows: list[dict]) -> np.ndarray:
     return scores
 
 
-def check_against_torch(spec: dict, rows: list[dict], torch_scored: np.ndarray) -> float:
-    """The largest gap between the runtime's scores and torch's on these rows; RuntimeError over TORCH_TOLERANCE."""
+def runtime_scores(spec: dict, rows: list[dict]) -> np.ndarray:
+    """Each row's image score by the runtime's numpy network of these JSON fields (NaN without cells)."""
     from ccscore.resized_appearance import ResizedAppearance
 
     network = ResizedAppearance.from_spec({**spec, "threshold": 1.0})
-    ours = np.array([np.nan if not len(r["cells"]) else network.score(r["cells"]) for r in rows])
-    gap = float(np.nanmax(np.abs(ours - torch_scored))) if len(rows) else 0.0
+    return np.array([np.nan if not len(r["cells"]) else network.score(r["cells"]) for r in rows])
+
+
+def check_against_torch(ours: np.ndarray, torch_scored: np.ndarray) -> float:
+    """The largest gap between the runtime's scores (`runtime_scores`) and torch's on the same rows; RuntimeError
+    over TORCH_TOLERANCE."""
+    gap = float(np.nanmax(np.abs(ours - torch_scored))) if len(ours) else 0.0
     if not gap <= TORCH_TOLERANCE or np.any(np.isnan(ours) != np.isnan(torch_scored)):
         raise RuntimeError(f"the runtime's appearance network differs from torch's by {gap:.2e} (> {TORCH_TOLERANCE})")
     return gap
@@ -245,13 +247,11 @@ def check_against_torch(spec: dict, rows: list[dict], torch_scored: np.ndarray) 
 THRESHOLD_SLACK = 1e-4
 
 
-def calibrate(spec: dict, cal: list[dict], max_clean: float) -> tuple[float, np.ndarray, str]:
+def calibrate(ours: np.ndarray, cal: list[dict], max_clean: float) -> tuple[float, np.ndarray, str]:
     """The threshold chosen on the calibration rows (`collect` with verdicts) by the judge's rule, on the scores the
-    runtime computes (0 where it does not ask); those scores; a line saying what it flags and finds there."""
-    from ccscore.resized_appearance import ResizedAppearance
-
-    network = ResizedAppearance.from_spec({**spec, "threshold": 1.0})
-    scores = np.array([network.score(r["cells"]) or 0.0 if r["asked"] else 0.0 for r in cal])
+    runtime computes (`runtime_scores`; 0 where it does not ask or has no cells); those scores; a line saying what it
+    flags and finds there."""
+    scores = np.where(np.array([r["asked"] for r in cal], bool) & ~np.isnan(ours), ours, 0.0)
     clean = [k for k, r in enumerate(cal) if r["y"] == 0]
     threshold = choose_threshold_within_bars([cal[k] for k in clean], scores[clean], max_clean)
     threshold = min(1.0, threshold + THRESHOLD_SLACK) if threshold < 1.0 else threshold
@@ -294,8 +294,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(1 - r['y'] for r in train_rows)} clean, {sum(len(r['cells']) for r in train_rows)} cells")
     net = train(train_rows, args.epochs, args.seed)
     spec = folded_spec(net)
-    gap = check_against_torch(spec, cal, torch_scores(net, cal))
-    threshold, scores, summary = calibrate(spec, cal, args.max_clean)
+    ours = runtime_scores(spec, cal)  # read once: checked against torch, then calibrated on
+    gap = check_against_torch(ours, torch_scores(net, cal))
+    threshold, scores, summary = calibrate(ours, cal, args.max_clean)
     print(f"numpy against torch: {gap:.1e}; {summary}")
     if args.rows is not None:
         args.rows.write_text(json.dumps([{**{k: v for k, v in r.items() if k != "cells"}, "score": float(s)}

@@ -96,10 +96,11 @@ class ScoreResult:
             period = self.evidence.downscaled_period
             judged, blocks = self.evidence.downscaled_judged, self.evidence.downscaled_blocks
             appearance = self.evidence.downscaled_appearance
+            appearance = None if appearance is None else round(appearance, 6)
             d["downscaled"] = None if period is None else {"period": round(period, 3), "scale": round(period / 8, 3),
                                                            "plane": self.evidence.downscaled_plane,
                                                            "judged": None if judged is None else round(judged, 4),
-                                                           "appearance": None if appearance is None else round(appearance, 6),
+                                                           "appearance": appearance,
                                                            "blocks": None if blocks is None else list(blocks),
                                                            "blocks_from": self.evidence.downscaled_blocks_from}
             # evidence "upscaled": the factor (x, y) the image was upscaled by after compression (not 2 or 4)
