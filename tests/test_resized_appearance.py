@@ -11,7 +11,8 @@ import pytest
 from conftest import compress, draw_art, resized
 from ccscore import scorer as scorer_module
 from ccscore.errors import ModelError
-from ccscore.resized_appearance import CELL, MAX_CELLS, ResizedAppearance, appearance_input, conv3x3, textured_cells
+from ccscore.resized_appearance import (CELL, FIRST_CELLS, MAX_CELLS, MORE_CELLS_FROM, ResizedAppearance,
+                                        appearance_input, conv3x3, textured_cells)
 from ccscore.tiling import window_texture
 
 
@@ -36,7 +37,8 @@ def test_convolution_is_a_valid_3x3_convolution_at_its_stride():
     rng = np.random.default_rng(1)
     x, weight, bias = rng.normal(size=(2, 3, 9, 8)), rng.normal(size=(4, 3, 3, 3)), rng.normal(size=4)
     for stride in (1, 2):
-        out = conv3x3(x.astype(np.float32), weight.astype(np.float32), bias.astype(np.float32), stride)
+        channels_first = x.transpose(1, 0, 2, 3).astype(np.float32)
+        out = conv3x3(channels_first, weight.astype(np.float32), bias.astype(np.float32), stride).transpose(1, 0, 2, 3)
         rows, cols = (9 - 3) // stride + 1, (8 - 3) // stride + 1
         expected = np.zeros((2, 4, rows, cols))
         for i in range(rows):
@@ -49,11 +51,19 @@ def test_convolution_is_a_valid_3x3_convolution_at_its_stride():
 def test_the_input_is_log_compressed_second_differences_of_y_cb_cr():
     yy, xx = np.mgrid[0:8, 0:10]
     grey = np.repeat((2 * xx ** 2 + yy)[..., None], 3, axis=2).astype(np.uint8)  # d2/dx2 = 4, d2/dy2 = 0
-    x = appearance_input(grey[None])
-    assert x.shape == (1, 6, 6, 8)
-    assert np.allclose(x[0, 0], np.log1p(4.0), atol=1e-4) and np.allclose(x[0, 1], 0, atol=1e-4)
-    assert np.allclose(x[0, 2:], 0, atol=1e-4)  # grey: no chroma
+    x = appearance_input(grey[None])  # channels first
+    assert x.shape == (6, 1, 6, 8)
+    assert np.allclose(x[0, 0], np.log1p(4.0), atol=1e-4) and np.allclose(x[1, 0], 0, atol=1e-4)
+    assert np.allclose(x[2:, 0], 0, atol=1e-4)  # grey: no chroma
     assert np.allclose(appearance_input(255 - grey[None])[0, 0], -np.log1p(4.0), atol=1e-4)  # the sign kept
+    colour = np.zeros((8, 10, 3), np.uint8)
+    colour[..., 0], colour[..., 1] = 2 * xx ** 2, yy ** 2  # R'' = 4 along x, G'' = 2 along y: each channel its own
+    (r, g, _), (cb_r, cb_g, _), (cr_r, cr_g, _) = [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
+                                                   [0.5, -0.418688, -0.081312]]
+    expected = [4 * r, 2 * g, 4 * cb_r, 2 * cb_g, 4 * cr_r, 2 * cr_g]  # Y_x, Y_y, Cb_x, Cb_y, Cr_x, Cr_y
+    x = appearance_input(colour[None])
+    for channel, value in enumerate(expected):
+        assert np.allclose(x[channel, 0], np.sign(value) * np.log1p(abs(value)), atol=1e-4), channel
 
 
 def test_cells_are_the_most_textured_and_flat_ones_are_left_out():
@@ -64,7 +74,7 @@ def test_cells_are_the_most_textured_and_flat_ones_are_left_out():
     half[:, :64] = busy[:, :64]
     cells = textured_cells([flat, half])
     assert cells.shape == (2, CELL, CELL, 3) and all(window_texture(c) >= 0.05 for c in cells)
-    # 8 cells of graded texture (a share of 0.1-0.8 of their pixels noisy): the MAX_CELLS most textured kept, in order
+    # 8 cells of graded texture (a share of 0.1-0.8 of their pixels noisy): the most textured kept, in order
     graded = []
     for k in range(8):
         cell = np.full((CELL, CELL, 3), 90, np.uint8)
@@ -72,19 +82,43 @@ def test_cells_are_the_most_textured_and_flat_ones_are_left_out():
         graded.append(cell)
     order = rng.permutation(8)
     tiles = [np.concatenate([graded[order[i]], graded[order[i + 1]]], axis=1) for i in range(0, 8, 2)]  # 64 x 128
-    kept = textured_cells(tiles)
-    assert [window_texture(c) for c in kept] == sorted(window_texture(g) for g in graded)[::-1][:MAX_CELLS]
+    for most in (5, MAX_CELLS):
+        kept = textured_cells(tiles, most)
+        assert [window_texture(c) for c in kept] == sorted(window_texture(g) for g in graded)[::-1][:most]
+    many = [np.tile(busy, (3, 3, 1))] * 2  # 72 textured cells: MAX_CELLS kept
+    assert textured_cells(many).shape[0] == MAX_CELLS
     assert textured_cells([busy[:40]]).shape[0] == 0  # a tile smaller than a cell gives none
     assert textured_cells([]).shape == (0, CELL, CELL, 3)
 
 
-def test_the_score_is_the_sigmoid_of_the_cells_mean_logit():
-    network = ResizedAppearance.from_spec(spec())
-    cells = (np.random.default_rng(2).integers(60, 120, (3, CELL, CELL, 3))).astype(np.uint8)
+def test_the_score_is_the_sigmoid_of_the_first_cells_mean_logit_or_of_all_where_those_lean_lossy(monkeypatch):
+    rng = np.random.default_rng(2)
+    cells = np.concatenate([rng.integers(60, 120, (FIRST_CELLS, CELL, CELL, 3)),  # busier first, then calmer ones
+                            rng.integers(85, 95, (4, CELL, CELL, 3))]).astype(np.uint8)
+    centred = spec()  # the first cells' mean logit moved to 0, where the sigmoid is steep
+    centred["out"]["bias"] -= float(ResizedAppearance.from_spec(centred).logits(cells[:FIRST_CELLS]).mean())
+    network = ResizedAppearance.from_spec(centred)
     logits = network.logits(cells)
-    assert logits.shape == (3,)
-    assert network.score(cells) == pytest.approx(1 / (1 + np.exp(-logits.mean())), abs=1e-6)
+    assert logits.shape == (FIRST_CELLS + 4,)
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    first, every = sigmoid(logits[:FIRST_CELLS].mean()), sigmoid(logits.mean())
+    assert first != pytest.approx(every, abs=1e-4)
+    read = []
+
+    class Counting(ResizedAppearance):
+        def logits(self, cells):
+            read.append(len(cells))
+            return super().logits(cells)
+
+    counting = Counting(**vars(network))
+    for more_from, expected, reads in ((first + 1e-6, first, [FIRST_CELLS]), (first - 1e-6, every, [FIRST_CELLS, 4])):
+        monkeypatch.setattr("ccscore.resized_appearance.MORE_CELLS_FROM", more_from)
+        read.clear()
+        assert counting.score(cells) == pytest.approx(expected, abs=1e-6) and read == reads  # the rest read only then
+        assert ResizedAppearance.pooled(logits) == pytest.approx(expected, abs=1e-6)  # torch's check pools so
+    assert network.score(cells[:3]) == pytest.approx(sigmoid(logits[:3].mean()), abs=1e-6)
     assert network.score(cells[:0]) is None and not network.flags(None)
+    assert 0 < MORE_CELLS_FROM < 1 and FIRST_CELLS < MAX_CELLS
 
 
 @pytest.mark.parametrize("broken", [
@@ -150,12 +184,16 @@ def test_an_image_the_network_flags_is_jpeg_downscaled_with_its_score(scorer, mo
     lean = float(np.mean([t.scores["clean"] for t in base.tiles]))
     monkeypatch.setattr(scorer, "resized_judge", replace(scorer.resized_judge, threshold=1.0))  # not the judge
     monkeypatch.setattr(scorer, "resized_appearance", replace(scorer.resized_appearance, threshold=0.0))
-    monkeypatch.setattr(scorer_module, "JUDGE_MAX_TILE_CLEAN", 1.0)
+    monkeypatch.setattr(scorer_module, "APPEARANCE_MAX_TILE_CLEAN", 1.0)
     found = scorer.score(clean)
     assert found.label == "jpeg" and found.evidence.word == "downscaled" and found.quality is None
     details = found.details()["downscaled"]
     assert 0 < details["appearance"] <= 1 and details["judged"] is None and details["blocks"] is None
-    monkeypatch.setattr(scorer_module, "JUDGE_MAX_TILE_CLEAN", lean - 1e-6)  # the judge's gate is the network's
+    assert details["period"] > 0 and details["plane"] in ("luma", "chroma")
+    # asked where the tiles lean lossy up to its own gate, however far the judge's
+    monkeypatch.setattr(scorer_module, "JUDGE_MAX_TILE_CLEAN", lean - 1e-6)
+    assert scorer.score(clean).label == "jpeg"
+    monkeypatch.setattr(scorer_module, "APPEARANCE_MAX_TILE_CLEAN", lean - 1e-6)
     assert scorer.score(clean).label == "clean"
 
 
@@ -178,15 +216,15 @@ def test_a_network_that_flags_nothing_changes_nothing(scorer, monkeypatch):
 
 
 def test_the_trainings_asking_rule_is_the_runtimes(scorer, monkeypatch):
-    """`Scorer.asks_resized` on a Scorer without the network (what the export's calibration counts as asked) is where
-    the runtime asks it: with a network flagging everything, exactly the images it names become JPEG's by it."""
+    """`Scorer.asks_appearance` on a Scorer without the network (what the export's calibration counts as asked) is
+    where the runtime asks it: with a network flagging everything, exactly the images it names become JPEG's by it."""
     from ccscore import Scorer
 
     without = Scorer(device="cpu", judge_appearance=False)
     monkeypatch.setattr(scorer, "resized_appearance", replace(scorer.resized_appearance, threshold=0.0))
     images = [resized(draw_art(seed, (512, 448)), 0.8) for seed in range(4)]
     images += [np.asarray(compress(draw_art(9, (512, 448)), "JPEG", 70)), np.full((256, 256, 3), 40, np.uint8)]
-    answers = [(without.asks_resized(without.score(im)), scorer.score(im)) for im in images]
+    answers = [(without.asks_appearance(without.score(im)), scorer.score(im)) for im in images]
     assert any(a for a, _ in answers) and not all(a for a, _ in answers)
     for was_asked, result in answers:
         by_network = result.evidence is not None and result.evidence.downscaled_appearance is not None
@@ -195,10 +233,14 @@ def test_the_trainings_asking_rule_is_the_runtimes(scorer, monkeypatch):
     everything = replace(scorer.resized_judge, threshold=-1.0)
     monkeypatch.setattr(scorer, "resized_judge", everything)
     monkeypatch.setattr(without, "resized_judge", everything)
+    judged = 0
     for image in images:
         result = scorer.score(image)
-        assert not without.asks_resized(without.score(image))
-        assert result.evidence is None or result.evidence.downscaled_appearance is None
+        if result.evidence is not None and result.evidence.downscaled_judged is not None:
+            judged += 1
+            assert result.evidence.downscaled_appearance is None
+            assert not without.asks_appearance(without.score(image))
+    assert judged
 
 
 def test_the_bundled_network_scores_downscaled_jpeg_art_over_its_clean_twin(scorer):
@@ -217,7 +259,7 @@ def test_the_bundled_network_scores_downscaled_jpeg_art_over_its_clean_twin(scor
 def test_batch_norm_folded_gives_torchs_network():
     torch = pytest.importorskip("torch")
     from ccscore_export.resized_appearance import (build_network, check_against_torch, folded_spec, runtime_scores,
-                                                   torch_scores)
+                                                   torch_input, torch_scores)
 
     torch.manual_seed(0)
     net = build_network()
@@ -229,8 +271,15 @@ def test_batch_norm_folded_gives_torchs_network():
             module.bias.data.uniform_(-0.5, 0.5)
     net.eval()
     rng = np.random.default_rng(0)
-    rows = [{"cells": rng.integers(0, 256, (n, CELL, CELL, 3), dtype=np.uint8)} for n in (1, 4, 0)]
+    rows = [{"cells": rng.integers(0, 256, (n, CELL, CELL, 3), dtype=np.uint8)} for n in (1, 4, 0, FIRST_CELLS)]
+    rows[3]["cells"] = np.concatenate([rows[3]["cells"], np.full((4, CELL, CELL, 3), 90, np.uint8)])  # then flat ones
+    # the last row's first cells centred on logit 0 (score 0.5 >= MORE_CELLS_FROM): its other cells are pooled too
+    with torch.no_grad():
+        net[-1].weight *= 100  # a random network's logits barely move between cells: spread them
+        first = net(torch_input(torch.from_numpy(rows[3]["cells"][:FIRST_CELLS]))).mean()
+        net[-1].bias -= first
     scored = torch_scores(net, rows)
+    assert scored[3] != pytest.approx(0.5, abs=1e-3)  # all its cells, not the first 6's 0.5
     assert np.isnan(scored[2]) and check_against_torch(runtime_scores(folded_spec(net), rows), scored) < 1e-4
     spec_wrong = folded_spec(net)
     spec_wrong["out"]["bias"] += 1.0

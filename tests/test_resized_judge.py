@@ -175,7 +175,9 @@ def test_an_image_the_judge_flags_is_jpeg_downscaled_with_its_probability(scorer
     details = judged.details()["downscaled"]
     assert 0 <= details["judged"] <= 1 and details["plane"] in ("luma", "chroma")
     assert details["scale"] == pytest.approx(details["period"] / 8, abs=1e-3)
-    # the head's lean limit is asked first: a judge that flags everything is not asked over it
+    # the head's lean limit is asked first: a judge that flags everything is not asked over it (nor the appearance
+    # network, asked up to its own gate)
+    monkeypatch.setattr(scorer, "resized_appearance", None)
     monkeypatch.setattr(scorer_module, "JUDGE_MAX_TILE_CLEAN", lean - 1e-6)
     assert scorer.score(clean).label == "clean"
 

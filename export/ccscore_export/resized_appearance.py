@@ -4,9 +4,9 @@
 Trained on the resized judge's evaluation folders of the *training* sources (export/recipes/resized-judge.sh): their
 JPEG-then-downscaled images (resized_judge.POSITIVE_KINDS) are the positives, every clean kind the negatives, each cell
 labelled as its image; the cells are cut by the runtime's own tiling and `textured_cells`. Its threshold is chosen on
-the calibration set (`data/eval-wild-cal`, validation sources) by the judge's rule (`choose_threshold_within_bars`):
-the lowest that flags at most `--max-clean` of the clean images the runtime still calls clean and keeps every clean
-group's bar, counting only the images the runtime asks (`Scorer.asks_resized`). The report set is never read here. The numpy
+the calibration set (`data/eval-wild-cal`, validation sources) by the judge's rule (`choose_threshold_within_bars`): the
+lowest that flags at most `--max-clean` of the clean images the runtime still calls clean and keeps every clean group's
+bar, counting only the images the runtime asks (`Scorer.asks_appearance`). The report set is never read here. The numpy
 forward pass the runtime runs is checked against torch's (TORCH_TOLERANCE) before the JSON is written.
 
     ccscore-export resized-appearance --train data/judge/train-a ... --cal data/eval-wild-cal \\
@@ -34,6 +34,9 @@ from .resized_judge import POSITIVE_KINDS, choose_threshold_within_bars, fitting
 LAYERS = ((8, 1), (8, 1), (16, 2), (16, 1), (32, 2), (32, 1))
 # The runtime's forward pass (numpy float32) against torch's: a larger gap in any image's score is an error.
 TORCH_TOLERANCE = 1e-3
+# Each epoch trains on a fresh random TRAIN_CELLS of each image's cells (up to the runtime's MAX_CELLS, all of which
+# it may score), so the network learns the less textured cells it is asked about too, at 6 cells' cost an epoch.
+TRAIN_CELLS = 6
 # The share of a folder's images that may fail to read (said, and left out) before the reading stops as broken.
 MAX_UNREAD = 0.01
 _scorer = None
@@ -64,8 +67,8 @@ def _cells_task(task: tuple[str, str, int, bool]) -> Optional[dict]:
             result = scorer.score_together([(path, tiles, size)])[0]
             if isinstance(result, ScoreFailure):
                 raise ValueError(result.error)
-            # asked: still clean after the judge and the blocks, where the judge is (the gate both share)
-            row.update(verdict=result.label, asked=scorer.asks_resized(result))
+            # asked: still clean after the judge and the blocks, by the runtime's own gate
+            row.update(verdict=result.label, asked=scorer.asks_appearance(result))
         row["cells"] = textured_cells(tiles.own())
         return row
     except Exception as exc:  # one image that cannot be read must not end a long read
@@ -134,7 +137,8 @@ def build_network():
 
 
 def torch_input(cells):
-    """`ccscore.resized_appearance.appearance_input` in torch, for batches of uint8 cells [N, H, W, 3]."""
+    """`ccscore.resized_appearance.appearance_input` in torch, batch first (torch's layout: [N, 6, H - 2, W - 2]), for
+    batches of uint8 cells [N, H, W, 3]."""
     import torch
 
     from ccscore.resized_appearance import YCBCR
@@ -168,10 +172,12 @@ def folded_spec(net) -> dict:
     return spec
 
 
-def train(rows: list[dict], epochs: int = 10, seed: int = 0, clean_share: float = 0.5, log=print):
-    """The network trained on every row's cells (label: the image's), seeded: each epoch all positive images' cells
-    and a fresh `clean_share` of the clean images', class-balanced cross-entropy, Adam with a cosine schedule;
-    random flips and transposes (a downscaled grid has no phase to keep)."""
+def train(rows: list[dict], epochs: int = 10, seed: int = 0, clean_share: float = 0.5,
+          cells_per_image: int = TRAIN_CELLS, log=print):
+    """The network trained on the rows' cells (label: the image's), seeded: each epoch all positive images and a fresh
+    `clean_share` of the clean ones, a fresh random `cells_per_image` of each one's cells, class-balanced
+    cross-entropy, Adam with a cosine schedule; random flips and transposes (a downscaled grid has no phase to
+    keep)."""
     import torch
 
     torch.manual_seed(seed)
@@ -186,8 +192,9 @@ def train(rows: list[dict], epochs: int = 10, seed: int = 0, clean_share: float 
     for epoch in range(epochs):
         started = time.time()
         chosen = np.concatenate([positives, rng.choice(cleans, int(clean_share * len(cleans)), replace=False)])
-        x = np.concatenate([cells[k] for k in chosen])
-        y = np.concatenate([np.full(len(cells[k]), labels[k], np.float32) for k in chosen])
+        picked = [cells[k][rng.permutation(len(cells[k]))[:cells_per_image]] for k in chosen]
+        x = np.concatenate(picked)
+        y = np.concatenate([np.full(len(c), labels[k], np.float32) for k, c in zip(chosen, picked)])
         weight = float((y == 0).sum()) / max(1.0, float((y == 1).sum()))
         loss_of = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight))
         order = rng.permutation(len(x))
@@ -213,15 +220,17 @@ def train(rows: list[dict], epochs: int = 10, seed: int = 0, clean_share: float 
 
 
 def torch_scores(net, rows: list[dict]) -> np.ndarray:
-    """Each row's image score by torch (sigmoid of its cells' mean logit; NaN without cells)."""
+    """Each row's image score by torch (the runtime's pooling of all its cells' logits; NaN without cells)."""
     import torch
+
+    from ccscore.resized_appearance import ResizedAppearance
 
     scores = np.full(len(rows), np.nan)
     with torch.no_grad():
         for k, row in enumerate(rows):
             if len(row["cells"]):
-                logit = net(torch_input(torch.from_numpy(row["cells"]))).squeeze(1).mean()
-                scores[k] = float(torch.sigmoid(logit))
+                logits = net(torch_input(torch.from_numpy(row["cells"]))).squeeze(1).numpy()
+                scores[k] = ResizedAppearance.pooled(logits)
     return scores
 
 

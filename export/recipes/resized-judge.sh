@@ -41,10 +41,10 @@ ccscore-export resized-judge --train data/judge/train-a data/judge/train-b data/
     data/judge/train-e data/judge/train-f data/judge/train-g data/judge/train-h \
     --cal data/eval-wild-cal --max-clean 0.005 --features data/judge/features.json \
     --out runtime/ccscore/resized_judge.json
-# Session 24: the resized-damage appearance network (a small CNN over each image's most textured 64 px cells) on the
-# same folders but train-c and train-d (as it was trained), its threshold on the calibration set by the judge's rule;
-# after the judge, whose verdicts it counts (~4 min reading the folders' cells, ~8 min the calibration set, ~15 min
-# training).
+# Sessions 24-25: the resized-damage appearance network (a small CNN over each image's most textured 64 px cells, up
+# to 32) on the same folders but train-c and train-d (as it was trained), its threshold on the calibration set by the
+# judge's rule; after the judge, whose verdicts it counts (session 25: ~10 min reading the folders' 290,716 cells and
+# the calibration set, ~10 min training).
 ccscore-export resized-appearance --train data/judge/train-a data/judge/train-b data/judge/train-e data/judge/train-f \
     data/judge/train-g data/judge/train-h --cal data/eval-wild-cal --max-clean 0.002 --cells data/judge/cells \
     --out runtime/ccscore/resized_appearance.json

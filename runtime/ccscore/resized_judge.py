@@ -18,6 +18,11 @@ from .resized import JUDGE_GLOBALS, JUDGE_PER_PLANE
 BUNDLED_JUDGE = Path(__file__).with_name("resized_judge.json")
 
 
+def sigmoid(logit: float) -> float:
+    """1 / (1 + e^-logit), clipped where float64 would overflow."""
+    return float(1.0 / (1.0 + np.exp(-np.clip(logit, -60.0, 60.0))))
+
+
 def fitted_for_of(spec: dict) -> tuple[str, str, str]:
     """The model (name, version, file SHA-256) a fitted JSON names under "model"; ValueError where it is no mapping."""
     model = spec.get("model", {})
@@ -90,8 +95,7 @@ class ResizedJudge:
         if values.shape != self.mean.shape:
             raise ValueError(f"the judge reads {self.features} inputs, got {values.shape}")
         hidden = np.tanh(self.hidden_weight @ ((values - self.mean) / self.scale) + self.hidden_bias)
-        logit = float(self.out_weight @ hidden + self.out_bias)
-        return float(1.0 / (1.0 + np.exp(-np.clip(logit, -60.0, 60.0))))
+        return sigmoid(float(self.out_weight @ hidden + self.out_bias))
 
     def flags(self, probability: Optional[float]) -> bool:
         return probability is not None and probability > self.threshold

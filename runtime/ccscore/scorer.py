@@ -369,6 +369,11 @@ JUDGE_MAX_TILE_CLEAN = 0.99
 # with downscaled_blocks.MIN_LEAD since, 3 / 1 and 11 / 4.
 BLOCKS_MIN_JUDGED = 0.05
 BLOCKS_MIN_AGREEMENT = 0.85
+# The appearance network (`resized_appearance.ResizedAppearance`) is asked about what the judge and the blocks leave
+# clean, and about images whose tiles lean lossy more faintly than the judge asks (APPEARANCE_MAX_TILE_CLEAN): of the
+# calibration set's and its seed-61 draw's JPEG then downscaled still clean, 7 of 28 leaned 0.99-0.999 (none over),
+# and the clean images that lean so scored under the threshold (session 25).
+APPEARANCE_MAX_TILE_CLEAN = 0.999
 # Where the tiles give fewer windows than that (downscaled_blocks.MIN_WINDOWS: a small image, few tiles textured), a
 # small image's whole pixels (`Tiles.whole`) are read instead, split into as many windows as fit: these take in its
 # flatter parts too, whose votes scatter, so a lower share of more windows (BLOCKS_WHOLE_MIN_AGREEMENT of at least
@@ -512,10 +517,11 @@ class Scorer:
         for this model file and the tiles are chosen and scored as the model's metadata says (its inputs read them);
         those it leans on without flagging, of the blocks' quantisation read back through the downscale
         (`downscaled_blocks.back_agreement`; evidence "downscaled", blocks). False: neither, nor the appearance.
-    judge_appearance: with judge_resized, those the judge and the blocks leave clean are asked of the resized-damage
-        appearance network (`resized_appearance.ResizedAppearance`, over their tiles' most textured 64 px cells: tiles
-        smaller than that give none and are never asked; evidence "downscaled", appearance), where it was fitted for
-        this model file. False: not it.
+    judge_appearance: with judge_resized, those the judge and the blocks leave clean, and those leaning lossy more
+        faintly than the judge asks (APPEARANCE_MAX_TILE_CLEAN), are asked of the resized-damage appearance network
+        (`resized_appearance.ResizedAppearance`, over their tiles' most textured 64 px cells: tiles smaller than that
+        give none and are never asked; evidence "downscaled", appearance), where it was fitted for this model file.
+        False: not it.
     file_timeout: seconds one file may take to decode, tile and (on CPU) score in `pipeline.run_pipeline`'s
         worker processes before it is killed and recorded as too slow (None: no limit). Decoding in this process
         (`score`, `score_many`) cannot be stopped midway: use the pipeline for untrusted files.
@@ -948,35 +954,42 @@ class Scorer:
         """Images still judged clean, with detail, whose scored tiles lean lossy at all (JUDGE_MAX_TILE_CLEAN) and
         whom the resized-damage judge flags become JPEG's: evidence "downscaled" at the period of the plane whose
         peak is strongest, with the judge's probability; no quality. Judged at this threshold, like downscaled
-        ones. Those the judge and the blocks leave clean are asked of the appearance network, where it is set."""
+        ones. Those the judge and the blocks leave clean, and those leaning lossy more faintly than the judge asks
+        (APPEARANCE_MAX_TILE_CLEAN), are asked of the appearance network, where it is set."""
+        for k, result in enumerate(results):
+            if self.asks_resized(result):
+                self._judge_by_judge(result, reads[k], items[k][2])
+            if self.resized_appearance is not None and self.asks_appearance(result):
+                self._judge_appearance(result, reads[k], items[k][2])
+
+    def _judge_by_judge(self, result: ScoreResult, reads: TileReads, size: tuple[int, int]) -> None:
+        """The judge's verdict on one asked record; the blocks' read where it leans without flagging."""
         judge = self.resized_judge
         assert judge is not None
-        for k, result in enumerate(results):
-            if not self.asks_resized(result):
-                continue
-            values = self._resized_inputs(reads[k], items[k][2], result)
-            if values is None:  # no tile to read
-                continue
-            probability = judge.probability(values)
-            if judge.flags(probability):
-                period, plane = resized_period(values)
-                self._as_resized_jpeg(result, keep_quality=False, downscaled_period=period, downscaled_plane=plane,
-                                      downscaled_judged=probability)
-            elif probability >= BLOCKS_MIN_JUDGED:
-                self._judge_blocks(result, reads[k], items[k][2], probability)
-            if not result.flagged and self.resized_appearance is not None:
-                self._judge_appearance(result, reads[k], values)
+        values = self._resized_inputs(reads, size, result)
+        if values is None:  # no tile to read
+            return
+        probability = judge.probability(values)
+        if judge.flags(probability):
+            self._as_resized_at_peak(result, values, downscaled_judged=probability)
+        elif probability >= BLOCKS_MIN_JUDGED:
+            self._judge_blocks(result, reads, size, probability)
 
-    def _judge_appearance(self, result: ScoreResult, reads: TileReads, values: np.ndarray) -> None:
-        """An image the judge and the blocks left clean becomes JPEG's where the resized-damage appearance network
-        flags its tiles' most textured cells: evidence "downscaled" at the strongest plane's period (as the judge's),
-        with the network's score; no quality."""
+    def _judge_appearance(self, result: ScoreResult, reads: TileReads, size: tuple[int, int]) -> None:
+        """An image still clean becomes JPEG's where the resized-damage appearance network flags its tiles' most
+        textured cells: evidence "downscaled" at the strongest plane's period (as the judge's, read only then), with
+        the network's score; no quality."""
         appearance = self.resized_appearance
         score = appearance.score(textured_cells(reads.own))
         if appearance.flags(score):
-            period, plane = resized_period(values)
-            self._as_resized_jpeg(result, keep_quality=False, downscaled_period=period, downscaled_plane=plane,
-                                  downscaled_appearance=score)
+            values = self._resized_inputs(reads, size, result)
+            if values is not None:  # None: no tile the grid reads take (none today: a cell needs 64 px of one)
+                self._as_resized_at_peak(result, values, downscaled_appearance=score)
+
+    def _as_resized_at_peak(self, result: ScoreResult, values: np.ndarray, **evidence) -> None:
+        """`_as_resized_jpeg` at the period of the strongest plane's peak in the judge's inputs `values`."""
+        period, plane = resized_period(values)
+        self._as_resized_jpeg(result, keep_quality=False, downscaled_period=period, downscaled_plane=plane, **evidence)
 
     def _judge_blocks(self, result: ScoreResult, reads: TileReads, size: tuple[int, int], judged: float) -> None:
         """An image the judge leans on without flagging becomes JPEG's where its tiles' luma, resampled back by 1/s at
@@ -1008,12 +1021,18 @@ class Scorer:
         return (agreement, read_on) if found else None
 
     def asks_resized(self, result: ScoreResult | ScoreFailure) -> bool:
-        """Whether `_judge_resized` asks about a record (as it stands before): still clean, with detail, no other codec
-        proven, scored tiles leaning lossy at all (JUDGE_MAX_TILE_CLEAN); the judge's gate, and the appearance
-        network's for a record still clean after the judge and the blocks (its training's calibration counts so)."""
+        """Whether `_judge_resized` asks the judge about a record (as it stands before): still clean, with detail, no
+        other codec proven, scored tiles leaning lossy at all (JUDGE_MAX_TILE_CLEAN)."""
+        return self._asks(result, JUDGE_MAX_TILE_CLEAN)
+
+    def asks_appearance(self, result: ScoreResult | ScoreFailure) -> bool:
+        """Whether `_judge_resized` asks the appearance network about a record (as the judge and the blocks leave it):
+        the judge's gate at APPEARANCE_MAX_TILE_CLEAN. The network's training counts its calibration images so."""
+        return self._asks(result, APPEARANCE_MAX_TILE_CLEAN)
+
+    def _asks(self, result: ScoreResult | ScoreFailure, max_tile_clean: float) -> bool:
         return (self.find_downscaled and self._judge_applies() and self._may_be_resized_jpeg(result)
-                and not result.flagged and bool(result.tiles)
-                and self._mean_tile_clean(result) <= JUDGE_MAX_TILE_CLEAN)
+                and not result.flagged and bool(result.tiles) and self._mean_tile_clean(result) <= max_tile_clean)
 
     @staticmethod
     def _mean_tile_clean(result: ScoreResult) -> float:
