@@ -53,6 +53,29 @@ def cli_records_as_scored_here(scorer, folder: Path, workers: str, details_key: 
     return records
 
 
+def assert_broken_bundled_network_fails_in_one_line(monkeypatch, tmp_path, module, file_attribute: str, load,
+                                                   texts: list[str], message: str, scorer_attribute: str) -> None:
+    """A fitted network shipped beside the runtime (its JSON at `module.file_attribute`, read by `load`), written as
+    each of the broken `texts`, is a one-line ModelError saying `message`, also from a Scorer with the bundled model;
+    a Scorer of another model file goes on without it (`scorer_attribute` None)."""
+    from ccscore import Scorer
+    from ccscore.errors import ModelError
+    from ccscore.model_info import default_model_path
+
+    for text in texts:
+        path = tmp_path / "network.json"
+        path.write_text(text)
+        monkeypatch.setattr(module, file_attribute, path)
+        with pytest.raises(ModelError, match=message) as error:
+            load()
+        assert "\n" not in str(error.value)
+        with pytest.raises(ModelError, match=message):
+            Scorer(device="cpu")
+    other = tmp_path / "same-weights-elsewhere.onnx"
+    other.write_bytes(default_model_path().read_bytes())
+    assert getattr(Scorer(other, device="cpu"), scorer_attribute) is None  # another model goes on without it
+
+
 def draw_art(seed: int, size: tuple[int, int] = (384, 320), sky: Optional[np.ndarray] = None) -> Image.Image:
     """A small flat-shaded illustration: fills, outlines over a gradient (or the `sky` given, uint8 [h, w, 3]),
     slight blur (anti-aliasing)."""

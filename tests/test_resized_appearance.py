@@ -8,9 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import compress, draw_art, resized
+from conftest import assert_broken_bundled_network_fails_in_one_line, compress, draw_art, resized
 from ccscore import scorer as scorer_module
-from ccscore.errors import ModelError
 from ccscore.resized_appearance import (CELL, FIRST_CELLS, MAX_CELLS, MORE_CELLS_FROM, ResizedAppearance,
                                         appearance_input, conv3x3, textured_cells)
 from ccscore.tiling import window_texture
@@ -141,21 +140,12 @@ def test_a_network_that_does_not_fit_together_is_refused(broken):
 
 
 def test_a_broken_bundled_network_is_one_line_model_error_with_the_bundled_model_only(monkeypatch, tmp_path):
-    from ccscore import Scorer, resized_appearance
-    from ccscore.model_info import default_model_path
+    from ccscore import resized_appearance
 
-    for text in ('{"convs": []}', "not json", "", json.dumps({**spec(), "model": "x"})):
-        path = tmp_path / "appearance.json"
-        path.write_text(text)
-        monkeypatch.setattr(resized_appearance, "BUNDLED_APPEARANCE", path)
-        with pytest.raises(ModelError, match="unusable resized-damage appearance") as error:
-            ResizedAppearance.bundled()
-        assert "\n" not in str(error.value)
-        with pytest.raises(ModelError, match="unusable resized-damage appearance"):
-            Scorer(device="cpu")
-    other = tmp_path / "same-weights-elsewhere.onnx"
-    other.write_bytes(default_model_path().read_bytes())
-    assert Scorer(other, device="cpu").resized_appearance is None  # another model goes on without it
+    assert_broken_bundled_network_fails_in_one_line(
+        monkeypatch, tmp_path, resized_appearance, "BUNDLED_APPEARANCE", ResizedAppearance.bundled,
+        ['{"convs": []}', "not json", "", json.dumps({**spec(), "model": "x"})], "unusable resized-damage appearance",
+        "resized_appearance")
 
 
 def test_the_bundled_network_is_for_the_bundled_model_and_compares_by_value(scorer, monkeypatch):

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import compress, draw_art, resized
+from conftest import assert_broken_bundled_network_fails_in_one_line, compress, draw_art, resized
 from ccscore import scorer as scorer_module
-from ccscore.errors import ModelError
 from ccscore.resized import JUDGE_GLOBALS, JUDGE_PER_PLANE, resized_features, resized_period
-from ccscore.resized_judge import BUNDLED_JUDGE, ResizedJudge
+from ccscore.resized_judge import ResizedJudge
 from ccscore.tiling import content_tiles
 
 
@@ -67,21 +66,12 @@ def test_a_judge_that_does_not_fit_together_is_refused(broken):
 
 
 def test_a_broken_bundled_judge_is_one_line_model_error_with_the_bundled_model_only(monkeypatch, tmp_path):
-    from ccscore import Scorer, resized_judge
-    from ccscore.model_info import default_model_path
+    from ccscore import resized_judge
 
-    for text in ('{"mean": [0.0]}', "not json", '{"model": "x"}', "", json.dumps(spec())):  # the last: 4 inputs
-        path = tmp_path / "judge.json"
-        path.write_text(text)
-        monkeypatch.setattr(resized_judge, "BUNDLED_JUDGE", path)
-        with pytest.raises(ModelError, match="unusable resized-damage judge") as error:
-            ResizedJudge.bundled()
-        assert "\n" not in str(error.value)
-        with pytest.raises(ModelError, match="unusable resized-damage judge"):
-            Scorer(device="cpu")
-    other = tmp_path / "same-weights-elsewhere.onnx"
-    other.write_bytes(default_model_path().read_bytes())
-    assert Scorer(other, device="cpu").resized_judge is None  # another model goes on without it
+    assert_broken_bundled_network_fails_in_one_line(
+        monkeypatch, tmp_path, resized_judge, "BUNDLED_JUDGE", ResizedJudge.bundled,
+        ['{"mean": [0.0]}', "not json", '{"model": "x"}', "", json.dumps(spec())],  # the last: 4 inputs
+        "unusable resized-damage judge", "resized_judge")
 
 
 def test_the_judge_is_asked_only_for_the_model_file_and_tiling_it_was_fitted_for(monkeypatch, tmp_path):

@@ -155,10 +155,11 @@ class ResizedAppearance:
         first score MORE_CELLS_FROM or more; None without cells."""
         if not len(cells):
             return None
-        logits = self.logits(cells[:FIRST_CELLS])
-        if len(cells) > FIRST_CELLS and self.pooled(logits) >= MORE_CELLS_FROM:
-            logits = np.concatenate([logits, self.logits(cells[FIRST_CELLS:])])
-        return self.pooled(logits)
+        first = self.logits(cells[:FIRST_CELLS])
+        score = self.pooled(first)
+        if len(cells) > FIRST_CELLS and score >= MORE_CELLS_FROM:
+            score = self.pooled(np.concatenate([first, self.logits(cells[FIRST_CELLS:])]))
+        return score
 
     def flags(self, score: Optional[float]) -> bool:
         return score is not None and score > self.threshold
