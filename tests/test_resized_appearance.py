@@ -233,6 +233,58 @@ def test_the_trainings_asking_rule_is_the_runtimes(scorer, monkeypatch):
     assert judged
 
 
+def _as_unproven_webp(result):
+    """`result` as the head's gate might leave a downscaled JPEG: WebP's, nothing reading WebP's steps or decoder."""
+    scores = {label: 0.0 for label in result.scores}
+    scores.update(clean=0.05, webp=0.95)
+    return replace(result, label="webp", scores=scores, webp=None, decoder=None, quality=80, quality_source="model")
+
+
+@pytest.mark.parametrize("judge_flags, network_flags, proven, renamed", [
+    (True, True, None, True), (True, False, None, False), (False, True, None, False), (True, True, "webp", False)])
+def test_an_unproven_webp_verdict_becomes_jpeg_only_where_judge_and_network_both_flag(
+        scorer, monkeypatch, judge_flags, network_flags, proven, renamed):
+    from ccscore.scorer import TileReads
+
+    image = resized(compress(draw_art(3, (640, 512)), "JPEG", 70), 0.7)
+    tiles, size = scorer.tile(image)
+    result = _as_unproven_webp(scorer._score_together([(None, tiles, size)])[0])
+    result.decoder = proven
+    monkeypatch.setattr(scorer, "resized_judge", replace(scorer.resized_judge, threshold=-1.0 if judge_flags else 2.0))
+    monkeypatch.setattr(scorer, "resized_appearance",
+                        replace(scorer.resized_appearance, threshold=0.0 if network_flags else 2.0))
+    assert scorer.asks_rename(result) == (proven is None)
+    scorer._judge_resized([(None, tiles, size)], [result], [TileReads(tiles)])
+    if not renamed:
+        assert result.label == "webp" and result.quality == 80 and result.evidence.downscaled_period is None
+        return
+    assert result.label == "jpeg" and result.evidence.word == "downscaled" and result.quality is None
+    assert result.scores["jpeg"] > result.scores["webp"]
+    details = result.details()["downscaled"]
+    assert 0 <= details["judged"] <= 1 and 0 <= details["appearance"] <= 1 and details["period"] > 0
+
+
+def test_a_downscaled_jpeg_the_head_calls_webp_is_renamed_by_the_bundled_judge_and_network(scorer, monkeypatch):
+    image = resized(compress(draw_art(2, (512, 448)), "JPEG", 85), 0.6)
+    found = scorer.score(image)
+    details = found.details()["downscaled"]
+    assert found.label == "jpeg" and found.quality is None
+    assert scorer.resized_judge.flags(details["judged"]) and scorer.resized_appearance.flags(details["appearance"])
+    monkeypatch.setattr(scorer, "resized_appearance", None)
+    assert scorer.score(image).label == "webp"
+
+
+def test_a_real_webp_keeps_its_codec_whatever_judge_and_network_say(scorer, monkeypatch):
+    """A WebP's own verdicts are proven by its steps or its decoder, and never asked to rename."""
+    images = [compress(draw_art(seed, (512, 448)), "WEBP", quality) for seed, quality in ((1, 50), (2, 75))]
+    before = [scorer.score(im) for im in images]
+    assert all(r.label == "webp" for r in before)
+    monkeypatch.setattr(scorer, "resized_judge", replace(scorer.resized_judge, threshold=-1.0))
+    monkeypatch.setattr(scorer, "resized_appearance", replace(scorer.resized_appearance, threshold=0.0))
+    assert not any(scorer.asks_rename(r) for r in before)
+    assert [scorer.score(im).label for im in images] == ["webp", "webp"]
+
+
 def test_the_bundled_network_scores_downscaled_jpeg_art_over_its_clean_twin(scorer):
     network = scorer.resized_appearance
     pairs = []

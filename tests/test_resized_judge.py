@@ -173,6 +173,7 @@ def test_an_image_the_judge_flags_is_jpeg_downscaled_with_its_probability(scorer
 
 
 def test_a_judge_that_flags_nothing_changes_nothing(scorer, monkeypatch):
+    monkeypatch.setattr(scorer, "resized_appearance", None)  # it renames WebP verdicts with the judge
     images = [resized(compress(draw_art(seed, (512, 448)), "JPEG", 85), 0.6) for seed in range(3)]
     without = [scorer.score(im).label for im in images]
     monkeypatch.setattr(scorer, "resized_judge", replace(scorer.resized_judge, threshold=1.0))

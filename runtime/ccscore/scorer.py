@@ -374,6 +374,13 @@ BLOCKS_MIN_AGREEMENT = 0.85
 # calibration set's and its seed-61 draw's JPEG then downscaled still clean, 7 of 28 leaned 0.99-0.999 (none over),
 # and the clean images that lean so scored under the threshold (session 25).
 APPEARANCE_MAX_TILE_CLEAN = 0.999
+# A JPEG downscaled after compression that the head and its gate call WebP or AVIF, with nothing proving that codec
+# (`_may_rename_downscaled`), becomes JPEG's where the judge and the appearance network both flag it, each at its own
+# threshold (session 26). Of the calibration set's WebP and AVIF verdicts no WebP step or decoder read proved, both
+# flagged JPEG then downscaled 10 of 17 (4 of 5 colour, 1 of 7 grey, 5 of 6 line art) and WebP then downscaled 2 of
+# 10, and none of the 47 on AVIF, JPEG XL and WebP images or 45 on clean images (either alone: 12 of AVIF's 42, 2 of
+# grey WebP's 2). Both are asked only here, not on verdicts proven, which keep their codec (unchanged: nearly all
+# WebP and AVIF images; of their verdicts the proven ones both flag on 16-39 of 120 in every WebP and AVIF kind).
 # Where the tiles give fewer windows than that (downscaled_blocks.MIN_WINDOWS: a small image, few tiles textured), a
 # small image's whole pixels (`Tiles.whole`) are read instead, split into as many windows as fit: these take in its
 # flatter parts too, whose votes scatter, so a lower share of more windows (BLOCKS_WHOLE_MIN_AGREEMENT of at least
@@ -520,8 +527,9 @@ class Scorer:
     judge_appearance: with judge_resized, those the judge and the blocks leave clean, and those leaning lossy more
         faintly than the judge asks (APPEARANCE_MAX_TILE_CLEAN), are asked of the resized-damage appearance network
         (`resized_appearance.ResizedAppearance`, over their tiles' most textured 64 px cells: tiles smaller than that
-        give none and are never asked; evidence "downscaled", appearance), where it was fitted for this model file.
-        False: not it.
+        give none and are never asked; evidence "downscaled", appearance), where it was fitted for this model file;
+        WebP and AVIF verdicts that nothing proved become JPEG's where the judge and the network both flag them
+        (evidence "downscaled", judged and appearance). False: not it.
     file_timeout: seconds one file may take to decode, tile and (on CPU) score in `pipeline.run_pipeline`'s
         worker processes before it is killed and recorded as too slow (None: no limit). Decoding in this process
         (`score`, `score_many`) cannot be stopped midway: use the pipeline for untrusted files.
@@ -955,12 +963,15 @@ class Scorer:
         whom the resized-damage judge flags become JPEG's: evidence "downscaled" at the period of the plane whose
         peak is strongest, with the judge's probability; no quality. Judged at this threshold, like downscaled
         ones. Those the judge and the blocks leave clean, and those leaning lossy more faintly than the judge asks
-        (APPEARANCE_MAX_TILE_CLEAN), are asked of the appearance network, where it is set."""
+        (APPEARANCE_MAX_TILE_CLEAN), are asked of the appearance network, where it is set; WebP and AVIF verdicts
+        nothing proved become JPEG's where both flag them (`asks_rename`)."""
         for k, result in enumerate(results):
             if self.asks_resized(result):
                 self._judge_by_judge(result, reads[k], items[k][2])
             if self.resized_appearance is not None and self.asks_appearance(result):
                 self._judge_appearance(result, reads[k], items[k][2])
+            elif self.resized_appearance is not None and self.asks_rename(result):
+                self._rename_by_both(result, reads[k], items[k][2])
 
     def _judge_by_judge(self, result: ScoreResult, reads: TileReads, size: tuple[int, int]) -> None:
         """The judge's verdict on one asked record; the blocks' read where it leans without flagging."""
@@ -985,6 +996,22 @@ class Scorer:
             values = self._resized_inputs(reads, size, result)
             if values is not None:  # None: no tile the grid reads take (none today: a cell needs 64 px of one)
                 self._as_resized_at_peak(result, values, downscaled_appearance=score)
+
+    def _rename_by_both(self, result: ScoreResult, reads: TileReads, size: tuple[int, int]) -> None:
+        """A WebP or AVIF verdict nothing proved becomes JPEG's where the judge and the appearance network both flag it
+        (the rename beside APPEARANCE_MAX_TILE_CLEAN): evidence "downscaled" at the strongest plane's period, with
+        both scores; no quality."""
+        judge, appearance = self.resized_judge, self.resized_appearance
+        assert judge is not None and appearance is not None
+        values = self._resized_inputs(reads, size, result)
+        if values is None:
+            return
+        probability = judge.probability(values)
+        if not judge.flags(probability):
+            return
+        score = appearance.score(textured_cells(reads.own))
+        if appearance.flags(score):
+            self._as_resized_at_peak(result, values, downscaled_judged=probability, downscaled_appearance=score)
 
     def _as_resized_at_peak(self, result: ScoreResult, values: np.ndarray, **evidence) -> None:
         """`_as_resized_jpeg` at the period of the strongest plane's peak in the judge's inputs `values`."""
@@ -1029,6 +1056,13 @@ class Scorer:
         """Whether `_judge_resized` asks the appearance network about a record (as the judge and the blocks leave it):
         the judge's gate at APPEARANCE_MAX_TILE_CLEAN. The network's training counts its calibration images so."""
         return self._asks(result, APPEARANCE_MAX_TILE_CLEAN)
+
+    def asks_rename(self, result: ScoreResult | ScoreFailure) -> bool:
+        """Whether `_judge_resized` asks the judge and the appearance network to rename a record (the rename beside
+        APPEARANCE_MAX_TILE_CLEAN): a WebP or AVIF verdict, with detail, that no WebP step, decoder or halving read
+        proved."""
+        return (self.find_downscaled and self._judge_applies() and self._may_be_resized_jpeg(result)
+                and result.flagged and self._may_rename_downscaled(result) and bool(result.tiles))
 
     def _asks(self, result: ScoreResult | ScoreFailure, max_tile_clean: float) -> bool:
         return (self.find_downscaled and self._judge_applies() and self._may_be_resized_jpeg(result)
