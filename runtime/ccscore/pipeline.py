@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional
 
 import numpy as np
 
+from .blas import limit_blas_threads
 from .inputs import InputItem
 
 DEFAULT_FILE_TIMEOUT = 60.0  # seconds one file may take to decode, tile and (on CPU) score in a worker
@@ -162,6 +163,7 @@ def _worker_init(parent: Optional[int] = None) -> None:
     # would leave its adopter's pid watched, and the worker (holding both ends of its pipe) waiting forever.
     threading.Thread(target=_watch_parent, args=(parent or os.getppid(),), daemon=True).start()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    limit_blas_threads(1)  # forked with numpy loaded: the variable above comes too late for its BLAS
 
 
 @dataclass(frozen=True)

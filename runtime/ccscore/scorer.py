@@ -374,13 +374,6 @@ BLOCKS_MIN_AGREEMENT = 0.85
 # calibration set's and its seed-61 draw's JPEG then downscaled still clean, 7 of 28 leaned 0.99-0.999 (none over),
 # and the clean images that lean so scored under the threshold (session 25).
 APPEARANCE_MAX_TILE_CLEAN = 0.999
-# A JPEG downscaled after compression that the head and its gate call WebP or AVIF, with nothing proving that codec
-# (`_may_rename_downscaled`), becomes JPEG's where the judge and the appearance network both flag it, each at its own
-# threshold (session 26). Of the calibration set's WebP and AVIF verdicts no WebP step or decoder read proved, both
-# flagged JPEG then downscaled 10 of 17 (4 of 5 colour, 1 of 7 grey, 5 of 6 line art) and WebP then downscaled 2 of
-# 10, and none of the 47 on AVIF, JPEG XL and WebP images or 45 on clean images (either alone: 12 of AVIF's 42, 2 of
-# grey WebP's 2). Both are asked only here, not on verdicts proven, which keep their codec (unchanged: nearly all
-# WebP and AVIF images; of their verdicts the proven ones both flag on 16-39 of 120 in every WebP and AVIF kind).
 # Where the tiles give fewer windows than that (downscaled_blocks.MIN_WINDOWS: a small image, few tiles textured), a
 # small image's whole pixels (`Tiles.whole`) are read instead, split into as many windows as fit: these take in its
 # flatter parts too, whose votes scatter, so a lower share of more windows (BLOCKS_WHOLE_MIN_AGREEMENT of at least
@@ -999,8 +992,7 @@ class Scorer:
 
     def _rename_by_both(self, result: ScoreResult, reads: TileReads, size: tuple[int, int]) -> None:
         """A WebP or AVIF verdict nothing proved becomes JPEG's where the judge and the appearance network both flag it
-        (the rename beside APPEARANCE_MAX_TILE_CLEAN): evidence "downscaled" at the strongest plane's period, with
-        both scores; no quality."""
+        (`asks_rename`): evidence "downscaled" at the strongest plane's period, with both scores; no quality."""
         judge, appearance = self.resized_judge, self.resized_appearance
         assert judge is not None and appearance is not None
         values = self._resized_inputs(reads, size, result)
@@ -1058,9 +1050,13 @@ class Scorer:
         return self._asks(result, APPEARANCE_MAX_TILE_CLEAN)
 
     def asks_rename(self, result: ScoreResult | ScoreFailure) -> bool:
-        """Whether `_judge_resized` asks the judge and the appearance network to rename a record (the rename beside
-        APPEARANCE_MAX_TILE_CLEAN): a WebP or AVIF verdict, with detail, that no WebP step, decoder or halving read
-        proved."""
+        """Whether `_judge_resized` asks the judge and the appearance network to rename a record: a WebP or AVIF
+        verdict, with detail, that no WebP step, decoder or halving read proved (`_may_rename_downscaled`). A JPEG
+        downscaled after compression that the head and its gate call so becomes JPEG's where both flag it, each at its
+        own threshold (session 26). Of such verdicts on the calibration set, both flagged JPEG then downscaled 10 of 17
+        (colour 4 of 4, grey 1 of 7, line art 5 of 6) and WebP then downscaled 2 of 10, none of the 47 on AVIF, JPEG XL
+        and grey WebP images nor the 32 on clean ones (either alone would rename 12 of the 42 AVIF); on its seed-61
+        draw 10 of 13 and none of 32 clean. Proven verdicts, nearly all of a WebP's or an AVIF's, are not asked."""
         return (self.find_downscaled and self._judge_applies() and self._may_be_resized_jpeg(result)
                 and result.flagged and self._may_rename_downscaled(result) and bool(result.tiles))
 

@@ -190,6 +190,7 @@ def score(
     from ..inputs import is_shard_name, iter_inputs
     from ..outputs import (PARQUET_RECORDS_SUFFIX, JsonlWriter, OutputError, is_csv, is_parquet, open_output,
                            scan_output)
+    from ..blas import limit_blas_threads
     from ..pipeline import Progress, run_pipeline, start_workers
     from ..scorer import Scorer
     from ..summary import RunSummary, check_summary_path, write_summary
@@ -247,6 +248,7 @@ def score(
         only_few_files = from_list is None and len(paths) <= 2 and not any(os.path.isdir(p) for p in paths)
         # Only a worker process can be stopped midway through a decoder: one is enough for a few files.
         workers = (1 if time_limit else 0) if only_few_files else (os.cpu_count() or 1)
+    limit_blas_threads(1)  # this process is ours: numpy's BLAS threads only spin beside the session's (ccscore.blas)
     pool = start_workers(workers, time_limit, model, device)  # they start up while the session is created
 
     def abort(message: str) -> None:
