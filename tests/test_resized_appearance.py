@@ -219,7 +219,8 @@ def test_the_trainings_asking_rule_is_the_runtimes(scorer, monkeypatch):
     for was_asked, result in answers:
         by_network = result.evidence is not None and result.evidence.downscaled_appearance is not None
         assert by_network == was_asked
-    # what the judge flags is not asked of the network, by either
+    # what the judge flags is not asked of the network, by either (the judge asked whatever the network scores)
+    monkeypatch.setattr(scorer_module, "JUDGE_MIN_APPEARANCE", 0.0)
     everything = replace(scorer.resized_judge, threshold=-1.0)
     monkeypatch.setattr(scorer, "resized_judge", everything)
     monkeypatch.setattr(without, "resized_judge", everything)
@@ -283,6 +284,26 @@ def test_a_real_webp_keeps_its_codec_whatever_judge_and_network_say(scorer, monk
     monkeypatch.setattr(scorer, "resized_appearance", replace(scorer.resized_appearance, threshold=0.0))
     assert not any(scorer.asks_rename(r) for r in before)
     assert [scorer.score(im).label for im in images] == ["webp", "webp"]
+
+
+def test_the_judge_is_asked_only_where_the_network_scores_enough(scorer, monkeypatch):
+    images = [resized(draw_art(seed, (512, 448)), scale) for seed in range(4) for scale in (0.6, 0.8)]
+    images += [resized(compress(draw_art(seed, (512, 448)), "JPEG", 90), 0.7) for seed in range(4)]
+    monkeypatch.setattr(scorer, "resized_appearance", replace(scorer.resized_appearance, threshold=2.0))  # flags none
+    monkeypatch.setattr(scorer, "resized_judge", replace(scorer.resized_judge, threshold=2.0))  # flags none
+    monkeypatch.setattr(scorer_module, "JUDGE_MAX_TILE_CLEAN", 1.0)  # asked however little the head leans lossy
+    before = [scorer.score(im) for im in images]
+    asked = [(k, scorer.resized_appearance.score(textured_cells(scorer.tile(images[k])[0].own())))
+             for k, result in enumerate(before) if scorer.asks_resized(result)]
+    scores = sorted(score for _, score in asked)
+    assert len(asked) >= 4 and scores[0] < scores[-1], asked
+    monkeypatch.setattr(scorer, "resized_judge", replace(scorer.resized_judge, threshold=-1.0))  # flags all it is asked
+    cut = (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2
+    monkeypatch.setattr(scorer_module, "JUDGE_MIN_APPEARANCE", cut)
+    for k, score in asked:
+        assert (scorer.score(images[k]).evidence.downscaled_judged is not None) == (score >= cut)
+    monkeypatch.setattr(scorer, "resized_appearance", None)  # without the network, the judge is asked about all
+    assert all(scorer.score(images[k]).evidence.downscaled_judged is not None for k, _ in asked)
 
 
 def test_the_bundled_network_scores_downscaled_jpeg_art_over_its_clean_twin(scorer):

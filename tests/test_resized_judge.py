@@ -138,6 +138,7 @@ def test_the_judge_reads_at_scoring_what_its_fitting_reads(scorer, monkeypatch):
             return super().probability(values)
 
     monkeypatch.setattr(scorer, "resized_judge", Recording(**vars(scorer.resized_judge)))
+    monkeypatch.setattr(scorer_module, "JUDGE_MIN_APPEARANCE", 0.0)  # asked whatever the network scores
     image = resized(draw_art(0, (512, 448)), 0.8)  # clean art the head leans lossy on a little (0.985): asked
     result = scorer.score(image)
     assert len(seen) == 1 and result.label == "clean", result.label
@@ -159,6 +160,7 @@ def test_an_image_the_judge_flags_is_jpeg_downscaled_with_its_probability(scorer
     lean = float(np.mean([t.scores["clean"] for t in base.tiles]))
     monkeypatch.setattr(scorer, "resized_judge", flagging_everything(scorer))
     monkeypatch.setattr(scorer_module, "JUDGE_MAX_TILE_CLEAN", 1.0)
+    monkeypatch.setattr(scorer_module, "JUDGE_MIN_APPEARANCE", 0.0)  # asked whatever the network scores
     judged = scorer.score(clean)
     assert judged.label == "jpeg" and judged.evidence.word == "downscaled", lean
     assert judged.quality is None
