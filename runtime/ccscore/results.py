@@ -92,7 +92,8 @@ class ScoreResult:
             # (windows agreeing on one 8x8 phase; the period then the one read back at), else null; "blocks_from":
             # what those windows were read on ("tiles": the scored tiles; "whole": a small image's whole pixels), else
             # null; "appearance": the resized-damage appearance network's score where it found it (no grid read
-            # did; the period the strongest plane's peak's), else null
+            # did; the period the strongest plane's peak's), else null; both "judged" and "appearance" where the two
+            # together renamed a WebP or AVIF verdict nothing proved (`Scorer.asks_rename`)
             period = self.evidence.downscaled_period
             judged, blocks = self.evidence.downscaled_judged, self.evidence.downscaled_blocks
             appearance = self.evidence.downscaled_appearance
