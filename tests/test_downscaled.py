@@ -218,10 +218,11 @@ def shrunk_jpeg(seed: int, quality: int, scale: float, kernel: str) -> np.ndarra
     return downscaled(compress(draw_art(seed, SIZE), "JPEG", quality), scale, kernel)
 
 
-def test_a_downscaled_jpeg_the_head_calls_webp_becomes_jpeg_where_the_head_hesitates(scorers):
+def test_a_downscaled_jpeg_the_head_calls_webp_becomes_jpeg_where_the_head_hesitates(scorers, monkeypatch):
     from ccscore.scorer import DOWNSCALED_RENAME_MIN_CLEAN
 
     scorer, without = scorers
+    monkeypatch.setattr(scorer, "resized_appearance", None)  # the grid's rename alone, not the judge's and network's
     rgb = shrunk_jpeg(*RENAMED)
     before = without.score(rgb)
     assert before.label == "webp" and before.webp is None and before.scores["clean"] >= DOWNSCALED_RENAME_MIN_CLEAN
@@ -240,6 +241,7 @@ def test_a_verdict_proven_halved_or_at_the_macroblocks_harmonic_is_not_renamed(s
     from ccscore import scorer as scoring
 
     scorer, without = scorers
+    monkeypatch.setattr(scorer, "resized_appearance", None)  # the grid's rename alone, not the judge's and network's
     rgb = shrunk_jpeg(*RENAMED)
     before = without.score(rgb)
     assert scoring.Scorer._may_rename_downscaled(before)
@@ -256,6 +258,7 @@ def test_a_verdict_the_head_is_sure_of_is_renamed_only_by_a_grid_far_over_the_co
     from ccscore import scorer as scoring
 
     scorer, without = scorers
+    monkeypatch.setattr(scorer, "resized_appearance", None)  # the grid's rename alone, not the judge's and network's
     rgb = shrunk_jpeg(*SURE_BUT_GRIDDED)
     before = without.score(rgb)
     assert before.label == "webp" and before.scores["clean"] < scoring.DOWNSCALED_RENAME_MIN_CLEAN
