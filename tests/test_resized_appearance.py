@@ -188,6 +188,9 @@ def test_an_image_the_network_flags_is_jpeg_downscaled_with_its_score(scorer, mo
 
 
 def test_a_network_that_flags_nothing_changes_nothing(scorer, monkeypatch):
+    """Beside its own verdict the network gates the judge (JUDGE_MIN_APPEARANCE): with that cut at 0 it gates
+    nothing, and a network that flags nothing leaves every record as without it."""
+    monkeypatch.setattr(scorer_module, "JUDGE_MIN_APPEARANCE", 0.0)
     images = [resized(compress(draw_art(seed, (512, 448)), "JPEG", 85), 0.6) for seed in range(3)]
     images += [resized(draw_art(seed, (512, 448)), 0.7) for seed in range(2)]
     monkeypatch.setattr(scorer, "resized_appearance", None)
@@ -207,7 +210,9 @@ def test_a_network_that_flags_nothing_changes_nothing(scorer, monkeypatch):
 
 def test_the_trainings_asking_rule_is_the_runtimes(scorer, monkeypatch):
     """`Scorer.asks_appearance` on a Scorer without the network (what the export's calibration counts as asked) is
-    where the runtime asks it: with a network flagging everything, exactly the images it names become JPEG's by it."""
+    where the runtime asks it: with a network flagging everything, exactly the images it names become JPEG's by it.
+    (The runtime also asks it about what the judge, not asked under the network's cut, would have flagged: a network
+    flagging everything scores over that cut.)"""
     from ccscore import Scorer
 
     without = Scorer(device="cpu", judge_appearance=False)
@@ -259,7 +264,9 @@ def test_an_unproven_webp_verdict_becomes_jpeg_only_where_judge_and_network_both
     if not renamed:
         assert result.label == "webp" and result.quality == 80 and result.evidence.downscaled_period is None
         return
-    assert result.label == "jpeg" and result.evidence.word == "downscaled" and result.quality is None
+    # the head's quality kept (approximate), as the grid's rename keeps it: --flag-below counts it as before
+    assert result.label == "jpeg" and result.evidence.word == "downscaled"
+    assert result.quality == 80 and result.quality_source == "model"
     assert result.scores["jpeg"] > result.scores["webp"]
     details = result.details()["downscaled"]
     assert 0 <= details["judged"] <= 1 and 0 <= details["appearance"] <= 1 and details["period"] > 0
@@ -269,7 +276,7 @@ def test_a_downscaled_jpeg_the_head_calls_webp_is_renamed_by_the_bundled_judge_a
     image = resized(compress(draw_art(2, (512, 448)), "JPEG", 85), 0.6)
     found = scorer.score(image)
     details = found.details()["downscaled"]
-    assert found.label == "jpeg" and found.quality is None
+    assert found.label == "jpeg" and found.quality is not None and found.quality_source == "model"
     assert scorer.resized_judge.flags(details["judged"]) and scorer.resized_appearance.flags(details["appearance"])
     monkeypatch.setattr(scorer, "resized_appearance", None)
     assert scorer.score(image).label == "webp"
@@ -302,6 +309,14 @@ def test_the_judge_is_asked_only_where_the_network_scores_enough(scorer, monkeyp
     monkeypatch.setattr(scorer_module, "JUDGE_MIN_APPEARANCE", cut)
     for k, score in asked:
         assert (scorer.score(images[k]).evidence.downscaled_judged is not None) == (score >= cut)
+    # a network with no cells to score (None) leaves the judge asked
+    monkeypatch.setattr(scorer, "resized_appearance", replace(scorer.resized_appearance, threshold=2.0))
+    monkeypatch.setattr(ResizedAppearance, "score", lambda self, cells: None)
+    assert all(scorer.score(images[k]).evidence.downscaled_judged is not None for k, _ in asked)
+    monkeypatch.undo()
+    monkeypatch.setattr(scorer, "resized_judge", replace(scorer.resized_judge, threshold=-1.0))
+    monkeypatch.setattr(scorer_module, "JUDGE_MAX_TILE_CLEAN", 1.0)
+    monkeypatch.setattr(scorer_module, "JUDGE_MIN_APPEARANCE", 1.01)  # over every score: the judge never asked
     monkeypatch.setattr(scorer, "resized_appearance", None)  # without the network, the judge is asked about all
     assert all(scorer.score(images[k]).evidence.downscaled_judged is not None for k, _ in asked)
 

@@ -1,4 +1,5 @@
-"""numpy's BLAS threads in the processes ccscore owns: the CLI's and the pipeline's workers.
+"""numpy's BLAS threads in the processes ccscore owns: the scoring and bench commands', the pipeline's workers, the
+Ray integration's actors.
 
 The runtime's matrix products are small (the appearance network's convolutions, colour conversions): OpenBLAS's own
 threads gain nothing on them, and after each call they spin, beside onnxruntime's threads and the other workers, on
@@ -11,7 +12,6 @@ same there). Linux only (where the loaded libraries are listed); elsewhere nothi
 from __future__ import annotations
 
 import ctypes
-import os
 
 # The thread-count setters of OpenBLAS builds: plain, 64-bit-integer (suffixed), and numpy's own scipy-openblas
 SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
@@ -20,13 +20,14 @@ GETTERS = tuple(name.replace("_set_", "_get_") for name in SETTERS)
 
 
 def loaded_openblas() -> list[str]:
-    """Paths of the OpenBLAS libraries loaded in this process (from /proc/self/maps; [] where there is none)."""
+    """Paths of the OpenBLAS libraries loaded in this process (from /proc/self/maps; [] where there is none): named
+    so, or in a folder named so (Debian's openblas-pthread/libblas.so.3)."""
     try:
         with open("/proc/self/maps") as maps:
             fields = [line.split(None, 5) for line in maps]
     except OSError:
         return []
-    return sorted({f[5].strip() for f in fields if len(f) == 6 and "openblas" in os.path.basename(f[5]).lower()})
+    return sorted({f[5].strip() for f in fields if len(f) == 6 and ".so" in f[5] and "openblas" in f[5].lower()})
 
 
 def _calls(names: tuple[str, ...]) -> list:

@@ -68,7 +68,8 @@ class ImageEvidence:
     # Where the resized-damage judge found it (no single rule did): its probability; the period is the strongest
     # plane's peak's.
     downscaled_judged: Optional[float] = None
-    # Where the resized-damage appearance network found it (resized_appearance: no grid read did): its score.
+    # Where the resized-damage appearance network found it (resized_appearance: no grid read did): its score. Both
+    # this and downscaled_judged where the two together renamed a WebP or AVIF verdict nothing proved.
     downscaled_appearance: Optional[float] = None
     # Where the judge leant that way and the blocks' quantisation, read back through the downscale, showed it
     # (downscaled_blocks.back_agreement): the windows that agree on one 8x8 phase, and the windows read; and what

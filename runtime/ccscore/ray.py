@@ -49,8 +49,11 @@ class Scorer:
     def __init__(self, model: Optional[str] = None, device: str = "cpu", key_column: str = KEY_COLUMN,
                  image_column: str = IMAGE_COLUMN, decode_workers: Optional[int] = None, file_timeout: Optional[float] = 60.0,
                  batch_tiles: int = 8, **options: Any):
+        from .blas import limit_blas_threads
         from .pipeline import start_workers
         from .scorer import Scorer as SessionScorer
+
+        limit_blas_threads(1)  # an actor that only scores: numpy's BLAS threads would spin beside the session's
 
         self.key_column, self.image_column = key_column, image_column
         self.batch_tiles = batch_tiles

@@ -354,9 +354,9 @@ CHROMA_GRID_DRAWN_LUMA = 3.0
 # What the rules above leave clean, the resized-damage judge (`resized_judge.ResizedJudge`, fitted for the bundled
 # model by export/ccscore_export/resized_judge.py; its inputs `resized.resized_features`) may still find JPEG's: the
 # signs of a grid each rule reads alone, weighed together. It is asked where the head leans lossy at all
-# (JUDGE_MAX_TILE_CLEAN; the most clean art is settled there without the reads) and the model is the one it was fitted
-# for (its JSON names it). Evidence "downscaled" at the strongest plane's period, `details.downscaled.judged` its
-# probability, quality null.
+# (JUDGE_MAX_TILE_CLEAN; the most clean art is settled there without the reads), the appearance network (where set)
+# scores the image JUDGE_MIN_APPEARANCE or more, and the model is the one it was fitted for (its JSON names it).
+# Evidence "downscaled" at the strongest plane's period, `details.downscaled.judged` its probability, quality null.
 JUDGE_MAX_TILE_CLEAN = 0.99
 # Where the judge leans that way without flagging (probability at least BLOCKS_MIN_JUDGED), the blocks' quantisation
 # read back through the downscale (`downscaled_blocks.back_agreement`, at each plane's peak period, the strongest
@@ -379,7 +379,8 @@ APPEARANCE_MAX_TILE_CLEAN = 0.999
 # network ~4-8 ms, and most clean art the judge is asked about the network scores far lower (session 26). Of the
 # calibration set's images the judge was asked about (lean <= JUDGE_MAX_TILE_CLEAN), under 0.02: 1,111 of its 1,468
 # clean ones (its seed-61 draw: 520 of 749), 1 of 213 JPEG then downscaled it flags (the draw: 0 of 194) and 1 of 351
-# it leans on (>= BLOCKS_MIN_JUDGED; the draw: 1 of 352).
+# it leans on (>= BLOCKS_MIN_JUDGED; the draw: 1 of 352). A cut on the bundled network's scores: a refitted network
+# needs it checked again (the judge's and the network's fits count the judge as asked without it: conservative).
 JUDGE_MIN_APPEARANCE = 0.02
 # Where the tiles give fewer windows than that (downscaled_blocks.MIN_WINDOWS: a small image, few tiles textured), a
 # small image's whole pixels (`Tiles.whole`) are read instead, split into as many windows as fit: these take in its
@@ -429,10 +430,22 @@ class TileReads:
 
     def __init__(self, tiles: Tiles):
         self.tiles = tiles
+        self._appearance_scores: dict[int, Optional[float]] = {}
 
     @cached_property
     def own(self) -> list[np.ndarray]:
         return self.tiles.own()
+
+    @cached_property
+    def cells(self) -> np.ndarray:
+        """The tiles' most textured cells, as the appearance network reads them (`textured_cells`)."""
+        return textured_cells(self.own)
+
+    def appearance_score(self, network: ResizedAppearance) -> Optional[float]:
+        """`network`'s score of `cells`, read once (None: no cells)."""
+        if id(network) not in self._appearance_scores:
+            self._appearance_scores[id(network)] = network.score(self.cells)
+        return self._appearance_scores[id(network)]
 
     @cached_property
     def luma_peak(self) -> Optional[GridPeak]:
@@ -964,21 +977,19 @@ class Scorer:
         whom the resized-damage judge flags become JPEG's: evidence "downscaled" at the period of the plane whose
         peak is strongest, with the judge's probability; no quality. Judged at this threshold, like downscaled
         ones. With the appearance network set, the judge is asked only where it scores JUDGE_MIN_APPEARANCE or more
-        (or has no cells). Those the judge and the blocks leave clean, and those leaning lossy more faintly than the judge asks
-        (APPEARANCE_MAX_TILE_CLEAN), are asked of the appearance network, where it is set; WebP and AVIF verdicts
-        nothing proved become JPEG's where both flag them (`asks_rename`)."""
+        (or has no cells). Those the judge and the blocks leave clean, and those leaning lossy more faintly than the
+        judge asks (APPEARANCE_MAX_TILE_CLEAN), are asked of the appearance network, where it is set; WebP and AVIF
+        verdicts nothing proved become JPEG's where both flag them (`asks_rename`; the head's quality kept)."""
         network = self.resized_appearance
         for k, result in enumerate(results):
-            score = None  # the network's, read once: first where the judge is asked (JUDGE_MIN_APPEARANCE)
             if self.asks_resized(result):
-                score = None if network is None else network.score(textured_cells(reads[k].own))
+                score = None if network is None else reads[k].appearance_score(network)
                 if score is None or score >= JUDGE_MIN_APPEARANCE:
                     self._judge_by_judge(result, reads[k], items[k][2])
             if network is not None and self.asks_appearance(result):
-                score = network.score(textured_cells(reads[k].own)) if score is None else score
-                self._judge_appearance(result, reads[k], items[k][2], score)
+                self._judge_appearance(result, reads[k], items[k][2], reads[k].appearance_score(network))
             elif network is not None and self.asks_rename(result):
-                self._rename_by_both(result, reads[k], items[k][2])
+                self._rename_by_both(result, reads[k], items[k][2], reads[k].appearance_score(network))
 
     def _judge_by_judge(self, result: ScoreResult, reads: TileReads, size: tuple[int, int]) -> None:
         """The judge's verdict on one asked record; the blocks' read where it leans without flagging."""
@@ -1003,25 +1014,30 @@ class Scorer:
             if values is not None:  # None: no tile the grid reads take (none today: a cell needs 64 px of one)
                 self._as_resized_at_peak(result, values, downscaled_appearance=score)
 
-    def _rename_by_both(self, result: ScoreResult, reads: TileReads, size: tuple[int, int]) -> None:
-        """A WebP or AVIF verdict nothing proved becomes JPEG's where the judge and the appearance network both flag it
-        (`asks_rename`): evidence "downscaled" at the strongest plane's period, with both scores; no quality."""
+    def _rename_by_both(self, result: ScoreResult, reads: TileReads, size: tuple[int, int], score: Optional[float]
+                        ) -> None:
+        """A WebP or AVIF verdict nothing proved becomes JPEG's where the appearance network (`score`, its score) and
+        then the judge both flag it (`asks_rename`): evidence "downscaled" at the strongest plane's period, with both
+        scores; the head's quality kept (approximate), as the grid's rename keeps it: `--flag-below` counts the
+        record as it did called WebP."""
         judge, appearance = self.resized_judge, self.resized_appearance
         assert judge is not None and appearance is not None
+        if not appearance.flags(score):
+            return
         values = self._resized_inputs(reads, size, result)
         if values is None:
             return
         probability = judge.probability(values)
-        if not judge.flags(probability):
-            return
-        score = appearance.score(textured_cells(reads.own))
-        if appearance.flags(score):
-            self._as_resized_at_peak(result, values, downscaled_judged=probability, downscaled_appearance=score)
+        if judge.flags(probability):
+            self._as_resized_at_peak(result, values, keep_quality=True, downscaled_judged=probability,
+                                     downscaled_appearance=score)
 
-    def _as_resized_at_peak(self, result: ScoreResult, values: np.ndarray, **evidence) -> None:
+    def _as_resized_at_peak(self, result: ScoreResult, values: np.ndarray, keep_quality: bool = False,
+                            **evidence) -> None:
         """`_as_resized_jpeg` at the period of the strongest plane's peak in the judge's inputs `values`."""
         period, plane = resized_period(values)
-        self._as_resized_jpeg(result, keep_quality=False, downscaled_period=period, downscaled_plane=plane, **evidence)
+        self._as_resized_jpeg(result, keep_quality=keep_quality, downscaled_period=period, downscaled_plane=plane,
+                              **evidence)
 
     def _judge_blocks(self, result: ScoreResult, reads: TileReads, size: tuple[int, int], judged: float) -> None:
         """An image the judge leans on without flagging becomes JPEG's where its tiles' luma, resampled back by 1/s at
@@ -1053,13 +1069,15 @@ class Scorer:
         return (agreement, read_on) if found else None
 
     def asks_resized(self, result: ScoreResult | ScoreFailure) -> bool:
-        """Whether `_judge_resized` asks the judge about a record (as it stands before): still clean, with detail, no
-        other codec proven, scored tiles leaning lossy at all (JUDGE_MAX_TILE_CLEAN)."""
+        """Whether `_judge_resized` may ask the judge about a record (as it stands before): still clean, with detail,
+        no other codec proven, scored tiles leaning lossy at all (JUDGE_MAX_TILE_CLEAN); where the appearance network
+        is set, it asks only where that scores the image JUDGE_MIN_APPEARANCE or more (or cannot score it)."""
         return self._asks(result, JUDGE_MAX_TILE_CLEAN)
 
     def asks_appearance(self, result: ScoreResult | ScoreFailure) -> bool:
         """Whether `_judge_resized` asks the appearance network about a record (as the judge and the blocks leave it):
-        the judge's gate at APPEARANCE_MAX_TILE_CLEAN. The network's training counts its calibration images so."""
+        the judge's gate at APPEARANCE_MAX_TILE_CLEAN, the network set. The network's training counts its calibration
+        images so (on a Scorer without it, whose judge is asked without the network's cut: see JUDGE_MIN_APPEARANCE)."""
         return self._asks(result, APPEARANCE_MAX_TILE_CLEAN)
 
     def asks_rename(self, result: ScoreResult | ScoreFailure) -> bool:
@@ -1070,12 +1088,15 @@ class Scorer:
         (colour 4 of 4, grey 1 of 7, line art 5 of 6) and WebP then downscaled 2 of 10, none of the 47 on AVIF, JPEG XL
         and grey WebP images nor the 32 on clean ones (either alone would rename 12 of the 42 AVIF); on its seed-61
         draw 10 of 13 and none of 32 clean. Proven verdicts, nearly all of a WebP's or an AVIF's, are not asked."""
-        return (self.find_downscaled and self._judge_applies() and self._may_be_resized_jpeg(result)
-                and result.flagged and self._may_rename_downscaled(result) and bool(result.tiles))
+        return self._may_judge(result) and result.flagged and self._may_rename_downscaled(result)
 
     def _asks(self, result: ScoreResult | ScoreFailure, max_tile_clean: float) -> bool:
+        return self._may_judge(result) and not result.flagged and self._mean_tile_clean(result) <= max_tile_clean
+
+    def _may_judge(self, result: ScoreResult | ScoreFailure) -> bool:
+        """The judge applies, and the record is scored, with detail and tiles, no other codec proven."""
         return (self.find_downscaled and self._judge_applies() and self._may_be_resized_jpeg(result)
-                and not result.flagged and bool(result.tiles) and self._mean_tile_clean(result) <= max_tile_clean)
+                and bool(result.tiles))
 
     @staticmethod
     def _mean_tile_clean(result: ScoreResult) -> float:

@@ -38,6 +38,7 @@ def bench(
     """Times scoring per execution provider: tiles/s, images/s end to end, model ms per image, peak memory,
     the decode-only floor on the same images, and the reference architecture's cost."""
     from ..bench import PROVIDER_NAMES, BenchOptions, format_report, run_bench
+    from ..blas import limit_blas_threads
     from ..errors import CCScoreError
 
     names: List[str] = [p.strip().lower() for p in providers.split(",") if p.strip()]
@@ -53,6 +54,7 @@ def bench(
                         batch_size=batch_size, repeats=repeats, reference=reference,
                         reference_images=reference_images, end_to_end=end_to_end,
                         command=" ".join(["ccscore bench"] + [shlex.quote(a) for a in _own_args()]))
+    limit_blas_threads(1)  # the model is timed in this process: as the scoring command runs it (ccscore.blas)
     try:
         report = run_bench(opts, log=lambda msg: typer.echo(f"ccscore bench: {msg}", err=True))
     except (CCScoreError, ValueError) as exc:

@@ -186,11 +186,11 @@ def score(
     """
     from ..actions import (PAST_TENSE, ActionError, ActionJournal, Mover, action_targets, destination_problem,
                            mover_for)
+    from ..blas import limit_blas_threads
     from ..errors import OnnxRuntimeMissing
     from ..inputs import is_shard_name, iter_inputs
     from ..outputs import (PARQUET_RECORDS_SUFFIX, JsonlWriter, OutputError, is_csv, is_parquet, open_output,
                            scan_output)
-    from ..blas import limit_blas_threads
     from ..pipeline import Progress, run_pipeline, start_workers
     from ..scorer import Scorer
     from ..summary import RunSummary, check_summary_path, write_summary
