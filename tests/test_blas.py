@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-from PIL import Image
 
 from conftest import BLOCK_IMPORTS, draw_art
 
