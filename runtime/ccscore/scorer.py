@@ -1076,8 +1076,9 @@ class Scorer:
 
     def asks_appearance(self, result: ScoreResult | ScoreFailure) -> bool:
         """Whether `_judge_resized` asks the appearance network about a record (as the judge and the blocks leave it):
-        the judge's gate at APPEARANCE_MAX_TILE_CLEAN, the network set. The network's training counts its calibration
-        images so (on a Scorer without it, whose judge is asked without the network's cut: see JUDGE_MIN_APPEARANCE)."""
+        the judge's gate at APPEARANCE_MAX_TILE_CLEAN (whether the network is set is the caller's to check). The
+        network's training counts its calibration images so, on a Scorer without it (whose judge is asked without the
+        network's cut: see JUDGE_MIN_APPEARANCE)."""
         return self._asks(result, APPEARANCE_MAX_TILE_CLEAN)
 
     def asks_rename(self, result: ScoreResult | ScoreFailure) -> bool:
