@@ -310,7 +310,6 @@ def test_the_judge_is_asked_only_where_the_network_scores_enough(scorer, monkeyp
     for k, score in asked:
         assert (scorer.score(images[k]).evidence.downscaled_judged is not None) == (score >= cut)
     # a network with no cells to score (None) leaves the judge asked
-    monkeypatch.setattr(scorer, "resized_appearance", replace(scorer.resized_appearance, threshold=2.0))
     monkeypatch.setattr(ResizedAppearance, "score", lambda self, cells: None)
     assert all(scorer.score(images[k]).evidence.downscaled_judged is not None for k, _ in asked)
     monkeypatch.undo()

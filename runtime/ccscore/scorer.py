@@ -430,22 +430,10 @@ class TileReads:
 
     def __init__(self, tiles: Tiles):
         self.tiles = tiles
-        self._appearance_scores: dict[int, Optional[float]] = {}
 
     @cached_property
     def own(self) -> list[np.ndarray]:
         return self.tiles.own()
-
-    @cached_property
-    def cells(self) -> np.ndarray:
-        """The tiles' most textured cells, as the appearance network reads them (`textured_cells`)."""
-        return textured_cells(self.own)
-
-    def appearance_score(self, network: ResizedAppearance) -> Optional[float]:
-        """`network`'s score of `cells`, read once (None: no cells)."""
-        if id(network) not in self._appearance_scores:
-            self._appearance_scores[id(network)] = network.score(self.cells)
-        return self._appearance_scores[id(network)]
 
     @cached_property
     def luma_peak(self) -> Optional[GridPeak]:
@@ -982,14 +970,16 @@ class Scorer:
         verdicts nothing proved become JPEG's where both flag them (`asks_rename`; the head's quality kept)."""
         network = self.resized_appearance
         for k, result in enumerate(results):
-            if self.asks_resized(result):
-                score = None if network is None else reads[k].appearance_score(network)
-                if score is None or score >= JUDGE_MIN_APPEARANCE:
-                    self._judge_by_judge(result, reads[k], items[k][2])
+            # the network's score, read once, first: it decides whether the judge is asked (JUDGE_MIN_APPEARANCE)
+            asked = network is not None and (self.asks_resized(result) or self.asks_appearance(result)
+                                              or self.asks_rename(result))
+            score = network.score(textured_cells(reads[k].own)) if asked else None
+            if self.asks_resized(result) and (score is None or score >= JUDGE_MIN_APPEARANCE):
+                self._judge_by_judge(result, reads[k], items[k][2])
             if network is not None and self.asks_appearance(result):
-                self._judge_appearance(result, reads[k], items[k][2], reads[k].appearance_score(network))
+                self._judge_appearance(result, reads[k], items[k][2], score)
             elif network is not None and self.asks_rename(result):
-                self._rename_by_both(result, reads[k], items[k][2], reads[k].appearance_score(network))
+                self._rename_by_both(result, reads[k], items[k][2], score)
 
     def _judge_by_judge(self, result: ScoreResult, reads: TileReads, size: tuple[int, int]) -> None:
         """The judge's verdict on one asked record; the blocks' read where it leans without flagging."""
