@@ -10,8 +10,9 @@ import pytest
 
 from conftest import assert_broken_bundled_network_fails_in_one_line, compress, draw_art, resized
 from ccscore import scorer as scorer_module
-from ccscore.resized_appearance import (CELL, FIRST_CELLS, MAX_CELLS, MORE_CELLS_FROM, ResizedAppearance,
-                                        appearance_input, conv3x3, textured_cells)
+from ccscore.resized_appearance import (CELL, FIRST_CELLS, MAX_CELLS, MORE_CELLS_FROM, PROBE_BELOW, PROBE_CELLS,
+                                        ResizedAppearance,
+                                        appearance_input, cell_textures, conv3x3, textured_cells)
 from ccscore.tiling import window_texture
 
 
@@ -65,6 +66,20 @@ def test_the_input_is_log_compressed_second_differences_of_y_cb_cr():
         assert np.allclose(x[channel, 0], np.sign(value) * np.log1p(abs(value)), atol=1e-4), channel
 
 
+def test_cell_textures_are_window_texture_of_each_whole_cell():
+    """The cells' shares read all at once are each cell's `window_texture`, bit for bit (their order decides which
+    cells are scored), on tiles of any size: only whole cells from the corner count."""
+    rng = np.random.default_rng(3)
+    for height, width, spread in ((128, 128, 3), (200, 130, 40), (64, 64, 90), (63, 300, 5), (130, 64, 255)):
+        tile = (120 + rng.integers(-spread, spread + 1, (height, width, 3))).clip(0, 255).astype(np.uint8)
+        shares = cell_textures(tile)
+        assert shares.shape == (height // CELL, width // CELL)
+        for row in range(shares.shape[0]):
+            for col in range(shares.shape[1]):
+                cell = tile[row * CELL:(row + 1) * CELL, col * CELL:(col + 1) * CELL]
+                assert shares[row, col] == window_texture(cell)
+
+
 def test_cells_are_the_most_textured_and_flat_ones_are_left_out():
     rng = np.random.default_rng(0)
     flat = np.full((128, 128, 3), 90, np.uint8)
@@ -91,6 +106,9 @@ def test_cells_are_the_most_textured_and_flat_ones_are_left_out():
 
 
 def test_the_score_is_the_sigmoid_of_the_first_cells_mean_logit_or_of_all_where_those_lean_lossy(monkeypatch):
+    """Three stages, each read only where the one before asks: the PROBE_CELLS most textured (their score where it is
+    under PROBE_BELOW), the FIRST_CELLS, all (where the first score MORE_CELLS_FROM); `pooled` of all the logits
+    gives the same score (the export's check against torch pools so)."""
     rng = np.random.default_rng(2)
     cells = np.concatenate([rng.integers(60, 120, (FIRST_CELLS, CELL, CELL, 3)),  # busier first, then calmer ones
                             rng.integers(85, 95, (4, CELL, CELL, 3))]).astype(np.uint8)
@@ -100,8 +118,8 @@ def test_the_score_is_the_sigmoid_of_the_first_cells_mean_logit_or_of_all_where_
     logits = network.logits(cells)
     assert logits.shape == (FIRST_CELLS + 4,)
     sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
-    first, every = sigmoid(logits[:FIRST_CELLS].mean()), sigmoid(logits.mean())
-    assert first != pytest.approx(every, abs=1e-4)
+    probe, first, every = (sigmoid(logits[:n].mean()) for n in (PROBE_CELLS, FIRST_CELLS, len(logits)))
+    assert first != pytest.approx(every, abs=1e-4) and probe != pytest.approx(first, abs=1e-4) and probe > PROBE_BELOW
     read = []
 
     class Counting(ResizedAppearance):
@@ -110,14 +128,21 @@ def test_the_score_is_the_sigmoid_of_the_first_cells_mean_logit_or_of_all_where_
             return super().logits(cells)
 
     counting = Counting(**vars(network))
-    for more_from, expected, reads in ((first + 1e-6, first, [FIRST_CELLS]), (first - 1e-6, every, [FIRST_CELLS, 4])):
+    rest = FIRST_CELLS - PROBE_CELLS
+    for probe_below, more_from, expected, reads in (
+            (PROBE_BELOW, first + 1e-6, first, [PROBE_CELLS, rest]),
+            (PROBE_BELOW, first - 1e-6, every, [PROBE_CELLS, rest, 4]),
+            (probe + 1e-6, first - 1e-6, probe, [PROBE_CELLS])):  # the probe under its cut: nothing more read
+        monkeypatch.setattr("ccscore.resized_appearance.PROBE_BELOW", probe_below)
         monkeypatch.setattr("ccscore.resized_appearance.MORE_CELLS_FROM", more_from)
         read.clear()
         assert counting.score(cells) == pytest.approx(expected, abs=1e-6) and read == reads  # the rest read only then
         assert ResizedAppearance.pooled(logits) == pytest.approx(expected, abs=1e-6)  # torch's check pools so
+    assert counting.score(cells[:PROBE_CELLS]) == pytest.approx(probe, abs=1e-6)  # all there is: pooled as the first
+    monkeypatch.setattr("ccscore.resized_appearance.PROBE_BELOW", PROBE_BELOW)
     assert network.score(cells[:3]) == pytest.approx(sigmoid(logits[:3].mean()), abs=1e-6)
     assert network.score(cells[:0]) is None and not network.flags(None)
-    assert 0 < MORE_CELLS_FROM < 1 and FIRST_CELLS < MAX_CELLS
+    assert 0 < PROBE_BELOW < MORE_CELLS_FROM < 1 and PROBE_CELLS < FIRST_CELLS < MAX_CELLS
 
 
 @pytest.mark.parametrize("broken", [
@@ -175,6 +200,7 @@ def test_an_image_the_network_flags_is_jpeg_downscaled_with_its_score(scorer, mo
     monkeypatch.setattr(scorer, "resized_judge", replace(scorer.resized_judge, threshold=1.0))  # not the judge
     monkeypatch.setattr(scorer, "resized_appearance", replace(scorer.resized_appearance, threshold=0.0))
     monkeypatch.setattr(scorer_module, "APPEARANCE_MAX_TILE_CLEAN", 1.0)
+    monkeypatch.setattr("ccscore.resized_appearance.PROBE_BELOW", 0.0)  # its first cells' score, not the probe's ~0
     found = scorer.score(clean)
     assert found.label == "jpeg" and found.evidence.word == "downscaled" and found.quality is None
     details = found.details()["downscaled"]
