@@ -34,7 +34,7 @@ FIRST_CELLS = 6
 MORE_CELLS_FROM = 0.3
 # Before the FIRST_CELLS, the PROBE_CELLS most textured alone: where they score under PROBE_BELOW, that is the image's
 # score (the judge is asked from JUDGE_MIN_APPEARANCE, 20 times higher). Most clean art stops there, at a third of the
-# cost (session 27: on the speed set 84 of the 107 images asked, 336 of 638 cells not run). Of the calibration set's
+# cost (session 27: on the speed set 82 of the 107 images asked, 328 of 638 cells not run). Of the calibration set's
 # 6,837 images with cells, one (clean) scored 0.02 or more on the FIRST_CELLS and stops under it, none of its seed-61
 # draw's 1,509; none of the network's flags changes on either.
 PROBE_CELLS = 2
