@@ -12,7 +12,8 @@ from conftest import assert_broken_bundled_network_fails_in_one_line, compress, 
 from ccscore import scorer as scorer_module
 from ccscore.resized_appearance import (CELL, FIRST_CELLS, MAX_CELLS, MORE_CELLS_FROM, PROBE_BELOW, PROBE_CELLS,
                                         ResizedAppearance,
-                                        appearance_input, cell_textures, conv3x3, textured_cells)
+                                        SMALL_MAX_CELLS, WHOLE_CELL_STRIDE, appearance_input, cell_textures, conv3x3,
+                                        overlapping_cells, textured_cells)
 from ccscore.tiling import window_texture
 
 
@@ -103,6 +104,67 @@ def test_cells_are_the_most_textured_and_flat_ones_are_left_out():
     assert textured_cells(many).shape[0] == MAX_CELLS
     assert textured_cells([busy[:40]]).shape[0] == 0  # a tile smaller than a cell gives none
     assert textured_cells([]).shape == (0, CELL, CELL, 3)
+
+
+def test_overlapping_cells_are_the_most_textured_windows_every_stride():
+    """Every CELL px window at WHOLE_CELL_STRIDE px steps each way, those under the texture cut left out, the most
+    textured first (ties row by row), at most max_cells."""
+    rng = np.random.default_rng(4)
+    for height, width in ((150, 151), (64, 200), (233, 97), (40, 300)):
+        image = (120 + rng.integers(-30, 31, (height, width, 3))).clip(0, 255).astype(np.uint8)
+        image[: height // 3] = 100  # a flat band: its windows are left out
+        image[:, : width // 4] = (image[:, : width // 4] // 8) * 8  # coarser steps: other textures
+        windows = [(window_texture(image[y:y + CELL, x:x + CELL]), y, x)
+                   for y in range(0, height - CELL + 1, WHOLE_CELL_STRIDE)
+                   for x in range(0, width - CELL + 1, WHOLE_CELL_STRIDE)]
+        expected = sorted((w for w in windows if w[0] >= 0.05), key=lambda w: (-w[0], w[1], w[2]))
+        for most in (3, MAX_CELLS):
+            cells = overlapping_cells(image, most)
+            assert len(cells) == min(most, len(expected))
+            for cell, (_, y, x) in zip(cells, expected):
+                assert np.array_equal(cell, image[y:y + CELL, x:x + CELL])
+    assert overlapping_cells(np.full((200, 200, 3), 7, np.uint8)).shape == (0, CELL, CELL, 3)
+    assert overlapping_cells(np.zeros((50, 300, 3), np.uint8)).shape == (0, CELL, CELL, 3)  # no whole window
+
+
+def test_a_small_image_scores_the_higher_of_its_tiles_cells_and_its_whole_pixels():
+    """`score_image`: the tiles' cells' score, and where they are SMALL_MAX_CELLS or fewer and the image's whole
+    pixels are kept, the higher of that and its overlapping cells' score."""
+    rng = np.random.default_rng(5)
+    busy = lambda h, w, spread: (120 + rng.integers(-spread, spread + 1, (h, w, 3))).clip(0, 255).astype(np.uint8)  # noqa: E731
+    network = ResizedAppearance.from_spec(spec(6))
+    whole = busy(192, 192, 30)
+    for few in ([whole[:128, :128]], [busy(128, 128, 5)]):  # its own pixels, or other (calmer) ones
+        assert len(textured_cells(few)) <= SMALL_MAX_CELLS and len(overlapping_cells(whole)) == 25
+        tiles_score, whole_score = network.score(textured_cells(few)), network.score(overlapping_cells(whole))
+        assert tiles_score != whole_score
+        assert network.score_image(few, whole) == max(tiles_score, whole_score)
+        assert network.score_image(few, None) == tiles_score  # a larger image: no whole kept
+        assert network.score_image(few, np.full((192, 192, 3), 90, np.uint8)) == tiles_score  # no cell in the whole
+    many = [busy(128, 128, 30) for _ in range(3)]  # 12 cells: the tiles' alone
+    assert network.score_image(many, whole) == network.score(textured_cells(many))
+    assert network.score_image([], whole) == network.score(overlapping_cells(whole))  # no tile cell: the whole's
+    assert network.score_image([], None) is None
+
+
+def test_the_runtime_scores_a_small_image_on_its_whole_pixels_too(scorer, monkeypatch):
+    """A small image (its whole pixels kept) whose tiles give few cells is scored on its tiles' cells and on its
+    overlapping ones."""
+    image = resized(draw_art(7, (300, 260)), 0.6)  # 180 x 156, clean: asked
+    tiles = scorer.tile(image)[0]
+    assert tiles.whole is not None and len(textured_cells(tiles.own())) <= SMALL_MAX_CELLS
+    read = []
+
+    class Recording(ResizedAppearance):
+        def score(self, cells):
+            read.append(cells)
+            return super().score(cells)
+
+    monkeypatch.setattr(scorer, "resized_appearance", Recording(**vars(scorer.resized_appearance)))
+    monkeypatch.setattr(scorer_module, "APPEARANCE_MAX_TILE_CLEAN", 1.0)  # asked however the head leans
+    assert not scorer.score(image).flagged
+    assert len(read) == 2 and np.array_equal(read[0], textured_cells(tiles.own()))
+    assert np.array_equal(read[1], overlapping_cells(tiles.whole)) and len(read[1]) > len(read[0])
 
 
 def test_the_score_is_the_sigmoid_of_the_first_cells_mean_logit_or_of_all_where_those_lean_lossy(monkeypatch):
@@ -326,7 +388,8 @@ def test_the_judge_is_asked_only_where_the_network_scores_enough(scorer, monkeyp
     monkeypatch.setattr(scorer, "resized_judge", replace(scorer.resized_judge, threshold=2.0))  # flags none
     monkeypatch.setattr(scorer_module, "JUDGE_MAX_TILE_CLEAN", 1.0)  # asked however little the head leans lossy
     before = [scorer.score(im) for im in images]
-    asked = [(k, scorer.resized_appearance.score(textured_cells(scorer.tile(images[k])[0].own())))
+    tiled = [scorer.tile(image)[0] for image in images]
+    asked = [(k, scorer.resized_appearance.score_image(tiled[k].own(), tiled[k].whole))
              for k, result in enumerate(before) if scorer.asks_resized(result)]
     scores = sorted(score for _, score in asked)
     assert len(asked) >= 4 and scores[0] < scores[-1], asked

@@ -40,6 +40,12 @@ MORE_CELLS_FROM = 0.3
 PROBE_CELLS = 2
 PROBE_BELOW = 0.001
 MIN_CELL_TEXTURE = 0.05
+# A small image whose tiles give SMALL_MAX_CELLS cells or fewer (a 150-250 px sprite or texture: 1-4) is also scored on
+# overlapping cells of all its pixels (`Tiles.whole`, images of tiling.WHOLE_MAX_PIXELS at most; a cell every
+# WHOLE_CELL_STRIDE px each way: 9-36 of them), and the higher of the two scores is its own (session 27). The whole's
+# score alone lost more than it found (the calibration set: JPEG then downscaled 2 and grey art 3 fewer of 120).
+SMALL_MAX_CELLS = 8
+WHOLE_CELL_STRIDE = 32
 # YCbCr as JPEG converts (JFIF, full range), without the offsets: second differences drop them.
 YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 
@@ -69,6 +75,22 @@ def textured_cells(tiles: Sequence[np.ndarray], max_cells: int = MAX_CELLS) -> n
         return np.zeros((0, CELL, CELL, 3), np.uint8)
     order = np.argsort(-np.array(textures), kind="stable")[:max_cells]
     return np.stack([cells[k] for k in order])
+
+
+def overlapping_cells(rgb: np.ndarray, max_cells: int = MAX_CELLS) -> np.ndarray:
+    """The most textured CELL px cells (uint8 [N, CELL, CELL, 3], N <= max_cells) of an image's pixels [H, W, 3], one
+    every WHOLE_CELL_STRIDE px each way from its corner; those under MIN_CELL_TEXTURE left out. Ties in texture keep
+    the cells' order row by row."""
+    found = []  # (texture, top, left)
+    for dy in range(0, CELL, WHOLE_CELL_STRIDE):
+        for dx in range(0, CELL, WHOLE_CELL_STRIDE):
+            shares = cell_textures(rgb[dy:, dx:])
+            for row, col in zip(*np.nonzero(shares >= MIN_CELL_TEXTURE)):
+                found.append((float(shares[row, col]), dy + row * CELL, dx + col * CELL))
+    if not found:
+        return np.zeros((0, CELL, CELL, 3), np.uint8)
+    found.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
+    return np.stack([rgb[top:top + CELL, left:left + CELL] for _, top, left in found[:max_cells]])
 
 
 def appearance_input(cells: np.ndarray) -> np.ndarray:
@@ -182,6 +204,18 @@ class ResizedAppearance:
             if len(cells) > FIRST_CELLS and sigmoid(float(np.mean(logits))) >= MORE_CELLS_FROM:
                 logits = np.concatenate([logits, self.logits(cells[FIRST_CELLS:])])
         return self.pooled(logits)
+
+    def score_image(self, own: Sequence[np.ndarray], whole: Optional[np.ndarray]) -> Optional[float]:
+        """An image's score: `score` of its tiles' cells (`textured_cells` of their own pixels), or, where those are
+        SMALL_MAX_CELLS or fewer and its whole pixels are kept (`Tiles.whole`), the higher of that and the score of
+        its `overlapping_cells`; None without cells."""
+        cells = textured_cells(own)
+        score = self.score(cells)
+        if len(cells) <= SMALL_MAX_CELLS and whole is not None:
+            everywhere = self.score(overlapping_cells(whole))
+            if everywhere is not None and (score is None or everywhere > score):
+                return everywhere
+        return score
 
     def flags(self, score: Optional[float]) -> bool:
         return score is not None and score > self.threshold

@@ -21,7 +21,7 @@ from .pipeline import DEFAULT_FILE_TIMEOUT
 from .quantisation import TableEstimate, estimate_luma_table
 from .resized import (CHROMA_PLANES, GridPeak, chroma_grid_peak, chroma_peaks, chroma_sharpness, grid_peak, is_grey,
                       resized_features, resized_period)
-from .resized_appearance import ResizedAppearance, textured_cells
+from .resized_appearance import ResizedAppearance
 from .resized_judge import ResizedJudge
 from .providers import CPU, Device, Session, create_session, import_onnxruntime, session_threads
 from .results import ScoreFailure, ScoreResult, TileScore
@@ -973,7 +973,7 @@ class Scorer:
             # the network's score, read once, first: it decides whether the judge is asked (JUDGE_MIN_APPEARANCE)
             asked = network is not None and (self.asks_resized(result) or self.asks_appearance(result)
                                               or self.asks_rename(result))
-            score = network.score(textured_cells(reads[k].own)) if asked else None
+            score = network.score_image(reads[k].own, reads[k].tiles.whole) if asked else None
             if self.asks_resized(result) and (score is None or score >= JUDGE_MIN_APPEARANCE):
                 self._judge_by_judge(result, reads[k], items[k][2])
             if network is not None and self.asks_appearance(result):
