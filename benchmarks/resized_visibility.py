@@ -49,12 +49,16 @@ def clean_resampled(clean: np.ndarray, size: tuple[int, int], kernel: str) -> np
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval-set", type=Path, required=True, help="a set built by `ccscore-export build-data`")
-    parser.add_argument("--kind", default="jpeg_downscaled", help="a resized kind of the set (default: %(default)s)")
+    # Only these kinds are the colour source compressed, then downscaled, nothing else: grey and line art are drawn
+    # from the source before compression, upscales cropped and sometimes sharpened (the reference would be wrong).
+    parser.add_argument("--kind", default="jpeg_downscaled", choices=("jpeg_downscaled", "webp_downscaled"),
+                        help="a kind compressed then downscaled (default: %(default)s)")
     opts = parser.parse_args(argv)
     from ccscore import Scorer
 
     scorer = Scorer(device="cpu")
-    rows = [r for r in csv.DictReader(open(opts.eval_set / "manifest.csv")) if r["kind"] == opts.kind]
+    with open(opts.eval_set / "manifest.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["kind"] == opts.kind]
     if not rows:
         parser.error(f"no images of kind {opts.kind!r} in {opts.eval_set}")
     read = []

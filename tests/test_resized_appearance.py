@@ -132,17 +132,24 @@ def test_a_small_image_scores_the_higher_of_its_tiles_cells_and_its_whole_pixels
     pixels are kept, the higher of that and its overlapping cells' score."""
     rng = np.random.default_rng(5)
     busy = lambda h, w, spread: (120 + rng.integers(-spread, spread + 1, (h, w, 3))).clip(0, 255).astype(np.uint8)  # noqa: E731
-    network = ResizedAppearance.from_spec(spec(6))
     whole = busy(192, 192, 30)
+    centred = spec(6)  # moved so the whole's cells score about 0.5: every stage of `score` runs, none saturates
+    centred["out"]["bias"] -= float(ResizedAppearance.from_spec(centred).logits(overlapping_cells(whole)).mean())
+    network = ResizedAppearance.from_spec(centred)
     for few in ([whole[:128, :128]], [busy(128, 128, 5)]):  # its own pixels, or other (calmer) ones
         assert len(textured_cells(few)) <= SMALL_MAX_CELLS and len(overlapping_cells(whole)) == 25
         tiles_score, whole_score = network.score(textured_cells(few)), network.score(overlapping_cells(whole))
-        assert tiles_score != whole_score
+        assert 0.01 < whole_score < 0.99 and abs(tiles_score - whole_score) > 1e-3
         assert network.score_image(few, whole) == max(tiles_score, whole_score)
         assert network.score_image(few, None) == tiles_score  # a larger image: no whole kept
         assert network.score_image(few, np.full((192, 192, 3), 90, np.uint8)) == tiles_score  # no cell in the whole
-    many = [busy(128, 128, 30) for _ in range(3)]  # 12 cells: the tiles' alone
-    assert network.score_image(many, whole) == network.score(textured_cells(many))
+    # the boundary: SMALL_MAX_CELLS cells in the tiles still read the whole, one more does not
+    at_most = [busy(128, 64 * (SMALL_MAX_CELLS // 2), 30)]
+    one_more = at_most + [busy(64, 64, 30)]
+    assert [len(textured_cells(t)) for t in (at_most, one_more)] == [SMALL_MAX_CELLS, SMALL_MAX_CELLS + 1]
+    assert network.score_image(at_most, whole) == max(network.score(textured_cells(at_most)),
+                                                      network.score(overlapping_cells(whole)))
+    assert network.score_image(one_more, whole) == network.score(textured_cells(one_more))
     assert network.score_image([], whole) == network.score(overlapping_cells(whole))  # no tile cell: the whole's
     assert network.score_image([], None) is None
 

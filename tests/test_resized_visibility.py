@@ -45,3 +45,8 @@ def test_a_set_prints_each_image_and_the_misses_per_band(tmp_path, capsys):
     assert out[0].split()[0] != "inf" and "damaged.png" in out[0]  # sorted: the damaged one first
     assert out[1].startswith("   inf dB") and "exact.png" in out[1]
     assert "2 images" in out[3] and out[-1].split()[-1] == "1"  # the exact one in the top band
+    value, label = float(out[0].split()[0]), out[0].split()[2]  # the damaged one, as the runtime labels it
+    bands = [line.split() for line in out[4:]]  # low - high dB: missed / other codec / all
+    row = next(b for b in bands if float(b[0]) <= value < float(b[2]))
+    assert (int(row[4]), int(row[6]), int(row[8])) == (label == "clean", label not in ("clean", "jpeg"), 1)
+    assert sum(int(b[8]) for b in bands) == 2

@@ -258,8 +258,10 @@ THRESHOLD_SLACK = 1e-4
 
 def calibrate(ours: np.ndarray, cal: list[dict], max_clean: float) -> tuple[float, np.ndarray, str]:
     """The threshold chosen on the calibration rows (`collect` with verdicts) by the judge's rule, on the scores the
-    runtime computes (`runtime_scores`; 0 where it does not ask or has no cells); those scores; a line saying what it
-    flags and finds there."""
+    runtime computes on the tiles' cells (`runtime_scores`; 0 where it does not ask or has no cells); those scores; a
+    line saying what it flags and finds there. A small image's whole-pixel score (`ResizedAppearance.score_image`,
+    session 27: the higher of the two) is not in the fit, as it was not when the shipped threshold was fitted; its
+    clean cost is measured on the evaluation sets instead (models/ccscore-detector.md, session 27)."""
     scores = np.where(np.array([r["asked"] for r in cal], bool) & ~np.isnan(ours), ours, 0.0)
     clean = [k for k, r in enumerate(cal) if r["y"] == 0]
     threshold = choose_threshold_within_bars([cal[k] for k in clean], scores[clean], max_clean)

@@ -375,7 +375,8 @@ BLOCKS_MIN_AGREEMENT = 0.85
 # and the clean images that lean so scored under the threshold (session 25).
 APPEARANCE_MAX_TILE_CLEAN = 0.999
 # Where the appearance network is set, it is read first, and the judge (and the blocks) asked only about images it
-# scores JUDGE_MIN_APPEARANCE or more, or has no cells to score: the judge's inputs cost ~19 ms an image asked, the
+# scores JUDGE_MIN_APPEARANCE or more, or has no cells to score (none in its tiles, nor, for a small image, in its whole
+# pixels: `ResizedAppearance.score_image`): the judge's inputs cost ~19 ms an image asked, the
 # network ~4-8 ms, and most clean art the judge is asked about the network scores far lower (session 26). Of the
 # calibration set's images the judge was asked about (lean <= JUDGE_MAX_TILE_CLEAN), under 0.02: 1,111 of its 1,468
 # clean ones (its seed-61 draw: 520 of 749), 1 of 213 JPEG then downscaled it flags (the draw: 0 of 194) and 1 of 351
@@ -996,12 +997,12 @@ class Scorer:
 
     def _judge_appearance(self, result: ScoreResult, reads: TileReads, size: tuple[int, int], score: Optional[float]
                           ) -> None:
-        """An image still clean becomes JPEG's where the resized-damage appearance network flags its tiles' most
-        textured cells (`score`, the network's on them): evidence "downscaled" at the strongest plane's period (as the
+        """An image still clean becomes JPEG's where the resized-damage appearance network flags it (`score`, the
+        network's `score_image`: its tiles' most textured cells, a small image's whole pixels too): evidence "downscaled" at the strongest plane's period (as the
         judge's, read only then), with the network's score; no quality."""
         if self.resized_appearance.flags(score):
             values = self._resized_inputs(reads, size, result)
-            if values is not None:  # None: no tile the grid reads take (none today: a cell needs 64 px of one)
+            if values is not None:  # None: no tile the grid reads take (resized.MIN_TILE_SIDE each way)
                 self._as_resized_at_peak(result, values, downscaled_appearance=score)
 
     def _rename_by_both(self, result: ScoreResult, reads: TileReads, size: tuple[int, int], score: Optional[float]
