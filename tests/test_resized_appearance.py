@@ -431,8 +431,8 @@ def test_the_bundled_network_scores_downscaled_jpeg_art_over_its_clean_twin(scor
 
 def test_batch_norm_folded_gives_torchs_network():
     torch = pytest.importorskip("torch")
-    from ccscore_export.resized_appearance import (build_network, check_against_torch, folded_spec, runtime_scores,
-                                                   torch_input, torch_scores)
+    from ccscore_export.resized_appearance import (build_network, check_against_torch, folded_spec, runtime_logits,
+                                                   runtime_scores, torch_input, torch_logits, torch_scores)
 
     torch.manual_seed(0)
     net = build_network()
@@ -453,8 +453,13 @@ def test_batch_norm_folded_gives_torchs_network():
         net[-1].bias -= first
     scored = torch_scores(net, rows)
     assert scored[3] != pytest.approx(0.5, abs=1e-3)  # all its cells, not the first 6's 0.5
-    assert np.isnan(scored[2]) and check_against_torch(runtime_scores(folded_spec(net), rows), scored) < 1e-4
+    ours = runtime_scores(folded_spec(net), rows)
+    assert np.isnan(scored[2]) and np.isnan(ours[2])
+    assert np.nanmax(np.abs(ours - scored)) < 1e-4  # the staged scores pool the logits as torch's are pooled
+    assert check_against_torch(runtime_logits(folded_spec(net), rows), torch_logits(net, rows)) < 1e-3
     spec_wrong = folded_spec(net)
     spec_wrong["out"]["bias"] += 1.0
     with pytest.raises(RuntimeError, match="differs from torch"):
-        check_against_torch(runtime_scores(spec_wrong, rows), scored)
+        check_against_torch(runtime_logits(spec_wrong, rows), torch_logits(net, rows))
+    with pytest.raises(RuntimeError, match="different cells"):
+        check_against_torch(runtime_logits(folded_spec(net), rows[:3]) + [None], torch_logits(net, rows))

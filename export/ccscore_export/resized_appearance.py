@@ -32,7 +32,9 @@ from .resized_judge import POSITIVE_KINDS, choose_threshold_within_bars, fitting
 
 # (output channels, stride) of the six 3x3 convolutions, each followed by batch norm and ReLU.
 LAYERS = ((8, 1), (8, 1), (16, 2), (16, 1), (32, 2), (32, 1))
-# The runtime's forward pass (numpy float32) against torch's: a larger gap in any image's score is an error.
+# The runtime's forward pass (numpy float32) against torch's: a larger gap in any cell's logit is an error. (Logits,
+# not pooled scores: a score within ~1e-6 of one of `ResizedAppearance.pooled`'s cuts could take the other branch on
+# float32 rounding alone, and differ by far more than either pass's error.)
 TORCH_TOLERANCE = 1e-3
 # Each epoch trains on a fresh random TRAIN_CELLS of each image's cells (up to the runtime's MAX_CELLS, all of which
 # it may score), so the network learns the less textured cells it is asked about too, at 6 cells' cost an epoch.
@@ -219,34 +221,50 @@ def train(rows: list[dict], epochs: int = 10, seed: int = 0, clean_share: float 
     return net
 
 
-def torch_scores(net, rows: list[dict]) -> np.ndarray:
-    """Each row's image score by torch (the runtime's pooling of all its cells' logits; NaN without cells)."""
+def torch_logits(net, rows: list[dict]) -> list[Optional[np.ndarray]]:
+    """Each row's cells' logits by torch (None without cells)."""
     import torch
 
+    with torch.no_grad():
+        return [net(torch_input(torch.from_numpy(row["cells"]))).squeeze(1).numpy() if len(row["cells"]) else None
+                for row in rows]
+
+
+def torch_scores(net, rows: list[dict]) -> np.ndarray:
+    """Each row's image score by torch (the runtime's pooling of all its cells' logits; NaN without cells)."""
     from ccscore.resized_appearance import ResizedAppearance
 
-    scores = np.full(len(rows), np.nan)
-    with torch.no_grad():
-        for k, row in enumerate(rows):
-            if len(row["cells"]):
-                logits = net(torch_input(torch.from_numpy(row["cells"]))).squeeze(1).numpy()
-                scores[k] = ResizedAppearance.pooled(logits)
-    return scores
+    return np.array([np.nan if logits is None else ResizedAppearance.pooled(logits)
+                     for logits in torch_logits(net, rows)])
+
+
+def _runtime_network(spec: dict):
+    from ccscore.resized_appearance import ResizedAppearance
+
+    return ResizedAppearance.from_spec({**spec, "threshold": 1.0})
 
 
 def runtime_scores(spec: dict, rows: list[dict]) -> np.ndarray:
     """Each row's image score by the runtime's numpy network of these JSON fields (NaN without cells)."""
-    from ccscore.resized_appearance import ResizedAppearance
-
-    network = ResizedAppearance.from_spec({**spec, "threshold": 1.0})
+    network = _runtime_network(spec)
     return np.array([np.nan if not len(r["cells"]) else network.score(r["cells"]) for r in rows])
 
 
-def check_against_torch(ours: np.ndarray, torch_scored: np.ndarray) -> float:
-    """The largest gap between the runtime's scores (`runtime_scores`) and torch's on the same rows; RuntimeError
-    over TORCH_TOLERANCE."""
-    gap = float(np.nanmax(np.abs(ours - torch_scored))) if len(ours) else 0.0
-    if not gap <= TORCH_TOLERANCE or np.any(np.isnan(ours) != np.isnan(torch_scored)):
+def runtime_logits(spec: dict, rows: list[dict]) -> list[Optional[np.ndarray]]:
+    """Each row's cells' logits by the runtime's numpy network (None without cells): what `runtime_scores` pools."""
+    network = _runtime_network(spec)
+    return [network.logits(r["cells"]) if len(r["cells"]) else None for r in rows]
+
+
+def check_against_torch(ours: list[Optional[np.ndarray]], theirs: list[Optional[np.ndarray]]) -> float:
+    """The largest gap between the runtime's cell logits (`runtime_logits`) and torch's (`torch_logits`) on the same
+    rows; RuntimeError over TORCH_TOLERANCE, or where one has cells and the other none."""
+    if len(ours) != len(theirs) or any((a is None) != (b is None) or (a is not None and a.shape != b.shape)
+                                       for a, b in zip(ours, theirs)):
+        raise RuntimeError("the runtime's appearance network and torch's read different cells")
+    gaps = [float(np.max(np.abs(a - b))) for a, b in zip(ours, theirs) if a is not None and len(a)]
+    gap = max(gaps, default=0.0)
+    if not gap <= TORCH_TOLERANCE:
         raise RuntimeError(f"the runtime's appearance network differs from torch's by {gap:.2e} (> {TORCH_TOLERANCE})")
     return gap
 
@@ -305,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(1 - r['y'] for r in train_rows)} clean, {sum(len(r['cells']) for r in train_rows)} cells")
     net = train(train_rows, args.epochs, args.seed)
     spec = folded_spec(net)
-    ours = runtime_scores(spec, cal)  # read once: checked against torch, then calibrated on
-    gap = check_against_torch(ours, torch_scores(net, cal))
+    gap = check_against_torch(runtime_logits(spec, cal), torch_logits(net, cal))
+    ours = runtime_scores(spec, cal)  # the staged scores the runtime computes, pooling the logits checked above
     threshold, scores, summary = calibrate(ours, cal, args.max_clean)
     print(f"numpy against torch: {gap:.1e}; {summary}")
     if args.rows is not None:
