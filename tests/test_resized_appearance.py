@@ -24,6 +24,16 @@ def scorer():
     return Scorer(device="cpu")
 
 
+def recording(network: ResizedAppearance, read: list) -> ResizedAppearance:
+    """`network`, appending the cells each `score` call is given to `read`."""
+    class Recording(ResizedAppearance):
+        def score(self, cells):
+            read.append(cells)
+            return super().score(cells)
+
+    return Recording(**vars(network))
+
+
 def spec(seed=0, threshold=0.5, layers=((4, 1), (4, 2))) -> dict:
     rng = np.random.default_rng(seed)
     convs, channels = [], 6
@@ -161,13 +171,7 @@ def test_the_runtime_scores_a_small_image_on_its_whole_pixels_too(scorer, monkey
     tiles = scorer.tile(image)[0]
     assert tiles.whole is not None and len(textured_cells(tiles.own())) <= SMALL_MAX_CELLS
     read = []
-
-    class Recording(ResizedAppearance):
-        def score(self, cells):
-            read.append(cells)
-            return super().score(cells)
-
-    monkeypatch.setattr(scorer, "resized_appearance", Recording(**vars(scorer.resized_appearance)))
+    monkeypatch.setattr(scorer, "resized_appearance", recording(scorer.resized_appearance, read))
     monkeypatch.setattr(scorer_module, "APPEARANCE_MAX_TILE_CLEAN", 1.0)  # asked however the head leans
     assert not scorer.score(image).flagged
     assert len(read) == 2 and np.array_equal(read[0], textured_cells(tiles.own()))
@@ -291,13 +295,7 @@ def test_a_network_that_flags_nothing_changes_nothing(scorer, monkeypatch):
     monkeypatch.setattr(scorer, "resized_appearance", None)
     without = [scorer.score(im).to_dict(with_tiles=True, with_details=True) for im in images]
     asked = []
-
-    class Recording(ResizedAppearance):
-        def score(self, cells):
-            asked.append(len(cells))
-            return super().score(cells)
-
-    never = Recording(**{**vars(ResizedAppearance.bundled()), "threshold": 1.0})
+    never = recording(replace(ResizedAppearance.bundled(), threshold=1.0), asked)
     monkeypatch.setattr(scorer, "resized_appearance", never)
     assert [scorer.score(im).to_dict(with_tiles=True, with_details=True) for im in images] == without
     assert asked  # it was asked, and changed nothing
@@ -432,7 +430,7 @@ def test_the_bundled_network_scores_downscaled_jpeg_art_over_its_clean_twin(scor
 def test_batch_norm_folded_gives_torchs_network():
     torch = pytest.importorskip("torch")
     from ccscore_export.resized_appearance import (build_network, check_against_torch, folded_spec, runtime_logits,
-                                                   runtime_scores, torch_input, torch_logits, torch_scores)
+                                                   runtime_scores, torch_input, torch_logits)
 
     torch.manual_seed(0)
     net = build_network()
@@ -451,7 +449,8 @@ def test_batch_norm_folded_gives_torchs_network():
         net[-1].weight *= 100  # a random network's logits barely move between cells: spread them
         first = net(torch_input(torch.from_numpy(rows[3]["cells"][:FIRST_CELLS]))).mean()
         net[-1].bias -= first
-    scored = torch_scores(net, rows)
+    scored = np.array([np.nan if logits is None else ResizedAppearance.pooled(logits)  # torch's, pooled as ours
+                       for logits in torch_logits(net, rows)])
     assert scored[3] != pytest.approx(0.5, abs=1e-3)  # all its cells, not the first 6's 0.5
     ours = runtime_scores(folded_spec(net), rows)
     assert np.isnan(scored[2]) and np.isnan(ours[2])

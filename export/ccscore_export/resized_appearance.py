@@ -230,14 +230,6 @@ def torch_logits(net, rows: list[dict]) -> list[Optional[np.ndarray]]:
                 for row in rows]
 
 
-def torch_scores(net, rows: list[dict]) -> np.ndarray:
-    """Each row's image score by torch (the runtime's pooling of all its cells' logits; NaN without cells)."""
-    from ccscore.resized_appearance import ResizedAppearance
-
-    return np.array([np.nan if logits is None else ResizedAppearance.pooled(logits)
-                     for logits in torch_logits(net, rows)])
-
-
 def _runtime_network(spec: dict):
     from ccscore.resized_appearance import ResizedAppearance
 

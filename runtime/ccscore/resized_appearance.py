@@ -55,7 +55,8 @@ YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.4
 
 def cell_textures(tile: np.ndarray) -> np.ndarray:
     """`tiling.window_texture` of each whole CELL px cell of a tile [H, W, 3] on a CELL grid from its corner, all at
-    once (float64 [H // CELL, W // CELL], the cells row by row): the same shares, at ~2.5x less cost an image than cell by cell."""
+    once (float64 [H // CELL, W // CELL], the cells row by row): the same shares, at ~2.5x less cost an image than
+    cell by cell."""
     rows, cols = tile.shape[0] // CELL, tile.shape[1] // CELL
     green = tile[: rows * CELL, : cols * CELL, 1].astype(np.int16).reshape(rows, CELL, cols, CELL)
     low, high = TEXTURE_BAND
@@ -74,26 +75,30 @@ def textured_cells(tiles: Sequence[np.ndarray], max_cells: int = MAX_CELLS) -> n
         for row, col in zip(*np.nonzero(shares >= MIN_CELL_TEXTURE)):
             cells.append(tile[row * CELL:(row + 1) * CELL, col * CELL:(col + 1) * CELL])
             textures.append(shares[row, col])
-    if not cells:
-        return np.zeros((0, CELL, CELL, 3), np.uint8)
-    order = np.argsort(-np.array(textures), kind="stable")[:max_cells]
-    return np.stack([cells[k] for k in order])
+    return _most_textured(cells, textures, max_cells)
 
 
 def overlapping_cells(rgb: np.ndarray, max_cells: int = MAX_CELLS) -> np.ndarray:
     """The most textured CELL px cells (uint8 [N, CELL, CELL, 3], N <= max_cells) of an image's pixels [H, W, 3], one
     every WHOLE_CELL_STRIDE px each way from its corner; those under MIN_CELL_TEXTURE left out. Ties in texture keep
     the cells' order row by row."""
-    found = []  # (texture, top, left)
+    found = []  # (top, left, texture): each offset grid's cells, put in row order below
     for dy in range(0, CELL, WHOLE_CELL_STRIDE):
         for dx in range(0, CELL, WHOLE_CELL_STRIDE):
             shares = cell_textures(rgb[dy:, dx:])
             for row, col in zip(*np.nonzero(shares >= MIN_CELL_TEXTURE)):
-                found.append((float(shares[row, col]), dy + row * CELL, dx + col * CELL))
-    if not found:
+                found.append((dy + row * CELL, dx + col * CELL, shares[row, col]))
+    found.sort(key=lambda cell: cell[:2])
+    return _most_textured([rgb[top:top + CELL, left:left + CELL] for top, left, _ in found],
+                          [texture for _, _, texture in found], max_cells)
+
+
+def _most_textured(cells: list[np.ndarray], textures: list[float], max_cells: int) -> np.ndarray:
+    """The `max_cells` cells of highest texture (ties in the order given), stacked: uint8 [N, CELL, CELL, 3]."""
+    if not cells:
         return np.zeros((0, CELL, CELL, 3), np.uint8)
-    found.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
-    return np.stack([rgb[top:top + CELL, left:left + CELL] for _, top, left in found[:max_cells]])
+    order = np.argsort(-np.array(textures), kind="stable")[:max_cells]
+    return np.stack([cells[k] for k in order])
 
 
 def appearance_input(cells: np.ndarray) -> np.ndarray:
@@ -215,9 +220,9 @@ class ResizedAppearance:
         cells = textured_cells(own)
         score = self.score(cells)
         if len(cells) <= SMALL_MAX_CELLS and whole is not None:
-            everywhere = self.score(overlapping_cells(whole))
-            if everywhere is not None and (score is None or everywhere > score):
-                return everywhere
+            whole_score = self.score(overlapping_cells(whole))
+            if whole_score is not None and (score is None or whole_score > score):
+                return whole_score
         return score
 
     def flags(self, score: Optional[float]) -> bool:

@@ -998,8 +998,9 @@ class Scorer:
     def _judge_appearance(self, result: ScoreResult, reads: TileReads, size: tuple[int, int], score: Optional[float]
                           ) -> None:
         """An image still clean becomes JPEG's where the resized-damage appearance network flags it (`score`, the
-        network's `score_image`: its tiles' most textured cells, a small image's whole pixels too): evidence "downscaled" at the strongest plane's period (as the
-        judge's, read only then), with the network's score; no quality."""
+        network's `score_image`: its tiles' most textured cells, a small image's whole pixels too): evidence
+        "downscaled" at the strongest plane's period (as the judge's, read only then), with the network's score; no
+        quality."""
         if self.resized_appearance.flags(score):
             values = self._resized_inputs(reads, size, result)
             if values is not None:  # None: no tile the grid reads take (resized.MIN_TILE_SIDE each way)
