@@ -1,5 +1,6 @@
 """PNG decoding by libspng (pyspng): the same pixels as Pillow's wherever it is used, Pillow wherever it must decide."""
 
+import importlib.util
 import io
 import struct
 import sys
@@ -14,6 +15,21 @@ from ccscore.errors import ImageError
 from ccscore.images import DecodedImage, fast_png_pixels, load_image, open_image
 
 pyspng = pytest.importorskip("pyspng", reason="pyspng has wheels for x86-64 and Apple silicon only")
+
+
+
+def pillow_only(monkeypatch) -> None:
+    """Neither fast path: importing pyspng or zlib_ng now raises ImportError."""
+    monkeypatch.setitem(sys.modules, "pyspng", None)
+    monkeypatch.setitem(sys.modules, "zlib_ng", None)
+
+
+@pytest.fixture(params=["numpy where it can", "libspng alone"])
+def fast_path(request, monkeypatch):
+    """Comparisons with Pillow run twice: the numpy path taking the files it can, and libspng alone (zlib-ng hidden)."""
+    if request.param == "libspng alone":
+        monkeypatch.setitem(sys.modules, "zlib_ng", None)
+
 
 RNG = np.random.default_rng(7)
 PIXELS = RNG.integers(0, 256, (53, 71, 4), dtype=np.uint8)
@@ -83,7 +99,7 @@ def fast_pixels(path):
 
 
 @pytest.mark.parametrize("kind", sorted(FAST))
-def test_libspng_decodes_these_to_pillows_pixels(tmp_path, kind):
+def test_libspng_decodes_these_to_pillows_pixels(tmp_path, kind, fast_path):
     path = tmp_path / "image.png"
     path.write_bytes(FAST[kind]())
     assert fast_pixels(path) is not None
@@ -114,7 +130,7 @@ def test_orientation_is_applied_either_way(tmp_path):
 def test_without_pyspng_pillow_decodes(tmp_path, monkeypatch):
     path = tmp_path / "image.png"
     path.write_bytes(FAST["rgba"]())
-    monkeypatch.setitem(sys.modules, "pyspng", None)  # import pyspng now raises ImportError
+    pillow_only(monkeypatch)
     assert fast_pixels(path) is None
     assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
 
@@ -135,14 +151,14 @@ def assert_pillows_error_either_way(path, monkeypatch) -> None:
     assert fast_pixels(path) is None
     with pytest.raises(ImageError) as with_spng:
         load_image(path)
-    monkeypatch.setitem(sys.modules, "pyspng", None)
+    pillow_only(monkeypatch)
     with pytest.raises(ImageError) as without:
         load_image(path)
     assert str(with_spng.value) == str(without.value)
 
 
 @pytest.mark.parametrize("cut", [0.5, 0.9])
-def test_a_truncated_png_fails_as_pillow_says(tmp_path, monkeypatch, cut):
+def test_a_truncated_png_fails_as_pillow_says(tmp_path, monkeypatch, cut, fast_path):
     """libspng refuses it, Pillow then decides: the same error record with and without pyspng."""
     data = png(Image.fromarray(RNG.integers(0, 256, (300, 300, 3), dtype=np.uint8), "RGB"))
     path = tmp_path / "cut.png"
@@ -187,7 +203,7 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
-def test_a_broken_png_gives_pillows_record(tmp_path, monkeypatch, kind):
+def test_a_broken_png_gives_pillows_record(tmp_path, monkeypatch, kind, fast_path):
     """pyspng has libspng ignore checksums (the zlib stream's Adler-32 too) and stops at the pixels: where Pillow
     would fail on what it checks or reads after them, Pillow decides."""
     path = tmp_path / "broken.png"
@@ -296,20 +312,151 @@ PILLOW_DECIDES = {
 
 
 @pytest.mark.parametrize("kind", sorted(PILLOW_DECIDES))
-def test_what_pillow_reads_beside_the_pixels_decides_as_it_does(tmp_path, monkeypatch, kind):
+def test_what_pillow_reads_beside_the_pixels_decides_as_it_does(tmp_path, monkeypatch, kind, fast_path):
     """The same pixels, size or error with and without pyspng, wherever chunks other than the pixels decide."""
     path = tmp_path / "image.png"
     path.write_bytes(PILLOW_DECIDES[kind]())
     with_spng = outcome(path)
-    monkeypatch.setitem(sys.modules, "pyspng", None)
+    pillow_only(monkeypatch)
     assert with_spng == outcome(path)
 
 
-def test_text_after_the_pixels_over_pillows_text_memory_fails_as_pillow_says(tmp_path, monkeypatch):
+def test_text_after_the_pixels_over_pillows_text_memory_fails_as_pillow_says(tmp_path, monkeypatch, fast_path):
     monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_MEMORY", 1000)
     path = tmp_path / "image.png"
     path.write_bytes(hand_png(pre=_chunk(b"tEXt", b"a\0" + b"x" * 600), post=_chunk(b"tEXt", b"b\0" + b"y" * 600)))
     with_spng = outcome(path)
     assert with_spng[0] == "error"
-    monkeypatch.setitem(sys.modules, "pyspng", None)
+    pillow_only(monkeypatch)
     assert with_spng == outcome(path)
+
+
+# ---------------------------------------------------------------- rows filtered None, Sub or Up: numpy's path
+needs_zlib_ng = pytest.mark.skipif(importlib.util.find_spec("zlib_ng") is None,
+                                   reason="zlib-ng is installed where pyspng has wheels")
+
+
+def _filtered(samples: np.ndarray, channels: int, kind: int, above: np.ndarray) -> bytes:
+    """One row's samples filtered as PNG's filter `kind` does (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth)."""
+    x = samples.astype(np.int32)
+    left = np.r_[np.zeros(channels, np.int32), x[:-channels]]
+    up = above.astype(np.int32)
+    upper_left = np.r_[np.zeros(channels, np.int32), up[:-channels]]
+    if kind == 0:
+        predicted = np.zeros_like(x)
+    elif kind == 1:
+        predicted = left
+    elif kind == 2:
+        predicted = up
+    elif kind == 3:
+        predicted = (left + up) // 2
+    else:
+        p = left + up - upper_left
+        pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - upper_left)
+        predicted = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upper_left))
+    return bytes([kind]) + ((x - predicted) % 256).astype(np.uint8).tobytes()
+
+
+def filtered_png(pixels: np.ndarray, filters, stream=None) -> bytes:
+    """An 8-bit grey (H, W), RGB or RGBA PNG of `pixels`, row y filtered filters[y % len(filters)]; `stream`, given
+    the filtered rows, makes the IDAT's data (default: zlib's)."""
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    rows, above = [], np.zeros(width * channels, np.uint8)
+    for y in range(height):
+        samples = pixels[y].reshape(-1)
+        rows.append(_filtered(samples, channels, filters[y % len(filters)], above))
+        above = samples
+    colour = {1: 0, 3: 2, 4: 6}[channels]
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    data = (stream or zlib.compress)(b"".join(rows))
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+
+
+def numpy_path(path) -> "np.ndarray | None":
+    """What `_unfiltered_png` makes of the file (None: libspng or Pillow decides)."""
+    data = path.read_bytes()
+    idat = images._png_pixel_data(data)
+    return None if idat is None else images._unfiltered_png(data, idat)
+
+
+SMOOTH = np.clip(np.add.outer(np.arange(53) * 3, np.arange(71) * 2)[..., None] + PIXELS // 8, 0, 255).astype(np.uint8)
+NONE_SUB_UP = {
+    "all None": (0,), "all Sub": (1,), "all Up": (2,), "Up from the first row": (2, 2, 1, 0),
+    "runs of each": (0, 1, 1, 2, 2, 2, 0, 2, 1), "alternating Sub and Up": (1, 2),
+}
+
+
+@needs_zlib_ng
+@pytest.mark.parametrize("filters", sorted(NONE_SUB_UP))
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_rows_filtered_none_sub_or_up_unfilter_in_numpy_to_pillows_pixels(tmp_path, filters, channels):
+    pixels = SMOOTH[..., 0] if channels == 1 else SMOOTH[..., :channels] if channels == 3 else PIXELS
+    path = tmp_path / "image.png"
+    path.write_bytes(filtered_png(pixels, NONE_SUB_UP[filters]))
+    assert numpy_path(path) is not None
+    assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
+    assert np.array_equal(numpy_path(path), pyspng.load(path.read_bytes(), {1: "L", 3: "RGB", 4: "RGBA"}[channels]))
+
+
+@needs_zlib_ng
+@pytest.mark.parametrize("kind", [3, 4])
+def test_an_average_or_paeth_row_past_the_first_block_leaves_it_to_libspng(tmp_path, monkeypatch, kind):
+    """Blocks of the stream are checked as they are inflated: a row past the first block stops the numpy path."""
+    monkeypatch.setattr(images, "UNFILTERED_BLOCK_BYTES", 1000)
+    filters = (0, 1, 2) * 10 + (kind,)
+    path = tmp_path / "image.png"
+    path.write_bytes(filtered_png(PIXELS, filters))
+    assert numpy_path(path) is None
+    assert fast_pixels(path) is not None  # libspng's
+    assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
+
+
+def _adler_broken(rows: bytes) -> bytes:
+    stream = bytearray(zlib.compress(rows))
+    stream[-1] ^= 1
+    return bytes(stream)
+
+
+STREAMS = {
+    "Adler-32 broken": _adler_broken,
+    "a row short": lambda rows: zlib.compress(rows[:-5]),
+    "a row too many": lambda rows: zlib.compress(rows + rows[-(71 * 4 + 1):]),
+    "bytes after the stream": lambda rows: zlib.compress(rows) + b"\0\0",
+}
+
+
+@needs_zlib_ng
+@pytest.mark.parametrize("stream", sorted(STREAMS))
+def test_a_stream_that_is_not_exactly_the_rows_is_libspngs_to_decide(tmp_path, monkeypatch, stream):
+    """The numpy path takes only a zlib stream that is exactly the image's rows, its checksum right; anything else
+    decodes (or fails) as it did before: libspng ignores the Adler-32, Pillow then decides where libspng refuses."""
+    path = tmp_path / "image.png"
+    path.write_bytes(filtered_png(PIXELS, (0, 1, 2), stream=STREAMS[stream]))
+    result = outcome(path)
+    assert numpy_path(path) is None
+    monkeypatch.setitem(sys.modules, "zlib_ng", None)
+    assert outcome(path) == result
+
+
+@needs_zlib_ng
+@pytest.mark.parametrize("level", [0, 9])  # stored (in many blocks) or deflated
+def test_without_zlib_ng_libspng_decodes_the_same(tmp_path, monkeypatch, level):
+    path = tmp_path / "image.png"
+    path.write_bytes(filtered_png(PIXELS, (0, 1, 2), stream=lambda rows: zlib.compress(rows, level)))
+    assert numpy_path(path) is not None
+    numpy_pixels = load_image(path).rgb()
+    monkeypatch.setitem(sys.modules, "zlib_ng", None)
+    assert numpy_path(path) is None and fast_pixels(path) is not None
+    assert np.array_equal(load_image(path).rgb(), numpy_pixels)
+
+
+@needs_zlib_ng
+def test_without_pyspng_numpy_still_decodes_rows_it_can(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyspng", None)
+    easy, paeth = tmp_path / "easy.png", tmp_path / "paeth.png"
+    easy.write_bytes(filtered_png(PIXELS, (0, 1, 2)))
+    paeth.write_bytes(filtered_png(PIXELS, (0, 4)))
+    assert fast_pixels(easy) is not None and fast_pixels(paeth) is None
+    for path in (easy, paeth):
+        assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))

@@ -11,6 +11,7 @@ Nothing here imports torch: the timing itself lives in `ccscore_export.reference
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -108,16 +109,18 @@ def _import_own_decoders(_: int) -> int:
     """Warms a pool worker for `_decode_as_ccscore`: its decoders imported before the clock starts."""
     from . import images  # noqa: F401
 
-    try:
-        import pyspng  # noqa: F401
-    except ImportError:
-        pass
+    for fast_decoder in ("pyspng", "zlib_ng"):
+        try:
+            importlib.import_module(fast_decoder)
+        except ImportError:
+            pass
     return 0
 
 
 def decode_floor(paths: Sequence[Path], workers: Optional[int] = None, repeats: int = 1, own: bool = False) -> dict:
     """Pillow decoding the files (open + load, nothing else) in `workers` processes, pool already started; with
-    `own`, decoding them as ccscore does (`load_image`: libspng for 8-bit PNG where pyspng is installed)."""
+    `own`, decoding them as ccscore does (`load_image`: 8-bit PNG by numpy and zlib-ng or by libspng, where
+    installed)."""
     from .pipeline import mp_context
 
     workers = workers or os.cpu_count() or 1
@@ -355,7 +358,8 @@ def run_bench(opts: BenchOptions, log=lambda msg: None) -> dict:
         report["images"]["megapixels"] = round(floor["megapixels"], 2)
         report["decode_floor"] = floor
         report["decode_floor_1_process"] = decode_floor(paths, workers=1, repeats=1)
-        # What the floor leaves out: ccscore decodes 8-bit PNG with libspng, faster than Pillow (same pixels).
+        # What the floor leaves out: ccscore decodes 8-bit PNG with numpy and zlib-ng or libspng, faster than Pillow
+        # (same pixels).
         report["decode_own"] = decode_floor(paths, repeats=opts.repeats, own=True)
         rows = []
         for name in opts.providers:
@@ -417,7 +421,7 @@ def format_report(report: dict) -> str:
     if own:
         ratios = [f"{r['provider']} {r['end_to_end_vs_own_decoding']:.2f}" for r in report["providers"]
                   if "end_to_end_vs_own_decoding" in r]
-        lines.append(f"ccscore's own decoding (libspng for 8-bit PNG where pyspng is installed, else Pillow): "
+        lines.append(f"ccscore's own decoding (8-bit PNG by numpy and zlib-ng or libspng where installed, else Pillow): "
                      f"{own['seconds']:.2f} s" + (f"; end to end / it: {', '.join(ratios)}" if ratios else ""))
     lines += [
         "",
