@@ -103,9 +103,13 @@ def test_libspng_decodes_these_to_pillows_pixels(tmp_path, kind, fast_path):
     path = tmp_path / "image.png"
     path.write_bytes(FAST[kind]())
     assert fast_pixels(path) is not None
+    assert_reads_as_pillows(path)
+
+
+def assert_reads_as_pillows(path) -> None:
+    """Every read the tilers make, not only the whole image: crops, halved crops and the sparse plane that ranks cells."""
     decoded = load_image(path)
     assert np.array_equal(decoded.rgb(), pillow_pixels(path))
-    # Every read the tilers make, not only the whole image: crops, halved crops and the sparse plane that ranks cells.
     reference = DecodedImage.from_pil(open_image(path))
     for image, expected in ((decoded, reference), (decoded.halved((1, 0)), reference.halved((1, 0)))):
         assert np.array_equal(image.crop(3, 5, 40, 30), expected.crop(3, 5, 40, 30))
@@ -395,7 +399,7 @@ def test_rows_filtered_none_sub_or_up_unfilter_in_numpy_to_pillows_pixels(tmp_pa
     path = tmp_path / "image.png"
     path.write_bytes(filtered_png(pixels, NONE_SUB_UP[filters]))
     assert numpy_path(path) is not None
-    assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
+    assert_reads_as_pillows(path)
     assert np.array_equal(numpy_path(path), pyspng.load(path.read_bytes(), {1: "L", 3: "RGB", 4: "RGBA"}[channels]))
 
 
@@ -460,3 +464,17 @@ def test_without_pyspng_numpy_still_decodes_rows_it_can(tmp_path, monkeypatch):
     assert fast_pixels(easy) is not None and fast_pixels(paeth) is None
     for path in (easy, paeth):
         assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
+
+
+def test_rgba_rows_a_stride_apart_read_as_their_pixels():
+    """`_decoded_png` shares memory with rows a stride apart only as `_unfiltered_png` lays them out (one flat buffer
+    from the first sample); any other view of RGBA pixels is copied first. Either way the reads are the pixels'."""
+    wide = RNG.integers(0, 256, (53, 80, 4), dtype=np.uint8)
+    flat = np.concatenate([wide.reshape(-1), np.zeros(1, np.uint8)])
+    as_laid = np.ndarray((53, 71, 4), np.uint8, buffer=flat, strides=(80 * 4, 4, 1))
+    for view in (as_laid, wide[:, :71], wide[:, 9:]):
+        assert not view.flags.c_contiguous
+        expected = DecodedImage.from_array(np.ascontiguousarray(view))
+        decoded = images._decoded_png(view)
+        assert np.array_equal(decoded.rgb(), expected.rgb())
+        assert np.array_equal(decoded.crop(3, 5, 40, 30), expected.crop(3, 5, 40, 30))

@@ -6,7 +6,6 @@ import os
 import stat
 import struct
 import warnings
-import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator, Optional, Union
@@ -17,6 +16,11 @@ from PIL import ExifTags, Image, ImageOps, PngImagePlugin
 from .container import is_jxl, jxl_size
 from .errors import ImageError, one_line
 from .inputs import EncodedImage
+
+try:  # every IDAT's CRC is checked (`_png_pixel_data`): zlib-ng's CRC-32 is about 4x zlib's, the same values
+    from zlib_ng.zlib_ng import crc32
+except ImportError:
+    from zlib import crc32
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, EncodedImage]
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own decompression-bomb limit
@@ -367,7 +371,7 @@ def _png_pixel_data(data: bytes, text_memory_left: int = 0) -> Optional[list[mem
                 if text_memory_left < 0:
                     return None
         if kind == b"IDAT":
-            if zlib.crc32(view[pos + 4 : pos + 8 + length]) != int.from_bytes(data[pos + 8 + length : pos + 12 + length], "big"):
+            if crc32(view[pos + 4 : pos + 8 + length]) != int.from_bytes(data[pos + 8 + length : pos + 12 + length], "big"):
                 return None
             idat.append(view[pos + 8 : pos + 8 + length])
         pos += 12 + length
@@ -399,7 +403,7 @@ def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]
         return None
     row = width * channels + 1  # the filter type, then the row's samples
     expected = height * row
-    raw = np.empty(expected, np.uint8)
+    raw = np.empty(expected + 1, np.uint8)  # a byte past the rows: each row's samples then end a whole row from the first
     inflater, rest, done = zlib_ng.decompressobj(), b"".join(idat), 0
     try:
         while done < expected:
@@ -413,7 +417,10 @@ def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]
         return None
     if rest or not inflater.eof or inflater.unused_data:
         return None
-    pixels = _unfilter_none_sub_up(raw.reshape(height, row), channels)
+    if not raw[:expected:row].any():  # every row filtered None: the samples as they lie, no copy
+        return np.ndarray((height, width, channels) if channels > 1 else (height, width), np.uint8, buffer=raw[1:],
+                          strides=(row, channels, 1) if channels > 1 else (row, 1))
+    pixels = _unfilter_none_sub_up(raw[:expected].reshape(height, row), channels)
     return pixels.reshape(height, width, channels) if channels > 1 else pixels
 
 
@@ -421,8 +428,6 @@ def _unfilter_none_sub_up(rows: np.ndarray, channels: int) -> np.ndarray:
     """PNG rows [H, 1 + W x channels] filtered None (0), Sub (1: each sample adds the one a pixel to its left) or
     Up (2: each adds the one above) -> their samples [H, W x channels]; uint8 sums wrap, as the filters' do."""
     filters, samples = rows[:, 0], rows[:, 1:]
-    if not filters.any():
-        return samples.copy()
     out = np.empty_like(samples)
     plain = filters == 0
     out[plain] = samples[plain]
@@ -485,9 +490,17 @@ def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
 def _decoded_png(pixels: np.ndarray) -> DecodedImage:
     if pixels.shape[2] == 3:  # RGB, or grey made RGB
         return DecodedImage(array=pixels)
-    # RGBA stays a Pillow image sharing the array's memory, flattened only where read, as a decoded one is.
+    # RGBA stays a Pillow image sharing the array's memory, flattened only where read, as a decoded one is: rows a
+    # stride apart too (`_unfiltered_png`'s, in the buffer they were inflated into, its first sample first).
     height, width = pixels.shape[:2]
-    return DecodedImage(image=Image.frombuffer("RGBA", (width, height), pixels, "raw", "RGBA", 0, 1))
+    stride, rows = pixels.strides[0], pixels.base
+    if pixels.flags.c_contiguous:
+        rows, stride = pixels, 0
+    elif not (isinstance(rows, np.ndarray) and rows.ndim == 1 and rows.flags.c_contiguous
+              and rows.nbytes >= height * stride and pixels.strides[1:] == (4, 1)
+              and rows.__array_interface__["data"][0] == pixels.__array_interface__["data"][0]):
+        rows, stride = np.ascontiguousarray(pixels), 0
+    return DecodedImage(image=Image.frombuffer("RGBA", (width, height), rows, "raw", "RGBA", stride, 1))
 
 
 def load_image(source: ImageInput, max_pixels: int | None = None) -> DecodedImage:
