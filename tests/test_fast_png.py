@@ -478,3 +478,39 @@ def test_rgba_rows_a_stride_apart_read_as_their_pixels():
         decoded = images._decoded_png(view)
         assert np.array_equal(decoded.rgb(), expected.rgb())
         assert np.array_equal(decoded.crop(3, 5, 40, 30), expected.crop(3, 5, 40, 30))
+
+
+def _raw_profile(tag: int) -> bytes:
+    """EXIF with an orientation as GIMP writes it: zTXt "Raw profile type exif", hex."""
+    exif = Image.Exif()
+    exif[0x0112] = tag
+    data = exif.tobytes()
+    return f"\nexif\n{len(data):8}\n{data.hex()}\n".encode()
+
+
+GIMP_LIKE = {  # orientation chunks before the pixels, as GIMP writes them: Pillow has read them at open
+    "raw profile exif": lambda tag: _chunk(b"zTXt", b"Raw profile type exif\0\0" + zlib.compress(_raw_profile(tag))),
+    "eXIf": lambda tag: _chunk(b"eXIf", _exif_of(tag)),
+    "xmp": lambda tag: _chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0"
+                              + f'<x:xmpmeta><rdf:Description tiff:Orientation="{tag}"/></x:xmpmeta>'.encode()),
+}
+
+
+def _exif_of(tag: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = tag
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("tag", range(1, 9))
+@pytest.mark.parametrize("kind", sorted(GIMP_LIKE))
+def test_orientation_before_the_pixels_is_pillows_read_at_open(tmp_path, monkeypatch, kind, tag):
+    """Upright (orientation 1) the fast paths decode the file; turned or flipped, Pillow does. Either way the same
+    size and pixels as Pillow alone gives."""
+    path = tmp_path / "image.png"
+    path.write_bytes(hand_png(pre=GIMP_LIKE[kind](tag)))
+    fast = fast_pixels(path)
+    assert (fast is not None) == (tag == 1)
+    result = outcome(path)
+    pillow_only(monkeypatch)
+    assert result == outcome(path)

@@ -325,19 +325,22 @@ def _register_jxl(path) -> None:
 
 
 # PNG chunks after which Pillow's decoding could differ from the pixels alone: orientation (eXIf, EXIF or XMP in
-# text chunks, read by `exif_transpose`), animation (Pillow decodes the first frame, libspng the default image; an
-# fcTL without acTL makes Pillow decode its frame's region, which fails unless it is the whole image).
+# text chunks, read by `exif_transpose`) after the pixels, which Pillow reads only as it decodes them (before them, as
+# GIMP writes its EXIF and XMP, Pillow has read them at open: `fast_png_pixels` asks it the orientation and leaves a
+# turned image to it), animation (Pillow decodes the first frame, libspng the default image; an fcTL without acTL makes
+# Pillow decode its frame's region, which fails unless it is the whole image).
 # And broken files: pyspng tells libspng to ignore checksums, the zlib stream's Adler-32 included, where Pillow's
 # inflate fails on it (most bit flips in the pixel data); and Pillow reads the chunks after the pixels, where it
 # can fail too (a compressed text too large, the file cut short). So an IDAT whose CRC does not match, a chunk cut
 # short, or any chunk after the first IDAT but IDAT, IEND, tIME and tEXt (ImageMagick and GIMP write the date there;
 # Pillow skips tIME, and fails on plain text only past MAX_TEXT_MEMORY in all, counted here): Pillow decides.
-_PNG_PIXELS_ONLY_UNLESS = (b"eXIf", b"acTL", b"fcTL")
+_PNG_PIXELS_ONLY_UNLESS = (b"acTL", b"fcTL")  # eXIf only before the pixels: after them it is no _PNG_AFTER_PIXELS
 _PNG_AFTER_PIXELS = (b"IDAT", b"tIME", b"tEXt")
 # Text keywords whose values Pillow's getexif reads an orientation from (tEXt "exif" as info["exif"], "xmp" as
 # info["xmp"]; compressed or international ones there as str, which it then fails on).
 _PNG_ORIENTATION_TEXT = (b"Raw profile type exif", b"XML:com.adobe.xmp", b"exif", b"xmp")
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+_TURNING_ORIENTATIONS = range(2, 9)  # the EXIF orientations exif_transpose turns or flips an image by
 # A PNG whose file is larger than this beyond its raw pixels is left to Pillow, which streams it: libspng is
 # given the whole file in memory, twice (pyspng copies it), beside the pixels (the numpy path holds it and its
 # pixel data joined, the filtered rows and the pixels): at most about 2 x (this + twice the raw pixels) + twice the
@@ -364,7 +367,7 @@ def _png_pixel_data(data: bytes, text_memory_left: int = 0) -> Optional[list[mem
             return None
         if kind in _PNG_TEXT_CHUNKS:
             keyword, _, value = bytes(view[pos + 8 : pos + 8 + length]).partition(b"\0")
-            if keyword in _PNG_ORIENTATION_TEXT:
+            if keyword in _PNG_ORIENTATION_TEXT and idat:
                 return None
             if idat:  # Pillow counts a plain text's value (or, without a separator, nothing) as it reads it
                 text_memory_left -= len(value)
@@ -468,7 +471,9 @@ def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
         text_memory = getattr(getattr(im, "png", None), "text_memory", None)  # what Pillow read while opening
         left = PngImagePlugin.MAX_TEXT_MEMORY - text_memory if isinstance(text_memory, int) else 0
         idat = _png_pixel_data(data, left)
-        if idat is None:
+        # No orientation follows the pixels (`_png_pixel_data`): Pillow's, read at open, is the image's. A turned
+        # image is left to Pillow (exif_transpose), as rare in art as it is simple to leave.
+        if idat is None or Image.Image.getexif(im).get(ExifTags.Base.Orientation) in _TURNING_ORIENTATIONS:
             return None
         pixels = _unfiltered_png(data, idat)
         if pixels is None:
