@@ -78,7 +78,7 @@ FAST = {
     "rgb with text chunks": text_chunks,
 }
 PILLOW = {
-    "grey with alpha": lambda: png(Image.fromarray(PIXELS[..., :2], "LA")),
+    "grey with alpha, Average or Paeth rows": lambda: filtered_png(PIXELS[..., :2], (0, 3, 4)),  # libspng: no GA8 output
     "palette with transparency": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB").convert("P"), transparency=3),
     "rgb colour key": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB"), transparency=(1, 2, 3)),
     "grey colour key": lambda: png(Image.fromarray(PIXELS[..., 0], "L"), transparency=5),
@@ -371,7 +371,7 @@ def filtered_png(pixels: np.ndarray, filters, stream=None) -> bytes:
         samples = pixels[y].reshape(-1)
         rows.append(_filtered(samples, channels, filters[y % len(filters)], above))
         above = samples
-    colour = {1: 0, 3: 2, 4: 6}[channels]
+    colour = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
     header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
     data = (stream or zlib.compress)(b"".join(rows))
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
@@ -393,14 +393,15 @@ NONE_SUB_UP = {
 
 @needs_zlib_ng
 @pytest.mark.parametrize("filters", sorted(NONE_SUB_UP))
-@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_rows_filtered_none_sub_or_up_unfilter_in_numpy_to_pillows_pixels(tmp_path, filters, channels):
-    pixels = SMOOTH[..., 0] if channels == 1 else SMOOTH[..., :channels] if channels == 3 else PIXELS
+    pixels = SMOOTH[..., 0] if channels == 1 else SMOOTH[..., :3] if channels == 3 else PIXELS[..., :channels]
     path = tmp_path / "image.png"
     path.write_bytes(filtered_png(pixels, NONE_SUB_UP[filters]))
     assert numpy_path(path) is not None
     assert_reads_as_pillows(path)
-    assert np.array_equal(numpy_path(path), pyspng.load(path.read_bytes(), {1: "L", 3: "RGB", 4: "RGBA"}[channels]))
+    if channels != 2:  # libspng gives no grey with alpha: Pillow decodes those the numpy path leaves
+        assert np.array_equal(numpy_path(path), pyspng.load(path.read_bytes(), {1: "L", 3: "RGB", 4: "RGBA"}[channels]))
 
 
 @needs_zlib_ng

@@ -346,9 +346,10 @@ _TURNING_ORIENTATIONS = range(2, 9)  # the EXIF orientations exif_transpose turn
 # pixel data joined, the filtered rows and the pixels): at most about 2 x (this + twice the raw pixels) + twice the
 # pixels, a few times Pillow's need on a padded file, still bounded by --max-pixels.
 FAST_PNG_EXTRA_BYTES = 64 * 2**20
-# Pillow's mode -> the raw modes (sample layouts) libspng is given, and the layout it decodes to: 8-bit samples
-# (16-bit ones Pillow reads as "RGB;16B" and the like), palettes of any depth expanded to RGB as Pillow converts them.
-FAST_PNG_MODES = {"L": (("L",), "L"), "RGB": (("RGB",), "RGB"), "RGBA": (("RGBA",), "RGBA"),
+# Pillow's mode -> the raw modes (sample layouts) the fast paths take, and the layout they decode to: 8-bit samples
+# (16-bit ones Pillow reads as "RGB;16B" and the like), palettes of any depth expanded to RGB as Pillow converts them
+# (libspng alone), grey with alpha (the numpy path alone: libspng refuses that output).
+FAST_PNG_MODES = {"L": (("L",), "L"), "LA": (("LA",), "LA"), "RGB": (("RGB",), "RGB"), "RGBA": (("RGBA",), "RGBA"),
                   "P": (("P", "P;1", "P;2", "P;4"), "RGB")}
 
 
@@ -389,11 +390,11 @@ def _png_pixel_data(data: bytes, text_memory_left: int = 0) -> Optional[list[mem
 # so that a file with such a row costs only the blocks up to it.
 UNFILTERED_BLOCK_BYTES = 1 << 18
 _NONE_SUB_UP = b"\x00\x01\x02"
-_PNG_CHANNELS = {0: 1, 2: 3, 6: 4}  # colour type (grey, RGB, RGBA) -> samples per pixel
+_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type (grey, RGB, grey with alpha, RGBA) -> samples per pixel
 
 
 def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]:
-    """An 8-bit, non-interlaced grey, RGB or RGBA PNG's pixels [H, W] or [H, W, 3 | 4] where zlib-ng is installed
+    """An 8-bit, non-interlaced grey, grey and alpha, RGB or RGBA PNG's pixels [H, W] or [H, W, 2 | 3 | 4] where zlib-ng is installed
     and every row is filtered None, Sub or Up; None otherwise, or wherever the zlib stream is not exactly the
     image's rows (short, long, or failing its Adler-32: libspng, which ignores checksums, decides then)."""
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])  # IHDR comes first
@@ -449,8 +450,8 @@ def _unfilter_none_sub_up(rows: np.ndarray, channels: int) -> np.ndarray:
 
 
 def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
-    """An opened (not yet decoded) 8-bit grey, RGB, RGBA or palette PNG's pixels [H, W, 3 | 4] (grey repeated, a
-    palette applied), the same values Pillow gives: unfiltered in numpy where every row allows it
+    """An opened (not yet decoded) 8-bit grey, grey and alpha, RGB, RGBA or palette PNG's pixels [H, W, 3 | 4] (grey
+    repeated, a palette applied), the same values Pillow gives: unfiltered in numpy where every row allows it
     (`_unfiltered_png`, zlib-ng inflating; about a third of Pillow's time), else decoded by libspng (pyspng; about
     two thirds). None where Pillow decodes it: another mode or bit depth, a transparent colour key, what
     `_png_pixel_data` leaves to Pillow (orientation, animation, broken chunks), a file much larger than its pixels
@@ -489,7 +490,11 @@ def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
     channels = len(layout)
     if pixels.shape != ((height, width, channels) if channels > 1 else (height, width)) or pixels.dtype != np.uint8:
         return None
-    return pixels if channels > 1 else np.repeat(pixels[..., None], 3, axis=2)  # grey made RGB, as from_pil does
+    if channels == 1:
+        return np.repeat(pixels[..., None], 3, axis=2)  # grey made RGB, as from_pil does
+    if channels == 2:  # grey with alpha made RGBA, as from_pil converts it
+        return np.concatenate([np.repeat(pixels[..., :1], 3, axis=2), pixels[..., 1:]], axis=2)
+    return pixels
 
 
 def _decoded_png(pixels: np.ndarray) -> DecodedImage:
