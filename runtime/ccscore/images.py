@@ -114,10 +114,16 @@ class DecodedImage:
         """One region inside the image, [bottom - top, right - left, 3] uint8."""
         if self._array is not None:
             return self._array[top:bottom, left:right]
-        # A nearest "resize" to the box's own size copies it exactly, like crop(), but without crop's
-        # decompression-bomb check against Pillow's global limit: --max-pixels alone decides, at decode time.
+        if self._image.mode == "RGBA":
+            # The box alone pasted over white, straight from the image (its alpha the mask), as `flatten_on_white`
+            # pastes: the same pixels without copying the region first (no crop(), whose decompression-bomb check
+            # against Pillow's global limit would refuse what --max-pixels allows).
+            region = Image.new("RGB", (right - left, bottom - top), (255, 255, 255))
+            region.paste(self._image, (-left, -top), self._image)
+            return _pil_array(region)
+        # A nearest "resize" to the box's own size copies it exactly, like crop(), without crop's bomb check.
         region = self._image.resize((right - left, bottom - top), Image.NEAREST, box=(left, top, right, bottom))
-        return _pil_array(flatten_on_white(region))
+        return _pil_array(region)
 
     def halved(self, offset: tuple[int, int] = (0, 0)) -> "HalvedImage":
         """The image at half size, each pixel the mean of a 2x2 block (Pillow's reduce of the flattened image),

@@ -21,7 +21,7 @@ JPEG quantises far more coarsely, may still show it: `chroma_grid_peak` (below; 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal, Optional, Sequence
 
 import numpy as np
@@ -118,16 +118,22 @@ class _Axis:
     along: np.ndarray  # the tiles' first pixel along the axis, in the image (left edges for rows)
     across: np.ndarray  # and across it (top edges for rows)
     smooth: np.ndarray  # |second difference| where smooth, else 0: [n, h, w - 2]
-    signed: np.ndarray  # the second difference itself where smooth, else 0
     every: np.ndarray  # |second difference| everywhere
     zeros: int  # first differences exactly zero
     differences: int  # first differences in all
+    second: np.ndarray  # the second difference
+    is_smooth: np.ndarray  # where it is smooth (bool)
+
+    @cached_property
+    def signed(self) -> np.ndarray:
+        """The second difference itself where smooth, else 0 (read only where a peak is judged drawn or not)."""
+        return np.where(self.is_smooth, self.second, 0.0)
 
     @classmethod
     def read(cls, values: np.ndarray, along: np.ndarray, across: np.ndarray) -> "_Axis":
         """`values` [n, h, w] (the tiles' luma, or a chroma plane): differences taken along w."""
         first = np.diff(values, axis=2)
-        zeros = int(np.count_nonzero(first == 0))
+        zeros = first.size - int(np.count_nonzero(first))
         second = first[:, :, 1:] - first[:, :, :-1]
         every = np.abs(second)
         first = np.abs(first)
@@ -136,8 +142,7 @@ class _Axis:
         np.maximum(wider[:, :, 1:], around[:, :, :-1], out=wider[:, :, 1:])
         np.maximum(wider[:, :, :-1], around[:, :, 1:], out=wider[:, :, :-1])
         smooth = wider < SMOOTH_BELOW
-        return cls(along, across, np.where(smooth, every, 0.0), np.where(smooth, second, 0.0), every, zeros,
-                   first.size)
+        return cls(along, across, np.where(smooth, every, 0.0), every, zeros, first.size, second, smooth)
 
 
 def _coherent_sum(axes: Sequence[_Axis], map_name: str = "smooth") -> np.ndarray:
