@@ -19,7 +19,9 @@ pyspng = pytest.importorskip("pyspng", reason="pyspng has wheels for x86-64 and 
 
 
 def pillow_only(monkeypatch) -> None:
-    """Neither fast path: importing pyspng or zlib_ng now raises ImportError."""
+    """Pillow alone decodes: `load_image` tries no fast path (nor reads what they read first: the orientation), and
+    importing pyspng or zlib_ng raises ImportError."""
+    monkeypatch.setattr(images, "fast_png_pixels", lambda im: None)
     monkeypatch.setitem(sys.modules, "pyspng", None)
     monkeypatch.setitem(sys.modules, "zlib_ng", None)
 
@@ -76,6 +78,9 @@ FAST = {
     "palette": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB").convert("P")),
     "palette of 4 colours, 2 bits": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB").quantize(4), bits=2),
     "rgb with text chunks": text_chunks,
+    # rows the numpy path takes (Pillow's own files above filter some rows Average or Paeth: libspng's)
+    "rgba rows None, Sub and Up": lambda: filtered_png(PIXELS, (0, 1, 2)),
+    "rgb rows None": lambda: filtered_png(PIXELS[..., :3], (0,)),
 }
 PILLOW = {
     "grey with alpha, Average or Paeth rows": lambda: filtered_png(PIXELS[..., :2], (0, 3, 4)),  # libspng: no GA8 output
@@ -312,7 +317,34 @@ PILLOW_DECIDES = {
                                                                                              1, 1, 0, 0))),
     # libspng checks neither CRCs nor the zlib stream's Adler-32 (pyspng turns both off): damaged pixels decode.
     "a bit flipped in IDAT": _flipped_idat_bit,
+    # EXIF Pillow fails to parse before the pixels: Pillow's error, however it was read first (the orientation).
+    "raw profile exif of bad hex": lambda: hand_png(pre=_chunk(b"zTXt", b"Raw profile type exif\0\0"
+                                                               + zlib.compress(b"\nexif\n      8\nzz11zz11\n"))),
+    "eXIf of garbage": lambda: hand_png(pre=_chunk(b"eXIf", b"not a TIFF header at all")),
+    # Pillow stops at the first chunk after the pixels: IDAT past it is left unread (truncated).
+    "IDAT split by tEXt": lambda: _split_by(_chunk(b"tEXt", b"Comment\0between")),
+    "IDAT split by tIME": lambda: _split_by(_chunk(b"tIME", bytes([7, 234, 11, 26, 20, 0, 0]))),
+    # Two headers (Pillow takes the last): one non-interlaced, one interlaced, a column of pixels either way.
+    "a second IHDR, interlaced": lambda: _second_header(),
 }
+
+
+def _split_by(between: bytes) -> bytes:
+    """hand_png's pixels in two IDAT chunks with `between` after the first."""
+    data = hand_png()
+    start = data.index(b"IDAT") - 4
+    length = int.from_bytes(data[start : start + 4], "big")
+    stream = data[start + 8 : start + 8 + length]
+    half = len(stream) // 2
+    return (data[:start] + _chunk(b"IDAT", stream[:half]) + between + _chunk(b"IDAT", stream[half:])
+            + data[start + 12 + length :])
+
+
+def _second_header() -> bytes:
+    column = PIXELS[:, :1, :3]
+    first = filtered_png(column, (0,))
+    interlaced = _chunk(b"IHDR", struct.pack(">IIBBBBB", 1, column.shape[0], 8, 2, 0, 0, 1))
+    return first[:33] + interlaced + first[33:]
 
 
 @pytest.mark.parametrize("kind", sorted(PILLOW_DECIDES))
@@ -479,6 +511,26 @@ def test_rgba_rows_a_stride_apart_read_as_their_pixels():
         decoded = images._decoded_png(view)
         assert np.array_equal(decoded.rgb(), expected.rgb())
         assert np.array_equal(decoded.crop(3, 5, 40, 30), expected.crop(3, 5, 40, 30))
+        before = decoded.crop(0, 0, 1, 1).copy()
+        view[0, 0] = (255 - before[0, 0, 0], 0, 0, 255)  # shared memory shows the change, a copy does not
+        assert np.array_equal(decoded.crop(0, 0, 1, 1), before) == (view is not as_laid)
+
+
+@needs_zlib_ng
+def test_the_stream_read_in_small_pieces_gives_the_same_pixels(tmp_path, monkeypatch):
+    """Compressed input is given in pieces (UNFILTERED_INPUT_BYTES), output taken in blocks: any sizes, any split of
+    the IDAT chunks, the same pixels."""
+    rows = b"".join(_filtered(PIXELS[y].reshape(-1), 4, (0, 1, 2)[y % 3], PIXELS[y - 1].reshape(-1) if y else
+                              np.zeros(71 * 4, np.uint8)) for y in range(53))
+    stream = zlib.compress(rows)
+    header = _chunk(b"IHDR", struct.pack(">IIBBBBB", 71, 53, 8, 6, 0, 0, 0))
+    idats = b"".join(_chunk(b"IDAT", stream[i : i + 37]) for i in range(0, len(stream), 37)) + _chunk(b"IDAT", b"")
+    path = tmp_path / "pieces.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + idats + _chunk(b"IEND", b""))
+    for piece, block in ((7, 1), (1, 300), (64, 285), (1 << 16, 1 << 18)):
+        monkeypatch.setattr(images, "UNFILTERED_INPUT_BYTES", piece)
+        monkeypatch.setattr(images, "UNFILTERED_BLOCK_BYTES", block)
+        assert np.array_equal(numpy_path(path), PIXELS)
 
 
 def _raw_profile(tag: int) -> bytes:

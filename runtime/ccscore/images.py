@@ -366,12 +366,16 @@ def _png_pixel_data(data: bytes, text_memory_left: int = 0) -> Optional[list[mem
     pos, end = 8, len(data)
     view = memoryview(data)
     idat: list[memoryview] = []
+    pixels_ended = False  # a chunk other than IDAT came after them: Pillow reads no further IDAT (truncated)
     while pos + 8 <= end:
         length, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
         if kind == b"IEND":
             return idat
         if pos + 12 + length > end or kind in _PNG_PIXELS_ONLY_UNLESS or (idat and kind not in _PNG_AFTER_PIXELS):
             return None
+        if (kind == b"IHDR") != (pos == 8) or (kind == b"IDAT" and pixels_ended):
+            return None  # the header not first, or twice (Pillow takes the last, the numpy path the first)
+        pixels_ended |= bool(idat) and kind != b"IDAT"
         if kind in _PNG_TEXT_CHUNKS:
             keyword, _, value = bytes(view[pos + 8 : pos + 8 + length]).partition(b"\0")
             if keyword in _PNG_ORIENTATION_TEXT and idat:
@@ -395,6 +399,7 @@ def _png_pixel_data(data: bytes, text_memory_left: int = 0) -> Optional[list[mem
 # are left to libspng. The stream is inflated in blocks of this many bytes, each block's rows checked as they come,
 # so that a file with such a row costs only the blocks up to it.
 UNFILTERED_BLOCK_BYTES = 1 << 18
+UNFILTERED_INPUT_BYTES = 1 << 16  # compressed bytes given the inflater at a time
 _NONE_SUB_UP = b"\x00\x01\x02"
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type (grey, RGB, grey with alpha, RGBA) -> samples per pixel
 
@@ -414,18 +419,23 @@ def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]
     row = width * channels + 1  # the filter type, then the row's samples
     expected = height * row
     raw = np.empty(expected + 1, np.uint8)  # a byte past the rows: each row's samples then end a whole row from the first
-    inflater, rest, done = zlib_ng.decompressobj(), b"".join(idat), 0
+    inflater, done = zlib_ng.decompressobj(), 0
     try:
-        while done < expected:
-            block = inflater.decompress(rest, min(max(UNFILTERED_BLOCK_BYTES, row), expected - done))
-            rest = inflater.unconsumed_tail
-            if not block or block[-done % row :: row].translate(None, _NONE_SUB_UP):
-                return None  # the stream ends early, or a row has another filter
-            raw[done : done + len(block)] = np.frombuffer(block, np.uint8)
-            done += len(block)
+        for chunk in idat:
+            # Fed in pieces: what a call leaves unread is copied (`unconsumed_tail`), so each call's input stays small.
+            for start in range(0, len(chunk), UNFILTERED_INPUT_BYTES):
+                rest = chunk[start : start + UNFILTERED_INPUT_BYTES]
+                while rest:
+                    # max_length 0 is unlimited: past the rows, 1 byte more is asked, and any is too much
+                    block = inflater.decompress(rest, min(max(UNFILTERED_BLOCK_BYTES, row), expected - done) or 1)
+                    rest = inflater.unconsumed_tail
+                    if done + len(block) > expected or block[-done % row :: row].translate(None, _NONE_SUB_UP):
+                        return None  # more than the rows, or a row with another filter
+                    raw[done : done + len(block)] = np.frombuffer(block, np.uint8)
+                    done += len(block)
     except zlib_ng.error:
         return None
-    if rest or not inflater.eof or inflater.unused_data:
+    if done != expected or not inflater.eof or inflater.unused_data:
         return None
     if not raw[:expected:row].any():  # every row filtered None: the samples as they lie, no copy
         return np.ndarray((height, width, channels) if channels > 1 else (height, width), np.uint8, buffer=raw[1:],
@@ -455,6 +465,18 @@ def _unfilter_none_sub_up(rows: np.ndarray, channels: int) -> np.ndarray:
     return out
 
 
+def _open_time_orientation(im: Image.Image) -> Optional[int]:
+    """The EXIF orientation Pillow reads from what it read at open: the image's where no orientation follows the
+    pixels (`_png_pixel_data`). A turned image is left to Pillow (exif_transpose), as rare in art as it is simple to
+    leave. Pillow caches the EXIF it parses, even where parsing fails: the cache is put back as it was, so that
+    Pillow, decoding the file after all, parses (and fails) as it would have."""
+    cached = im._exif
+    try:
+        return Image.Image.getexif(im).get(ExifTags.Base.Orientation)  # not PngImageFile's: it decodes the pixels
+    finally:
+        im._exif = cached
+
+
 def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
     """An opened (not yet decoded) 8-bit grey, grey and alpha, RGB, RGBA or palette PNG's pixels [H, W, 3 | 4] (grey
     repeated, a palette applied), the same values Pillow gives: unfiltered in numpy where every row allows it
@@ -478,9 +500,7 @@ def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
         text_memory = getattr(getattr(im, "png", None), "text_memory", None)  # what Pillow read while opening
         left = PngImagePlugin.MAX_TEXT_MEMORY - text_memory if isinstance(text_memory, int) else 0
         idat = _png_pixel_data(data, left)
-        # No orientation follows the pixels (`_png_pixel_data`): Pillow's, read at open, is the image's. A turned
-        # image is left to Pillow (exif_transpose), as rare in art as it is simple to leave.
-        if idat is None or Image.Image.getexif(im).get(ExifTags.Base.Orientation) in _TURNING_ORIENTATIONS:
+        if idat is None or _open_time_orientation(im) in _TURNING_ORIENTATIONS:
             return None
         pixels = _unfiltered_png(data, idat)
         if pixels is None:
@@ -520,9 +540,9 @@ def _decoded_png(pixels: np.ndarray) -> DecodedImage:
 
 
 def load_image(source: ImageInput, max_pixels: int | None = None) -> DecodedImage:
-    """A path, a Pillow image or an array -> `DecodedImage`; every failure is an `ImageError`. 8-bit grey, RGB,
-    RGBA and palette PNG files are decoded by libspng where pyspng is installed (`fast_png_pixels`), any other by
-    Pillow."""
+    """A path, a Pillow image or an array -> `DecodedImage`; every failure is an `ImageError`. 8-bit grey, grey and
+    alpha, RGB, RGBA and palette PNG files are decoded by numpy with zlib-ng or by libspng where those are installed
+    and the file allows (`fast_png_pixels`), any other by Pillow."""
     if isinstance(source, np.ndarray):
         return DecodedImage.from_array(source)
     name = "image" if isinstance(source, Image.Image) else getattr(source, "name", None) or str(source)
