@@ -419,14 +419,20 @@ def numpy_path(path) -> "np.ndarray | None":
 SMOOTH = np.clip(np.add.outer(np.arange(53) * 3, np.arange(71) * 2)[..., None] + PIXELS // 8, 0, 255).astype(np.uint8)
 NONE_SUB_UP = {
     "all None": (0,), "all Sub": (1,), "all Up": (2,), "Up from the first row": (2, 2, 1, 0),
-    "runs of each": (0, 1, 1, 2, 2, 2, 0, 2, 1), "alternating Sub and Up": (1, 2),
+    "runs of each": (0, 1, 1, 2, 2, 2, 0, 2, 1), "alternating Sub and Up": (1, 2), "alternating Up and None": (2, 0),
+    "long runs of Up": (1,) + (2,) * 11 + (0,) + (2,) * 7,
 }
 
 
 @needs_zlib_ng
+@pytest.mark.parametrize("up_row_by_row", [1, images.UP_ROW_BY_ROW_BYTES])  # these rows: Up row by row, or summed
+@pytest.mark.parametrize("chunk", [1, 700, images.UNFILTER_CHUNK_BYTES])  # rows unfiltered at a time: 1, 2-9, all
 @pytest.mark.parametrize("filters", sorted(NONE_SUB_UP))
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
-def test_rows_filtered_none_sub_or_up_unfilter_in_numpy_to_pillows_pixels(tmp_path, filters, channels):
+def test_rows_filtered_none_sub_or_up_unfilter_in_numpy_to_pillows_pixels(tmp_path, monkeypatch, filters, channels,
+                                                                           chunk, up_row_by_row):
+    monkeypatch.setattr(images, "UNFILTER_CHUNK_BYTES", chunk)
+    monkeypatch.setattr(images, "UP_ROW_BY_ROW_BYTES", up_row_by_row)
     pixels = SMOOTH[..., 0] if channels == 1 else SMOOTH[..., :3] if channels == 3 else PIXELS[..., :channels]
     path = tmp_path / "image.png"
     path.write_bytes(filtered_png(pixels, NONE_SUB_UP[filters]))
