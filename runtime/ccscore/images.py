@@ -32,15 +32,17 @@ HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-def flatten_on_white(im: Image.Image) -> Image.Image:
-    """RGBA -> RGB composited over white; other modes pass through.
+def flatten_on_white(im: Image.Image, box: Optional[tuple[int, int, int, int]] = None) -> Image.Image:
+    """RGBA -> RGB composited over white, of `box` alone where given (left, top, right, bottom: an RGBA image's
+    region, read straight from it, none copied first); other modes pass through.
 
     Colours under transparent pixels are arbitrary; over a flat white they carry no false evidence.
     """
     if im.mode != "RGBA":
         return im
-    background = Image.new("RGB", im.size, (255, 255, 255))
-    background.paste(im, mask=im.getchannel("A"))  # one pass, no intermediate RGBA composite
+    left, top, right, bottom = box or (0, 0, *im.size)
+    background = Image.new("RGB", (right - left, bottom - top), (255, 255, 255))
+    background.paste(im, (-left, -top), im)  # one pass, its alpha the mask: no intermediate RGBA composite
     return background
 
 
@@ -114,14 +116,10 @@ class DecodedImage:
         """One region inside the image, [bottom - top, right - left, 3] uint8."""
         if self._array is not None:
             return self._array[top:bottom, left:right]
-        if self._image.mode == "RGBA":
-            # The box alone pasted over white, straight from the image (its alpha the mask), as `flatten_on_white`
-            # pastes: the same pixels without copying the region first (no crop(), whose decompression-bomb check
-            # against Pillow's global limit would refuse what --max-pixels allows).
-            region = Image.new("RGB", (right - left, bottom - top), (255, 255, 255))
-            region.paste(self._image, (-left, -top), self._image)
-            return _pil_array(region)
-        # A nearest "resize" to the box's own size copies it exactly, like crop(), without crop's bomb check.
+        if self._image.mode == "RGBA":  # the box alone flattened, straight from the image
+            return _pil_array(flatten_on_white(self._image, (left, top, right, bottom)))
+        # A nearest "resize" to the box's own size copies it exactly, like crop(), but without crop's
+        # decompression-bomb check against Pillow's global limit: --max-pixels alone decides, at decode time.
         region = self._image.resize((right - left, bottom - top), Image.NEAREST, box=(left, top, right, bottom))
         return _pil_array(region)
 
@@ -385,7 +383,8 @@ def _png_pixel_data(data: bytes, text_memory_left: int = 0) -> Optional[list[mem
                 if text_memory_left < 0:
                     return None
         if kind == b"IDAT":
-            if crc32(view[pos + 4 : pos + 8 + length]) != int.from_bytes(data[pos + 8 + length : pos + 12 + length], "big"):
+            if crc32(view[pos + 4 : pos + 8 + length]) != int.from_bytes(data[pos + 8 + length : pos + 12 + length],
+                                                                         "big"):
                 return None
             idat.append(view[pos + 8 : pos + 8 + length])
         pos += 12 + length
@@ -410,9 +409,10 @@ _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type (grey, RGB, grey with al
 
 
 def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]:
-    """An 8-bit, non-interlaced grey, grey and alpha, RGB or RGBA PNG's pixels [H, W] or [H, W, 2 | 3 | 4] where zlib-ng is installed
-    and every row is filtered None, Sub or Up; None otherwise, or wherever the zlib stream is not exactly the
-    image's rows (short, long, or failing its Adler-32: libspng, which ignores checksums, decides then)."""
+    """An 8-bit, non-interlaced grey, grey and alpha, RGB or RGBA PNG's pixels [H, W] or [H, W, 2 | 3 | 4] where
+    zlib-ng is installed and every row is filtered None, Sub or Up; None otherwise, or wherever the zlib stream is
+    not exactly the image's rows (short, long, or failing its Adler-32: libspng, which ignores checksums, decides
+    then)."""
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])  # IHDR comes first
     channels = _PNG_CHANNELS.get(colour)
     if depth != 8 or interlace or channels is None or data[12:16] != b"IHDR":
@@ -423,7 +423,8 @@ def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]
         return None
     row = width * channels + 1  # the filter type, then the row's samples
     expected = height * row
-    raw = np.empty(expected + 1, np.uint8)  # a byte past the rows: each row's samples then end a whole row from the first
+    # a byte past the rows: each row's samples then end a whole row from the first
+    raw = np.empty(expected + 1, np.uint8)
     inflater, done = zlib_ng.decompressobj(), 0
     try:
         for chunk in idat:
@@ -465,7 +466,8 @@ def _unfilter_none_sub_up(rows: np.ndarray, channels: int) -> np.ndarray:
             pixels = chunk.reshape(len(sub), -1, channels)
             np.cumsum(pixels, axis=1, dtype=np.uint8, out=pixels)
         elif len(sub):
-            chunk[sub] = np.cumsum(chunk[sub].reshape(len(sub), -1, channels), axis=1, dtype=np.uint8).reshape(len(sub), -1)
+            summed = np.cumsum(chunk[sub].reshape(len(sub), -1, channels), axis=1, dtype=np.uint8)
+            chunk[sub] = summed.reshape(len(sub), -1)
         up = filters == 2
         if up.any() and stride >= UP_ROW_BY_ROW_BYTES:  # wide rows: each adds the row above (done before it)
             for row in np.flatnonzero(up):
