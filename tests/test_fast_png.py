@@ -18,17 +18,24 @@ pyspng = pytest.importorskip("pyspng", reason="pyspng has wheels for x86-64 and 
 
 
 
+def without_pyspng(monkeypatch) -> None:
+    """Importing pyspng raises ImportError, and libspng's functions are not at hand (`_libspng` found them before)."""
+    monkeypatch.setitem(sys.modules, "pyspng", None)
+    monkeypatch.setattr(images, "_libspng", lambda: None)
+
+
 def pillow_only(monkeypatch) -> None:
     """Pillow alone decodes: `load_image` tries no fast path (nor reads what they read first: the orientation), and
     importing pyspng or zlib_ng raises ImportError."""
     monkeypatch.setattr(images, "fast_png_pixels", lambda im: None)
-    monkeypatch.setitem(sys.modules, "pyspng", None)
+    without_pyspng(monkeypatch)
     monkeypatch.setitem(sys.modules, "zlib_ng", None)
 
 
-@pytest.fixture(params=["numpy where it can", "libspng alone"])
+@pytest.fixture(params=["zlib-ng inflating", "libspng alone"])
 def fast_path(request, monkeypatch):
-    """Comparisons with Pillow run twice: the numpy path taking the files it can, and libspng alone (zlib-ng hidden)."""
+    """Comparisons with Pillow run twice: zlib-ng inflating the files it can (numpy or libspng unfiltering), and
+    libspng alone (zlib-ng hidden)."""
     if request.param == "libspng alone":
         monkeypatch.setitem(sys.modules, "zlib_ng", None)
 
@@ -184,6 +191,7 @@ def test_the_file_position_is_left_where_pillow_expects_it(tmp_path, monkeypatch
         raise RuntimeError("pyspng: could not decode image: a test")
 
     monkeypatch.setattr(pyspng, "load", refuses)
+    monkeypatch.setattr(images._StoredRows, "decoded", lambda self: None)
     assert fast_pixels(path) is None
     assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
 
@@ -442,17 +450,90 @@ def test_rows_filtered_none_sub_or_up_unfilter_in_numpy_to_pillows_pixels(tmp_pa
         assert np.array_equal(numpy_path(path), pyspng.load(path.read_bytes(), {1: "L", 3: "RGB", 4: "RGBA"}[channels]))
 
 
+# ---------------------------------------------------------------- rows filtered Average or Paeth: libspng unfilters
+AVERAGE_PAETH = {
+    "all Paeth": (4,), "all Average": (3,), "Paeth first, then the rest": (4, 0, 1, 2, 3),
+    "Average after a block of the rest": (0, 1, 2) * 10 + (3,),
+    "Paeth after a block of the rest": (0, 1, 2) * 10 + (4,),
+}
+
+
+@pytest.fixture
+def stored_decodes(monkeypatch) -> list:
+    """The pixels `_StoredRows.decoded` gives (libspng unfiltering what zlib-ng inflated), each call's."""
+    made, decoded = [], images._StoredRows.decoded
+
+    def spied(self):
+        made.append(decoded(self))
+        return made[-1]
+
+    monkeypatch.setattr(images._StoredRows, "decoded", spied)
+    return made
+
+
 @needs_zlib_ng
-@pytest.mark.parametrize("kind", [3, 4])
-def test_an_average_or_paeth_row_past_the_first_block_leaves_it_to_libspng(tmp_path, monkeypatch, kind):
-    """Blocks of the stream are checked as they are inflated: a row past the first block stops the numpy path."""
-    monkeypatch.setattr(images, "UNFILTERED_BLOCK_BYTES", 1000)
-    filters = (0, 1, 2) * 10 + (kind,)
+@pytest.mark.parametrize("block", [1, 300, 1000, images.UNFILTERED_BLOCK_BYTES])  # rows change layout mid-row or not
+@pytest.mark.parametrize("filters", sorted(AVERAGE_PAETH))
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_rows_filtered_average_or_paeth_are_unfiltered_by_libspng_to_pillows_pixels(tmp_path, monkeypatch, filters,
+                                                                                     channels, block, stored_decodes):
+    """Inflated by zlib-ng, laid out for libspng from the first Average or Paeth row on (however far into the stream
+    and into its row), unfiltered by libspng: libspng's own pixels, and Pillow's."""
+    monkeypatch.setattr(images, "UNFILTERED_BLOCK_BYTES", block)
+    pixels = SMOOTH[..., 0] if channels == 1 else SMOOTH[..., :3] if channels == 3 else PIXELS
     path = tmp_path / "image.png"
-    path.write_bytes(filtered_png(PIXELS, filters))
-    assert numpy_path(path) is None
-    assert fast_pixels(path) is not None  # libspng's
-    assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
+    path.write_bytes(filtered_png(pixels, AVERAGE_PAETH[filters]))
+    decoded = numpy_path(path)
+    assert len(stored_decodes) == 1 and stored_decodes[0] is decoded
+    assert np.array_equal(decoded, pyspng.load(path.read_bytes(), {1: "L", 3: "RGB", 4: "RGBA"}[channels]))
+    assert_reads_as_pillows(path)
+
+
+@needs_zlib_ng
+def test_libspngs_functions_are_found_where_pyspng_exports_them():
+    """pyspng's Linux and macOS builds export libspng's functions: the tests above use them there."""
+    if sys.platform.startswith("linux") or sys.platform == "darwin":
+        assert images._libspng() is not None
+
+
+def test_another_libspng_version_is_not_called(monkeypatch):
+    monkeypatch.setattr(images, "_LIBSPNG_VERSION", b"0.6.")
+    assert images._libspng.__wrapped__() is None
+
+
+@needs_zlib_ng
+@pytest.mark.parametrize("why", ["grey with alpha", "no libspng functions", "a row wider than a stored block"])
+def test_average_or_paeth_rows_libspng_cannot_be_given_decode_as_before(tmp_path, monkeypatch, why, stored_decodes):
+    """libspng gives no grey with alpha (Pillow decodes it), a row must fit a stored block (65,535 bytes; pyspng then
+    decodes the file itself, as it does without libspng's functions at hand): the same pixels."""
+    pixels = PIXELS[..., :2] if why == "grey with alpha" else PIXELS
+    if why == "no libspng functions":
+        monkeypatch.setattr(images, "_libspng", lambda: None)
+    if why == "a row wider than a stored block":
+        monkeypatch.setattr(images, "_STORED_BLOCK_BYTES", 71 * 4)
+    path = tmp_path / "image.png"
+    path.write_bytes(filtered_png(pixels, (0, 4)))
+    assert numpy_path(path) is None and not stored_decodes
+    assert (fast_pixels(path) is None) == (why == "grey with alpha")
+    assert_reads_as_pillows(path)
+
+
+@needs_zlib_ng
+@pytest.mark.parametrize("bad_row", [0, 1, 30])
+def test_a_row_with_no_such_filter_is_decided_as_before(tmp_path, monkeypatch, bad_row, stored_decodes):
+    """A filter type over 4 (before or after an Average or Paeth row): it decodes, or fails, as without zlib-ng."""
+    monkeypatch.setattr(images, "UNFILTERED_BLOCK_BYTES", 1000)
+    rows = [_filtered(PIXELS[y].reshape(-1), 4, (4, 0, 1, 2)[y % 4], PIXELS[y - 1].reshape(-1) if y else
+                      np.zeros(71 * 4, np.uint8)) for y in range(53)]
+    rows[bad_row] = b"\x05" + rows[bad_row][1:]
+    header = _chunk(b"IHDR", struct.pack(">IIBBBBB", 71, 53, 8, 6, 0, 0, 0))
+    path = tmp_path / "bad-filter.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + _chunk(b"IDAT", zlib.compress(b"".join(rows)))
+                     + _chunk(b"IEND", b""))
+    result = outcome(path)
+    assert numpy_path(path) is None and not stored_decodes
+    monkeypatch.setitem(sys.modules, "zlib_ng", None)
+    assert outcome(path) == result
 
 
 def _adler_broken(rows: bytes) -> bytes:
@@ -470,14 +551,16 @@ STREAMS = {
 
 
 @needs_zlib_ng
+@pytest.mark.parametrize("filters", [(0, 1, 2), (0, 4)])
 @pytest.mark.parametrize("stream", sorted(STREAMS))
-def test_a_stream_that_is_not_exactly_the_rows_is_libspngs_to_decide(tmp_path, monkeypatch, stream):
-    """The numpy path takes only a zlib stream that is exactly the image's rows, its checksum right; anything else
+def test_a_stream_that_is_not_exactly_the_rows_is_libspngs_to_decide(tmp_path, monkeypatch, stream, filters,
+                                                                      stored_decodes):
+    """zlib-ng's path takes only a zlib stream that is exactly the image's rows, its checksum right; anything else
     decodes (or fails) as it did before: libspng ignores the Adler-32, Pillow then decides where libspng refuses."""
     path = tmp_path / "image.png"
-    path.write_bytes(filtered_png(PIXELS, (0, 1, 2), stream=STREAMS[stream]))
+    path.write_bytes(filtered_png(PIXELS, filters, stream=STREAMS[stream]))
     result = outcome(path)
-    assert numpy_path(path) is None
+    assert numpy_path(path) is None and not any(pixels is not None for pixels in stored_decodes)
     monkeypatch.setitem(sys.modules, "zlib_ng", None)
     assert outcome(path) == result
 
@@ -496,7 +579,7 @@ def test_without_zlib_ng_libspng_decodes_the_same(tmp_path, monkeypatch, level):
 
 @needs_zlib_ng
 def test_without_pyspng_numpy_still_decodes_rows_it_can(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "pyspng", None)
+    without_pyspng(monkeypatch)
     easy, paeth = tmp_path / "easy.png", tmp_path / "paeth.png"
     easy.write_bytes(filtered_png(PIXELS, (0, 1, 2)))
     paeth.write_bytes(filtered_png(PIXELS, (0, 4)))
@@ -523,10 +606,11 @@ def test_rgba_rows_a_stride_apart_read_as_their_pixels():
 
 
 @needs_zlib_ng
-def test_the_stream_read_in_small_pieces_gives_the_same_pixels(tmp_path, monkeypatch):
+@pytest.mark.parametrize("filters", [(0, 1, 2), (0, 1, 2, 3, 4)])  # unfiltered by numpy, or by libspng
+def test_the_stream_read_in_small_pieces_gives_the_same_pixels(tmp_path, monkeypatch, filters):
     """Compressed input is given in pieces (UNFILTERED_INPUT_BYTES), output taken in blocks: any sizes, any split of
     the IDAT chunks, the same pixels."""
-    rows = b"".join(_filtered(PIXELS[y].reshape(-1), 4, (0, 1, 2)[y % 3], PIXELS[y - 1].reshape(-1) if y else
+    rows = b"".join(_filtered(PIXELS[y].reshape(-1), 4, filters[y % len(filters)], PIXELS[y - 1].reshape(-1) if y else
                               np.zeros(71 * 4, np.uint8)) for y in range(53))
     stream = zlib.compress(rows)
     header = _chunk(b"IHDR", struct.pack(">IIBBBBB", 71, 53, 8, 6, 0, 0, 0))

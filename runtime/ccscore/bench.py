@@ -107,20 +107,21 @@ def _noop(_: int) -> int:
 
 def _import_own_decoders(_: int) -> int:
     """Warms a pool worker for `_decode_as_ccscore`: its decoders imported before the clock starts."""
-    from . import images  # noqa: F401
+    from . import images
 
     for fast_decoder in ("pyspng", "zlib_ng"):
         try:
             importlib.import_module(fast_decoder)
         except ImportError:
             pass
+    images._libspng()  # found once per process, at its first file with Average or Paeth rows
     return 0
 
 
 def decode_floor(paths: Sequence[Path], workers: Optional[int] = None, repeats: int = 1, own: bool = False) -> dict:
     """Pillow decoding the files (open + load, nothing else) in `workers` processes, pool already started; with
-    `own`, decoding them as ccscore does (`load_image`: 8-bit PNG by numpy and zlib-ng or by libspng, where
-    installed)."""
+    `own`, decoding them as ccscore does (`load_image`: 8-bit PNG inflated by zlib-ng, unfiltered by numpy or
+    libspng, where installed)."""
     from .pipeline import mp_context
 
     workers = workers or os.cpu_count() or 1
@@ -358,7 +359,7 @@ def run_bench(opts: BenchOptions, log=lambda msg: None) -> dict:
         report["images"]["megapixels"] = round(floor["megapixels"], 2)
         report["decode_floor"] = floor
         report["decode_floor_1_process"] = decode_floor(paths, workers=1, repeats=1)
-        # What the floor leaves out: ccscore decodes 8-bit PNG with numpy and zlib-ng or libspng, faster than Pillow
+        # What the floor leaves out: ccscore decodes 8-bit PNG with zlib-ng, numpy and libspng, faster than Pillow
         # (same pixels).
         report["decode_own"] = decode_floor(paths, repeats=opts.repeats, own=True)
         rows = []
@@ -421,7 +422,7 @@ def format_report(report: dict) -> str:
     if own:
         ratios = [f"{r['provider']} {r['end_to_end_vs_own_decoding']:.2f}" for r in report["providers"]
                   if "end_to_end_vs_own_decoding" in r]
-        lines.append(f"ccscore's own decoding (8-bit PNG by numpy and zlib-ng or libspng where installed, else Pillow): "
+        lines.append(f"ccscore's own decoding (8-bit PNG by zlib-ng, numpy and libspng where installed, else Pillow): "
                      f"{own['seconds']:.2f} s" + (f"; end to end / it: {', '.join(ratios)}" if ratios else ""))
     lines += [
         "",

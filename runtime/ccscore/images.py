@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import struct
@@ -346,9 +347,9 @@ _PNG_ORIENTATION_TEXT = (b"Raw profile type exif", b"XML:com.adobe.xmp", b"exif"
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 _TURNING_ORIENTATIONS = range(2, 9)  # the EXIF orientations exif_transpose turns or flips an image by
 # A PNG whose file is larger than this beyond its raw pixels is left to Pillow, which streams it: libspng is
-# given the whole file in memory, twice (pyspng copies it), beside the pixels (the numpy path holds it and its
-# pixel data joined, the filtered rows and the pixels): at most about 2 x (this + twice the raw pixels) + twice the
-# pixels, a few times Pillow's need on a padded file, still bounded by --max-pixels.
+# given the whole file in memory, twice (pyspng copies it), beside the pixels (zlib-ng's path holds it, the filtered
+# rows, laid out for libspng where it unfilters them, and the pixels): at most about 2 x (this + twice the raw
+# pixels) + twice the pixels, a few times Pillow's need on a padded file, still bounded by --max-pixels.
 FAST_PNG_EXTRA_BYTES = 64 * 2**20
 # Pillow's mode -> the raw modes (sample layouts) the fast paths take, and the layout they decode to: 8-bit samples
 # (16-bit ones Pillow reads as "RGB;16B" and the like), palettes of any depth expanded to RGB as Pillow converts them
@@ -394,9 +395,9 @@ def _png_pixel_data(data: bytes, text_memory_left: int = 0) -> Optional[list[mem
 # PNG encoders choose each row's filter; where every row is filtered None, Sub or Up (optimisers and many game
 # tools write such files: half the pixels of a sample of Debian's game art), the rows unfilter in a few whole-array
 # numpy steps, and zlib-ng inflates about three times as fast as the zlib inside libspng: the same pixels in about
-# half libspng's time. Average and Paeth filters depend on the pixel to the left, decoded just before: those rows
-# are left to libspng. The stream is inflated in blocks of this many bytes, each block's rows checked as they come,
-# so that a file with such a row costs only the blocks up to it.
+# half libspng's time. Average and Paeth filters depend on the pixel to the left, decoded just before: libspng
+# unfilters those rows, given them inflated by zlib-ng (`_StoredRows`: inflating is nine tenths of libspng's time on
+# such files). The stream is inflated in blocks of this many bytes, each block's rows checked as they come.
 UNFILTERED_BLOCK_BYTES = 1 << 18
 UNFILTERED_INPUT_BYTES = 1 << 16  # compressed bytes given the inflater at a time
 UNFILTER_CHUNK_BYTES = 1 << 20  # filtered rows unfiltered at a time (and at most this many rows)
@@ -405,12 +406,14 @@ UNFILTER_CHUNK_ROWS = 1 << 16
 # sample, an add ~1 us a row more than its bytes); narrower ones as running sums, however the filters alternate.
 UP_ROW_BY_ROW_BYTES = 512
 _NONE_SUB_UP = b"\x00\x01\x02"
+_PNG_FILTERS = b"\x00\x01\x02\x03\x04"
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type (grey, RGB, grey with alpha, RGBA) -> samples per pixel
 
 
 def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]:
-    """An 8-bit, non-interlaced grey, grey and alpha, RGB or RGBA PNG's pixels [H, W] or [H, W, 2 | 3 | 4] where
-    zlib-ng is installed and every row is filtered None, Sub or Up; None otherwise, or wherever the zlib stream is
+    """An 8-bit, non-interlaced grey, grey and alpha, RGB or RGBA PNG's pixels [H, W] or [H, W, 2 | 3 | 4], inflated
+    by zlib-ng where it is installed: unfiltered in numpy where every row is filtered None, Sub or Up, else by libspng
+    (`_StoredRows`; not grey with alpha, which libspng does not give). None otherwise, or wherever the zlib stream is
     not exactly the image's rows (short, long, or failing its Adler-32: libspng, which ignores checksums, decides
     then)."""
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])  # IHDR comes first
@@ -425,6 +428,7 @@ def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]
     expected = height * row
     # a byte past the rows: each row's samples then end a whole row from the first
     raw = np.empty(expected + 1, np.uint8)
+    stored: Optional[_StoredRows] = None  # the rows so far and to come, laid out for libspng: once one needs it
     inflater, done = zlib_ng.decompressobj(), 0
     try:
         for chunk in idat:
@@ -435,19 +439,143 @@ def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]
                     # max_length 0 is unlimited: past the rows, 1 byte more is asked, and any is too much
                     block = inflater.decompress(rest, min(max(UNFILTERED_BLOCK_BYTES, row), expected - done) or 1)
                     rest = inflater.unconsumed_tail
-                    if done + len(block) > expected or block[-done % row :: row].translate(None, _NONE_SUB_UP):
-                        return None  # more than the rows, or a row with another filter
-                    raw[done : done + len(block)] = np.frombuffer(block, np.uint8)
+                    if done + len(block) > expected:
+                        return None  # more than the rows
+                    filters = block[-done % row :: row]
+                    if stored is None and filters.translate(None, _NONE_SUB_UP):
+                        if filters.translate(None, _PNG_FILTERS):
+                            return None  # no such filter: libspng and Pillow refuse the file as they do
+                        stored = _StoredRows.of(data, raw[:expected].reshape(height, row), done)
+                        if stored is None:
+                            return None  # libspng decodes the file itself
+                        raw = None  # the rows so far are in `stored` now
+                    if stored is None:
+                        raw[done : done + len(block)] = np.frombuffer(block, np.uint8)
+                    elif filters.translate(None, _PNG_FILTERS):
+                        return None
+                    else:
+                        stored.put(done, block)
                     done += len(block)
     except zlib_ng.error:
         return None
     if done != expected or not inflater.eof or inflater.unused_data:
         return None
+    if stored is not None:
+        return stored.decoded()
     if not raw[:expected:row].any():  # every row filtered None: the samples as they lie, no copy
         return np.ndarray((height, width, channels) if channels > 1 else (height, width), np.uint8, buffer=raw[1:],
                           strides=(row, channels, 1) if channels > 1 else (row, 1))
     pixels = _unfilter_none_sub_up(raw[:expected].reshape(height, row), channels)
     return pixels.reshape(height, width, channels) if channels > 1 else pixels
+
+
+# libspng, called through ctypes in pyspng's extension module (which exports its C functions: pyspng's own call
+# always inflates with the zlib inside it). Only the libspng version whose interface is written here.
+_LIBSPNG_VERSION = b"0.7."
+_SPNG_CTX_IGNORE_ADLER32 = 1  # zlib-ng checked it as it inflated
+_SPNG_CRC_USE = 2  # the chunks' CRCs are not checked (`_png_pixel_data` checked the file's IDAT chunks)
+_SPNG_FORMATS = {1: 64, 3: 4, 4: 1}  # samples per pixel -> libspng's G8, RGB8, RGBA8 (it gives no grey with alpha)
+_STORED_BLOCK_BYTES = 65535  # the most a stored deflate block holds
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = b"\0\0\0\0IEND\xaeB`\x82"
+
+
+@functools.cache
+def _libspng():
+    """libspng's functions (ctypes) where pyspng exports them, its version the one written for; else None."""
+    try:
+        import ctypes  # here: 5 ms of importing, on every start otherwise
+
+        import pyspng
+
+        lib = ctypes.CDLL(pyspng._pyspng_c.__file__)
+        lib.spng_version_string.restype = ctypes.c_char_p
+        if not lib.spng_version_string().startswith(_LIBSPNG_VERSION):
+            return None
+        context, size = ctypes.c_void_p, ctypes.c_size_t
+        for name, result, arguments in (
+                ("spng_ctx_new", context, [ctypes.c_int]), ("spng_ctx_free", None, [context]),
+                ("spng_set_crc_action", ctypes.c_int, [context, ctypes.c_int, ctypes.c_int]),
+                ("spng_set_png_buffer", ctypes.c_int, [context, ctypes.c_void_p, size]),
+                ("spng_decoded_image_size", ctypes.c_int, [context, ctypes.c_int, ctypes.POINTER(size)]),
+                ("spng_decode_image", ctypes.c_int, [context, ctypes.c_void_p, size, ctypes.c_int, ctypes.c_int])):
+            function = getattr(lib, name)
+            function.restype, function.argtypes = result, arguments
+        return lib
+    except Exception:  # no pyspng, a build that exports nothing (Windows), another libspng
+        return None
+
+
+class _StoredRows:
+    """A PNG made of the file's header and its rows as inflated, each row a stored (uncompressed) deflate block, for
+    libspng to unfilter without inflating: the rows are put in as zlib-ng inflates them."""
+
+    def __init__(self, header: bytes, height: int, row: int, lib):
+        self.lib = lib
+        self.width, self.height, self.channels = int.from_bytes(header[8:12], "big"), height, _PNG_CHANNELS[header[17]]
+        self.row = row
+        start = len(_PNG_SIGNATURE) + len(header) + 8 + 2  # the IDAT chunk's length and type, the zlib header
+        self.file = np.empty(start + height * (5 + row) + 4 + 4 + len(_PNG_IEND), np.uint8)
+        blocks = self.file[start : start + height * (5 + row)].reshape(height, 5 + row)
+        self.rows = blocks[:, 5:]
+        # each block: final or not, then its length and the length's complement, little-endian
+        blocks[:, :5] = np.frombuffer(struct.pack("<BHH", 0, row, row ^ 0xFFFF), np.uint8)
+        blocks[-1, 0] = 1
+        stream = 2 + height * (5 + row) + 4  # Adler-32 left as zeros: ignored
+        self.file[:start] = np.frombuffer(_PNG_SIGNATURE + header + struct.pack(">I", stream) + b"IDAT\x78\x01",
+                                          np.uint8)
+        self.file[start + height * (5 + row) :] = np.frombuffer(b"\0" * 8 + _PNG_IEND, np.uint8)
+
+    @classmethod
+    def of(cls, data: bytes, rows: np.ndarray, done: int) -> Optional["_StoredRows"]:
+        """The stored layout of `rows` [H, 1 + W x channels], the first `done` bytes inflated so far copied in; None
+        where libspng is not at hand or does not take the image (grey with alpha), or a row is too wide for a block,
+        or the stream too long for a chunk."""
+        height, row = rows.shape
+        lib = _libspng() if data[25] in (0, 2, 6) else None
+        if lib is None or row > _STORED_BLOCK_BYTES or 2 + height * (5 + row) + 4 >= 2**31:
+            return None
+        stored = cls(data[8:33], height, row, lib)
+        full, part = divmod(done, row)
+        stored.rows[:full] = rows[:full]
+        if part:
+            stored.rows[full, :part] = rows[full, :part]
+        return stored
+
+    def put(self, done: int, block: bytes) -> None:
+        """Puts the inflated bytes `block`, which follow the first `done`, in their rows."""
+        samples, at = np.frombuffer(block, np.uint8), 0
+        top, left = divmod(done, self.row)
+        if left:  # the rest of a row begun
+            at = min(self.row - left, len(samples))
+            self.rows[top, left : left + at] = samples[:at]
+            top += 1
+        whole = (len(samples) - at) // self.row
+        self.rows[top : top + whole] = samples[at : at + whole * self.row].reshape(whole, self.row)
+        at += whole * self.row
+        if at < len(samples):
+            self.rows[top + whole, : len(samples) - at] = samples[at:]
+
+    def decoded(self) -> Optional[np.ndarray]:
+        """The pixels, as `_unfiltered_png` gives them, unfiltered by libspng; None if it refuses them."""
+        import ctypes
+
+        lib, channels = self.lib, self.channels
+        pixels = np.empty((self.height, self.width, channels) if channels > 1 else (self.height, self.width), np.uint8)
+        context = lib.spng_ctx_new(_SPNG_CTX_IGNORE_ADLER32)
+        if not context:
+            return None
+        try:
+            size = ctypes.c_size_t()
+            if (lib.spng_set_crc_action(context, _SPNG_CRC_USE, _SPNG_CRC_USE)
+                    or lib.spng_set_png_buffer(context, self.file.ctypes.data, self.file.nbytes)
+                    or lib.spng_decoded_image_size(context, _SPNG_FORMATS[channels], ctypes.byref(size))
+                    or size.value != pixels.nbytes
+                    or lib.spng_decode_image(context, pixels.ctypes.data, pixels.nbytes, _SPNG_FORMATS[channels], 0)):
+                return None
+        finally:
+            lib.spng_ctx_free(context)
+        return pixels
 
 
 def _unfilter_none_sub_up(rows: np.ndarray, channels: int) -> np.ndarray:
@@ -501,12 +629,13 @@ def _open_time_orientation(im: Image.Image) -> Optional[int]:
 
 def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
     """An opened (not yet decoded) 8-bit grey, grey and alpha, RGB, RGBA or palette PNG's pixels [H, W, 3 | 4] (grey
-    repeated, a palette applied), the same values Pillow gives: unfiltered in numpy where every row allows it
-    (`_unfiltered_png`, zlib-ng inflating; about a third of Pillow's time), else decoded by libspng (pyspng; about
-    two thirds). None where Pillow decodes it: another mode or bit depth, a transparent colour key, what
-    `_png_pixel_data` leaves to Pillow (orientation, animation, broken chunks), a file much larger than its pixels
-    (FAST_PNG_EXTRA_BYTES), neither the numpy path nor pyspng at hand (both have wheels for x86-64 and Apple
-    silicon only), or libspng refusing the file (a broken one then fails, or not, as Pillow decides)."""
+    repeated, a palette applied), the same values Pillow gives: inflated by zlib-ng and unfiltered in numpy, or by
+    libspng where rows are filtered Average or Paeth (`_unfiltered_png`; about a third of Pillow's time), else
+    decoded by libspng alone (pyspng; palettes, or without zlib-ng: about two thirds). None where Pillow decodes it:
+    another mode or bit depth, a transparent colour key, what `_png_pixel_data` leaves to Pillow (orientation,
+    animation, broken chunks), a file much larger than its pixels (FAST_PNG_EXTRA_BYTES), neither zlib-ng's path nor
+    pyspng at hand (both have wheels for x86-64 and Apple silicon only), or libspng refusing the file (a broken one
+    then fails, or not, as Pillow decides)."""
     rawmodes, layout = FAST_PNG_MODES.get(im.mode, ((), ""))
     if im.format != "PNG" or "transparency" in im.info or len(im.tile) != 1 or im.tile[0][3] not in rawmodes:
         return None
