@@ -90,7 +90,6 @@ FAST = {
     "rgb rows None": lambda: filtered_png(PIXELS[..., :3], (0,)),
 }
 PILLOW = {
-    "grey with alpha, Average or Paeth rows": lambda: filtered_png(PIXELS[..., :2], (0, 3, 4)),  # libspng: no GA8 output
     "palette with transparency": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB").convert("P"), transparency=3),
     "rgb colour key": lambda: png(Image.fromarray(PIXELS[..., :3], "RGB"), transparency=(1, 2, 3)),
     "grey colour key": lambda: png(Image.fromarray(PIXELS[..., 0], "L"), transparency=5),
@@ -191,7 +190,7 @@ def test_the_file_position_is_left_where_pillow_expects_it(tmp_path, monkeypatch
         raise RuntimeError("pyspng: could not decode image: a test")
 
     monkeypatch.setattr(pyspng, "load", refuses)
-    monkeypatch.setattr(images._StoredRows, "decoded", lambda self: None)
+    monkeypatch.setattr(images._StoredStream, "decoded", lambda self, shape, adler: None)
     assert fast_pixels(path) is None
     assert np.array_equal(load_image(path).rgb(), pillow_pixels(path))
 
@@ -417,11 +416,19 @@ def filtered_png(pixels: np.ndarray, filters, stream=None) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
 
 
-def numpy_path(path) -> "np.ndarray | None":
-    """What `_unfiltered_png` makes of the file (None: libspng or Pillow decides)."""
+# zlib-ng's error, taken now: tests hide the module later
+ZLIB_NG_ERROR = importlib.import_module("zlib_ng.zlib_ng").error if importlib.util.find_spec("zlib_ng") else ()
+
+
+def zlib_ng_path(path) -> "np.ndarray | str | None":
+    """What `_unfiltered_png` makes of the file (None: libspng or Pillow decides; "broken": zlib-ng found the stream
+    broken, Pillow decides)."""
     data = path.read_bytes()
     idat = images._png_pixel_data(data)
-    return None if idat is None else images._unfiltered_png(data, idat)
+    try:
+        return None if idat is None else images._unfiltered_png(data, idat)
+    except ZLIB_NG_ERROR:
+        return "broken"
 
 
 SMOOTH = np.clip(np.add.outer(np.arange(53) * 3, np.arange(71) * 2)[..., None] + PIXELS // 8, 0, 255).astype(np.uint8)
@@ -444,10 +451,11 @@ def test_rows_filtered_none_sub_or_up_unfilter_in_numpy_to_pillows_pixels(tmp_pa
     pixels = SMOOTH[..., 0] if channels == 1 else SMOOTH[..., :3] if channels == 3 else PIXELS[..., :channels]
     path = tmp_path / "image.png"
     path.write_bytes(filtered_png(pixels, NONE_SUB_UP[filters]))
-    assert numpy_path(path) is not None
+    assert zlib_ng_path(path) is not None
     assert_reads_as_pillows(path)
-    if channels != 2:  # libspng gives no grey with alpha: Pillow decodes those the numpy path leaves
-        assert np.array_equal(numpy_path(path), pyspng.load(path.read_bytes(), {1: "L", 3: "RGB", 4: "RGBA"}[channels]))
+    if channels != 2:  # pyspng gives no grey with alpha: Pillow decodes those zlib-ng's path leaves
+        layout = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+        assert np.array_equal(zlib_ng_path(path), pyspng.load(path.read_bytes(), layout))
 
 
 # ---------------------------------------------------------------- rows filtered Average or Paeth: libspng unfilters
@@ -460,33 +468,44 @@ AVERAGE_PAETH = {
 
 @pytest.fixture
 def stored_decodes(monkeypatch) -> list:
-    """The pixels `_StoredRows.decoded` gives (libspng unfiltering what zlib-ng inflated), each call's."""
-    made, decoded = [], images._StoredRows.decoded
+    """The pixels `_StoredStream.decoded` gives (libspng unfiltering what zlib-ng inflated), each call's."""
+    made, decoded = [], images._StoredStream.decoded
 
-    def spied(self):
-        made.append(decoded(self))
+    def spied(self, shape, adler):
+        made.append(decoded(self, shape, adler))
         return made[-1]
 
-    monkeypatch.setattr(images._StoredRows, "decoded", spied)
+    monkeypatch.setattr(images._StoredStream, "decoded", spied)
     return made
 
 
+needs_libspng = pytest.mark.skipif(images._libspng() is None, reason="pyspng's Windows build exports no libspng")
+
+
 @needs_zlib_ng
+@needs_libspng
+@pytest.mark.parametrize("stored_block", [1, 7, 300, images._STORED_BLOCK_BYTES])  # a row in many blocks, or in one
 @pytest.mark.parametrize("block", [1, 300, 1000, images.UNFILTERED_BLOCK_BYTES])  # rows change layout mid-row or not
 @pytest.mark.parametrize("filters", sorted(AVERAGE_PAETH))
-@pytest.mark.parametrize("channels", [1, 3, 4])
-def test_rows_filtered_average_or_paeth_are_unfiltered_by_libspng_to_pillows_pixels(tmp_path, monkeypatch, filters,
-                                                                                     channels, block, stored_decodes):
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_rows_filtered_average_or_paeth_are_unfiltered_by_libspng_to_pillows_pixels(
+        tmp_path, monkeypatch, filters, channels, block, stored_block, stored_decodes):
     """Inflated by zlib-ng, laid out for libspng from the first Average or Paeth row on (however far into the stream
-    and into its row), unfiltered by libspng: libspng's own pixels, and Pillow's."""
+    and into its row, in stored blocks of any size), unfiltered by libspng: libspng's own pixels, and Pillow's."""
     monkeypatch.setattr(images, "UNFILTERED_BLOCK_BYTES", block)
-    pixels = SMOOTH[..., 0] if channels == 1 else SMOOTH[..., :3] if channels == 3 else PIXELS
+    monkeypatch.setattr(images, "_STORED_BLOCK_BYTES", stored_block)
+    pixels = SMOOTH[..., 0] if channels == 1 else SMOOTH[..., :3] if channels == 3 else PIXELS[..., :channels]
     path = tmp_path / "image.png"
     path.write_bytes(filtered_png(pixels, AVERAGE_PAETH[filters]))
-    decoded = numpy_path(path)
+    decoded = zlib_ng_path(path)
     assert len(stored_decodes) == 1 and stored_decodes[0] is decoded
-    assert np.array_equal(decoded, pyspng.load(path.read_bytes(), {1: "L", 3: "RGB", 4: "RGBA"}[channels]))
+    if channels != 2:
+        assert np.array_equal(decoded, pyspng.load(path.read_bytes(), {1: "L", 3: "RGB", 4: "RGBA"}[channels]))
     assert_reads_as_pillows(path)
+    if channels == 2:  # pyspng gives no grey with alpha: without zlib-ng, Pillow decodes it
+        monkeypatch.setitem(sys.modules, "zlib_ng", None)
+        assert fast_pixels(path) is None
+        assert_reads_as_pillows(path)
 
 
 @needs_zlib_ng
@@ -502,19 +521,18 @@ def test_another_libspng_version_is_not_called(monkeypatch):
 
 
 @needs_zlib_ng
-@pytest.mark.parametrize("why", ["grey with alpha", "no libspng functions", "a row wider than a stored block"])
-def test_average_or_paeth_rows_libspng_cannot_be_given_decode_as_before(tmp_path, monkeypatch, why, stored_decodes):
-    """libspng gives no grey with alpha (Pillow decodes it), a row must fit a stored block (65,535 bytes; pyspng then
-    decodes the file itself, as it does without libspng's functions at hand): the same pixels."""
-    pixels = PIXELS[..., :2] if why == "grey with alpha" else PIXELS
+@pytest.mark.parametrize("why", ["no libspng functions", "rows over STORED_MAX_BYTES"])
+def test_average_or_paeth_rows_libspng_is_not_given_decode_as_before(tmp_path, monkeypatch, why, stored_decodes):
+    """Without libspng's functions at hand, or rows too large to copy (STORED_MAX_BYTES), pyspng decodes the file
+    itself: the same pixels."""
     if why == "no libspng functions":
         monkeypatch.setattr(images, "_libspng", lambda: None)
-    if why == "a row wider than a stored block":
-        monkeypatch.setattr(images, "_STORED_BLOCK_BYTES", 71 * 4)
+    else:
+        monkeypatch.setattr(images, "STORED_MAX_BYTES", 53 * (71 * 4 + 1) - 1)
     path = tmp_path / "image.png"
-    path.write_bytes(filtered_png(pixels, (0, 4)))
-    assert numpy_path(path) is None and not stored_decodes
-    assert (fast_pixels(path) is None) == (why == "grey with alpha")
+    path.write_bytes(filtered_png(PIXELS, (0, 4)))
+    assert zlib_ng_path(path) is None and not stored_decodes
+    assert fast_pixels(path) is not None
     assert_reads_as_pillows(path)
 
 
@@ -531,7 +549,7 @@ def test_a_row_with_no_such_filter_is_decided_as_before(tmp_path, monkeypatch, b
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + _chunk(b"IDAT", zlib.compress(b"".join(rows)))
                      + _chunk(b"IEND", b""))
     result = outcome(path)
-    assert numpy_path(path) is None and not stored_decodes
+    assert zlib_ng_path(path) is None and not stored_decodes
     monkeypatch.setitem(sys.modules, "zlib_ng", None)
     assert outcome(path) == result
 
@@ -542,12 +560,18 @@ def _adler_broken(rows: bytes) -> bytes:
     return bytes(stream)
 
 
+def _data_broken(rows: bytes) -> bytes:
+    stream = bytearray(zlib.compress(rows, 0))  # stored blocks: a block's length and its complement disagree
+    stream[4] ^= 1
+    return bytes(stream)
+
+
 STREAMS = {
-    "Adler-32 broken": _adler_broken,
     "a row short": lambda rows: zlib.compress(rows[:-5]),
     "a row too many": lambda rows: zlib.compress(rows + rows[-(71 * 4 + 1):]),
     "bytes after the stream": lambda rows: zlib.compress(rows) + b"\0\0",
 }
+BROKEN_STREAMS = {"Adler-32 broken": _adler_broken, "a block broken": _data_broken}
 
 
 @needs_zlib_ng
@@ -555,13 +579,28 @@ STREAMS = {
 @pytest.mark.parametrize("stream", sorted(STREAMS))
 def test_a_stream_that_is_not_exactly_the_rows_is_libspngs_to_decide(tmp_path, monkeypatch, stream, filters,
                                                                       stored_decodes):
-    """zlib-ng's path takes only a zlib stream that is exactly the image's rows, its checksum right; anything else
-    decodes (or fails) as it did before: libspng ignores the Adler-32, Pillow then decides where libspng refuses."""
+    """zlib-ng's path takes only a zlib stream that is exactly the image's rows; a sound stream that is not decodes
+    (or fails) as it did before: libspng decides, and Pillow where libspng refuses."""
     path = tmp_path / "image.png"
     path.write_bytes(filtered_png(PIXELS, filters, stream=STREAMS[stream]))
     result = outcome(path)
-    assert numpy_path(path) is None and not any(pixels is not None for pixels in stored_decodes)
+    assert zlib_ng_path(path) is None and not stored_decodes
     monkeypatch.setitem(sys.modules, "zlib_ng", None)
+    assert outcome(path) == result
+
+
+@needs_zlib_ng
+@pytest.mark.parametrize("filters", [(0, 1, 2), (0, 4)])
+@pytest.mark.parametrize("stream", sorted(BROKEN_STREAMS))
+def test_a_stream_zlib_ng_finds_broken_is_pillows_to_decide(tmp_path, monkeypatch, stream, filters, stored_decodes):
+    """A broken zlib stream, its Adler-32 wrong included (which libspng ignores, decoding what Pillow refuses), gets
+    Pillow's record, as without pyspng."""
+    path = tmp_path / "image.png"
+    path.write_bytes(filtered_png(PIXELS, filters, stream=BROKEN_STREAMS[stream]))
+    result = outcome(path)
+    assert zlib_ng_path(path) == "broken" and not stored_decodes
+    assert result[0] == "error"
+    pillow_only(monkeypatch)
     assert outcome(path) == result
 
 
@@ -570,10 +609,10 @@ def test_a_stream_that_is_not_exactly_the_rows_is_libspngs_to_decide(tmp_path, m
 def test_without_zlib_ng_libspng_decodes_the_same(tmp_path, monkeypatch, level):
     path = tmp_path / "image.png"
     path.write_bytes(filtered_png(PIXELS, (0, 1, 2), stream=lambda rows: zlib.compress(rows, level)))
-    assert numpy_path(path) is not None
+    assert zlib_ng_path(path) is not None
     numpy_pixels = load_image(path).rgb()
     monkeypatch.setitem(sys.modules, "zlib_ng", None)
-    assert numpy_path(path) is None and fast_pixels(path) is not None
+    assert zlib_ng_path(path) is None and fast_pixels(path) is not None
     assert np.array_equal(load_image(path).rgb(), numpy_pixels)
 
 
@@ -620,7 +659,7 @@ def test_the_stream_read_in_small_pieces_gives_the_same_pixels(tmp_path, monkeyp
     for piece, block in ((7, 1), (1, 300), (64, 285), (1 << 16, 1 << 18)):
         monkeypatch.setattr(images, "UNFILTERED_INPUT_BYTES", piece)
         monkeypatch.setattr(images, "UNFILTERED_BLOCK_BYTES", block)
-        assert np.array_equal(numpy_path(path), PIXELS)
+        assert np.array_equal(zlib_ng_path(path), PIXELS)
 
 
 def _raw_profile(tag: int) -> bytes:

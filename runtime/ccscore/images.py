@@ -353,7 +353,7 @@ _TURNING_ORIENTATIONS = range(2, 9)  # the EXIF orientations exif_transpose turn
 FAST_PNG_EXTRA_BYTES = 64 * 2**20
 # Pillow's mode -> the raw modes (sample layouts) the fast paths take, and the layout they decode to: 8-bit samples
 # (16-bit ones Pillow reads as "RGB;16B" and the like), palettes of any depth expanded to RGB as Pillow converts them
-# (libspng alone), grey with alpha (the numpy path alone: libspng refuses that output).
+# (libspng alone), grey with alpha (zlib-ng's path alone: pyspng refuses that output).
 FAST_PNG_MODES = {"L": (("L",), "L"), "LA": (("LA",), "LA"), "RGB": (("RGB",), "RGB"), "RGBA": (("RGBA",), "RGBA"),
                   "P": (("P", "P;1", "P;2", "P;4"), "RGB")}
 
@@ -373,7 +373,7 @@ def _png_pixel_data(data: bytes, text_memory_left: int = 0) -> Optional[list[mem
         if pos + 12 + length > end or kind in _PNG_PIXELS_ONLY_UNLESS or (idat and kind not in _PNG_AFTER_PIXELS):
             return None
         if (kind == b"IHDR") != (pos == 8) or (kind == b"IDAT" and pixels_ended):
-            return None  # the header not first, or twice (Pillow takes the last, the numpy path the first)
+            return None  # the header not first, or twice (Pillow takes the last, zlib-ng's path the first)
         pixels_ended |= bool(idat) and kind != b"IDAT"
         if kind in _PNG_TEXT_CHUNKS:
             keyword, _, value = bytes(view[pos + 8 : pos + 8 + length]).partition(b"\0")
@@ -396,7 +396,7 @@ def _png_pixel_data(data: bytes, text_memory_left: int = 0) -> Optional[list[mem
 # tools write such files: half the pixels of a sample of Debian's game art), the rows unfilter in a few whole-array
 # numpy steps, and zlib-ng inflates about three times as fast as the zlib inside libspng: the same pixels in about
 # half libspng's time. Average and Paeth filters depend on the pixel to the left, decoded just before: libspng
-# unfilters those rows, given them inflated by zlib-ng (`_StoredRows`: inflating is nine tenths of libspng's time on
+# unfilters those rows, given them inflated by zlib-ng (`_StoredStream`: inflating is nine tenths of libspng's time on
 # such files). The stream is inflated in blocks of this many bytes, each block's rows checked as they come.
 UNFILTERED_BLOCK_BYTES = 1 << 18
 UNFILTERED_INPUT_BYTES = 1 << 16  # compressed bytes given the inflater at a time
@@ -405,6 +405,9 @@ UNFILTER_CHUNK_ROWS = 1 << 16
 # Up rows at least this wide are added to the row above one by one (a running sum down the rows costs ~2.5 ns a
 # sample, an add ~1 us a row more than its bytes); narrower ones as running sums, however the filters alternate.
 UP_ROW_BY_ROW_BYTES = 512
+# Rows laid out for libspng at most (`_StoredStream`): a larger image's copy would double its peak memory; pyspng
+# decodes it as before (16 MP of RGBA fit: the speed set's largest image is 4.5 MP).
+STORED_MAX_BYTES = 64 << 20
 _NONE_SUB_UP = b"\x00\x01\x02"
 _PNG_FILTERS = b"\x00\x01\x02\x03\x04"
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type (grey, RGB, grey with alpha, RGBA) -> samples per pixel
@@ -413,9 +416,9 @@ _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type (grey, RGB, grey with al
 def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]:
     """An 8-bit, non-interlaced grey, grey and alpha, RGB or RGBA PNG's pixels [H, W] or [H, W, 2 | 3 | 4], inflated
     by zlib-ng where it is installed: unfiltered in numpy where every row is filtered None, Sub or Up, else by libspng
-    (`_StoredRows`; not grey with alpha, which libspng does not give). None otherwise, or wherever the zlib stream is
-    not exactly the image's rows (short, long, or failing its Adler-32: libspng, which ignores checksums, decides
-    then)."""
+    (`_StoredStream`). None where neither can, or the zlib stream is not exactly the image's rows (short, long, or a
+    row of no filter type: libspng, then Pillow, decide). A stream zlib-ng finds broken (its Adler-32 wrong included)
+    raises zlib_ng.error: Pillow decides then (libspng, which ignores checksums, would decode what Pillow refuses)."""
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])  # IHDR comes first
     channels = _PNG_CHANNELS.get(colour)
     if depth != 8 or interlace or channels is None or data[12:16] != b"IHDR":
@@ -428,40 +431,34 @@ def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]
     expected = height * row
     # a byte past the rows: each row's samples then end a whole row from the first
     raw = np.empty(expected + 1, np.uint8)
-    stored: Optional[_StoredRows] = None  # the rows so far and to come, laid out for libspng: once one needs it
+    stored: Optional[_StoredStream] = None  # the rows so far and to come, laid out for libspng: once one needs it
     inflater, done = zlib_ng.decompressobj(), 0
-    try:
-        for chunk in idat:
-            # Fed in pieces: what a call leaves unread is copied (`unconsumed_tail`), so each call's input stays small.
-            for start in range(0, len(chunk), UNFILTERED_INPUT_BYTES):
-                rest = chunk[start : start + UNFILTERED_INPUT_BYTES]
-                while rest:
-                    # max_length 0 is unlimited: past the rows, 1 byte more is asked, and any is too much
-                    block = inflater.decompress(rest, min(max(UNFILTERED_BLOCK_BYTES, row), expected - done) or 1)
-                    rest = inflater.unconsumed_tail
-                    if done + len(block) > expected:
-                        return None  # more than the rows
-                    filters = block[-done % row :: row]
-                    if stored is None and filters.translate(None, _NONE_SUB_UP):
-                        if filters.translate(None, _PNG_FILTERS):
-                            return None  # no such filter: libspng and Pillow refuse the file as they do
-                        stored = _StoredRows.of(data, raw[:expected].reshape(height, row), done)
-                        if stored is None:
-                            return None  # libspng decodes the file itself
-                        raw = None  # the rows so far are in `stored` now
+    for chunk in idat:
+        # Fed in pieces: what a call leaves unread is copied (`unconsumed_tail`), so each call's input stays small.
+        for start in range(0, len(chunk), UNFILTERED_INPUT_BYTES):
+            rest = chunk[start : start + UNFILTERED_INPUT_BYTES]
+            while rest:
+                # max_length 0 is unlimited: past the rows, 1 byte more is asked, and any is too much
+                block = inflater.decompress(rest, min(max(UNFILTERED_BLOCK_BYTES, row), expected - done) or 1)
+                rest = inflater.unconsumed_tail
+                filters = block[-done % row :: row]
+                if done + len(block) > expected or filters.translate(None, _PNG_FILTERS):
+                    return None  # more than the rows, or no such filter: libspng and Pillow decide as they do
+                if stored is None and filters.translate(None, _NONE_SUB_UP):  # the first Average or Paeth row
+                    stored = _StoredStream.of(data[8:33], expected, raw[:done])
                     if stored is None:
-                        raw[done : done + len(block)] = np.frombuffer(block, np.uint8)
-                    elif filters.translate(None, _PNG_FILTERS):
-                        return None
-                    else:
-                        stored.put(done, block)
-                    done += len(block)
-    except zlib_ng.error:
-        return None
+                        return None  # pyspng decodes the file itself
+                    raw = None  # the rows so far are in `stored` now
+                if stored is None:
+                    raw[done : done + len(block)] = np.frombuffer(block, np.uint8)
+                else:
+                    stored.put(done, block)
+                done += len(block)
     if done != expected or not inflater.eof or inflater.unused_data:
         return None
     if stored is not None:
-        return stored.decoded()
+        shape = (height, width, channels) if channels > 1 else (height, width)
+        return stored.decoded(shape, b"".join(bytes(chunk[-4:]) for chunk in idat)[-4:])
     if not raw[:expected:row].any():  # every row filtered None: the samples as they lie, no copy
         return np.ndarray((height, width, channels) if channels > 1 else (height, width), np.uint8, buffer=raw[1:],
                           strides=(row, channels, 1) if channels > 1 else (row, 1))
@@ -469,12 +466,13 @@ def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]
     return pixels.reshape(height, width, channels) if channels > 1 else pixels
 
 
-# libspng, called through ctypes in pyspng's extension module (which exports its C functions: pyspng's own call
-# always inflates with the zlib inside it). Only the libspng version whose interface is written here.
+# libspng, called through ctypes in pyspng's extension module, whose Linux and macOS builds export its C functions
+# (pyspng's own call always inflates with the zlib inside it). Only the libspng version whose interface is written
+# here (its spng.h: the constants below, the functions' signatures in `_libspng`).
 _LIBSPNG_VERSION = b"0.7."
 _SPNG_CTX_IGNORE_ADLER32 = 1  # zlib-ng checked it as it inflated
 _SPNG_CRC_USE = 2  # the chunks' CRCs are not checked (`_png_pixel_data` checked the file's IDAT chunks)
-_SPNG_FORMATS = {1: 64, 3: 4, 4: 1}  # samples per pixel -> libspng's G8, RGB8, RGBA8 (it gives no grey with alpha)
+_SPNG_FMT_PNG = 256  # the samples as the file holds them: 8-bit grey, grey and alpha, RGB, RGBA
 _STORED_BLOCK_BYTES = 65535  # the most a stored deflate block holds
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\0\0\0\0IEND\xaeB`\x82"
@@ -506,62 +504,61 @@ def _libspng():
         return None
 
 
-class _StoredRows:
-    """A PNG made of the file's header and its rows as inflated, each row a stored (uncompressed) deflate block, for
-    libspng to unfilter without inflating: the rows are put in as zlib-ng inflates them."""
+class _StoredStream:
+    """A PNG of the file's header and its rows as zlib-ng inflated them, in stored (uncompressed) deflate blocks, for
+    libspng to unfilter without inflating: the rows are put in as they are inflated."""
 
-    def __init__(self, header: bytes, height: int, row: int, lib):
+    def __init__(self, header: bytes, size: int, lib):
         self.lib = lib
-        self.width, self.height, self.channels = int.from_bytes(header[8:12], "big"), height, _PNG_CHANNELS[header[17]]
-        self.row = row
-        start = len(_PNG_SIGNATURE) + len(header) + 8 + 2  # the IDAT chunk's length and type, the zlib header
-        self.file = np.empty(start + height * (5 + row) + 4 + 4 + len(_PNG_IEND), np.uint8)
-        blocks = self.file[start : start + height * (5 + row)].reshape(height, 5 + row)
-        self.rows = blocks[:, 5:]
-        # each block: final or not, then its length and the length's complement, little-endian
-        blocks[:, :5] = np.frombuffer(struct.pack("<BHH", 0, row, row ^ 0xFFFF), np.uint8)
-        blocks[-1, 0] = 1
-        stream = 2 + height * (5 + row) + 4  # Adler-32 left as zeros: ignored
-        self.file[:start] = np.frombuffer(_PNG_SIGNATURE + header + struct.pack(">I", stream) + b"IDAT\x78\x01",
-                                          np.uint8)
-        self.file[start + height * (5 + row) :] = np.frombuffer(b"\0" * 8 + _PNG_IEND, np.uint8)
+        # after the signature, the header, the IDAT chunk's length and type, and the zlib stream's header
+        self.start = len(_PNG_SIGNATURE) + len(header) + 8 + 2
+        full, last = divmod(size - 1, _STORED_BLOCK_BYTES)  # all blocks full but the last (1 to 65,535 bytes)
+        last += 1
+        self.end = self.start + size + 5 * (full + 1)  # where the last block ends: the Adler-32 follows
+        self.file = np.empty(self.end + 4 + 4 + len(_PNG_IEND), np.uint8)
+        stream = self.end + 4 - (self.start - 2)
+        self.file[: self.start] = np.frombuffer(_PNG_SIGNATURE + header + struct.pack(">I", stream) + b"IDAT\x78\x01",
+                                                np.uint8)
+        step = 5 + _STORED_BLOCK_BYTES
+        blocks = self.file[self.start : self.start + full * step].reshape(full, step)
+        blocks[:, :5] = self._block_header(False, _STORED_BLOCK_BYTES)
+        at = self.start + full * step
+        self.file[at : at + 5] = self._block_header(True, last)
+        self.file[self.end + 4 :] = np.frombuffer(b"\0" * 4 + _PNG_IEND, np.uint8)  # the IDAT's CRC: not checked
+
+    @staticmethod
+    def _block_header(final: bool, length: int) -> np.ndarray:
+        """A stored block's header: final or not, then its length and the length's complement, little-endian."""
+        return np.frombuffer(struct.pack("<BHH", final, length, length ^ 0xFFFF), np.uint8)
 
     @classmethod
-    def of(cls, data: bytes, rows: np.ndarray, done: int) -> Optional["_StoredRows"]:
-        """The stored layout of `rows` [H, 1 + W x channels], the first `done` bytes inflated so far copied in; None
-        where libspng is not at hand or does not take the image (grey with alpha), or a row is too wide for a block,
-        or the stream too long for a chunk."""
-        height, row = rows.shape
-        lib = _libspng() if data[25] in (0, 2, 6) else None
-        if lib is None or row > _STORED_BLOCK_BYTES or 2 + height * (5 + row) + 4 >= 2**31:
+    def of(cls, header: bytes, size: int, done: np.ndarray) -> Optional["_StoredStream"]:
+        """The stored layout of an image's `size` bytes of rows (`header`: its IHDR chunk), the bytes inflated so far
+        (`done`) put in; None where libspng is not at hand or the rows are over STORED_MAX_BYTES."""
+        lib = _libspng()
+        if lib is None or size > STORED_MAX_BYTES:
             return None
-        stored = cls(data[8:33], height, row, lib)
-        full, part = divmod(done, row)
-        stored.rows[:full] = rows[:full]
-        if part:
-            stored.rows[full, :part] = rows[full, :part]
+        stored = cls(header, size, lib)
+        stored.put(0, done)
         return stored
 
-    def put(self, done: int, block: bytes) -> None:
-        """Puts the inflated bytes `block`, which follow the first `done`, in their rows."""
+    def put(self, done: int, block) -> None:
+        """Puts the inflated bytes `block` (any buffer), which follow the first `done` of the rows, in their blocks."""
         samples, at = np.frombuffer(block, np.uint8), 0
-        top, left = divmod(done, self.row)
-        if left:  # the rest of a row begun
-            at = min(self.row - left, len(samples))
-            self.rows[top, left : left + at] = samples[:at]
-            top += 1
-        whole = (len(samples) - at) // self.row
-        self.rows[top : top + whole] = samples[at : at + whole * self.row].reshape(whole, self.row)
-        at += whole * self.row
-        if at < len(samples):
-            self.rows[top + whole, : len(samples) - at] = samples[at:]
+        while at < len(samples):
+            index, offset = divmod(done + at, _STORED_BLOCK_BYTES)
+            count = min(_STORED_BLOCK_BYTES - offset, len(samples) - at)
+            start = self.start + index * (5 + _STORED_BLOCK_BYTES) + 5 + offset
+            self.file[start : start + count] = samples[at : at + count]
+            at += count
 
-    def decoded(self) -> Optional[np.ndarray]:
-        """The pixels, as `_unfiltered_png` gives them, unfiltered by libspng; None if it refuses them."""
+    def decoded(self, shape: tuple[int, ...], adler: bytes) -> Optional[np.ndarray]:
+        """The pixels [H, W] or [H, W, channels], unfiltered by libspng once every row is in (`adler`: the stream's
+        Adler-32, which zlib-ng checked); None if libspng refuses them."""
         import ctypes
 
-        lib, channels = self.lib, self.channels
-        pixels = np.empty((self.height, self.width, channels) if channels > 1 else (self.height, self.width), np.uint8)
+        lib, pixels = self.lib, np.empty(shape, np.uint8)
+        self.file[self.end : self.end + 4] = np.frombuffer(adler, np.uint8)
         context = lib.spng_ctx_new(_SPNG_CTX_IGNORE_ADLER32)
         if not context:
             return None
@@ -569,9 +566,9 @@ class _StoredRows:
             size = ctypes.c_size_t()
             if (lib.spng_set_crc_action(context, _SPNG_CRC_USE, _SPNG_CRC_USE)
                     or lib.spng_set_png_buffer(context, self.file.ctypes.data, self.file.nbytes)
-                    or lib.spng_decoded_image_size(context, _SPNG_FORMATS[channels], ctypes.byref(size))
+                    or lib.spng_decoded_image_size(context, _SPNG_FMT_PNG, ctypes.byref(size))
                     or size.value != pixels.nbytes
-                    or lib.spng_decode_image(context, pixels.ctypes.data, pixels.nbytes, _SPNG_FORMATS[channels], 0)):
+                    or lib.spng_decode_image(context, pixels.ctypes.data, pixels.nbytes, _SPNG_FMT_PNG, 0)):
                 return None
         finally:
             lib.spng_ctx_free(context)
@@ -634,8 +631,8 @@ def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
     decoded by libspng alone (pyspng; palettes, or without zlib-ng: about two thirds). None where Pillow decodes it:
     another mode or bit depth, a transparent colour key, what `_png_pixel_data` leaves to Pillow (orientation,
     animation, broken chunks), a file much larger than its pixels (FAST_PNG_EXTRA_BYTES), neither zlib-ng's path nor
-    pyspng at hand (both have wheels for x86-64 and Apple silicon only), or libspng refusing the file (a broken one
-    then fails, or not, as Pillow decides)."""
+    pyspng at hand (both have wheels for x86-64 and Apple silicon only), a zlib stream zlib-ng finds broken, or
+    libspng refusing the file (a broken one then fails, or not, as Pillow decides)."""
     rawmodes, layout = FAST_PNG_MODES.get(im.mode, ((), ""))
     if im.format != "PNG" or "transparency" in im.info or len(im.tile) != 1 or im.tile[0][3] not in rawmodes:
         return None
@@ -660,7 +657,7 @@ def fast_png_pixels(im: Image.Image) -> Optional[np.ndarray]:
             except ImportError:
                 return None
             pixels = pyspng.load(data, layout)
-    except Exception:  # libspng's errors are RuntimeErrors; Pillow decodes (or refuses) the file as before
+    except Exception:  # libspng's errors are RuntimeErrors, zlib-ng's its own: Pillow decodes (or refuses) the file
         return None
     finally:
         fp.seek(start)
@@ -692,8 +689,8 @@ def _decoded_png(pixels: np.ndarray) -> DecodedImage:
 
 def load_image(source: ImageInput, max_pixels: int | None = None) -> DecodedImage:
     """A path, a Pillow image or an array -> `DecodedImage`; every failure is an `ImageError`. 8-bit grey, grey and
-    alpha, RGB, RGBA and palette PNG files are decoded by numpy with zlib-ng or by libspng where those are installed
-    and the file allows (`fast_png_pixels`), any other by Pillow."""
+    alpha, RGB, RGBA and palette PNG files are decoded by zlib-ng, numpy and libspng where those are installed and the
+    file allows (`fast_png_pixels`), any other by Pillow."""
     if isinstance(source, np.ndarray):
         return DecodedImage.from_array(source)
     name = "image" if isinstance(source, Image.Image) else getattr(source, "name", None) or str(source)
