@@ -332,6 +332,27 @@ def test_export_clean_images_unique_names_and_disjoint_sets(tmp_path):
     assert len(second) == 1 and second[0].name not in {p.name for p in first}
 
 
+def test_export_clean_images_by_source_and_side(tmp_path):
+    from PIL import Image
+
+    from ccscore_export.data.build import export_clean_images
+
+    cache = tmp_path / "cache"
+    rows = []
+    for i, (source, side) in enumerate([("big", 260), ("small", 140), ("small", 300), ("other", 140)]):
+        rel = f"pkgs/{source}/{i}.png"
+        (cache / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(draw_illustration(np.random.default_rng(i), side, side + 10)).save(cache / rel)
+        rows.append({"source": source, "split": "val", "status": "kept", "path": rel})
+    with open(cache / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["source", "split", "status", "path"])
+        writer.writeheader()
+        writer.writerows(rows)
+    assert len(export_clean_images("val", tmp_path / "default", 9, cache_dir=cache)) == 2  # the two of 256 px or more
+    small = export_clean_images("val", tmp_path / "small", 9, cache_dir=cache, min_side=128, sources=("small",))
+    assert sorted(p.name.split("__")[-1] for p in small) == ["1.png", "2.png"]
+
+
 # ---------------------------------------------------------------- AVIF and JPEG XL (issue #12)
 
 AVIF_ENCODE = {"pillow": lambda x: degrade.encode_avif_pillow(x, 60, 8, "4:2:0"),

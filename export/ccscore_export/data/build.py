@@ -485,9 +485,11 @@ def _export_names(files: list[tuple[str, Path]], cache_dir: Path) -> dict[Path, 
 
 
 def export_clean_images(split: str, out_dir: str | Path, count: int, seed: int = 0, min_side: int = 256,
-                        cache_dir: Path = DEFAULT_CACHE, exclude: tuple[Path, ...] = ()) -> list[Path]:
-    """Copies `count` verified-clean real images of `split` (spread over its sources, flattened over white,
-    flat images left out: they can hold no codec evidence) into `out_dir`: the input of `build_eval_set`.
+                        cache_dir: Path = DEFAULT_CACHE, exclude: tuple[Path, ...] = (),
+                        sources: tuple[str, ...] = ()) -> list[Path]:
+    """Copies `count` verified-clean real images of `split` (spread over its sources, or only `sources`, flattened
+    over white, flat images and those under `min_side` px a side left out: they can hold no codec evidence, or few
+    tiles) into `out_dir`: the input of `build_eval_set`.
 
     Source files already exported to a folder in `exclude` are skipped, so two sets (one to calibrate a
     threshold on, one to report on) share no picture."""
@@ -498,7 +500,7 @@ def export_clean_images(split: str, out_dir: str | Path, count: int, seed: int =
     names = _export_names(files, Path(cache_dir))
     by_source: dict[str, list[Path]] = {}
     for source, path in files:
-        if names[path] not in taken:
+        if names[path] not in taken and (not sources or source in sources):
             by_source.setdefault(source, []).append(path)
     rng = np.random.default_rng(seed)
     written: list[Path] = []
@@ -585,6 +587,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="copy N verified-clean real images of --split to the folder --out (for --eval-from)")
     parser.add_argument("--exclude-from", type=Path, action="append", default=[], metavar="DIR",
                         help="with --export-clean: skip images already exported to DIR (repeatable)")
+    parser.add_argument("--min-side", type=int, default=256, metavar="PX",
+                        help="with --export-clean: skip images with a side under PX")
+    parser.add_argument("--sources", default="", metavar="S1,S2",
+                        help="with --export-clean: only these sources (Debian package names) of --split")
     parser.add_argument("--chroma-twins", type=int, default=0, metavar="N",
                         help="with --from: add N chroma-only JPEG q100 twins of its clean tiles, write --out")
     parser.add_argument("--from", dest="source", type=Path, default=None, help="a tile .npz (--chroma-twins)")
@@ -617,7 +623,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.export_clean:
         written = export_clean_images(args.split, args.out, args.export_clean, seed=args.seed or 0, cache_dir=args.cache,
-                                      exclude=tuple(args.exclude_from))
+                                      exclude=tuple(args.exclude_from), min_side=args.min_side,
+                                      sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()))
         print(f"wrote {len(written)} clean {args.split} images to {args.out}")
         return 0
     if args.eval_from is not None:
