@@ -628,12 +628,18 @@ def test_without_pyspng_numpy_still_decodes_rows_it_can(tmp_path, monkeypatch):
 
 
 def test_rgba_rows_a_stride_apart_read_as_their_pixels():
-    """`_decoded_png` shares memory with rows a stride apart only as `_unfiltered_png` lays them out (one flat buffer
-    from the first sample); any other view of RGBA pixels is copied first. Either way the reads are the pixels'."""
+    """`_decoded_png` shares memory with rows a stride apart where they lie in one flat buffer (as `_unfiltered_png`
+    leaves them: a filter byte before each row); any other view of RGBA pixels is copied first. Either way the reads
+    are the pixels'."""
     wide = RNG.integers(0, 256, (53, 80, 4), dtype=np.uint8)
     flat = np.concatenate([wide.reshape(-1), np.zeros(1, np.uint8)])
     as_laid = np.ndarray((53, 71, 4), np.uint8, buffer=flat, strides=(80 * 4, 4, 1))
-    for view in (as_laid, wide[:, :71], wide[:, 9:]):
+    after_a_byte = np.concatenate([np.zeros(1, np.uint8), wide.reshape(-1)])
+    filtered_rows = np.ndarray((53, 71, 4), np.uint8, buffer=after_a_byte[1:], strides=(80 * 4, 4, 1))
+    # its last row's stride would end past the buffer (Pillow maps whole strides): copied
+    late = np.ndarray((53, 71, 4), np.uint8, buffer=flat[4:], strides=(80 * 4, 4, 1))
+    shared = (as_laid, filtered_rows)
+    for view in (as_laid, filtered_rows, wide[:, :71], wide[:, 9:], late):
         assert not view.flags.c_contiguous
         expected = DecodedImage.from_array(np.ascontiguousarray(view))
         decoded = images._decoded_png(view)
@@ -641,7 +647,19 @@ def test_rgba_rows_a_stride_apart_read_as_their_pixels():
         assert np.array_equal(decoded.crop(3, 5, 40, 30), expected.crop(3, 5, 40, 30))
         before = decoded.crop(0, 0, 1, 1).copy()
         view[0, 0] = (255 - before[0, 0, 0], 0, 0, 255)  # shared memory shows the change, a copy does not
-        assert np.array_equal(decoded.crop(0, 0, 1, 1), before) == (view is not as_laid)
+        assert np.array_equal(decoded.crop(0, 0, 1, 1), before) == (not any(view is v for v in shared))
+
+
+@needs_zlib_ng
+@pytest.mark.parametrize("filters", [(0,), (0, 1, 2)])  # the samples as they lie, or unfiltered in place
+def test_rgba_unfiltered_in_numpy_is_not_copied(tmp_path, filters):
+    path = tmp_path / "image.png"
+    path.write_bytes(filtered_png(PIXELS, filters))
+    pixels = zlib_ng_path(path)
+    decoded = images._decoded_png(pixels)
+    assert np.array_equal(decoded.rgb(), DecodedImage.from_array(PIXELS).rgb())
+    pixels[2, 3] = (1, 2, 3, 255)
+    assert np.array_equal(decoded.crop(3, 2, 4, 3), [[[1, 2, 3]]])
 
 
 @needs_zlib_ng

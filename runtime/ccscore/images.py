@@ -347,9 +347,10 @@ _PNG_ORIENTATION_TEXT = (b"Raw profile type exif", b"XML:com.adobe.xmp", b"exif"
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 _TURNING_ORIENTATIONS = range(2, 9)  # the EXIF orientations exif_transpose turns or flips an image by
 # A PNG whose file is larger than this beyond its raw pixels is left to Pillow, which streams it: libspng is
-# given the whole file in memory, twice (pyspng copies it), beside the pixels (zlib-ng's path holds it, the filtered
-# rows, laid out for libspng where it unfilters them, and the pixels): at most about 2 x (this + twice the raw
-# pixels) + twice the pixels, a few times Pillow's need on a padded file, still bounded by --max-pixels.
+# given the whole file in memory, twice (pyspng copies it), beside the pixels (zlib-ng's path holds it and the
+# filtered rows, unfiltered in place by numpy, or copied for libspng, up to STORED_MAX_BYTES, beside its pixels): at
+# most about 2 x (this + twice the raw pixels) + twice the pixels, a few times Pillow's need on a padded file, still
+# bounded by --max-pixels.
 FAST_PNG_EXTRA_BYTES = 64 * 2**20
 # Pillow's mode -> the raw modes (sample layouts) the fast paths take, and the layout they decode to: 8-bit samples
 # (16-bit ones Pillow reads as "RGB;16B" and the like), palettes of any depth expanded to RGB as Pillow converts them
@@ -459,11 +460,11 @@ def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]
     if stored is not None:
         shape = (height, width, channels) if channels > 1 else (height, width)
         return stored.decoded(shape, b"".join(bytes(chunk[-4:]) for chunk in idat)[-4:])
-    if not raw[:expected:row].any():  # every row filtered None: the samples as they lie, no copy
-        return np.ndarray((height, width, channels) if channels > 1 else (height, width), np.uint8, buffer=raw[1:],
-                          strides=(row, channels, 1) if channels > 1 else (row, 1))
-    pixels = _unfilter_none_sub_up(raw[:expected].reshape(height, row), channels)
-    return pixels.reshape(height, width, channels) if channels > 1 else pixels
+    if raw[:expected:row].any():  # a row filtered Sub or Up (every row None: the samples are the pixels already)
+        _unfilter_none_sub_up(raw[:expected].reshape(height, row), channels)
+    # the pixels where they lie, a row apart (a row's filter byte between): no copy
+    return np.ndarray((height, width, channels) if channels > 1 else (height, width), np.uint8, buffer=raw[1:],
+                      strides=(row, channels, 1) if channels > 1 else (row, 1))
 
 
 # libspng, called through ctypes in pyspng's extension module, whose Linux and macOS builds export its C functions
@@ -575,17 +576,17 @@ class _StoredStream:
         return pixels
 
 
-def _unfilter_none_sub_up(rows: np.ndarray, channels: int) -> np.ndarray:
+def _unfilter_none_sub_up(rows: np.ndarray, channels: int) -> None:
     """PNG rows [H, 1 + W x channels] filtered None (0), Sub (1: each sample adds the one a pixel to its left) or
-    Up (2: each adds the one above) -> their samples [H, W x channels]; uint8 sums wrap, as the filters' do. Done
-    UNFILTER_CHUNK_BYTES of rows at a time (the temporaries stay that small), each chunk in whole-array steps but for
-    wide Up rows (UP_ROW_BY_ROW_BYTES): however the filters alternate, no step per narrow row."""
+    Up (2: each adds the one above), unfiltered in place: each row's samples after its filter byte become the pixels';
+    uint8 sums wrap, as the filters' do. Done UNFILTER_CHUNK_BYTES of rows at a time (the temporaries stay that
+    small), each chunk in whole-array steps but for wide Up rows (UP_ROW_BY_ROW_BYTES): however the filters
+    alternate, no step per narrow row."""
     height, stride = rows.shape[0], rows.shape[1] - 1
-    out = np.empty((height, stride), np.uint8)
+    samples = rows[:, 1:]  # None rows are done as they are; Sub and Up rows hold their filtered samples
     step = min(max(1, UNFILTER_CHUNK_BYTES // max(stride, 1)), UNFILTER_CHUNK_ROWS)
     for top in range(0, height, step):
-        filters, chunk = rows[top : top + step, 0], out[top : top + step]
-        chunk[:] = rows[top : top + step, 1:]  # None rows done; Sub and Up rows hold their filtered samples
+        filters, chunk = rows[top : top + step, 0], samples[top : top + step]
         sub = np.flatnonzero(filters == 1)
         if len(sub) == len(filters):  # all Sub: summed in place
             pixels = chunk.reshape(len(sub), -1, channels)
@@ -597,7 +598,7 @@ def _unfilter_none_sub_up(rows: np.ndarray, channels: int) -> np.ndarray:
         if up.any() and stride >= UP_ROW_BY_ROW_BYTES:  # wide rows: each adds the row above (done before it)
             for row in np.flatnonzero(up):
                 if row or top:
-                    np.add(chunk[row], chunk[row - 1] if row else out[top - 1], out=chunk[row])
+                    np.add(chunk[row], chunk[row - 1] if row else samples[top - 1], out=chunk[row])
         elif up.any():
             # An Up row is the row its run starts from (a None or Sub row, done above) plus every Up row's samples
             # since: running sums down the chunk, less the sum before that row. Rows before the chunk's first such row
@@ -608,8 +609,7 @@ def _unfilter_none_sub_up(rows: np.ndarray, channels: int) -> np.ndarray:
             np.subtract(sums, before, out=chunk)
             continued = start < 0
             if top and continued.any():
-                chunk[continued] += out[top - 1]
-    return out
+                chunk[continued] += samples[top - 1]
 
 
 def _open_time_orientation(im: Image.Image) -> Optional[int]:
@@ -675,15 +675,19 @@ def _decoded_png(pixels: np.ndarray) -> DecodedImage:
     if pixels.shape[2] == 3:  # RGB, or grey made RGB
         return DecodedImage(array=pixels)
     # RGBA stays a Pillow image sharing the array's memory, flattened only where read, as a decoded one is: rows a
-    # stride apart too (`_unfiltered_png`'s, in the buffer they were inflated into, its first sample first).
+    # stride apart too (`_unfiltered_png`'s, in the buffer they were inflated into, a filter byte before each row).
     height, width = pixels.shape[:2]
     stride, rows = pixels.strides[0], pixels.base
     if pixels.flags.c_contiguous:
         rows, stride = pixels, 0
-    elif not (isinstance(rows, np.ndarray) and rows.ndim == 1 and rows.flags.c_contiguous
-              and rows.nbytes >= height * stride and pixels.strides[1:] == (4, 1)
-              and rows.__array_interface__["data"][0] == pixels.__array_interface__["data"][0]):
-        rows, stride = np.ascontiguousarray(pixels), 0
+    else:
+        # Pillow maps `stride` bytes a row from the buffer's start: the buffer from the first sample, that many rows
+        base = rows if isinstance(rows, np.ndarray) and rows.ndim == 1 and rows.flags.c_contiguous else None
+        start = -1 if base is None else pixels.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        if base is not None and pixels.strides[1:] == (4, 1) and 0 <= start and start + height * stride <= base.nbytes:
+            rows = base[start:]
+        else:
+            rows, stride = np.ascontiguousarray(pixels), 0
     return DecodedImage(image=Image.frombuffer("RGBA", (width, height), rows, "raw", "RGBA", stride, 1))
 
 
