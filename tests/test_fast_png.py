@@ -638,8 +638,11 @@ def test_rgba_rows_a_stride_apart_read_as_their_pixels():
     filtered_rows = np.ndarray((53, 71, 4), np.uint8, buffer=after_a_byte[1:], strides=(80 * 4, 4, 1))
     # its last row's stride would end past the buffer (Pillow maps whole strides): copied
     late = np.ndarray((53, 71, 4), np.uint8, buffer=flat[4:], strides=(80 * 4, 4, 1))
+    overlapping = np.ndarray((53, 71, 4), np.uint8, buffer=flat, strides=(4, 4, 1))  # Pillow would read 284 a row
+    backwards = wide[::-1, :71]
+    wide_items = np.ndarray((53, 71, 4), np.uint8, buffer=wide.view(np.uint32).reshape(-1), strides=(80 * 4, 4, 1))
     shared = (as_laid, filtered_rows)
-    for view in (as_laid, filtered_rows, wide[:, :71], wide[:, 9:], late):
+    for view in (as_laid, filtered_rows, wide[:, :71], wide[:, 9:], late, overlapping, backwards, wide_items):
         assert not view.flags.c_contiguous
         expected = DecodedImage.from_array(np.ascontiguousarray(view))
         decoded = images._decoded_png(view)

@@ -682,9 +682,11 @@ def _decoded_png(pixels: np.ndarray) -> DecodedImage:
         rows, stride = pixels, 0
     else:
         # Pillow maps `stride` bytes a row from the buffer's start: the buffer from the first sample, that many rows
+        # (and rows that neither overlap nor run backwards: Pillow reads any shorter stride as a row's width)
         base = rows if isinstance(rows, np.ndarray) and rows.ndim == 1 and rows.flags.c_contiguous else None
         start = -1 if base is None else pixels.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-        if base is not None and pixels.strides[1:] == (4, 1) and 0 <= start and start + height * stride <= base.nbytes:
+        if (base is not None and base.dtype == np.uint8 and pixels.strides[1:] == (4, 1) and stride >= 4 * width
+                and 0 <= start and start + height * stride <= base.nbytes):
             rows = base[start:]
         else:
             rows, stride = np.ascontiguousarray(pixels), 0
