@@ -430,6 +430,7 @@ def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]
         return None
     row = width * channels + 1  # the filter type, then the row's samples
     expected = height * row
+    shape = (height, width, channels) if channels > 1 else (height, width)
     # a byte past the rows: each row's samples then end a whole row from the first
     raw = np.empty(expected + 1, np.uint8)
     stored: Optional[_StoredStream] = None  # the rows so far and to come, laid out for libspng: once one needs it
@@ -458,13 +459,11 @@ def _unfiltered_png(data: bytes, idat: list[memoryview]) -> Optional[np.ndarray]
     if done != expected or not inflater.eof or inflater.unused_data:
         return None
     if stored is not None:
-        shape = (height, width, channels) if channels > 1 else (height, width)
         return stored.decoded(shape, b"".join(bytes(chunk[-4:]) for chunk in idat)[-4:])
     if raw[:expected:row].any():  # a row filtered Sub or Up (every row None: the samples are the pixels already)
         _unfilter_none_sub_up(raw[:expected].reshape(height, row), channels)
     # the pixels where they lie, a row apart (a row's filter byte between): no copy
-    return np.ndarray((height, width, channels) if channels > 1 else (height, width), np.uint8, buffer=raw[1:],
-                      strides=(row, channels, 1) if channels > 1 else (row, 1))
+    return np.ndarray(shape, np.uint8, buffer=raw[1:], strides=(row, channels, 1) if channels > 1 else (row, 1))
 
 
 # libspng, called through ctypes in pyspng's extension module, whose Linux and macOS builds export its C functions
