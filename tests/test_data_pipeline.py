@@ -351,6 +351,8 @@ def test_export_clean_images_by_source_and_side(tmp_path):
     assert len(export_clean_images("val", tmp_path / "default", 9, cache_dir=cache)) == 2  # the two of 256 px or more
     small = export_clean_images("val", tmp_path / "small", 9, cache_dir=cache, min_side=128, sources=("small",))
     assert sorted(p.name.split("__")[-1] for p in small) == ["1.png", "2.png"]
+    only_small = export_clean_images("val", tmp_path / "only-small", 9, cache_dir=cache, min_side=128, max_side=255)
+    assert sorted(p.name.split("__")[-1] for p in only_small) == ["1.png", "3.png"]  # 140 px a side, no 260 or 300
 
 
 # ---------------------------------------------------------------- AVIF and JPEG XL (issue #12)

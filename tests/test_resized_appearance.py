@@ -462,3 +462,49 @@ def test_batch_norm_folded_gives_torchs_network():
         check_against_torch(runtime_logits(spec_wrong, rows), torch_logits(net, rows))
     with pytest.raises(RuntimeError, match="different cells"):
         check_against_torch(runtime_logits(folded_spec(net), rows[:3]) + [None], torch_logits(net, rows))
+
+
+def test_the_exports_calibration_scores_a_small_image_as_the_runtime_does(tmp_path):
+    """The calibration rows of a small image carry its whole pixels' cells (`whole_cells`), and the export's score of
+    the row is the runtime's `score_image` (session 30: the threshold is chosen on what the runtime scores)."""
+    from PIL import Image
+
+    from ccscore import Scorer
+    from ccscore_export.resized_appearance import _cells_task, runtime_scores
+
+    path = tmp_path / "small.png"
+    Image.fromarray(resized(draw_art(7, (300, 260)), 0.6)).save(path)  # 180 x 156: its whole pixels kept
+    row = _cells_task((str(path), "clean", 0, True))
+    tiles = Scorer(device="cpu").tile(str(path), cut_on_read=True)[0]
+    assert len(row["cells"]) <= SMALL_MAX_CELLS and np.array_equal(row["whole_cells"], overlapping_cells(tiles.whole))
+    for seed in range(3):
+        network = ResizedAppearance.from_spec(spec(seed))
+        assert runtime_scores(spec(seed), [row])[0] == network.score_image(tiles.own(), tiles.whole)
+    assert "whole_cells" not in _cells_task((str(path), "clean", 0, False))  # training rows: the tiles' cells only
+    large = {"cells": row["cells"][:1].repeat(SMALL_MAX_CELLS + 1, 0),
+             "whole_cells": np.zeros((0, CELL, CELL, 3), np.uint8)}  # a larger image's row: no whole cells read
+    assert runtime_scores(spec(0), [large])[0] == ResizedAppearance.from_spec(spec(0)).score(large["cells"])
+
+
+def test_the_cell_cache_gives_back_every_rows_cells_and_whole_cells(tmp_path, monkeypatch):
+    from ccscore_export import resized_appearance as export
+
+    rng = np.random.default_rng(0)
+    made = [{"path": f"{k}.png", "kind": "clean", "y": 0,
+             "cells": rng.integers(0, 256, (n, CELL, CELL, 3), dtype=np.uint8),
+             "whole_cells": rng.integers(0, 256, (w, CELL, CELL, 3), dtype=np.uint8)}
+            for k, (n, w) in enumerate([(3, 0), (0, 5), (1, 2)])]
+    reads = []
+    monkeypatch.setattr(export, "collect", lambda root, score, workers=2, log=print: reads.append(root) or made)
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "manifest.csv").write_text("path,label,quality,kind,source,detail\n")
+    cache = tmp_path / "cells"
+    cache.mkdir()
+    for _ in range(2):
+        rows = export.collect_cached(folder, False, cache, "reader", log=lambda line: None)
+        for got, want in zip(rows, made, strict=True):
+            assert all(np.array_equal(got[name], want[name]) for name in export.CELL_ARRAYS)
+            assert {k: v for k, v in got.items() if k not in export.CELL_ARRAYS} == {
+                k: v for k, v in want.items() if k not in export.CELL_ARRAYS}
+    assert len(reads) == 1  # the second from the cache

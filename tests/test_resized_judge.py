@@ -224,6 +224,15 @@ def test_the_threshold_keeps_every_clean_group_bar():
     assert choose_threshold_within_bars(rows, scores, 0.02) == 0.8
     assert choose_threshold_within_bars(rows, scores, 0.02, spare=1) == 0.9  # none of them more
     assert choose_threshold_within_bars(rows, np.zeros(200), 0.02) == 0.0  # nothing over 0 to flag
+    # 5 of 100 downscaled flagged before the judge (over their 3): the judge may flag originals, never one more of
+    # them (before session 30, a group over its bar before the judge left it no threshold: 1.0)
+    over = ([{"kind": "downscaled", "verdict": "jpeg"}] * 5 + [{"kind": "downscaled", "verdict": "clean"}] * 95
+            + [{"kind": "clean", "verdict": "clean"}] * 300)
+    scores = np.zeros(400)
+    scores[5], scores[100:103] = 0.9, [0.95, 0.85, 0.75]
+    assert within_bars(over, np.zeros(400, bool)) and within_bars(over, scores > 0.9)
+    assert not within_bars(over, scores > 0.85)  # the downscaled one at 0.9
+    assert choose_threshold_within_bars(over, scores, 0.02) == 0.9
 
 
 def test_the_fits_inputs_are_read_again_only_for_folders_whose_key_changed(tmp_path, monkeypatch):

@@ -6,7 +6,9 @@ JPEG-then-downscaled images (resized_judge.POSITIVE_KINDS) are the positives, ev
 labelled as its image; the cells are cut by the runtime's own tiling and `textured_cells`. Its threshold is chosen on
 the calibration set (`data/eval-wild-cal`, validation sources) by the judge's rule (`choose_threshold_within_bars`): the
 lowest that flags at most `--max-clean` of the clean images the runtime still calls clean and keeps every clean group's
-bar, counting only the images the runtime asks (`Scorer.asks_appearance`). The report set is never read here. The numpy
+bar, counting only the images the runtime asks (`Scorer.asks_appearance`); since session 30 on the calibration draw of
+small art too (`data/eval-wild-cal-small`), and `--recalibrate` chooses the threshold again without training (after
+the judge is refitted). The report set is never read here. The numpy
 forward pass the runtime runs is checked against torch's (TORCH_TOLERANCE) before the JSON is written.
 
     ccscore-export resized-appearance --train data/judge/train-a ... --cal data/eval-wild-cal \\
@@ -25,8 +27,6 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-
-from ccscore.resized_appearance import CELL
 
 from .resized_judge import POSITIVE_KINDS, choose_threshold_within_bars, fitting_parser, reader_digest, write_spec
 
@@ -54,10 +54,11 @@ def _worker_scorer():
 
 
 def _cells_task(task: tuple[str, str, int, bool]) -> Optional[dict]:
-    """One image's textured cells and, with `score`, the runtime's verdict without the network and whether it would
-    be asked; None where it could not be read."""
+    """One image's textured cells and, with `score`, the runtime's verdict without the network, whether it would
+    be asked, and the cells of its whole pixels the runtime scores too (`whole_cells`: `ResizedAppearance.score_image`,
+    a small image's; empty for others); None where it could not be read."""
     from ccscore.errors import one_line
-    from ccscore.resized_appearance import textured_cells
+    from ccscore.resized_appearance import whole_cells_scored, textured_cells
     from ccscore.results import ScoreFailure
 
     path, kind, label, score = task
@@ -72,6 +73,8 @@ def _cells_task(task: tuple[str, str, int, bool]) -> Optional[dict]:
             # asked: still clean after the judge and the blocks, by the runtime's own gate
             row.update(verdict=result.label, asked=scorer.asks_appearance(result))
         row["cells"] = textured_cells(tiles.own())
+        if score:
+            row["whole_cells"] = whole_cells_scored(row["cells"], tiles.whole)
         return row
     except Exception as exc:  # one image that cannot be read must not end a long read
         print(f"{path}: {one_line(exc)}", flush=True)
@@ -107,23 +110,37 @@ def collect_cached(root: Path, score: bool, cache_dir: Optional[Path], reader: s
                    log=print) -> list[dict]:
     """`collect`, kept in `cache_dir` (one .npz a folder, named by the folder's manifest, `score` and `reader`:
     `resized_judge.reader_digest`) and read from there while those stay the same."""
-    key = hashlib.sha256((root / "manifest.csv").read_bytes() + f"{score}{reader}{POSITIVE_KINDS}".encode()
+    key = hashlib.sha256((root / "manifest.csv").read_bytes() + f"{score}{reader}{POSITIVE_KINDS}{CELL_ARRAYS}".encode()
                          + (verdicts_digest().encode() if score else b"")).hexdigest()[:16]
     cached = None if cache_dir is None else cache_dir / f"{root.name}-{key}.npz"
     if cached is not None and cached.is_file():
         with np.load(cached, allow_pickle=False) as data:
-            meta, cells, counts = json.loads(str(data["meta"])), data["cells"], data["counts"]
-        starts = np.concatenate([[0], np.cumsum(counts)])
+            meta = json.loads(str(data["meta"]))
+            stacks = {name: _unstacked(data[name], data[f"{name}_counts"]) for name in CELL_ARRAYS
+                      if f"{name}_counts" in data.files}
         log(f"{root}: {len(meta)} images' cells read before")
-        return [{**m, "cells": cells[starts[k]:starts[k + 1]]} for k, m in enumerate(meta)]
+        return [{**m, **{name: parts[k] for name, parts in stacks.items()}} for k, m in enumerate(meta)]
     rows = collect(root, score, workers, log)
     if cached is not None:
         tmp = cached.with_suffix(".tmp.npz")
-        meta = [{k: v for k, v in row.items() if k != "cells"} for row in rows]
-        cells = np.concatenate([row["cells"] for row in rows]) if rows else np.zeros((0, CELL, CELL, 3), np.uint8)
-        np.savez(tmp, meta=json.dumps(meta), cells=cells, counts=np.array([len(r["cells"]) for r in rows]))
+        meta = [{k: v for k, v in row.items() if k not in CELL_ARRAYS} for row in rows]
+        arrays = {}
+        for name in CELL_ARRAYS:
+            if rows and name in rows[0]:
+                arrays[name] = np.concatenate([row[name] for row in rows])
+                arrays[f"{name}_counts"] = np.array([len(row[name]) for row in rows])
+        np.savez(tmp, meta=json.dumps(meta), **arrays)
         tmp.replace(cached)
     return rows
+
+
+# A row's arrays of cells (uint8 [N, CELL, CELL, 3]), kept in the cache stacked with each row's count.
+CELL_ARRAYS = ("cells", "whole_cells")
+
+
+def _unstacked(stacked: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    return [stacked[starts[k]:starts[k + 1]] for k in range(len(counts))]
 
 
 def build_network():
@@ -237,15 +254,25 @@ def _runtime_network(spec: dict):
 
 
 def runtime_scores(spec: dict, rows: list[dict]) -> np.ndarray:
-    """Each row's image score by the runtime's numpy network of these JSON fields (NaN without cells)."""
+    """Each row's image score by the runtime's numpy network of these JSON fields, as the runtime scores the image
+    (`ResizedAppearance.score_cells`: a small image's whole-pixel cells too, where the row holds them); NaN without
+    cells."""
     network = _runtime_network(spec)
-    return np.array([np.nan if not len(r["cells"]) else network.score(r["cells"]) for r in rows])
+    scores = [network.score_cells(r["cells"], r.get("whole_cells")) for r in rows]
+    return np.array([np.nan if score is None else score for score in scores])
 
 
 def runtime_logits(spec: dict, rows: list[dict]) -> list[Optional[np.ndarray]]:
-    """Each row's cells' logits by the runtime's numpy network (None without cells): what `runtime_scores` pools."""
+    """Each row's cells' logits by the runtime's numpy network (None without cells): what `runtime_scores` pools.
+    A row's whole-pixel cells (`whole_cells`) are checked by `cell_rows` making them rows of their own."""
     network = _runtime_network(spec)
     return [network.logits(r["cells"]) if len(r["cells"]) else None for r in rows]
+
+
+def cell_rows(rows: list[dict]) -> list[dict]:
+    """Every array of cells the rows hold (their tiles' cells, and a small image's whole-pixel cells where read), one
+    row each: what the torch check compares."""
+    return [{"cells": row[name]} for row in rows for name in CELL_ARRAYS if name in row]
 
 
 def check_against_torch(ours: list[Optional[np.ndarray]], theirs: list[Optional[np.ndarray]]) -> float:
@@ -268,10 +295,10 @@ THRESHOLD_SLACK = 1e-4
 
 def calibrate(ours: np.ndarray, cal: list[dict], max_clean: float) -> tuple[float, np.ndarray, str]:
     """The threshold chosen on the calibration rows (`collect` with verdicts) by the judge's rule, on the scores the
-    runtime computes on the tiles' cells (`runtime_scores`; 0 where it does not ask or has no cells); those scores; a
-    line saying what it flags and finds there. A small image's whole-pixel score (`ResizedAppearance.score_image`,
-    session 27: the higher of the two) is not in the fit, as it was not when the shipped threshold was fitted; its
-    clean cost is measured on the evaluation sets instead (models/ccscore-detector.md, session 27)."""
+    runtime computes on the image's cells (`runtime_scores`; 0 where it does not ask or has no cells); those scores; a
+    line saying what it flags and finds there. A small image's score is the runtime's (`ResizedAppearance.score_image`,
+    session 27: the higher of its tiles' cells' and its whole pixels' score; in the fit since session 30, whose
+    calibration draw of small art needs it)."""
     scores = np.where(np.array([r["asked"] for r in cal], bool) & ~np.isnan(ours), ours, 0.0)
     clean = [k for k, r in enumerate(cal) if r["y"] == 0]
     threshold = choose_threshold_within_bars([cal[k] for k in clean], scores[clean], max_clean)
@@ -295,38 +322,50 @@ def main(argv: list[str] | None = None) -> int:
                              "the reading code are as they were")
     parser.add_argument("--rows", type=Path, default=None, metavar="JSON",
                         help="write the calibration set's rows (kind, verdict, asked, score) here")
+    parser.add_argument("--recalibrate", type=Path, default=None, metavar="JSON",
+                        help="no training: choose the threshold again for the network in this JSON (its weights "
+                             "kept; after the judge is refitted, whose verdicts decide what the network is asked)")
     args = parser.parse_args(argv)
     import torch
 
     from ccscore import Scorer
 
     torch.set_num_threads(args.workers)
-    if missing := [str(root) for root in [*args.train, args.cal] if not (root / "manifest.csv").is_file()]:
+    if missing := [str(root) for root in [*args.train, *args.cal] if not (root / "manifest.csv").is_file()]:
         parser.error(f"no manifest.csv in {', '.join(missing)}")
     if args.cells is not None:
         args.cells.mkdir(parents=True, exist_ok=True)
     fitted_for = Scorer(device="cpu", judge_appearance=False)
     info = fitted_for.info
     reader = reader_digest(fitted_for.model_digest)
-    train_rows = [row for root in args.train
-                  for row in collect_cached(root, False, args.cells, reader, args.workers)]
-    cal = collect_cached(args.cal, True, args.cells, reader, args.workers)
-    print(f"training on {sum(r['y'] for r in train_rows)} positive images, "
-          f"{sum(1 - r['y'] for r in train_rows)} clean, {sum(len(r['cells']) for r in train_rows)} cells")
-    net = train(train_rows, args.epochs, args.seed)
-    spec = folded_spec(net)
-    gap = check_against_torch(runtime_logits(spec, cal), torch_logits(net, cal))
-    ours = runtime_scores(spec, cal)  # the staged scores the runtime computes, pooling the logits checked above
+    cal = [row for root in args.cal for row in collect_cached(root, True, args.cells, reader, args.workers)]
+    if args.recalibrate is not None:  # the weights as trained (and checked against torch then); a new threshold
+        trained = json.loads(args.recalibrate.read_text())
+        spec = {key: trained[key] for key in ("convs", "out")}
+        trained_on, seed, epochs = trained["fitted_on"], trained["seed"], trained["epochs"]
+        check = "not trained again"
+    else:
+        train_rows = [row for root in args.train
+                      for row in collect_cached(root, False, args.cells, reader, args.workers)]
+        print(f"training on {sum(r['y'] for r in train_rows)} positive images, "
+              f"{sum(1 - r['y'] for r in train_rows)} clean, {sum(len(r['cells']) for r in train_rows)} cells")
+        net = train(train_rows, args.epochs, args.seed)
+        spec = folded_spec(net)
+        checked = cell_rows(cal)
+        gap = check_against_torch(runtime_logits(spec, checked), torch_logits(net, checked))
+        check = f"numpy against torch: {gap:.1e}"
+        seed, epochs = args.seed, args.epochs
+        trained_on = {"train": [str(p) for p in args.train], "positives": sum(r["y"] for r in train_rows),
+                      "clean": sum(1 - r["y"] for r in train_rows)}
+    ours = runtime_scores(spec, cal)  # the staged scores the runtime computes, pooling the logits checked
     threshold, scores, summary = calibrate(ours, cal, args.max_clean)
-    print(f"numpy against torch: {gap:.1e}; {summary}")
+    print(f"{check}; {summary}")
     if args.rows is not None:
-        args.rows.write_text(json.dumps([{**{k: v for k, v in r.items() if k != "cells"}, "score": float(s)}
+        args.rows.write_text(json.dumps([{**{k: v for k, v in r.items() if k not in CELL_ARRAYS}, "score": float(s)}
                                          for r, s in zip(cal, scores)]))
-    spec.update(threshold=threshold, max_clean=args.max_clean, seed=args.seed, epochs=args.epochs,
+    spec.update(threshold=threshold, max_clean=args.max_clean, seed=seed, epochs=epochs,
                 model={"name": info.name, "version": info.version, "digest": fitted_for.model_digest},
-                fitted_on={"train": [str(p) for p in args.train], "cal": str(args.cal),
-                           "positives": sum(r["y"] for r in train_rows),
-                           "clean": sum(1 - r["y"] for r in train_rows)})
+                fitted_on={**{k: v for k, v in trained_on.items() if k != "cal"}, "cal": [str(p) for p in args.cal]})
     write_spec(args.out, spec)
     return 0
 

@@ -7,7 +7,8 @@ art itself, and since session 22 on grey art and line art) are the positives, ev
 threshold is chosen on the calibration set (`data/eval-wild-cal`, validation sources): the lowest that flags at most
 `--max-clean` of the calibration set's clean images the runtime still calls clean and keeps every clean group's bar of
 issues #10 and #12 there (`bars.CLEAN_GROUPS`, counting what the runtime flags already), as the grid gate's
-calibration keeps them. The report set (`data/eval-wild`) is never read here. Output: the JSON the runtime loads
+calibration keeps them; since session 30 on a calibration draw of the validation sources' small art too
+(`data/eval-wild-cal-small`, 128-255 px a side), with `--spare` images of each bar left to the appearance network. The report set (`data/eval-wild`) is never read here. Output: the JSON the runtime loads
 (`ccscore/resized_judge.json`): feature standardisation, a one-hidden-layer network's weights, the threshold, and what
 it was fitted on.
 
@@ -179,15 +180,17 @@ def within_bars(rows: list[dict], flagged: np.ndarray, spare: int = 0) -> bool:
     """Whether the calibration set's clean images (`rows`: kind, verdict before the judge) flagged before or by the
     judge (`flagged`, per row) keep every clean group's bar of issues #10 and #12 (`bars.CLEAN_GROUPS`) with
     `spare` images to spare (none, as the grid gate's calibration limits clean groups: its spare is the lossy
-    lines')."""
+    lines'). A group over its bar before the judge (small art's grey, in session 30's calibration draw of it) may
+    gain no image: the judge keeps it where it was."""
     from .bars import CLEAN_GROUPS
 
     for _, kinds, bar in CLEAN_GROUPS:
         if np.isnan(bar):
             continue
         members = [k for k, row in enumerate(rows) if kinds is None or row["kind"] in kinds]
+        before = sum(rows[k]["verdict"] != "clean" for k in members)
         count = sum(rows[k]["verdict"] != "clean" or bool(flagged[k]) for k in members)
-        if members and count > np.floor(bar * len(members)) - spare:
+        if members and count > max(np.floor(bar * len(members)) - spare, before):
             return False
     return True
 
@@ -217,7 +220,8 @@ def fitting_parser(prog: str, description: str, max_clean: float) -> argparse.Ar
     """The arguments the resized-damage networks' fittings share (this judge's, the appearance network's)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--train", type=Path, nargs="+", required=True, help="evaluation folders of training sources")
-    parser.add_argument("--cal", type=Path, required=True, help="the calibration set (threshold)")
+    parser.add_argument("--cal", type=Path, nargs="+", required=True,
+                        help="the calibration set (threshold) and any further calibration draws (e.g. of small art)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--max-clean", type=float, default=max_clean,
                         help="share of the calibration set's still-clean clean images it may flag")
@@ -242,12 +246,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="the images' inputs, folder by folder: read from this file for each folder whose "
                              "manifest, positive kinds, model and reading code are as they were (`collect_cached`), "
                              "the others read and written back")
+    parser.add_argument("--spare", type=int, default=0, metavar="N",
+                        help="leave N images of every clean group's bar on the calibration sets unflagged, for the "
+                             "appearance network fitted after the judge (export/recipes/resized-judge.sh: 4)")
     args = parser.parse_args(argv)
     from ccscore import Scorer
 
     fitted_for = Scorer(device="cpu", judge_resized=False)
     info = fitted_for.info
-    if missing := [str(root) for root in [*args.train, args.cal] if not (root / "manifest.csv").is_file()]:
+    if missing := [str(root) for root in [*args.train, *args.cal] if not (root / "manifest.csv").is_file()]:
         parser.error(f"no manifest.csv in {', '.join(missing)}")
     if args.features is not None and not args.features.parent.is_dir():
         parser.error(f"--features: no folder {args.features.parent}")
@@ -266,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reader = reader_digest(fitted_for.model_digest)
     train = collect_cached(args.train, cache, reader, args.workers, save=save)
-    cal = collect_cached([args.cal], cache, reader, args.workers, save=save)
+    cal = collect_cached(args.cal, cache, reader, args.workers, save=save)
     train = [r for r in train if r["x"] is not None]  # an image without inputs is never asked
     x, y = np.array([r["x"] for r in train]), np.array([r["y"] for r in train])
     from .bars import CLEAN_GROUPS
@@ -278,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     judge = ResizedJudge.from_spec({**spec, "threshold": 1.0})
     clean = [r for r in cal if r["y"] == 0]
     scores = np.array([judge.probability(np.array(r["x"])) if asked(r["x"]) else 0.0 for r in clean])
-    threshold = choose_threshold_within_bars(clean, scores, args.max_clean)
+    threshold = choose_threshold_within_bars(clean, scores, args.max_clean, args.spare)
     still_clean = np.array([r["verdict"] == "clean" for r in clean])
     positives = [r for r in cal if r["y"] == 1]
     found = sum(r["verdict"] != "clean" or (asked(r["x"]) and judge.probability(np.array(r["x"])) > threshold)
@@ -286,9 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"threshold {threshold:.4f}: calibration clean flagged {int((scores[still_clean] > threshold).sum())} of "
           f"{int(still_clean.sum())} still clean; {', '.join(POSITIVE_KINDS)} found {found} of {len(positives)} "
           f"(before the judge {sum(r['verdict'] != 'clean' for r in positives)})")
-    spec.update(threshold=threshold, max_clean=args.max_clean, seed=args.seed,
+    spec.update(threshold=threshold, max_clean=args.max_clean, spare=args.spare, seed=args.seed,
                 model={"name": info.name, "version": info.version, "digest": fitted_for.model_digest},
-                fitted_on={"train": [str(p) for p in args.train], "cal": str(args.cal),
+                fitted_on={"train": [str(p) for p in args.train], "cal": [str(p) for p in args.cal],
                            "positives": int(y.sum()), "clean": int((y == 0).sum())})
     write_spec(args.out, spec)
     return 0

@@ -44,9 +44,8 @@ MIN_CELL_TEXTURE = 0.05
 # overlapping cells of all its pixels (`Tiles.whole`, images of tiling.WHOLE_MAX_PIXELS at most; a cell every
 # WHOLE_CELL_STRIDE px each way: 9-36 of them there, up to 225 windows at 512 x 512, the MAX_CELLS most textured
 # scored), and the higher of the two scores is its own (session 27). The whole's score alone lost more than it found
-# (the calibration set: JPEG then downscaled 2 and grey art 3 fewer of 120). The export fits the threshold on the tiles'
-# cells alone (as the shipped threshold was fitted, before this rule): the rule's clean cost was measured instead (no
-# clean kind changed on the calibration, draw and report sets; data/cache's Debian PNGs 22 flagged as before).
+# (the calibration set: JPEG then downscaled 2 and grey art 3 fewer of 120). Since session 30 the export's threshold is
+# chosen on these scores too (`ResizedAppearance.score_cells`; before, on the tiles' cells alone).
 SMALL_MAX_CELLS = 8
 WHOLE_CELL_STRIDE = 32
 # YCbCr as JPEG converts (JFIF, full range), without the offsets: second differences drop them.
@@ -91,6 +90,14 @@ def overlapping_cells(rgb: np.ndarray, max_cells: int = MAX_CELLS) -> np.ndarray
     found.sort(key=lambda cell: cell[:2])
     return _most_textured([rgb[top:top + CELL, left:left + CELL] for top, left, _ in found],
                           [texture for _, _, texture in found], max_cells)
+
+
+def whole_cells_scored(cells: np.ndarray, whole: Optional[np.ndarray]) -> np.ndarray:
+    """The cells of an image's whole pixels (`Tiles.whole`) its score reads beside its tiles' `cells`: its
+    `overlapping_cells` where those are SMALL_MAX_CELLS or fewer and the pixels are kept; else none."""
+    if len(cells) <= SMALL_MAX_CELLS and whole is not None:
+        return overlapping_cells(whole)
+    return np.zeros((0, CELL, CELL, 3), np.uint8)
 
 
 def _most_textured(cells: list[np.ndarray], textures: list[float], max_cells: int) -> np.ndarray:
@@ -218,11 +225,15 @@ class ResizedAppearance:
         SMALL_MAX_CELLS or fewer and its whole pixels are kept (`Tiles.whole`), the higher of that and the score of
         its `overlapping_cells`; None without cells."""
         cells = textured_cells(own)
+        return self.score_cells(cells, whole_cells_scored(cells, whole))
+
+    def score_cells(self, cells: np.ndarray, whole_cells: Optional[np.ndarray]) -> Optional[float]:
+        """`score_image` of an image's tiles' cells and its whole-pixel cells (`whole_cells_scored`; None or empty:
+        none), as the export's calibration scores its rows too."""
         score = self.score(cells)
-        if len(cells) <= SMALL_MAX_CELLS and whole is not None:
-            whole_score = self.score(overlapping_cells(whole))
-            if whole_score is not None and (score is None or whole_score > score):
-                return whole_score
+        whole_score = self.score(whole_cells) if whole_cells is not None else None
+        if whole_score is not None and (score is None or whole_score > score):
+            return whole_score
         return score
 
     def flags(self, score: Optional[float]) -> bool:

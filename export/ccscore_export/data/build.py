@@ -18,7 +18,7 @@ import zlib
 from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 from PIL import Image
@@ -486,10 +486,11 @@ def _export_names(files: list[tuple[str, Path]], cache_dir: Path) -> dict[Path, 
 
 def export_clean_images(split: str, out_dir: str | Path, count: int, seed: int = 0, min_side: int = 256,
                         cache_dir: Path = DEFAULT_CACHE, exclude: tuple[Path, ...] = (),
-                        sources: tuple[str, ...] = ()) -> list[Path]:
+                        sources: tuple[str, ...] = (), max_side: Optional[int] = None) -> list[Path]:
     """Copies `count` verified-clean real images of `split` (spread over its sources, or only `sources`, flattened
     over white, flat images and those under `min_side` px a side left out: they can hold no codec evidence, or few
-    tiles) into `out_dir`: the input of `build_eval_set`.
+    tiles; with `max_side`, those whose shorter side is over it too: a draw of small art) into `out_dir`: the input
+    of `build_eval_set`.
 
     Source files already exported to a folder in `exclude` are skipped, so two sets (one to calibrate a
     threshold on, one to report on) share no picture."""
@@ -510,7 +511,8 @@ def export_clean_images(split: str, out_dir: str | Path, count: int, seed: int =
             while queue and len(written) < count:
                 path = queue.pop()
                 rgb = load_clean(path)
-                if min(rgb.shape[:2]) < min_side or luma(rgb).std() < 8 * MIN_TILE_STD:
+                side = min(rgb.shape[:2])
+                if side < min_side or (max_side is not None and side > max_side) or luma(rgb).std() < 8 * MIN_TILE_STD:
                     continue
                 target = out_dir / names[path]
                 Image.fromarray(rgb).save(target)
@@ -589,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --export-clean: skip images already exported to DIR (repeatable)")
     parser.add_argument("--min-side", type=int, default=256, metavar="PX",
                         help="with --export-clean: skip images with a side under PX")
+    parser.add_argument("--max-side", type=int, default=None, metavar="PX",
+                        help="with --export-clean: skip images whose shorter side is over PX (a draw of small art)")
     parser.add_argument("--sources", default="", metavar="S1,S2",
                         help="with --export-clean: only these sources (Debian package names) of --split")
     parser.add_argument("--chroma-twins", type=int, default=0, metavar="N",
@@ -623,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.export_clean:
         written = export_clean_images(args.split, args.out, args.export_clean, seed=args.seed or 0, cache_dir=args.cache,
-                                      exclude=tuple(args.exclude_from), min_side=args.min_side,
+                                      exclude=tuple(args.exclude_from), min_side=args.min_side, max_side=args.max_side,
                                       sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()))
         print(f"wrote {len(written)} clean {args.split} images to {args.out}")
         return 0
