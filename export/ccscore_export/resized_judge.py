@@ -8,7 +8,9 @@ threshold is chosen on the calibration set (`data/eval-wild-cal`, validation sou
 `--max-clean` of the calibration set's clean images the runtime still calls clean and keeps every clean group's bar of
 issues #10 and #12 there (`bars.CLEAN_GROUPS`, counting what the runtime flags already), as the grid gate's
 calibration keeps them; since session 30 on a calibration draw of the validation sources' small art too
-(`data/eval-wild-cal-small`, 128-255 px a side), with `--spare` images of each bar left to the appearance network. The report set (`data/eval-wild`) is never read here. Output: the JSON the runtime loads
+(`data/eval-wild-cal-small`, 128-255 px a side; the folders' images pooled, each bar counted over all of them), with
+`--spare` images of each bar left to the appearance network. The report set (`data/eval-wild`) is never read here.
+Output: the JSON the runtime loads
 (`ccscore/resized_judge.json`): feature standardisation, a one-hidden-layer network's weights, the threshold, and what
 it was fitted on.
 
@@ -180,8 +182,8 @@ def within_bars(rows: list[dict], flagged: np.ndarray, spare: int = 0) -> bool:
     """Whether the calibration set's clean images (`rows`: kind, verdict before the judge) flagged before or by the
     judge (`flagged`, per row) keep every clean group's bar of issues #10 and #12 (`bars.CLEAN_GROUPS`) with
     `spare` images to spare (none, as the grid gate's calibration limits clean groups: its spare is the lossy
-    lines'). A group over its bar before the judge (small art's grey, in session 30's calibration draw of it) may
-    gain no image: the judge keeps it where it was."""
+    lines'). A group over its bar before the judge (session 30: grey, 15 of the two calibration sets' 360 pooled,
+    its bar 14) may gain no image: the judge keeps it where it was."""
     from .bars import CLEAN_GROUPS
 
     for _, kinds, bar in CLEAN_GROUPS:

@@ -626,6 +626,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out}: {args.source} plus {added} chroma-only twins")
         return 0
     if args.export_clean:
+        if args.max_side is not None and args.max_side < args.min_side:
+            parser.error(f"--max-side {args.max_side} is under --min-side {args.min_side}: no image would fit")
         written = export_clean_images(args.split, args.out, args.export_clean, seed=args.seed or 0, cache_dir=args.cache,
                                       exclude=tuple(args.exclude_from), min_side=args.min_side, max_side=args.max_side,
                                       sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()))
