@@ -508,3 +508,17 @@ def test_the_cell_cache_gives_back_every_rows_cells_and_whole_cells(tmp_path, mo
             assert {k: v for k, v in got.items() if k not in export.CELL_ARRAYS} == {
                 k: v for k, v in want.items() if k not in export.CELL_ARRAYS}
     assert len(reads) == 1  # the second from the cache
+
+
+def test_recalibrating_a_network_trained_for_another_model_is_a_usage_error(tmp_path):
+    pytest.importorskip("torch")
+    from ccscore_export.resized_appearance import main
+
+    other = {**spec(0), "model": {"name": "ccscore-detector", "version": "0", "digest": "not this model's"}}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "cal" / "manifest.csv").write_text("path,label,quality,kind,source,detail\n")
+    with pytest.raises(SystemExit) as stopped:
+        main(["--train", str(tmp_path / "cal"), "--cal", str(tmp_path / "cal"), "--out", str(tmp_path / "out.json"),
+              "--recalibrate", str(tmp_path / "other.json")])
+    assert stopped.value.code == 2 and not (tmp_path / "out.json").exists()

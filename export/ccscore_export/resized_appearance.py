@@ -8,8 +8,8 @@ the calibration set (`data/eval-wild-cal`, validation sources) by the judge's ru
 lowest that flags at most `--max-clean` of the clean images the runtime still calls clean and keeps every clean group's
 bar, counting only the images the runtime asks (`Scorer.asks_appearance`); since session 30 on the calibration draw of
 small art too (`data/eval-wild-cal-small`), and `--recalibrate` chooses the threshold again without training (after
-the judge is refitted). The report set is never read here. The numpy
-forward pass the runtime runs is checked against torch's (TORCH_TOLERANCE) before the JSON is written.
+the judge is refitted). The report set is never read here. The numpy forward pass the runtime runs is checked against
+torch's (TORCH_TOLERANCE) before the JSON is written.
 
     ccscore-export resized-appearance --train data/judge/train-a ... --cal data/eval-wild-cal \\
         --out runtime/ccscore/resized_appearance.json   # export/recipes/resized-judge.sh runs it last
@@ -58,7 +58,7 @@ def _cells_task(task: tuple[str, str, int, bool]) -> Optional[dict]:
     be asked, and the cells of its whole pixels the runtime scores too (`whole_cells`: `ResizedAppearance.score_image`,
     a small image's; empty for others); None where it could not be read."""
     from ccscore.errors import one_line
-    from ccscore.resized_appearance import whole_cells_scored, textured_cells
+    from ccscore.resized_appearance import textured_cells, whole_cells_scored
     from ccscore.results import ScoreFailure
 
     path, kind, label, score = task
@@ -329,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ccscore import Scorer
+    from ccscore.resized_judge import fitted_for_of
 
     torch.set_num_threads(args.workers)
     if missing := [str(root) for root in [*args.train, *args.cal] if not (root / "manifest.csv").is_file()]:
@@ -337,10 +338,12 @@ def main(argv: list[str] | None = None) -> int:
         args.cells.mkdir(parents=True, exist_ok=True)
     fitted_for = Scorer(device="cpu", judge_appearance=False)
     info = fitted_for.info
+    trained = json.loads(args.recalibrate.read_text()) if args.recalibrate is not None else None
+    if trained is not None and fitted_for_of(trained)[2] != fitted_for.model_digest:  # another model's verdicts
+        parser.error(f"--recalibrate: {args.recalibrate} was not trained for this model file")
     reader = reader_digest(fitted_for.model_digest)
     cal = [row for root in args.cal for row in collect_cached(root, True, args.cells, reader, args.workers)]
-    if args.recalibrate is not None:  # the weights as trained (and checked against torch then); a new threshold
-        trained = json.loads(args.recalibrate.read_text())
+    if trained is not None:  # the weights as trained (and checked against torch then); a new threshold
         spec = {key: trained[key] for key in ("convs", "out")}
         trained_on, seed, epochs = trained["fitted_on"], trained["seed"], trained["epochs"]
         check = "not trained again"
