@@ -7,12 +7,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import assert_broken_bundled_network_fails_in_one_line, compress, draw_art, resized
 from ccscore import scorer as scorer_module
-from ccscore.resized_appearance import (CELL, FIRST_CELLS, MAX_CELLS, MORE_CELLS_FROM, PROBE_BELOW, PROBE_CELLS,
-                                        ResizedAppearance,
-                                        SMALL_MAX_CELLS, WHOLE_CELL_STRIDE, appearance_input, cell_textures, conv3x3,
+from ccscore.resized_appearance import (BUNDLED_APPEARANCE, CELL, FIRST_CELLS, MAX_CELLS, MORE_CELLS_FROM,
+                                        PROBE_BELOW, PROBE_CELLS, ResizedAppearance, SMALL_MAX_CELLS,
+                                        WHOLE_CELL_STRIDE, appearance_input, cell_textures, conv3x3,
                                         overlapping_cells, textured_cells)
 from ccscore.tiling import window_texture
 
@@ -522,3 +523,59 @@ def test_recalibrating_a_network_trained_for_another_model_is_a_usage_error(tmp_
         main(["--train", str(tmp_path / "cal"), "--cal", str(tmp_path / "cal"), "--out", str(tmp_path / "out.json"),
               "--recalibrate", str(tmp_path / "other.json")])
     assert stopped.value.code == 2 and not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--train", "TRAIN"], "do not apply"), (["--seed", "3"], "do not apply"), (["--epochs", "4"], "do not apply")])
+def test_recalibrating_takes_no_training_arguments(tmp_path, capsys, extra, says):
+    pytest.importorskip("torch")
+    from ccscore_export.resized_appearance import main
+
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "cal" / "manifest.csv").write_text("path,label,quality,kind,source,detail\n")
+    extra = [str(tmp_path / "cal") if arg == "TRAIN" else arg for arg in extra]
+    with pytest.raises(SystemExit) as stopped:
+        main(["--cal", str(tmp_path / "cal"), "--out", str(tmp_path / "out.json"),
+              "--recalibrate", str(BUNDLED_APPEARANCE), *extra])
+    assert stopped.value.code == 2 and says in capsys.readouterr().err and not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("args, says", [
+    ([], "--train is required"), (["--train", "CAL", "--epochs", "0"], "--epochs"),
+    (["--train", "CAL", "--max-clean", "1.5"], "--max-clean"), (["--train", "CAL", "MISSING"], "MISSING")])
+def test_training_arguments_are_checked_before_anything_is_read(tmp_path, capsys, args, says):
+    pytest.importorskip("torch")
+    from ccscore_export.resized_appearance import main
+
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "cal" / "manifest.csv").write_text("path,label,quality,kind,source,detail\n")
+    names = {"CAL": str(tmp_path / "cal"), "MISSING": str(tmp_path / "MISSING")}
+    with pytest.raises(SystemExit) as stopped:
+        main(["--cal", str(tmp_path / "cal"), "--out", str(tmp_path / "out.json"),
+              *[names.get(arg, arg) for arg in args]])
+    assert stopped.value.code == 2 and says in capsys.readouterr().err and not (tmp_path / "out.json").exists()
+
+
+def test_recalibrating_keeps_the_network_and_says_what_was_chosen_again(tmp_path):
+    pytest.importorskip("torch")
+    from ccscore_export.resized_appearance import main
+
+    cal = tmp_path / "cal"
+    (cal / "clean").mkdir(parents=True)
+    (cal / "jpeg_downscaled").mkdir()
+    lines = ["path,label,quality,kind,source,detail"]
+    for seed in range(2):
+        art = draw_art(40 + seed)
+        art.save(cal / "clean" / f"{seed}.png")
+        Image.fromarray(resized(compress(art, "JPEG", 60), 0.7)).save(cal / "jpeg_downscaled" / f"{seed}.png")
+        lines += [f"clean/{seed}.png,0,,clean,{seed}.png,", f"jpeg_downscaled/{seed}.png,1,60,jpeg_downscaled,{seed}.png,"]
+    (cal / "manifest.csv").write_text("\n".join(lines) + "\n")
+    main(["--cal", str(cal), "--out", str(tmp_path / "out.json"), "--recalibrate", str(BUNDLED_APPEARANCE),
+          "--workers", "1"])
+    before, after = json.loads(BUNDLED_APPEARANCE.read_text()), json.loads((tmp_path / "out.json").read_text())
+    assert after["convs"] == before["convs"] and after["out"] == before["out"]
+    assert (after["seed"], after["epochs"], after["model"]) == (before["seed"], before["epochs"], before["model"])
+    assert after["fitted_on"]["train"] == before["fitted_on"]["train"] and after["fitted_on"]["cal"] == [str(cal)]
+    assert after["recalibrated"] == {"threshold_before": before["threshold"], "max_clean_before": before["max_clean"],
+                                     "cal_before": before["fitted_on"]["cal"]}
+    assert 0.0 < after["threshold"] <= 1.0

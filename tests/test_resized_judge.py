@@ -271,3 +271,18 @@ def test_the_fits_inputs_are_read_again_only_for_folders_whose_key_changed(tmp_p
     (folders[1] / "manifest.csv").write_text("path,label\n")
     with pytest.raises(ValueError, match="no kind column"):
         cached(folders[1:], cache)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--cal", "CAL"], "--train is required"), (["--train", "CAL", "--cal", "CAL", "--spare", "-1"], "--spare"),
+    (["--train", "CAL", "--cal", "CAL", "--max-clean", "-0.1"], "--max-clean"),
+    (["--train", "CAL", "--cal", "CAL", "SMALL"], "SMALL")])  # every calibration folder is taken, and checked
+def test_the_judges_fitting_arguments_are_checked_before_anything_is_read(tmp_path, capsys, args, says):
+    from ccscore_export.resized_judge import main
+
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "cal" / "manifest.csv").write_text("path,label,quality,kind,source,detail\n")
+    names = {"CAL": str(tmp_path / "cal"), "SMALL": str(tmp_path / "SMALL")}
+    with pytest.raises(SystemExit) as stopped:
+        main(["--out", str(tmp_path / "out.json"), *[names.get(arg, arg) for arg in args]])
+    assert stopped.value.code == 2 and says in capsys.readouterr().err and not (tmp_path / "out.json").exists()

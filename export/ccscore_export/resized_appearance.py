@@ -28,7 +28,8 @@ from typing import Optional
 
 import numpy as np
 
-from .resized_judge import POSITIVE_KINDS, choose_threshold_within_bars, fitting_parser, reader_digest, write_spec
+from .resized_judge import (POSITIVE_KINDS, check_fitting_arguments, choose_threshold_within_bars, fitting_parser,
+                            reader_digest, write_spec)
 
 # (output channels, stride) of the six 3x3 convolutions, each followed by batch norm and ReLU.
 LAYERS = ((8, 1), (8, 1), (16, 2), (16, 1), (32, 2), (32, 1))
@@ -316,7 +317,7 @@ def calibrate(ours: np.ndarray, cal: list[dict], max_clean: float) -> tuple[floa
 
 def main(argv: list[str] | None = None) -> int:
     parser = fitting_parser("ccscore-export resized-appearance", __doc__.splitlines()[0], 0.002)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=None, help="default 10")
     parser.add_argument("--cells", type=Path, default=None, metavar="DIR",
                         help="keep each folder's cells here and read them back while its manifest, the model and "
                              "the reading code are as they were")
@@ -324,16 +325,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="write the calibration set's rows (kind, verdict, asked, score) here")
     parser.add_argument("--recalibrate", type=Path, default=None, metavar="JSON",
                         help="no training: choose the threshold again for the network in this JSON (its weights "
-                             "kept; after the judge is refitted, whose verdicts decide what the network is asked)")
+                             "kept; after the judge is refitted, whose verdicts decide what the network is asked); "
+                             "--train, --seed and --epochs do not apply")
     args = parser.parse_args(argv)
+    if args.recalibrate is not None and (args.train or args.seed is not None or args.epochs is not None):
+        parser.error("--recalibrate keeps the network as trained: --train, --seed and --epochs do not apply")
+    check_fitting_arguments(parser, args, training=args.recalibrate is None)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be 1 or more, got {args.epochs}")
     import torch
 
     from ccscore import Scorer
     from ccscore.resized_judge import fitted_for_of
 
     torch.set_num_threads(args.workers)
-    if missing := [str(root) for root in [*args.train, *args.cal] if not (root / "manifest.csv").is_file()]:
-        parser.error(f"no manifest.csv in {', '.join(missing)}")
     if args.cells is not None:
         args.cells.mkdir(parents=True, exist_ok=True)
     fitted_for = Scorer(device="cpu", judge_appearance=False)
@@ -346,18 +351,21 @@ def main(argv: list[str] | None = None) -> int:
     if trained is not None:  # the weights as trained (and checked against torch then); a new threshold
         spec = {key: trained[key] for key in ("convs", "out")}
         trained_on, seed, epochs = trained["fitted_on"], trained["seed"], trained["epochs"]
+        # the JSON says of itself that only its threshold was chosen again, and on what it was chosen before
+        recalibrated = {"threshold_before": trained["threshold"], "max_clean_before": trained["max_clean"],
+                        "cal_before": trained["fitted_on"].get("cal")}
         check = "not trained again"
     else:
         train_rows = [row for root in args.train
                       for row in collect_cached(root, False, args.cells, reader, args.workers)]
         print(f"training on {sum(r['y'] for r in train_rows)} positive images, "
               f"{sum(1 - r['y'] for r in train_rows)} clean, {sum(len(r['cells']) for r in train_rows)} cells")
-        net = train(train_rows, args.epochs, args.seed)
+        seed, epochs, recalibrated = 0 if args.seed is None else args.seed, args.epochs or 10, None
+        net = train(train_rows, epochs, seed)
         spec = folded_spec(net)
         checked = cell_rows(cal)
         gap = check_against_torch(runtime_logits(spec, checked), torch_logits(net, checked))
         check = f"numpy against torch: {gap:.1e}"
-        seed, epochs = args.seed, args.epochs
         trained_on = {"train": [str(p) for p in args.train], "positives": sum(r["y"] for r in train_rows),
                       "clean": sum(1 - r["y"] for r in train_rows)}
     ours = runtime_scores(spec, cal)  # the staged scores the runtime computes, pooling the logits checked
@@ -369,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     spec.update(threshold=threshold, max_clean=args.max_clean, seed=seed, epochs=epochs,
                 model={"name": info.name, "version": info.version, "digest": fitted_for.model_digest},
                 fitted_on={**{k: v for k, v in trained_on.items() if k != "cal"}, "cal": [str(p) for p in args.cal]})
+    if recalibrated is not None:
+        spec["recalibrated"] = recalibrated
     write_spec(args.out, spec)
     return 0
 

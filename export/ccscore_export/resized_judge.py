@@ -221,15 +221,26 @@ def asked(values: Optional[list[float]]) -> bool:
 def fitting_parser(prog: str, description: str, max_clean: float) -> argparse.ArgumentParser:
     """The arguments the resized-damage networks' fittings share (this judge's, the appearance network's)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--train", type=Path, nargs="+", required=True, help="evaluation folders of training sources")
+    parser.add_argument("--train", type=Path, nargs="+", default=None, help="evaluation folders of training sources")
     parser.add_argument("--cal", type=Path, nargs="+", required=True,
                         help="the calibration set (threshold) and any further calibration draws (e.g. of small art)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--max-clean", type=float, default=max_clean,
                         help="share of the calibration set's still-clean clean images it may flag")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None, help="default 0")
     return parser
+
+
+def check_fitting_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, training: bool = True) -> None:
+    """Usage errors (exit 2) in the shared arguments: --train missing where a fit trains, --max-clean outside
+    [0, 1], a training or calibration folder without its manifest."""
+    if training and not args.train:
+        parser.error("--train is required")
+    if not 0.0 <= args.max_clean <= 1.0:
+        parser.error(f"--max-clean must be within [0, 1], got {args.max_clean}")
+    if missing := [str(root) for root in [*(args.train or []), *args.cal] if not (root / "manifest.csv").is_file()]:
+        parser.error(f"no manifest.csv in {', '.join(missing)}")
 
 
 def write_spec(path: Path, spec: dict) -> None:
@@ -252,12 +263,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave N images of every clean group's bar on the calibration sets unflagged, for the "
                              "appearance network fitted after the judge (export/recipes/resized-judge.sh: 4)")
     args = parser.parse_args(argv)
+    check_fitting_arguments(parser, args)
+    if args.spare < 0:
+        parser.error(f"--spare must be 0 or more, got {args.spare}")
+    seed = 0 if args.seed is None else args.seed
     from ccscore import Scorer
 
     fitted_for = Scorer(device="cpu", judge_resized=False)
     info = fitted_for.info
-    if missing := [str(root) for root in [*args.train, *args.cal] if not (root / "manifest.csv").is_file()]:
-        parser.error(f"no manifest.csv in {', '.join(missing)}")
     if args.features is not None and not args.features.parent.is_dir():
         parser.error(f"--features: no folder {args.features.parent}")
     try:
@@ -283,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     downscaled = next(kinds for name, kinds, _ in CLEAN_GROUPS if name == "downscaled")
     weights = np.array([DOWNSCALED_GROUP_WEIGHT if r["y"] == 0 and r["kind"] in downscaled else 1.0 for r in train])
     print(f"fitting on {int(y.sum())} positives, {int((y == 0).sum())} clean")
-    spec = fit(x, y, seed=args.seed, weights=weights)
+    spec = fit(x, y, seed=seed, weights=weights)
     judge = ResizedJudge.from_spec({**spec, "threshold": 1.0})
     clean = [r for r in cal if r["y"] == 0]
     scores = np.array([judge.probability(np.array(r["x"])) if asked(r["x"]) else 0.0 for r in clean])
@@ -295,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"threshold {threshold:.4f}: calibration clean flagged {int((scores[still_clean] > threshold).sum())} of "
           f"{int(still_clean.sum())} still clean; {', '.join(POSITIVE_KINDS)} found {found} of {len(positives)} "
           f"(before the judge {sum(r['verdict'] != 'clean' for r in positives)})")
-    spec.update(threshold=threshold, max_clean=args.max_clean, spare=args.spare, seed=args.seed,
+    spec.update(threshold=threshold, max_clean=args.max_clean, spare=args.spare, seed=seed,
                 model={"name": info.name, "version": info.version, "digest": fitted_for.model_digest},
                 fitted_on={"train": [str(p) for p in args.train], "cal": [str(p) for p in args.cal],
                            "positives": int(y.sum()), "clean": int((y == 0).sum())})
