@@ -511,40 +511,48 @@ def test_the_cell_cache_gives_back_every_rows_cells_and_whole_cells(tmp_path, mo
     assert len(reads) == 1  # the second from the cache
 
 
-def test_recalibrating_a_network_trained_for_another_model_is_a_usage_error(tmp_path):
+def test_recalibrating_a_network_trained_for_another_model_is_a_usage_error(tmp_path, capsys):
     pytest.importorskip("torch")
     from ccscore_export.resized_appearance import main
 
-    other = {**spec(0), "model": {"name": "ccscore-detector", "version": "0", "digest": "not this model's"}}
+    other = {**spec(0), "max_clean": 0.002, "seed": 0, "epochs": 10, "fitted_on": {"train": [], "cal": []},
+             "model": {"name": "ccscore-detector", "version": "0", "digest": "not this model's"}}
     (tmp_path / "other.json").write_text(json.dumps(other))
     (tmp_path / "cal").mkdir()
     (tmp_path / "cal" / "manifest.csv").write_text("path,label,quality,kind,source,detail\n")
     with pytest.raises(SystemExit) as stopped:
-        main(["--train", str(tmp_path / "cal"), "--cal", str(tmp_path / "cal"), "--out", str(tmp_path / "out.json"),
+        main(["--cal", str(tmp_path / "cal"), "--out", str(tmp_path / "out.json"),
               "--recalibrate", str(tmp_path / "other.json")])
     assert stopped.value.code == 2 and not (tmp_path / "out.json").exists()
+    assert "was not trained for this model file" in capsys.readouterr().err.splitlines()[-1]
 
 
 @pytest.mark.parametrize("extra, says", [
-    (["--train", "TRAIN"], "do not apply"), (["--seed", "3"], "do not apply"), (["--epochs", "4"], "do not apply")])
+    (["--train", "TRAIN"], "do not apply"), (["--seed", "3"], "do not apply"), (["--epochs", "4"], "do not apply"),
+    (["MISSING.json"], "MISSING.json"), (["NOT_TRAINED.json"], "is not a trained network's JSON")])
 def test_recalibrating_takes_no_training_arguments(tmp_path, capsys, extra, says):
     pytest.importorskip("torch")
     from ccscore_export.resized_appearance import main
 
     (tmp_path / "cal").mkdir()
     (tmp_path / "cal" / "manifest.csv").write_text("path,label,quality,kind,source,detail\n")
+    (tmp_path / "NOT_TRAINED.json").write_text(json.dumps({"threshold": 0.5}))
+    network = str(BUNDLED_APPEARANCE)
+    if extra[0].endswith(".json"):  # another JSON named instead of the bundled one
+        network, extra = str(tmp_path / extra[0]), []
     extra = [str(tmp_path / "cal") if arg == "TRAIN" else arg for arg in extra]
     with pytest.raises(SystemExit) as stopped:
-        main(["--cal", str(tmp_path / "cal"), "--out", str(tmp_path / "out.json"),
-              "--recalibrate", str(BUNDLED_APPEARANCE), *extra])
-    assert stopped.value.code == 2 and says in capsys.readouterr().err and not (tmp_path / "out.json").exists()
+        main(["--cal", str(tmp_path / "cal"), "--out", str(tmp_path / "out.json"), "--recalibrate", network, *extra])
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert stopped.value.code == 2 and says in error and not (tmp_path / "out.json").exists()
 
 
 @pytest.mark.parametrize("args, says", [
-    ([], "--train is required"), (["--train", "CAL", "--epochs", "0"], "--epochs"),
-    (["--train", "CAL", "--max-clean", "1.5"], "--max-clean"), (["--train", "CAL", "MISSING"], "MISSING")])
+    ([], "--train is required"), (["--train", "CAL", "--epochs", "0"], "--epochs must be 1 or more"),
+    (["--train", "CAL", "--max-clean", "1.5"], "--max-clean must be within [0, 1]"),
+    (["--train", "CAL", "--workers", "0"], "--workers must be 1 or more"),
+    (["--train", "CAL", "MISSING"], "MISSING")])
 def test_training_arguments_are_checked_before_anything_is_read(tmp_path, capsys, args, says):
-    pytest.importorskip("torch")
     from ccscore_export.resized_appearance import main
 
     (tmp_path / "cal").mkdir()
@@ -553,7 +561,8 @@ def test_training_arguments_are_checked_before_anything_is_read(tmp_path, capsys
     with pytest.raises(SystemExit) as stopped:
         main(["--cal", str(tmp_path / "cal"), "--out", str(tmp_path / "out.json"),
               *[names.get(arg, arg) for arg in args]])
-    assert stopped.value.code == 2 and says in capsys.readouterr().err and not (tmp_path / "out.json").exists()
+    error = capsys.readouterr().err.splitlines()[-1]  # the usage line above it names every option
+    assert stopped.value.code == 2 and says in error and not (tmp_path / "out.json").exists()
 
 
 def test_recalibrating_keeps_the_network_and_says_what_was_chosen_again(tmp_path):
@@ -568,7 +577,8 @@ def test_recalibrating_keeps_the_network_and_says_what_was_chosen_again(tmp_path
         art = draw_art(40 + seed)
         art.save(cal / "clean" / f"{seed}.png")
         Image.fromarray(resized(compress(art, "JPEG", 60), 0.7)).save(cal / "jpeg_downscaled" / f"{seed}.png")
-        lines += [f"clean/{seed}.png,0,,clean,{seed}.png,", f"jpeg_downscaled/{seed}.png,1,60,jpeg_downscaled,{seed}.png,"]
+        lines += [f"clean/{seed}.png,0,,clean,{seed}.png,",
+                  f"jpeg_downscaled/{seed}.png,1,60,jpeg_downscaled,{seed}.png,"]
     (cal / "manifest.csv").write_text("\n".join(lines) + "\n")
     main(["--cal", str(cal), "--out", str(tmp_path / "out.json"), "--recalibrate", str(BUNDLED_APPEARANCE),
           "--workers", "1"])

@@ -274,8 +274,9 @@ def test_the_fits_inputs_are_read_again_only_for_folders_whose_key_changed(tmp_p
 
 
 @pytest.mark.parametrize("args, says", [
-    (["--cal", "CAL"], "--train is required"), (["--train", "CAL", "--cal", "CAL", "--spare", "-1"], "--spare"),
-    (["--train", "CAL", "--cal", "CAL", "--max-clean", "-0.1"], "--max-clean"),
+    (["--cal", "CAL"], "--train is required"),
+    (["--train", "CAL", "--cal", "CAL", "--spare", "-1"], "--spare must be 0 or more"),
+    (["--train", "CAL", "--cal", "CAL", "--max-clean", "-0.1"], "--max-clean must be within [0, 1]"),
     (["--train", "CAL", "--cal", "CAL", "SMALL"], "SMALL")])  # every calibration folder is taken, and checked
 def test_the_judges_fitting_arguments_are_checked_before_anything_is_read(tmp_path, capsys, args, says):
     from ccscore_export.resized_judge import main
@@ -285,4 +286,5 @@ def test_the_judges_fitting_arguments_are_checked_before_anything_is_read(tmp_pa
     names = {"CAL": str(tmp_path / "cal"), "SMALL": str(tmp_path / "SMALL")}
     with pytest.raises(SystemExit) as stopped:
         main(["--out", str(tmp_path / "out.json"), *[names.get(arg, arg) for arg in args]])
-    assert stopped.value.code == 2 and says in capsys.readouterr().err and not (tmp_path / "out.json").exists()
+    error = capsys.readouterr().err.splitlines()[-1]  # the usage line above it names every option
+    assert stopped.value.code == 2 and says in error and not (tmp_path / "out.json").exists()

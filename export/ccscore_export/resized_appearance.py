@@ -315,6 +315,22 @@ def calibrate(ours: np.ndarray, cal: list[dict], max_clean: float) -> tuple[floa
                                f"found {', '.join(found)}")
 
 
+# What a trained JSON must hold to be recalibrated: its weights, what it was trained with, and for which model.
+RECALIBRATED_KEYS = ("convs", "out", "threshold", "max_clean", "seed", "epochs", "model", "fitted_on")
+
+
+def read_trained(parser, path: Path) -> dict:
+    """The trained JSON `--recalibrate` names; a usage error (one line) where it is unreadable or lacks a field."""
+    try:
+        trained = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        parser.error(f"--recalibrate: {path}: {' '.join(str(exc).split())}")
+    if (not isinstance(trained, dict) or any(key not in trained for key in RECALIBRATED_KEYS)
+            or not isinstance(trained["model"], dict)):
+        parser.error(f"--recalibrate: {path} is not a trained network's JSON (needs {', '.join(RECALIBRATED_KEYS)})")
+    return trained
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = fitting_parser("ccscore-export resized-appearance", __doc__.splitlines()[0], 0.002)
     parser.add_argument("--epochs", type=int, default=None, help="default 10")
@@ -333,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     check_fitting_arguments(parser, args, training=args.recalibrate is None)
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be 1 or more, got {args.epochs}")
+    trained = None if args.recalibrate is None else read_trained(parser, args.recalibrate)
     import torch
 
     from ccscore import Scorer
@@ -343,7 +360,6 @@ def main(argv: list[str] | None = None) -> int:
         args.cells.mkdir(parents=True, exist_ok=True)
     fitted_for = Scorer(device="cpu", judge_appearance=False)
     info = fitted_for.info
-    trained = json.loads(args.recalibrate.read_text()) if args.recalibrate is not None else None
     if trained is not None and fitted_for_of(trained)[2] != fitted_for.model_digest:  # another model's verdicts
         parser.error(f"--recalibrate: {args.recalibrate} was not trained for this model file")
     reader = reader_digest(fitted_for.model_digest)
@@ -360,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                       for row in collect_cached(root, False, args.cells, reader, args.workers)]
         print(f"training on {sum(r['y'] for r in train_rows)} positive images, "
               f"{sum(1 - r['y'] for r in train_rows)} clean, {sum(len(r['cells']) for r in train_rows)} cells")
-        seed, epochs, recalibrated = 0 if args.seed is None else args.seed, args.epochs or 10, None
+        seed = 0 if args.seed is None else args.seed
+        epochs, recalibrated = 10 if args.epochs is None else args.epochs, None
         net = train(train_rows, epochs, seed)
         spec = folded_spec(net)
         checked = cell_rows(cal)

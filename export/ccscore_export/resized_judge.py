@@ -221,7 +221,9 @@ def asked(values: Optional[list[float]]) -> bool:
 def fitting_parser(prog: str, description: str, max_clean: float) -> argparse.ArgumentParser:
     """The arguments the resized-damage networks' fittings share (this judge's, the appearance network's)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--train", type=Path, nargs="+", default=None, help="evaluation folders of training sources")
+    parser.add_argument("--train", type=Path, nargs="+", default=None,
+                        help="evaluation folders of training sources (required, but for resized-appearance "
+                             "--recalibrate)")
     parser.add_argument("--cal", type=Path, nargs="+", required=True,
                         help="the calibration set (threshold) and any further calibration draws (e.g. of small art)")
     parser.add_argument("--out", type=Path, required=True)
@@ -233,10 +235,12 @@ def fitting_parser(prog: str, description: str, max_clean: float) -> argparse.Ar
 
 
 def check_fitting_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, training: bool = True) -> None:
-    """Usage errors (exit 2) in the shared arguments: --train missing where a fit trains, --max-clean outside
-    [0, 1], a training or calibration folder without its manifest."""
+    """Usage errors (exit 2) in the shared arguments: --train missing where a fit trains, --workers under 1,
+    --max-clean outside [0, 1], a training or calibration folder without its manifest."""
     if training and not args.train:
         parser.error("--train is required")
+    if args.workers < 1:
+        parser.error(f"--workers must be 1 or more, got {args.workers}")
     if not 0.0 <= args.max_clean <= 1.0:
         parser.error(f"--max-clean must be within [0, 1], got {args.max_clean}")
     if missing := [str(root) for root in [*(args.train or []), *args.cal] if not (root / "manifest.csv").is_file()]:
