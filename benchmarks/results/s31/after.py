@@ -1,7 +1,7 @@
-import json, numpy as np
+import json, sys, numpy as np
 from ccscore_export.bars import CLEAN_GROUPS
-R = json.load(open('/work/exp/s30/app-rows2.json'))
-cache = json.load(open('/work/main/data/judge/features.json'))
+R = json.load(open(sys.argv[1]))  # the fit's --rows JSON
+cache = json.load(open('data/judge/features.json'))
 pre = {r["path"]: r["verdict"] != "clean" for f in ("data/eval-wild-cal", "data/eval-wild-cal-small") for r in cache[f]["rows"]}
 V = np.array([r["verdict"] != "clean" for r in R]); A = np.array([r["asked"] for r in R]); S = np.array([r["score"] for r in R])
 Y = np.array([r["y"] for r in R]); K = np.array([r["kind"] for r in R]); small = np.array(["cal-small" in r["path"] for r in R])

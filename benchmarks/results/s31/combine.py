@@ -1,11 +1,11 @@
 """Does one combined score (judge logit and network logit, weighted) find more positives than the OR of two thresholds,
 within every clean bar, on the pooled calibration sets? Blocks left out, as in s30 joint.py."""
-import json, numpy as np
+import json, sys, numpy as np
 from ccscore.resized_judge import ResizedJudge
 from ccscore_export.bars import CLEAN_GROUPS
-net_rows = {r["path"]: r for r in json.load(open('/work/exp/s30/app-rows2.json'))}
-judge = ResizedJudge.from_spec(json.load(open('/work/main/runtime/ccscore/resized_judge.json')))
-cache = json.load(open('/work/main/data/judge/features.json'))
+net_rows = {r["path"]: r for r in json.load(open(sys.argv[1]))}
+judge = ResizedJudge.from_spec(json.load(open('runtime/ccscore/resized_judge.json')))
+cache = json.load(open('data/judge/features.json'))
 rows = [r for f in ("data/eval-wild-cal", "data/eval-wild-cal-small") for r in cache[f]["rows"]]
 P, S, LEAN, PRE = [], [], [], []
 for r in rows:

@@ -1,8 +1,8 @@
-import json, csv, collections, numpy as np
+import json, csv, collections, sys, numpy as np
 man = {}
 for s in ['eval-wild-cal', 'eval-wild-cal-small']:
     for r in csv.DictReader(open(f'data/{s}/manifest.csv')): man[f'data/{s}/{r["path"]}'] = r
-R = [json.loads(l) for l in open('/work/exp/s31/cal-all.jsonl')]
+R = [json.loads(l) for l in open(sys.argv[1])]
 R = [r for r in R if r['path'] in man and 'error' not in r]
 print(len(R))
 GRID = {'jpeg': '8x8', 'jxl': '8x8', 'webp': '4x4', 'avif': '4x4'}

@@ -7,8 +7,8 @@ def load(setdir, jsonl):
         enc,q,x,k=m['detail'].split(':')[-4:]
         rows.append(dict(path=r['path'],kind=m['kind'],side=min(r['width'],r['height']),x=float(x[1:]),q=int(q[1:]),enc=enc,kern=k,caught=r['label']!='clean',ev=r.get('evidence'),pc=r['scores']['clean']))
     return rows
-for s in sys.argv[1:]:
-    rows=load(f'data/{s}', f'/work/exp/s31/{s}-jd.jsonl')
+for s, jsonl in zip(sys.argv[1::2], sys.argv[2::2]):  # SET RECORDS.jsonl ...
+    rows=load(f'data/{s}', jsonl)
     print(s, len(rows), sum(r['caught'] for r in rows))
     miss=[r for r in rows if not r['caught']]
     print(' exact .50/.51:', sum(1 for r in rows if r['x']<=0.51), 'missed', sum(1 for r in miss if r['x']<=0.51))
