@@ -3,9 +3,8 @@ import argparse, json, time
 from pathlib import Path
 import numpy as np
 import torch
-from ccscore import Scorer
-from ccscore_export.resized_judge import reader_digest
 from ccscore_export import resized_appearance as ra
+from common import CELLS_CACHE, calibration_rows, reader, write_rows
 
 p = argparse.ArgumentParser()
 p.add_argument("--variant", default="cell")  # cell | mil
@@ -19,12 +18,10 @@ args = p.parse_args()
 torch.set_num_threads(2)
 if args.layers:
     ra.LAYERS = tuple(tuple(int(v) for v in l.split(":")) for l in args.layers.split(","))
-reader = reader_digest(Scorer(device="cpu", judge_appearance=False).model_digest)
-cells_dir = Path("data/judge/cells")
+reader_key = reader()
 train_folders = [f"data/judge/train-{x}" for x in "abefghijk"] + args.extra
-cal = [r for root in ["data/eval-wild-cal", "data/eval-wild-cal-small"]
-       for r in ra.collect_cached(Path(root), True, cells_dir, reader, 2)]
-rows = [r for root in train_folders for r in ra.collect_cached(Path(root), False, cells_dir, reader, 2)]
+cal = calibration_rows(reader_key)
+rows = [r for root in train_folders for r in ra.collect_cached(Path(root), False, CELLS_CACHE, reader_key, 2)]
 print(f"training on {sum(r['y'] for r in rows)} positive, {sum(1 - r['y'] for r in rows)} clean", flush=True)
 
 
@@ -81,5 +78,4 @@ threshold, scores, summary = ra.calibrate(ours, cal, 0.002)
 print(args, summary, flush=True)
 spec.update(threshold=threshold)
 Path(args.out).write_text(json.dumps(spec))
-Path(args.out).with_suffix(".rows.json").write_text(json.dumps(
-    [{**{k: v for k, v in r.items() if k not in ra.CELL_ARRAYS}, "score": float(s)} for r, s in zip(cal, scores)]))
+write_rows(Path(args.out).with_suffix(".rows.json"), cal, scores)

@@ -1,0 +1,24 @@
+"""What exp.py and tta.py share: the two calibration sets' rows (the fit's cached reads) and writing them with scores
+as the fit's `--rows` does."""
+import json
+from pathlib import Path
+
+from ccscore import Scorer
+from ccscore_export import resized_appearance as ra
+from ccscore_export.resized_judge import reader_digest
+
+CELLS_CACHE = Path("data/judge/cells")
+CALIBRATION_SETS = ("data/eval-wild-cal", "data/eval-wild-cal-small")
+
+
+def reader() -> str:
+    return reader_digest(Scorer(device="cpu", judge_appearance=False).model_digest)
+
+
+def calibration_rows(reader_key: str) -> list[dict]:
+    return [row for root in CALIBRATION_SETS for row in ra.collect_cached(Path(root), True, CELLS_CACHE, reader_key, 2)]
+
+
+def write_rows(path: Path, cal: list[dict], scores) -> None:
+    path.write_text(json.dumps([{**{k: v for k, v in r.items() if k not in ra.CELL_ARRAYS}, "score": float(s)}
+                                for r, s in zip(cal, scores)]))
