@@ -355,6 +355,20 @@ def test_export_clean_images_by_source_and_side(tmp_path):
     assert sorted(p.name.split("__")[-1] for p in only_small) == ["1.png", "3.png"]  # 140 px a side, no 260 or 300
 
 
+
+def test_an_empty_export_or_evaluation_set_is_an_error_not_a_built_set(tmp_path, capsys):
+    # A fresh machine without fetched sources once "wrote 0 clean val images" and exit 0, and the recipe's next steps
+    # took the empty folders for built sets.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    out = tmp_path / "clean"
+    assert build_main(["--split", "val", "--export-clean", "5", "--out", str(out), "--cache", str(cache)]) == 2
+    assert "--prepare-sources" in capsys.readouterr().err and not out.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert build_main(["--eval-from", str(empty), "--out", str(tmp_path / "eval"), "--workers", "1"]) == 2
+    assert "holds no clean image" in capsys.readouterr().err and not (tmp_path / "eval").exists()
+
 # ---------------------------------------------------------------- AVIF and JPEG XL (issue #12)
 
 AVIF_ENCODE = {"pillow": lambda x: degrade.encode_avif_pillow(x, 60, 8, "4:2:0"),

@@ -509,6 +509,15 @@ def test_the_cell_cache_gives_back_every_rows_cells_and_whole_cells(tmp_path, mo
             assert {k: v for k, v in got.items() if k not in export.CELL_ARRAYS} == {
                 k: v for k, v in want.items() if k not in export.CELL_ARRAYS}
     assert len(reads) == 1  # the second from the cache
+    entries = sorted(cache.glob("*.npz"))
+    export.collect_cached(folder, False, cache, "reader, edited", log=lambda line: None)  # the runtime's code changed
+    assert len(reads) == 2 and len(list(cache.glob("*.npz"))) == 1 and sorted(cache.glob("*.npz")) != entries
+    export.collect_cached(folder, True, cache, "reader, edited", log=lambda line: None)  # read with verdicts: its own
+    namesake = tmp_path / "elsewhere" / "set"  # another folder of the same name keeps its own entry
+    namesake.mkdir(parents=True)
+    (namesake / "manifest.csv").write_text("path,label,quality,kind,source,detail\n")
+    export.collect_cached(namesake, False, cache, "reader, edited", log=lambda line: None)
+    assert len(reads) == 4 and len(list(cache.glob("*.npz"))) == 3
 
 
 def test_recalibrating_a_network_trained_for_another_model_is_a_usage_error(tmp_path, capsys):

@@ -18,6 +18,7 @@ torch's (TORCH_TOLERANCE) before the JSON is written.
 from __future__ import annotations
 
 import csv
+import glob
 import hashlib
 import json
 import sys
@@ -109,11 +110,15 @@ def verdicts_digest() -> str:
 
 def collect_cached(root: Path, score: bool, cache_dir: Optional[Path], reader: str, workers: int = 2,
                    log=print) -> list[dict]:
-    """`collect`, kept in `cache_dir` (one .npz a folder, named by the folder's manifest, `score` and `reader`:
-    `resized_judge.reader_digest`) and read from there while those stay the same."""
+    """`collect`, kept in `cache_dir` (one .npz a folder and `score`, keyed by the folder's manifest, `score` and
+    `reader`: `resized_judge.reader_digest`) and read from there while those stay the same. A new read replaces the
+    folder's entry read another way before (every edit of the runtime's code changes `reader`: kept, they grew to
+    tens of GB)."""
     key = hashlib.sha256((root / "manifest.csv").read_bytes() + f"{score}{reader}{POSITIVE_KINDS}{CELL_ARRAYS}".encode()
                          + (verdicts_digest().encode() if score else b"")).hexdigest()[:16]
-    cached = None if cache_dir is None else cache_dir / f"{root.name}-{key}.npz"
+    # the folder (its absolute path: two folders of one name keep their own entries) and how it is read
+    entry = f"{root.name}-{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]}-{'scored' if score else 'cells'}"
+    cached = None if cache_dir is None else cache_dir / f"{entry}-{key}.npz"
     if cached is not None and cached.is_file():
         with np.load(cached, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
@@ -132,6 +137,9 @@ def collect_cached(root: Path, score: bool, cache_dir: Optional[Path], reader: s
                 arrays[f"{name}_counts"] = np.array([len(row[name]) for row in rows])
         np.savez(tmp, meta=json.dumps(meta), **arrays)
         tmp.replace(cached)
+        for stale in cache_dir.glob(f"{glob.escape(entry)}-*.npz"):
+            if stale != cached and not stale.name.endswith(".tmp.npz"):
+                stale.unlink()
     return rows
 
 
@@ -336,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="default 10")
     parser.add_argument("--cells", type=Path, default=None, metavar="DIR",
                         help="keep each folder's cells here and read them back while its manifest, the model and "
-                             "the reading code are as they were")
+                             "the reading code are as they were (one entry a folder: a new read replaces "
+                             "the one before)")
     parser.add_argument("--rows", type=Path, default=None, metavar="JSON",
                         help="write the calibration set's rows (kind, verdict, asked, score) here")
     parser.add_argument("--recalibrate", type=Path, default=None, metavar="JSON",

@@ -455,6 +455,8 @@ def build_eval_set(clean_dir: str | Path, out_dir: str | Path, seed: int = 0, wo
             raise ValueError(f"{manifest} already lists kinds {', '.join(present)}: they are never rebuilt in place")
         kinds = tuple(kinds)
     files = sorted(p for p in clean_dir.rglob("*") if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff"))
+    if not files:  # an empty set would look built to the steps after it
+        raise ValueError(f"{clean_dir} holds no clean image (PNG, BMP, TIFF): build it first (--export-clean)")
     tasks = [(seed, index, path, clean_dir, out_dir, kinds) for index, path in enumerate(files)]
     if workers > 1:
         with Pool(workers) as pool:
@@ -625,13 +627,24 @@ def main(argv: list[str] | None = None) -> int:
         added = add_chroma_twins(args.source, args.out, args.chroma_twins, seed=args.seed or 0)
         print(f"wrote {args.out}: {args.source} plus {added} chroma-only twins")
         return 0
+    if args.prepare_sources and args.eval_from is None:  # before an export of clean images as before tiles
+        from .sources import prepare_sources
+
+        prepare_sources(args.cache, workers=args.workers)
     if args.export_clean:
         if args.max_side is not None and args.max_side < args.min_side:
             parser.error(f"--max-side {args.max_side} is under --min-side {args.min_side}: no image would fit")
+        if not kept_files(args.split, args.cache):  # an empty set would look built to the steps after it
+            print(f"error: no verified real sources for split {args.split!r} in {args.cache} "
+                  "(fetch and verify them first: --prepare-sources)", file=sys.stderr)
+            return 2
         written = export_clean_images(args.split, args.out, args.export_clean, seed=args.seed or 0, cache_dir=args.cache,
                                       exclude=tuple(args.exclude_from), min_side=args.min_side, max_side=args.max_side,
                                       sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()))
         print(f"wrote {len(written)} clean {args.split} images to {args.out}")
+        if len(written) < args.export_clean:
+            print(f"note: {args.export_clean} asked, the split's sources hold only {len(written)} that fit "
+                  "(size, --exclude-from, --sources)", file=sys.stderr)
         return 0
     if args.eval_from is not None:
         kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip()) if args.kinds else None
@@ -641,10 +654,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0
-    if args.prepare_sources:
-        from .sources import prepare_sources
-
-        prepare_sources(args.cache, workers=args.workers)
     seed = args.seed if args.seed is not None else SPLITS.index(args.split)
     build_tiles(args.out, args.split, args.images, seed, args.tile_size, args.tiles_per_image,
                 args.procedural_share, args.cache, args.workers, mix=args.mix,
