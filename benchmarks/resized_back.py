@@ -5,7 +5,7 @@ the source size from the manifest (the clean source, cropped as `wild.random_res
 the image back to it (Lanczos; optionally off by a relative error, as an estimated factor would be) and scores
 that with the bundled model and the default runtime. Prints, per kind and error, the labels the images get. The
 source size is known here only because the set records it: the runtime has no such oracle (it would have to
-estimate the factor from the pixels: see the README's evidence `upscaled`). Where the source was cropped before an
+estimate the factor from the pixels: see docs/evidence.md, evidence `upscaled`). Where the source was cropped before an
 upscale (wider than 1600 / scale), the crop side comes from the manifest's factor, rounded to 0.01: it may be a
 pixel off.
 

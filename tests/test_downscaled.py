@@ -136,7 +136,7 @@ def test_lines_drawn_over_the_art_are_no_grid(seed):
 
 
 @pytest.mark.xfail(strict=True, reason="measured limit: a 1 px line's signed peak is ~tan^2(pi / period) of the "
-                   "unsigned one, under MAX_DRAWN from about 5.2 px (README, evidence downscaled)")
+                   "unsigned one, under MAX_DRAWN from about 5.2 px (docs/evidence.md, evidence downscaled)")
 @pytest.mark.parametrize("period", [6.5, 7.5])
 def test_thin_lines_at_longer_periods_pass_for_a_grid(period):
     assert not peak_of(ruled_canvas(1, period, 4.0)).shows_grid(DOWNSCALED_MIN_PEAK)

@@ -120,7 +120,7 @@ def test_chroma_read_as_subsampled_keeps_its_own_evidence(scorer):
 def test_the_sharpness_limit_keeps_grain_resized_clean(scorer, monkeypatch):
     """Grey grain rounds to a little chroma noise, whose resize beats in chroma over a weak luma peak: where the head
     leans lossy, the chroma's sharpness (as sharp as luma's) keeps it clean where luma's own peak waives the drawn
-    limit (a known weakness: README)."""
+    limit (a known weakness: docs/evidence.md)."""
     art = resized(grainy_art(3), 0.85, Image.BILINEAR)
     assert scorer.score(art).label == "clean"
     monkeypatch.setattr(scorer_module, "CHROMA_GRID_MAX_SHARPNESS", float("inf"))

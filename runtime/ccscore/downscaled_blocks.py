@@ -16,7 +16,7 @@ many read. A peak read on 128 px tiles may be off by half a frequency step (0.2-
 fraction of a pixel: some JPEGs are missed so. With the scorer's tiles as the regions, each gives one window, and a
 small image few (a 300 px image, 2 to 4): there the whole image is read as one region, split into as many windows as
 fit (`split`). Measured on the calibration set (eval-wild-cal) and its extra draws: see `Scorer._judge_blocks` and the
-README's evidence `downscaled`, blocks.
+docs/evidence.md, evidence `downscaled`, blocks.
 """
 
 from __future__ import annotations

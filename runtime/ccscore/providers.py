@@ -1,6 +1,6 @@
 """Choosing execution providers and creating sessions that say what they really got.
 
-Session tuning (measured with `ccscore bench` and benchmarks/speed.py; see the README's speed section):
+Session tuning (measured with `ccscore bench` and benchmarks/speed.py; see docs/history.md, Speed):
 - graph optimisation at ORT_ENABLE_ALL;
 - CPU: tiles go through the graph one at a time (CCSCORE_CPU_BATCH, default 1) whatever batch the caller
   hands over: one 128 px tile's intermediates (~7.5 MB) stay in cache, a batch of 64 (~0.5 GB per tensor)

@@ -10,7 +10,7 @@ Clean art rarely peaks there. Upscales do (interpolation repeats with the source
 this band mostly at a harmonic of a stronger peak elsewhere, where a JPEG grid's strongest peak is its own
 fundamental or one of its harmonics; nearest-neighbour pixel art repeats whole pixels, and its first differences
 are mostly exact zeros. Measured on eval-wild-cal (the calibration set; `benchmarks/accuracy.py`): see
-`Scorer.find_downscaled` and the README's evidence `downscaled`.
+`Scorer.find_downscaled` and docs/evidence.md, evidence `downscaled`.
 
 The same spectrum read over the whole band finds images upscaled by another factor than 2 or 4: `upscale_sources`
 (below; evidence "upscaled"). Where no grid shows, a subsampling codec's chroma, softer than luma through any resize,

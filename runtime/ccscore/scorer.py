@@ -324,11 +324,11 @@ DOWNSCALED_RENAME_SURE_PERIODS = (4.5, 7.2)
 # gate (mean tile P(clean) at most CHROMA_MAX_TILE_CLEAN: blurred and upscaled clean art with soft colour, where the
 # head is sure, stays clean) is JPEG's, the commonest such codec (WebP and AVIF 4:2:0 resized show the same; named
 # JPEG), quality null. Chosen on eval-wild-cal, its extra draws and data/cache's lossless-verified PNGs: see the
-# README's evidence `chroma`.
+# docs/evidence.md, evidence `chroma`.
 CHROMA_MAX_SHARPNESS = 0.7
 CHROMA_MAX_TILE_CLEAN = 0.95
-# Where luma's grid is too faint, a JPEG's coarser chroma may still show it (`resized.chroma_grid_peak`; README,
-# evidence `downscaled` in chroma): an image still clean whose tiles lean lossy at all (CHROMA_MAX_TILE_CLEAN), whose
+# Where luma's grid is too faint, a JPEG's coarser chroma may still show it (`resized.chroma_grid_peak`;
+# docs/evidence.md, evidence `downscaled` in chroma): an image still clean whose tiles lean lossy at all (CHROMA_MAX_TILE_CLEAN), whose
 # chroma reads softer than its luma at all (under CHROMA_GRID_MAX_SHARPNESS) and whose Cb or Cr peaks as a grid at least
 # CHROMA_GRID_MIN_PEAK times its median, and CHROMA_GRID_OVER_LUMA times luma's own peak in the band, is JPEG's. The
 # ratio drops most textures and resize beats that peak in chroma (they peak in luma's smooth pixels too: on the
@@ -336,7 +336,7 @@ CHROMA_MAX_TILE_CLEAN = 0.95
 # all grain resized), not all: grain whose rounding leaves chroma noise, resized, beats in chroma over a weak luma peak,
 # and the lean and sharpness limits are what keep most of it clean. Chosen on eval-wild-cal, its extra draws, JPEG
 # downscaled with 4:4:4 and 4:2:0 chroma (benchmarks/downscaled_by_subsampling.py's images) and data/cache's
-# lossless-verified PNGs: README, evidence `downscaled`.
+# lossless-verified PNGs: docs/evidence.md, evidence `downscaled`.
 CHROMA_GRID_MIN_PEAK = 4.0
 CHROMA_GRID_OVER_LUMA = 1.5
 CHROMA_GRID_MAX_SHARPNESS = 0.95
