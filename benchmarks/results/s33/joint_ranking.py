@@ -4,11 +4,14 @@ logits, their maximum; at the thresholds that flag exactly N more still-clean im
 the lowest threshold that keeps every clean group's bar (`resized_judge.within_bars`, on top of the runtime's own
 flags; no --max-clean). With and without the runtime's lean gate for the network (APPEARANCE_MAX_TILE_CLEAN).
 
-    python benchmarks/results/s33/joint_ranking.py CAL_ROWS.json CAL_SMALL_ROWS.json
+    python benchmarks/results/s33/joint_ranking.py CAL_ROWS.json CAL_SMALL_ROWS.json [--report REPORT_ROWS.json]
+
+With --report (the report set's rows, `joint_rows.py` on data/eval-wild), each weighting's within-the-bars threshold
+(lean gate on), chosen on the calibration rows, is applied once to the report set: what it would add there.
 """
+import argparse
 import collections
 import json
-import sys
 
 import numpy as np
 
@@ -19,13 +22,24 @@ from ccscore_export.resized_judge import within_bars
 EXTRA_CLEAN = (4, 8, 16, 32, 64)
 
 
+def ranking(name, s, p):
+    if name.startswith("max"):
+        return np.maximum(s, p)
+    a = 0.0 if name.startswith("s ") else 1.0 if name.startswith("p ") else float(name.split()[3])  # "0.80 s + 0.20 p"
+    return (1 - a) * s + a * p
+
+
 def logits(values):
     v = np.array([np.nan if x is None else x for x in values], float)
     v = np.clip(v, 1e-7, 1 - 1e-7)
     return np.where(np.isnan(v), -20.0, np.log(v / (1 - v)))
 
 
-rows = [r for path in sys.argv[1:] for r in json.load(open(path))]
+parser = argparse.ArgumentParser()
+parser.add_argument("cal", nargs="+")
+parser.add_argument("--report", default=None)
+args = parser.parse_args()
+rows = [r for path in args.cal for r in json.load(open(path))]
 y = np.array([r["y"] for r in rows])
 still = np.array([r["verdict"] == "clean" for r in rows])
 leans = np.array([r.get("lean", 1.0) <= APPEARANCE_MAX_TILE_CLEAN for r in rows])
@@ -44,6 +58,7 @@ for a in (0.2, 0.35, 0.5):
     rankings[f"{1 - a:.2f} s + {a:.2f} p"] = (1 - a) * s + a * p
 rankings["max(s, p)"] = np.maximum(s, p)
 clean_rows = [r for r in rows if r["y"] == 0]
+chosen = {}
 for gated in (True, False):
     print("\nwith the lean gate" if gated else "\nwithout the lean gate")
     for name, z in rankings.items():
@@ -59,6 +74,21 @@ for gated in (True, False):
             if not within_bars(clean_rows, zc > t):
                 break
             best = t
+        if gated:
+            chosen[name] = best
         extra = collections.Counter(r["kind"] for r, hit in zip(clean_rows, zc > best) if hit)
         print(f"  {name:16s} found at N more clean flagged {', '.join(at_n)} | within the bars: "
               f"{found + int(((z > best) & (y == 1)).sum())} ({sum(extra.values())} more clean: {dict(extra)})")
+
+if args.report:
+    report = json.load(open(args.report))
+    ry = np.array([r["y"] for r in report])
+    rstill = np.array([r["verdict"] == "clean" for r in report])
+    rleans = np.array([r.get("lean", 1.0) <= APPEARANCE_MAX_TILE_CLEAN for r in report])
+    rs, rp = logits([r.get("s") for r in report]), logits([r.get("p") for r in report])
+    print(f"\nthe report set ({args.report}), each weighting at its calibration threshold (lean gate on); "
+          f"the runtime finds {int((~rstill & (ry == 1)).sum())} of {int(ry.sum())} positives:")
+    for name, t in chosen.items():
+        z = np.where(rstill & rleans, ranking(name, rs, rp), -np.inf)
+        added = collections.Counter(r["kind"] for r, hit in zip(report, z > t) if hit)
+        print(f"  {name:16s} threshold {t:.4f}: adds {dict(added)}")
