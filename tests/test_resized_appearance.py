@@ -520,6 +520,19 @@ def test_the_cell_cache_gives_back_every_rows_cells_and_whole_cells(tmp_path, mo
     assert len(reads) == 4 and len(list(cache.glob("*.npz"))) == 3
 
 
+def test_calibration_rows_are_written_without_their_cells_with_their_scores(tmp_path):
+    from ccscore_export import resized_appearance as export
+
+    cal = [{"path": "a.png", "kind": "clean", "y": 0, "verdict": "clean", "asked": True,
+            "cells": np.zeros((2, CELL, CELL, 3), np.uint8), "whole_cells": np.zeros((0, CELL, CELL, 3), np.uint8)},
+           {"path": "b.png", "kind": "jpeg_downscaled", "y": 1, "verdict": "jpeg", "asked": False,
+            "cells": np.zeros((1, CELL, CELL, 3), np.uint8)}]
+    export.write_rows(tmp_path / "rows.json", cal, np.array([0.25, 0.0], np.float32))
+    assert json.loads((tmp_path / "rows.json").read_text()) == [
+        {"path": "a.png", "kind": "clean", "y": 0, "verdict": "clean", "asked": True, "score": 0.25},
+        {"path": "b.png", "kind": "jpeg_downscaled", "y": 1, "verdict": "jpeg", "asked": False, "score": 0.0}]
+
+
 def test_recalibrating_a_network_trained_for_another_model_is_a_usage_error(tmp_path, capsys):
     pytest.importorskip("torch")
     from ccscore_export.resized_appearance import main

@@ -323,6 +323,13 @@ def calibrate(ours: np.ndarray, cal: list[dict], max_clean: float) -> tuple[floa
                                f"found {', '.join(found)}")
 
 
+def write_rows(path: Path, cal: list[dict], scores: np.ndarray) -> None:
+    """The calibration rows (`collect` with verdicts: kind, verdict, asked; no cells) with the score each got, as JSON
+    (`--rows`; session 32's scripts write theirs so too)."""
+    path.write_text(json.dumps([{**{k: v for k, v in r.items() if k not in CELL_ARRAYS}, "score": float(s)}
+                                for r, s in zip(cal, scores)]))
+
+
 # What a trained JSON must hold to be recalibrated: its weights, what it was trained with, and for which model.
 RECALIBRATED_KEYS = ("convs", "out", "threshold", "max_clean", "seed", "epochs", "model", "fitted_on")
 
@@ -398,8 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     threshold, scores, summary = calibrate(ours, cal, args.max_clean)
     print(f"{check}; {summary}")
     if args.rows is not None:
-        args.rows.write_text(json.dumps([{**{k: v for k, v in r.items() if k not in CELL_ARRAYS}, "score": float(s)}
-                                         for r, s in zip(cal, scores)]))
+        write_rows(args.rows, cal, scores)
     spec.update(threshold=threshold, max_clean=args.max_clean, seed=seed, epochs=epochs,
                 model={"name": info.name, "version": info.version, "digest": fitted_for.model_digest},
                 fitted_on={**{k: v for k, v in trained_on.items() if k != "cal"}, "cal": [str(p) for p in args.cal]})

@@ -1,6 +1,5 @@
 """What exp.py and tta.py share: the two calibration sets' rows (the fit's cached reads) and writing them with scores
 as the fit's `--rows` does."""
-import json
 from pathlib import Path
 
 from ccscore import Scorer
@@ -20,5 +19,4 @@ def calibration_rows(reader_key: str) -> list[dict]:
 
 
 def write_rows(path: Path, cal: list[dict], scores) -> None:
-    path.write_text(json.dumps([{**{k: v for k, v in r.items() if k not in ra.CELL_ARRAYS}, "score": float(s)}
-                                for r, s in zip(cal, scores)]))
+    ra.write_rows(path, cal, scores)
