@@ -369,6 +369,30 @@ def test_an_empty_export_or_evaluation_set_is_an_error_not_a_built_set(tmp_path,
     assert build_main(["--eval-from", str(empty), "--out", str(tmp_path / "eval"), "--workers", "1"]) == 2
     assert "holds no clean image" in capsys.readouterr().err and not (tmp_path / "eval").exists()
 
+
+def test_prepare_sources_runs_before_an_export_of_clean_images(tmp_path, monkeypatch):
+    # `--export-clean N --prepare-sources` on a fresh machine: the sources are fetched and verified first, then exported
+    # (the flag was only honoured when building tiles).
+    from ccscore_export.data import sources
+
+    cache = tmp_path / "cache"
+
+    def prepare(cache_dir, workers=2):
+        rel = "pkgs/src/one.png"
+        (Path(cache_dir) / rel).parent.mkdir(parents=True)
+        Image.fromarray(draw_illustration(np.random.default_rng(0), 260, 270)).save(Path(cache_dir) / rel)
+        with open(Path(cache_dir) / "manifest.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, ["source", "split", "status", "path"])
+            writer.writeheader()
+            writer.writerow({"source": "src", "split": "val", "status": "kept", "path": rel})
+        return Path(cache_dir) / "manifest.csv"
+
+    monkeypatch.setattr(sources, "prepare_sources", prepare)
+    out = tmp_path / "clean"
+    assert build_main(["--split", "val", "--export-clean", "1", "--out", str(out), "--cache", str(cache),
+                       "--prepare-sources"]) == 0
+    assert len(list(out.glob("*.png"))) == 1
+
 # ---------------------------------------------------------------- AVIF and JPEG XL (issue #12)
 
 AVIF_ENCODE = {"pillow": lambda x: degrade.encode_avif_pillow(x, 60, 8, "4:2:0"),
