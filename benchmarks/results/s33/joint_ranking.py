@@ -6,6 +6,9 @@ flags; no --max-clean). With and without the runtime's lean gate for the network
 
     python benchmarks/results/s33/joint_ranking.py CAL_ROWS.json CAL_SMALL_ROWS.json [--report REPORT_ROWS.json]
 
+Then the same within the bars with the head's own flags (evidence grid or weak) in the grey and downscaled groups
+left out, as if the head did not flag that art: what those flags cost the resized judgements' room.
+
 With --report (the report set's rows, `joint_rows.py` on data/eval-wild), each weighting's within-the-bars threshold
 (lean gate on), chosen on the calibration rows, is applied once to the report set: what it would add there.
 """
@@ -79,6 +82,26 @@ for gated in (True, False):
         extra = collections.Counter(r["kind"] for r, hit in zip(clean_rows, zc > best) if hit)
         print(f"  {name:16s} found at N more clean flagged {', '.join(at_n)} | within the bars: "
               f"{found + int(((z > best) & (y == 1)).sum())} ({sum(extra.values())} more clean: {dict(extra)})")
+
+HEAD_BOUND_GROUPS = {name: kinds for name, kinds, _ in CLEAN_GROUPS if name in ("grey", "downscaled")}
+head_flags = {k for k, r in enumerate(rows) if r["y"] == 0 and r["verdict"] != "clean" and r.get("evidence") in
+              ("grid", "weak") and any(r["kind"] in kinds for kinds in HEAD_BOUND_GROUPS.values())}
+if head_flags:
+    kept = [k for k in range(len(rows)) if k not in head_flags]
+    kept_clean = [rows[k] for k in kept if rows[k]["y"] == 0]
+    print(f"\nwithin the bars, the head's own {len(head_flags)} flags in the grey and downscaled groups left out "
+          f"(lean gate on):")
+    for name in rankings:
+        z = np.where(still & leans, ranking(name, s, p), -np.inf)[kept]
+        zy = y[kept]
+        zc = z[zy == 0]
+        best = np.inf
+        for t in sorted(set(zc[np.isfinite(zc)].tolist()), reverse=True):
+            if not within_bars(kept_clean, zc > t):
+                break
+            best = t
+        print(f"  {name:16s} {found + int(((z > best) & (zy == 1)).sum())} found, {int(((z > best) & (zy == 0)).sum())} "
+              "more clean flagged")
 
 if args.report:
     report = json.load(open(args.report))

@@ -1,7 +1,7 @@
 """Rows for a joint judge-and-network rule (session 33): for every JPEG-then-downscaled positive and clean image of
-calibration folders, the shipped runtime's verdict and, where it leaves the image clean (no other codec proven, with
-tiles), the appearance network's score (`s`), the resized-damage judge's probability (`p`) and the tiles' mean
-P(clean) before the gate (`lean`). Not part of the package.
+calibration folders, the shipped runtime's verdict and evidence word and, where it leaves the image clean (no other
+codec proven, with tiles), the appearance network's score (`s`), the resized-damage judge's probability (`p`) and the
+tiles' mean P(clean) before the gate (`lean`). Not part of the package.
 
     python benchmarks/results/s33/joint_rows.py ROWS.json data/eval-wild-cal [data/eval-wild-cal-small ...]
 """
@@ -27,7 +27,7 @@ def row_of(task):
     try:
         tiles, size = _scorer.tile(path, cut_on_read=True)
         result = _scorer.score_together([(path, tiles, size)])[0]
-        row = {"path": path, "kind": kind, "y": label, "verdict": result.label}
+        row = {"path": path, "kind": kind, "y": label, "verdict": result.label, "evidence": result.evidence.word}
         if result.label == "clean" and _scorer._may_judge(result) and not result.flagged:
             reads = TileReads(tiles)
             score = _scorer.resized_appearance.score_image(reads.own, tiles.whole)
