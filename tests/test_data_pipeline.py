@@ -364,6 +364,13 @@ def test_an_empty_export_or_evaluation_set_is_an_error_not_a_built_set(tmp_path,
     out = tmp_path / "clean"
     assert build_main(["--split", "val", "--export-clean", "5", "--out", str(out), "--cache", str(cache)]) == 2
     assert "--prepare-sources" in capsys.readouterr().err and not out.exists()
+    rel = "pkgs/src/one.png"  # sources, but none that fits the request
+    (cache / rel).parent.mkdir(parents=True)
+    Image.fromarray(draw_illustration(np.random.default_rng(0), 260, 270)).save(cache / rel)
+    (cache / "manifest.csv").write_text(f"source,split,status,path\nsrc,val,kept,{rel}\n")
+    assert build_main(["--split", "val", "--export-clean", "5", "--out", str(out), "--cache", str(cache),
+                       "--sources", "no-such-package"]) == 2
+    assert "no verified val image fits" in capsys.readouterr().err and not out.exists()
     empty = tmp_path / "empty"
     empty.mkdir()
     assert build_main(["--eval-from", str(empty), "--out", str(tmp_path / "eval"), "--workers", "1"]) == 2

@@ -509,9 +509,12 @@ def test_the_cell_cache_gives_back_every_rows_cells_and_whole_cells(tmp_path, mo
             assert {k: v for k, v in got.items() if k not in export.CELL_ARRAYS} == {
                 k: v for k, v in want.items() if k not in export.CELL_ARRAYS}
     assert len(reads) == 1  # the second from the cache
+    (cache / "set-0123456789abcdef.npz").write_bytes(b"")  # an entry as sessions before 33 named them
+    (cache / "set-notes.txt").write_bytes(b"")  # not an entry: kept
     entries = sorted(cache.glob("*.npz"))
     export.collect_cached(folder, False, cache, "reader, edited", log=lambda line: None)  # the runtime's code changed
     assert len(reads) == 2 and len(list(cache.glob("*.npz"))) == 1 and sorted(cache.glob("*.npz")) != entries
+    assert (cache / "set-notes.txt").exists()
     export.collect_cached(folder, True, cache, "reader, edited", log=lambda line: None)  # read with verdicts: its own
     namesake = tmp_path / "elsewhere" / "set"  # another folder of the same name keeps its own entry
     namesake.mkdir(parents=True)

@@ -21,6 +21,7 @@ import csv
 import glob
 import hashlib
 import json
+import re
 import sys
 import time
 from multiprocessing import Pool
@@ -119,13 +120,16 @@ def collect_cached(root: Path, score: bool, cache_dir: Optional[Path], reader: s
     # the folder (its absolute path: two folders of one name keep their own entries) and how it is read
     entry = f"{root.name}-{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]}-{'scored' if score else 'cells'}"
     cached = None if cache_dir is None else cache_dir / f"{entry}-{key}.npz"
-    if cached is not None and cached.is_file():
-        with np.load(cached, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            stacks = {name: _unstacked(data[name], data[f"{name}_counts"]) for name in CELL_ARRAYS
-                      if f"{name}_counts" in data.files}
-        log(f"{root}: {len(meta)} images' cells read before")
-        return [{**m, **{name: parts[k] for name, parts in stacks.items()}} for k, m in enumerate(meta)]
+    if cached is not None:
+        try:
+            with np.load(cached, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                stacks = {name: _unstacked(data[name], data[f"{name}_counts"]) for name in CELL_ARRAYS
+                          if f"{name}_counts" in data.files}
+            log(f"{root}: {len(meta)} images' cells read before")
+            return [{**m, **{name: parts[k] for name, parts in stacks.items()}} for k, m in enumerate(meta)]
+        except FileNotFoundError:  # none yet, or another process's newer read just replaced it: read again
+            pass
     rows = collect(root, score, workers, log)
     if cached is not None:
         tmp = cached.with_suffix(".tmp.npz")
@@ -137,9 +141,11 @@ def collect_cached(root: Path, score: bool, cache_dir: Optional[Path], reader: s
                 arrays[f"{name}_counts"] = np.array([len(row[name]) for row in rows])
         np.savez(tmp, meta=json.dumps(meta), **arrays)
         tmp.replace(cached)
-        for stale in cache_dir.glob(f"{glob.escape(entry)}-*.npz"):
-            if stale != cached and not stale.name.endswith(".tmp.npz"):
-                stale.unlink()
+        legacy = re.compile(re.escape(root.name) + r"-[0-9a-f]{16}\.npz")  # before session 33: no path, no read kind
+        for stale in cache_dir.glob(f"{glob.escape(root.name)}-*.npz"):
+            if stale != cached and not stale.name.endswith(".tmp.npz") and (
+                    stale.name.startswith(f"{entry}-") or legacy.fullmatch(stale.name)):
+                stale.unlink(missing_ok=True)
     return rows
 
 

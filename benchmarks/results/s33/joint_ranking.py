@@ -9,6 +9,10 @@ flags; no --max-clean). With and without the runtime's lean gate for the network
 Then the same within the bars with the head's own flags (evidence grid or weak) in the grey and downscaled groups
 left out, as if the head did not flag that art: what those flags cost the resized judgements' room.
 
+The judge's ranking here ignores its own gates in the runtime (JUDGE_MAX_TILE_CLEAN, JUDGE_MIN_APPEARANCE): it is
+the judge's probability as a ranking, not what lowering the judge's threshold alone would do. Without the lean gate,
+rows with no score enter at a logit of -20.
+
 With --report (the report set's rows, `joint_rows.py` on data/eval-wild), each weighting's within-the-bars threshold
 (lean gate on), chosen on the calibration rows, is applied once to the report set: what it would add there.
 """

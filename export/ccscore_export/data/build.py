@@ -627,20 +627,27 @@ def main(argv: list[str] | None = None) -> int:
         added = add_chroma_twins(args.source, args.out, args.chroma_twins, seed=args.seed or 0)
         print(f"wrote {args.out}: {args.source} plus {added} chroma-only twins")
         return 0
+    if args.export_clean and args.max_side is not None and args.max_side < args.min_side:  # before a long download
+        parser.error(f"--max-side {args.max_side} is under --min-side {args.min_side}: no image would fit")
     if args.prepare_sources and args.eval_from is None:  # before an export of clean images as before tiles
         from .sources import prepare_sources
 
         prepare_sources(args.cache, workers=args.workers)
     if args.export_clean:
-        if args.max_side is not None and args.max_side < args.min_side:
-            parser.error(f"--max-side {args.max_side} is under --min-side {args.min_side}: no image would fit")
         if not kept_files(args.split, args.cache):  # an empty set would look built to the steps after it
             print(f"error: no verified real sources for split {args.split!r} in {args.cache} "
                   "(fetch and verify them first: --prepare-sources)", file=sys.stderr)
             return 2
+        existed = args.out.exists()
         written = export_clean_images(args.split, args.out, args.export_clean, seed=args.seed or 0, cache_dir=args.cache,
                                       exclude=tuple(args.exclude_from), min_side=args.min_side, max_side=args.max_side,
                                       sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()))
+        if not written:  # e.g. a --sources typo: an empty folder would look built to the steps after it
+            if not existed and not any(args.out.iterdir()):
+                args.out.rmdir()
+            print(f"error: no verified {args.split} image fits (--sources, --min-side, --max-side, --exclude-from)",
+                  file=sys.stderr)
+            return 2
         print(f"wrote {len(written)} clean {args.split} images to {args.out}")
         if len(written) < args.export_clean:
             print(f"note: {args.export_clean} asked, the split's sources hold only {len(written)} that fit "
