@@ -36,6 +36,17 @@ def ranking(name, s, p):
     return (1 - a) * s + a * p
 
 
+def lowest_within_bars(clean_rows, scores):
+    """The lowest threshold at which the clean rows flagged (score above it) keep every group's bar, as
+    `resized_judge.choose_threshold_within_bars` walks down (no --max-clean); inf where none does."""
+    best = np.inf
+    for t in sorted(set(scores[np.isfinite(scores)].tolist()), reverse=True):
+        if not within_bars(clean_rows, scores > t):
+            break
+        best = t
+    return best
+
+
 def logits(values):
     v = np.array([np.nan if x is None else x for x in values], float)
     v = np.clip(v, 1e-7, 1 - 1e-7)
@@ -76,11 +87,7 @@ for gated in (True, False):
             t = ranked[n] if n < len(ranked) else -np.inf
             at_n.append(f"{n}: {found + int(((z > t) & (y == 1)).sum())}")
         zc = z[y == 0]
-        best = np.inf
-        for t in sorted(set(zc[np.isfinite(zc)].tolist()), reverse=True):
-            if not within_bars(clean_rows, zc > t):
-                break
-            best = t
+        best = lowest_within_bars(clean_rows, zc)
         if gated:
             chosen[name] = best
         extra = collections.Counter(r["kind"] for r, hit in zip(clean_rows, zc > best) if hit)
@@ -98,12 +105,7 @@ if head_flags:
     for name in rankings:
         z = np.where(still & leans, ranking(name, s, p), -np.inf)[kept]
         zy = y[kept]
-        zc = z[zy == 0]
-        best = np.inf
-        for t in sorted(set(zc[np.isfinite(zc)].tolist()), reverse=True):
-            if not within_bars(kept_clean, zc > t):
-                break
-            best = t
+        best = lowest_within_bars(kept_clean, z[zy == 0])
         print(f"  {name:16s} {found + int(((z > best) & (zy == 1)).sum())} found, {int(((z > best) & (zy == 0)).sum())} "
               "more clean flagged")
 
