@@ -311,36 +311,11 @@ def test_cwebp_presets_are_lossy(small_art, preset):
     assert out.shape == small_art.shape and not np.array_equal(out, small_art)
 
 
-def test_export_clean_images_unique_names_and_disjoint_sets(tmp_path):
-    from PIL import Image
-
-    from ccscore_export.data.build import export_clean_images
-
-    cache = tmp_path / "cache"
+def write_sources(cache: Path, images: list[tuple[str, str, int]]) -> None:
+    """A sources cache as `sources.prepare_sources` leaves it: each (source, path, side) an illustration of that side
+    (10 px taller), kept for the val split in manifest.csv."""
     rows = []
-    for i, rel in enumerate(["pkgs/src/a/sprites/img.png", "pkgs/src/b/sprites/img.png", "pkgs/src/c/one.png", "pkgs/src/d/two.png"]):
-        (cache / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(draw_illustration(np.random.default_rng(i), 260, 270)).save(cache / rel)
-        rows.append({"source": "src", "split": "val", "status": "kept", "path": rel})
-    with open(cache / "manifest.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, ["source", "split", "status", "path"])
-        writer.writeheader()
-        writer.writerows(rows)
-    first = export_clean_images("val", tmp_path / "first", 3, seed=0, cache_dir=cache)
-    assert len({p.name for p in first}) == 3 == len(list((tmp_path / "first").glob("*.png")))  # none overwritten
-    second = export_clean_images("val", tmp_path / "second", 3, seed=1, cache_dir=cache, exclude=(tmp_path / "first",))
-    assert len(second) == 1 and second[0].name not in {p.name for p in first}
-
-
-def test_export_clean_images_by_source_and_side(tmp_path):
-    from PIL import Image
-
-    from ccscore_export.data.build import export_clean_images
-
-    cache = tmp_path / "cache"
-    rows = []
-    for i, (source, side) in enumerate([("big", 260), ("small", 140), ("small", 300), ("other", 140)]):
-        rel = f"pkgs/{source}/{i}.png"
+    for i, (source, rel, side) in enumerate(images):
         (cache / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(draw_illustration(np.random.default_rng(i), side, side + 10)).save(cache / rel)
         rows.append({"source": source, "split": "val", "status": "kept", "path": rel})
@@ -348,12 +323,31 @@ def test_export_clean_images_by_source_and_side(tmp_path):
         writer = csv.DictWriter(f, ["source", "split", "status", "path"])
         writer.writeheader()
         writer.writerows(rows)
+
+
+def test_export_clean_images_unique_names_and_disjoint_sets(tmp_path):
+    from ccscore_export.data.build import export_clean_images
+
+    cache = tmp_path / "cache"
+    write_sources(cache, [("src", rel, 260) for rel in ["pkgs/src/a/sprites/img.png", "pkgs/src/b/sprites/img.png",
+                                                         "pkgs/src/c/one.png", "pkgs/src/d/two.png"]])
+    first = export_clean_images("val", tmp_path / "first", 3, seed=0, cache_dir=cache)
+    assert len({p.name for p in first}) == 3 == len(list((tmp_path / "first").glob("*.png")))  # none overwritten
+    second = export_clean_images("val", tmp_path / "second", 3, seed=1, cache_dir=cache, exclude=(tmp_path / "first",))
+    assert len(second) == 1 and second[0].name not in {p.name for p in first}
+
+
+def test_export_clean_images_by_source_and_side(tmp_path):
+    from ccscore_export.data.build import export_clean_images
+
+    cache = tmp_path / "cache"
+    write_sources(cache, [(source, f"pkgs/{source}/{i}.png", side) for i, (source, side)
+                          in enumerate([("big", 260), ("small", 140), ("small", 300), ("other", 140)])])
     assert len(export_clean_images("val", tmp_path / "default", 9, cache_dir=cache)) == 2  # the two of 256 px or more
     small = export_clean_images("val", tmp_path / "small", 9, cache_dir=cache, min_side=128, sources=("small",))
     assert sorted(p.name.split("__")[-1] for p in small) == ["1.png", "2.png"]
     only_small = export_clean_images("val", tmp_path / "only-small", 9, cache_dir=cache, min_side=128, max_side=255)
     assert sorted(p.name.split("__")[-1] for p in only_small) == ["1.png", "3.png"]  # 140 px a side, no 260 or 300
-
 
 
 def test_an_empty_export_or_evaluation_set_is_an_error_not_a_built_set(tmp_path, capsys):
@@ -364,10 +358,7 @@ def test_an_empty_export_or_evaluation_set_is_an_error_not_a_built_set(tmp_path,
     out = tmp_path / "clean"
     assert build_main(["--split", "val", "--export-clean", "5", "--out", str(out), "--cache", str(cache)]) == 2
     assert "--prepare-sources" in capsys.readouterr().err and not out.exists()
-    rel = "pkgs/src/one.png"  # sources, but none that fits the request
-    (cache / rel).parent.mkdir(parents=True)
-    Image.fromarray(draw_illustration(np.random.default_rng(0), 260, 270)).save(cache / rel)
-    (cache / "manifest.csv").write_text(f"source,split,status,path\nsrc,val,kept,{rel}\n")
+    write_sources(cache, [("src", "pkgs/src/one.png", 260)])  # sources, but none that fits the request
     assert build_main(["--split", "val", "--export-clean", "5", "--out", str(out), "--cache", str(cache),
                        "--sources", "no-such-package"]) == 2
     assert "no verified val image fits" in capsys.readouterr().err and not out.exists()
@@ -385,13 +376,7 @@ def test_prepare_sources_runs_before_an_export_of_clean_images(tmp_path, monkeyp
     cache = tmp_path / "cache"
 
     def prepare(cache_dir, workers=2):
-        rel = "pkgs/src/one.png"
-        (Path(cache_dir) / rel).parent.mkdir(parents=True)
-        Image.fromarray(draw_illustration(np.random.default_rng(0), 260, 270)).save(Path(cache_dir) / rel)
-        with open(Path(cache_dir) / "manifest.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, ["source", "split", "status", "path"])
-            writer.writeheader()
-            writer.writerow({"source": "src", "split": "val", "status": "kept", "path": rel})
+        write_sources(Path(cache_dir), [("src", "pkgs/src/one.png", 260)])
         return Path(cache_dir) / "manifest.csv"
 
     monkeypatch.setattr(sources, "prepare_sources", prepare)
@@ -399,6 +384,7 @@ def test_prepare_sources_runs_before_an_export_of_clean_images(tmp_path, monkeyp
     assert build_main(["--split", "val", "--export-clean", "1", "--out", str(out), "--cache", str(cache),
                        "--prepare-sources"]) == 0
     assert len(list(out.glob("*.png"))) == 1
+
 
 # ---------------------------------------------------------------- AVIF and JPEG XL (issue #12)
 

@@ -323,7 +323,7 @@ DOWNSCALED_RENAME_SURE_PERIODS = (4.5, 7.2)
 # half-resolution chroma, which a resize blurs no less than luma) and whose scored tiles lean lossy at all before the
 # gate (mean tile P(clean) at most CHROMA_MAX_TILE_CLEAN: blurred and upscaled clean art with soft colour, where the
 # head is sure, stays clean) is JPEG's, the commonest such codec (WebP and AVIF 4:2:0 resized show the same; named
-# JPEG), quality null. Chosen on eval-wild-cal, its extra draws and data/cache's lossless-verified PNGs: see the
+# JPEG), quality null. Chosen on eval-wild-cal, its extra draws and data/cache's lossless-verified PNGs: see
 # docs/evidence.md, evidence `chroma`.
 CHROMA_MAX_SHARPNESS = 0.7
 CHROMA_MAX_TILE_CLEAN = 0.95

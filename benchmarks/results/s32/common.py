@@ -1,5 +1,5 @@
-"""What exp.py and tta.py share: the two calibration sets' rows (the fit's cached reads) and writing them with scores
-as the fit's `--rows` does."""
+"""What exp.py and tta.py share: the two calibration sets' rows (the fit's cached reads). Both write rows with scores
+by the fit's own `resized_appearance.write_rows`."""
 from pathlib import Path
 
 from ccscore import Scorer
@@ -16,7 +16,3 @@ def reader() -> str:
 
 def calibration_rows(reader_key: str) -> list[dict]:
     return [row for root in CALIBRATION_SETS for row in ra.collect_cached(Path(root), True, CELLS_CACHE, reader_key, 2)]
-
-
-def write_rows(path: Path, cal: list[dict], scores) -> None:
-    ra.write_rows(path, cal, scores)

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from ccscore_export import resized_appearance as ra
-from common import CELLS_CACHE, calibration_rows, reader, write_rows
+from common import CELLS_CACHE, calibration_rows, reader
 
 p = argparse.ArgumentParser()
 p.add_argument("--variant", default="cell")  # cell | mil
@@ -78,4 +78,4 @@ threshold, scores, summary = ra.calibrate(ours, cal, 0.002)
 print(args, summary, flush=True)
 spec.update(threshold=threshold)
 Path(args.out).write_text(json.dumps(spec))
-write_rows(Path(args.out).with_suffix(".rows.json"), cal, scores)
+ra.write_rows(Path(args.out).with_suffix(".rows.json"), cal, scores)

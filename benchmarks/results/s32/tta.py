@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from ccscore.resized_appearance import ResizedAppearance
 from ccscore_export import resized_appearance as ra
-from common import calibration_rows, reader, write_rows
+from common import calibration_rows, reader
 
 TRANSFORMS = {"id": lambda c: c, "t": lambda c: c.transpose(0, 2, 1, 3), "fx": lambda c: c[:, :, ::-1],
               "fy": lambda c: c[:, ::-1]}
@@ -26,4 +26,4 @@ scores = [net.score_cells(r["cells"], r.get("whole_cells")) if r["asked"] else N
 threshold, scores, summary = ra.calibrate(np.array([np.nan if v is None else v for v in scores]), cal, 0.002)
 print(sys.argv[1:], summary)
 if len(sys.argv) > 3:
-    write_rows(Path(sys.argv[3]), cal, scores)
+    ra.write_rows(Path(sys.argv[3]), cal, scores)

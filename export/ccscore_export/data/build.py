@@ -634,19 +634,19 @@ def main(argv: list[str] | None = None) -> int:
 
         prepare_sources(args.cache, workers=args.workers)
     if args.export_clean:
-        if not kept_files(args.split, args.cache):  # an empty set would look built to the steps after it
-            print(f"error: no verified real sources for split {args.split!r} in {args.cache} "
-                  "(fetch and verify them first: --prepare-sources)", file=sys.stderr)
-            return 2
         existed = args.out.exists()
         written = export_clean_images(args.split, args.out, args.export_clean, seed=args.seed or 0, cache_dir=args.cache,
                                       exclude=tuple(args.exclude_from), min_side=args.min_side, max_side=args.max_side,
                                       sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()))
-        if not written:  # e.g. a --sources typo: an empty folder would look built to the steps after it
+        if not written:  # an empty folder would look built to the steps after it
             if not existed and not any(args.out.iterdir()):
                 args.out.rmdir()
-            print(f"error: no verified {args.split} image fits (--sources, --min-side, --max-side, --exclude-from)",
-                  file=sys.stderr)
+            if not kept_files(args.split, args.cache):
+                print(f"error: no verified real sources for split {args.split!r} in {args.cache} "
+                      "(fetch and verify them first: --prepare-sources)", file=sys.stderr)
+            else:  # e.g. a --sources typo
+                print(f"error: no verified {args.split} image fits (--sources, --min-side, --max-side, "
+                      "--exclude-from)", file=sys.stderr)
             return 2
         print(f"wrote {len(written)} clean {args.split} images to {args.out}")
         if len(written) < args.export_clean:
