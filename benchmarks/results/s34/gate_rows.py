@@ -10,6 +10,7 @@ report set, on 2 cores.
 """
 import csv
 import dataclasses
+import importlib.util
 import json
 import sys
 from multiprocessing import Pool
@@ -17,34 +18,25 @@ from pathlib import Path
 
 from ccscore_export.resized_judge import POSITIVE_KINDS
 
-_scorer = None
+# Session 33's rows (benchmarks/results/s33/joint_rows.py) read on a scorer of MODEL whose judge and network never flag.
+_spec = importlib.util.spec_from_file_location("joint_rows", Path(__file__).parents[1] / "s33" / "joint_rows.py")
+joint_rows = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(joint_rows)
 
 
 def row_of(task):
-    global _scorer
     from ccscore import Scorer
     from ccscore.resized_appearance import ResizedAppearance
     from ccscore.resized_judge import ResizedJudge
-    from ccscore.scorer import TileReads
 
     model, path, kind, label = task
-    if _scorer is None:
-        _scorer = Scorer(model, device="cpu", intra_op_threads=1)
-        fitted = (_scorer.info.name, _scorer.info.version, _scorer.model_digest)
-        _scorer.resized_judge = dataclasses.replace(ResizedJudge.bundled(), threshold=1.0, fitted_for=fitted)
-        _scorer.resized_appearance = dataclasses.replace(ResizedAppearance.bundled(), threshold=1.0,
-                                                         fitted_for=fitted)
-    tiles, size = _scorer.tile(path, cut_on_read=True)
-    result = _scorer.score_together([(path, tiles, size)])[0]
-    row = {"path": path, "kind": kind, "y": label, "verdict": result.label, "evidence": result.evidence.word}
-    if result.label == "clean" and _scorer._may_judge(result) and not result.flagged:
-        reads = TileReads(tiles)
-        score = _scorer.resized_appearance.score_image(reads.own, tiles.whole)
-        values = _scorer._resized_inputs(reads, size, result)
-        row.update(s=None if score is None else float(score),
-                   p=None if values is None else float(_scorer.resized_judge.probability(values)),
-                   lean=float(_scorer._mean_tile_clean(result)))
-    return row
+    if joint_rows._scorer is None:
+        scorer = Scorer(model, device="cpu", intra_op_threads=1)
+        fitted = (scorer.info.name, scorer.info.version, scorer.model_digest)
+        scorer.resized_judge = dataclasses.replace(ResizedJudge.bundled(), threshold=1.0, fitted_for=fitted)
+        scorer.resized_appearance = dataclasses.replace(ResizedAppearance.bundled(), threshold=1.0, fitted_for=fitted)
+        joint_rows._scorer = scorer
+    return joint_rows.row_of((path, kind, label))
 
 
 if __name__ == "__main__":
@@ -56,6 +48,6 @@ if __name__ == "__main__":
                 if r["kind"] in POSITIVE_KINDS or r["label"] == "0":
                     tasks.append((model, str(Path(root) / r["path"]), r["kind"], int(r["kind"] in POSITIVE_KINDS)))
     with Pool(2) as pool:
-        rows = pool.map(row_of, tasks, chunksize=16)
+        rows = [row for row in pool.map(row_of, tasks, chunksize=16) if row is not None]  # None: could not be read
     Path(out).write_text(json.dumps(rows))
-    print(f"wrote {len(rows)} rows to {out}")
+    print(f"wrote {len(rows)} rows of {len(tasks)} images to {out}")
