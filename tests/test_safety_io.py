@@ -448,3 +448,48 @@ def test_a_move_across_file_systems_makes_the_copys_name_durable_before_the_sour
         assert (dest / "x.png").read_bytes() == b"the image" and not src.exists()
         gone = events.index(("unlink", str(src)))
         assert ("fsync", str(dest)) in events[:gone], (resumed, events)
+
+
+def test_a_move_killed_across_file_systems_before_its_unlink_is_finished_by_a_run_without_output(tmp_path, monkeypatch):
+    """Killed between its copy to another file system and the source's unlink, with no --output (no journal): the
+    same command again finds the source's bytes under the name and unlinks the source (its name made durable first),
+    instead of copying it again under x-1.png. A name holding other bytes is someone else's; a symlink to the source
+    leaves the source where it is."""
+    from ccscore.actions import Mover
+
+    real_fsync = os.fsync
+    synced: list[str] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd))
+    src = tmp_path / "from" / "x.png"
+    src.parent.mkdir()
+    src.write_bytes(b"the image")
+    dest = tmp_path / "to"
+    dest.mkdir()
+    shutil.copyfile(src, dest / "x.png")  # what the killed run left: a complete copy, the source still there
+    mover = Mover("move", str(dest))
+    action = mover.plan(str(src), "x.png", str(src))
+    assert (action.dst, action.already) == (str(dest / "x.png"), True)
+    assert mover.carry_out(action) and not src.exists() and str(dest) in synced
+    assert sorted(p.name for p in dest.iterdir()) == ["x.png"] and (dest / "x.png").read_bytes() == b"the image"
+
+    src = tmp_path / "other" / "y.png"
+    src.parent.mkdir()
+    src.write_bytes(b"the image")
+    dest = tmp_path / "to other"
+    dest.mkdir()
+    (dest / "y.png").write_bytes(b"the user's own file")
+    mover = Mover("move", str(dest))
+    action = mover.plan(str(src), "y.png", str(src))
+    assert action.dst == str(dest / "y-1.png") and not action.already
+    assert mover.carry_out(action) and not src.exists()
+    assert (dest / "y-1.png").read_bytes() == b"the image" and (dest / "y.png").read_bytes() == b"the user's own file"
+
+    src = tmp_path / "linked" / "z.png"  # a symlink to the source under the name: its bytes are the source's own
+    src.parent.mkdir()
+    src.write_bytes(b"the image")
+    dest = tmp_path / "to linked"
+    dest.mkdir()
+    (dest / "z.png").symlink_to(src)
+    mover = Mover("move", str(dest))
+    action = mover.plan(str(src), "z.png", str(src))
+    assert not mover.carry_out(action) and src.read_bytes() == b"the image"  # in place already: never unlinked

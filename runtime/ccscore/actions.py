@@ -204,7 +204,9 @@ class Mover:
             return os.path.islink(candidate) and os.readlink(candidate) == os.path.abspath(src)
         if self.kind == "copy":
             return _same_file_content(src, candidate)
-        return _same_file(src, candidate)  # the source itself, or a move killed between its link and unlink
+        # The source itself, a move killed between its link and unlink, or one killed across file systems between
+        # its copy and unlink (a regular file of the same bytes: with no journal to say so, the bytes must)
+        return _same_file(src, candidate) or _same_file_content(src, candidate)
 
     def target_for(self, src: str, relative: str,
                    holds: Optional[Callable[[str], bool]] = None) -> tuple[str, bool]:
@@ -257,9 +259,10 @@ class Mover:
     def carry_out(self, action: Action, resuming: bool = False) -> bool:
         """Performs `action` (True), or finds it already done (False); raises `ActionError`.
 
-        Safe to repeat at any stage of an interrupted attempt. `resuming`: the action was journaled, so its
-        target was free when it was planned and a target that now holds the same bytes is this action's own
-        finished copy. If the target was taken meanwhile, the next free name is used.
+        Safe to repeat at any stage of an interrupted attempt, journaled or not: a move's target that holds the
+        source's bytes (a move killed across file systems before its unlink) finishes with the unlink. `resuming`:
+        the action was journaled, so a target that is there while its source is gone was this action's finished
+        move. If the target was taken meanwhile, the next free name is used.
         """
         if self.dry_run:
             return not action.already
@@ -286,16 +289,13 @@ class Mover:
         if os.path.lexists(dst):
             if self._holds(src, dst):
                 if action.kind == "move" and os.path.realpath(dst) != os.path.realpath(src):
-                    os.unlink(src)  # the link half of the move was done
+                    if not _same_file(src, dst):  # a copy on another file system: its name on disk first
+                        _sync_folder(os.path.dirname(dst))
+                    os.unlink(src)  # the link (or copy) half of the move was done
                     return True
                 return False  # in place already (a source inside the destination is never unlinked)
-            if action.kind == "move" and resuming:
-                if not os.path.lexists(src):
-                    return False  # moved before the kill
-                if _same_file_content(src, dst):
-                    _sync_folder(os.path.dirname(dst))
-                    os.unlink(src)  # a copy across file systems was complete: finish the move
-                    return True
+            if action.kind == "move" and resuming and not os.path.lexists(src):
+                return False  # moved before the kill
             raise FileExistsError(dst)
         if action.kind == "copy":
             copy_atomically(src, dst)
