@@ -339,6 +339,30 @@ def test_output_order_is_input_order_and_jsonl_goes_to_stdout(stub_model, tmp_pa
     assert stdin.returncode == 0 and len(stdin.stdout.splitlines()) == 2
 
 
+def test_a_line_break_in_a_name_keeps_each_record_one_line_with_its_reason(stub_model, tmp_path):
+    """A truncated PNG and a text file whose names hold a line break (one of them crafted to look like another
+    error line): their JSONL errors keep the reason, not the name's first line, and readable output escapes the
+    names, so every record is one line, with workers or without."""
+    folder = tmp_path / "names"
+    folder.mkdir()
+    png = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(png, "PNG")
+    (folder / "bad\nname.png").write_bytes(png.getvalue()[:60])
+    (folder / "also\nbad: error: fake.png").write_text("not an image")
+    (folder / "fine\nname.png").write_bytes(png.getvalue())
+    for workers in ("0", "1"):
+        lines = run(str(folder), "--model", str(stub_model), "--jsonl", "--workers", workers).stdout.decode()
+        errors = {Path(r["path"]).name: r["error"] for r in map(json.loads, lines.splitlines()) if "error" in r}
+        assert errors == {"bad\nname.png": "cannot decode image (image file is truncated)",
+                          "also\nbad: error: fake.png": "cannot decode image (not an image format Pillow knows)"}
+        shown = run(str(folder), "--model", str(stub_model), "--workers", workers)
+        assert sorted(line.split(str(folder))[1] for line in shown.stderr.decode().splitlines()
+                      if line.startswith(str(folder))) == [
+            "/also\\nbad: error: fake.png: error: cannot decode image (not an image format Pillow knows)",
+            "/bad\\nname.png: error: cannot decode image (image file is truncated)"]
+        assert [line.split(":")[0] for line in shown.stdout.decode().splitlines()] == [f"{folder}/fine\\nname.png"]
+
+
 def test_actions_never_overwrite_and_dry_run_does_nothing(stub_model, tmp_path):
     root, files = _small_set(tmp_path)
     dest = tmp_path / "out"

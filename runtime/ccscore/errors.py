@@ -26,10 +26,30 @@ class ImageError(CCScoreError):
     """An input cannot be decoded as an image."""
 
 
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none): errors stay one line."""
+def one_line(exc: BaseException, path: object = None) -> str:
+    """The first line of an exception's message (its type name when it has none): errors stay one line. With
+    `path`, the line breaks in the path's spellings do not count: a line break in a file's name must not cut the
+    reason off (`without_path` then drops the name)."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    names = {}
+    for k, spelling in enumerate(path_spellings(path) if path is not None else []):
+        if spelling.splitlines() != [spelling]:
+            names[f"\0{k}\0"] = spelling
+            text = text.replace(spelling, f"\0{k}\0")
+    first = text.splitlines()[0] if text else ""
+    for mark, spelling in names.items():
+        first = first.replace(mark, spelling)
+    return first or type(exc).__name__
+
+
+def path_spellings(path: object) -> list[str]:
+    """How messages spell a path: as given and as pathlib writes it (a shard member's key, or another name, as str)."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(path, (str, os.PathLike)):
+        return [str(path)]
+    return list(dict.fromkeys([os.fspath(path), str(Path(path))]))
 
 
 def without_path(message: str, path: object) -> str:
@@ -37,10 +57,7 @@ def without_path(message: str, path: object) -> str:
     (Pillow's "cannot identify image file 'PATH'") are dropped, however the path was spelled."""
     if path is None:
         return message
-    import os
-    from pathlib import Path
-
-    for spelling in dict.fromkeys([os.fspath(path), str(Path(path))]):
+    for spelling in path_spellings(path):
         if message.startswith(f"{spelling}: "):
             message = message[len(spelling) + 2:]
         message = message.replace(f" '{spelling}'", "")

@@ -256,7 +256,7 @@ def _opened(path: Union[str, os.PathLike, EncodedImage],
     except Image.UnidentifiedImageError:
         raise ImageError(f"{p}: cannot decode image (not an image format Pillow knows)") from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
-        raise ImageError(f"{p}: cannot decode image ({one_line(exc)})") from None
+        raise ImageError(f"{p}: cannot decode image ({one_line(exc, p)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = pillow_limit
 
@@ -710,4 +710,4 @@ def load_image(source: ImageInput, max_pixels: int | None = None) -> DecodedImag
     try:
         return DecodedImage.from_pil(im)
     except Exception as exc:
-        raise ImageError(f"{name}: cannot convert image ({one_line(exc)})") from None
+        raise ImageError(f"{name}: cannot convert image ({one_line(exc, name)})") from None

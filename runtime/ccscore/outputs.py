@@ -47,6 +47,12 @@ ENCODING = "utf-8"
 ERRORS = "surrogateescape"
 
 
+def shown_path(path: str) -> str:
+    """A path as readable output prints it: its control characters (a line break in a file's name) escaped as Python
+    writes them, so that each record stays one line and no name can pass for another line."""
+    return path if path.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
+
+
 class OutputError(CCScoreError):
     """The output file cannot be used as asked (exists without --resume, unreadable, not ours)."""
 

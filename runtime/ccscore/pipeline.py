@@ -97,11 +97,11 @@ def decode_one(path, spec: TileSpec, keep_tiles: bool = False):
         return DecodeOutcome(np.ascontiguousarray(tiles.pixels), [tuple(int(v) for v in b) for b in tiles.boxes],
                              size, read_container(path), tiles.halved, tiles.unscaled, whole=tiles.whole)
     except ImageError as exc:
-        return one_line(exc)
+        return one_line(exc, source_name(path))
     except MemoryError:
         return f"{source_name(path)}: out of memory while decoding"
     except Exception as exc:  # a bug or an exotic decoder failure: still one record, one line
-        return f"{source_name(path)}: cannot process image ({type(exc).__name__}: {one_line(exc)})"
+        return f"{source_name(path)}: cannot process image ({type(exc).__name__}: {one_line(exc, source_name(path))})"
 
 
 MAX_WARNINGS = 10  # per record: a hostile file can warn thousands of times
@@ -120,7 +120,7 @@ def score_decoded(decoded: tuple, path, scorer) -> DecodeOutcome | str:
     except MemoryError:
         return f"{source_name(path)}: out of memory while scoring"
     except Exception as exc:  # a bug: still one record, one line
-        return f"{source_name(path)}: cannot score image ({type(exc).__name__}: {one_line(exc)})"
+        return f"{source_name(path)}: cannot score image ({type(exc).__name__}: {one_line(exc, source_name(path))})"
     return DecodeOutcome(None, boxes, size, container, None, (), result)
 
 

@@ -1258,7 +1258,7 @@ class Scorer:
                 try:
                     tiles, size = self.tile(image)
                 except ImageError as exc:
-                    yield ScoreFailure(without_path(one_line(exc), path), path)
+                    yield ScoreFailure(without_path(one_line(exc, path), path), path)
                     continue
                 yield path, tiles, size
 

@@ -16,6 +16,7 @@ import typer
 from . import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from ..errors import CCScoreError, DecodePoolError, one_line
 from ..model_info import MAX_TILES_RANGE
+from ..outputs import shown_path
 from ..pipeline import DEFAULT_FILE_TIMEOUT
 from ..providers import DEVICES
 from ..scorer import AGGREGATIONS
@@ -50,7 +51,7 @@ def readable(record: dict) -> str:
                 "downscaled": ", grid seen downscaled (resized after compression)",
                 "upscaled": ", seen resampled back (upscaled after compression)",
                 "chroma": ", chroma subsampled (resized after compression)"}.get(record.get("evidence"), "")
-    lines = [f"{record['path']}: {label.upper() if label != 'clean' else label}{quality}{evidence}  "
+    lines = [f"{shown_path(record['path'])}: {label.upper() if label != 'clean' else label}{quality}{evidence}  "
              f"({ranked(record['scores'])})"]
     for tile in record.get("tiles", []):
         left, top, right, bottom = tile["box"]
@@ -380,7 +381,7 @@ def score(
             if "error" in record:
                 if show_readable:
                     progress.close()
-                    typer.echo(f"{record['path']}: error: {record['error']}", err=True)
+                    typer.echo(f"{shown_path(record['path'])}: error: {record['error']}", err=True)
             else:
                 item = decoded.item
                 if item.outside:  # so that `ccscore act` on these records leaves it alone too
