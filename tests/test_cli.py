@@ -214,6 +214,33 @@ def test_a_run_ends_with_a_summary_people_and_scripts_can_read(stub_model, pictu
         assert not records.exists() and not same.exists()
 
 
+def test_a_summary_json_that_is_no_regular_file_is_refused_without_reading_it(tmp_path, monkeypatch):
+    """A FIFO (read, it would hang the run), a device (read whole, /dev/zero fills memory) or a file too large to be
+    a summary: refused in one line, never read whole. Checked on check_summary_path, as the CLI calls it."""
+    from ccscore import summary
+
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        assert summary.check_summary_path(str(path)) == f"--summary-json {path} is not a regular file; choose another file"
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({summary.SUMMARY_MARKER: 1, "scored": 3}))
+    assert summary.check_summary_path(str(earlier)) is None
+    reads = []
+    real_fdopen = os.fdopen
+
+    def counted(fd, *args, **kwargs):  # how much of the file the check reads
+        f = real_fdopen(fd, *args, **kwargs)
+        read = f.read
+        f.read = lambda n=-1: reads.append(n) or read(n)
+        return f
+
+    monkeypatch.setattr(summary, "SUMMARY_MAX_BYTES", 16)
+    monkeypatch.setattr(os, "fdopen", counted)
+    assert "is not a ccscore summary" in summary.check_summary_path(str(earlier))  # larger than the limit
+    assert reads == [17]
+
+
 def test_the_summary_counts_evidence_words():
     from ccscore.summary import RunSummary
 

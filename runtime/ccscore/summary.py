@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections import Counter
 from typing import Optional, Sequence
 
 from .selection import Selection
 
 SUMMARY_MARKER = "ccscore_summary"
+# An existing --summary-json larger than this is no summary of ours (they hold counts: a few kB), and is not read whole.
+SUMMARY_MAX_BYTES = 1 << 20
 FORMAT_VERSION = 1
 QUALITY_BIN = 10  # quality histogram bins: 0-9, 10-19, ..., 90-100
 
@@ -73,11 +76,20 @@ def check_summary_path(path: str) -> Optional[str]:
     if not os.path.lexists(path):
         folder = os.path.dirname(path) or "."
         return None if os.path.isdir(folder) else f"--summary-json {path}: no folder {folder}"
-    try:
-        with open(path, encoding="utf-8") as f:
-            earlier = json.load(f)
-    except (OSError, ValueError):
-        earlier = None
+    try:  # without blocking: a FIFO (or one swapped in since) must not hang the check
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        fd = None
+    earlier = None
+    if fd is not None:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a device or FIFO would be read without end
+                return f"--summary-json {path} is not a regular file; choose another file"
+            text = f.read(SUMMARY_MAX_BYTES + 1)
+        try:
+            earlier = json.loads(text) if len(text) <= SUMMARY_MAX_BYTES else None
+        except ValueError:
+            pass
     if not (isinstance(earlier, dict) and SUMMARY_MARKER in earlier):
         return f"--summary-json {path} exists and is not a ccscore summary; choose another file"
     return None
