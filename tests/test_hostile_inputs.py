@@ -175,6 +175,21 @@ def test_a_single_slow_file_on_the_command_line_is_stopped_too(stub_model, tmp_p
     assert time.monotonic() - start < 30
 
 
+def test_a_time_limit_asked_for_with_no_workers_is_refused_not_dropped(stub_model, tmp_path):
+    """With --workers 0 files decode in this process, where no limit can stop a decoder: an explicit --file-timeout
+    is a usage error (it was ignored in silence), and without one (or at 0) the run goes on without a limit."""
+    picture = tmp_path / "p.png"
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(picture)
+    refused = run(str(picture), "--model", str(stub_model), "--jsonl", "--workers", "0", "--file-timeout", "5")
+    assert refused.returncode == 2 and refused.stdout == b""
+    assert refused.stderr.decode().strip().splitlines() == [
+        "ccscore: error: --file-timeout needs worker processes: with --workers 0 every file decodes in this process, "
+        "where no time limit can stop it"]
+    for extra in ([], ["--file-timeout", "0"]):
+        scored = run(str(picture), "--model", str(stub_model), "--jsonl", "--workers", "0", *extra)
+        assert scored.returncode == 0 and json.loads(scored.stdout)["label"] in ("clean", "jpeg", "webp")
+
+
 # ---------------------------------------------------------------- extreme shapes
 
 

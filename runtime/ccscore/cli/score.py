@@ -139,9 +139,11 @@ def score(
                                           help="Worker processes: decode, and on CPU score where more than the session's "
                                                "threads (default: number of cores; 0: all in this process, where "
                                                "--file-timeout cannot apply)."),
-    file_timeout: float = typer.Option(DEFAULT_FILE_TIMEOUT, "--file-timeout", metavar="SECONDS", min=0,
-                                       help="A file that takes its worker longer (decoding, and on CPU scoring) gets a "
-                                            "'too slow' error record (the worker is killed and replaced; 0: no limit)."),
+    file_timeout: Optional[float] = typer.Option(
+        None, "--file-timeout", metavar="SECONDS", min=0,
+        help=f"A file that takes its worker longer (decoding, and on CPU scoring) gets a 'too slow' error record (the "
+             f"worker is killed and replaced; default {DEFAULT_FILE_TIMEOUT:g}; 0: no limit). Needs worker processes: "
+             "refused with --workers 0."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
                                              help="Tiles scored, and records written, together, across images "
                                                   "(default: 32 on CPU, 64 on GPU; on CPU the session itself runs "
@@ -244,7 +246,10 @@ def score(
         # one, would have every flagged file acted on in place (renamed to NAME-1): refused.
         fail(problem)
 
-    time_limit = file_timeout or None
+    if workers == 0 and file_timeout:  # a limit asked for is enforced, or refused: never dropped in silence
+        fail("--file-timeout needs worker processes: with --workers 0 every file decodes in this process, where no "
+             "time limit can stop it")
+    time_limit = (DEFAULT_FILE_TIMEOUT if file_timeout is None else file_timeout) or None
     if workers is None:
         only_few_files = from_list is None and len(paths) <= 2 and not any(os.path.isdir(p) for p in paths)
         # Only a worker process can be stopped midway through a decoder: one is enough for a few files.
