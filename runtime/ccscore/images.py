@@ -291,8 +291,8 @@ def oriented_size(path: Union[str, os.PathLike], max_pixels: int | None = None) 
 def _check_pixels(path, size: tuple[int, int], limit: int) -> None:
     width, height = size
     if width * height > limit:
-        raise ImageError(f"{path}: {width}x{height} = {width * height / 1e6:.0f} megapixels exceeds "
-                         f"the limit of {limit / 1e6:.0f} (--max-pixels)")
+        raise ImageError(f"{path}: {width}x{height} = {width * height:,} pixels exceeds the limit of {limit:,} "
+                         "(--max-pixels)")  # in pixels: a small limit in megapixels rounds to 0
 
 
 def _check_jxl_bytes(path, fp: BinaryIO, size: tuple[int, int]) -> None:
