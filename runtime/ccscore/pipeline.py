@@ -101,7 +101,8 @@ def decode_one(path, spec: TileSpec, keep_tiles: bool = False):
     except MemoryError:
         return f"{source_name(path)}: out of memory while decoding"
     except Exception as exc:  # a bug or an exotic decoder failure: still one record, one line
-        return f"{source_name(path)}: cannot process image ({type(exc).__name__}: {one_line(exc, source_name(path))})"
+        name = source_name(path)
+        return f"{name}: cannot process image ({type(exc).__name__}: {one_line(exc, name)})"
 
 
 MAX_WARNINGS = 10  # per record: a hostile file can warn thousands of times
@@ -120,7 +121,8 @@ def score_decoded(decoded: tuple, path, scorer) -> DecodeOutcome | str:
     except MemoryError:
         return f"{source_name(path)}: out of memory while scoring"
     except Exception as exc:  # a bug: still one record, one line
-        return f"{source_name(path)}: cannot score image ({type(exc).__name__}: {one_line(exc, source_name(path))})"
+        name = source_name(path)
+        return f"{name}: cannot score image ({type(exc).__name__}: {one_line(exc, name)})"
     return DecodeOutcome(None, boxes, size, container, None, (), result)
 
 

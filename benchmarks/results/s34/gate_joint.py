@@ -29,14 +29,13 @@ import sys
 import numpy as np
 
 from ccscore import Scorer
-from ccscore.scorer import GridGate
+from ccscore.scorer import APPEARANCE_MAX_TILE_CLEAN, JUDGE_MAX_TILE_CLEAN, JUDGE_MIN_APPEARANCE, GridGate
 from ccscore_export.bars import CLEAN_GROUPS, LOSSY_GROUPS, NEW_CODEC_GROUPS
 from ccscore_export.calibrate import decisions
 from ccscore_export.resized_appearance import THRESHOLD_SLACK
 from ccscore_export.resized_judge import choose_threshold_within_bars
 
 ROOTS = {"cal": "data/eval-wild-cal", "calsmall": "data/eval-wild-cal-small", "report": "data/eval-wild"}
-JUDGE_MAX_TILE_CLEAN, APPEARANCE_MAX_TILE_CLEAN, JUDGE_MIN_APPEARANCE = 0.99, 0.999, 0.02  # the runtime's (scorer.py)
 SHOWN_GROUPS = ("all clean kinds", "grey", "downscaled", "line art", "smaller than a tile")
 JD_KINDS = ("jpeg_downscaled", "jpeg_grey_downscaled", "jpeg_lineart_downscaled")
 
