@@ -338,6 +338,23 @@ def test_file_names_that_are_not_utf8_do_not_stop_the_run(tmp_path, monkeypatch)
     assert not (tmp_path / "out" / ".ccscore-act-journal").exists()
 
 
+def test_a_line_break_in_a_name_keeps_every_printed_line_one_line(tmp_path):
+    """An action's line and an error's line name files whose names hold a line break (one crafted to look like
+    another error line) escaped, as `ccscore` prints names: one line each; the files themselves are moved."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    there = folder / "line\nbreak.png"
+    there.write_bytes(b"x")
+    gone = folder / "gone\nccscore act: error: fake.png"
+    saved_scores(tmp_path / "s.jsonl", [there, gone])
+    run = run_cli("act", str(tmp_path / "s.jsonl"), "--move-to", str(tmp_path / "out"))
+    assert run.returncode == 1, run.stderr
+    assert run.stdout.splitlines() == [f"move {folder}/line\\nbreak.png -> {tmp_path}/out/line\\nbreak.png"]
+    errors = [line for line in run.stderr.splitlines() if "error" in line]
+    assert errors == [f"ccscore act: error: {folder}/gone\\nccscore act: error: fake.png: no such file (moved or deleted since it was scored?)"], run.stderr
+    assert (tmp_path / "out" / there.name).read_bytes() == b"x" and not there.exists()
+
+
 def test_malformed_records_are_error_lines_not_crashes(tmp_path):
     """Records a ccscore run never writes (a NUL in the path, NaN or null scores, text for numbers, an error
     record with a label, a stray `line` field): one error line each, the run goes on, nothing of them acted on."""

@@ -54,9 +54,12 @@ def test_report_never_replaces_a_file_and_reports_bad_lines(run, tmp_path):
     again = run_cli("report", str(root / "scores.jsonl"), "-o", str(root / "report.html"))
     assert again.returncode == 2 and "exists" in again.stderr and (root / "report.html").read_bytes() == before
     lines = (root / "scores.jsonl").read_text().splitlines()
-    (tmp_path / "s.jsonl").write_text("\n".join([lines[0], "{broken", *lines[1:]]) + "\n")
-    made = run_cli("report", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "r.html"), "--heatmaps", "none")
-    assert made.returncode == 1 and "line 2 is not a ccscore record" in made.stderr
+    saved = tmp_path / "s\nccscore report: error: fake.jsonl"  # a line break in its name: still one error line
+    saved.write_text("\n".join([lines[0], "{broken", *lines[1:]]) + "\n")
+    made = run_cli("report", str(saved), "-o", str(tmp_path / "r.html"), "--heatmaps", "none")
+    assert made.returncode == 1
+    assert [line for line in made.stderr.splitlines() if "error" in line] == [
+        f"ccscore report: error: {tmp_path}/s\\nccscore report: error: fake.jsonl:2: line 2 is not a ccscore record (not JSON)"]
     assert (tmp_path / "r.html").read_text().count('"path":') == len(records)
     not_ours = run_cli("report", str(tmp_path / "r.html"), "-o", str(tmp_path / "x.html"))
     assert not_ours.returncode == 2 and not (tmp_path / "x.html").exists()

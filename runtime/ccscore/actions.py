@@ -27,6 +27,8 @@ import shutil
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Optional
 
+from .outputs import shown_path
+
 KINDS = ("copy", "symlink", "move")
 VERBS = {"copy": "copy", "symlink": "link", "move": "move"}
 PAST_TENSE = {"copy": "copied", "symlink": "linked", "move": "moved"}
@@ -252,9 +254,11 @@ class Mover:
         return Action(self._next_id, self.kind, src, target, path, relative, already)
 
     def describe(self, action: Action) -> str:
+        """The line printed of `action`: its paths as `outputs.shown_path` shows them (one line whatever the names)."""
+        src, dst = shown_path(action.src), shown_path(action.dst)
         if self.dry_run and not action.already:
-            return f"would {VERBS[action.kind]} {action.src} -> {action.dst}"
-        return f"{VERBS[action.kind]} {action.src} -> {action.dst}" + (" (already there)" if action.already else "")
+            return f"would {VERBS[action.kind]} {src} -> {dst}"
+        return f"{VERBS[action.kind]} {src} -> {dst}" + (" (already there)" if action.already else "")
 
     def carry_out(self, action: Action, resuming: bool = False) -> bool:
         """Performs `action` (True), or finds it already done (False); raises `ActionError`.

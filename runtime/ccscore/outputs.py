@@ -33,6 +33,7 @@ import json
 import math
 import os
 import stat
+import unicodedata
 from collections import Counter
 from typing import IO, Iterable, Iterator, Optional, Sequence
 
@@ -47,10 +48,18 @@ ENCODING = "utf-8"
 ERRORS = "surrogateescape"
 
 
-def shown_path(path: str) -> str:
-    """A path as readable output prints it: its control characters (a line break in a file's name) escaped as Python
-    writes them, so that each record stays one line and no name can pass for another line."""
-    return path if path.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
+# Unicode categories a name's character is escaped in (controls, line and paragraph separators): what could end a line
+# of readable output or move a terminal's cursor. Undecodable bytes (surrogates, category Cs) print as they were.
+ESCAPED_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
+def shown_path(text: str) -> str:
+    """A path (or a line naming paths) as readable output prints it: its control characters and line separators (a
+    line break in a file's name) escaped as Python writes them, so that each record stays one line and no name can
+    pass for another line; bytes that are no UTF-8 kept (the terminal gets the name's own bytes)."""
+    if text.isprintable():
+        return text
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in ESCAPED_CATEGORIES else c for c in text)
 
 
 class OutputError(CCScoreError):

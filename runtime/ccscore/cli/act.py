@@ -100,7 +100,7 @@ def act(
                            destination_problem, mover_for)
     from ..errors import one_line
     from ..inputs import is_within
-    from ..outputs import OutputError, RecordsFile
+    from ..outputs import OutputError, RecordsFile, shown_path
     from ..selection import Selection
 
     try:
@@ -173,7 +173,7 @@ def act(
 
     def error(message: str) -> None:
         counts["failed"] += 1
-        typer.echo(f"ccscore act: error: {message}", err=True)
+        typer.echo(f"ccscore act: error: {shown_path(message)}", err=True)
 
     def carry_out(actions: list, resuming: bool = False) -> None:
         if not dry_run and not resuming:

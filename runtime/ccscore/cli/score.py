@@ -292,7 +292,7 @@ def score(
 
     def report(message: str) -> None:
         progress.close()
-        typer.echo(f"ccscore: error: {message}", err=True)
+        typer.echo(f"ccscore: error: {shown_path(message)}", err=True)
 
     def act(action, resuming: bool = False) -> None:
         try:
