@@ -8,6 +8,7 @@ one function to SIGKILL the process when it is reached.
 from __future__ import annotations
 
 import csv
+import errno
 import importlib.util
 import json
 import os
@@ -493,3 +494,67 @@ def test_a_move_killed_across_file_systems_before_its_unlink_is_finished_by_a_ru
     mover = Mover("move", str(dest))
     action = mover.plan(str(src), "z.png", str(src))
     assert not mover.carry_out(action) and src.read_bytes() == b"the image"  # in place already: never unlinked
+
+
+@pytest.mark.parametrize("across_file_systems", [False, True])
+def test_a_move_whose_source_cannot_be_unlinked_leaves_the_file_in_one_place(tmp_path, monkeypatch, across_file_systems):
+    """A source in a read-only folder (its unlink refused): the move fails with one error and takes back the link or
+    copy it made, so the file is never left under two names (one file two names share, or a copy beside it); once the
+    folder is writable the same move completes."""
+    from ccscore.actions import ActionError, Mover
+
+    real_unlink, real_link = os.unlink, os.link
+    read_only = {"on": True}
+    src = tmp_path / "from" / "x.png"
+    src.parent.mkdir()
+    src.write_bytes(b"the image")
+
+    def unlink(path, *args, **kwargs):
+        if read_only["on"] and os.fspath(path) == str(src):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real_unlink(path, *args, **kwargs)
+
+    def link(a, b, *args, **kwargs):
+        if across_file_systems:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_link(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    monkeypatch.setattr(os, "link", link)
+    dest = tmp_path / "to"
+    mover = Mover("move", str(dest))
+    action = mover.plan(str(src), "x.png", str(src))
+    with pytest.raises(ActionError, match="Permission denied"):
+        mover.carry_out(action)
+    assert src.read_bytes() == b"the image" and src.stat().st_nlink == 1
+    assert [p.name for p in dest.iterdir()] == []
+    read_only["on"] = False
+    assert mover.carry_out(action) and not src.exists()
+    assert [p.name for p in dest.iterdir()] == ["x.png"] and (dest / "x.png").read_bytes() == b"the image"
+
+
+def test_a_failed_action_stays_journaled_and_resume_carries_it_out(model, tmp_path):
+    """A move that fails (a file stands where DIR needs a folder) leaves its image in place, exits 1 and says so; the
+    same command with --resume, once the cause is gone, moves exactly the images whose moves failed, though their
+    records are written (it scores nothing again), and leaves no journal."""
+    root = tmp_path / "in"
+    files = [image(root / "a" / "x0.png", 0), image(root / "a" / "x1.png", 1), image(root / "y.png", 2)]
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "a").write_bytes(b"the user's file where a folder would go")
+    out = tmp_path / "scores.jsonl"
+    args = (root, "--model", model, "--threshold", "0", "--move-to", dest, "--output", out, "--workers", "0")
+    first = run(*args)
+    assert first.returncode == 1 and b"2 actions failed" in first.stderr and b"--resume tries them again" in first.stderr
+    assert files[0].exists() and files[1].exists() and not files[2].exists() and (dest / "y.png").exists()
+    assert Path(f"{out}.ccscore-journal").exists()
+    again = run(*args, "--resume")  # the cause still there: failing again, they stay journaled
+    assert again.returncode == 1 and b"0 completed, 2 failed again" in again.stderr
+    (dest / "a").unlink()
+    last = run(*args, "--resume")
+    assert last.returncode == 0, last.stderr.decode()
+    assert b"2 completed, 0 failed again" in last.stderr and b"0 scored" in last.stderr
+    assert not list(root.rglob("*.png"))
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*.png")) == ["a/x0.png", "a/x1.png", "y.png"]
+    assert len(records_of(out)) == 3 and not Path(f"{out}.ccscore-journal").exists()
+    assert run(*args, "--resume").returncode == 0  # nothing left to do

@@ -48,18 +48,27 @@ ENCODING = "utf-8"
 ERRORS = "surrogateescape"
 
 
-# Unicode categories a name's character is escaped in (controls, line and paragraph separators): what could end a line
-# of readable output or move a terminal's cursor. Undecodable bytes (surrogates, category Cs) print as they were.
+# What a name's characters are escaped for: Unicode categories that could end a line of readable output or move a
+# terminal's cursor (controls, line and paragraph separators), and the bidirectional controls and marks that would
+# show a name's characters, or the rest of its line, in another order ("x\u202egnp.exe" shown as "xexe.png").
+# Undecodable bytes (surrogates, category Cs) are kept: stdout prints them as the name's own bytes, stderr as \udcXX.
 ESCAPED_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+ESCAPED_BIDI = frozenset({"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"})
+ESCAPED_MARKS = frozenset("\u200e\u200f\u061c")  # left-to-right, right-to-left and Arabic letter marks
+
+
+def _escaped(c: str) -> bool:
+    return (unicodedata.category(c) in ESCAPED_CATEGORIES or c in ESCAPED_MARKS
+            or unicodedata.bidirectional(c) in ESCAPED_BIDI)
 
 
 def shown_path(text: str) -> str:
-    """A path (or a line naming paths) as readable output prints it: its control characters and line separators (a
-    line break in a file's name) escaped as Python writes them, so that each record stays one line and no name can
-    pass for another line; bytes that are no UTF-8 kept (the terminal gets the name's own bytes)."""
+    """A path (or a line naming paths) as readable output prints it: its control characters, line separators and
+    bidirectional controls (a line break in a file's name) escaped as Python writes them, so that each record stays
+    one line and no name can pass for another line or show in another order; bytes that are no UTF-8 kept."""
     if text.isprintable():
         return text
-    return "".join(repr(c)[1:-1] if unicodedata.category(c) in ESCAPED_CATEGORIES else c for c in text)
+    return "".join(repr(c)[1:-1] if _escaped(c) else c for c in text)
 
 
 class OutputError(CCScoreError):

@@ -125,10 +125,13 @@ def command_app():
 
 
 def fail_as(prog: str, message: str, code: int = EXIT_USAGE) -> None:
-    """Ends a command with a one-line error on stderr (a usage error unless `code` says otherwise)."""
+    """Ends a command with a one-line error on stderr (a usage error unless `code` says otherwise); names in it are
+    shown as readable output shows them (`outputs.shown_path`)."""
     import typer
 
-    typer.echo(f"{prog}: error: {message}", err=True)
+    from ..outputs import shown_path
+
+    typer.echo(f"{prog}: error: {shown_path(message)}", err=True)
     raise typer.Exit(code)
 
 

@@ -242,5 +242,5 @@ def act(
         parts.append(f"{counts['already']} already in {dest}")
     if counts["failed"]:
         parts.append(f"{counts['failed']} failed")
-    typer.echo("ccscore act: " + ", ".join(parts), err=True)
+    typer.echo("ccscore act: " + shown_path(", ".join(parts)), err=True)
     raise typer.Exit(EXIT_SOME_FAILED if counts["failed"] else EXIT_OK)

@@ -20,7 +20,7 @@ from typing import List, Optional
 
 import typer
 
-from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, fail_as
 from ..errors import one_line
 from ..pipeline import DEFAULT_FILE_TIMEOUT
 
@@ -30,8 +30,7 @@ LOCK_NAME = ".ccscore-ray.lock"
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
-    typer.echo(f"ccscore ray: error: {message}", err=True)
-    raise typer.Exit(code)
+    fail_as("ccscore ray", message, code)
 
 
 def plan_units(inputs: list[str], files_per_shard: int, exclude: list[str]) -> list[dict]:
@@ -116,7 +115,7 @@ def ray(
     130 interrupted (start it again: complete shards are skipped).
     """
     from ..errors import CCScoreError, OnnxRuntimeMissing
-    from ..outputs import PARQUET_TEMP_INFIX, write_parquet_atomically
+    from ..outputs import PARQUET_TEMP_INFIX, shown_path, write_parquet_atomically
     from ..ray import IMAGE_COLUMN, KEY_COLUMN, Scorer, import_ray, unit_rows
     from ..scorer import Scorer as SessionScorer
 
@@ -220,7 +219,7 @@ def ray(
             + (f", {done_before} were complete already" if done_before else "") + f" in {elapsed:.1f}s")
     if n and elapsed >= 1:
         line += f" ({n / elapsed:.1f} images/s)"
-    typer.echo(f"ccscore ray: {'interrupted: ' if interrupted else ''}{line}", err=True)
+    typer.echo(f"ccscore ray: {'interrupted: ' if interrupted else ''}{shown_path(line)}", err=True)
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if failure:

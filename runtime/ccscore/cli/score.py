@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -13,7 +14,7 @@ from typing import List, Optional
 
 import typer
 
-from . import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from . import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, fail_as
 from ..errors import CCScoreError, DecodePoolError, one_line
 from ..model_info import MAX_TILES_RANGE
 from ..outputs import shown_path
@@ -61,8 +62,7 @@ def readable(record: dict) -> str:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
-    typer.echo(f"ccscore: error: {message}", err=True)
-    raise typer.Exit(code)
+    fail_as("ccscore", message, code)
 
 
 def _count_inputs(paths: list[str], from_list: Optional[str], exclude: list[str], progress,
@@ -187,7 +187,7 @@ def score(
 
     Exit status: 0 all scored, 1 some files failed (or actions failed, or folders were unreadable), 2 usage error (bad option or value, unusable model, --output or --summary-json), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
     """
-    from ..actions import (PAST_TENSE, ActionError, ActionJournal, Mover, action_targets, destination_problem,
+    from ..actions import (PAST_TENSE, Action, ActionError, ActionJournal, Mover, action_targets, destination_problem,
                            mover_for)
     from ..blas import limit_blas_threads
     from ..errors import OnnxRuntimeMissing
@@ -288,25 +288,36 @@ def score(
     counts = Counter()  # actions and folders; records are counted by `summary`
     summary = RunSummary(scorer.labels, selection)
     in_flight: set[int] = set()  # journaled actions not finished yet
+    # Journaled actions that failed (a read-only folder, a full disk) on a file still there: kept in the journal, so
+    # that --resume, which skips their written records, tries them again.
+    failed: dict[int, Action] = {}
     plan_stream = sys.stderr if jsonl else sys.stdout
 
     def report(message: str) -> None:
         progress.close()
         typer.echo(f"ccscore: error: {shown_path(message)}", err=True)
 
-    def act(action, resuming: bool = False) -> None:
+    def act(action, resuming: bool = False) -> bool:
+        """Carries out `action`; False where it failed (reported; the record stands, the file stays where it is)."""
+        planned = dataclasses.replace(action)  # as journaled: a failed attempt may have moved on to other names
         try:
             acted = mover_for(action, mover).carry_out(action, resuming)
             counts["acted" if acted else "already"] += 1
             if dry_run:
                 progress.close()
                 print(mover.describe(action), file=plan_stream, flush=True)
-        except ActionError as exc:  # reported, not retried: the record stands, the file stays where it is
+        except ActionError as exc:
             counts["action_failed"] += 1
             report(str(exc))
+            if journal is not None:
+                in_flight.discard(action.id)
+                if os.path.lexists(action.src):  # a source gone since has nothing left to retry
+                    failed[action.id] = planned
+            return False
         if journal is not None:
             journal.record_done(action)
             in_flight.discard(action.id)
+        return True
 
     progress = Progress(enabled=progress_opt)
     if output is not None and dry_run:
@@ -323,32 +334,35 @@ def score(
         except OutputError as exc:
             abort(str(exc))
         if cut:
-            typer.echo(f"ccscore: note: cut {cut} bytes of an incomplete last record off {output}", err=True)
+            typer.echo(f"ccscore: note: cut {cut} bytes of an incomplete last record off {shown_path(str(output))}",
+                       err=True)
     if writer is not None and (os.path.isfile(output) or is_parquet(os.fspath(output))):  # not /dev/stdout
         journal = ActionJournal(os.fspath(output) + JOURNAL_SUFFIX)
         try:
             pending = journal.pending()
         except ActionError as exc:
             abort(str(exc))
-        # Actions a killed run had journaled: those whose record was written may have started, so they are
-        # completed (each exactly once: `carry_out` finds a finished one done); the others never started.
-        completed = 0
+        # Actions an earlier run journaled and did not finish: killed ones whose record was written may have
+        # started, so they are completed (each exactly once: `carry_out` finds a finished one done), and failed ones
+        # are tried again (failing again, they stay journaled); those without a record never started.
+        completed = tried = 0
         try:
             for action in pending:
                 if done[action.path] > 0:
                     if mover is not None:
                         mover.sources.add(action.src)
                         mover.claimed.add(action.dst)
-                    act(action, resuming=True)
-                    completed += 1
+                    tried += 1
+                    completed += act(action, resuming=True)
                 else:
                     mover_for(action, mover).roll_back(action)
-            journal.clear()
+            journal.keep_only(failed.values())
         except (OSError, ActionError) as exc:  # the journal stays: the next --resume tries again
-            abort(f"cannot finish the actions an interrupted run left: {one_line(exc)}")
+            abort(f"cannot finish the actions an earlier run left: {one_line(exc)}")
         if pending:
-            typer.echo(f"ccscore: note: an interrupted run left {len(pending)} actions unfinished: {completed} "
-                       f"completed, {len(pending) - completed} never started", err=True)
+            typer.echo(f"ccscore: note: an earlier run (interrupted, or its actions failed) left {len(pending)} "
+                       f"actions unfinished: {completed} completed, {tried - completed} failed again, "
+                       f"{len(pending) - tried} never started", err=True)
     stdout_writer = JsonlWriter(sys.stdout.buffer) if jsonl else None
     show_readable = not jsonl and (output is None or dry_run)
 
@@ -386,7 +400,7 @@ def score(
             if "error" in record:
                 if show_readable:
                     progress.close()
-                    typer.echo(f"{shown_path(record['path'])}: error: {record['error']}", err=True)
+                    typer.echo(f"{shown_path(record['path'])}: error: {shown_path(record['error'])}", err=True)
             else:
                 item = decoded.item
                 if item.outside:  # so that `ccscore act` on these records leaves it alone too
@@ -417,7 +431,7 @@ def score(
         for action in actions:
             act(action)
         if journal is not None and actions and not in_flight:
-            journal.compact()
+            journal.compact(keep=failed.values())
         shown = [r for r in records if "error" in r or not select_given or selection.takes(r)]
         if stdout_writer is not None:
             stdout_writer.write_batch(shown)
@@ -457,8 +471,8 @@ def score(
         progress.close()
         if journal is not None:
             try:
-                if in_flight:
-                    journal.close()  # --resume finishes them
+                if in_flight or failed:
+                    journal.close()  # --resume finishes them, and tries the failed ones again
                 else:
                     journal.clear()
             except OSError as exc:
@@ -489,9 +503,12 @@ def score(
     if n and elapsed >= MIN_RATE_SECONDS:  # a rate over an empty or sub-second run means nothing
         line += f" ({n / elapsed:.1f} images/s)"
     stopped = {EXIT_INTERRUPTED: "interrupted: ", EXIT_BROKEN_PIPE: "stdout closed: "}.get(interrupted, "")
-    typer.echo(f"ccscore: {stopped}{line}", err=True)
+    typer.echo(f"ccscore: {stopped}{shown_path(line)}", err=True)
     if summary.scored:
         typer.echo(f"ccscore: {summary.detail_line()}", err=True)
+    if failed:
+        typer.echo(f"ccscore: note: {len(failed)} failed actions stay journaled: once their cause is fixed, the same "
+                   f"command with --resume tries them again", err=True)
     code = EXIT_SOME_FAILED if write_error else interrupted or (
         EXIT_SOME_FAILED if summary.failed or counts["action_failed"] or counts["unreadable"] else EXIT_OK)
     if summary_json is not None:
