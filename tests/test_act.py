@@ -417,29 +417,6 @@ def test_a_journal_line_cut_by_a_kill_is_dropped_before_more_is_written(tmp_path
     assert [a.id for a in ActionJournal(str(tmp_path / "journal")).pending()] == [2]
 
 
-def test_compaction_and_keep_only_keep_the_failed_actions_intents(tmp_path):
-    """The score command keeps failed actions journaled for --resume: compacting a grown journal and ending a
-    resume keep their intents alone (none: the journal goes)."""
-    from ccscore.actions import Action, ActionJournal
-
-    done, failed = (Action(n, "move", f"/src/{n}.png", f"/dst/{n}.png", f"{n}.png", f"{n}.png") for n in (1, 2))
-    journal = ActionJournal(str(tmp_path / "journal"))
-    journal.record_intents([done, failed])
-    journal.record_done(done)
-    journal.compact(limit=10 ** 6, keep=[failed])  # under the limit: nothing forgotten
-    assert (tmp_path / "journal").read_bytes().count(b"\n") == 3
-    journal.compact(limit=0, keep=[failed])
-    assert [a for a in ActionJournal(str(tmp_path / "journal")).pending()] == [failed]
-    assert (tmp_path / "journal").read_bytes().count(b"\n") == 1
-    journal.close()
-    resumed = ActionJournal(str(tmp_path / "journal"))
-    resumed.keep_only([failed])
-    resumed.record_intents([done])  # the resumed run's own next batch
-    assert resumed.pending() == [failed, done]
-    resumed.keep_only([])
-    assert not (tmp_path / "journal").exists()
-
-
 def test_every_error_line_shows_names_escaped(tmp_path):
     """Usage errors and summaries name files as records do: a line break, an escape sequence or a right-to-left
     override in a name is escaped (one line, shown in its own order); undecodable bytes are kept."""

@@ -532,11 +532,24 @@ def test_a_move_whose_source_cannot_be_unlinked_leaves_the_file_in_one_place(tmp
     assert mover.carry_out(action) and not src.exists()
     assert [p.name for p in dest.iterdir()] == ["x.png"] and (dest / "x.png").read_bytes() == b"the image"
 
+    # A second name of the source that stood in DIR before the plan (a backup's hard link) is the user's: a move
+    # that finds it and cannot unlink the source leaves it.
+    src = tmp_path / "again" / "z.png"
+    src.parent.mkdir()
+    src.write_bytes(b"the image")
+    real_link(src, dest / "z.png")
+    read_only["on"] = True
+    action = mover.plan(str(src), "z.png", str(src))
+    assert action.already
+    with pytest.raises(ActionError, match="Permission denied"):
+        mover.carry_out(action)
+    assert (dest / "z.png").exists() and src.read_bytes() == b"the image"
 
-def test_a_failed_action_stays_journaled_and_resume_carries_it_out(model, tmp_path):
-    """A move that fails (a file stands where DIR needs a folder) leaves its image in place, exits 1 and says so; the
-    same command with --resume, once the cause is gone, moves exactly the images whose moves failed, though their
-    records are written (it scores nothing again), and leaves no journal."""
+
+def test_a_failed_action_leaves_its_image_in_place_and_says_resume_will_not_retry_it(model, tmp_path):
+    """A move that fails (a file stands where DIR needs a folder) leaves its image in place, exits 1 and says that
+    --resume does not act on it again (its record is written); --resume then scores and moves nothing, loses
+    nothing and leaves no journal."""
     root = tmp_path / "in"
     files = [image(root / "a" / "x0.png", 0), image(root / "a" / "x1.png", 1), image(root / "y.png", 2)]
     dest = tmp_path / "out"
@@ -545,16 +558,14 @@ def test_a_failed_action_stays_journaled_and_resume_carries_it_out(model, tmp_pa
     out = tmp_path / "scores.jsonl"
     args = (root, "--model", model, "--threshold", "0", "--move-to", dest, "--output", out, "--workers", "0")
     first = run(*args)
-    assert first.returncode == 1 and b"2 actions failed" in first.stderr and b"--resume tries them again" in first.stderr
+    assert first.returncode == 1 and b"2 actions failed" in first.stderr
+    assert b"the 2 images whose actions failed stay where they are, and --resume does not act on them again" in \
+        first.stderr
     assert files[0].exists() and files[1].exists() and not files[2].exists() and (dest / "y.png").exists()
-    assert Path(f"{out}.ccscore-journal").exists()
-    again = run(*args, "--resume")  # the cause still there: failing again, they stay journaled
-    assert again.returncode == 1 and b"0 completed, 2 failed again" in again.stderr
+    assert (dest / "a").read_bytes() == b"the user's file where a folder would go"
+    assert not Path(f"{out}.ccscore-journal").exists()
     (dest / "a").unlink()
-    last = run(*args, "--resume")
-    assert last.returncode == 0, last.stderr.decode()
-    assert b"2 completed, 0 failed again" in last.stderr and b"0 scored" in last.stderr
-    assert not list(root.rglob("*.png"))
-    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*.png")) == ["a/x0.png", "a/x1.png", "y.png"]
+    again = run(*args, "--resume")
+    assert again.returncode == 0 and b"0 scored" in again.stderr and b"2 already in" in again.stderr  # y.png moved
+    assert files[0].exists() and files[1].exists() and sorted(p.name for p in dest.rglob("*")) == ["y.png"]
     assert len(records_of(out)) == 3 and not Path(f"{out}.ccscore-journal").exists()
-    assert run(*args, "--resume").returncode == 0  # nothing left to do

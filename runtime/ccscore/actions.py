@@ -293,11 +293,11 @@ class Mover:
         if os.path.lexists(dst):
             if self._holds(src, dst):
                 if action.kind == "move" and os.path.realpath(dst) != os.path.realpath(src):
-                    linked = _same_file(src, dst)
-                    if not linked:  # a copy on another file system: its name on disk first
+                    if not _same_file(src, dst):  # a copy on another file system: its name on disk first
                         _sync_folder(os.path.dirname(dst))
-                    # the link (or copy) half of the move was done; a second name of the same file is ours to drop
-                    _finish_move(src, dst, drop_target=linked)
+                    # the link (or copy) half of the move was done: by this action (a killed attempt) where the name
+                    # was free when it was planned, so that it may take it back; a name there before is the user's
+                    _finish_move(src, dst, drop_target=not action.already)
                     return True
                 return False  # in place already (a source inside the destination is never unlinked)
             if action.kind == "move" and resuming and not os.path.lexists(src):
@@ -327,7 +327,7 @@ class Mover:
 
 def _finish_move(src: str, dst: str, drop_target: bool) -> None:
     """Unlinks a move's source once `dst` holds it. Where the source cannot be unlinked (a read-only folder) and is
-    still there, the target this move made (`drop_target`: a new link or copy, or a second name of the same file) is
+    still there, the target this move made (`drop_target`: its link or copy, which holds the source's bytes) is
     removed before the error, so that a failed move leaves the file in one place only, never in both."""
     try:
         os.unlink(src)
@@ -424,29 +424,15 @@ class ActionJournal:
     def record_done(self, action: Action) -> None:
         self._write([{"done": action.id}], durable=False)  # a lost `done` only repeats an idempotent check
 
-    def compact(self, limit: Optional[int] = None, keep: Iterable[Action] = ()) -> None:
-        """Forgets every entry but the intents of `keep` (failed actions, which the next --resume tries again) once
-        the journal has grown past `limit` bytes (JOURNAL_COMPACT_BYTES): call only when no other is pending. A run
-        over millions of files then keeps a journal of about one batch, not a line per action it ever took. (Only
-        `pending` is read back; `act` keeps its finished entries, see its journal.)"""
+    def compact(self, limit: Optional[int] = None) -> None:
+        """Forgets every entry once the journal has grown past `limit` bytes (JOURNAL_COMPACT_BYTES): call only
+        when none is pending. A run over millions of files then keeps a journal of about one batch, not a line
+        per action it ever took. (Only `pending` is read back; `act` keeps its finished entries, see its journal.)"""
         limit = JOURNAL_COMPACT_BYTES if limit is None else limit
         if self.stream is not None and self.stream.seek(0, os.SEEK_END) > limit:
-            # Nothing else is pending: a kill before `keep` is written again loses only a retry, never a file.
+            # Nothing is pending: an empty journal and the one truncated away say the same, whichever survives.
             os.ftruncate(self.stream.fileno(), 0)
             self.stream.seek(0, os.SEEK_END)
-            if kept := list(keep):
-                self.record_intents(kept)
-
-    def keep_only(self, actions: Iterable[Action]) -> None:
-        """Forgets every entry but the intents of `actions` (none: the journal is removed); call only when no other
-        is pending."""
-        kept = list(actions)
-        if not kept:
-            self.clear()
-            return
-        self.close()
-        self.stream = open(self.path, "wb")
-        self.record_intents(kept)
 
     def clear(self) -> None:
         """Forgets every entry: call only when none is pending."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import sys
@@ -187,7 +186,7 @@ def score(
 
     Exit status: 0 all scored, 1 some files failed (or actions failed, or folders were unreadable), 2 usage error (bad option or value, unusable model, --output or --summary-json), 130 interrupted (Ctrl-C; continue with --resume), 141 stdout closed early.
     """
-    from ..actions import (PAST_TENSE, Action, ActionError, ActionJournal, Mover, action_targets, destination_problem,
+    from ..actions import (PAST_TENSE, ActionError, ActionJournal, Mover, action_targets, destination_problem,
                            mover_for)
     from ..blas import limit_blas_threads
     from ..errors import OnnxRuntimeMissing
@@ -288,36 +287,25 @@ def score(
     counts = Counter()  # actions and folders; records are counted by `summary`
     summary = RunSummary(scorer.labels, selection)
     in_flight: set[int] = set()  # journaled actions not finished yet
-    # Journaled actions that failed (a read-only folder, a full disk) on a file still there: kept in the journal, so
-    # that --resume, which skips their written records, tries them again.
-    failed: dict[int, Action] = {}
     plan_stream = sys.stderr if jsonl else sys.stdout
 
     def report(message: str) -> None:
         progress.close()
         typer.echo(f"ccscore: error: {shown_path(message)}", err=True)
 
-    def act(action, resuming: bool = False) -> bool:
-        """Carries out `action`; False where it failed (reported; the record stands, the file stays where it is)."""
-        planned = dataclasses.replace(action)  # as journaled: a failed attempt may have moved on to other names
+    def act(action, resuming: bool = False) -> None:
         try:
             acted = mover_for(action, mover).carry_out(action, resuming)
             counts["acted" if acted else "already"] += 1
             if dry_run:
                 progress.close()
                 print(mover.describe(action), file=plan_stream, flush=True)
-        except ActionError as exc:
+        except ActionError as exc:  # reported, not retried: the record stands, the file stays where it is
             counts["action_failed"] += 1
             report(str(exc))
-            if journal is not None:
-                in_flight.discard(action.id)
-                if os.path.lexists(action.src):  # a source gone since has nothing left to retry
-                    failed[action.id] = planned
-            return False
         if journal is not None:
             journal.record_done(action)
             in_flight.discard(action.id)
-        return True
 
     progress = Progress(enabled=progress_opt)
     if output is not None and dry_run:
@@ -342,27 +330,25 @@ def score(
             pending = journal.pending()
         except ActionError as exc:
             abort(str(exc))
-        # Actions an earlier run journaled and did not finish: killed ones whose record was written may have
-        # started, so they are completed (each exactly once: `carry_out` finds a finished one done), and failed ones
-        # are tried again (failing again, they stay journaled); those without a record never started.
-        completed = tried = 0
+        # Actions a killed run had journaled: those whose record was written may have started, so they are
+        # completed (each exactly once: `carry_out` finds a finished one done); the others never started.
+        completed = 0
         try:
             for action in pending:
                 if done[action.path] > 0:
                     if mover is not None:
                         mover.sources.add(action.src)
                         mover.claimed.add(action.dst)
-                    tried += 1
-                    completed += act(action, resuming=True)
+                    act(action, resuming=True)
+                    completed += 1
                 else:
                     mover_for(action, mover).roll_back(action)
-            journal.keep_only(failed.values())
+            journal.clear()
         except (OSError, ActionError) as exc:  # the journal stays: the next --resume tries again
-            abort(f"cannot finish the actions an earlier run left: {one_line(exc)}")
+            abort(f"cannot finish the actions an interrupted run left: {one_line(exc)}")
         if pending:
-            typer.echo(f"ccscore: note: an earlier run (interrupted, or its actions failed) left {len(pending)} "
-                       f"actions unfinished: {completed} completed, {tried - completed} failed again, "
-                       f"{len(pending) - tried} never started", err=True)
+            typer.echo(f"ccscore: note: an interrupted run left {len(pending)} actions unfinished: {completed} "
+                       f"completed, {len(pending) - completed} never started", err=True)
     stdout_writer = JsonlWriter(sys.stdout.buffer) if jsonl else None
     show_readable = not jsonl and (output is None or dry_run)
 
@@ -431,7 +417,7 @@ def score(
         for action in actions:
             act(action)
         if journal is not None and actions and not in_flight:
-            journal.compact(keep=failed.values())
+            journal.compact()
         shown = [r for r in records if "error" in r or not select_given or selection.takes(r)]
         if stdout_writer is not None:
             stdout_writer.write_batch(shown)
@@ -471,8 +457,8 @@ def score(
         progress.close()
         if journal is not None:
             try:
-                if in_flight or failed:
-                    journal.close()  # --resume finishes them, and tries the failed ones again
+                if in_flight:
+                    journal.close()  # --resume finishes them
                 else:
                     journal.clear()
             except OSError as exc:
@@ -506,9 +492,10 @@ def score(
     typer.echo(f"ccscore: {stopped}{shown_path(line)}", err=True)
     if summary.scored:
         typer.echo(f"ccscore: {summary.detail_line()}", err=True)
-    if failed:
-        typer.echo(f"ccscore: note: {len(failed)} failed actions stay journaled: once their cause is fixed, the same "
-                   f"command with --resume tries them again", err=True)
+    if counts["action_failed"] and writer is not None:
+        # Their records are written, so --resume skips those images: said here, not left to be found out.
+        typer.echo(f"ccscore: note: the {counts['action_failed']} images whose actions failed stay where they are, "
+                   f"and --resume does not act on them again (their records are written)", err=True)
     code = EXIT_SOME_FAILED if write_error else interrupted or (
         EXIT_SOME_FAILED if summary.failed or counts["action_failed"] or counts["unreadable"] else EXIT_OK)
     if summary_json is not None:
