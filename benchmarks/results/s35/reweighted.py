@@ -178,9 +178,10 @@ def clean_lines(old, new):
 
 
 def main():
-    lossy_lines(*verdicts(sys.argv[1], sys.argv[2]))
-    cross_check(*verdicts(sys.argv[1], sys.argv[2]))
-    slices(*verdicts(sys.argv[1], sys.argv[2]))
+    old, new = verdicts(sys.argv[1], sys.argv[2])
+    lossy_lines(old, new)
+    cross_check(old, new)
+    slices(old, new)
     if len(sys.argv) > 4:
         clean_lines(*verdicts(sys.argv[3], sys.argv[4]))
 

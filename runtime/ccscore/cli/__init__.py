@@ -124,14 +124,21 @@ def command_app():
                        context_settings={"help_option_names": ["--help", "-h"]})
 
 
-def fail_as(prog: str, message: str, code: int = EXIT_USAGE) -> None:
-    """Ends a command with a one-line error on stderr (a usage error unless `code` says otherwise); names in it are
-    shown as readable output shows them (`outputs.shown_path`)."""
+def say(line: str) -> None:
+    """One line on stderr (an error, a note, a summary), the names in it shown as readable output shows them
+    (`outputs.shown_path`: a line break or a control character in a name cannot make it two lines)."""
     import typer
 
     from ..outputs import shown_path
 
-    typer.echo(f"{prog}: error: {shown_path(message)}", err=True)
+    typer.echo(shown_path(line), err=True)
+
+
+def fail_as(prog: str, message: str, code: int = EXIT_USAGE) -> None:
+    """Ends a command with a one-line error on stderr (a usage error unless `code` says otherwise)."""
+    import typer
+
+    say(f"{prog}: error: {message}")
     raise typer.Exit(code)
 
 

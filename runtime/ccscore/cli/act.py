@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 import typer
 
-from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, command_app, fail_as
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, command_app, fail_as, say
 
 app = command_app()
 
@@ -100,7 +100,7 @@ def act(
                            destination_problem, mover_for)
     from ..errors import one_line
     from ..inputs import is_within
-    from ..outputs import OutputError, RecordsFile, shown_path
+    from ..outputs import OutputError, RecordsFile
     from ..selection import Selection
 
     try:
@@ -173,7 +173,7 @@ def act(
 
     def error(message: str) -> None:
         counts["failed"] += 1
-        typer.echo(f"ccscore act: error: {shown_path(message)}", err=True)
+        say(f"ccscore act: error: {message}")
 
     def carry_out(actions: list, resuming: bool = False) -> None:
         if not dry_run and not resuming:
@@ -242,5 +242,5 @@ def act(
         parts.append(f"{counts['already']} already in {dest}")
     if counts["failed"]:
         parts.append(f"{counts['failed']} failed")
-    typer.echo("ccscore act: " + shown_path(", ".join(parts)), err=True)
+    say("ccscore act: " + ", ".join(parts))
     raise typer.Exit(EXIT_SOME_FAILED if counts["failed"] else EXIT_OK)

@@ -20,7 +20,7 @@ from typing import List, Optional
 
 import typer
 
-from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, fail_as
+from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, fail_as, say
 from ..errors import one_line
 from ..pipeline import DEFAULT_FILE_TIMEOUT
 
@@ -115,7 +115,7 @@ def ray(
     130 interrupted (start it again: complete shards are skipped).
     """
     from ..errors import CCScoreError, OnnxRuntimeMissing
-    from ..outputs import PARQUET_TEMP_INFIX, shown_path, write_parquet_atomically
+    from ..outputs import PARQUET_TEMP_INFIX, write_parquet_atomically
     from ..ray import IMAGE_COLUMN, KEY_COLUMN, Scorer, import_ray, unit_rows
     from ..scorer import Scorer as SessionScorer
 
@@ -219,7 +219,7 @@ def ray(
             + (f", {done_before} were complete already" if done_before else "") + f" in {elapsed:.1f}s")
     if n and elapsed >= 1:
         line += f" ({n / elapsed:.1f} images/s)"
-    typer.echo(f"ccscore ray: {'interrupted: ' if interrupted else ''}{shown_path(line)}", err=True)
+    say(f"ccscore ray: {'interrupted: ' if interrupted else ''}{line}")
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if failure:

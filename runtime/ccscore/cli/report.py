@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, command_app, fail_as
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, command_app, fail_as, say
 from ..providers import DEVICES
 from ..report import HEATMAP_CHOICES
 
@@ -47,7 +47,7 @@ def report(
     Exit status: 0 written, 1 some records unreadable or scoring failed for some images, 2 usage error.
     """
     from ..errors import CCScoreError, OnnxRuntimeMissing, one_line
-    from ..outputs import OutputError, create_new_file, shown_path
+    from ..outputs import OutputError, create_new_file
     from ..report import ReportOptions, build_report
     from ..scorer import Scorer
 
@@ -92,11 +92,11 @@ def report(
     except OutputError as exc:
         fail(str(exc))
     for bad in bad_lines:
-        typer.echo(f"ccscore report: error: {shown_path(bad['path'])}: {shown_path(str(bad['error']))}", err=True)
+        say(f"ccscore report: error: {bad['path']}: {bad['error']}")
     try:
         if not create_new_file(out, html):
             fail(f"{out} exists; choose another file (a report never replaces one)")
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}", EXIT_SOME_FAILED)
-    typer.echo(f"ccscore report: {shown_path(str(out))}: {count} images ({len(html) / 1e6:.1f} MB)", err=True)
+    say(f"ccscore report: {out}: {count} images ({len(html) / 1e6:.1f} MB)")
     raise typer.Exit(EXIT_SOME_FAILED if bad_lines else code)

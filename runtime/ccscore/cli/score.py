@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from . import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, fail_as
+from . import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, fail_as, say
 from ..errors import CCScoreError, DecodePoolError, one_line
 from ..model_info import MAX_TILES_RANGE
 from ..outputs import shown_path
@@ -291,7 +291,7 @@ def score(
 
     def report(message: str) -> None:
         progress.close()
-        typer.echo(f"ccscore: error: {shown_path(message)}", err=True)
+        say(f"ccscore: error: {message}")
 
     def act(action, resuming: bool = False) -> None:
         try:
@@ -322,8 +322,7 @@ def score(
         except OutputError as exc:
             abort(str(exc))
         if cut:
-            typer.echo(f"ccscore: note: cut {cut} bytes of an incomplete last record off {shown_path(str(output))}",
-                       err=True)
+            say(f"ccscore: note: cut {cut} bytes of an incomplete last record off {output}")
     if writer is not None and (os.path.isfile(output) or is_parquet(os.fspath(output))):  # not /dev/stdout
         journal = ActionJournal(os.fspath(output) + JOURNAL_SUFFIX)
         try:
@@ -386,7 +385,7 @@ def score(
             if "error" in record:
                 if show_readable:
                     progress.close()
-                    typer.echo(f"{shown_path(record['path'])}: error: {shown_path(record['error'])}", err=True)
+                    say(f"{record['path']}: error: {record['error']}")
             else:
                 item = decoded.item
                 if item.outside:  # so that `ccscore act` on these records leaves it alone too
@@ -489,7 +488,7 @@ def score(
     if n and elapsed >= MIN_RATE_SECONDS:  # a rate over an empty or sub-second run means nothing
         line += f" ({n / elapsed:.1f} images/s)"
     stopped = {EXIT_INTERRUPTED: "interrupted: ", EXIT_BROKEN_PIPE: "stdout closed: "}.get(interrupted, "")
-    typer.echo(f"ccscore: {stopped}{shown_path(line)}", err=True)
+    say(f"ccscore: {stopped}{line}")
     if summary.scored:
         typer.echo(f"ccscore: {summary.detail_line()}", err=True)
     if counts["action_failed"] and writer is not None:
