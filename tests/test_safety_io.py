@@ -545,6 +545,17 @@ def test_a_move_whose_source_cannot_be_unlinked_leaves_the_file_in_one_place(tmp
         mover.carry_out(action)
     assert (dest / "z.png").exists() and src.read_bytes() == b"the image"
 
+    # A link a killed attempt of this very move made (the name was free when planned): taken back.
+    src = tmp_path / "killed" / "w.png"
+    src.parent.mkdir()
+    src.write_bytes(b"the image")
+    action = mover.plan(str(src), "w.png", str(src))
+    assert not action.already
+    real_link(src, dest / "w.png")  # what the killed attempt left
+    with pytest.raises(ActionError, match="Permission denied"):
+        mover.carry_out(action, resuming=True)
+    assert not (dest / "w.png").exists() and src.stat().st_nlink == 1
+
 
 def test_a_failed_action_leaves_its_image_in_place_and_says_resume_will_not_retry_it(model, tmp_path):
     """A move that fails (a file stands where DIR needs a folder) leaves its image in place, exits 1 and says that
